@@ -1,0 +1,86 @@
+"""The plugin's exceptions: one small tree, so callers can catch exactly what they mean.
+
+    PluginError                      base of everything raised on purpose here
+    ├── ConfigError                  a setting or argument outside its valid range (also ValueError)
+    ├── InvalidEventError            a tracking event that cannot be stored (also ValueError)
+    ├── LimitExceededError           a per-session/per-client limit was hit (also ValueError)
+    │   └── RateLimitedError         too many requests in the current window
+    ├── UnknownArticleError          an article id/url that the knowledge base does not hold (also KeyError)
+    ├── UnknownSessionError          a session id that is unknown, expired, erased or forged (also KeyError)
+    ├── EmptySessionError            suggestions asked for a session with nothing usable in it
+    ├── DimensionMismatchError       vectors/index/model built for another embedding dimension
+    ├── IndexFormatError             a persisted index/cache/model that is missing, torn or foreign
+    └── DataFormatError              an input file (KB, event log, benchmark data) that cannot be parsed
+
+Messages name what was expected and, where there is a closed set, the valid options.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PluginError",
+    "ConfigError",
+    "InvalidEventError",
+    "LimitExceededError",
+    "RateLimitedError",
+    "UnknownArticleError",
+    "UnknownSessionError",
+    "EmptySessionError",
+    "DimensionMismatchError",
+    "IndexFormatError",
+    "DataFormatError",
+]
+
+
+class PluginError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(PluginError, ValueError):
+    """A setting or argument is outside its valid range."""
+
+
+class InvalidEventError(PluginError, ValueError):
+    """A tracking event is malformed (unknown kind, no url/title/article id, bad text)."""
+
+
+class LimitExceededError(PluginError, ValueError):
+    """A configured limit (events per session, text length, live sessions) would be exceeded."""
+
+
+class RateLimitedError(LimitExceededError):
+    """Too many requests for one session or client in the current window."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UnknownArticleError(PluginError, KeyError):
+    """The knowledge base holds no article with this id or url."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else "unknown article"
+
+
+class UnknownSessionError(PluginError, KeyError):
+    """The session id is unknown, expired, erased, or not one this server issued."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown session"
+
+
+class EmptySessionError(PluginError):
+    """The session has no events that can form an intent."""
+
+
+class DimensionMismatchError(PluginError, ValueError):
+    """Vectors, index and model disagree on the embedding dimension."""
+
+
+class IndexFormatError(PluginError):
+    """A persisted artifact is missing, torn, or was written by something else."""
+
+
+class DataFormatError(PluginError, ValueError):
+    """An input file cannot be parsed in the expected format."""
