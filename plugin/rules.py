@@ -1,0 +1,72 @@
+"""Business rules applied to index candidates: filters, freshness, minimum score, MMR diversity."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+
+from .knowledge_base import Article
+
+__all__ = ["Candidate", "passes_filters", "freshness_bonus", "mmr_select"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    article: Article
+    relevance: float  # cosine of intent and article
+    score: float  # relevance plus bonuses, what MMR ranks by
+
+
+def passes_filters(
+    article: Article,
+    *,
+    exclude_ids: Collection[str] = (),
+    exclude_urls: Collection[str] = (),
+    locale: str | None = None,
+    tags: Collection[str] | None = None,
+) -> bool:
+    if article.id in exclude_ids:
+        return False
+    if exclude_urls and article.url and article.url in exclude_urls:
+        return False
+    if locale and article.locale and article.locale.split("-")[0].lower() != locale.split("-")[0].lower():
+        return False
+    if tags and not set(tags) & set(article.tags):
+        return False
+    return True
+
+
+def freshness_bonus(article: Article, weight: float, half_life_days: float, now: datetime | None = None) -> float:
+    """weight * 2^(-age/half_life): a just-updated article gains `weight`, one half-life old gains half."""
+    if weight <= 0 or article.updated_at is None:
+        return 0.0
+    now = now or datetime.now(timezone.utc)
+    age_days = max(0.0, (now - article.updated_at).total_seconds() / 86400.0)
+    return weight * math.pow(2.0, -age_days / half_life_days)
+
+
+def mmr_select(candidates: Sequence[Candidate], vectors: np.ndarray, k: int, lam: float) -> list[int]:
+    """Maximal marginal relevance: indices of k candidates trading score against similarity to those chosen."""
+    n = len(candidates)
+    if n == 0 or k <= 0:
+        return []
+    scores = np.array([c.score for c in candidates], dtype=np.float32)  # (n,)
+    if lam >= 1.0:
+        return list(np.argsort(-scores, kind="stable")[:k])
+    sims = vectors @ vectors.T  # (n, n)
+    chosen: list[int] = []
+    max_sim = np.full(n, -np.inf, dtype=np.float32)  # (n,) similarity to the closest chosen candidate
+    available = np.ones(n, dtype=bool)
+    for _ in range(min(k, n)):
+        penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
+        mmr = lam * scores - (1.0 - lam) * penalty
+        mmr[~available] = -np.inf
+        i = int(np.argmax(mmr))
+        chosen.append(i)
+        available[i] = False
+        max_sim = np.maximum(max_sim, sims[i])
+    return chosen
