@@ -104,9 +104,10 @@ _TOKEN = re.compile(r"[a-z0-9]+")
 
 
 class HashingEncoder:
-    """Deterministic signed feature hashing of word unigrams and bigrams (no model, no randomness).
+    """Deterministic feature hashing of crudely stemmed words (no model, no randomness).
 
-    Texts sharing words get positive cosine similarity, which is all the tests need.
+    Words are cut to their first 6 letters ("serialize", "serialization" -> "serial") and hashed into
+    `dim` buckets; texts sharing words get a clearly positive cosine, which is all the tests need.
     """
 
     def __init__(self, dim: int = 256) -> None:
@@ -117,14 +118,12 @@ class HashingEncoder:
 
     def _vector(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim, dtype=np.float32)
-        toks = _TOKEN.findall(text.lower())
-        feats = toks + [a + "_" + b for a, b in zip(toks, toks[1:])]
-        for f in feats:
-            h = int.from_bytes(hashlib.blake2b(f.encode(), digest_size=8).digest(), "little")
-            v[h % self.dim] += 1.0 if (h >> 63) & 1 else -1.0
-        if not feats:  # empty text still gets a valid unit vector
+        for tok in _TOKEN.findall(text.lower()):
+            h = int.from_bytes(hashlib.blake2b(tok[:6].encode(), digest_size=8).digest(), "little")
+            v[h % self.dim] += 1.0
+        if not v.any():  # empty text still gets a valid unit vector
             v[0] = 1.0
-        return v
+        return np.sqrt(v)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
@@ -216,7 +215,7 @@ class CachedEncoder:
                 todo.setdefault(key, []).append(i)
             else:
                 out[i] = v
-        self.hits += len(texts) - sum(len(v) for v in todo.values())
+        self.hits += len(texts) - len(todo)  # a text repeated within the batch is encoded once
         if todo:
             firsts = [rows[0] for rows in todo.values()]
             vecs = self.inner.encode([texts[i] for i in firsts])

@@ -252,15 +252,15 @@ class SessionRecommender:
         events: Sequence[Event],
         *,
         k: int | None,
-        locale: str | None,
-        tags: Sequence[str] | None,
-        exclude: Sequence[str],
-        query: str | None,
+        locale: str | None = None,
+        tags: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+        query: str | None = None,
         query_weight: float = 0.5,
         min_score: float | None = None,
     ) -> list[Suggestion]:
         cfg = self.settings
-        k = k or cfg.k
+        k = cfg.k if k is None else k
         if k < 1 or k > 100:
             raise ValueError(f"k must be between 1 and 100, got {k}")
         qvec = self.encoder.encode([query])[0] if query and query.strip() else None

@@ -34,7 +34,7 @@ def articles() -> list[Article]:
 
 @pytest.fixture
 def fake_encoder() -> HashingEncoder:
-    return HashingEncoder(256)
+    return HashingEncoder(1024)
 
 
 @pytest.fixture

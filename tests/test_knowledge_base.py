@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from plugin import Article, DataFormatError, KnowledgeBase, UnknownArticleError, load_articles
+
+
+def test_jsonl_with_all_fields(tmp_path):
+    p = tmp_path / "kb.jsonl"
+    rows = [
+        {"id": "a", "title": "A", "url": "https://x.test/a/", "text": "alpha", "tags": ["t"], "locale": "en",
+         "updated_at": "2024-01-02T03:04:05Z"},
+        {"id": "b", "title": "B", "updated_at": 1700000000},
+    ]
+    p.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    arts = load_articles(p)
+    assert [a.id for a in arts] == ["a", "b"]
+    assert arts[0].tags == ("t",) and arts[0].updated_at.year == 2024 and arts[1].updated_at.tzinfo is not None
+    kb = KnowledgeBase(arts)
+    assert kb.find("http://X.test/a#frag").id == "a"  # scheme, host case, fragment and slash don't matter
+    assert kb.find("https://x.test/zzz") is None
+    with pytest.raises(UnknownArticleError, match="zzz"):
+        kb.resolve("zzz")
+
+
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ('{"id": "a"}', "missing required field"),
+        ('{"id": "a", "title": "A", "colour": 1}', "valid fields are"),
+        ("{not json", r"kb.jsonl:1: invalid JSON"),
+        ('{"id": "a", "title": "A"}\n{"id": "a", "title": "B"}', "duplicate article id 'a'"),
+        ('{"id": "a", "title": "A", "updated_at": "yesterday"}', "not ISO-8601"),
+        ("", "no articles found"),
+    ],
+)
+def test_bad_jsonl_is_a_specific_error(tmp_path, content, match):
+    p = tmp_path / "kb.jsonl"
+    p.write_text(content)
+    with pytest.raises(DataFormatError, match=match):
+        load_articles(p)
+
+
+def test_non_utf8_file_names_the_byte(tmp_path):
+    p = tmp_path / "kb.jsonl"
+    p.write_bytes(b'{"id": "a", "title": "caf\xe9"}')
+    with pytest.raises(DataFormatError, match=r"not valid UTF-8 \(byte 25\)"):
+        load_articles(p)
+
+
+def test_folder_of_markdown_and_html(tmp_path):
+    (tmp_path / "guides").mkdir()
+    (tmp_path / "guides" / "install.md").write_text("---\ntitle: Installing\ntags: [setup, pip]\n---\n# ignored\nRun pip.")
+    (tmp_path / "faq.md").write_text("# Frequently asked\n\nAnswers.")
+    (tmp_path / "page.html").write_text("<html><head><title>Page &amp; co</title><script>evil()</script></head>"
+                                        "<body><nav>menu</nav><h1>Head</h1><p>Body text</p></body></html>")
+    (tmp_path / "notes.txt").write_text("ignored")
+    arts = {a.id: a for a in load_articles(tmp_path, base_url="https://docs.test")}
+    assert set(arts) == {"guides/install.md", "faq.md", "page.html"}
+    assert arts["guides/install.md"].title == "Installing" and arts["guides/install.md"].tags == ("setup", "pip")
+    assert arts["faq.md"].title == "Frequently asked" and arts["faq.md"].url == "https://docs.test/faq.md"
+    assert arts["page.html"].title == "Page & co"
+    assert "Body text" in arts["page.html"].text and "evil" not in arts["page.html"].text and "menu" not in arts["page.html"].text
+
+
+def test_missing_source_and_wrong_type(tmp_path):
+    with pytest.raises(DataFormatError, match="does not exist"):
+        load_articles(tmp_path / "nope.jsonl")
+    (tmp_path / "x.csv").write_text("a,b")
+    with pytest.raises(DataFormatError, match="give a .jsonl file or a folder"):
+        load_articles(tmp_path / "x.csv")
+
+
+def test_snippet_is_short_and_whole_words():
+    a = Article("a", "A", text="word " * 100)
+    assert len(a.snippet(40)) <= 40 and a.snippet(40).endswith("…")

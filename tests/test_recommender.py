@@ -1,0 +1,163 @@
+"""The core pipeline on a synthetic KB with a known answer (two topics + a distractor)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from plugin import (
+    Article,
+    DimensionMismatchError,
+    EmptySessionError,
+    HashingEncoder,
+    InvalidEventError,
+    SessionRecommender,
+    SuggestSettings,
+    UnknownArticleError,
+)
+
+SER = {"ser-json", "ser-pickle", "ser-shelve", "ser-marshal", "ser-csv"}
+NET = {"net-http", "net-socket", "net-url", "net-ssl"}
+
+
+def test_sessions_on_a_topic_get_that_topic_first(rec):
+    rec.track("a", url="https://kb.test/json", title="JSON serialization guide")
+    rec.track("a", article_id="ser-pickle")
+    rec.track("b", url="https://kb.test/http")
+    rec.track("b", url="https://kb.test/socket")
+    sa = [s.article.id for s in rec.suggest("a", k=3)]
+    sb = [s.article.id for s in rec.suggest("b", k=2)]
+    assert set(sa) <= SER and set(sb) <= NET
+    assert not {"ser-json", "ser-pickle"} & set(sa), "already-read articles are never suggested"
+    assert not {"net-http", "net-socket"} & set(sb)
+
+
+def test_intent_follows_the_latest_reading(rec):
+    rec.track("s", article_id="ser-json")
+    rec.track("s", article_id="ser-pickle")
+    rec.track("s", article_id="net-http")
+    rec.track("s", article_id="net-socket")
+    top = rec.suggest("s", k=1)[0]
+    assert top.article.id in NET
+
+
+def test_reasons_name_the_pages_that_drove_each_suggestion(rec):
+    rec.track("s", article_id="ser-pickle", title="Pickle serialization of python objects")
+    rec.track("s", url="https://elsewhere.test/blog", title="My trip to the zoo", text="giraffes elephants zoo")
+    sug = rec.suggest("s", k=2)
+    assert sug and all("Pickle serialization of python objects" in s.drivers for s in sug if s.article.id in SER)
+    assert any(s.reason.startswith("because you read") for s in sug)
+
+
+def test_pages_outside_the_kb_are_first_class(rec):
+    rec.track("s", url="https://blog.example/networking", title="Notes on tcp sockets", text="socket tcp network connect")
+    ids = [s.article.id for s in rec.suggest("s", k=2)]
+    assert set(ids) <= NET
+
+
+def test_search_events_and_query_blending(rec):
+    rec.track("s", "search", query="tls certificate encryption")
+    assert rec.suggest("s", k=1)[0].article.id == "net-ssl"
+    rec.track("q", article_id="net-http")
+    blended = rec.suggest("q", k=1, query="turtle graphics drawing canvas", query_weight=0.9)
+    assert blended[0].article.id == "misc-turtle"
+
+
+def test_locale_tag_exclude_and_min_score_rules(rec):
+    rec.track("s", article_id="ser-json")
+    assert "ser-csv" not in {s.article.id for s in rec.suggest("s", k=5, locale="en")}
+    assert {s.article.id for s in rec.suggest("s", k=5, tags=["net"])} <= NET
+    assert "ser-pickle" not in {s.article.id for s in rec.suggest("s", k=5, exclude=["ser-pickle"])}
+    assert rec.suggest("s", k=5, min_score=0.99) == []
+
+
+def test_freshness_boost_reorders_near_ties(articles, fake_encoder):
+    now = datetime.now(timezone.utc)
+    arts = [Article("old", "pickle serialize objects", "https://kb.test/o", "pickle serialize", updated_at=now - timedelta(days=900)),
+            Article("new", "pickle serialize objects", "https://kb.test/n", "pickle serialize", updated_at=now),
+            Article("seed", "pickle", "https://kb.test/s", "pickle serialize")]
+    fresh = SessionRecommender.build(arts, encoder=fake_encoder, progress=False,
+                                     settings=SuggestSettings(freshness_weight=0.2, min_score=-1, mmr_lambda=1.0))
+    fresh.track("s", article_id="seed")
+    top = fresh.suggest("s", k=2)
+    assert [s.article.id for s in top] == ["new", "old"]
+    assert top[0].score > top[1].score
+
+
+def test_mmr_trades_relevance_for_diversity(fake_encoder):
+    arts = [Article(f"dup{i}", "pickle serialize objects binary", f"https://kb.test/d{i}", "pickle serialize objects binary") for i in range(3)]
+    arts += [Article("other", "json serialize objects text", "https://kb.test/j", "json serialize objects text"),
+             Article("seed", "pickle serialize objects", "https://kb.test/s", "pickle serialize objects")]
+    plain = SessionRecommender.build(arts, encoder=fake_encoder, progress=False, settings=SuggestSettings(mmr_lambda=1.0, min_score=-1))
+    diverse = SessionRecommender.build(arts, encoder=fake_encoder, progress=False, settings=SuggestSettings(mmr_lambda=0.3, min_score=-1))
+    for r in (plain, diverse):
+        r.track("s", article_id="seed")
+    assert "other" not in [s.article.id for s in plain.suggest("s", k=2)]
+    assert "other" in [s.article.id for s in diverse.suggest("s", k=2)]
+
+
+def test_bad_input_is_a_clear_error_and_loses_nothing(rec):
+    rec.track("s", article_id="ser-json")
+    with pytest.raises(InvalidEventError, match="Valid kinds are"):
+        rec.track("s", "teleport", url="x")
+    with pytest.raises(InvalidEventError, match="needs at least one of"):
+        rec.track("s", "page_view")
+    with pytest.raises(InvalidEventError, match="non-empty query"):
+        rec.track("s", "search", query="   ")
+    with pytest.raises(EmptySessionError):
+        rec.suggest("never-seen", k=3)
+    with pytest.raises(UnknownArticleError, match="nope"):
+        rec.suggest_for(["nope"])
+    with pytest.raises(ValueError, match="between 1 and 100"):
+        rec.suggest("s", k=0)
+    assert [e.article_id for e in rec.events("s")] == ["ser-json"]
+
+
+def test_duplicates_huge_and_non_utf8_text(rec):
+    first = rec.track("s", url="https://blog.example/x", title="tcp sockets", event_id="e1")
+    assert first is not None
+    assert rec.track("s", url="https://blog.example/x", title="tcp sockets", event_id="e1") is None
+    assert rec.track("s", url="https://blog.example/x", title="tcp sockets") is None  # reload within 2 s
+    ev = rec.track("s", url="https://blog.example/y", title=b"caf\xe9 sockets", text="socket " * 100_000)
+    assert ev.title == "caf\ufffd sockets"
+    assert len(ev.text) == rec.session_settings.max_text_chars
+    assert len(rec.events("s")) == 2
+    assert rec.suggest("s", k=2)
+
+
+def test_save_load_roundtrip_and_incremental_updates(rec, tmp_path, fake_encoder):
+    rec.save(tmp_path)
+    loaded = SessionRecommender.load(tmp_path, encoder=fake_encoder)
+    assert len(loaded.kb) == len(rec.kb)
+    loaded.track("s", article_id="ser-json")
+    assert [s.article.id for s in loaded.suggest("s", k=3)] == [s.article.id for s in rec.suggest_for(["ser-json"], k=3)]
+    # update one article, add one, delete one: no rebuild, only the changed texts are encoded
+    before = loaded.encoder.misses
+    loaded.upsert_articles([Article("ser-json", "JSON guide v2", "https://kb.test/json", "json serialize text"),
+                            Article("ser-yaml", "YAML serialization", "https://kb.test/yaml", "yaml serialize objects text")])
+    loaded.remove_articles(["ser-marshal"])
+    assert loaded.encoder.misses - before == 2
+    assert "ser-marshal" not in {s.article.id for s in loaded.suggest("s", k=9)}
+    with pytest.raises(UnknownArticleError):
+        loaded.remove_articles(["ser-marshal"])
+    loaded.save(tmp_path)
+    again = SessionRecommender.load(tmp_path, encoder=fake_encoder)
+    assert again.kb.get("ser-json").title == "JSON guide v2" and "ser-yaml" in again.index
+    again.upsert_articles(list(again.kb))
+    assert again.encoder.misses == 0, "re-indexing an unchanged KB encodes nothing"
+
+
+def test_index_built_with_another_dimension_is_refused(rec, tmp_path):
+    rec.save(tmp_path)
+    with pytest.raises(DimensionMismatchError, match="1024-d"):
+        SessionRecommender.load(tmp_path, encoder=HashingEncoder(64))
+
+
+def test_hnsw_index_supports_updates_and_deletes(articles, fake_encoder):
+    r = SessionRecommender.build(articles, encoder=fake_encoder, index_kind="hnsw", progress=False,
+                                 settings=SuggestSettings(min_score=-1, mmr_lambda=1.0))
+    r.remove_articles(["ser-pickle"])
+    r.track("s", article_id="ser-json")
+    ids = [s.article.id for s in r.suggest("s", k=9)]
+    assert "ser-pickle" not in ids and set(ids[:2]) <= SER
