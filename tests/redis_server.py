@@ -1,0 +1,81 @@
+"""A Redis server for the tests marked `redis`: $REDIS_URL when set (CI starts one), else a private
+`redis-server` on a free 127.0.0.1 port with persistence off; the tests skip only if neither is possible."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, timeout: float = 10.0) -> bool:
+    import redis
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if redis.Redis.from_url(url, socket_timeout=1).ping():
+                return True
+        except redis.exceptions.RedisError:
+            time.sleep(0.05)
+    return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    pytest.importorskip("redis")
+    url = os.environ.get("REDIS_URL")
+    if url:
+        if not _wait_ready(url, 5.0):
+            pytest.skip(f"REDIS_URL={url} does not answer")
+        yield url
+        return
+    binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+    if binary is None:
+        pytest.skip("no REDIS_URL and no redis-server binary")
+    port = _free_port()
+    workdir = tempfile.mkdtemp(prefix="redis-test-")
+    proc = subprocess.Popen(
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", workdir, "--protected-mode", "yes"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        if not _wait_ready(url):
+            pytest.skip("redis-server did not start")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix private to one test; its keys are deleted afterwards (the server may be shared)."""
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -1,0 +1,228 @@
+"""The SessionStore contract: one mixin, run against every implementation (see test_store_*.py).
+
+A subclass provides `make_store(settings, clock)`; `clock` is a `FakeClock` the tests advance to cross
+the TTL without sleeping, so implementations must take their notion of "now" from it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from plugin import Event, LimitExceededError, SessionSettings, SessionStore, make_event
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def view(sid: str, n: int, ts: float | None = None, **kw) -> Event:
+    return make_event(sid, "page_view", url=f"https://site.test/p{n}", title=f"Page {n}",
+                      ts=float(n) * 100 if ts is None else ts, **kw)
+
+
+class SessionStoreContract:
+    """Behaviour every SessionStore must share. Override `make_store`."""
+
+    def make_store(self, settings: SessionSettings, clock: Callable[[], float]) -> SessionStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock()
+
+    def store_with(self, clock: FakeClock, **settings) -> SessionStore:
+        return self.make_store(SessionSettings(**settings), clock)
+
+    # ------------------------------------------------------------ basics
+
+    def test_satisfies_protocol(self, clock):
+        assert isinstance(self.store_with(clock), SessionStore)
+
+    def test_unknown_session_is_empty(self, clock):
+        store = self.store_with(clock)
+        assert store.read("nobody") == []
+        assert not store.exists("nobody")
+        assert len(store) == 0
+        assert store.erase("nobody") is False
+
+    def test_append_then_read_round_trips_every_field_in_order(self, clock):
+        store = self.store_with(clock)
+        events = [
+            make_event("s1", "page_view", url="https://site.test/ü", title="Grüße — ünïcode ✓", text="body text",
+                       ts=1.5, meta={"lang": "de", "n": 3}),
+            make_event("s1", "search", query="how to json", ts=2.25),
+            make_event("s1", "suggestion_click", article_id="a-1", position=2, ts=3.0),
+        ]
+        assert all(store.append(e) for e in events)
+        assert store.read("s1") == events
+        assert store.exists("s1")
+        assert len(store) == 1
+
+    def test_sessions_are_isolated(self, clock):
+        store = self.store_with(clock)
+        store.append(view("alice", 1))
+        store.append(view("bob", 2))
+        assert [e.url for e in store.read("alice")] == ["https://site.test/p1"]
+        assert [e.url for e in store.read("bob")] == ["https://site.test/p2"]
+        assert len(store) == 2
+
+    @pytest.mark.parametrize("sid", ["a:b", "ids:a", "{tag}", "ev:seen", "sëssion ☃", "x" * 300])
+    def test_odd_session_ids_do_not_collide(self, clock, sid):
+        store = self.store_with(clock)
+        store.append(view("a", 1))
+        store.append(view(sid, 2))
+        assert [e.session_id for e in store.read(sid)] == [sid]
+        assert [e.session_id for e in store.read("a")] == ["a"]
+
+    # ------------------------------------------------------------ dedupe
+
+    def test_duplicate_event_id_is_ignored(self, clock):
+        store = self.store_with(clock)
+        e = view("s", 1)
+        assert store.append(e) is True
+        assert store.append(e) is False
+        assert store.append(view("s", 2, event_id=e.event_id)) is False
+        assert store.read("s") == [e]
+
+    def test_reload_within_window_is_ignored(self, clock):
+        store = self.store_with(clock, dedupe_window_seconds=2.0)
+        assert store.append(make_event("s", "page_view", url="https://site.test/a", ts=10.0))
+        assert not store.append(make_event("s", "page_view", url="https://site.test/a", ts=11.5))
+        assert store.append(make_event("s", "page_view", url="https://site.test/a", ts=20.0))
+        # searches and other pages are never reloads
+        assert store.append(make_event("s", "search", query="q", ts=20.1))
+        assert store.append(make_event("s", "search", query="q", ts=20.2))
+        assert len(store.read("s")) == 4
+
+    def test_zero_window_disables_reload_dedupe(self, clock):
+        store = self.store_with(clock, dedupe_window_seconds=0)
+        assert store.append(make_event("s", "page_view", url="https://site.test/a", ts=10.0))
+        assert store.append(make_event("s", "page_view", url="https://site.test/a", ts=10.0))
+
+    # ------------------------------------------------------------ limits
+
+    def test_full_session_drops_oldest(self, clock):
+        store = self.store_with(clock, max_events=3, overflow="drop_oldest")
+        events = [view("s", i) for i in range(5)]
+        assert all(store.append(e) for e in events)
+        assert store.read("s") == events[-3:]
+        # a dropped event's id is forgotten with it
+        assert store.append(events[0]) is True
+        assert store.read("s") == [*events[-2:], events[0]]
+
+    def test_full_session_rejects_and_keeps_earlier_events(self, clock):
+        store = self.store_with(clock, max_events=3, overflow="reject")
+        events = [view("s", i) for i in range(3)]
+        for e in events:
+            store.append(e)
+        with pytest.raises(LimitExceededError, match="maximum of 3 events"):
+            store.append(view("s", 9))
+        assert store.read("s") == events
+        assert store.append(view("other", 1))  # only that session is full
+
+    def test_least_recently_used_session_is_evicted(self, clock):
+        store = self.store_with(clock, max_sessions=3)
+        for i, sid in enumerate("abc"):
+            store.append(view(sid, i))
+            clock.advance(1)
+        store.read("a")  # a is now more recent than b
+        clock.advance(1)
+        store.append(view("d", 9))
+        assert not store.exists("b")
+        assert all(store.exists(s) for s in "acd")
+        assert len(store) == 3
+
+    # ------------------------------------------------------------ expiry and erase
+
+    def test_idle_session_expires_after_ttl(self, clock):
+        store = self.store_with(clock, ttl_seconds=60)
+        store.append(view("s", 1))
+        clock.advance(59)
+        assert store.exists("s")
+        clock.advance(2)
+        assert not store.exists("s")
+        assert store.read("s") == []
+        assert len(store) == 0
+
+    def test_activity_keeps_a_session_alive(self, clock):
+        store = self.store_with(clock, ttl_seconds=60)
+        store.append(view("s", 1))
+        for i in range(2, 6):
+            clock.advance(45)
+            store.append(view("s", i))
+        clock.advance(45)
+        assert len(store.read("s")) == 5  # reading is activity too
+        clock.advance(45)
+        assert store.exists("s")
+
+    def test_expired_session_starts_fresh(self, clock):
+        store = self.store_with(clock, ttl_seconds=60)
+        e = view("s", 1)
+        store.append(e)
+        clock.advance(61)
+        assert store.append(e) is True  # its id was forgotten with the session
+        assert store.read("s") == [e]
+
+    def test_expired_sessions_are_not_counted(self, clock):
+        store = self.store_with(clock, ttl_seconds=60)
+        store.append(view("old", 1))
+        clock.advance(50)
+        store.append(view("new", 2))
+        clock.advance(20)
+        assert len(store) == 1
+
+    def test_default_ttl_is_thirty_minutes(self, clock):
+        store = self.store_with(clock)
+        store.append(view("s", 1))
+        clock.advance(29 * 60)
+        assert store.exists("s")
+        clock.advance(31 * 60 + 1)
+        assert not store.exists("s")
+
+    def test_erase_forgets_only_that_session(self, clock):
+        store = self.store_with(clock)
+        e = view("s", 1)
+        store.append(e)
+        store.append(view("keep", 1))
+        assert store.erase("s") is True
+        assert store.erase("s") is False
+        assert store.read("s") == [] and not store.exists("s")
+        assert len(store.read("keep")) == 1
+        assert store.append(e) is True  # a new session under that id starts empty
+        assert store.read("s") == [e]
+
+    # ------------------------------------------------------------ concurrency
+
+    def test_concurrent_appends_lose_and_duplicate_nothing(self, clock):
+        store = self.store_with(clock, max_events=10_000, dedupe_window_seconds=0)
+        n_threads, per_thread = 4, 150
+        shared = [view("shared", i) for i in range(n_threads * per_thread)]
+        barrier = threading.Barrier(n_threads)
+        results: list[list[bool]] = [[] for _ in range(n_threads)]
+
+        def work(t: int) -> None:
+            barrier.wait()
+            for i in range(per_thread):
+                results[t].append(store.append(shared[t * per_thread + i]))
+                results[t].append(store.append(shared[t * per_thread + i]))  # a retried delivery
+                store.append(view(f"own-{t}", i))
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        got = store.read("shared")
+        assert sorted(e.event_id for e in got) == sorted(e.event_id for e in shared)
+        assert sum(sum(r) for r in results) == len(shared)
+        assert all(len(store.read(f"own-{t}")) == per_thread for t in range(n_threads))

@@ -1,0 +1,62 @@
+"""The Redis store against the SessionStore contract, on a real local redis-server (marker `redis`)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from redis_server import redis_prefix, redis_url  # noqa: F401  (fixtures)
+from store_contract import SessionStoreContract, view
+
+from plugin import SessionSettings
+
+pytestmark = pytest.mark.redis
+redis = pytest.importorskip("redis")
+
+
+class TestRedisSessionStore(SessionStoreContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, redis_url, redis_prefix):  # noqa: F811
+        self.client = redis.Redis.from_url(redis_url)
+        self.prefix = redis_prefix
+        yield
+        self.client.close()
+
+    def make_store(self, settings, clock):
+        from plugin.redis_store import RedisSessionStore
+
+        return RedisSessionStore(self.client, settings, prefix=self.prefix, clock=clock)
+
+
+def test_idle_session_keys_leave_redis_by_themselves(redis_url, redis_prefix):  # noqa: F811
+    """Physical expiry: with the real clock, an idle session's keys are gone without any further access."""
+    from plugin.redis_store import RedisSessionStore
+
+    client = redis.Redis.from_url(redis_url)
+    store = RedisSessionStore(client, SessionSettings(ttl_seconds=0.3), prefix=redis_prefix)
+    store.append(view("s", 1))
+    assert client.exists(f"{redis_prefix}ev:s")
+    time.sleep(0.6)
+    assert not client.exists(f"{redis_prefix}ev:s", f"{redis_prefix}ids:s", f"{redis_prefix}meta:s")
+    assert store.read("s") == [] and len(store) == 0
+
+
+def test_two_clients_share_one_session(redis_url, redis_prefix):  # noqa: F811
+    """What several workers see: appends through one connection pool are read through another."""
+    from plugin.redis_store import RedisSessionStore
+
+    a = RedisSessionStore.from_url(redis_url, prefix=redis_prefix)
+    b = RedisSessionStore.from_url(redis_url, prefix=redis_prefix)
+    e1, e2 = view("s", 1), view("s", 2)
+    assert a.append(e1) and b.append(e2)
+    assert not b.append(e1)
+    assert a.read("s") == b.read("s") == [e1, e2]
+    assert b.erase("s") and not a.exists("s")
+
+
+def test_plugin_imports_without_touching_redis():
+    import subprocess
+    import sys
+
+    code = "import sys, plugin, plugin.redis_store; assert 'redis' not in sys.modules, 'redis imported eagerly'"
+    subprocess.run([sys.executable, "-c", code], check=True)
