@@ -1,0 +1,178 @@
+"""The HTTP service: sessions, events, suggestions, chat with injected suggestions, erase, health; plus the
+widget's static files. `create_app` builds it around any SessionRecommender; `app_from_env` is the import
+string factory for uvicorn (`uvicorn --factory adapters.http.app:app_from_env`, several workers).
+
+The GET suggestions path is kept lean: it runs on the event loop (no thread hop), reads only cached vectors
+(the recommender embeds page text at track time), and writes the JSON itself instead of re-validating it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Path as PathParam, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
+
+import plugin
+from plugin import ConfigError, EventLog, SessionRecommender, Suggestion, UnknownArticleError
+
+from .errors import ERROR_RESPONSES, error_response, install_error_handlers
+from .models import ChatIn, ChatOut, EventIn, EventOut, HealthOut, SessionOut, SuggestionsOut
+from .responder import ExtractiveResponder, Reply, as_responder
+from .sessions import SessionIds
+from .settings import ServerSettings
+
+__all__ = ["create_app", "app_from_env", "STATIC_DIR", "ENV_INDEX", "ENV_EVENT_LOG", "ENV_URL_TEMPLATE"]
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+ENV_INDEX = "SESSION_SUGGEST_INDEX"
+ENV_EVENT_LOG = "SESSION_SUGGEST_EVENT_LOG"
+ENV_URL_TEMPLATE = "SESSION_SUGGEST_ARTICLE_URL_TEMPLATE"
+
+SessionPath = Annotated[str, PathParam(max_length=128, description="Session id from POST /v1/sessions.")]
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status, media_type="application/json")
+
+
+def create_app(
+    recommender: SessionRecommender,
+    *,
+    settings: ServerSettings | None = None,
+    responder: Any = None,
+) -> FastAPI:
+    """The FastAPI app around `recommender`. `responder`: LangChain runnable or callable (default: extractive)."""
+    rec = recommender
+    cfg = settings or ServerSettings()
+    if cfg.event_log is not None and rec.event_log is None:
+        rec.event_log = EventLog(cfg.event_log, log_text=cfg.log_text)
+    ids = SessionIds(rec.store, ttl_seconds=rec.session_settings.ttl_seconds, max_sessions=rec.session_settings.max_sessions)
+    respond = as_responder(responder) if responder is not None else ExtractiveResponder(rec)
+    template = cfg.article_url_template
+
+    def href(article: plugin.Article) -> str:
+        return template.format(id=quote(article.id, safe="")) if template else article.url
+
+    def suggestion_dict(s: Suggestion) -> dict[str, Any]:
+        d = s.to_dict()
+        d["href"] = href(s.article)
+        return d
+
+    app = FastAPI(
+        title=cfg.title,
+        version=plugin.__version__,
+        description="Session-aware article suggestions: track what a visitor reads, suggest, chat.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.recommender = rec
+    app.state.session_ids = ids
+    app.state.settings = cfg
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(cfg.cors_origins),
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Content-Type"],
+        max_age=600,
+    )
+    install_error_handlers(app)
+
+    @app.get("/v1/health", response_model=HealthOut, tags=["service"])
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": len(rec.store)}
+
+    @app.post("/v1/sessions", response_model=SessionOut, status_code=201, tags=["sessions"])
+    async def create_session() -> dict[str, Any]:
+        return {"session_id": ids.issue(), "expires_in": rec.session_settings.ttl_seconds}
+
+    @app.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"])
+    def erase_session(session_id: SessionPath) -> Response:
+        """Forget the session: its events in memory and in the event log."""
+        ids.check(session_id)
+        rec.erase(session_id)
+        ids.forget(session_id)
+        return Response(status_code=204)
+
+    @app.post("/v1/sessions/{session_id}/events", response_model=EventOut, tags=["sessions"])
+    def post_event(session_id: SessionPath, event: EventIn) -> dict[str, Any]:
+        ids.check(session_id)
+        fields = event.model_dump(exclude_none=True, exclude={"kind"})
+        if event.kind.startswith("suggestion_"):
+            # Feedback must name a real article, or the CTR report counts noise.
+            if event.article_id is not None:
+                rec.kb.get(event.article_id)
+            elif event.url is not None:
+                fields["article_id"] = rec.kb.resolve(event.url).id
+            else:
+                raise UnknownArticleError(f"a {event.kind} event needs the suggested article_id")
+        stored = rec.track(session_id, event.kind, **fields)
+        if stored is None:
+            return {"stored": False, "event_id": event.event_id, "article_id": event.article_id}
+        return {"stored": True, "event_id": stored.event_id, "article_id": stored.article_id}
+
+    @app.get("/v1/sessions/{session_id}/suggestions", response_model=SuggestionsOut, tags=["suggestions"])
+    async def get_suggestions(
+        session_id: SessionPath,
+        k: Annotated[int | None, Query(ge=1, le=100)] = None,
+        locale: Annotated[str | None, Query(max_length=20)] = None,
+        tags: Annotated[list[str] | None, Query(max_length=10)] = None,
+        query: Annotated[str | None, Query(max_length=500, description="Free text blended into the intent.")] = None,
+    ) -> Response:
+        ids.check(session_id)
+        k = k or cfg.default_k
+        if k > cfg.max_k:
+            raise ConfigError(f"k must be between 1 and {cfg.max_k}, got {k}")
+        kwargs: dict[str, Any] = {"locale": locale, "tags": tags, "query": query}
+        if query:  # embedding a query may take milliseconds: keep it off the event loop
+            found = await run_in_threadpool(rec.suggest, session_id, k, **kwargs)
+        else:
+            found = rec.suggest(session_id, k, **kwargs)
+        return _json({"session_id": session_id, "suggestions": [suggestion_dict(s) for s in found]})
+
+    @app.post("/v1/sessions/{session_id}/chat", response_model=ChatOut, tags=["chat"])
+    def chat(session_id: SessionPath, body: ChatIn) -> Response:
+        """Answer the message and inject suggestions drawn from the session (and the question) into the reply."""
+        ids.check(session_id)
+        try:
+            reply: Reply = respond(body.message, session_id=session_id)
+        except Exception:
+            logger.exception("responder failed for session %s", session_id[:8])
+            return error_response(503, "responder_unavailable", "the assistant could not answer; try again shortly")
+        exclude = [reply.source.id] if reply.source is not None else []
+        injected = rec.inject(session_id, reply.text, body.k or cfg.default_k, fmt="json", query=body.message, exclude=exclude)
+        assert isinstance(injected, dict)
+        suggestions = []
+        for d in injected["suggestions"]:
+            art = rec.kb.find(d["id"])
+            suggestions.append({**d, "href": href(art) if art is not None else d["url"]})
+        source = None
+        if reply.source is not None:
+            source = {"id": reply.source.id, "title": reply.source.title, "href": href(reply.source)}
+        return _json({"reply": reply.text, "responder": reply.responder, "source": source, "suggestions": suggestions})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory: the index directory from SESSION_SUGGEST_INDEX (built by `python -m plugin index`)."""
+    index_dir = os.environ.get(ENV_INDEX)
+    if not index_dir:
+        raise ConfigError(f"set {ENV_INDEX} to an index directory built with `python -m plugin index SOURCE --out DIR`")
+    log = os.environ.get(ENV_EVENT_LOG) or None
+    settings = ServerSettings(
+        event_log=Path(log) if log else None,
+        article_url_template=os.environ.get(ENV_URL_TEMPLATE) or None,
+    )
+    return create_app(SessionRecommender.load(index_dir), settings=settings)

@@ -1,0 +1,106 @@
+"""Every error leaves the service as JSON `{"error": {"code", "message"}}` with the right status.
+
+    UnknownSessionError   404 unknown_session      UnknownArticleError  404 unknown_article
+    InvalidEventError     422 invalid_event        request validation   422 invalid_request
+    ConfigError           400 invalid_argument     EmptySessionError    409 empty_session
+    LimitExceededError    409 limit_exceeded       RateLimitedError     429 rate_limited (+ Retry-After)
+    HTTP errors (404 route, 405 method, …) keep their status with code not_found / method_not_allowed / …
+    anything else         500 internal (logged; the message says nothing about internals)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from plugin import (
+    ConfigError,
+    EmptySessionError,
+    InvalidEventError,
+    LimitExceededError,
+    PluginError,
+    RateLimitedError,
+    UnknownArticleError,
+    UnknownSessionError,
+)
+
+from .models import ErrorOut
+
+__all__ = ["error_response", "install_error_handlers", "ERROR_RESPONSES"]
+
+logger = logging.getLogger(__name__)
+
+# Most specific first: RateLimitedError is a LimitExceededError, which is a ValueError like ConfigError.
+_PLUGIN_ERRORS: tuple[tuple[type[PluginError], int, str], ...] = (
+    (UnknownSessionError, 404, "unknown_session"),
+    (UnknownArticleError, 404, "unknown_article"),
+    (InvalidEventError, 422, "invalid_event"),
+    (RateLimitedError, 429, "rate_limited"),
+    (LimitExceededError, 409, "limit_exceeded"),
+    (EmptySessionError, 409, "empty_session"),
+    (ConfigError, 400, "invalid_argument"),
+)
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+# For the OpenAPI document: the error shape of the 4xx answers.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown session or article", "model": ErrorOut},
+    409: {"description": "Nothing to suggest from yet, or a session limit was hit", "model": ErrorOut},
+    422: {"description": "Invalid request body or parameters", "model": ErrorOut},
+}
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+async def _on_plugin_error(request: Request, exc: Exception) -> JSONResponse:
+    for cls, status, code in _PLUGIN_ERRORS:
+        if isinstance(exc, cls):
+            headers = None
+            if isinstance(exc, RateLimitedError):
+                headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+            return error_response(status, code, str(exc), headers)
+    logger.error("unhandled plugin error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal", "the server could not complete this request")
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(422, "invalid_request", _validation_message(exc))
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal")
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route {request.url.path}; the API lives under /v1 (see /openapi.json)"
+    return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal", "the server could not complete this request")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PluginError, _on_plugin_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,114 @@
+"""Who writes the chat reply. Anything callable plugs in; the default needs no LLM.
+
+A responder turns the visitor's message into reply text. `as_responder` adapts:
+  * a LangChain chat model, chain or agent (anything with `.invoke`): called with the message, and
+    `config={"configurable": {"session_id": ...}}` so session-aware tools can find the visitor;
+    an AIMessage's `.content`, or an agent's last message, becomes the reply text;
+  * a plain callable `fn(message)` or `fn(message, session_id=...)` returning str or `Reply`.
+LangChain is duck-typed here, never imported.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from plugin import Article, SessionRecommender
+
+__all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder"]
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    responder: str
+    source: Article | None = None
+
+
+class Responder(Protocol):
+    def __call__(self, message: str, *, session_id: str) -> Reply: ...
+
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n{2,}")
+_WORD = re.compile(r"[a-z0-9_]+")
+_STOP = frozenset("a an and are be can do does for from how i in is it my of on or the to what when where which with you".split())
+
+
+class ExtractiveResponder:
+    """Offline answer: the sentences of the best-matching KB article that share most words with the question."""
+
+    name = "extractive (no LLM)"
+
+    def __init__(self, rec: SessionRecommender, *, max_sentences: int = 3, max_chars: int = 600) -> None:
+        self.rec = rec
+        self.max_sentences = max_sentences
+        self.max_chars = max_chars
+
+    def __call__(self, message: str, *, session_id: str) -> Reply:
+        qvec = self.rec.encoder.encode([message])  # (1, D)
+        hits = self.rec.index.search(qvec, 1)[0]
+        art = self.rec.kb.find(hits[0][0]) if hits else None
+        if art is None:
+            return Reply("I could not find anything about that in the knowledge base.", self.name)
+        excerpt = _best_sentences(message, art.text, self.max_sentences, self.max_chars) or art.snippet(self.max_chars)
+        text = f"From the knowledge base article “{art.title}” (extracted text, no AI model):\n\n{excerpt}"
+        return Reply(text, self.name, art)
+
+
+def _best_sentences(question: str, text: str, n: int, max_chars: int) -> str:
+    q = {w for w in _WORD.findall(question.lower()) if w not in _STOP}
+    sentences = [" ".join(s.split()) for s in _SENTENCE_SPLIT.split(text) if len(s.split()) >= 4][:200]
+    if not sentences:
+        return ""
+    scored = sorted(
+        range(len(sentences)),
+        key=lambda i: (-len(q & set(_WORD.findall(sentences[i].lower()))), i),
+    )
+    chosen = sorted(scored[:n])  # keep the article's order
+    out = " ".join(sentences[i] for i in chosen)
+    return out if len(out) <= max_chars else out[: max_chars - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _text_of(result: Any) -> str:
+    if isinstance(result, str):
+        return result
+    if isinstance(result, dict) and result.get("messages"):
+        return _text_of(result["messages"][-1])  # an agent's final state
+    content = getattr(result, "content", None)
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content blocks
+        return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
+    return str(result)
+
+
+def as_responder(obj: Any, *, name: str | None = None) -> Responder:
+    """Wrap a LangChain runnable or a callable as a Responder (see the module docstring)."""
+    if hasattr(obj, "invoke"):
+        label = name or type(obj).__name__
+
+        def run_invoke(message: str, *, session_id: str) -> Reply:
+            result = obj.invoke(message, config={"configurable": {"session_id": session_id}})
+            return Reply(_text_of(result), label)
+
+        return run_invoke
+    if not callable(obj):
+        raise TypeError(f"a responder must be callable or have .invoke, got {type(obj).__name__}")
+    if isinstance(obj, ExtractiveResponder):
+        return obj
+    label = name or getattr(obj, "name", None) or getattr(obj, "__name__", type(obj).__name__)
+    try:
+        params = inspect.signature(obj).parameters
+        takes_session = "session_id" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    except (TypeError, ValueError):
+        takes_session = False
+    fn: Callable[..., Any] = obj
+
+    def run_callable(message: str, *, session_id: str) -> Reply:
+        result = fn(message, session_id=session_id) if takes_session else fn(message)
+        return result if isinstance(result, Reply) else Reply(_text_of(result), str(label))
+
+    return run_callable

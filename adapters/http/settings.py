@@ -1,0 +1,31 @@
+"""Server settings: one frozen pydantic model, validated once when the app is built."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ServerSettings"]
+
+
+class ServerSettings(BaseModel):
+    """How the HTTP service behaves. Read from the environment by `app_from_env`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_k: int = Field(3, ge=1, le=20, description="Suggestions returned when the client does not ask for k.")
+    max_k: int = Field(20, ge=1, le=100, description="Largest k a client may ask for.")
+    article_url_template: str | None = Field(
+        None,
+        description="When set (e.g. '/docs/{id}'), each suggestion carries href=template.format(id=...) so a "
+        "site that hosts the KB itself links to its own pages; otherwise href is the article's KB url.",
+    )
+    cors_origins: tuple[str, ...] = Field(
+        ("*",), description="Origins allowed to call the API from a browser (the widget runs on the site's origin)."
+    )
+    event_log: Path | None = Field(
+        None, description="JSONL file that tracked events (impressions and clicks included) are appended to."
+    )
+    log_text: bool = Field(False, description="Also write page text into the event log (off: privacy by default).")
+    title: str = "session-suggest"
