@@ -68,7 +68,7 @@ class SessionRecommender:
         self.encoder = encoder if isinstance(encoder, CachedEncoder) else CachedEncoder(encoder)
         self.index = index
         self.session_settings = session_settings or SessionSettings()
-        self.store: SessionStore = store or InMemorySessionStore(self.session_settings)
+        self.store: SessionStore = store if store is not None else InMemorySessionStore(self.session_settings)
         self.intent_model: IntentModel = intent_model or ContentSTAMP.zero_shot(encoder.dim)
         if self.intent_model.input_dim != encoder.dim:
             raise DimensionMismatchError(
