@@ -1,0 +1,180 @@
+"""End to end in real headless Chromium (Debian `chromium`, driven by Playwright's Python package).
+
+A uvicorn server on 127.0.0.1 (free port, background thread) serves the demo site over a small KB with the
+hashing encoder; the browser reads two pages, sees suggestions about them (and none it already read), asks
+the assistant, clicks a suggestion and the click lands in the session and the event log. An article whose
+title and text carry markup must render inert.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
+]
+
+uvicorn = pytest.importorskip("uvicorn")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from plugin import Article, EventLog, HashingEncoder, SessionRecommender, SuggestSettings  # noqa: E402
+
+from adapters.http import ServerSettings  # noqa: E402
+from adapters.http.demo_site import create_demo_app  # noqa: E402
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+XSS_TITLE = 'Objects <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> serialize'
+XSS_ARTICLE = Article(
+    "xss-trap",
+    XSS_TITLE,
+    "https://kb.test/xss",
+    "serialize objects json pickle dump load binary text <script>window.__xss=3</script>",
+    tags=("data",),
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    from conftest import TOPIC_ARTICLES
+
+    tmp = tmp_path_factory.mktemp("site")
+    rec = SessionRecommender.build(
+        [*TOPIC_ARTICLES, XSS_ARTICLE],
+        encoder=HashingEncoder(256),
+        progress=False,
+        settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0),
+    )
+    log = tmp / "events.jsonl"
+    app = create_demo_app(rec, settings=ServerSettings(event_log=log))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", rec, log
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1200, "height": 820})
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.errors = errors  # type: ignore[attr-defined]
+    yield pg
+    ctx.close()
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
+
+
+def _cards(page, scope: str = ".ss-list") -> list[str]:
+    return page.locator(f"{scope} .ss-card").evaluate_all("els => els.map(e => e.dataset.articleId)")
+
+
+def _session_id(page) -> str:
+    return page.evaluate("localStorage.getItem('session-suggest:sid')")
+
+
+def test_read_ask_click(site, page, tmp_path):
+    base, rec, log = site
+    _open(page, f"{base}/docs/ser-json")
+    assert page.locator(".ss-launcher").is_visible()
+    assert page.locator(".ss-panel").is_visible()
+
+    page.click("text=Demo docs")  # navigate through the site like a visitor
+    page.wait_for_selector("#session-suggest-widget[data-state]", state="attached")
+    _open(page, f"{base}/docs/ser-pickle")
+    shown = _cards(page)
+    assert len(shown) == 3
+    assert not {"ser-json", "ser-pickle"} & set(shown), "suggested a page the visitor already read"
+    assert all(a.startswith("ser-") or a == "xss-trap" for a in shown), f"off-topic suggestions {shown}"
+    reasons = page.locator(".ss-list .ss-reason").all_inner_texts()
+    assert any("because you read" in r for r in reasons), reasons
+
+    page.fill(".ss-input", "how do I store python objects in a binary file")
+    page.click(".ss-send")
+    reply = page.locator(".ss-msg.ss-bot:not(.pending)").first
+    reply.wait_for(timeout=15_000)
+    assert "no AI model" in reply.locator(".ss-text").inner_text()
+    assert reply.locator(".ss-by").inner_text().startswith("Answered by: extractive")
+    inline = _cards(page, ".ss-inline")
+    assert inline and not {"ser-json", "ser-pickle"} & set(inline)
+    page.screenshot(path=str(tmp_path / "widget.png"))
+    if os.environ.get("WIDGET_SCREENSHOT"):
+        shutil.copy(tmp_path / "widget.png", os.environ["WIDGET_SCREENSHOT"])
+
+    sid = _session_id(page)
+    target = shown[0]
+    with page.expect_navigation():
+        page.locator(f'.ss-list .ss-card[data-article-id="{target}"]').click()
+    assert page.url.endswith(f"/docs/{target}")
+    page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
+
+    events = rec.events(sid)
+    clicks = [e for e in events if e.kind == "suggestion_click"]
+    assert [(c.article_id, c.position) for c in clicks] == [(target, 0)]
+    impressions = {e.article_id for e in events if e.kind == "suggestion_impression"}
+    assert set(shown) <= impressions
+    logged = [e for e in EventLog(log).iter_events() if e.session_id == sid and e.kind == "suggestion_click"]
+    assert [e.article_id for e in logged] == [target]
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_markup_in_kb_renders_inert(site, page):
+    base, rec, _ = site
+    _open(page, f"{base}/docs/ser-json")
+    _open(page, f"{base}/docs/ser-pickle")
+    cards = _cards(page)
+    assert "xss-trap" in cards, f"the trap article should be suggested for this session, got {cards}"
+    title = page.locator('.ss-card[data-article-id="xss-trap"] .ss-card-title').inner_text()
+    assert "<img src=x" in title and "<script>" in title  # shown as text
+    # The chat answer quotes the article's text, markup included, again as text.
+    page.fill(".ss-input", "objects serialize json pickle dump load binary text script")
+    page.click(".ss-send")
+    page.locator(".ss-msg.ss-bot:not(.pending)").first.wait_for(timeout=15_000)
+    # The article's own page escapes it too.
+    page.goto(f"{base}/docs/xss-trap")
+    assert "<img src=x" in page.locator("h1").inner_text()
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__xss") is None
+    counts = page.evaluate(
+        """() => {
+            const root = document.querySelector('#session-suggest-widget').shadowRoot;
+            return [root.querySelectorAll('img, script').length, document.querySelectorAll('img').length];
+        }"""
+    )
+    assert counts == [0, 0]
+    assert page.errors == []  # type: ignore[attr-defined]
