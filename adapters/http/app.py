@@ -21,7 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 import plugin
-from plugin import ConfigError, EventLog, SessionRecommender, Suggestion, UnknownArticleError
+from plugin import ConfigError, EventLog, SessionRecommender, Suggestion
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
 from .models import ChatIn, ChatOut, EventIn, EventOut, HealthOut, SessionOut, SuggestionsOut
@@ -38,7 +38,7 @@ ENV_INDEX = "SESSION_SUGGEST_INDEX"
 ENV_EVENT_LOG = "SESSION_SUGGEST_EVENT_LOG"
 ENV_URL_TEMPLATE = "SESSION_SUGGEST_ARTICLE_URL_TEMPLATE"
 
-SessionPath = Annotated[str, PathParam(max_length=128, description="Session id from POST /v1/sessions.")]
+SessionPath = Annotated[str, PathParam(description="Session id from POST /v1/sessions (anything else is 404).")]
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -114,8 +114,6 @@ def create_app(
                 rec.kb.get(event.article_id)
             elif event.url is not None:
                 fields["article_id"] = rec.kb.resolve(event.url).id
-            else:
-                raise UnknownArticleError(f"a {event.kind} event needs the suggested article_id")
         stored = rec.track(session_id, event.kind, **fields)
         if stored is None:
             return {"stored": False, "event_id": event.event_id, "article_id": event.article_id}

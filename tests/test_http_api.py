@@ -1,0 +1,440 @@
+"""The HTTP API through the ASGI test client: every endpoint, every error path, the JSON error shape."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+import adapters.http as http_adapter  # noqa: E402
+from adapters.http import ServerSettings, SessionIds, create_app  # noqa: E402
+from adapters.http.app import ENV_INDEX, app_from_env  # noqa: E402
+from adapters.http.demo_site import create_demo_app  # noqa: E402
+from adapters.http.responder import Reply  # noqa: E402
+from plugin import (  # noqa: E402
+    Article,
+    ConfigError,
+    EventLog,
+    InMemorySessionStore,
+    RateLimitedError,
+    SessionRecommender,
+    SessionSettings,
+    UnknownSessionError,
+)
+
+
+@pytest.fixture
+def client(rec):
+    return TestClient(create_app(rec))
+
+
+@pytest.fixture
+def sid(client):
+    return client.post("/v1/sessions").json()["session_id"]
+
+
+def _view(client, sid, url, **extra):
+    r = client.post(f"/v1/sessions/{sid}/events", json={"kind": "page_view", "url": url, **extra})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _error(r, status: int, code: str) -> str:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body["error"]["message"]
+
+
+def test_public_api_is_pinned():
+    assert sorted(http_adapter.__all__) == [
+        "ExtractiveResponder", "Reply", "Responder", "ServerSettings", "SessionIds",
+        "app_from_env", "as_responder", "create_app",
+    ]
+
+
+def test_health(client, rec):
+    body = client.get("/v1/health").json()
+    assert body == {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": 0}
+
+
+def test_sessions_are_unguessable_and_distinct(client):
+    r = client.post("/v1/sessions")
+    assert r.status_code == 201
+    ids = {client.post("/v1/sessions").json()["session_id"] for _ in range(50)}
+    assert len(ids) == 50
+    assert all(len(i) == 43 and set(i) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for i in ids)
+    assert r.json()["expires_in"] == SessionSettings().ttl_seconds
+
+
+def test_page_views_link_kb_articles_and_dedupe_by_event_id(client, sid, rec):
+    body = _view(client, sid, "https://kb.test/json", title="JSON", event_id="evt-00000001")
+    assert body == {"stored": True, "event_id": "evt-00000001", "article_id": "ser-json"}
+    again = _view(client, sid, "https://kb.test/json", title="JSON", event_id="evt-00000001")
+    assert again["stored"] is False
+    other = _view(client, sid, "https://example.org/blog", title="A page outside the KB", text="sockets and tcp")
+    assert other["stored"] is True and other["article_id"] is None
+    assert [e.kind for e in rec.events(sid)] == ["page_view", "page_view"]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"kind": "article_open", "article_id": "net-http"},
+        {"kind": "search", "query": "tcp sockets"},
+        {"kind": "suggestion_impression", "article_id": "net-ssl", "position": 0},
+        {"kind": "suggestion_click", "article_id": "net-ssl", "position": 1},
+        {"kind": "suggestion_click", "url": "https://kb.test/ssl", "position": 1},
+    ],
+)
+def test_every_event_kind_is_stored(client, sid, rec, event):
+    r = client.post(f"/v1/sessions/{sid}/events", json=event)
+    assert r.status_code == 200 and r.json()["stored"] is True, r.text
+    (stored,) = rec.events(sid)
+    assert stored.kind == event["kind"]
+    if event["kind"].startswith("suggestion_"):
+        assert stored.article_id == "net-ssl" and stored.position == event["position"]
+
+
+@pytest.mark.parametrize(
+    ("event", "code", "needle"),
+    [
+        ({"kind": "click"}, "invalid_request", "kind"),
+        ({"kind": "page_view", "url": "https://x.test", "colour": "red"}, "invalid_request", "colour"),
+        ({"kind": "page_view", "title": "t" * 501}, "invalid_request", "title"),
+        ({"kind": "page_view", "url": "https://x.test", "position": -1}, "invalid_request", "position"),
+        ({"kind": "page_view", "url": "https://x.test", "position": "1"}, "invalid_request", "position"),
+        ({"kind": "page_view", "url": 7}, "invalid_request", "url"),
+        ({"kind": "page_view", "url": "https://x.test", "event_id": "a b"}, "invalid_request", "event_id"),
+        ({"kind": "page_view"}, "invalid_event", "needs at least one of url"),
+        ({"kind": "page_view", "title": "   "}, "invalid_event", "needs at least one of url"),
+        ({"kind": "search", "query": ""}, "invalid_event", "non-empty query"),
+        ({"kind": "suggestion_click", "position": 0}, "invalid_event", "article_id or url"),
+    ],
+)
+def test_invalid_events_are_422_with_a_clear_message(client, sid, event, code, needle):
+    msg = _error(client.post(f"/v1/sessions/{sid}/events", json=event), 422, code)
+    assert needle in msg
+
+
+def test_malformed_json_is_422(client, sid):
+    r = client.post(f"/v1/sessions/{sid}/events", content=b"{not json", headers={"Content-Type": "application/json"})
+    _error(r, 422, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"kind": "suggestion_click", "article_id": "no-such-article", "position": 0},
+        {"kind": "suggestion_impression", "url": "https://kb.test/nowhere", "position": 0},
+    ],
+)
+def test_feedback_on_unknown_article_is_404(client, sid, event):
+    _error(client.post(f"/v1/sessions/{sid}/events", json=event), 404, "unknown_article")
+
+
+def test_suggestions_follow_the_session_and_skip_what_was_read(client, sid):
+    _view(client, sid, "https://kb.test/json", title="JSON serialization guide")
+    _view(client, sid, "https://kb.test/pickle", title="Pickle serialization of python objects")
+    r = client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 3})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["session_id"] == sid
+    got = [s["id"] for s in body["suggestions"]]
+    assert len(got) == 3 and all(g.startswith("ser-") for g in got)
+    assert not {"ser-json", "ser-pickle"} & set(got)
+    first = body["suggestions"][0]
+    assert set(first) == {"id", "title", "url", "href", "snippet", "reason", "drivers", "score", "rank"}
+    assert first["href"] == first["url"] and first["reason"].startswith("because you read")
+    assert [s["rank"] for s in body["suggestions"]] == [0, 1, 2]
+
+
+def test_suggestion_filters_and_default_k(client, sid):
+    _view(client, sid, "https://kb.test/json", title="JSON")
+    assert len(client.get(f"/v1/sessions/{sid}/suggestions").json()["suggestions"]) == 3
+    de = client.get(f"/v1/sessions/{sid}/suggestions", params={"locale": "de"}).json()["suggestions"]
+    assert [s["id"] for s in de] == ["ser-csv"]
+    net = client.get(f"/v1/sessions/{sid}/suggestions", params=[("tags", "net"), ("k", "2")]).json()["suggestions"]
+    assert len(net) == 2 and all(s["id"].startswith("net-") for s in net)
+    q = client.get(f"/v1/sessions/{sid}/suggestions", params={"query": "tcp socket network", "k": 5}).json()
+    assert any(s["id"].startswith("net-") for s in q["suggestions"])
+
+
+def test_suggestions_error_paths(client, sid):
+    msg = _error(client.get(f"/v1/sessions/{sid}/suggestions"), 409, "empty_session")
+    assert "no page views" in msg
+    _view(client, sid, "https://kb.test/json", title="JSON")
+    _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 0}), 422, "invalid_request")
+    _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": "many"}), 422, "invalid_request")
+    msg = _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 50}), 400, "invalid_argument")
+    assert "between 1 and 20" in msg
+    _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"query": "q" * 501}), 422, "invalid_request")
+
+
+def test_empty_session_with_a_query_still_gets_suggestions(client, sid):
+    r = client.get(f"/v1/sessions/{sid}/suggestions", params={"query": "tls certificate encryption"})
+    assert r.status_code == 200 and r.json()["suggestions"][0]["id"] == "net-ssl"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/events", {"kind": "page_view", "url": "https://kb.test/json"}),
+        ("GET", "/suggestions", None),
+        ("POST", "/chat", {"message": "hello"}),
+        ("DELETE", "", None),
+    ],
+)
+@pytest.mark.parametrize("bad", ["A" * 43, "short", "x" * 129, "../../etc", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA!"])
+def test_unknown_or_forged_session_ids_are_404_everywhere(client, method, path, body, bad):
+    r = client.request(method, f"/v1/sessions/{bad}{path}", json=body)
+    if bad == "../../etc":
+        assert r.status_code == 404
+        return
+    _error(r, 404, "unknown_session")
+
+
+def test_chat_answers_offline_and_injects_suggestions(client, sid):
+    _view(client, sid, "https://kb.test/json", title="JSON serialization guide")
+    r = client.post(f"/v1/sessions/{sid}/chat", json={"message": "how do I open a tcp socket connection", "k": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["responder"] == "extractive (no LLM)"
+    assert "no AI model" in body["reply"] and "socket" in body["reply"].lower()
+    assert body["source"]["id"] == "net-socket"
+    got = [s["id"] for s in body["suggestions"]]
+    assert len(got) == 2 and "net-socket" not in got and "ser-json" not in got
+    assert all("href" in s for s in body["suggestions"])
+
+
+def test_chat_on_an_empty_session_uses_the_question(client, sid):
+    body = client.post(f"/v1/sessions/{sid}/chat", json={"message": "tls certificates"}).json()
+    assert body["suggestions"] and body["source"]["id"] == "net-ssl"
+
+
+@pytest.mark.parametrize("payload", [{"message": ""}, {"message": "x" * 2001}, {"text": "hi"}, {"message": "hi", "k": 0}])
+def test_chat_rejects_bad_bodies(client, sid, payload):
+    _error(client.post(f"/v1/sessions/{sid}/chat", json=payload), 422, "invalid_request")
+
+
+def test_pluggable_responders(rec):
+    seen = {}
+
+    def plain(message):
+        return f"echo: {message}"
+
+    def session_aware(message, *, session_id):
+        seen["sid"] = session_id
+        return Reply("custom", "mine")
+
+    class FakeChatModel:  # the shape of a LangChain runnable: .invoke returning an AIMessage-like object
+        def invoke(self, message, config=None):
+            seen["config"] = config
+            return SimpleNamespace(content=[{"type": "text", "text": "from "}, {"type": "text", "text": "llm"}])
+
+    class FakeAgent:
+        def invoke(self, message, config=None):
+            return {"messages": [SimpleNamespace(content="q"), SimpleNamespace(content="agent answer")]}
+
+    cases = [(plain, "echo: hello", "plain"), (session_aware, "custom", "mine"),
+             (FakeChatModel(), "from llm", "FakeChatModel"), (FakeAgent(), "agent answer", "FakeAgent")]
+    for responder, text, label in cases:
+        c = TestClient(create_app(rec, responder=responder))
+        sid = c.post("/v1/sessions").json()["session_id"]
+        body = c.post(f"/v1/sessions/{sid}/chat", json={"message": "hello"}).json()
+        assert (body["reply"], body["responder"], body["source"]) == (text, label, None)
+    assert seen["sid"] and seen["config"] == {"configurable": {"session_id": seen["config"]["configurable"]["session_id"]}}
+
+
+def test_a_failing_responder_is_503_json(rec):
+    def broken(message):
+        raise RuntimeError("LLM down")
+
+    c = TestClient(create_app(rec, responder=broken))
+    sid = c.post("/v1/sessions").json()["session_id"]
+    _error(c.post(f"/v1/sessions/{sid}/chat", json={"message": "hi"}), 503, "responder_unavailable")
+
+
+def test_erase_forgets_the_session_and_its_log(rec, tmp_path):
+    log = tmp_path / "events.jsonl"
+    client = TestClient(create_app(rec, settings=ServerSettings(event_log=log)))
+    sid = client.post("/v1/sessions").json()["session_id"]
+    keep = client.post("/v1/sessions").json()["session_id"]
+    _view(client, sid, "https://kb.test/json", title="JSON")
+    _view(client, keep, "https://kb.test/http", title="HTTP")
+    assert {e.session_id for e in EventLog(log)} == {sid, keep}
+    r = client.delete(f"/v1/sessions/{sid}")
+    assert r.status_code == 204 and r.content == b""
+    assert {e.session_id for e in EventLog(log)} == {keep}
+    assert rec.events(sid) == []
+    _error(client.get(f"/v1/sessions/{sid}/suggestions"), 404, "unknown_session")
+    _error(client.delete(f"/v1/sessions/{sid}"), 404, "unknown_session")
+
+
+def test_a_fresh_session_can_be_erased(client, sid):
+    assert client.delete(f"/v1/sessions/{sid}").status_code == 204
+
+
+def test_event_log_gets_impressions_and_clicks_without_page_text(rec, tmp_path):
+    log = tmp_path / "events.jsonl"
+    client = TestClient(create_app(rec, settings=ServerSettings(event_log=log)))
+    sid = client.post("/v1/sessions").json()["session_id"]
+    _view(client, sid, "https://kb.test/json", title="JSON", text="private page text")
+    for kind in ("suggestion_impression", "suggestion_click"):
+        client.post(f"/v1/sessions/{sid}/events", json={"kind": kind, "article_id": "ser-pickle", "position": 0})
+    kinds = [e.kind for e in EventLog(log)]
+    assert kinds == ["page_view", "suggestion_impression", "suggestion_click"]
+    assert "private page text" not in log.read_text()
+
+
+def test_full_session_is_409_limit_exceeded(articles, fake_encoder):
+    tight = SessionRecommender.build(
+        articles, encoder=fake_encoder, progress=False,
+        session_settings=SessionSettings(max_events=1, overflow="reject"),
+    )
+    c = TestClient(create_app(tight))
+    sid = c.post("/v1/sessions").json()["session_id"]
+    _view(c, sid, "https://kb.test/json")
+    msg = _error(c.post(f"/v1/sessions/{sid}/events", json={"kind": "search", "query": "more"}), 409, "limit_exceeded")
+    assert "maximum of 1 events" in msg
+
+
+class _RateLimitedStore(InMemorySessionStore):
+    def append(self, event):
+        raise RateLimitedError("too many events for this session; slow down", retry_after=2.5)
+
+
+class _BrokenStore(InMemorySessionStore):
+    def read(self, session_id):
+        raise RuntimeError("disk on fire: secret internals")
+
+
+def test_rate_limited_is_429_with_retry_after(articles, fake_encoder):
+    r_ = SessionRecommender.build(articles, encoder=fake_encoder, progress=False, store=_RateLimitedStore())
+    c = TestClient(create_app(r_))
+    sid = c.post("/v1/sessions").json()["session_id"]
+    r = c.post(f"/v1/sessions/{sid}/events", json={"kind": "search", "query": "x"})
+    _error(r, 429, "rate_limited")
+    assert r.headers["retry-after"] == "3"
+
+
+def test_unexpected_errors_are_500_json_without_internals(articles, fake_encoder):
+    r_ = SessionRecommender.build(articles, encoder=fake_encoder, progress=False, store=_BrokenStore())
+    c = TestClient(create_app(r_), raise_server_exceptions=False)
+    sid = c.post("/v1/sessions").json()["session_id"]
+    r = c.get(f"/v1/sessions/{sid}/suggestions")
+    msg = _error(r, 500, "internal")
+    assert "fire" not in msg
+
+
+def test_unknown_routes_and_methods_are_json(client):
+    msg = _error(client.get("/v2/nothing"), 404, "not_found")
+    assert "/v1" in msg
+    _error(client.put("/v1/sessions"), 405, "method_not_allowed")
+
+
+def test_openapi_documents_every_endpoint(client):
+    spec = client.get("/openapi.json").json()
+    paths = spec["paths"]
+    assert set(paths) == {
+        "/v1/health", "/v1/sessions", "/v1/sessions/{session_id}", "/v1/sessions/{session_id}/events",
+        "/v1/sessions/{session_id}/suggestions", "/v1/sessions/{session_id}/chat",
+    }
+    assert "404" in paths["/v1/sessions/{session_id}/suggestions"]["get"]["responses"]
+    assert "ErrorOut" in spec["components"]["schemas"]
+    assert spec["components"]["schemas"]["EventIn"]["additionalProperties"] is False
+
+
+def test_widget_assets_and_cors(client):
+    js = client.get("/static/widget.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    assert "innerHTML" not in js.text.replace("never innerHTML", "")  # server data is only ever textContent
+    assert client.get("/static/widget.css").headers["content-type"].startswith("text/css")
+    pre = client.options("/v1/sessions", headers={"Origin": "https://site.test", "Access-Control-Request-Method": "POST"})
+    assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "*"
+
+
+def test_article_url_template_sets_href(rec):
+    c = TestClient(create_app(rec, settings=ServerSettings(article_url_template="/kb/{id}")))
+    sid = c.post("/v1/sessions").json()["session_id"]
+    _view(c, sid, "https://kb.test/json")
+    s = c.get(f"/v1/sessions/{sid}/suggestions").json()["suggestions"][0]
+    assert s["href"] == f"/kb/{s['id']}" and s["url"].startswith("https://kb.test/")
+
+
+def test_demo_site_pages_escape_kb_text(articles, fake_encoder):
+    evil = Article("evil.mod", "<script>alert(1)</script> title", "https://kb.test/evil", "<img src=x onerror=alert(1)>")
+    r_ = SessionRecommender.build([*articles, evil], encoder=fake_encoder, progress=False)
+    c = TestClient(create_demo_app(r_))
+    index = c.get("/")
+    assert index.status_code == 200 and 'href="/docs/evil.mod"' in index.text
+    assert "<script>alert" not in index.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in index.text
+    page = c.get("/docs/evil.mod").text
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert '<meta name="session-suggest:article-id" content="evil.mod">' in page
+    assert 'src="/static/widget.js"' in page
+    _error(c.get("/docs/nope"), 404, "unknown_article")
+    sid = c.post("/v1/sessions").json()["session_id"]
+    c.post(f"/v1/sessions/{sid}/events", json={"kind": "page_view", "url": "http://127.0.0.1/docs/ser-json", "article_id": "ser-json"})
+    s = c.get(f"/v1/sessions/{sid}/suggestions").json()["suggestions"]
+    assert all(x["href"] == f"/docs/{x['id']}" for x in s) and "ser-json" not in {x["id"] for x in s}
+
+
+def test_app_from_env(rec, tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_INDEX, raising=False)
+    with pytest.raises(ConfigError, match=ENV_INDEX):
+        app_from_env()
+    rec.save(tmp_path / "ix")
+    monkeypatch.setenv(ENV_INDEX, str(tmp_path / "ix"))
+    c = TestClient(app_from_env())
+    assert c.get("/v1/health").json()["articles"] == len(rec.kb)
+
+
+class TestSessionIds:
+    def test_expiry_forget_and_shared_store(self):
+        now = [0.0]
+        store = InMemorySessionStore()
+        ids = SessionIds(store, ttl_seconds=10, max_sessions=2, clock=lambda: now[0])
+        a = ids.issue()
+        assert ids.check(a) == a
+        now[0] = 9.0
+        assert ids.check(a) == a  # use refreshes it
+        now[0] = 25.0
+        with pytest.raises(UnknownSessionError, match="POST /v1/sessions"):
+            ids.check(a)
+        b = ids.issue()
+        assert ids.forget(b) and not ids.forget(b)
+        with pytest.raises(UnknownSessionError):
+            ids.check(b)
+
+    def test_store_sessions_are_accepted_and_lru_cap(self):
+        from plugin import make_event
+
+        store = InMemorySessionStore()
+        ids = SessionIds(store, ttl_seconds=100, max_sessions=2)
+        other_worker = "B" * 43
+        store.append(make_event(other_worker, "search", query="x"))
+        assert ids.check(other_worker) == other_worker
+        first, _, _ = ids.issue(), ids.issue(), ids.issue()
+        with pytest.raises(UnknownSessionError):
+            ids.check(first)
+
+    @pytest.mark.parametrize("bad", ["", "x" * 43 + "=", "a/b" + "c" * 40, "é" * 43])
+    def test_malformed(self, bad):
+        ids = SessionIds(InMemorySessionStore(), ttl_seconds=10, max_sessions=10)
+        with pytest.raises(UnknownSessionError):
+            ids.check(bad)
+
+
+def test_settings_are_strict():
+    with pytest.raises(ValueError):
+        ServerSettings(default_k=0)
+    with pytest.raises(ValueError):
+        ServerSettings(colour="red")  # type: ignore[call-arg]
+    assert json.loads(ServerSettings().model_dump_json())["cors_origins"] == ["*"]
