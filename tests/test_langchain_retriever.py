@@ -1,0 +1,74 @@
+"""KnowledgeBaseRetriever: query -> KB documents with metadata, k as field and argument, session blending."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.tools import create_retriever_tool
+
+from adapters.langchain import KnowledgeBaseRetriever
+
+
+def test_documents_carry_url_title_and_score(rec):
+    docs = KnowledgeBaseRetriever(recommender=rec, k=3).invoke("socket network tcp")
+    assert len(docs) == 3
+    assert all(d.metadata["id"].startswith("net-") for d in docs)
+    top = docs[0]
+    art = rec.kb.get(top.metadata["id"])
+    assert top.id == art.id and top.page_content == art.text
+    assert top.metadata["url"] == art.url and top.metadata["title"] == art.title
+    scores = [d.metadata["score"] for d in docs]
+    assert scores == sorted(scores, reverse=True) and all(isinstance(s, float) for s in scores)
+
+
+def test_k_argument_overrides_the_field(rec):
+    retriever = KnowledgeBaseRetriever(recommender=rec, k=4)
+    assert len(retriever.invoke("json serialize", k=1)) == 1
+    assert len(retriever.invoke("json serialize")) == 4
+
+
+async def test_async_matches_sync(rec):
+    retriever = KnowledgeBaseRetriever(recommender=rec, k=3)
+    sync_ids = [d.id for d in retriever.invoke("url parse quote")]
+    async_ids = [d.id for d in await retriever.ainvoke("url parse quote", k=3)]
+    assert sync_ids == async_ids
+
+
+def test_blank_query_returns_nothing(rec):
+    assert KnowledgeBaseRetriever(recommender=rec).invoke("   ") == []
+
+
+def test_session_blending_follows_what_the_visitor_read(rec):
+    # An ambiguous query ("objects ... network") leans towards the topic the session has been reading.
+    for url, title in (("https://kb.test/socket", "Socket programming basics"), ("https://kb.test/ssl", "TLS and SSL sockets")):
+        rec.track("net-reader", "page_view", url=url, title=title)
+    query = "objects serialize network"
+    plain = KnowledgeBaseRetriever(recommender=rec, k=3)
+    blended = KnowledgeBaseRetriever(recommender=rec, k=3, use_session=True, query_weight=0.3)
+    config = {"configurable": {"thread_id": "net-reader"}}
+    plain_ids = [d.id for d in plain.invoke(query, config)]
+    blended_ids = [d.id for d in blended.invoke(query, config)]
+    assert sum(i.startswith("net-") for i in blended_ids) > sum(i.startswith("net-") for i in plain_ids)
+    assert not {"net-socket", "net-ssl"} & set(blended_ids)  # already read
+    # the session can also be named per call
+    assert [d.id for d in blended.invoke(query, session_id="net-reader")] == blended_ids
+
+
+def test_blending_without_a_session_is_plain_search(rec):
+    blended = KnowledgeBaseRetriever(recommender=rec, k=3, use_session=True)
+    plain = KnowledgeBaseRetriever(recommender=rec, k=3)
+    assert [d.id for d in blended.invoke("http url")] == [d.id for d in plain.invoke("http url")]
+
+
+@pytest.mark.parametrize("k", [0, 101])
+def test_k_field_is_validated(rec, k):
+    with pytest.raises(ValueError):
+        KnowledgeBaseRetriever(recommender=rec, k=k)
+
+
+def test_works_as_a_retriever_tool_with_documents_as_artifact(rec):
+    tool = create_retriever_tool(
+        KnowledgeBaseRetriever(recommender=rec, k=2), "search_kb", "Search the help center.",
+        response_format="content_and_artifact",
+    )
+    msg = tool.invoke({"type": "tool_call", "name": "search_kb", "id": "1", "args": {"query": "pickle binary"}})
+    assert [d.metadata["id"] for d in msg.artifact][0] == "ser-pickle"
