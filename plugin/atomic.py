@@ -6,6 +6,7 @@ even if the writer is killed with SIGKILL mid-save.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -13,7 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_with"]
+from .errors import IndexFormatError
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "atomic_write_with",
+    "read_committed",
+    "recorded_sha256",
+    "replace_keeping_committed",
+]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -63,3 +74,67 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False))
+
+
+# A data file and the JSON metadata that describes it are two renames, and a crash can fall between them.
+# The metadata records the data's sha256 and is written last (the commit point); before the data file is
+# replaced, the committed version is kept as `<name>.prev<suffix>`. A reader whose data does not match the
+# metadata's hash (crash between the two renames) reads the backup instead.
+
+
+def _backup(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def replace_keeping_committed(path: str | os.PathLike[str], data: bytes, committed_sha256: str | None) -> str:
+    """Atomically write data to path, first keeping the committed version as a backup; return data's sha256.
+
+    `committed_sha256` is the hash the currently committed metadata names (None if there is none): only a
+    file that matches it is kept, so an uncommitted leftover of a crashed save never replaces a good backup.
+    """
+    target = Path(path)
+    if committed_sha256 and target.exists() and _sha256(target.read_bytes()) == committed_sha256:
+        atomic_write_with(_backup(target), lambda tmp: os.replace(_link_or_copy(target, tmp), tmp))
+    atomic_write_bytes(target, data)
+    return _sha256(data)
+
+
+def _link_or_copy(src: Path, tmp: str) -> str:
+    # A hard link costs nothing and keeps the old inode once `src` is replaced; copy where links fail.
+    staged = f"{tmp}.link"
+    try:
+        os.link(src, staged)
+    except OSError:
+        with open(src, "rb") as fin, open(staged, "wb") as fout:
+            fout.write(fin.read())
+    return staged
+
+
+def read_committed(path: str | os.PathLike[str], sha256: str | None) -> bytes:
+    """The bytes of path if they match the metadata's sha256 (or it names none), else of its intact backup."""
+    target = Path(path)
+    data = target.read_bytes()
+    if sha256 is None or _sha256(data) == sha256:
+        return data
+    backup = _backup(target)
+    if backup.exists():
+        old = backup.read_bytes()
+        if _sha256(old) == sha256:
+            return old
+    raise IndexFormatError(
+        f"{target} does not match the sha256 its metadata records and no intact {backup.name} exists; "
+        "the file was modified or damaged: save it again"
+    )
+
+
+def recorded_sha256(meta_path: str | os.PathLike[str], key: str = "sha256") -> str | None:
+    """The data hash a committed JSON metadata file records (None if it is missing, unreadable or has none)."""
+    try:
+        value = json.loads(Path(meta_path).read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

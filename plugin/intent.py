@@ -11,6 +11,7 @@ session mean weighted towards pages close to the last click. A model trained on 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .atomic import atomic_write_json, atomic_write_with
+from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from .errors import DimensionMismatchError, EmptySessionError, IndexFormatError
 from .stamp import STAMP, STAMPConfig
 
@@ -97,8 +98,11 @@ class ContentSTAMP(nn.Module):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         cfg = asdict(self.config)
-        atomic_write_with(d / "intent_model.pt", lambda tmp: torch.save(self.state_dict(), tmp))
-        atomic_write_json(d / "intent_model.json", {"type": "content-stamp", "config": cfg})
+        buf = io.BytesIO()
+        torch.save(self.state_dict(), buf)
+        # Weights first, then the config recording their sha256: the pair commits with the second rename.
+        sha = replace_keeping_committed(d / "intent_model.pt", buf.getvalue(), recorded_sha256(d / "intent_model.json"))
+        atomic_write_json(d / "intent_model.json", {"type": "content-stamp", "config": cfg, "sha256": sha})
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> ContentSTAMP:
@@ -109,7 +113,8 @@ class ContentSTAMP(nn.Module):
             config = ContentSTAMPConfig(
                 input_dim=cfg["input_dim"], stamp=STAMPConfig(**cfg["stamp"]), zero_shot=cfg["zero_shot"]
             )
-            state = torch.load(d / "intent_model.pt", map_location="cpu", weights_only=True)
+            weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
+            state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise IndexFormatError(f"no readable content-STAMP model in {d}: {exc}") from None
         model = cls(config)
