@@ -118,12 +118,17 @@ class SessionRecommender:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         lines = "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in self.kb)
-        atomic_write_text(d / "articles.jsonl", lines)
+        # index.json (renamed last) commits the save. Until then the previous index is the one that loads, so
+        # articles.jsonl keeps the records of articles removed since; they are dropped once the index is in.
+        removed = _records_not_in(d / "articles.jsonl", set(self.kb.ids()))
+        atomic_write_text(d / "articles.jsonl", lines + removed)
         self.encoder.cache.save(d / "embeddings.npz")
         if isinstance(self.intent_model, ContentSTAMP) and not self.intent_model.config.zero_shot:
             self.intent_model.save(d)
         atomic_write_json(d / "settings.json", {"suggest": self.settings.model_dump()})
         self.index.save(d)  # last: index.json is what `load` looks for first
+        if removed:
+            atomic_write_text(d / "articles.jsonl", lines)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], *, encoder: Encoder | None = None, **kwargs: Any) -> SessionRecommender:
@@ -201,14 +206,17 @@ class SessionRecommender:
         if not signal:
             return np.zeros((0, self.encoder.dim), np.float32), []
         vecs = np.empty((len(signal), self.encoder.dim), dtype=np.float32)
-        text_rows, texts = [], []
+        kb_rows, kb_ids, text_rows, texts = [], [], [], []
         for i, e in enumerate(signal):
             art = self._kb_article(e)
             if art is not None:
-                vecs[i] = self.index.vectors([art.id])[0]
+                kb_rows.append(i)
+                kb_ids.append(art.id)
             else:
                 text_rows.append(i)
                 texts.append(e.content())
+        if kb_ids:
+            vecs[kb_rows] = self.index.vectors(kb_ids)
         if texts:
             vecs[text_rows] = self.encoder.encode(texts)
         return vecs, signal
@@ -325,6 +333,23 @@ class SessionRecommender:
         except Exception:  # the chat path must never break a reply
             logger.warning("suggestions skipped for session %s", session_id[:8], exc_info=True)
             return {"reply": reply, "suggestions": []} if fmt == "json" else reply
+
+
+def _records_not_in(path: Path, ids: set[str]) -> str:
+    """The lines of an articles.jsonl whose article id is not in `ids` ("" if there is no such file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    kept = []
+    for line in text.splitlines():
+        try:
+            aid = json.loads(line).get("id")
+        except (ValueError, AttributeError):
+            continue
+        if aid is not None and aid not in ids:
+            kept.append(line + "\n")
+    return "".join(kept)
 
 
 def _drivers(attention: np.ndarray, items: np.ndarray, article_vec: np.ndarray, signal: Sequence[Event]) -> list[str]:
