@@ -135,14 +135,15 @@ class ArticleIndex:
             return self._drop(ids)
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored vectors of these articles, (len(ids), dim)."""
         with self._lock:
-            out = np.empty((len(ids), self.dim), dtype=np.float32)
-            for i, aid in enumerate(ids):
-                row = self._row_of.get(aid)
-                if row is None:
-                    raise UnknownArticleError(f"article {aid!r} is not in the index")
-                out[i] = self._index.reconstruct(row)
-            return out
+            try:
+                rows = np.fromiter((self._row_of[a] for a in ids), dtype=np.int64, count=len(ids))
+            except KeyError as exc:
+                raise UnknownArticleError(f"article {exc.args[0]!r} is not in the index") from None
+            if len(rows) == 0:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            return self._index.reconstruct_batch(rows)
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """Top-k (article id, inner product) per query row, best first."""
