@@ -17,7 +17,7 @@ from typing import Literal, Protocol, runtime_checkable
 import faiss
 import numpy as np
 
-from .atomic import atomic_write_json, atomic_write_with
+from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from .errors import ConfigError, DimensionMismatchError, IndexFormatError, UnknownArticleError
 
 __all__ = ["VectorIndex", "ArticleIndex", "INDEX_KINDS"]
@@ -194,9 +194,10 @@ class ArticleIndex:
                 "ntotal": int(self._index.ntotal),
             }
             blob = faiss.serialize_index(self._index)
-        # Index first, then metadata: the metadata names the ntotal it belongs to, so a crash between the two
-        # renames is detected at load instead of silently mismatching rows.
-        atomic_write_with(d / "index.faiss", lambda tmp: Path(tmp).write_bytes(blob.tobytes()))
+        # Index first, then metadata, which records the index's sha256 and so commits the pair: after a crash
+        # between the two renames, load finds the committed index in the backup kept by the first.
+        data = blob.tobytes()
+        meta["sha256"] = replace_keeping_committed(d / "index.faiss", data, recorded_sha256(d / "index.json"))
         atomic_write_json(d / "index.json", meta)
 
     @classmethod
@@ -216,7 +217,7 @@ class ArticleIndex:
                 f"but the encoder gives {expect_dim}-d; rebuild the index with this encoder"
             )
         try:
-            raw = np.frombuffer((d / "index.faiss").read_bytes(), dtype=np.uint8)
+            raw = np.frombuffer(read_committed(d / "index.faiss", meta.get("sha256")), dtype=np.uint8)
             index = faiss.deserialize_index(raw)
         except (OSError, RuntimeError) as exc:
             raise IndexFormatError(f"{d / 'index.faiss'} is unreadable: {exc}") from None
