@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_write_json, atomic_write_text
 from .config import SessionSettings, SuggestSettings
-from .encoder import CachedEncoder, EmbeddingCache, Encoder, HashingEncoder, SentenceTransformerEncoder
+from .encoder import CachedEncoder, EmbeddingCache, Encoder, HashingEncoder, SentenceTransformerEncoder, content_key
 from .errors import DimensionMismatchError, EmptySessionError, IndexFormatError
 from .event_log import EventLog
 from .events import INTENT_KINDS, Event, make_event
@@ -252,6 +252,37 @@ class SessionRecommender:
         ]
         vecs, signal = self._session_items(events)
         return self._suggest_from(vecs, signal, events, k=k, **kwargs)
+
+    def suggest_for_page(
+        self,
+        k: int | None = None,
+        *,
+        url: str | None = None,
+        title: str | None = None,
+        text: str | None = None,
+        article_id: str | None = None,
+        **kwargs: Any,
+    ) -> list[Suggestion]:
+        """Suggestions from the current page alone, for a visitor who did not consent to tracking.
+
+        Nothing is kept: no session, no event-log line, and the page text's embedding is not cached.
+        kwargs as for `suggest` (locale, tags, exclude, query, ...).
+        """
+        s = self.session_settings
+        event = make_event("no-consent", "page_view", url=url, title=title, text=text, article_id=article_id, ts=0.0,
+                           max_text_chars=s.max_text_chars, max_title_chars=s.max_title_chars, max_url_chars=s.max_url_chars)
+        if event.article_id is None and event.url:
+            art = self.kb.find(event.url)
+            if art is not None:
+                event = replace(event, article_id=art.id)
+        art = self._kb_article(event)
+        if art is not None:
+            vecs = self.index.vectors([art.id])
+        else:
+            cached = self.encoder.cache.get(content_key(self.encoder.name, event.content()))
+            vecs = cached[None, :] if cached is not None else self.encoder.inner.encode([event.content()])
+        opts: dict[str, Any] = {"locale": None, "tags": None, "exclude": (), "query": None, **kwargs}
+        return self._suggest_from(np.asarray(vecs, np.float32), [event], [event], k=k, **opts)
 
     def _suggest_from(
         self,
