@@ -1,0 +1,120 @@
+"""Privacy: idle sessions expire (30 min by default), consent=false keeps nothing, erase removes a session from
+the store and the event log, and raw page text reaches no log unless the operator opts in."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from redis_server import redis_prefix, redis_url  # noqa: F401  (fixtures)
+from store_contract import FakeClock
+
+from plugin import (
+    EmptySessionError,
+    EventLog,
+    InMemorySessionStore,
+    SessionRecommender,
+    SessionSettings,
+    SuggestSettings,
+)
+
+SECRET = "Zebra-Quokka-4711 private page text"
+
+
+def _rec(articles, fake_encoder, **kwargs) -> SessionRecommender:
+    return SessionRecommender.build(articles, encoder=fake_encoder, progress=False,
+                                    settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0), **kwargs)
+
+
+def test_default_ttl_is_thirty_minutes():
+    assert SessionSettings().ttl_seconds == 30 * 60
+
+
+def test_idle_session_is_forgotten_after_the_configured_ttl(articles, fake_encoder):
+    clock = FakeClock()
+    settings = SessionSettings(ttl_seconds=120)
+    rec = _rec(articles, fake_encoder, store=InMemorySessionStore(settings, clock=clock), session_settings=settings)
+    rec.track("s", "article_open", article_id="ser-json")
+    clock.advance(119)
+    assert rec.suggest("s")
+    clock.advance(121)
+    assert rec.events("s") == []
+    with pytest.raises(EmptySessionError):
+        rec.suggest("s")
+
+
+def test_no_consent_suggests_from_the_current_page_and_keeps_nothing(articles, fake_encoder, tmp_path):
+    log = EventLog(tmp_path / "events.jsonl")
+    rec = _rec(articles, fake_encoder, event_log=log)
+    rec.track("earlier", "article_open", article_id="net-http")  # another visitor's history must not leak in
+    cached = len(rec.encoder.cache)
+    log_size = log.path.stat().st_size
+    got = rec.suggest_for_page(3, url="https://elsewhere.test/page", title="Serialize objects",
+                               text=f"pickle json serialize objects {SECRET}")
+    assert got and all(s.article.id.startswith("ser-") for s in got)
+    assert len(rec.store) == 1 and not rec.store.exists("no-consent")
+    assert len(rec.encoder.cache) == cached  # not even the embedding of the page text
+    assert log.path.stat().st_size == log_size
+
+
+def test_no_consent_on_a_kb_page_excludes_that_page(rec):
+    got = rec.suggest_for_page(3, url="https://kb.test/socket")
+    ids = [s.article.id for s in got]
+    assert "net-socket" not in ids and ids[0].startswith("net-")
+    assert len(rec.store) == 0
+
+
+def _erase_everywhere(rec: SessionRecommender, log: EventLog) -> None:
+    for sid in ("gone", "kept"):
+        rec.track(sid, "page_view", url=f"https://site.test/{sid}", title="Serialize", text=SECRET)
+        rec.track(sid, "search", query="json")
+    assert rec.erase("gone") is True
+    assert rec.events("gone") == [] and not rec.store.exists("gone")
+    assert {e.session_id for e in log} == {"kept"}
+    assert "gone" not in log.path.read_text()
+    assert len(rec.events("kept")) == 2
+    assert rec.erase("gone") is False
+    # going forward: a new visit under that id starts from nothing
+    rec.track("gone", "search", query="socket")
+    assert [e.kind for e in rec.events("gone")] == ["search"]
+    assert [e.query for e in log if e.session_id == "gone"] == ["socket"]
+
+
+def test_erase_removes_the_session_from_store_and_event_log(articles, fake_encoder, tmp_path):
+    log = EventLog(tmp_path / "events.jsonl")
+    _erase_everywhere(_rec(articles, fake_encoder, event_log=log), log)
+
+
+@pytest.mark.redis
+def test_erase_removes_the_session_from_redis_and_event_log(articles, fake_encoder, tmp_path, redis_url, redis_prefix):  # noqa: F811
+    import redis
+
+    from plugin.redis_store import RedisSessionStore
+
+    store = RedisSessionStore.from_url(redis_url, prefix=redis_prefix)
+    log = EventLog(tmp_path / "events.jsonl")
+    _erase_everywhere(_rec(articles, fake_encoder, store=store, event_log=log), log)
+    client = redis.Redis.from_url(redis_url)
+    # what Redis holds under that id is the new visit only: one event, nothing of the erased one
+    assert client.llen(f"{redis_prefix}ev:gone") == 1
+    assert SECRET.encode() not in b"".join(client.lrange(f"{redis_prefix}ev:gone", 0, -1))
+
+
+def test_page_text_reaches_no_log_unless_opted_in(articles, fake_encoder, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    quiet = EventLog(tmp_path / "private.jsonl")
+    rec = _rec(articles, fake_encoder, event_log=quiet)
+    rec.track("s", "page_view", url="https://site.test/p", title="Serialize", text=SECRET)
+    rec.suggest("s")
+    rec.inject("s", "reply", k=2)
+    rec.index = None  # make the chat path fail: it logs, but never the page text
+    assert rec.inject("s", "still answered") == "still answered"
+    assert caplog.records, "the failing chat path should have logged something"
+    assert SECRET not in caplog.text
+    assert SECRET not in quiet.path.read_text()
+    assert [e.text for e in quiet] == [None]
+
+    opted_in = EventLog(tmp_path / "with-text.jsonl", log_text=True)
+    rec2 = _rec(articles, fake_encoder, event_log=opted_in)
+    rec2.track("s", "page_view", url="https://site.test/p", text=SECRET)
+    assert [e.text for e in opted_in] == [SECRET]
