@@ -145,6 +145,9 @@ class SuggestionMiddleware(AgentMiddleware):
         if self.track_pages:
             for page in _reported_pages(getattr(runtime, "context", None)):
                 fields = {f: page.get(f) for f in ("url", "title", "text", "article_id") if page.get(f)}
+                art = rec.kb.find(fields.get("article_id") or fields.get("url"))
+                if art is not None and "title" not in fields:
+                    fields["title"] = art.title  # reasons read "because you read <title>", not a url
                 if fields:
                     rec.track(sid, "page_view", **fields, meta={"source": "context"})
         if self.track_message_links:
