@@ -50,13 +50,17 @@ def create_app(
     *,
     settings: ServerSettings | None = None,
     responder: Any = None,
+    session_ids: Any = None,
 ) -> FastAPI:
-    """The FastAPI app around `recommender`. `responder`: LangChain runnable or callable (default: extractive)."""
+    """The FastAPI app around `recommender`. `responder`: LangChain runnable or callable (default: extractive).
+    `session_ids`: what issues and checks ids (issue/check/forget), e.g. `signing.SignedSessionIds`."""
     rec = recommender
     cfg = settings or ServerSettings()
     if cfg.event_log is not None and rec.event_log is None:
         rec.event_log = EventLog(cfg.event_log, log_text=cfg.log_text)
-    ids = SessionIds(rec.store, ttl_seconds=rec.session_settings.ttl_seconds, max_sessions=rec.session_settings.max_sessions)
+    ids = session_ids if session_ids is not None else SessionIds(
+        rec.store, ttl_seconds=rec.session_settings.ttl_seconds, max_sessions=rec.session_settings.max_sessions
+    )
     respond = as_responder(responder) if responder is not None else ExtractiveResponder(rec)
     template = cfg.article_url_template
 
