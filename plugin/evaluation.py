@@ -3,6 +3,11 @@
 Scores every item of the id space for each example, ranks the target with ties counted against it
 (`plugin.metrics.pessimistic_ranks`), and averages HR/MRR/NDCG@k over examples. Examples are scored in
 batches sorted by prefix length (less padding for the neural models); rank counting and top-k run in torch.
+
+Speed: the metrics only need ranks up to max(k), so by default the rank comes from one ``torch.topk`` per
+batch (which the coverage/popularity lists need anyway): a target scoring strictly above the k-th value has
+rank = #top-k scores >= its score; one strictly below has rank > k and is recorded as k+1; an exact tie with
+the k-th value falls back to a full count. ``exact_ranks=True`` counts over the whole catalogue instead.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class EvaluationResult:
     metrics: dict[str, float]
-    ranks: np.ndarray = field(repr=False)  # (n,) 1-based, in the order of the examples
+    ranks: np.ndarray = field(repr=False)  # (n,) 1-based, example order; max(k)+1 means "beyond max(k)" unless exact
     n_examples: int = 0
     seconds: float = 0.0
 
@@ -41,11 +46,22 @@ def _scores(model: SessionModel, prefixes: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(model.score(prefixes)))  # (B, N+1)
 
 
+def _ranks_from_top(scores: torch.Tensor, targets: torch.Tensor, top_values: torch.Tensor, kmax: int) -> torch.Tensor:
+    ts = scores.gather(1, targets.view(-1, 1))  # (B, 1)
+    kth = top_values[:, -1:]  # (B, 1)
+    ranks = (top_values >= ts).sum(1)  # (B,) exact when ts > kth
+    ranks = torch.where(ts.squeeze(1) < kth.squeeze(1), torch.full_like(ranks, kmax + 1), ranks)
+    tied = (ts == kth).squeeze(1).nonzero().squeeze(1)  # (m,) rows needing a full count
+    if tied.numel():
+        ranks[tied] = pessimistic_ranks(scores[tied], targets[tied]).clamp(max=kmax + 1)
+    return ranks
+
+
 @torch.no_grad()
 def evaluate(
     model: SessionModel, examples: Examples, ks: Iterable[int] = DEFAULT_KS, batch_size: int = 1024,
     item_counts: np.ndarray | None = None, max_len: int | None = None, progress: bool = False,
-    beyond_accuracy: bool = True,
+    beyond_accuracy: bool = True, exact_ranks: bool = False,
 ) -> EvaluationResult:
     """Rank every target among all n_items items. ``item_counts`` (training clicks, (n_items+1,)) enables
     popularity bias; ``beyond_accuracy`` adds coverage@k and popularity@k from the top-k lists."""
@@ -66,9 +82,14 @@ def evaluate(
         idx = order[lo : lo + batch_size]
         prefixes, targets = examples.batch(idx, max_len)
         scores = _scores(model, prefixes)  # (B, N+1)
-        ranks[idx] = pessimistic_ranks(scores, torch.from_numpy(targets)).numpy()
+        t = torch.from_numpy(targets)  # (B,)
+        best = torch.topk(scores, kmax, dim=1, sorted=True)  # values/indices (B, kmax)
+        if exact_ranks:
+            ranks[idx] = pessimistic_ranks(scores, t).numpy()
+        else:
+            ranks[idx] = _ranks_from_top(scores, t, best.values, kmax).numpy()
         if top is not None:
-            top[idx] = torch.topk(scores, kmax, dim=1, sorted=True).indices.numpy()
+            top[idx] = best.indices.numpy()
     metrics = rank_metrics(ranks, ks)
     if top is not None:
         for k in ks:

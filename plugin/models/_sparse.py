@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import sparse
 
-__all__ = ["session_item_matrix", "csr_to_arrays", "csr_from_arrays", "last_items"]
+__all__ = ["session_item_matrix", "csr_to_arrays", "csr_from_arrays", "last_items", "topk_per_row"]
 
 
 def session_item_matrix(sessions: Sequence[np.ndarray], n_items: int, binary: bool) -> sparse.csr_matrix:
@@ -41,3 +41,14 @@ def last_items(prefixes: np.ndarray) -> np.ndarray:
     """(B, L) left-aligned prefixes -> (B,) the last non-padding item of each row."""
     lengths = (prefixes > 0).sum(1)  # (B,)
     return prefixes[np.arange(prefixes.shape[0]), lengths - 1]
+
+
+def topk_per_row(m: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+    """Keep the k largest entries of every row (ties: lower column first)."""
+    m = m.tocsr()
+    m.sort_indices()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((m.indices, -m.data, rows))
+    rank = np.arange(order.size) - m.indptr[rows[order]]
+    keep = order[rank < k]
+    return sparse.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from ..data import Examples
 from ..errors import ConfigError
-from ._sparse import csr_from_arrays, csr_to_arrays, last_items, session_item_matrix
+from ._sparse import csr_from_arrays, csr_to_arrays, last_items, session_item_matrix, topk_per_row
 from .base import SessionModel
 
 __all__ = ["ItemKNN", "ItemKNNConfig"]
@@ -45,24 +46,20 @@ class ItemKNN(SessionModel):
         self._set_matrix(session_item_matrix(train, n_items, binary=False))
         return {"epochs": 0}
 
-    def _set_matrix(self, counts) -> None:
+    def _set_matrix(self, counts: sparse.csr_matrix) -> None:
+        c = self.config
         self.session_items = counts  # (S, N+1) click counts
-        self.item_sessions = counts.T.tocsr()  # (N+1, S)
-        self.support = np.asarray(counts.sum(0)).ravel()  # (N+1,) clicks per item
+        support = np.asarray(counts.sum(0)).ravel()  # (N+1,) clicks per item
+        co = (counts.T.tocsr() @ counts).tocoo()  # (N+1, N+1) co-occurrence, sum_s count_i(s) * count_j(s)
+        off_diag = co.row != co.col
+        rows, cols = co.row[off_diag], co.col[off_diag]
+        norm = np.power(support[rows] + c.lmbd, c.alpha) * np.power(support[cols] + c.lmbd, 1.0 - c.alpha)
+        sims = sparse.csr_matrix((co.data[off_diag] / np.where(norm == 0, 1.0, norm), (rows, cols)), shape=co.shape)
+        self.sims = topk_per_row(sims, c.n_sims)  # (N+1, N+1), at most n_sims entries a row
 
     def score(self, prefixes: np.ndarray) -> np.ndarray:
         p = self._check_prefixes(prefixes)
-        c = self.config
-        last = last_items(p)  # (B,)
-        co = (self.item_sessions[last] @ self.session_items).toarray()  # (B, N+1)
-        norm = np.power(self.support[last] + c.lmbd, c.alpha)[:, None] * np.power(self.support + c.lmbd, 1.0 - c.alpha)
-        norm[norm == 0] = 1.0
-        sims = co / norm  # (B, N+1)
-        sims[np.arange(p.shape[0]), last] = 0.0
-        if c.n_sims < sims.shape[1]:
-            cut = np.partition(sims, -c.n_sims, axis=1)[:, -c.n_sims][:, None]  # (B, 1) n_sims-th largest
-            sims[sims < cut] = 0.0
-        out = sims.astype(np.float32)
+        out = self.sims[last_items(p)].toarray().astype(np.float32)  # (B, N+1)
         out[:, 0] = -np.inf
         return out
 
