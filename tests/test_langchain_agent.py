@@ -59,6 +59,11 @@ async def run(agent, text: str, thread: str | None, use_async: bool, **kwargs: A
     return state["messages"]
 
 
+def ask(agent, text: str, thread: str = "s") -> AIMessage:
+    """One sync turn; the final reply."""
+    return agent.invoke({"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": thread}})["messages"][-1]
+
+
 def block_links(reply: str) -> set[str]:
     return links_in(reply.split(HEADING, 1)[1]) if HEADING in reply else set()
 
@@ -147,14 +152,13 @@ async def test_nothing_happens_without_a_session(rec):
 def test_relevance_threshold(rec):
     rec.track("s", "page_view", url="https://kb.test/json", title="JSON serialization guide")
     agent, _ = build(rec, [AIMessage("Fine.")], min_score=0.99)
-    assert agent.invoke({"messages": [HumanMessage("json")]}, {"configurable": {"thread_id": "s"}})["messages"][-1].content == "Fine."
+    assert ask(agent, "json").content == "Fine."
 
 
 def turns(rec, n: int, **mw: Any) -> list[AIMessage]:
     rec.track("s", "page_view", url="https://kb.test/json", title="JSON serialization guide")
     agent, _ = build(rec, [AIMessage(f"reply {i}") for i in range(n)], **mw)
-    config = {"configurable": {"thread_id": "s"}}
-    return [agent.invoke({"messages": [HumanMessage(f"serialize question {i}")]}, config)["messages"][-1] for i in range(n)]
+    return [ask(agent, f"serialize question {i}") for i in range(n)]
 
 
 def test_frequency_cap_between_replies_and_no_repeats(rec):
@@ -175,11 +179,10 @@ def test_frequency_cap_by_time(rec):
     rec.track("s", "page_view", url="https://kb.test/json", title="JSON serialization guide")
     agent, _ = build(rec, [AIMessage(f"r{i}") for i in range(3)], min_replies_between=0, min_interval_s=60,
                      clock=lambda: now[0])
-    config = {"configurable": {"thread_id": "s"}}
     got = []
     for step in (0.0, 30.0, 61.0):
         now[0] += step
-        got.append(METADATA_KEY in agent.invoke({"messages": [HumanMessage("json")]}, config)["messages"][-1].response_metadata)
+        got.append(METADATA_KEY in ask(agent, "json").response_metadata)
     assert got == [True, False, True]
 
 
@@ -187,14 +190,14 @@ def test_links_already_in_the_reply_are_not_repeated(rec):
     rec.track("s", "page_view", url="https://kb.test/json", title="JSON serialization guide")
     probe = rec.suggest("s", 1, query="serialize", min_score=-1.0)[0].article.url
     agent, _ = build(rec, [AIMessage(f"See <{probe}>.")], k=2)
-    reply = agent.invoke({"messages": [HumanMessage("serialize")]}, {"configurable": {"thread_id": "s"}})["messages"][-1]
+    reply = ask(agent, "serialize")
     assert HEADING in reply.content and probe not in block_links(reply.content)
 
 
 def test_content_block_replies_get_a_text_block(rec):
     rec.track("s", "page_view", url="https://kb.test/json", title="JSON serialization guide")
     agent, _ = build(rec, [AIMessage(content=[{"type": "text", "text": "Blocks."}])])
-    reply = agent.invoke({"messages": [HumanMessage("json")]}, {"configurable": {"thread_id": "s"}})["messages"][-1]
+    reply = ask(agent, "json")
     assert reply.content[0] == {"type": "text", "text": "Blocks."}
     assert HEADING in reply.content[-1]["text"]
 

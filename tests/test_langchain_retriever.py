@@ -39,8 +39,8 @@ def test_blank_query_returns_nothing(rec):
 
 def test_session_blending_follows_what_the_visitor_read(rec):
     # An ambiguous query ("objects ... network") leans towards the topic the session has been reading.
-    for url, title in (("https://kb.test/socket", "Socket programming basics"), ("https://kb.test/ssl", "TLS and SSL sockets")):
-        rec.track("net-reader", "page_view", url=url, title=title)
+    rec.track("net-reader", "page_view", url="https://kb.test/socket", title="Socket programming basics")
+    rec.track("net-reader", "page_view", url="https://kb.test/ssl", title="TLS and SSL sockets")
     query = "objects serialize network"
     plain = KnowledgeBaseRetriever(recommender=rec, k=3)
     blended = KnowledgeBaseRetriever(recommender=rec, k=3, use_session=True, query_weight=0.3)
