@@ -1,0 +1,131 @@
+"""The service as deployed for real traffic: `create_app` plus signed session ids, request limits, an
+optional shared Redis session store, and a no-consent endpoint that suggests from the current page only.
+
+    SESSION_SUGGEST_INDEX=/srv/index SESSION_SUGGEST_SECRET=... REDIS_URL=redis://127.0.0.1:6379/0 \\
+        uvicorn --factory adapters.http.hardened:app_from_env --workers 4
+
+Every worker is stateless: sessions live in Redis, ids are verified by signature, rate limits are counted
+in Redis, and the index directory is only read. See docs/production.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+
+from plugin import ConfigError, SessionRecommender, SessionSettings
+
+from .app import ENV_EVENT_LOG, ENV_INDEX, ENV_URL_TEMPLATE, create_app
+from .limits import InMemoryRateLimiter, LimitSettings, RateLimiter, RedisRateLimiter, install_limits
+from .models import SuggestionsOut
+from .settings import ServerSettings
+from .signing import SignedSessionIds, secrets_from_env
+
+__all__ = ["create_hardened_app", "app_from_env", "PageIn", "RedactSessionIds", "ENV_REDIS_URL", "ENV_REDIS_PREFIX", "ENV_TTL", "ENV_LIMITS"]
+
+ENV_REDIS_URL = "REDIS_URL"
+ENV_TTL = "SESSION_SUGGEST_TTL_SECONDS"
+ENV_LIMITS = "SESSION_SUGGEST_LIMITS"  # JSON of LimitSettings fields, e.g. {"per_client": 1200}
+ENV_REDIS_PREFIX = "SESSION_SUGGEST_REDIS_PREFIX"  # namespaces keys when sites share one Redis
+
+
+class PageIn(BaseModel):
+    """The page the visitor is on, for a visitor who has not consented to tracking: nothing is stored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: str | None = Field(None, max_length=2048, description="Url of the current page.")
+    title: str | None = Field(None, max_length=500)
+    text: str | None = Field(None, max_length=20_000, description="Main text of the current page.")
+    article_id: str | None = Field(None, min_length=1, max_length=200)
+    k: int | None = Field(None, ge=1, le=20, description="How many suggestions.")
+    locale: str | None = Field(None, max_length=20)
+
+
+_SESSION_IN_PATH = re.compile(r"(/v1/sessions/)([^/?#\s\"]{8})[^/?#\s\"]*")
+
+
+class RedactSessionIds(logging.Filter):
+    """Cut session ids in logged request paths to 8 characters: an id is a bearer token, and access logs are
+    read by more people than should act as any visitor. Installed on uvicorn's access logger by app_from_env."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_SESSION_IN_PATH.sub(r"\1\2…", a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = _SESSION_IN_PATH.sub(r"\1\2…", record.msg)
+        return True
+
+
+def _page_router(rec: SessionRecommender, cfg: ServerSettings) -> APIRouter:
+    router = APIRouter()
+    template = cfg.article_url_template
+
+    @router.post("/v1/suggestions", response_model=SuggestionsOut, tags=["suggestions"])
+    def suggest_for_page(page: PageIn) -> dict[str, Any]:
+        """Suggestions for the current page alone (consent=false): no session, no log, nothing kept."""
+        found = rec.suggest_for_page(page.k or cfg.default_k, url=page.url, title=page.title, text=page.text,
+                                     article_id=page.article_id, locale=page.locale)
+        out = []
+        for s in found:
+            d = s.to_dict()
+            d["href"] = template.format(id=quote(s.article.id, safe="")) if template else s.article.url
+            out.append(d)
+        return {"session_id": "", "suggestions": out}
+
+    return router
+
+
+def create_hardened_app(
+    recommender: SessionRecommender,
+    *,
+    secrets: Sequence[str | bytes] | str | bytes,
+    settings: ServerSettings | None = None,
+    limits: LimitSettings | None = None,
+    limiter: RateLimiter | None = None,
+    responder: Any = None,
+) -> FastAPI:
+    """`create_app` with signed ids (HMAC under `secrets`), body-size and rate limits, and POST /v1/suggestions."""
+    cfg = settings or ServerSettings()
+    app = create_app(recommender, settings=cfg, responder=responder, session_ids=SignedSessionIds(secrets))
+    app.include_router(_page_router(recommender, cfg))
+    install_limits(app, limits, limiter if limiter is not None else InMemoryRateLimiter())
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory. SESSION_SUGGEST_INDEX (read-only index dir) and SESSION_SUGGEST_SECRET are required;
+    with REDIS_URL, sessions and rate limits are shared by every worker through Redis."""
+    index_dir = os.environ.get(ENV_INDEX)
+    if not index_dir:
+        raise ConfigError(f"set {ENV_INDEX} to an index directory built with `python -m plugin index SOURCE --out DIR`")
+    keys = secrets_from_env()
+    session_settings = SessionSettings(ttl_seconds=float(os.environ.get(ENV_TTL, "1800")))
+    limits = LimitSettings.model_validate_json(os.environ.get(ENV_LIMITS) or "{}")
+    store = None
+    limiter: RateLimiter = InMemoryRateLimiter()
+    redis_url = os.environ.get(ENV_REDIS_URL)
+    if redis_url:
+        from plugin.redis_store import RedisSessionStore
+
+        prefix = os.environ.get(ENV_REDIS_PREFIX) or "session-suggest:"
+        store = RedisSessionStore.from_url(redis_url, session_settings, prefix=prefix)
+        limiter = RedisRateLimiter(store.client, prefix=prefix + "rl:")
+    rec = SessionRecommender.load(index_dir, store=store, session_settings=session_settings)
+    log = os.environ.get(ENV_EVENT_LOG) or None
+    settings = ServerSettings(
+        event_log=Path(log) if log else None,
+        article_url_template=os.environ.get(ENV_URL_TEMPLATE) or None,
+    )
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSessionIds) for f in access.filters):
+        access.addFilter(RedactSessionIds())
+    return create_hardened_app(rec, secrets=keys, settings=settings, limits=limits, limiter=limiter)

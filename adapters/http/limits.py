@@ -1,0 +1,217 @@
+"""Request limits for the HTTP service: body size and per-session / per-client rate limits.
+
+One ASGI middleware in front of the app. A violation is answered here, before any route runs, with the
+service's JSON error shape — 413 `payload_too_large` or 429 `rate_limited` plus `Retry-After` — so a flood
+or an oversize body never reaches the recommender and the session's earlier events stay as they were.
+
+Rate limits count requests in fixed windows per key: `client:<address>` for every /v1 call and
+`session:<id>` for calls on one session. `InMemoryRateLimiter` counts per process (with N workers a client
+gets up to N times the limit); `RedisRateLimiter` counts in Redis, so the limit holds across all workers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "LimitSettings",
+    "RateLimiter",
+    "InMemoryRateLimiter",
+    "RedisRateLimiter",
+    "LimitsMiddleware",
+    "install_limits",
+]
+
+
+class LimitSettings(BaseModel):
+    """What one client and one session may send. Defaults suit a widget: a page view or a question every
+    few seconds per visitor, with room for bursts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_body_bytes: int = Field(64 * 1024, ge=256, description="Largest request body; larger is 413.")
+    window_seconds: float = Field(60.0, gt=0, description="Length of one rate-limit window.")
+    per_session: int = Field(120, ge=1, description="Requests on one session per window; more is 429.")
+    per_client: int = Field(600, ge=1, description="Requests from one client address per window; more is 429.")
+    trust_forwarded_for: bool = Field(
+        False,
+        description="Take the client address from the first X-Forwarded-For entry. Only behind a proxy that "
+        "sets it: otherwise any client could pick its own key and dodge the per-client limit.",
+    )
+    exempt_paths: tuple[str, ...] = Field(("/v1/health",), description="Paths never rate-limited (probes).")
+
+
+class RateLimiter(Protocol):
+    def hit(self, key: str, limit: int, window: float) -> float | None:
+        """Count one request for key; None if within limit, else seconds until the window resets."""
+        ...
+
+
+class InMemoryRateLimiter:
+    """Fixed-window counters in this process; thread-safe; forgets the least recently used keys past max_keys."""
+
+    def __init__(self, *, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._windows: OrderedDict[str, tuple[float, int]] = OrderedDict()  # key -> (window start, count)
+        self._max_keys = max_keys
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, limit: int, window: float) -> float | None:
+        now = self._clock()
+        with self._lock:
+            start, count = self._windows.get(key, (now, 0))
+            if now - start >= window:
+                start, count = now, 0
+            count += 1
+            self._windows[key] = (start, count)
+            self._windows.move_to_end(key)
+            while len(self._windows) > self._max_keys:
+                self._windows.popitem(last=False)
+        return None if count <= limit else max(start + window - now, 0.001)
+
+
+_HIT_LUA = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); ttl = tonumber(ARGV[1]) end
+return {n, ttl}
+"""
+
+
+class RedisRateLimiter:
+    """Fixed-window counters in Redis (one INCR per request, atomic in a Lua script), shared by all workers."""
+
+    def __init__(self, client: Any, *, prefix: str = "session-suggest:rl:") -> None:
+        self._prefix = prefix
+        self._hit = client.register_script(_HIT_LUA)
+
+    def hit(self, key: str, limit: int, window: float) -> float | None:
+        count, ttl_ms = self._hit(keys=[self._prefix + key], args=[max(1, int(window * 1000))])
+        return None if int(count) <= limit else max(int(ttl_ms), 1) / 1000.0
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> tuple[int, list, bytes]:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return status, hdrs, body
+
+
+def _session_of(path: str) -> str | None:
+    # /v1/sessions/{id}[/...]; POST /v1/sessions itself has no id
+    parts = path.split("/")
+    if len(parts) >= 4 and parts[1] == "v1" and parts[2] == "sessions" and parts[3]:
+        return parts[3]
+    return None
+
+
+class LimitsMiddleware:
+    """ASGI middleware enforcing `LimitSettings` with a `RateLimiter` (in-memory by default)."""
+
+    def __init__(self, app: Any, settings: LimitSettings | None = None, limiter: RateLimiter | None = None) -> None:
+        self.app = app
+        self.settings = settings or LimitSettings()
+        self.limiter = limiter if limiter is not None else InMemoryRateLimiter()
+
+    def _client(self, scope: dict[str, Any]) -> str:
+        if self.settings.trust_forwarded_for:
+            for name, value in scope.get("headers", ()):
+                if name == b"x-forwarded-for":
+                    first = value.decode("latin-1").split(",")[0].strip()
+                    if first:
+                        return first
+        client = scope.get("client")
+        return client[0] if client else "unknown"
+
+    def _rate_limited(self, scope: dict[str, Any]) -> tuple[int, list, bytes] | None:
+        cfg = self.settings
+        path = scope.get("path", "")
+        if not path.startswith("/v1/") or path in cfg.exempt_paths:
+            return None
+        checks = [(f"client:{self._client(scope)}", cfg.per_client, "this client")]
+        sid = _session_of(path)
+        if sid is not None:
+            checks.append((f"session:{sid[:64]}", cfg.per_session, "this session"))
+        for key, limit, who in checks:
+            wait = self.limiter.hit(key, limit, cfg.window_seconds)
+            if wait is not None:
+                return _error(
+                    429, "rate_limited",
+                    f"too many requests for {who}: at most {limit} per {cfg.window_seconds:g} s; "
+                    f"retry in {math.ceil(wait)} s",
+                    {"Retry-After": str(max(1, math.ceil(wait)))},
+                )
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.settings.max_body_bytes
+        too_big = _error(413, "payload_too_large", f"request body over {limit} bytes; send less (text is cut at 20,000 characters)")
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0:
+                    await _send(send, _error(400, "bad_request", "invalid Content-Length header"))
+                    return
+                if declared > limit:
+                    await _send(send, too_big)
+                    return
+        refused = self._rate_limited(scope)
+        if refused is not None:
+            await _send(send, refused)
+            return
+        # Read the body here (it is small) so a chunked upload without Content-Length is capped too.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _send(send, too_big)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for the disconnect, as the server would
+
+        await self.app(scope, replay, send)
+
+
+async def _send(send: Callable, response: tuple[int, list, bytes]) -> None:
+    status, headers, body = response
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def install_limits(app: Any, settings: LimitSettings | None = None, limiter: RateLimiter | None = None) -> None:
+    """Put LimitsMiddleware on a Starlette/FastAPI app, inside the CORS middleware so that refusals carry CORS
+    headers and the browser widget can read them."""
+    from starlette.middleware import Middleware
+
+    # add_middleware() would make it the outermost layer, outside CORS; appending keeps user order.
+    app.user_middleware.append(Middleware(LimitsMiddleware, settings=settings, limiter=limiter))

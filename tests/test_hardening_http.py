@@ -1,0 +1,297 @@
+"""The hardened HTTP service: limits answer with clear 4xx JSON and leave the server and earlier events intact;
+session ids are signed and guessed, forged or foreign ids are rejected; consent=false keeps nothing."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from adapters.http import ServerSettings  # noqa: E402
+from adapters.http.hardened import RedactSessionIds, create_hardened_app  # noqa: E402
+from adapters.http.limits import InMemoryRateLimiter, LimitSettings  # noqa: E402
+from adapters.http.signing import SignedSessionIds, secrets_from_env  # noqa: E402
+from plugin import (  # noqa: E402
+    ConfigError,
+    EventLog,
+    InMemorySessionStore,
+    SessionRecommender,
+    SessionSettings,
+    SuggestSettings,
+    UnknownSessionError,
+)
+
+SECRET = "s" * 40
+OTHER_SECRET = "o" * 40
+
+
+def _app(rec, *, secret=SECRET, limits=None, settings=None, responder=None):
+    return create_hardened_app(rec, secrets=secret, limits=limits or LimitSettings(), settings=settings,
+                               limiter=InMemoryRateLimiter(), responder=responder)
+
+
+@pytest.fixture
+def client(rec):
+    return TestClient(_app(rec))
+
+
+def _sid(client) -> str:
+    r = client.post("/v1/sessions")
+    assert r.status_code == 201, r.text
+    return r.json()["session_id"]
+
+
+def _error(r, status: int, code: str) -> str:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body["error"]["message"]
+
+
+def _view(client, sid, url, **extra):
+    return client.post(f"/v1/sessions/{sid}/events", json={"kind": "page_view", "url": url, **extra})
+
+
+def _urls(rec, sid):
+    return [e.url for e in rec.events(sid)]
+
+
+# ------------------------------------------------------------------ limits
+
+
+def test_oversize_body_is_413_and_the_session_is_untouched(rec):
+    client = TestClient(_app(rec, limits=LimitSettings(max_body_bytes=4096)))
+    sid = _sid(client)
+    assert _view(client, sid, "https://kb.test/json").status_code == 200
+    r = _view(client, sid, "https://kb.test/pickle", title="x" * 400, text="y" * 5000)
+    _error(r, 413, "payload_too_large")
+    assert _urls(rec, sid) == ["https://kb.test/json"]
+    assert client.get("/v1/health").status_code == 200
+    assert _view(client, sid, "https://kb.test/csv").status_code == 200
+
+
+def test_oversize_chunked_body_without_length_is_413(rec):
+    client = TestClient(_app(rec, limits=LimitSettings(max_body_bytes=1024)))
+    sid = _sid(client)
+
+    def chunks():
+        yield b'{"kind": "page_view", "url": "https://kb.test/json", "text": "'
+        for _ in range(20):
+            yield b"z" * 100
+        yield b'"}'
+
+    r = client.post(f"/v1/sessions/{sid}/events", content=chunks(), headers={"content-type": "application/json"})
+    _error(r, 413, "payload_too_large")
+    assert rec.events(sid) == []
+
+
+def test_bad_content_length_is_400(client):
+    sid = _sid(client)
+    r = client.post(f"/v1/sessions/{sid}/events", content=b"{}", headers={"content-length": "-5"})
+    assert r.status_code in (400, 413, 422)  # the server may refuse it before we do; never a 5xx
+    assert r.json()["error"]["code"]
+
+
+def test_too_long_text_is_422(client, rec):
+    sid = _sid(client)
+    _error(_view(client, sid, "https://kb.test/json", text="x" * 20_001), 422, "invalid_request")
+    assert rec.events(sid) == []
+
+
+def test_full_session_is_409_and_keeps_its_events(articles, fake_encoder):
+    settings = SessionSettings(max_events=3, overflow="reject")
+    rec = SessionRecommender.build(articles, encoder=fake_encoder, progress=False, session_settings=settings,
+                                   store=InMemorySessionStore(settings), settings=SuggestSettings(min_score=-1.0))
+    client = TestClient(_app(rec))
+    sid = _sid(client)
+    urls = ["https://kb.test/json", "https://kb.test/pickle", "https://kb.test/csv"]
+    for u in urls:
+        assert _view(client, sid, u).status_code == 200
+    _error(_view(client, sid, "https://kb.test/http"), 409, "limit_exceeded")
+    assert _urls(rec, sid) == urls
+    assert client.get(f"/v1/sessions/{sid}/suggestions").status_code == 200
+
+
+def test_per_session_rate_limit(rec):
+    client = TestClient(_app(rec, limits=LimitSettings(per_session=5, per_client=1000)))
+    sid, other = _sid(client), _sid(client)
+    for i in range(5):
+        assert _view(client, sid, f"https://site.test/{i}").status_code == 200
+    r = _view(client, sid, "https://site.test/flood")
+    _error(r, 429, "rate_limited")
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    assert _urls(rec, sid) == [f"https://site.test/{i}" for i in range(5)]
+    assert _view(client, other, "https://site.test/other").status_code == 200  # only that session is limited
+    assert client.get("/v1/health").status_code == 200
+
+
+def test_per_client_rate_limit_and_forwarded_for(rec):
+    limits = LimitSettings(per_session=1000, per_client=4)
+    client = TestClient(_app(rec, limits=limits))
+    for _ in range(4):
+        client.post("/v1/sessions")
+    _error(client.post("/v1/sessions"), 429, "rate_limited")
+    # X-Forwarded-For is not trusted by default: a client cannot dodge its limit by inventing addresses
+    _error(client.post("/v1/sessions", headers={"x-forwarded-for": "203.0.113.9"}), 429, "rate_limited")
+    assert client.get("/v1/health").status_code == 200  # probes are exempt
+
+    behind_proxy = TestClient(_app(rec, limits=limits.model_copy(update={"trust_forwarded_for": True})))
+    for _ in range(4):
+        assert behind_proxy.post("/v1/sessions", headers={"x-forwarded-for": "203.0.113.1"}).status_code == 201
+    _error(behind_proxy.post("/v1/sessions", headers={"x-forwarded-for": "203.0.113.1"}), 429, "rate_limited")
+    assert behind_proxy.post("/v1/sessions", headers={"x-forwarded-for": "203.0.113.2, 10.0.0.1"}).status_code == 201
+
+
+def test_rate_limit_window_resets():
+    now = [0.0]
+    limiter = InMemoryRateLimiter(clock=lambda: now[0])
+    assert [limiter.hit("k", 2, 10.0) for _ in range(3)][:2] == [None, None]
+    assert limiter.hit("k", 2, 10.0) == pytest.approx(10.0)
+    now[0] = 10.5
+    assert limiter.hit("k", 2, 10.0) is None
+
+
+# ------------------------------------------------------------------ isolation
+
+
+def test_issued_ids_are_signed_128_bit_tokens(client):
+    ids = {_sid(client) for _ in range(200)}
+    assert len(ids) == 200
+    for sid in ids:
+        raw = base64.urlsafe_b64decode(sid + "==")
+        assert len(sid) == 48 and len(raw) == 36  # 16 random bytes, 4 of timestamp, a 16-byte tag
+    nonces = {base64.urlsafe_b64decode(s + "==")[:16] for s in ids}
+    assert len(nonces) == 200
+
+
+def _flip(sid: str, byte: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(sid + "=="))
+    raw[byte] ^= 0x01
+    return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+
+
+def _all_session_calls(client, sid):
+    return [
+        client.post(f"/v1/sessions/{sid}/events", json={"kind": "search", "query": "json"}),
+        client.get(f"/v1/sessions/{sid}/suggestions"),
+        client.post(f"/v1/sessions/{sid}/chat", json={"message": "json?"}),
+        client.delete(f"/v1/sessions/{sid}"),
+    ]
+
+
+def test_guessed_and_forged_ids_are_rejected_everywhere(client, rec):
+    good = _sid(client)
+    foreign = SignedSessionIds(OTHER_SECRET).issue()
+    bad = [
+        secrets.token_urlsafe(36),  # a guess of the right shape
+        secrets.token_urlsafe(32),  # the unsigned format
+        _flip(good, 0),  # altered random part
+        _flip(good, 17),  # altered timestamp
+        _flip(good, 35),  # altered tag
+        good[:-1],  # truncated
+        good + "A",  # extended
+        good[:-1] + ("B" if good[-1] != "B" else "C"),  # non-canonical / altered last char
+        foreign,  # signed by another server
+        "../../etc/passwd",
+        "x" * 48,
+    ]
+    for sid in bad:
+        for r in _all_session_calls(client, sid):
+            assert r.status_code == 404, (sid, r.request.method, r.request.url, r.text)
+            assert r.json()["error"]["code"] in ("unknown_session", "not_found")
+    assert len(rec.store) == 0  # nothing was created for any of them
+    assert _view(client, good, "https://kb.test/json").status_code == 200
+
+
+def test_one_visitor_never_sees_another_visitors_session(client, rec):
+    alice, bob = _sid(client), _sid(client)
+    assert _view(client, alice, "https://kb.test/json").json()["stored"]
+    assert _view(client, bob, "https://kb.test/socket").json()["stored"]
+    a = client.get(f"/v1/sessions/{alice}/suggestions").json()["suggestions"]
+    b = client.get(f"/v1/sessions/{bob}/suggestions").json()["suggestions"]
+    assert a[0]["id"].startswith("ser-") and b[0]["id"].startswith("net-")
+    assert all("kb.test/json" not in str(s["drivers"]) for s in b)
+    assert client.delete(f"/v1/sessions/{bob}").status_code == 204
+    assert _urls(rec, alice) == ["https://kb.test/json"]  # bob erasing his session leaves alice's alone
+
+
+def test_workers_sharing_a_secret_accept_each_others_ids_and_no_one_elses(rec):
+    w1, w2 = TestClient(_app(rec)), TestClient(_app(rec))
+    stranger = TestClient(_app(rec, secret=OTHER_SECRET))
+    sid = _sid(w1)
+    assert _view(w2, sid, "https://kb.test/json").status_code == 200  # no shared table of issued ids needed
+    _error(_view(stranger, sid, "https://kb.test/json"), 404, "unknown_session")
+
+
+def test_key_rotation_and_expiry():
+    now = [1_800_000_000.0]
+    old = SignedSessionIds(OTHER_SECRET, clock=lambda: now[0])
+    rotated = SignedSessionIds([SECRET, OTHER_SECRET], max_age_seconds=3600, clock=lambda: now[0])
+    sid = old.issue()
+    assert rotated.check(sid) == sid  # still honoured after rotating in a new signing key
+    assert SignedSessionIds(SECRET, clock=lambda: now[0]).check(rotated.issue())
+    now[0] += 3601
+    with pytest.raises(UnknownSessionError, match="expired"):
+        rotated.check(sid)
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        SignedSessionIds("short")
+    with pytest.raises(ConfigError):
+        secrets_from_env({})
+    assert secrets_from_env({"SESSION_SUGGEST_SECRET": f"{SECRET}, {OTHER_SECRET}"}) == [SECRET, OTHER_SECRET]
+
+
+def test_full_session_ids_never_reach_the_logs(rec, caplog):
+    def broken(message, **kwargs):
+        raise RuntimeError("responder down")
+
+    client = TestClient(_app(rec, responder=broken))
+    sid = _sid(client)
+    caplog.set_level(logging.DEBUG)
+    _view(client, sid, "https://kb.test/json")
+    _error(client.post(f"/v1/sessions/{sid}/chat", json={"message": "hi"}), 503, "responder_unavailable")
+    server_side = [r for r in caplog.records if not r.name.startswith("httpx")]  # httpx is the test client
+    assert server_side
+    assert all(sid not in r.getMessage() for r in server_side)
+
+
+def test_access_log_lines_carry_no_full_session_id():
+    sid = SignedSessionIds(SECRET).issue()
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5000", "GET", f"/v1/sessions/{sid}/suggestions?k=3", "1.1", 200), None)
+    assert RedactSessionIds().filter(record) is True
+    line = record.getMessage()
+    assert sid not in line and f"/v1/sessions/{sid[:8]}" in line and "/suggestions?k=3" in line
+
+
+# ------------------------------------------------------------------ privacy over HTTP
+
+
+def test_no_consent_endpoint_suggests_from_the_page_and_keeps_nothing(rec, tmp_path):
+    log = tmp_path / "events.jsonl"
+    client = TestClient(_app(rec, settings=ServerSettings(event_log=log)))
+    r = client.post("/v1/suggestions", json={"url": "https://kb.test/socket", "title": "Socket programming", "k": 2})
+    assert r.status_code == 200, r.text
+    got = [s["id"] for s in r.json()["suggestions"]]
+    assert got and "net-socket" not in got and got[0].startswith("net-")
+    assert len(rec.store) == 0 and (not log.exists() or log.read_text() == "")
+    _error(client.post("/v1/suggestions", json={"k": 2}), 422, "invalid_event")
+    _error(client.post("/v1/suggestions", json={"url": 5}), 422, "invalid_request")
+
+
+def test_erase_over_http_removes_store_and_log_entries(rec, tmp_path):
+    log = tmp_path / "events.jsonl"
+    client = TestClient(_app(rec, settings=ServerSettings(event_log=log)))
+    gone, kept = _sid(client), _sid(client)
+    for sid in (gone, kept):
+        assert _view(client, sid, "https://kb.test/json").status_code == 200
+    assert client.delete(f"/v1/sessions/{gone}").status_code == 204
+    assert rec.events(gone) == []
+    assert {e.session_id for e in EventLog(log)} == {kept}
+    _error(client.get(f"/v1/sessions/{gone}/suggestions"), 409, "empty_session")
