@@ -141,6 +141,15 @@ async def test_turn_tracking_pages_links_and_tool_documents(rec, use_async):
     assert by_source["tool"][0][1] == "ser-pickle"
 
 
+def test_asking_again_from_the_same_page_is_not_a_new_view(rec):
+    agent, _ = build(rec, [AIMessage(f"r{i}") for i in range(3)])
+    config = {"configurable": {"thread_id": "p"}}
+    for url in ("https://kb.test/csv", "https://kb.test/csv", "https://kb.test/json"):
+        agent.invoke({"messages": [HumanMessage("?")]}, config, context={"page": {"url": url}})
+    views = [e.article_id for e in rec.events("p") if e.kind == "page_view"]
+    assert views == ["ser-csv", "ser-json"]
+
+
 async def test_nothing_happens_without_a_session(rec):
     rec.track("s", "page_view", url="https://kb.test/json", title="JSON serialization guide")
     agent, _ = build(rec, [AIMessage("No thread, no suggestions.")], memory=False)

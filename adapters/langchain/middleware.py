@@ -146,9 +146,10 @@ class SuggestionMiddleware(AgentMiddleware):
             for page in _reported_pages(getattr(runtime, "context", None)):
                 fields = {f: page.get(f) for f in ("url", "title", "text", "article_id") if page.get(f)}
                 art = rec.kb.find(fields.get("article_id") or fields.get("url"))
-                if art is not None and "title" not in fields:
-                    fields["title"] = art.title  # reasons read "because you read <title>", not a url
-                if fields:
+                if art is not None:
+                    fields.setdefault("article_id", art.id)
+                    fields.setdefault("title", art.title)  # reasons read "because you read <title>", not a url
+                if fields and not self._still_on(sid, fields):
                     rec.track(sid, "page_view", **fields, meta={"source": "context"})
         if self.track_message_links:
             for message in _latest_human_turn(state.get("messages", [])):
@@ -157,6 +158,14 @@ class SuggestionMiddleware(AgentMiddleware):
                     if art is not None:
                         rec.track(sid, "page_view", article_id=art.id, url=art.url or None, title=art.title,
                                   meta={"source": "message"})
+
+    def _still_on(self, sid: str, page: Mapping[str, Any]) -> bool:
+        """Whether the visitor's latest page is this one: asking again from the same page is not a new view."""
+        for e in reversed(self.recommender.events(sid)):
+            if e.kind == "page_view":
+                key = page.get("article_id") or page.get("url")
+                return key is not None and key in (e.article_id, e.url)
+        return False
 
     def before_agent(self, state: AgentState, runtime: Runtime) -> dict[str, Any] | None:
         try:
@@ -280,8 +289,7 @@ class SuggestionMiddleware(AgentMiddleware):
         chosen = self._pick(sid, reply, messages)
         if not chosen:
             return response
-        block_reply = inject_reply(reply, chosen, self.fmt)
-        assert isinstance(block_reply, str)
+        block_reply = str(inject_reply(reply, chosen, self.fmt))
         if isinstance(last.content, str):
             content: str | list[Any] = block_reply
         else:  # content blocks: keep them, add the suggestions as one more text block
