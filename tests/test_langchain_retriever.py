@@ -72,3 +72,12 @@ def test_works_as_a_retriever_tool_with_documents_as_artifact(rec):
     )
     msg = tool.invoke({"type": "tool_call", "name": "search_kb", "id": "1", "args": {"query": "pickle binary"}})
     assert [d.metadata["id"] for d in msg.artifact][0] == "ser-pickle"
+
+
+def test_locale_and_article_tags_filter(rec):
+    by_tag = KnowledgeBaseRetriever(recommender=rec, k=10, article_tags=["net"]).invoke("objects serialize network")
+    assert {d.metadata["id"][:4] for d in by_tag} == {"net-"} and len(by_tag) == 4
+    german = KnowledgeBaseRetriever(recommender=rec, k=10, locale="de").invoke("csv rows")
+    assert "ser-csv" in [d.id for d in german] and all(d.metadata["locale"] in ("de", None) for d in german)
+    english = KnowledgeBaseRetriever(recommender=rec, k=10, locale="en").invoke("csv rows")
+    assert "ser-csv" not in [d.id for d in english]

@@ -132,3 +132,9 @@ def test_recommender_failure_becomes_an_error_message(rec, tool, monkeypatch, ca
     assert msg.status == "error" and "unavailable" in msg.content
     assert "index on fire" not in msg.content  # internals stay in the log, not in the model's context
     assert any("suggest_articles failed" in r.getMessage() for r in caplog.records)
+
+
+def test_article_tags_restrict_suggestions_and_tracing_tags_stay_langchains(rec):
+    tool = SuggestArticlesTool(recommender=rec, article_tags=["fun"], tags=["tracing-only"])
+    msg = tool.invoke(*call({"query": "json serialize", "k": 3}))
+    assert [row["id"] for row in msg.artifact] == ["misc-turtle"]

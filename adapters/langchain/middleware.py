@@ -89,6 +89,7 @@ class SuggestionMiddleware(AgentMiddleware):
         min_interval_s: seconds required between two suggestion blocks in a session.
         query_weight: weight of the visitor's latest message against the session's reading intent.
         fmt: how the block is rendered into the reply text.
+        locale / article_tags: only suggest articles in this locale / with one of these tags.
         track_pages / track_tool_documents / track_message_links: what is tracked into the session.
         clock: time source for the interval cap (tests pass a fake one).
     """
@@ -105,7 +106,7 @@ class SuggestionMiddleware(AgentMiddleware):
         query_weight: float = 0.5,
         fmt: Literal["markdown", "html"] = "markdown",
         locale: str | None = None,
-        tags: Sequence[str] | None = None,
+        article_tags: Sequence[str] | None = None,
         track_pages: bool = True,
         track_tool_documents: bool = True,
         track_message_links: bool = True,
@@ -129,7 +130,7 @@ class SuggestionMiddleware(AgentMiddleware):
         self.query_weight = query_weight
         self.fmt = fmt
         self.locale = locale
-        self.tags = list(tags) if tags else None
+        self.article_tags = list(article_tags) if article_tags else None
         self.track_pages = track_pages
         self.track_tool_documents = track_tool_documents
         self.track_message_links = track_message_links
@@ -260,7 +261,7 @@ class SuggestionMiddleware(AgentMiddleware):
                 query_weight=self.query_weight,
                 min_score=self.min_score,
                 locale=self.locale,
-                tags=self.tags,
+                tags=self.article_tags,
             )
         except EmptySessionError:  # nothing read and nothing asked: nothing to suggest, not a failure
             return []

@@ -56,7 +56,9 @@ class KnowledgeBaseRetriever(BaseRetriever):
     )
     min_score: float | None = Field(default=None, description="Relevance floor; None uses the recommender's.")
     locale: str | None = None
-    tags: list[str] | None = None
+    article_tags: list[str] | None = Field(
+        default=None, description="Only return articles with one of these tags (`tags` is LangChain's, for tracing)."
+    )
 
     def invoke(self, input: str, config: RunnableConfig | None = None, **kwargs: Any) -> list[Document]:
         # The session lives in the run config, which `_get_relevant_documents` never sees: resolve it here.
@@ -72,7 +74,7 @@ class KnowledgeBaseRetriever(BaseRetriever):
     def _search(self, query: str, k: int | None, session_id: str | None) -> list[Document]:
         rec = self.recommender
         n = self.k if k is None else int(k)
-        opts: dict[str, Any] = {"locale": self.locale, "tags": self.tags, "min_score": self.min_score}
+        opts: dict[str, Any] = {"locale": self.locale, "tags": self.article_tags, "min_score": self.min_score}
         sid = (session_id or self.session_id) if self.use_session else None
         if not query.strip():
             return []

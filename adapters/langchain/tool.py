@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -91,12 +92,14 @@ class SuggestArticlesTool(BaseTool):
     args_schema: type[BaseModel] = SuggestArticlesInput
     response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
     # The model gets a short error message and the conversation goes on (the chat path never breaks).
-    handle_tool_error: bool | str = True
+    handle_tool_error: bool | str | Callable[[ToolException], str] | None = True
 
     recommender: SessionRecommender = Field(exclude=True)
     session_id: str | None = Field(default=None, description="Session used when the run config names none.")
     locale: str | None = None
-    tags: list[str] | None = None
+    article_tags: list[str] | None = Field(
+        default=None, description="Only suggest articles with one of these tags (`tags` is LangChain's, for tracing)."
+    )
     query_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     min_score: float | None = Field(default=None, description="Relevance floor; None uses the recommender's.")
     exclude_suggested: bool = Field(default=True, description="Leave out articles already suggested to this session.")
@@ -106,7 +109,7 @@ class SuggestArticlesTool(BaseTool):
         rec = self.recommender
         sid = session_id_from(config) or self.session_id
         query = query.strip() if query and query.strip() else None
-        opts: dict[str, Any] = {"locale": self.locale, "tags": self.tags, "min_score": self.min_score}
+        opts: dict[str, Any] = {"locale": self.locale, "tags": self.article_tags, "min_score": self.min_score}
         try:
             if sid is None:
                 if query is None:
