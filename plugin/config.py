@@ -36,7 +36,9 @@ class SuggestSettings(BaseModel):
 
     k: int = Field(3, ge=1, le=100)
     exclude_seen: bool = True
-    min_score: float = Field(0.2, ge=-1.0, le=1.0, description="Suggestions scoring below this are dropped.")
+    min_score: float | None = Field(
+        0.2, ge=-1.0, le=1.0, description="Suggestions below this cosine are dropped; None keeps every candidate."
+    )
     mmr_lambda: float = Field(
         0.7, ge=0.0, le=1.0, description="1.0 = pure relevance; lower trades relevance for diversity (MMR)."
     )

@@ -199,6 +199,7 @@ class CachedEncoder:
         self.inner = inner
         self.name = inner.name
         self.dim = inner.dim
+        self.embeds_text = bool(getattr(inner, "embeds_text", True))
         self.cache = cache if cache is not None else EmbeddingCache(inner.dim, inner.name)
         if self.cache.dim != self.dim:
             raise DimensionMismatchError(f"cache is {self.cache.dim}-d but encoder {self.name} is {self.dim}-d")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -39,8 +40,9 @@ class Intent:
 class IntentModel(Protocol):
     input_dim: int
 
-    def intent(self, items: np.ndarray) -> Intent:
-        """items: (L, D) embeddings of the session, oldest first -> Intent in the same D-space."""
+    def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
+        """items: (L, D) vectors of the session, oldest first; keys: their article ids (None for pages
+        outside the KB), for models that work on item ids -> Intent in the index's space."""
         ...
 
 
@@ -79,7 +81,7 @@ class ContentSTAMP(nn.Module):
         return out.query @ self.proj.weight, out.attention  # (B, d) @ (d, D) -> (B, D): P^T q
 
     @torch.no_grad()
-    def intent(self, items: np.ndarray) -> Intent:
+    def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
         items = np.asarray(items, dtype=np.float32)
         if items.ndim != 2 or items.shape[1] != self.input_dim:
             raise DimensionMismatchError(f"intent expects (L, {self.input_dim}) embeddings, got {items.shape}")

@@ -75,6 +75,7 @@ class SessionRecommender:
                 f"intent model expects {self.intent_model.input_dim}-d items, encoder gives {encoder.dim}-d"
             )
         self.settings = settings or SuggestSettings()
+        self._embeds_text = bool(getattr(encoder, "embeds_text", True))
         self.event_log = event_log
 
     # ------------------------------------------------------------ building and persistence
@@ -172,7 +173,7 @@ class SessionRecommender:
             art = self.kb.find(event.url)
             if art is not None:
                 event = replace(event, article_id=art.id)
-        if event.kind in INTENT_KINDS and self._kb_article(event) is None:
+        if event.kind in INTENT_KINDS and self._embeds_text and self._kb_article(event) is None:
             self.encoder.encode([event.content()])  # embed now, so suggest() only reads the cache
         stored = self.store.append(event)
         if not stored:
@@ -201,25 +202,23 @@ class SessionRecommender:
 
     # ------------------------------------------------------------ suggesting
 
-    def _session_items(self, events: Sequence[Event]) -> tuple[np.ndarray, list[Event]]:
+    def _session_items(self, events: Sequence[Event]) -> tuple[np.ndarray, list[Event], list[str | None]]:
+        """Vectors of the session's intent events (KB articles from the index, other pages from the
+        embedding cache), the events themselves, and their article ids (None off the KB)."""
         signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
-        if not signal:
-            return np.zeros((0, self.encoder.dim), np.float32), []
-        vecs = np.empty((len(signal), self.encoder.dim), dtype=np.float32)
-        kb_rows, kb_ids, text_rows, texts = [], [], [], []
-        for i, e in enumerate(signal):
-            art = self._kb_article(e)
-            if art is not None:
-                kb_rows.append(i)
-                kb_ids.append(art.id)
-            else:
-                text_rows.append(i)
-                texts.append(e.content())
-        if kb_ids:
-            vecs[kb_rows] = self.index.vectors(kb_ids)
-        if texts:
-            vecs[text_rows] = self.encoder.encode(texts)
-        return vecs, signal
+        arts = [self._kb_article(e) for e in signal]
+        if not self._embeds_text:  # an item-ID model only knows its catalogue
+            signal = [e for e, a in zip(signal, arts) if a is not None]
+            arts = [a for a in arts if a is not None]
+        keys = [a.id if a is not None else None for a in arts]
+        vecs = np.empty((len(signal), self.index.dim), dtype=np.float32)
+        kb_rows = [i for i, k in enumerate(keys) if k is not None]
+        text_rows = [i for i, k in enumerate(keys) if k is None]
+        if kb_rows:
+            vecs[kb_rows] = self.index.vectors([keys[i] for i in kb_rows])
+        if text_rows:
+            vecs[text_rows] = self.encoder.encode([signal[i].content() for i in text_rows])
+        return vecs, signal, keys
 
     def suggest(
         self,
@@ -239,8 +238,8 @@ class SessionRecommender:
         session events the query alone is used. Raises EmptySessionError when there is neither.
         """
         events = self.store.read(session_id)
-        vecs, signal = self._session_items(events)
-        return self._suggest_from(vecs, signal, events, k=k, locale=locale, tags=tags, exclude=exclude,
+        vecs, signal, keys = self._session_items(events)
+        return self._suggest_from(vecs, signal, keys, events, k=k, locale=locale, tags=tags, exclude=exclude,
                                   query=query, query_weight=query_weight, min_score=min_score)
 
     def suggest_for(self, viewed: Sequence[str], k: int | None = None, **kwargs: Any) -> list[Suggestion]:
@@ -250,8 +249,8 @@ class SessionRecommender:
             make_event("adhoc", "article_open", article_id=a.id, url=a.url or None, title=a.title, ts=float(i))
             for i, a in enumerate(arts)
         ]
-        vecs, signal = self._session_items(events)
-        return self._suggest_from(vecs, signal, events, k=k, **kwargs)
+        vecs, signal, keys = self._session_items(events)
+        return self._suggest_from(vecs, signal, keys, events, k=k, **kwargs)
 
     def suggest_for_page(
         self,
@@ -282,12 +281,13 @@ class SessionRecommender:
             cached = self.encoder.cache.get(content_key(self.encoder.name, event.content()))
             vecs = cached[None, :] if cached is not None else self.encoder.inner.encode([event.content()])
         opts: dict[str, Any] = {"locale": None, "tags": None, "exclude": (), "query": None, **kwargs}
-        return self._suggest_from(np.asarray(vecs, np.float32), [event], [event], k=k, **opts)
+        return self._suggest_from(np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], k=k, **opts)
 
     def _suggest_from(
         self,
         vecs: np.ndarray,
         signal: list[Event],
+        keys: list[str | None],
         events: Sequence[Event],
         *,
         k: int | None,
@@ -306,7 +306,7 @@ class SessionRecommender:
         if not signal and qvec is None:
             raise EmptySessionError("the session has no page views, article opens or searches yet")
         if signal:
-            intent = self.intent_model.intent(vecs)
+            intent = self.intent_model.intent(vecs, keys)
             vector, attention = intent.vector, intent.attention
             if qvec is not None:
                 vector = (1 - query_weight) * vector + query_weight * qvec
@@ -329,7 +329,7 @@ class SessionRecommender:
         floor = cfg.min_score if min_score is None else min_score
         cands: list[Candidate] = []
         for aid, rel in hits:
-            if rel < floor:
+            if floor is not None and rel < floor:
                 break  # hits are sorted by relevance
             art = self.kb.find(aid)
             if art is None or not passes_filters(art, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags):
