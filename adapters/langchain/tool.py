@@ -18,7 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, Field
 
-from plugin import EmptySessionError, PluginError, SessionRecommender, Suggestion
+from plugin import EmptySessionError, SessionRecommender, Suggestion
 from plugin.inject import safe_url
 
 from ._common import session_id_from, suggested_ids
@@ -120,12 +120,9 @@ class SuggestArticlesTool(BaseTool):
                 found = rec.suggest(sid, k, exclude=exclude, query=query, query_weight=self.query_weight, **opts)
         except EmptySessionError:
             return NO_SESSION, []
-        except PluginError as exc:
-            logger.warning("suggest_articles failed: %s", exc)
-            raise ToolException(f"Suggestions are unavailable right now ({exc}).") from exc
-        except Exception as exc:
+        except Exception as exc:  # details go to the log, not into the model's context
             logger.exception("suggest_articles failed")
-            raise ToolException("Suggestions are unavailable right now.") from exc
+            raise ToolException("Suggestions are unavailable right now; answer without them.") from exc
         if sid is not None and self.record_impressions:
             for s in found:
                 try:
