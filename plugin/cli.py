@@ -78,6 +78,27 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_intent(args: argparse.Namespace) -> int:
+    from .content_training import ContentTrainConfig, sessions_from_events, train_content_stamp
+    from .event_log import EventLog
+    from .recommender import SessionRecommender
+
+    rec = SessionRecommender.load(args.index)
+    sessions = sessions_from_events(EventLog(args.log), known=set(rec.kb.ids()))
+    cfg = ContentTrainConfig(epochs=args.epochs, dim=args.dim)
+    model, report = train_content_stamp(sessions, rec.index, cfg, progress=not args.quiet)
+    print(f"{report.train_examples} training / {report.valid_examples} held-out examples from {len(sessions)} sessions; "
+          f"best epoch {report.best_epoch} of {report.epochs_run}")
+    print(f"held-out  trained: {report.valid}   zero-shot: {report.zero_shot_valid}")
+    if not report.beats_zero_shot and not args.force:
+        print("the trained model does not beat the zero-shot one on held-out sessions: index left unchanged (--force to install it)")
+        return 0
+    rec.intent_model = model
+    rec.save(args.index)
+    print(f"installed the trained content STAMP into {args.index}")
+    return 0
+
+
 def build_demo_recommender(cache: Path | None = None, *, encoder: str = "minilm", progress: bool = True):
     """The demo KB (stdlib docs via pydoc) indexed once and cached; later runs load it."""
     from .demo_kb import stdlib_articles
@@ -148,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("-k", type=int, default=3)
     sg.add_argument("--json", action="store_true")
     sg.set_defaults(func=cmd_suggest)
+
+    ti = sub.add_parser("train-intent", help="train the content STAMP on a JSONL event log and install it in an index")
+    ti.add_argument("--index", required=True)
+    ti.add_argument("--log", required=True, help="the event log (JSONL) written while serving")
+    ti.add_argument("--epochs", type=int, default=30)
+    ti.add_argument("--dim", type=int, default=128)
+    ti.add_argument("--force", action="store_true", help="install even if it does not beat the zero-shot model")
+    ti.add_argument("--quiet", action="store_true")
+    ti.set_defaults(func=cmd_train_intent)
 
     dm = sub.add_parser("demo", help="scripted visit over the stdlib-docs KB, then serve the demo site")
     dm.add_argument("--cache", default=None, help=f"where the demo index is cached (default {demo_cache_dir()})")
