@@ -122,7 +122,8 @@ DEMO_VISIT = (
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    rec = build_demo_recommender(Path(args.cache) if args.cache else None, encoder=args.encoder, progress=not args.quiet)
+    cache = Path(args.cache) if args.cache else demo_cache_dir()
+    rec = build_demo_recommender(cache, encoder=args.encoder, progress=not args.quiet)
     print(f"\nDemo knowledge base: {len(rec.kb)} Python standard-library modules (pydoc, built on this machine)\n")
     sid = "demo-visitor"
     for page, caption in DEMO_VISIT:
@@ -145,7 +146,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print("\n(install the web extra, pip install -e '.[web]', to also serve the demo site with the chat widget)")
         return 0
     serve = sites[0].load()
-    return int(serve(rec, host=args.host, port=args.port) or 0)
+    return int(serve(rec, host=args.host, port=args.port, event_log=cache / "events.jsonl") or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
