@@ -231,6 +231,7 @@ class SessionRecommender:
         query: str | None = None,
         query_weight: float = 0.5,
         min_score: float | None = None,
+        exclude_seen: bool | None = None,
     ) -> list[Suggestion]:
         """Top-k articles for what this session is about, each with a reason.
 
@@ -240,7 +241,8 @@ class SessionRecommender:
         events = self.store.read(session_id)
         vecs, signal, keys = self._session_items(events)
         return self._suggest_from(vecs, signal, keys, events, k=k, locale=locale, tags=tags, exclude=exclude,
-                                  query=query, query_weight=query_weight, min_score=min_score)
+                                  query=query, query_weight=query_weight, min_score=min_score,
+                                  exclude_seen=exclude_seen)
 
     def suggest_for(self, viewed: Sequence[str], k: int | None = None, **kwargs: Any) -> list[Suggestion]:
         """Suggestions for an ad-hoc list of viewed article ids or urls (no session needed)."""
@@ -297,6 +299,7 @@ class SessionRecommender:
         query: str | None = None,
         query_weight: float = 0.5,
         min_score: float | None = None,
+        exclude_seen: bool | None = None,
     ) -> list[Suggestion]:
         cfg = self.settings
         k = cfg.k if k is None else k
@@ -316,7 +319,7 @@ class SessionRecommender:
 
         seen_ids = set(exclude)
         seen_urls: set[str] = set()
-        if cfg.exclude_seen:
+        if cfg.exclude_seen if exclude_seen is None else exclude_seen:
             for e in events:
                 if e.kind in ("page_view", "article_open", "suggestion_click"):
                     art = self._kb_article(e)
@@ -410,5 +413,9 @@ def _reason(drivers: Sequence[str], query: str | None) -> str:
     if searched:
         parts.append(("and " if parts else "because of ") + searched[0])
     if not parts:
-        return f"matches your question “{query}”" if query else "related to this session"
+        if not query:
+            return "related to this session"
+        short = " ".join(query.split())
+        short = short if len(short) <= 48 else short[:47].rsplit(" ", 1)[0] + "…"
+        return f"matches your question “{short}”"
     return " ".join(parts)

@@ -161,3 +161,13 @@ def test_hnsw_index_supports_updates_and_deletes(articles, fake_encoder):
     r.track("s", article_id="ser-json")
     ids = [s.article.id for s in r.suggest("s", k=9)]
     assert "ser-pickle" not in ids and set(ids[:2]) <= SER
+
+
+def test_exclude_seen_can_be_turned_off_per_call_and_query_reasons_are_short(rec):
+    rec.track("s", article_id="ser-json")
+    assert "ser-json" not in {s.article.id for s in rec.suggest("s", k=9)}
+    assert "ser-json" in {s.article.id for s in rec.suggest("s", k=9, exclude_seen=False)}
+    long_q = "turtle graphics drawing canvas " * 10
+    only_query = rec.suggest("nobody", k=1, query=long_q)
+    assert only_query[0].reason.startswith("matches your question “turtle graphics")
+    assert len(only_query[0].reason) < 80
