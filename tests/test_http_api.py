@@ -175,6 +175,12 @@ def test_suggestions_error_paths(client, sid):
     msg = _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 50}), 400, "invalid_argument")
     assert "between 1 and 20" in msg
     _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"query": "q" * 501}), 422, "invalid_request")
+    _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"locale": "x" * 21}), 422, "invalid_request")
+    msg = _error(client.get(f"/v1/sessions/{sid}/suggestions", params=[("tags", str(i)) for i in range(11)]),
+                 422, "invalid_request")
+    assert msg.startswith("query.tags:")
+    msg = _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": "-1", "query": "q" * 501}), 422, "invalid_request")
+    assert "query.k" in msg and "query.query" in msg
 
 
 def test_empty_session_with_a_query_still_gets_suggestions(client, sid):

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Path as PathParam, Query, Response
+from fastapi import FastAPI, Path as PathParam, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import QueryParams
 
 import plugin
 from plugin import ConfigError, EventLog, SessionRecommender, Suggestion
@@ -39,6 +41,51 @@ ENV_EVENT_LOG = "SESSION_SUGGEST_EVENT_LOG"
 ENV_URL_TEMPLATE = "SESSION_SUGGEST_ARTICLE_URL_TEMPLATE"
 
 SessionPath = Annotated[str, PathParam(description="Session id from POST /v1/sessions (anything else is 404).")]
+
+
+SUGGEST_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "session_id", "in": "path", "required": True, "description": "Session id from POST /v1/sessions.",
+     "schema": {"type": "string"}},
+    {"name": "k", "in": "query", "required": False, "description": "How many suggestions (default 3).",
+     "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+    {"name": "locale", "in": "query", "required": False, "description": "Only articles in this locale.",
+     "schema": {"type": "string", "maxLength": 20}},
+    {"name": "tags", "in": "query", "required": False, "description": "Only articles with one of these tags.",
+     "schema": {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 10},
+     "style": "form", "explode": True},
+    {"name": "query", "in": "query", "required": False, "description": "Free text blended into the session intent.",
+     "schema": {"type": "string", "maxLength": 500}},
+]
+
+
+def _suggest_params(qp: QueryParams, default_k: int) -> dict[str, Any]:
+    """Validate the suggestions query string like the OpenAPI schema above says; RequestValidationError if not."""
+    errors: list[dict[str, Any]] = []
+
+    def bad(name: str, msg: str) -> None:
+        errors.append({"loc": ("query", name), "msg": msg, "type": "value_error"})
+
+    k = default_k
+    raw_k = qp.get("k")
+    if raw_k is not None:
+        if not raw_k.isdigit():
+            bad("k", "Input should be a valid integer")
+        elif not 1 <= int(raw_k) <= 100:
+            bad("k", "Input should be between 1 and 100")
+        else:
+            k = int(raw_k)
+    locale = qp.get("locale") or None
+    if locale is not None and len(locale) > 20:
+        bad("locale", "String should have at most 20 characters")
+    tags = qp.getlist("tags") or None
+    if tags is not None and (len(tags) > 10 or any(len(t) > 100 for t in tags)):
+        bad("tags", "At most 10 tags of at most 100 characters each")
+    query = qp.get("query") or None
+    if query is not None and len(query) > 500:
+        bad("query", "String should have at most 500 characters")
+    if errors:
+        raise RequestValidationError(errors)
+    return {"k": k, "locale": locale, "tags": tags, "query": query}
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -123,23 +170,25 @@ def create_app(
             return {"stored": False, "event_id": event.event_id, "article_id": event.article_id}
         return {"stored": True, "event_id": stored.event_id, "article_id": stored.article_id}
 
-    @app.get("/v1/sessions/{session_id}/suggestions", response_model=SuggestionsOut, tags=["suggestions"])
-    async def get_suggestions(
-        session_id: SessionPath,
-        k: Annotated[int | None, Query(ge=1, le=100)] = None,
-        locale: Annotated[str | None, Query(max_length=20)] = None,
-        tags: Annotated[list[str] | None, Query(max_length=10)] = None,
-        query: Annotated[str | None, Query(max_length=500, description="Free text blended into the intent.")] = None,
-    ) -> Response:
-        ids.check(session_id)
-        k = k or cfg.default_k
-        if k > cfg.max_k:
-            raise ConfigError(f"k must be between 1 and {cfg.max_k}, got {k}")
-        kwargs: dict[str, Any] = {"locale": locale, "tags": tags, "query": query}
-        if query:  # embedding a query may take milliseconds: keep it off the event loop
-            found = await run_in_threadpool(rec.suggest, session_id, k, **kwargs)
+    @app.get(
+        "/v1/sessions/{session_id}/suggestions",
+        response_model=SuggestionsOut,
+        tags=["suggestions"],
+        openapi_extra={"parameters": SUGGEST_PARAMETERS},
+    )
+    async def get_suggestions(request: Request) -> Response:
+        """Top-k articles for what this session has read, each with a reason. 409 until it has read something
+        (or pass `query`)."""
+        # Parameters are read by hand: FastAPI's per-parameter dependency solving costs more than the rest of
+        # the HTTP layer on this hot path. They are documented through openapi_extra.
+        session_id = ids.check(request.path_params["session_id"])
+        params = _suggest_params(request.query_params, cfg.default_k)
+        if params["k"] > cfg.max_k:
+            raise ConfigError(f"k must be between 1 and {cfg.max_k}, got {params['k']}")
+        if params["query"]:  # embedding a query may take milliseconds: keep it off the event loop
+            found = await run_in_threadpool(rec.suggest, session_id, **params)
         else:
-            found = rec.suggest(session_id, k, **kwargs)
+            found = rec.suggest(session_id, **params)
         return _json({"session_id": session_id, "suggestions": [suggestion_dict(s) for s in found]})
 
     @app.post("/v1/sessions/{session_id}/chat", response_model=ChatOut, tags=["chat"])

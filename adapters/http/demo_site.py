@@ -50,7 +50,7 @@ _PAGE = """<!doctype html>
 <main>
 {body}
 </main>
-<script src="/static/widget.js" data-api="" data-send-text="true" data-open="true" data-k="3"
+<script src="/static/widget.js" data-send-text="true" data-open="true" data-k="3"
         data-title="Ask the docs" defer></script>
 </body>
 </html>
