@@ -295,3 +295,27 @@ def test_erase_over_http_removes_store_and_log_entries(rec, tmp_path):
     assert rec.events(gone) == []
     assert {e.session_id for e in EventLog(log)} == {kept}
     _error(client.get(f"/v1/sessions/{gone}/suggestions"), 409, "empty_session")
+
+
+# ------------------------------------------------------------------ fuzzing (small CI budget; bench/fuzz.py runs 10k+)
+
+
+def test_fuzz_every_endpoint_small_budget():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("schemathesis")
+    path = Path(__file__).resolve().parents[1] / "bench" / "fuzz.py"
+    spec = importlib.util.spec_from_file_location("bench_fuzz", path)
+    fuzz = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = fuzz  # dataclasses look their module up there
+    spec.loader.exec_module(fuzz)
+    report = fuzz.run(examples=4)
+    assert report["server_errors"] == 0, report["failures"]
+    assert report["bad_error_shape"] == 0, report["failures"]
+    assert report["still_up"] and report["control_session_intact"]
+    operations = {op.split(" ", 1)[1] for op in report["per_operation"]}
+    assert {"/v1/health", "/v1/sessions", "/v1/sessions/{session_id}", "/v1/sessions/{session_id}/events",
+            "/v1/sessions/{session_id}/suggestions", "/v1/sessions/{session_id}/chat", "/v1/suggestions"} <= operations
+    assert report["inputs"] >= 100
