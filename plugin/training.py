@@ -1,0 +1,160 @@
+"""Generic mini-batch trainer for the neural session models (STAMP, GRU4Rec, SR-GNN), and nothing else.
+
+The model supplies its network and a loss on a batch of training units (prefix examples for STAMP/SR-GNN,
+whole sessions for GRU4Rec); this module shuffles, batches, runs Adam, decays the learning rate, evaluates
+the validation split after every epoch (`plugin.evaluation`), keeps the best epoch's weights (early stopping on
+``select_metric``, MRR@20 by default, ties broken by HR@20) and restores them at the end. The test set never
+comes near it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import Examples
+from .errors import ConfigError
+
+__all__ = ["TrainConfig", "EpochRecord", "TrainReport", "Trainable", "fit_neural", "seed_everything"]
+
+logger = logging.getLogger(__name__)
+
+_SELECT = ("MRR@20", "HR@20", "NDCG@20", "MRR@10", "HR@10")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 512
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0  # lr *= lr_decay every lr_decay_every epochs
+    lr_decay_every: int = 1
+    patience: int = 2  # epochs without validation improvement before stopping
+    select_metric: str = "MRR@20"
+    max_len: int | None = None  # keep only the last max_len clicks of each training unit
+    max_valid: int | None = 30000  # validate on a fixed random subset of this many examples (None: all)
+    max_epoch_units: int | None = None  # train each epoch on a random subset (time-boxed runs)
+    time_budget_s: float | None = None  # stop after the epoch that crosses this wall time
+    seed: int = 0
+    clip_grad_norm: float | None = None
+    bf16: bool = True  # bfloat16 autocast for the training matmuls (CPU avx512_bf16/AMX: ~2-3x); eval stays fp32
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 0:
+            raise ConfigError("TrainConfig needs epochs >= 1, batch_size >= 1, lr > 0 and patience >= 0")
+        if self.select_metric not in _SELECT:
+            raise ConfigError(f"select_metric={self.select_metric!r} is not valid. Valid metrics are: {', '.join(_SELECT)}")
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    loss: float
+    train_seconds: float
+    valid_seconds: float
+    units: int
+    valid: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    epochs: tuple[EpochRecord, ...]
+    best_epoch: int  # 1-based; 0 when nothing was validated
+    stopped: str  # "epochs", "patience" or "time budget"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "best_epoch": self.best_epoch,
+            "stopped": self.stopped,
+            "epochs": [r.__dict__ for r in self.epochs],
+        }
+
+
+class Trainable(Protocol):
+    net: nn.Module
+
+    def batch_loss(self, units: Examples, idx: np.ndarray, max_len: int | None) -> torch.Tensor: ...
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def fit_neural(
+    model: Trainable, units: Examples, valid: Examples | None, config: TrainConfig,
+) -> TrainReport:
+    from .evaluation import evaluate  # late: evaluation imports the models package
+
+    rng = seed_everything(config.seed)
+    net = model.net
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_decay_every, gamma=config.lr_decay)
+    if valid is not None and config.max_valid is not None and len(valid) > config.max_valid:
+        valid = valid.subset(np.sort(rng.choice(len(valid), config.max_valid, replace=False)))
+    records: list[EpochRecord] = []
+    best_key: tuple[float, float] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch, bad, stopped = 0, 0, "epochs"
+    start = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        net.train()
+        order = rng.permutation(len(units))
+        if config.max_epoch_units is not None:
+            order = order[: config.max_epoch_units]
+        t0 = time.perf_counter()
+        total, count = 0.0, 0
+        n_batches = math.ceil(order.size / config.batch_size)
+        bar = tqdm(range(n_batches), disable=not config.progress, desc=f"epoch {epoch}", unit="batch")
+        for b in bar:
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                loss = model.batch_loss(units, idx, config.max_len)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip_grad_norm is not None:
+                nn.utils.clip_grad_norm_(net.parameters(), config.clip_grad_norm)
+            opt.step()
+            total += float(loss.detach()) * idx.size
+            count += idx.size
+            if b % 50 == 0:
+                bar.set_postfix(loss=f"{total / count:.4f}")
+        sched.step()
+        train_s = time.perf_counter() - t0
+        metrics: dict[str, float] = {}
+        valid_s = 0.0
+        if valid is not None and len(valid):
+            net.eval()
+            r = evaluate(model, valid, ks=(10, 20), batch_size=1024, beyond_accuracy=False)  # type: ignore[arg-type]
+            metrics, valid_s = r.metrics, r.seconds
+        rec = EpochRecord(epoch, total / max(count, 1), train_s, valid_s, int(count), metrics)
+        records.append(rec)
+        logger.info("epoch %d: loss %.4f, %.0f s train, valid %s", epoch, rec.loss, train_s, metrics)
+        if metrics:
+            key = (metrics[config.select_metric], metrics["HR@20"])
+            if best_key is None or key > best_key:
+                best_key, best_epoch, bad = key, epoch, 0
+                best_state = copy.deepcopy(net.state_dict())
+            else:
+                bad += 1
+                if bad > config.patience:
+                    stopped = "patience"
+                    break
+        if config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s:
+            stopped = "time budget"
+            break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    return TrainReport(epochs=tuple(records), best_epoch=best_epoch, stopped=stopped)

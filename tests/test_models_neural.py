@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from plugin.data import augment
+from plugin.errors import DimensionMismatchError
+from plugin.evaluation import evaluate
+from plugin.models import DotProductModel, get_model, load_model
+from plugin.models.srgnn import session_graphs
+from plugin.training import TrainConfig
+
+from models_fixtures import N_ITEMS, TOPIC_A, TOPIC_B, sessions, valid_examples  # noqa: F401
+
+torch.set_num_threads(1)
+
+NEURAL = ("stamp", "gru4rec", "srgnn")
+SMALL = {"stamp": {"dim": 16}, "gru4rec": {"dim": 16, "hidden": 16}, "srgnn": {"dim": 16}}
+QUICK = TrainConfig(epochs=1, batch_size=64, lr=1e-2, progress=False, bf16=False)
+
+
+def _fitted(name: str, sessions, **train):  # noqa: F811
+    m = get_model(name, **SMALL[name])
+    m.fit(sessions, N_ITEMS, train_config=TrainConfig(**{**QUICK.__dict__, **train}))
+    return m
+
+
+@pytest.fixture(scope="module", params=NEURAL)
+def trained(request, sessions):  # noqa: F811
+    # STAMP's trilinear score memorises this tiny set at lr 1e-2; a smaller step keeps it general
+    return _fitted(request.param, sessions, epochs=20, lr=3e-3 if request.param == "stamp" else 1e-2)
+
+
+def test_shapes_and_dot_product_contract(trained) -> None:
+    assert isinstance(trained, DotProductModel)
+    p = np.array([[1, 2, 3], [11, 0, 0]])
+    s = trained.score(p)
+    v = trained.item_vectors()
+    q = trained.query_vectors(p)
+    assert s.shape == (2, N_ITEMS + 1) and np.isneginf(s[:, 0]).all()
+    assert v.shape == (N_ITEMS, 16) and q.shape == (2, 16) and v.dtype == q.dtype == np.float32
+    np.testing.assert_allclose(s[:, 1:], q @ v.T, rtol=1e-4, atol=1e-5)
+    with pytest.raises(DimensionMismatchError):
+        trained.score(np.array([[0, 3]]))
+
+
+def test_padding_mask_invariance(trained) -> None:
+    alone = trained.score(np.array([[4, 5]]))
+    padded = trained.score(np.array([[4, 5, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6]]))
+    np.testing.assert_allclose(padded[:1], alone, rtol=1e-5, atol=1e-5)
+
+
+def test_trained_models_learn_the_topics(trained, valid_examples) -> None:  # noqa: F811
+    s = trained.score(np.array([[2, 3, 4], [15, 16, 17]]))
+    assert set(np.argsort(-s[0])[:3].tolist()) <= TOPIC_A
+    assert set(np.argsort(-s[1])[:3].tolist()) <= TOPIC_B
+    r = evaluate(trained, valid_examples, ks=(5,), beyond_accuracy=False)
+    assert r.metrics["HR@5"] > 0.6  # random is 0.25
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_overfits_one_tiny_batch(name: str, sessions) -> None:  # noqa: F811
+    torch.manual_seed(0)
+    m = get_model(name, **SMALL[name])
+    m._start_fit(N_ITEMS, None)
+    m.net = m.build_net()
+    units = m.training_units(sessions[:8])
+    idx = np.arange(len(units))
+    opt = torch.optim.Adam(m.net.parameters(), lr=3e-2)
+    first = None
+    for _ in range(150):
+        loss = m.batch_loss(units, idx, None)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = float(loss) if first is None else first
+    assert float(loss) < 0.35 * first, (first, float(loss))
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_save_load_round_trip_and_item_keys(name: str, sessions, tmp_path: Path) -> None:  # noqa: F811
+    m = get_model(name, **SMALL[name])
+    keys = [f"https://kb/{i}" for i in range(1, N_ITEMS + 1)]
+    m.fit(sessions[:40], N_ITEMS, item_keys=keys, train_config=QUICK)
+    m.save(tmp_path)
+    loaded = load_model(tmp_path)
+    p = np.array([[1, 2, 3], [12, 11, 0]])
+    np.testing.assert_array_equal(loaded.score(p), m.score(p))
+    np.testing.assert_array_equal(loaded.item_vectors(), m.item_vectors())
+    assert loaded.index_of("https://kb/3") == 3
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["config.json", "state.npz"]
+
+
+def test_early_stopping_restores_the_best_epoch(sessions, valid_examples) -> None:  # noqa: F811
+    m = get_model("stamp", dim=16)
+    rep = m.fit(sessions, N_ITEMS, valid=valid_examples,
+                train_config=TrainConfig(epochs=4, batch_size=64, lr=1e-2, patience=0, progress=False, bf16=False))
+    assert 1 <= rep["best_epoch"] <= len(rep["epochs"])
+    best = rep["epochs"][rep["best_epoch"] - 1]["valid"]
+    again = evaluate(m, valid_examples, ks=(10, 20), beyond_accuracy=False).metrics
+    assert again["MRR@20"] == pytest.approx(best["MRR@20"])
+
+
+def test_hybrid_stamp_uses_the_content_matrix(sessions, tmp_path: Path) -> None:  # noqa: F811
+    rng = np.random.default_rng(0)
+    content = rng.normal(size=(N_ITEMS, 8)).astype(np.float32)
+    m = get_model("stamp", dim=16, mode="hybrid")
+    with pytest.raises(DimensionMismatchError):
+        m.fit(sessions, N_ITEMS, train_config=QUICK, content=content[:5])
+    m.fit(sessions, N_ITEMS, train_config=QUICK, content=content)
+    net = m.net
+    expected = net.emb.weight[1:] + net.proj(torch.from_numpy(content))
+    np.testing.assert_allclose(m.item_vectors(), expected.detach().numpy(), rtol=1e-5, atol=1e-6)
+    m.save(tmp_path)
+    np.testing.assert_array_equal(load_model(tmp_path).item_vectors(), m.item_vectors())
+
+
+def test_srgnn_session_graph_known_answer() -> None:
+    alias, a_in, a_out = session_graphs(torch.tensor([[1, 2, 1, 3, 0]]))
+    assert alias[0, :4].tolist() == [0, 1, 0, 3]
+    # edges over slots: 0->1, 1->0, 0->3 (slot 0 = item 1, slot 1 = item 2, slot 3 = item 3)
+    expected_out = torch.zeros(5, 5)
+    expected_out[0, 1] = expected_out[0, 3] = 0.5
+    expected_out[1, 0] = 1.0
+    torch.testing.assert_close(a_out[0], expected_out)
+    expected_in = torch.zeros(5, 5)  # a_in[v, u] = edge u->v / in-degree(v)
+    expected_in[1, 0] = expected_in[0, 1] = expected_in[3, 0] = 1.0
+    torch.testing.assert_close(a_in[0], expected_in)
+
+
+def test_stamp_model_drives_the_plugin_stamp_module(sessions) -> None:  # noqa: F811
+    from plugin.stamp import STAMP
+
+    m = get_model("stamp", dim=16)
+    m.fit(sessions[:20], N_ITEMS, train_config=QUICK)
+    assert isinstance(m.net.stamp, STAMP)
