@@ -34,6 +34,7 @@ class Responder(Protocol):
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n{2,}")
 _WORD = re.compile(r"[a-z0-9_]+")
+_BOILERPLATE = re.compile(r"MODULE REFERENCE|automatically generated|https?://")
 _STOP = frozenset("a an and are be can do does for from how i in is it my of on or the to what when where which with you".split())
 
 
@@ -42,15 +43,36 @@ class ExtractiveResponder:
 
     name = "extractive (no LLM)"
 
-    def __init__(self, rec: SessionRecommender, *, max_sentences: int = 3, max_chars: int = 600) -> None:
+    def __init__(
+        self,
+        rec: SessionRecommender,
+        *,
+        max_sentences: int = 3,
+        max_chars: int = 600,
+        candidates: int = 5,
+        session_weight: float = 0.15,
+    ) -> None:
         self.rec = rec
         self.max_sentences = max_sentences
         self.max_chars = max_chars
+        self.candidates = candidates
+        self.session_weight = session_weight
+
+    def _pick(self, hits: list[tuple[str, float]], session_id: str) -> str:
+        """The best hit for the question, nudged towards articles close to what the visitor has read:
+        "how do I load it back?" on the pickle page should be answered from pickle."""
+        read = [e.article_id for e in self.rec.events(session_id) if e.article_id and e.article_id in self.rec.index]
+        if not read or self.session_weight <= 0:
+            return hits[0][0]
+        ids = [aid for aid, _ in hits]
+        sims = self.rec.index.vectors(ids) @ self.rec.index.vectors(read[-5:]).T  # (candidates, read)
+        scores = [score + self.session_weight * float(sims[i].max()) for i, (_, score) in enumerate(hits)]
+        return ids[max(range(len(ids)), key=scores.__getitem__)]
 
     def __call__(self, message: str, *, session_id: str) -> Reply:
         qvec = self.rec.encoder.encode([message])  # (1, D)
-        hits = self.rec.index.search(qvec, 1)[0]
-        art = self.rec.kb.find(hits[0][0]) if hits else None
+        hits = self.rec.index.search(qvec, self.candidates)[0]
+        art = self.rec.kb.find(self._pick(hits, session_id)) if hits else None
         if art is None:
             return Reply("I could not find anything about that in the knowledge base.", self.name)
         excerpt = _best_sentences(message, art.text, self.max_sentences, self.max_chars) or art.snippet(self.max_chars)
@@ -60,7 +82,12 @@ class ExtractiveResponder:
 
 def _best_sentences(question: str, text: str, n: int, max_chars: int) -> str:
     q = {w for w in _WORD.findall(question.lower()) if w not in _STOP}
-    sentences = [" ".join(s.split()) for s in _SENTENCE_SPLIT.split(text) if len(s.split()) >= 4][:200]
+    # dict.fromkeys: the pydoc body repeats the docstring, so drop repeated sentences, keep the order
+    # and skip fragments of pydoc's class/signature listings (" | ", "->"), which read badly as prose
+    sentences = list(dict.fromkeys(
+        " ".join(s.split()) for s in _SENTENCE_SPLIT.split(text)
+        if len(s.split()) >= 4 and "|" not in s and "->" not in s and not _BOILERPLATE.search(s)
+    ))[:200]
     if not sentences:
         return ""
     scored = sorted(

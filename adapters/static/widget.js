@@ -244,7 +244,8 @@
     var text = input.value.trim();
     if (!text) return;
     input.value = "";
-    addMessage("user", text);
+    panel.classList.add("ss-chatting");
+    var asked = addMessage("user", text);
     var pending = addMessage("bot pending", "…");
     send.disabled = true;
     call("POST", "/chat", { message: text.slice(0, 2000), k: K }).then(function (res) {
@@ -271,7 +272,7 @@
         pendingImpressions = pendingImpressions.concat(b.suggestions);
         flushImpressions();
       }
-      log.scrollTop = log.scrollHeight;
+      log.scrollTop = asked.offsetTop - 8; // the question, then as much of the answer as fits
     }).catch(function () {
       log.removeChild(pending);
       addMessage("bot ss-error", "The assistant is unavailable.");
