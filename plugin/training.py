@@ -44,7 +44,7 @@ class TrainConfig:
     max_len: int | None = None  # keep only the last max_len clicks of each training unit
     max_valid: int | None = 30000  # validate on a fixed random subset of this many examples (None: all)
     max_epoch_units: int | None = None  # train each epoch on a random subset (time-boxed runs)
-    time_budget_s: float | None = None  # stop after the epoch that crosses this wall time
+    time_budget_s: float | None = None  # stop once this wall time is spent (mid-epoch: validate the partial epoch)
     seed: int = 0
     clip_grad_norm: float | None = None
     bf16: bool = True  # bfloat16 autocast for the training matmuls (CPU avx512_bf16/AMX: ~2-3x); eval stays fp32
@@ -117,7 +117,11 @@ def fit_neural(
         total, count = 0.0, 0
         n_batches = math.ceil(order.size / config.batch_size)
         bar = tqdm(range(n_batches), disable=not config.progress, desc=f"epoch {epoch}", unit="batch")
+        out_of_time = False
         for b in bar:
+            if config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s:
+                out_of_time = True  # validate what we have; the report says the epoch was partial
+                break
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 loss = model.batch_loss(units, idx, config.max_len)
@@ -151,7 +155,7 @@ def fit_neural(
                 if bad > config.patience:
                     stopped = "patience"
                     break
-        if config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s:
+        if out_of_time or (config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s):
             stopped = "time budget"
             break
     if best_state is not None:

@@ -76,8 +76,8 @@ def test_overfits_one_tiny_batch(name: str, sessions) -> None:  # noqa: F811
         opt.zero_grad()
         loss.backward()
         opt.step()
-        first = float(loss) if first is None else first
-    assert float(loss) < 0.35 * first, (first, float(loss))
+        first = float(loss.detach()) if first is None else first
+    assert float(loss.detach()) < 0.35 * first, (first, float(loss.detach()))
 
 
 @pytest.mark.parametrize("name", NEURAL)

@@ -1,0 +1,182 @@
+"""``train`` and ``evaluate`` subcommands for the session models.
+
+    python -m plugin train --model stamp --data ../shared/data/diginetica_srgnn --out runs/stamp_digi --epochs 5
+    python -m plugin evaluate --model runs/stamp_digi --data ../shared/data/diginetica_srgnn --json
+
+``register(subparsers)`` adds both to an ``argparse`` sub-parser set; each sets ``func`` (args -> exit code).
+``python -m plugin.models.cli ...`` runs them standalone.
+
+``--data`` is an SR-GNN-format folder, a raw click CSV (DIGINETICA ``;`` format, or ``session,item,time``; both
+run through the SR-GNN preprocessing) or a plugin JSONL event log. Neural models train on the first 90% of the
+training sessions and pick their epoch on the last 10% (validation); the test split is only read by
+``evaluate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..data import SessionData, augment, load_srgnn_folder, read_click_csv, read_diginetica_clicks
+from ..data import read_jsonl_events, split_validation, srgnn_preprocess
+from ..errors import ConfigError, PluginError
+from . import MODEL_NAMES, get_model, load_model
+from ._neural import NeuralModel
+
+__all__ = ["register", "main", "load_data"]
+
+logger = logging.getLogger(__name__)
+
+
+def load_data(path: str | Path) -> SessionData:
+    """An SR-GNN folder, a raw click CSV (SR-GNN preprocessing) or a JSONL event log, by what the path is."""
+    p = Path(path)
+    if p.is_dir():
+        return load_srgnn_folder(p)
+    if p.suffix == ".jsonl":
+        return read_jsonl_events(p)
+    if p.suffix in (".csv", ".tsv", ".dat"):
+        header = p.open().readline()
+        if "timeframe" in header and ";" in header:
+            return srgnn_preprocess(read_diginetica_clicks(p), test_days=7, name=p.stem)
+        return srgnn_preprocess(read_click_csv(p), test_days=1, name=p.stem)
+    raise ConfigError(f"--data {path}: expected an SR-GNN folder, a .csv click log or a .jsonl event log")
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--option {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..training import TrainConfig
+
+    torch.set_num_threads(args.threads)
+    data = load_data(args.data)
+    keys = data.item_keys if data.item_keys is not None else tuple(str(i) for i in range(1, data.n_items + 1))
+    model = get_model(args.model, **_parse_options(args.option))
+    t0 = time.perf_counter()
+    fit_kwargs: dict[str, Any] = {"item_keys": keys}
+    if isinstance(model, NeuralModel):
+        train, valid_sessions = split_validation(data.train_sessions, args.valid_fraction)
+        fit_kwargs["train_config"] = TrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+            lr_decay=args.lr_decay, lr_decay_every=args.lr_decay_every, patience=args.patience,
+            max_len=args.max_len, max_valid=args.max_valid, max_epoch_units=args.max_epoch_units,
+            time_budget_s=args.time_budget, seed=args.seed, bf16=not args.no_bf16, progress=not args.quiet,
+        )
+        if args.content:
+            fit_kwargs["content"] = np.load(args.content, allow_pickle=False)
+        report = model.fit(train, data.n_items, augment(valid_sessions), **fit_kwargs)
+    else:
+        report = model.fit(data.train_sessions, data.n_items, **fit_kwargs)
+    seconds = time.perf_counter() - t0
+    out = model.save(args.out)
+    summary = {"model": model.name, "data": str(args.data), "n_items": data.n_items, "seconds": seconds,
+               "argv": sys.argv, "report": report, "torch_threads": torch.get_num_threads()}
+    (out / "train_report.json").write_text(json.dumps(summary, indent=1))
+    sys.stdout.write(f"saved {model.name} to {out} ({seconds:.0f} s)\n")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate
+
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    data = load_data(args.data)
+    if data.n_items != model.n_items:
+        raise ConfigError(f"the model knows {model.n_items} items but {args.data} has {data.n_items}")
+    r = evaluate(model, data.test, ks=(5, 10, 20), batch_size=args.batch_size, item_counts=data.item_counts(),
+                 progress=not args.quiet, exact_ranks=args.ranks_out is not None)
+    if args.ranks_out:
+        np.save(args.ranks_out, r.ranks, allow_pickle=False)
+    result = {"model": model.name, "model_dir": str(args.model), "data": str(args.data), "examples": r.n_examples,
+              "eval_seconds": round(r.seconds, 2), "threads": torch.get_num_threads(), "metrics": r.metrics}
+    if args.json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        sys.stdout.write(f"{model.name} on {args.data}: {r.n_examples} examples in {r.seconds:.1f} s\n")
+        for k in (5, 10, 20):
+            sys.stdout.write(
+                f"  @{k:<3} HR {100 * r.metrics[f'HR@{k}']:6.2f}  MRR {100 * r.metrics[f'MRR@{k}']:6.2f}  "
+                f"NDCG {100 * r.metrics[f'NDCG@{k}']:6.2f}  coverage {100 * r.metrics[f'coverage@{k}']:6.2f}  "
+                f"popularity {100 * r.metrics[f'popularity@{k}']:6.2f}\n"
+            )
+    return 0
+
+
+def _guard(func):
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except PluginError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
+
+    return run
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``train`` and ``evaluate``; each parser sets ``func(args) -> int``."""
+    t = subparsers.add_parser("train", help="train a session model on a dataset and save it")
+    t.add_argument("--model", required=True, help=f"one of: {', '.join(MODEL_NAMES)}")
+    t.add_argument("--data", required=True, help="SR-GNN folder, raw click CSV or JSONL event log")
+    t.add_argument("--out", required=True, help="folder to write config.json + state.npz")
+    t.add_argument("--option", action="append", default=[], help="model option key=value (repeatable)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=512)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--lr-decay", type=float, default=1.0)
+    t.add_argument("--lr-decay-every", type=int, default=1)
+    t.add_argument("--patience", type=int, default=2)
+    t.add_argument("--max-len", type=int, default=None)
+    t.add_argument("--max-valid", type=int, default=30000)
+    t.add_argument("--max-epoch-units", type=int, default=None)
+    t.add_argument("--time-budget", type=float, default=None, help="seconds; stop after the epoch that crosses it")
+    t.add_argument("--valid-fraction", type=float, default=0.1)
+    t.add_argument("--content", default=None, help="(n_items, c) .npy content matrix for hybrid STAMP")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
+    t.add_argument("--quiet", action="store_true")
+    t.set_defaults(func=_guard(_train))
+    e = subparsers.add_parser("evaluate", help="evaluate a saved session model on a dataset's test split")
+    e.add_argument("--model", required=True, help="folder written by train")
+    e.add_argument("--data", required=True)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--batch-size", type=int, default=1024)
+    e.add_argument("--ranks-out", default=None, help="write exact per-example ranks (.npy)")
+    e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_guard(_evaluate))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m plugin.models.cli", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
