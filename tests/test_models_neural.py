@@ -137,3 +137,19 @@ def test_stamp_model_drives_the_plugin_stamp_module(sessions) -> None:  # noqa: 
     m = get_model("stamp", dim=16)
     m.fit(sessions[:20], N_ITEMS, train_config=QUICK)
     assert isinstance(m.net.stamp, STAMP)
+
+
+def test_saved_stamp_serves_through_a_faiss_inner_product_index(sessions, tmp_path: Path) -> None:  # noqa: F811
+    faiss = pytest.importorskip("faiss")
+    faiss.omp_set_num_threads(1)
+    m = get_model("stamp", dim=16)
+    m.fit(sessions, N_ITEMS, item_keys=[f"a{i}" for i in range(1, N_ITEMS + 1)], train_config=QUICK)
+    m.save(tmp_path)
+    served = load_model(tmp_path)
+    index = faiss.IndexFlatIP(16)
+    index.add(np.ascontiguousarray(served.item_vectors()))
+    prefix = np.array([[served.index_of("a2"), served.index_of("a3")]])
+    _, rows = index.search(np.ascontiguousarray(served.query_vectors(prefix)), 5)
+    expected = np.argsort(-m.score(prefix)[0])[:5]  # item indices (column = item id)
+    assert (rows[0] + 1).tolist() == expected.tolist()  # row j of item_vectors is item j+1
+    assert served.item_keys[rows[0][0]] == f"a{expected[0]}"
