@@ -118,10 +118,12 @@ _ERASE = _DROP + """
 return drop(ARGV[1], ARGV[2])
 """
 
-# ARGV: prefix, now, ttl
+# ARGV: prefix, now, ttl. Sweeps a bounded batch (health checks call this often) and counts the rest exactly.
 _COUNT = _DROP + """
-sweep(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), 0)
-return redis.call('ZCARD', ARGV[1] .. 'lru')
+local prefix, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+sweep(prefix, now, ttl, 1000)
+local expired = redis.call('ZCOUNT', prefix .. 'seen', '-inf', '(' .. string.format('%.17g', now - ttl))
+return redis.call('ZCARD', prefix .. 'lru') - expired
 """
 
 
