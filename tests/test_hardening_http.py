@@ -319,3 +319,44 @@ def test_fuzz_every_endpoint_small_budget():
     assert {"/v1/health", "/v1/sessions", "/v1/sessions/{session_id}", "/v1/sessions/{session_id}/events",
             "/v1/sessions/{session_id}/suggestions", "/v1/sessions/{session_id}/chat", "/v1/suggestions"} <= operations
     assert report["inputs"] >= 100
+
+
+# ------------------------------------------------------------------ binding ids to the browser (opt-in)
+
+
+def _bound_app(rec, secret=SECRET):
+    return create_hardened_app(rec, secrets=secret, limiter=InMemoryRateLimiter(), bind_to_browser=True,
+                               secure_cookie=False)  # the test client speaks plain http
+
+
+def test_another_visitors_id_is_rejected_when_ids_are_bound_to_the_browser(rec):
+    app = _bound_app(rec)
+    alice, mallory = TestClient(app), TestClient(app)  # two browsers: separate cookie jars
+    r = alice.post("/v1/sessions")
+    sid = r.json()["session_id"]
+    cookie = r.headers["set-cookie"]
+    assert f"Path=/v1/sessions/{sid}" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert _view(alice, sid, "https://kb.test/json").status_code == 200
+    # mallory learned alice's id (a log line, a shared screen) but not her cookie
+    for resp in _all_session_calls(mallory, sid):
+        _error(resp, 404, "unknown_session")
+    assert _urls(rec, sid) == ["https://kb.test/json"]  # her session is untouched, not even erased
+    # nor can mallory mint the cookie: a guess, her own session's cookie, or one made with another secret
+    own = mallory.post("/v1/sessions")
+    own_value = own.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+    from adapters.http.signing import SessionBindingMiddleware
+
+    foreign = SessionBindingMiddleware(None, OTHER_SECRET)._value(OTHER_SECRET.encode(), sid)
+    for value in (secrets.token_urlsafe(16), own_value, foreign):
+        r = TestClient(app).get(f"/v1/sessions/{sid}/suggestions", headers={"cookie": f"ss_bind={value}"})
+        _error(r, 404, "unknown_session")
+    assert alice.get(f"/v1/sessions/{sid}/suggestions").status_code == 200
+
+
+def test_binding_keeps_every_session_of_one_browser_usable(rec):
+    browser = TestClient(_bound_app(rec))
+    first, second = _sid(browser), _sid(browser)
+    assert _view(browser, first, "https://kb.test/json").status_code == 200
+    assert _view(browser, second, "https://kb.test/socket").status_code == 200
+    assert browser.delete(f"/v1/sessions/{first}").status_code == 204
+    assert browser.post("/v1/suggestions", json={"url": "https://kb.test/json"}).status_code == 200

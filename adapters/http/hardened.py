@@ -27,7 +27,7 @@ from .app import ENV_EVENT_LOG, ENV_INDEX, ENV_URL_TEMPLATE, create_app
 from .limits import InMemoryRateLimiter, LimitSettings, RateLimiter, RedisRateLimiter, install_limits
 from .models import SuggestionsOut
 from .settings import ServerSettings
-from .signing import SignedSessionIds, secrets_from_env
+from .signing import SignedSessionIds, install_session_binding, secrets_from_env
 
 __all__ = ["create_hardened_app", "app_from_env", "PageIn", "RedactSessionIds", "ENV_REDIS_URL", "ENV_REDIS_PREFIX", "ENV_TTL", "ENV_LIMITS"]
 
@@ -35,6 +35,7 @@ ENV_REDIS_URL = "REDIS_URL"
 ENV_TTL = "SESSION_SUGGEST_TTL_SECONDS"
 ENV_LIMITS = "SESSION_SUGGEST_LIMITS"  # JSON of LimitSettings fields, e.g. {"per_client": 1200}
 ENV_REDIS_PREFIX = "SESSION_SUGGEST_REDIS_PREFIX"  # namespaces keys when sites share one Redis
+ENV_BIND_COOKIE = "SESSION_SUGGEST_BIND_COOKIE"  # "1": bind ids to the creating browser (same-origin API)
 
 
 class PageIn(BaseModel):
@@ -92,12 +93,20 @@ def create_hardened_app(
     limits: LimitSettings | None = None,
     limiter: RateLimiter | None = None,
     responder: Any = None,
+    bind_to_browser: bool = False,
+    secure_cookie: bool = True,
 ) -> FastAPI:
-    """`create_app` with signed ids (HMAC under `secrets`), body-size and rate limits, and POST /v1/suggestions."""
+    """`create_app` with signed ids (HMAC under `secrets`), body-size and rate limits, and POST /v1/suggestions.
+
+    `bind_to_browser`: also bind each id to the creating browser with an HttpOnly cookie (same-origin
+    deployments; see `signing.SessionBindingMiddleware`). `secure_cookie=False` only for plain-http testing.
+    """
     cfg = settings or ServerSettings()
     app = create_app(recommender, settings=cfg, responder=responder, session_ids=SignedSessionIds(secrets))
     app.include_router(_page_router(recommender, cfg))
     install_limits(app, limits, limiter if limiter is not None else InMemoryRateLimiter())
+    if bind_to_browser:
+        install_session_binding(app, secrets, secure=secure_cookie)
     return app
 
 
@@ -128,4 +137,6 @@ def app_from_env() -> FastAPI:
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactSessionIds) for f in access.filters):
         access.addFilter(RedactSessionIds())
-    return create_hardened_app(rec, secrets=keys, settings=settings, limits=limits, limiter=limiter)
+    bind = os.environ.get(ENV_BIND_COOKIE, "").lower() in ("1", "true", "yes")
+    return create_hardened_app(rec, secrets=keys, settings=settings, limits=limits, limiter=limiter,
+                               bind_to_browser=bind)

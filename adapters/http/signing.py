@@ -10,6 +10,11 @@ signed by another server (another secret) is rejected before it reaches the sess
 Ids are bearer tokens: whoever holds one acts as that visitor, so they are never logged in full (the service
 logs at most 8 characters) and never listed. Keys rotate without logging anyone out: sign with the first
 secret, accept any of them.
+
+`SessionBindingMiddleware` (opt-in) goes one step further for same-origin deployments: it binds each id to
+the browser that created it with an HttpOnly cookie scoped to that session's path and holding
+HMAC(secret, id). Another visitor who learns the id (from a log, a proxy, a shared screen) still lacks the
+cookie, cannot compute it without the secret, and gets 404 like for an unknown id.
 """
 
 from __future__ import annotations
@@ -17,15 +22,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import struct
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from plugin import ConfigError, UnknownSessionError
 
-__all__ = ["SignedSessionIds", "SIGNED_SESSION_ID_PATTERN", "ENV_SECRET", "secrets_from_env"]
+__all__ = [
+    "SignedSessionIds",
+    "SessionBindingMiddleware",
+    "SIGNED_SESSION_ID_PATTERN",
+    "ENV_SECRET",
+    "secrets_from_env",
+    "install_session_binding",
+]
 
 ENV_SECRET = "SESSION_SUGGEST_SECRET"
 _DOMAIN = b"session-suggest/sid/v1"
@@ -118,3 +132,106 @@ def secrets_from_env(environ: dict[str, str] | None = None) -> list[str]:
             f"set {ENV_SECRET} to a random secret of at least {_MIN_SECRET_BYTES} bytes shared by every worker"
         )
     return keys
+
+
+_BIND_DOMAIN = b"session-suggest/bind/v1"
+
+
+def _keys(secrets_: Sequence[bytes | str] | bytes | str) -> list[bytes]:
+    keys = [secrets_] if isinstance(secrets_, (bytes, str)) else list(secrets_)
+    return [k.encode("utf-8") if isinstance(k, str) else bytes(k) for k in keys]
+
+
+class SessionBindingMiddleware:
+    """ASGI middleware: POST /v1/sessions sets the binding cookie; every /v1/sessions/{id}/… request must carry it.
+
+    The cookie is `Path=/v1/sessions/{id}` (so a browser sends each session its own cookie), HttpOnly (page
+    scripts cannot read it) and SameSite. It needs the browser to send cookies to the API: serve the API under
+    the site's own origin (a reverse-proxy path), where fetch() sends them by default.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        secrets: Sequence[bytes | str] | bytes | str,
+        *,
+        cookie: str = "ss_bind",
+        secure: bool = True,
+        samesite: str = "Lax",
+        max_age_seconds: int = 7 * 24 * 3600,
+    ) -> None:
+        self.app = app
+        self._keys = _keys(secrets)
+        self._cookie = cookie
+        self._attrs = f"; Max-Age={max_age_seconds}; HttpOnly; SameSite={samesite}" + ("; Secure" if secure else "")
+
+    def _value(self, key: bytes, session_id: str) -> str:
+        return _b64(hmac.new(key, _BIND_DOMAIN + session_id.encode("utf-8"), hashlib.sha256).digest()[:16])
+
+    def _bound(self, scope: dict[str, Any], session_id: str) -> bool:
+        sent: list[str] = []
+        for name, value in scope.get("headers", ()):
+            if name == b"cookie":
+                for part in value.decode("latin-1").split(";"):
+                    k, _, v = part.strip().partition("=")
+                    if k == self._cookie:
+                        sent.append(v)
+        ok = False
+        for key in self._keys:
+            want = self._value(key, session_id)
+            for v in sent:
+                ok |= hmac.compare_digest(v.encode("latin-1", "replace"), want.encode())
+        return ok
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        parts = scope.get("path", "").split("/")
+        if len(parts) >= 4 and parts[1] == "v1" and parts[2] == "sessions" and parts[3]:
+            if scope.get("method") != "OPTIONS" and not self._bound(scope, parts[3]):
+                body = json.dumps({"error": {"code": "unknown_session",
+                                             "message": "unknown or expired session; create a new one with POST /v1/sessions"}}).encode()
+                await send({"type": "http.response.start", "status": 404,
+                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await self.app(scope, receive, send)
+            return
+        if not (scope.get("method") == "POST" and scope.get("path") == "/v1/sessions"):
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(chunks)
+            headers = list(start.get("headers", []))
+            if start.get("status") == 201:
+                try:
+                    sid = json.loads(body)["session_id"]
+                except (ValueError, KeyError, TypeError):
+                    sid = None
+                if isinstance(sid, str):
+                    cookie = f"{self._cookie}={self._value(self._keys[0], sid)}; Path=/v1/sessions/{sid}{self._attrs}"
+                    headers.append((b"set-cookie", cookie.encode("latin-1")))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, capture)
+
+
+def install_session_binding(app: Any, secrets: Sequence[bytes | str] | bytes | str, **kwargs: Any) -> None:
+    """Put SessionBindingMiddleware on the app, inside CORS (like the limits), so its 404s carry CORS headers."""
+    from starlette.middleware import Middleware
+
+    app.user_middleware.append(Middleware(SessionBindingMiddleware, secrets=secrets, **kwargs))
