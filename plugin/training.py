@@ -99,7 +99,10 @@ def fit_neural(
 
     rng = seed_everything(config.seed)
     net = model.net
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    try:  # the fused kernel is one pass over the (large) item table instead of several
+        opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_decay_every, gamma=config.lr_decay)
     if valid is not None and config.max_valid is not None and len(valid) > config.max_valid:
         valid = valid.subset(np.sort(rng.choice(len(valid), config.max_valid, replace=False)))

@@ -153,3 +153,26 @@ def test_saved_stamp_serves_through_a_faiss_inner_product_index(sessions, tmp_pa
     expected = np.argsort(-m.score(prefix)[0])[:5]  # item indices (column = item id)
     assert (rows[0] + 1).tolist() == expected.tolist()  # row j of item_vectors is item j+1
     assert served.item_keys[rows[0][0]] == f"a{expected[0]}"
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_fused_full_softmax_loss_matches_cross_entropy(bf16: bool) -> None:
+    from torch.nn import functional as F
+
+    from plugin.models._neural import full_softmax_loss
+
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(6, 8, generator=g, requires_grad=True)
+    table = torch.randn(12, 8, generator=g, requires_grad=True)
+    t = torch.tensor([1, 3, 3, 11, 5, 2])
+    logits = q @ table.t()
+    ref = F.cross_entropy(logits.masked_fill(torch.arange(12) == 0, float("-inf")), t)
+    gq, gt = torch.autograd.grad(ref, (q, table))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = full_softmax_loss(q, table, t)
+    fq, ft = torch.autograd.grad(loss, (q, table))
+    tol = 3e-2 if bf16 else 1e-5
+    torch.testing.assert_close(loss.detach(), ref.detach(), rtol=tol, atol=tol)
+    torch.testing.assert_close(fq, gq, rtol=tol, atol=tol)
+    torch.testing.assert_close(ft, gt, rtol=tol, atol=tol)
+    assert float(ft[0].abs().sum()) == 0.0  # padding row gets no gradient

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..data import Examples, augment
 from ..training import TrainConfig, fit_neural
@@ -34,11 +33,42 @@ class ItemQueryNet(nn.Module):
         """(B, L) left-aligned int64 prefixes -> (B, d) session queries."""
 
 
+class _FullSoftmaxCE(torch.autograd.Function):
+    """Mean cross-entropy of each target among all N+1 columns (column 0, padding, masked), fused.
+
+    One (B, N+1) buffer holds the logits and then, in place, their gradient softmax - onehot; the backward is
+    the two matmuls. Saves the allocations/fills of log_softmax + nll (~15-30% of a CPU training step).
+    With ``low_precision`` the three matmuls run in bfloat16; softmax and loss stay float32.
+    """
+
+    @staticmethod
+    def forward(ctx, query, table, targets, low_precision):  # type: ignore[override]
+        with torch.autocast("cpu", enabled=False):
+            qc, tc = (query.bfloat16(), table.bfloat16()) if low_precision else (query, table)
+            logits = (qc @ tc.t()).float()  # (B, N+1)
+            logits[:, 0] = float("-inf")
+            lse = torch.logsumexp(logits, 1)  # (B,)
+            loss = (lse - logits.gather(1, targets.view(-1, 1)).squeeze(1)).mean()
+            grad = logits.sub_(lse.unsqueeze(1)).exp_()  # (B, N+1) softmax, in place
+            grad.scatter_add_(1, targets.view(-1, 1), torch.full((targets.numel(), 1), -1.0))
+            grad.div_(targets.numel())
+        ctx.save_for_backward(qc, tc, grad)
+        ctx.dtypes = (query.dtype, table.dtype)
+        return loss
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        qc, tc, grad = ctx.saved_tensors
+        with torch.autocast("cpu", enabled=False):
+            gc = (grad * g).to(qc.dtype)  # (B, N+1)
+            return (gc @ tc).to(ctx.dtypes[0]), (gc.t() @ qc).to(ctx.dtypes[1]), None, None
+
+
 def full_softmax_loss(query: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the target among all items: one (B, d) x (d, N+1) matmul, padding column masked."""
-    logits = query @ table.t()  # (B, N+1)
-    logits[:, 0] = float("-inf")
-    return F.cross_entropy(logits, targets)
+    """Cross-entropy of the target among all items: (B, d) x (d, N+1), padding column masked; bfloat16
+    matmuls when the caller runs under CPU autocast (the trainer's ``bf16``)."""
+    low = torch.is_autocast_enabled("cpu")
+    return _FullSoftmaxCE.apply(query.float(), table.float(), targets, low)
 
 
 class NeuralModel(DotProductModel):

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from ..data import Examples
 from ..errors import ConfigError
-from ._neural import ItemQueryNet, NeuralModel
+from ._neural import ItemQueryNet, NeuralModel, full_softmax_loss
 
 __all__ = ["GRU4Rec", "GRU4RecConfig"]
 
@@ -102,6 +102,4 @@ class GRU4Rec(NeuralModel):
         nxt[torch.arange(p.size(0)), lengths - 1] = torch.from_numpy(targets)
         table = self.net.item_table()  # (N+1, d)
         q = self.net.states(p, table)[mask]  # (T, d) every real position
-        logits = q @ table.t()  # (T, N+1)
-        logits[:, 0] = float("-inf")
-        return F.cross_entropy(logits, nxt[mask])
+        return full_softmax_loss(q, table, nxt[mask])
