@@ -36,6 +36,19 @@ ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """user+system CPU time of these processes so far (from /proc; Linux)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICK
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -104,7 +117,7 @@ async def _seed(ports: list[int], n_sessions: int, article_ids: list[str], pages
 
 
 async def _run(by_port: dict[int, list[str]], connections: int, duration: float, max_requests: int,
-               rate: float | None, k: int, seed: int) -> dict[str, float]:
+               rate: float | None, k: int, seed: int, server_pids: list[int]) -> dict[str, float]:
     ports = sorted(by_port)
     latencies: list[float] = []
     errors = 0
@@ -144,11 +157,15 @@ async def _run(by_port: dict[int, list[str]], connections: int, duration: float,
         finally:
             c.close()
 
+    cpu0, server_cpu0 = time.process_time(), _cpu_seconds(server_pids)
     await asyncio.gather(*(worker(i) for i in range(connections)))
     elapsed = time.perf_counter() - t0
+    n = max(len(latencies), 1)
+    server_cpu = (_cpu_seconds(server_pids) - server_cpu0) / n * 1e3
+    client_cpu = (time.process_time() - cpu0) / n * 1e3
     p50, p90, p99 = _percentiles(latencies)
     return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50": p50, "p90": p90, "p99": p99,
-            "errors": errors}
+            "errors": errors, "server_cpu": server_cpu, "client_cpu": client_cpu}
 
 
 def _start_servers(n: int, index_dir: Path, http: str, loop: str) -> tuple[list[subprocess.Popen], list[int]]:
@@ -177,11 +194,13 @@ def _start_servers(n: int, index_dir: Path, http: str, loop: str) -> tuple[list[
 
 
 def _baseline(index_dir: Path, n_sessions: int, pages: int, n_calls: int, k: int, seed: int) -> dict[str, float]:
+    import faiss
     import torch
 
     from plugin import SessionRecommender
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # as the servers run (OMP_NUM_THREADS=1, see _start_servers)
+    faiss.omp_set_num_threads(1)
     rec = SessionRecommender.load(index_dir)
     rng = random.Random(seed)
     ids = rec.kb.ids()
@@ -190,14 +209,16 @@ def _baseline(index_dir: Path, n_sessions: int, pages: int, n_calls: int, k: int
         for aid in rng.sample(ids, pages):
             rec.track(sid, "page_view", article_id=aid, title=aid)
     lat = []
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for _ in range(n_calls):
         s = time.perf_counter()
         rec.suggest(rng.choice(sids), k)
         lat.append(time.perf_counter() - s)
     elapsed = time.perf_counter() - t0
+    cpu = (time.process_time() - cpu0) / n_calls * 1e3
     p50, p90, p99 = _percentiles(lat)
-    return {"requests": n_calls, "rps": n_calls / elapsed, "p50": p50, "p90": p90, "p99": p99, "errors": 0}
+    return {"requests": n_calls, "rps": n_calls / elapsed, "p50": p50, "p90": p90, "p99": p99, "errors": 0,
+            "server_cpu": cpu, "client_cpu": 0.0}
 
 
 def _index(args: argparse.Namespace) -> Path:
@@ -229,6 +250,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 
+    load0 = os.getloadavg()
     index_dir = _index(args)
     n_articles = sum(1 for _ in open(index_dir / "articles.jsonl", encoding="utf-8"))
     ids = [json.loads(line)["id"] for line in open(index_dir / "articles.jsonl", encoding="utf-8")]
@@ -240,12 +262,14 @@ def main() -> int:
         try:
             rng = random.Random(args.seed)
             by_port = asyncio.run(_seed(ports, args.sessions, ids, args.pages, rng))
-            asyncio.run(_run(by_port, args.connections, 2.0, 5000, None, args.k, args.seed + 1))  # warm-up
-            closed = asyncio.run(_run(by_port, args.connections, args.duration, args.max_requests, None, args.k, args.seed))
+            pids = [proc.pid for proc in procs]
+            asyncio.run(_run(by_port, args.connections, 2.0, 5000, None, args.k, args.seed + 1, pids))  # warm-up
+            closed = asyncio.run(_run(by_port, args.connections, args.duration, args.max_requests, None, args.k,
+                                      args.seed, pids))
             rows.append((f"HTTP, {n} worker(s)", "closed loop", f"{args.connections} conns", closed))
             if args.rate:
                 opened = asyncio.run(_run(by_port, args.connections, args.duration, args.max_requests, args.rate,
-                                          args.k, args.seed + 2))
+                                          args.k, args.seed + 2, pids))
                 rows.append((f"HTTP, {n} worker(s)", f"open loop {args.rate:.0f}/s", f"{args.connections} conns", opened))
         finally:
             for proc in procs:
@@ -256,11 +280,14 @@ def main() -> int:
     print(f"\nGET /v1/sessions/{{id}}/suggestions?k={args.k} — {n_articles} articles ({index_dir.name}), "
           f"{args.sessions} sessions x {args.pages} page views, {os.cpu_count()} CPUs, uvicorn --http {args.http} "
           f"--loop {args.loop}, {args.duration:.0f} s per row\n")
-    print("| setup | load | client | requests | req/s | p50 ms | p90 ms | p99 ms | errors |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    load1, load5, _ = os.getloadavg()
+    print(f"load average during the run: {load0[0]:.2f} before, {load1:.2f} after (1 min)\n")
+    print("| setup | load | client | requests | req/s | p50 ms | p90 ms | p99 ms | errors | server CPU ms/req "
+          "| client CPU ms/req |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, mode, client, r in rows:
         print(f"| {name} | {mode} | {client} | {r['requests']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} "
-              f"| {r['p99']:.2f} | {r['errors']} |")
+              f"| {r['p99']:.2f} | {r['errors']} | {r['server_cpu']:.3f} | {r['client_cpu']:.3f} |")
     return 0
 
 

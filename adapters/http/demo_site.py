@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 
 from plugin import Article, SessionRecommender
 
-from .app import create_app
+from .app import create_app, single_threaded_compute
 from .settings import ServerSettings
 
 __all__ = ["create_demo_app", "serve_demo", "DEMO_URL_TEMPLATE"]
@@ -112,6 +112,7 @@ def serve_demo(rec: SessionRecommender, host: str = "127.0.0.1", port: int = 800
     """Serve the demo site with uvicorn (one process) until interrupted."""
     from plugin.cli import demo_cache_dir
 
+    single_threaded_compute()
     log = event_log or demo_cache_dir() / "events.jsonl"
     app = create_demo_app(rec, settings=ServerSettings(event_log=log))
     print(f"\nDemo site with the chat widget: http://{host}:{port}/   (Ctrl-C to stop)")
