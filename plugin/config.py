@@ -44,5 +44,5 @@ class SuggestSettings(BaseModel):
     )
     freshness_weight: float = Field(0.0, ge=0.0, le=1.0, description="Score bonus for recently updated articles.")
     freshness_half_life_days: float = Field(90.0, gt=0)
-    candidate_pool: int = Field(50, ge=1, description="Candidates fetched from the index before rules and MMR.")
+    candidate_pool: int = Field(30, ge=1, description="Candidates fetched from the index before rules and MMR.")
     max_context_events: int = Field(20, ge=1, description="Most recent events the intent model looks at.")
