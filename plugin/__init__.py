@@ -29,6 +29,7 @@ from .inject import inject_reply, render
 from .intent import ContentSTAMP, Intent, IntentModel
 from .knowledge_base import Article, KnowledgeBase, load_articles
 from .recommender import SessionRecommender
+from .redis_store import RedisSessionStore
 from .session_store import InMemorySessionStore, SessionStore
 from .stamp import STAMP, STAMPConfig
 from .suggestion import Suggestion
@@ -59,6 +60,7 @@ __all__ = [
     "LimitExceededError",
     "PluginError",
     "RateLimitedError",
+    "RedisSessionStore",
     "STAMP",
     "STAMPConfig",
     "SentenceTransformerEncoder",
