@@ -114,8 +114,9 @@ def test_read_ask_click(site, page, tmp_path):
     assert page.locator(".ss-launcher").is_visible()
     assert page.locator(".ss-panel").is_visible()
 
-    page.click("text=Demo docs")  # navigate through the site like a visitor
-    page.wait_for_selector("#session-suggest-widget[data-state]", state="attached")
+    page.click("text=Demo docs")  # navigate through the site like a visitor: the index page
+    page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
+    assert page.url == f"{base}/"
     _open(page, f"{base}/docs/ser-pickle")
     shown = _cards(page)
     assert len(shown) == 3
@@ -144,6 +145,7 @@ def test_read_ask_click(site, page, tmp_path):
     page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
 
     events = rec.events(sid)
+    assert [e.article_id for e in events if e.kind == "page_view"] == ["ser-json", "ser-pickle", target]  # not the index
     clicks = [e for e in events if e.kind == "suggestion_click"]
     assert [(c.article_id, c.position) for c in clicks] == [(target, 0)]
     impressions = {e.article_id for e in events if e.kind == "suggestion_impression"}

@@ -380,6 +380,7 @@ def test_demo_site_pages_escape_kb_text(articles, fake_encoder):
     c = TestClient(create_demo_app(r_))
     index = c.get("/")
     assert index.status_code == 200 and 'href="/docs/evil.mod"' in index.text
+    assert '<meta name="session-suggest:page-view" content="off">' in index.text
     assert "<script>alert" not in index.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in index.text
     page = c.get("/docs/evil.mod").text
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page

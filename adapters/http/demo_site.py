@@ -58,7 +58,10 @@ _PAGE = """<!doctype html>
 
 
 def _page(title: str, body: str, article_id: str | None = None) -> str:
-    meta = f'<meta name="session-suggest:article-id" content="{html.escape(article_id, quote=True)}">' if article_id else ""
+    if article_id:
+        meta = f'<meta name="session-suggest:article-id" content="{html.escape(article_id, quote=True)}">'
+    else:  # the index is navigation, not reading: no page view
+        meta = '<meta name="session-suggest:page-view" content="off">'
     return _PAGE.format(title=html.escape(title), meta=meta, body=body)
 
 

@@ -9,7 +9,8 @@
  * data-text-selector where the main text is (default "main, article, [role=main]")
  * data-open         "true" to open the panel on load
  * data-title        panel title
- * A page that is itself a KB article may say so: <meta name="session-suggest:article-id" content="ID">.
+ * A page that is itself a KB article may say so: <meta name="session-suggest:article-id" content="ID">;
+ * a navigation-only page can skip its page view: <meta name="session-suggest:page-view" content="off">.
  *
  * Everything from the server is data: it is written with textContent, never innerHTML, and links are
  * followed only for http(s) urls.
@@ -285,6 +286,9 @@
   // ------------------------------------------------------------------ the page view
 
   function pageView() {
+    // Navigation-only pages (a site index, search results) can opt out: they say nothing about interest.
+    var skip = document.querySelector('meta[name="session-suggest:page-view"]');
+    if (skip && skip.content === "off") return Promise.resolve(null);
     var ev = { kind: "page_view", url: location.href.split("#")[0].slice(0, 2048) };
     if (document.title) ev.title = document.title.slice(0, 500);
     var meta = document.querySelector('meta[name="session-suggest:article-id"]');
