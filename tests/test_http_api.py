@@ -445,3 +445,25 @@ def test_settings_are_strict():
     with pytest.raises(ValueError):
         ServerSettings(colour="red")  # type: ignore[call-arg]
     assert json.loads(ServerSettings().model_dump_json())["cors_origins"] == ["*"]
+
+
+def test_extractive_answer_leans_towards_what_was_read(rec):
+    from adapters.http import ExtractiveResponder
+
+    responder = ExtractiveResponder(rec, session_weight=0.5)
+    hits = [("net-http", 0.50), ("ser-pickle", 0.45)]
+    assert responder._pick(hits, "nobody") == "net-http"  # no reading: the best match for the question
+    rec.track("reader", "article_open", article_id="ser-json")
+    assert responder._pick(hits, "reader") == "ser-pickle"  # close to json, which this visitor read
+    assert ExtractiveResponder(rec, session_weight=0.0)._pick(hits, "reader") == "net-http"
+
+
+def test_extractive_answer_quotes_prose_once():
+    from adapters.http.responder import _best_sentences
+
+    text = ("Pickle turns objects into bytes and back again. | | dump(obj, file) -> None | |\n\n"
+            "MODULE REFERENCE https://docs.python.org/3/library/pickle.html\n\n"
+            "Pickle turns objects into bytes and back again. Unrelated words about something else here.")
+    out = _best_sentences("how do I turn objects into bytes", text, 3, 600)
+    assert out.count("Pickle turns objects into bytes") == 1
+    assert "|" not in out and "MODULE REFERENCE" not in out
