@@ -1,6 +1,6 @@
 """Load-generate GET suggestions against the HTTP service on loopback and print a Markdown table.
 
-    python bench/http_load.py --workers 1,2 --sessions 1000 --duration 10 --rate 1000
+    python bench/http_load.py --workers 1,2 --sessions 1000 --duration 10 --rate 500,1000
 
 For each worker count N it starts N single-process uvicorn servers (`adapters.http.app:app_from_env`) on
 free 127.0.0.1 ports over the same index and pins every session to one of them, as a sticky load balancer
@@ -243,13 +243,14 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     p.add_argument("--max-requests", type=int, default=200_000)
-    p.add_argument("--rate", type=float, default=1000.0, help="open-loop rate (0 to skip the open-loop rows)")
+    p.add_argument("--rate", default="1000", help="open-loop rates in requests/s, comma-separated (0: none)")
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--http", default="auto", help="uvicorn --http: auto, h11, httptools")
     p.add_argument("--loop", default="auto", help="uvicorn --loop: auto, asyncio, uvloop")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 
+    rates = [float(r) for r in args.rate.split(",") if float(r) > 0]
     load0 = os.getloadavg()
     index_dir = _index(args)
     n_articles = sum(1 for _ in open(index_dir / "articles.jsonl", encoding="utf-8"))
@@ -267,10 +268,10 @@ def main() -> int:
             closed = asyncio.run(_run(by_port, args.connections, args.duration, args.max_requests, None, args.k,
                                       args.seed, pids))
             rows.append((f"HTTP, {n} worker(s)", "closed loop", f"{args.connections} conns", closed))
-            if args.rate:
-                opened = asyncio.run(_run(by_port, args.connections, args.duration, args.max_requests, args.rate,
+            for rate in rates:
+                opened = asyncio.run(_run(by_port, args.connections, args.duration, args.max_requests, rate,
                                           args.k, args.seed + 2, pids))
-                rows.append((f"HTTP, {n} worker(s)", f"open loop {args.rate:.0f}/s", f"{args.connections} conns", opened))
+                rows.append((f"HTTP, {n} worker(s)", f"open loop {rate:.0f}/s", f"{args.connections} conns", opened))
         finally:
             for proc in procs:
                 proc.terminate()
