@@ -180,3 +180,47 @@ def test_markup_in_kb_renders_inert(site, page):
     )
     assert counts == [0, 0]
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def other_site(site):
+    """A site owner's page on another origin that embeds the widget with the one tag (text opt-in)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    api = site[0]
+    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Our networking notes</title></head>
+<body><main><h1>Networking notes</h1><p>How we open a tcp socket, connect, send and receive over the
+network, and wrap the socket in tls with a certificate.</p></main>
+<script src="{api}/static/widget.js" data-send-text="true" data-open="true" data-k="2" defer></script>
+</body></html>""".encode()
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/notes"
+    server.shutdown()
+    server.server_close()
+
+
+def test_one_tag_on_another_origin_sends_text_on_opt_in(site, other_site, page):
+    _, rec, _ = site
+    page.goto(other_site)
+    page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
+    shown = _cards(page)
+    assert len(shown) == 2 and all(a.startswith("net-") for a in shown), shown  # from the page's own text
+    sid = page.evaluate("localStorage.getItem('session-suggest:sid')")
+    (view,) = [e for e in rec.events(sid) if e.kind == "page_view"]
+    assert view.url == other_site and view.title == "Our networking notes" and "tcp socket" in view.text
+    assert view.article_id is None
+    assert page.errors == []  # type: ignore[attr-defined]
