@@ -56,7 +56,7 @@ class ArticleIndex:
         *,
         encoder_name: str = "",
         hnsw_m: int = 32,
-        ef_search: int = 96,
+        ef_search: int = 64,
     ) -> None:
         if kind not in INDEX_KINDS:
             raise ConfigError(f"unknown index kind {kind!r}. Valid kinds are: {', '.join(INDEX_KINDS)}")

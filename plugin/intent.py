@@ -80,7 +80,7 @@ class ContentSTAMP(nn.Module):
         out = self.stamp(x, mask)  # query (B, d), attention (B, L)
         return out.query @ self.proj.weight, out.attention  # (B, d) @ (d, D) -> (B, D): P^T q
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
         items = np.asarray(items, dtype=np.float32)
         if items.ndim != 2 or items.shape[1] != self.input_dim:
