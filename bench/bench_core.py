@@ -60,7 +60,8 @@ def bench_suggest(n: int, queries: int, dim: int = 384, k: int = 3) -> list[str]
     kb = KnowledgeBase(Article(i, f"Article {i}", f"https://kb.test/{i}") for i in ids)
     rng = np.random.default_rng(1)
     sessions = [rng.choice(n, 10, replace=False) for _ in range(queries)]
-    rows = ["| method | index | p50 ms | p99 ms | ratio p50 vs numpy |", "|---|---|---|---|---|"]
+    rows = ["| method | index | p50 ms | p99 ms | ratio p50 vs numpy | top-k agreement with exact |", "|---|---|---|---|---|---|"]
+    picked: dict[str, list[list[str]]] = {}
 
     # numpy brute force baseline: mean intent, one mat-vec, top-k excluding seen
     times = []
@@ -73,7 +74,7 @@ def bench_suggest(n: int, queries: int, dim: int = 384, k: int = 3) -> list[str]
         top[np.argsort(-scores[top])]
         times.append(time.perf_counter() - t)
     base = pct(times, 50)
-    rows.append(f"| numpy brute force (baseline) | dense matrix | {base:.3f} | {pct(times, 99):.3f} | 1.00 |")
+    rows.append(f"| numpy brute force (baseline) | dense matrix | {base:.3f} | {pct(times, 99):.3f} | 1.00 | |")
 
     for kind in ("flat", "hnsw"):
         index = ArticleIndex(dim, kind)
@@ -86,13 +87,18 @@ def bench_suggest(n: int, queries: int, dim: int = 384, k: int = 3) -> list[str]
                 rec.track(f"s{j}", "article_open", article_id=ids[i], ts=float(i))
         for j in range(20):  # warm-up
             rec.suggest(f"s{j}", k=k)
-        times = []
+        times, picked[kind] = [], []
         for j in tqdm(range(queries), desc=f"suggest {kind}", leave=False):
             t = time.perf_counter()
-            rec.suggest(f"s{j}", k=k)
+            got = rec.suggest(f"s{j}", k=k)
             times.append(time.perf_counter() - t)
+            picked[kind].append([s.article.id for s in got])
         p50 = pct(times, 50)
-        rows.append(f"| `SessionRecommender.suggest` | {kind} (built in {build_s:.1f}s) | {p50:.3f} | {pct(times, 99):.3f} | {base / p50:.2f}× |")
+        agree = np.mean([len(set(a) & set(b)) / k for a, b in zip(picked[kind], picked["flat"])])
+        rows.append(
+            f"| `SessionRecommender.suggest` | {kind} (built in {build_s:.1f}s) | {p50:.3f} | {pct(times, 99):.3f} "
+            f"| {base / p50:.2f}× | {agree:.3f} |"
+        )
     return rows
 
 
