@@ -467,3 +467,14 @@ def test_extractive_answer_quotes_prose_once():
     out = _best_sentences("how do I turn objects into bytes", text, 3, 600)
     assert out.count("Pickle turns objects into bytes") == 1
     assert "|" not in out and "MODULE REFERENCE" not in out
+
+
+def test_a_real_langchain_chat_model_plugs_in(rec):
+    fake = pytest.importorskip("langchain_core.language_models.fake_chat_models")
+    model = fake.FakeListChatModel(responses=["Use pickle.dump to write the object."])
+    c = TestClient(create_app(rec, responder=model))
+    sid = c.post("/v1/sessions").json()["session_id"]
+    _view(c, sid, "https://kb.test/json", title="JSON serialization guide")
+    body = c.post(f"/v1/sessions/{sid}/chat", json={"message": "how do I save an object?"}).json()
+    assert body["reply"] == "Use pickle.dump to write the object."
+    assert body["responder"] == "FakeListChatModel" and body["suggestions"]
