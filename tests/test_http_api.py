@@ -360,6 +360,7 @@ def test_openapi_documents_every_endpoint(client):
 def test_widget_assets_and_cors(client):
     js = client.get("/static/widget.js")
     assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    assert js.headers["cache-control"] == "public, max-age=3600"
     assert "innerHTML" not in js.text.replace("never innerHTML", "")  # server data is only ever textContent
     assert client.get("/static/widget.css").headers["content-type"].startswith("text/css")
     pre = client.options("/v1/sessions", headers={"Origin": "https://site.test", "Access-Control-Request-Method": "POST"})

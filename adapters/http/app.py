@@ -89,6 +89,15 @@ def _suggest_params(qp: QueryParams, default_k: int) -> dict[str, Any]:
     return {"k": k, "locale": locale, "tags": tags, "query": query}
 
 
+class _WidgetFiles(StaticFiles):
+    """The widget's files, cacheable for an hour: every page of the embedding site loads them."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers.setdefault("Cache-Control", "public, max-age=3600")
+        return response
+
+
 def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status, media_type="application/json")
 
@@ -216,7 +225,7 @@ def create_app(
             source = {"id": reply.source.id, "title": reply.source.title, "href": href(reply.source)}
         return _json({"reply": reply.text, "responder": reply.responder, "source": source, "suggestions": suggestions})
 
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", _WidgetFiles(directory=STATIC_DIR), name="static")
     return app
 
 
