@@ -285,10 +285,11 @@
 
   // ------------------------------------------------------------------ the page view
 
-  function pageView() {
+  // Read before the widget joins the page, so its own text is never part of the page's text.
+  function pageViewEvent() {
     // Navigation-only pages (a site index, search results) can opt out: they say nothing about interest.
     var skip = document.querySelector('meta[name="session-suggest:page-view"]');
-    if (skip && skip.content === "off") return Promise.resolve(null);
+    if (skip && skip.content === "off") return null;
     var ev = { kind: "page_view", url: location.href.split("#")[0].slice(0, 2048) };
     if (document.title) ev.title = document.title.slice(0, 500);
     var meta = document.querySelector('meta[name="session-suggest:article-id"]');
@@ -298,14 +299,15 @@
       var text = (main && main.innerText ? main.innerText : "").trim();
       if (text) ev.text = text.slice(0, MAX_TEXT);
     }
-    return track(ev);
+    return ev;
   }
 
   function start() {
+    var ev = pageViewEvent();
     document.body.appendChild(host);
     var remembered = getItem("sessionStorage", OPEN_KEY);
     setOpen(remembered === null ? opts.open === "true" : remembered === "1");
-    pageView().then(refreshSuggestions);
+    (ev ? track(ev) : Promise.resolve(null)).then(refreshSuggestions);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
