@@ -11,11 +11,17 @@ from typing import Any
 
 from .errors import InvalidEventError
 
-__all__ = ["EVENT_KINDS", "INTENT_KINDS", "Event", "make_event"]
+__all__ = ["EVENT_KINDS", "INTENT_KINDS", "Event", "make_event", "short_title"]
 
 EVENT_KINDS = ("page_view", "article_open", "search", "suggestion_impression", "suggestion_click")
 # Kinds that say something about what the visitor wants; impressions only say what we showed.
 INTENT_KINDS = frozenset({"page_view", "article_open", "search", "suggestion_click"})
+
+
+def short_title(title: str) -> str:
+    """"json — JSON encoder and decoder" reads better in a reason as "json"."""
+    short = re.split(r"\s+[—|–]\s+|\s+-\s+", title.strip(), maxsplit=1)[0]
+    return short if len(short) <= 60 else short[:59] + "…"
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,7 @@ class Event:
         if self.kind == "search":
             return f"your search “{self.query}”"
         if self.title:
-            # "json — JSON encoder and decoder" reads better in a reason as "json"
-            short = re.split(r"\s+[—|–]\s+|\s+-\s+", self.title, maxsplit=1)[0]
-            return short if len(short) <= 60 else short[:59] + "…"
+            return short_title(self.title)
         return self.url or self.article_id or "a page"
 
     def to_dict(self) -> dict[str, Any]:

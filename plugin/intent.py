@@ -25,7 +25,7 @@ from torch import nn
 
 from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from .errors import DimensionMismatchError, EmptySessionError, IndexFormatError
-from .stamp import STAMP, STAMPConfig
+from .stamp import STAMP, STAMPConfig, zero_shot_query
 
 __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 
@@ -87,12 +87,12 @@ class ContentSTAMP(nn.Module):
             raise DimensionMismatchError(f"intent expects (L, {self.input_dim}) embeddings, got {items.shape}")
         if len(items) == 0:
             raise EmptySessionError("the session has no items to form an intent from")
-        emb = torch.from_numpy(items).unsqueeze(0)  # (1, L, D)
-        mask = torch.ones(1, len(items), dtype=torch.bool)  # (1, L)
-        q, att = self(emb, mask)  # (1, D), (1, L)
-        vec = q[0].numpy()
+        if self.config.zero_shot:  # identity projection: the closed form, no torch dispatch
+            vec, att_np = zero_shot_query(items, self.config.stamp.similarity_temperature)
+        else:
+            q, att = self(torch.from_numpy(items).unsqueeze(0), torch.ones(1, len(items), dtype=torch.bool))
+            vec, att_np = q[0].numpy(), att[0].abs().numpy()  # (D,), (L,)
         norm = float(np.linalg.norm(vec))
-        att_np = att[0].abs().numpy()
         att_np = att_np / max(float(att_np.sum()), 1e-12)
         return Intent(vector=vec / max(norm, 1e-12), attention=att_np)
 

@@ -22,7 +22,7 @@ from .config import SessionSettings, SuggestSettings
 from .encoder import CachedEncoder, EmbeddingCache, Encoder, HashingEncoder, SentenceTransformerEncoder, content_key
 from .errors import DimensionMismatchError, EmptySessionError, IndexFormatError
 from .event_log import EventLog
-from .events import INTENT_KINDS, Event, make_event
+from .events import INTENT_KINDS, Event, make_event, short_title
 from .index import ArticleIndex
 from .inject import inject_reply
 from .intent import ContentSTAMP, IntentModel
@@ -342,11 +342,13 @@ class SessionRecommender:
         if not cands:
             return []
         cand_vecs = self.index.vectors([c.article.id for c in cands])  # (n, D)
+        # a KB page is named by its article's title even when the event carried only a url or id
+        labels = [short_title(self.kb.get(k).title) if k and k in self.kb else e.label() for e, k in zip(signal, keys)]
         order = mmr_select(cands, cand_vecs, k, cfg.mmr_lambda)
         out = []
         for rank, i in enumerate(order):
             c = cands[i]
-            drivers = _drivers(attention, vecs, cand_vecs[i], signal)
+            drivers = _drivers(attention, vecs, cand_vecs[i], labels)
             out.append(Suggestion(c.article, c.score, _reason(drivers, query), tuple(drivers), rank))
         return out
 
@@ -386,22 +388,21 @@ def _records_not_in(path: Path, ids: set[str]) -> str:
     return "".join(kept)
 
 
-def _drivers(attention: np.ndarray, items: np.ndarray, article_vec: np.ndarray, signal: Sequence[Event]) -> list[str]:
+def _drivers(attention: np.ndarray, items: np.ndarray, article_vec: np.ndarray, labels: Sequence[str]) -> list[str]:
     """Session pages that drove this suggestion: attention weight times their similarity to it."""
-    if len(signal) == 0:
+    if len(labels) == 0:
         return []
     contrib = attention * np.maximum(items @ article_vec, 0.0)  # (L,)
     top = float(contrib.max())
     if top <= 0:
         return []
-    labels: list[str] = []
+    out: list[str] = []
     for j in np.argsort(-contrib, kind="stable"):
-        if contrib[j] < 0.35 * top or len(labels) == 2:
+        if contrib[j] < 0.35 * top or len(out) == 2:
             break
-        label = signal[j].label()
-        if label not in labels:
-            labels.append(label)
-    return labels
+        if labels[j] not in out:
+            out.append(labels[j])
+    return out
 
 
 def _reason(drivers: Sequence[str], query: str | None) -> str:

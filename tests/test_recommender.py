@@ -171,3 +171,9 @@ def test_exclude_seen_can_be_turned_off_per_call_and_query_reasons_are_short(rec
     only_query = rec.suggest("nobody", k=1, query=long_q)
     assert only_query[0].reason.startswith("matches your question “turtle graphics")
     assert len(only_query[0].reason) < 80
+
+
+def test_reasons_use_the_kb_title_when_the_event_carried_only_a_url(rec):
+    rec.track("s", url="https://kb.test/pickle")
+    sug = rec.suggest("s", k=2)
+    assert sug and all(s.drivers == ("Pickle serialization of python objects",) for s in sug)

@@ -98,3 +98,20 @@ def test_content_stamp_save_load_roundtrip(tmp_path):
     np.testing.assert_allclose(model.intent(items).vector, loaded.intent(items).vector, atol=1e-6)
     with pytest.raises(DimensionMismatchError):
         loaded.intent(items[:, :5])
+
+
+def test_zero_shot_closed_form_equals_the_module():
+    """The numpy serving path of the zero-shot setting is the same maths as STAMP.zero_shot."""
+    from plugin.stamp import zero_shot_query
+
+    items = l2_normalize(np.random.RandomState(3).randn(6, 32))
+    module = STAMP.zero_shot(32, temperature=2.0)
+    out = module(torch.from_numpy(items)[None], torch.ones(1, 6, dtype=torch.bool))
+    q, att = zero_shot_query(items, temperature=2.0)
+    np.testing.assert_allclose(q, out.query[0].detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(att, out.attention[0].detach().numpy(), atol=1e-6)
+    # and ContentSTAMP.zero_shot (which serves through it) agrees with its own torch forward
+    cs = ContentSTAMP.zero_shot(32)
+    q_torch, _ = cs(torch.from_numpy(items)[None], torch.ones(1, 6, dtype=torch.bool))
+    expected = q_torch[0].detach().numpy()
+    np.testing.assert_allclose(cs.intent(items).vector, expected / np.linalg.norm(expected), atol=1e-5)
