@@ -14,6 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from services import unavailable
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -36,16 +38,19 @@ def _wait_ready(url: str, timeout: float = 10.0) -> bool:
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    pytest.importorskip("redis")
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        unavailable("redis-py is not installed (pip install -e '.[dev]')")
     url = os.environ.get("REDIS_URL")
     if url:
         if not _wait_ready(url, 5.0):
-            pytest.skip(f"REDIS_URL={url} does not answer")
+            unavailable(f"REDIS_URL={url} does not answer")
         yield url
         return
     binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
     if binary is None:
-        pytest.skip("no REDIS_URL and no redis-server binary")
+        unavailable("no REDIS_URL and no redis-server binary (apt-get install redis-server)")
     port = _free_port()
     workdir = tempfile.mkdtemp(prefix="redis-test-")
     proc = subprocess.Popen(
@@ -56,7 +61,7 @@ def redis_url() -> Iterator[str]:
     url = f"redis://127.0.0.1:{port}/0"
     try:
         if not _wait_ready(url):
-            pytest.skip("redis-server did not start")
+            unavailable("redis-server did not start")
         yield url
     finally:
         proc.terminate()

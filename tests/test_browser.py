@@ -17,16 +17,19 @@ import time
 from pathlib import Path
 
 import pytest
+from services import unavailable
 
 CHROMIUM = "/usr/bin/chromium"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
-]
+pytestmark = [pytest.mark.browser]
 
-uvicorn = pytest.importorskip("uvicorn")
-sync_api = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    unavailable(f"{CHROMIUM} not installed (apt-get install chromium)", module_level=True)
+try:
+    import uvicorn
+    from playwright import sync_api
+except ImportError as exc:
+    unavailable(f"{exc.name} is not installed (pip install -e '.[dev]')", module_level=True)
 
 from plugin import Article, EventLog, HashingEncoder, SessionRecommender, SuggestSettings  # noqa: E402
 
