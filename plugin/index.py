@@ -158,10 +158,11 @@ class ArticleIndex:
             fetch = min(k + self._tombstones, self._index.ntotal)
             scores, rows = self._index.search(q, fetch)
             id_of = self._id_of
-        out = []
-        for srow, rrow in zip(scores, rows):
-            hits = [(id_of[r], float(s)) for s, r in zip(srow, rrow) if r >= 0 and r in id_of]
-            out.append(hits[:k])
+            # resolved under the lock: a concurrent remove/upsert must not change rows under our feet
+            out = []
+            for srow, rrow in zip(scores, rows):
+                hits = [(id_of[r], float(s)) for s, r in zip(srow.tolist(), rrow.tolist()) if r in id_of]
+                out.append(hits[:k])
         return out
 
     def compact(self) -> None:

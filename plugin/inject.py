@@ -19,12 +19,15 @@ FORMATS = ("markdown", "html", "json")
 HEADING = "Related articles"
 
 _URL_RE = re.compile(r"(https?://[^\s<>\"')\]]+|(?<=\()/[^\s)]+(?=\))|href=\"([^\"]+)\")")
+_UNSAFE_URL_CHARS = re.compile(r"[\s<>\"'`\\\x00-\x1f\x7f]")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
 
 
 def safe_url(url: str) -> str:
     """The url if it is http(s) or site-relative, else '' (no javascript:, data:, …)."""
     u = (url or "").strip()
+    if _UNSAFE_URL_CHARS.search(u):  # could close a Markdown link or an HTML attribute
+        return ""
     if re.match(r"^https?://", u, flags=re.I) or (u.startswith("/") and not u.startswith("//")):
         return u
     return ""

@@ -111,7 +111,7 @@ class KnowledgeBase:
     def upsert(self, article: Article) -> None:
         old = self._by_id.get(article.id)
         if old is not None and old.url:
-            self._by_url.pop(normalize_url(old.url), None)
+            self._drop_url(old)
         self._by_id[article.id] = article
         if article.url:
             self._by_url[normalize_url(article.url)] = article.id
@@ -121,8 +121,14 @@ class KnowledgeBase:
         if art is None:
             raise UnknownArticleError(f"no article with id {article_id!r}")
         if art.url:
-            self._by_url.pop(normalize_url(art.url), None)
+            self._drop_url(art)
         return art
+
+    def _drop_url(self, article: Article) -> None:
+        """Forget the url -> id link only if it is this article's (two articles may share a url)."""
+        key = normalize_url(article.url)
+        if self._by_url.get(key) == article.id:
+            del self._by_url[key]
 
     def get(self, article_id: str) -> Article:
         try:
@@ -236,7 +242,7 @@ def _article_from_file(path: Path, root: Path, base_url: str) -> Article:
         parser.feed(raw)
         title = (parser.title or parser.h1 or path.stem).strip()
         body = re.sub(r"\s+", " ", " ".join(parser.parts)).strip()
-        return Article(id=rel, title=html.unescape(title), url=url, text=body)
+        return Article(id=rel, title=title, url=url, text=body)  # the parser already decoded entities
     meta, body = _front_matter(raw)
     m = re.search(r"^#\s+(.+)$", body, flags=re.M)
     title = meta.get("title") or (m.group(1).strip() if m else path.stem.replace("-", " ").replace("_", " "))

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from .atomic import atomic_write_json, atomic_write_text
 from .config import SessionSettings, SuggestSettings
 from .encoder import CachedEncoder, EmbeddingCache, Encoder, HashingEncoder, SentenceTransformerEncoder, content_key
-from .errors import DimensionMismatchError, EmptySessionError, IndexFormatError
+from .errors import ConfigError, DimensionMismatchError, EmptySessionError, IndexFormatError
 from .event_log import EventLog
 from .events import INTENT_KINDS, Event, make_event, short_title
 from .index import ArticleIndex
@@ -41,8 +41,12 @@ _ENCODE_CHUNK = 1024
 
 
 def _encoder_for(name: str) -> Encoder:
+    """The encoder an index was built with, from the name it recorded."""
     if name.startswith("hashing:"):
         return HashingEncoder(int(name.split(":", 1)[1]))
+    if name.startswith("item-model:"):
+        raise ConfigError(f"this index holds a session model's item vectors ({name}); "
+                          "serve it with plugin.serving.recommender_from_model(model_dir)")
     return SentenceTransformerEncoder()
 
 
@@ -63,6 +67,12 @@ class SessionRecommender:
             raise DimensionMismatchError(
                 f"index holds {index.dim}-d vectors but encoder {encoder.name} gives {encoder.dim}-d; "
                 "rebuild the index with this encoder"
+            )
+        if index.encoder_name and index.encoder_name != encoder.name:
+            raise ConfigError(
+                f"the index was built with encoder {index.encoder_name!r} but this recommender uses "
+                f"{encoder.name!r}: vectors from two models are not comparable. Rebuild the index with this "
+                "encoder (python -m plugin index SOURCE --out DIR --rebuild) or pass the original one"
             )
         self.kb = kb
         self.encoder = encoder if isinstance(encoder, CachedEncoder) else CachedEncoder(encoder)
@@ -126,6 +136,9 @@ class SessionRecommender:
         self.encoder.cache.save(d / "embeddings.npz")
         if isinstance(self.intent_model, ContentSTAMP) and not self.intent_model.config.zero_shot:
             self.intent_model.save(d)
+        else:  # a trained model saved here earlier must not come back on load
+            for name in ("intent_model.json", "intent_model.pt", "intent_model.prev.pt"):
+                (d / name).unlink(missing_ok=True)
         atomic_write_json(d / "settings.json", {"suggest": self.settings.model_dump()})
         self.index.save(d)  # last: index.json is what `load` looks for first
         if removed:
@@ -149,7 +162,7 @@ class SessionRecommender:
         if "intent_model" not in kwargs and (d / "intent_model.json").exists():
             kwargs["intent_model"] = ContentSTAMP.load(d)
         if "settings" not in kwargs and (d / "settings.json").exists():
-            kwargs["settings"] = SuggestSettings(**json.loads((d / "settings.json").read_text())["suggest"])
+            kwargs["settings"] = SuggestSettings(**json.loads((d / "settings.json").read_text(encoding="utf-8"))["suggest"])
         return cls(kb, CachedEncoder(enc, cache), index, **kwargs)
 
     # ------------------------------------------------------------ tracking
@@ -327,23 +340,13 @@ class SessionRecommender:
                         seen_ids.add(art.id)
                     if e.url:
                         seen_urls.add(e.url)
-        pool = cfg.candidate_pool + len(seen_ids)
-        hits = self.index.search(vector[None, :], pool)[0]
         floor = cfg.min_score if min_score is None else min_score
-        cands: list[Candidate] = []
-        for aid, rel in hits:
-            if floor is not None and rel < floor:
-                break  # hits are sorted by relevance
-            art = self.kb.find(aid)
-            if art is None or not passes_filters(art, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags):
-                continue
-            bonus = freshness_bonus(art, cfg.freshness_weight, cfg.freshness_half_life_days)
-            cands.append(Candidate(art, rel, rel + bonus))
+        cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags)
         if not cands:
             return []
         cand_vecs = self.index.vectors([c.article.id for c in cands])  # (n, D)
         # a KB page is named by its article's title even when the event carried only a url or id
-        labels = [short_title(self.kb.get(k).title) if k and k in self.kb else e.label() for e, k in zip(signal, keys)]
+        labels = [short_title(self.kb.get(key).title) if key and key in self.kb else e.label() for e, key in zip(signal, keys)]
         order = mmr_select(cands, cand_vecs, k, cfg.mmr_lambda)
         out = []
         for rank, i in enumerate(order):
@@ -351,6 +354,40 @@ class SessionRecommender:
             drivers = _drivers(attention, vecs, cand_vecs[i], labels)
             out.append(Suggestion(c.article, c.score, _reason(drivers, query), tuple(drivers), rank))
         return out
+
+    def _candidates(
+        self,
+        vector: np.ndarray,
+        k: int,
+        floor: float | None,
+        seen_ids: set[str],
+        seen_urls: set[str],
+        locale: str | None,
+        tags: Sequence[str] | None,
+    ) -> list[Candidate]:
+        """Index hits that pass the rules, best first. Filters can reject most of a fixed-size pool (a rare
+        locale, a narrow tag), so the pool grows until k candidates pass, the floor is reached, or the index
+        is exhausted."""
+        cfg = self.settings
+        pool = cfg.candidate_pool + len(seen_ids)
+        while True:
+            hits = self.index.search(vector[None, :], pool)[0]
+            cands: list[Candidate] = []
+            reached_floor = False
+            for aid, rel in hits:
+                if floor is not None and rel < floor:
+                    reached_floor = True  # hits are sorted by relevance
+                    break
+                art = self.kb.find(aid)
+                if art is None or not passes_filters(
+                    art, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags
+                ):
+                    continue
+                bonus = freshness_bonus(art, cfg.freshness_weight, cfg.freshness_half_life_days)
+                cands.append(Candidate(art, rel, rel + bonus))
+            if len(cands) >= k or reached_floor or len(hits) < pool or pool >= len(self.index):
+                return cands
+            pool *= 4
 
     # ------------------------------------------------------------ the chat path
 

@@ -59,3 +59,12 @@ def test_recommender_inject_adds_topical_block(rec):
     rec.track("s", article_id="ser-pickle")
     out = rec.inject("s", "Use json.dumps.", k=2)
     assert "**Related articles**" in out and "kb.test/json" not in out and "kb.test/pickle" not in out
+
+
+def test_urls_that_could_break_out_of_a_link_are_not_linked():
+    evil = _s("x", "Shoes", "https://a.test/x>)[pwn](javascript:alert(1)")
+    md = inject_reply("ok", [evil], "markdown")
+    assert "javascript" not in md.split("Shoes", 1)[1].split("—", 1)[0] and "](<" not in md
+    for bad in ('https://a.test/"onmouseover=x', "https://a.test/a b", "https://a.test/\nx", "/x<y"):
+        assert safe_url(bad) == ""
+    assert safe_url("https://a.test/path?q=1&r=2#frag") == "https://a.test/path?q=1&r=2#frag"

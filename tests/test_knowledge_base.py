@@ -76,3 +76,12 @@ def test_missing_source_and_wrong_type(tmp_path):
 def test_snippet_is_short_and_whole_words():
     a = Article("a", "A", text="word " * 100)
     assert len(a.snippet(40)) <= 40 and a.snippet(40).endswith("…")
+
+
+def test_articles_sharing_a_url_and_entities_in_html_titles(tmp_path):
+    kb = KnowledgeBase([Article("a", "A", "https://x.test/shared"), Article("b", "B", "https://x.test/shared")])
+    assert kb.find("https://x.test/shared").id == "b"
+    kb.remove("a")  # removing the other article must not unlink b's url
+    assert kb.find("https://x.test/shared").id == "b"
+    (tmp_path / "p.html").write_text("<title>Tags &amp;lt;b&amp;gt; explained</title><p>x</p>")
+    assert load_articles(tmp_path)[0].title == "Tags &lt;b&gt; explained"

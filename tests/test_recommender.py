@@ -177,3 +177,40 @@ def test_reasons_use_the_kb_title_when_the_event_carried_only_a_url(rec):
     rec.track("s", url="https://kb.test/pickle")
     sug = rec.suggest("s", k=2)
     assert sug and all(s.drivers == ("Pickle serialization of python objects",) for s in sug)
+
+
+def test_filters_find_rare_matches_beyond_the_first_candidate_pool(fake_encoder):
+    arts = [Article(f"en{i}", f"pickle serialize objects part {i}", f"https://kb.test/en{i}", "pickle serialize objects",
+                    locale="en") for i in range(80)]
+    arts.append(Article("de0", "Turtle Grafik", "https://kb.test/de0", "turtle zeichnen", locale="de", tags=("fun",)))
+    r = SessionRecommender.build(arts, encoder=fake_encoder, progress=False,
+                                 settings=SuggestSettings(min_score=None, candidate_pool=5))
+    r.track("s", article_id="en0")
+    assert [s.article.id for s in r.suggest("s", k=3, locale="de")] == ["de0"]
+    assert [s.article.id for s in r.suggest("s", k=3, tags=["fun"])] == ["de0"]
+
+
+def test_a_zero_shot_save_removes_a_trained_model_saved_there_before(rec, tmp_path, fake_encoder):
+    from plugin.intent import ContentSTAMP, ContentSTAMPConfig
+    from plugin.stamp import STAMPConfig
+
+    rec.intent_model = ContentSTAMP(ContentSTAMPConfig(input_dim=1024, stamp=STAMPConfig(dim=8)))
+    rec.save(tmp_path)
+    assert not SessionRecommender.load(tmp_path, encoder=fake_encoder).intent_model.config.zero_shot
+    rec.intent_model = ContentSTAMP.zero_shot(1024)
+    rec.save(tmp_path)
+    assert SessionRecommender.load(tmp_path, encoder=fake_encoder).intent_model.config.zero_shot
+    assert not list(tmp_path.glob("intent_model*"))
+
+
+def test_an_index_built_by_another_encoder_of_the_same_size_is_refused(rec, tmp_path):
+    from plugin import ConfigError
+
+    class Other(HashingEncoder):
+        def __init__(self):
+            super().__init__(1024)
+            self.name = "other-model"
+
+    rec.save(tmp_path)
+    with pytest.raises(ConfigError, match="built with encoder 'hashing:1024'.*--rebuild"):
+        SessionRecommender.load(tmp_path, encoder=Other())
