@@ -179,6 +179,7 @@ _HOSTILE_TEXT = st.one_of(
         "\x00", "\x00\x00json", "\u202e\u202dRTL", "<script>alert(1)</script>", "' OR 1=1 --", "{{7*7}}",
         "../../etc/passwd", "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace"), "%00%ff",
         "x" * 20_000, "x" * 20_001, "😀" * 5000, " ", "\n\t", "null", "[]", "{}",
+        "²", "1²", "١", "３", "⑤",  # str.isdigit() is True for these; int() rejects some
     ]),
 )
 _JSON = st.recursive(

@@ -18,6 +18,7 @@ from adapters.http.demo_site import create_demo_app  # noqa: E402
 from adapters.http.responder import Reply  # noqa: E402
 from plugin import (  # noqa: E402
     Article,
+    HashingEncoder,
     ConfigError,
     EventLog,
     InMemorySessionStore,
@@ -181,6 +182,23 @@ def test_suggestions_error_paths(client, sid):
     assert msg.startswith("query.tags:")
     msg = _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": "-1", "query": "q" * 501}), 422, "invalid_request")
     assert "query.k" in msg and "query.query" in msg
+
+
+@pytest.mark.parametrize("k", ["²", "³", "١", "３", "1²", "+3", " 3"])
+def test_non_ascii_digit_k_is_422_not_500(client, sid, k):
+    # str.isdigit() says yes to "²", and int("²") raises: that was a 500
+    _view(client, sid, "https://kb.test/json", title="JSON")
+    _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": k}), 422, "invalid_request")
+
+
+def test_chat_enforces_max_k_like_get(rec):
+    c = TestClient(create_app(rec, settings=ServerSettings(max_k=3, default_k=2)))
+    sid = c.post("/v1/sessions").json()["session_id"]
+    _view(c, sid, "https://kb.test/json", title="JSON")
+    msg = _error(c.post(f"/v1/sessions/{sid}/chat", json={"message": "tcp sockets", "k": 5}), 400, "invalid_argument")
+    assert "between 1 and 3" in msg
+    assert msg == _error(c.get(f"/v1/sessions/{sid}/suggestions", params={"k": 5}), 400, "invalid_argument")
+    assert len(c.post(f"/v1/sessions/{sid}/chat", json={"message": "tcp sockets", "k": 3}).json()["suggestions"]) == 3
 
 
 def test_empty_session_with_a_query_still_gets_suggestions(client, sid):
@@ -365,6 +383,112 @@ def test_widget_assets_and_cors(client):
     assert client.get("/static/widget.css").headers["content-type"].startswith("text/css")
     pre = client.options("/v1/sessions", headers={"Origin": "https://site.test", "Access-Control-Request-Method": "POST"})
     assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "*"
+
+
+class _SharedStore:
+    """A store shared by two workers (like Redis): not this process's InMemorySessionStore."""
+
+    def __init__(self):
+        self._inner = InMemorySessionStore()
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def __len__(self):
+        return len(self._inner)
+
+
+def _worker(articles, store):
+    """One worker's recommender: its own encoder cache, the shared store."""
+    enc = HashingEncoder(64)
+    built = SessionRecommender.build(articles, encoder=enc, progress=False)
+    return SessionRecommender(built.kb, built.encoder.inner, built.index, store=store)
+
+
+def test_suggestions_embed_pages_tracked_by_another_worker_off_the_event_loop(articles, monkeypatch):
+    import asyncio
+
+    import adapters.http.app as app_module
+
+    store = _SharedStore()
+    a, b = _worker(articles, store), _worker(articles, store)
+    ids = SessionIds(store, ttl_seconds=1800, max_sessions=100)
+    on_loop: list[bool] = []
+    inner_encode = b.encoder.inner.encode
+
+    def encode(texts):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return inner_encode(texts)
+
+    monkeypatch.setattr(b.encoder.inner, "encode", encode)
+    hops = []
+    real_hop = app_module.run_in_threadpool
+
+    async def counting_hop(fn, *args, **kwargs):
+        hops.append(fn)
+        return await real_hop(fn, *args, **kwargs)
+
+    monkeypatch.setattr(app_module, "run_in_threadpool", counting_hop)
+    worker_a = TestClient(create_app(a, session_ids=ids))
+    worker_b = TestClient(create_app(b, session_ids=ids))
+    sid = worker_a.post("/v1/sessions").json()["session_id"]
+    _view(worker_a, sid, "https://kb.test/json", title="JSON")
+    _view(worker_a, sid, "https://blog.example/tcp", title="Our tcp notes", text="socket tcp connect send receive")
+    assert on_loop == []  # worker A embedded the page; B has not seen it
+
+    r = worker_b.get(f"/v1/sessions/{sid}/suggestions")
+    assert r.status_code == 200, r.text
+    assert on_loop == [False] and len(hops) == 1  # embedded in the thread pool, not on the loop
+    worker_b.get(f"/v1/sessions/{sid}/suggestions")
+    assert on_loop == [False] and len(hops) == 1  # now cached: the fast path, no thread hop
+
+
+def test_suggestions_stay_on_the_loop_for_an_in_process_store(client, sid, monkeypatch):
+    import adapters.http.app as app_module
+
+    async def no_hop(*args, **kwargs):
+        raise AssertionError("the GET fast path must not hop to a thread")
+
+    monkeypatch.setattr(app_module, "run_in_threadpool", no_hop)
+    _view(client, sid, "https://blog.example/tcp", title="Our tcp notes", text="socket tcp connect send receive")
+    assert client.get(f"/v1/sessions/{sid}/suggestions").status_code == 200
+
+
+def test_every_endpoint_renders_suggestions_alike(rec):
+    from adapters.http.hardened import create_hardened_app
+
+    settings = ServerSettings(article_url_template="/kb/{id}")
+    c = TestClient(create_hardened_app(rec, secrets="s" * 32, settings=settings))
+    sid = c.post("/v1/sessions").json()["session_id"]
+    _view(c, sid, "https://kb.test/json")
+    got = c.get(f"/v1/sessions/{sid}/suggestions").json()["suggestions"]
+    chat = c.post(f"/v1/sessions/{sid}/chat", json={"message": "serialize objects json pickle"}).json()["suggestions"]
+    page = c.post("/v1/suggestions", json={"article_id": "ser-json"}).json()["suggestions"]
+    for s in (*got, *chat, *page):
+        assert set(s) == {"id", "title", "url", "href", "snippet", "reason", "drivers", "score", "rank"}
+        assert s["href"] == f"/kb/{s['id']}"
+
+
+def test_every_factory_pins_compute_to_one_thread(rec, tmp_path, monkeypatch):
+    import faiss
+    import torch
+
+    from adapters.http import hardened
+
+    rec.save(tmp_path / "ix")
+    monkeypatch.setenv(ENV_INDEX, str(tmp_path / "ix"))
+    monkeypatch.setenv("SESSION_SUGGEST_SECRET", "s" * 32)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    for factory in (app_from_env, hardened.app_from_env):
+        calls = []
+        monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n: calls.append(("faiss", n)))
+        monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(("torch", n)))
+        assert TestClient(factory()).get("/v1/health").status_code == 200
+        assert sorted(calls) == [("faiss", 1), ("torch", 1)], factory.__module__
 
 
 def test_article_url_template_sets_href(rec):

@@ -2,8 +2,11 @@
 widget's static files. `create_app` builds it around any SessionRecommender; `app_from_env` is the import
 string factory for uvicorn (`uvicorn --factory adapters.http.app:app_from_env`, several workers).
 
-The GET suggestions path is kept lean: it runs on the event loop (no thread hop), reads only cached vectors
-(the recommender embeds page text at track time), and writes the JSON itself instead of re-validating it.
+The GET suggestions path is kept lean: when nothing needs embedding — every page the session read off the KB
+is already in this worker's embedding cache (the recommender embeds page text at track time), or the store is
+this process's own memory — it runs on the event loop (no thread hop); otherwise (a query to embed, or a page
+view that another worker tracked) it runs in the thread pool so the encoder never stalls the loop. It writes
+the JSON itself instead of re-validating it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import functools
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -24,7 +28,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import QueryParams
 
 import plugin
-from plugin import ConfigError, EventLog, SessionRecommender, Suggestion
+from plugin import ConfigError, Event, EventLog, InMemorySessionStore, SessionRecommender, Suggestion
+from plugin.encoder import content_key
+from plugin.events import INTENT_KINDS
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
 from .models import ChatIn, ChatOut, EventIn, EventOut, HealthOut, SessionOut, SuggestionsOut
@@ -32,7 +38,17 @@ from .responder import ExtractiveResponder, Reply, as_responder
 from .sessions import SessionIds
 from .settings import ServerSettings
 
-__all__ = ["create_app", "app_from_env", "single_threaded_compute", "STATIC_DIR", "ENV_INDEX", "ENV_EVENT_LOG", "ENV_URL_TEMPLATE"]
+__all__ = [
+    "create_app",
+    "app_from_env",
+    "settings_from_env",
+    "single_threaded_compute",
+    "SuggestionJSON",
+    "STATIC_DIR",
+    "ENV_INDEX",
+    "ENV_EVENT_LOG",
+    "ENV_URL_TEMPLATE",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +85,7 @@ def _suggest_params(qp: QueryParams, default_k: int) -> dict[str, Any]:
     k = default_k
     raw_k = qp.get("k")
     if raw_k is not None:
-        if not raw_k.isdigit():
+        if not (raw_k.isascii() and raw_k.isdigit()):  # "²".isdigit() is True, int("²") raises
             bad("k", "Input should be a valid integer")
         elif not 1 <= int(raw_k) <= 100:
             bad("k", "Input should be between 1 and 100")
@@ -87,6 +103,43 @@ def _suggest_params(qp: QueryParams, default_k: int) -> dict[str, Any]:
     if errors:
         raise RequestValidationError(errors)
     return {"k": k, "locale": locale, "tags": tags, "query": query}
+
+
+class SuggestionJSON:
+    """A Suggestion as every endpoint returns it (`models.SuggestionOut`), `href` included: one place, so the
+    GET, chat and no-consent endpoints cannot drift apart."""
+
+    def __init__(self, article_url_template: str | None = None) -> None:
+        self.template = article_url_template
+        # Snippets re-split the article text on every call; articles are immutable, so compute each once.
+        self._snippet = functools.lru_cache(maxsize=65_536)(plugin.Article.snippet)
+
+    def href(self, article: plugin.Article) -> str:
+        return self.template.format(id=quote(article.id, safe="")) if self.template else article.url
+
+    def __call__(self, s: Suggestion) -> dict[str, Any]:
+        a = s.article
+        return {"id": a.id, "title": a.title, "url": a.url, "href": self.href(a), "snippet": self._snippet(a),
+                "reason": s.reason, "drivers": list(s.drivers), "score": round(float(s.score), 6), "rank": s.rank}
+
+    def many(self, found: Sequence[Suggestion]) -> list[dict[str, Any]]:
+        return [self(s) for s in found]
+
+
+def _needs_encoding(rec: SessionRecommender, events: Sequence[Event]) -> bool:
+    """Whether suggesting for these events would run the encoder: an intent event off the index whose text
+    this worker has not embedded (another worker tracked it). Conservative: an event whose article id is not
+    in the index counts as off it."""
+    if not getattr(rec.encoder, "embeds_text", True):
+        return False  # an item-ID model only reads index vectors
+    cache = getattr(rec.encoder, "cache", None)
+    signal = [e for e in events if e.kind in INTENT_KINDS][-rec.settings.max_context_events :]
+    for e in signal:
+        if e.article_id is not None and e.article_id in rec.index:
+            continue
+        if cache is None or cache.get(content_key(rec.encoder.name, e.content())) is None:
+            return True
+    return False
 
 
 class _WidgetFiles(StaticFiles):
@@ -119,18 +172,14 @@ def create_app(
         rec.store, ttl_seconds=rec.session_settings.ttl_seconds, max_sessions=rec.session_settings.max_sessions
     )
     respond = as_responder(responder) if responder is not None else ExtractiveResponder(rec)
-    template = cfg.article_url_template
+    render = SuggestionJSON(cfg.article_url_template)
+    # Suggesting for a process-local store reads vectors this process embedded at track time.
+    local_store = isinstance(rec.store, InMemorySessionStore)
 
-    def href(article: plugin.Article) -> str:
-        return template.format(id=quote(article.id, safe="")) if template else article.url
-
-    # Snippets re-split the article text on every call; articles are immutable, so compute each once.
-    snippet = functools.lru_cache(maxsize=65_536)(plugin.Article.snippet)
-
-    def suggestion_dict(s: Suggestion) -> dict[str, Any]:
-        a = s.article
-        return {"id": a.id, "title": a.title, "url": a.url, "href": href(a), "snippet": snippet(a),
-                "reason": s.reason, "drivers": list(s.drivers), "score": round(float(s.score), 6), "rank": s.rank}
+    def check_k(k: int) -> int:
+        if not 1 <= k <= cfg.max_k:
+            raise ConfigError(f"k must be between 1 and {cfg.max_k}, got {k}")
+        return k
 
     app = FastAPI(
         title=cfg.title,
@@ -143,6 +192,7 @@ def create_app(
     app.state.recommender = rec
     app.state.session_ids = ids
     app.state.settings = cfg
+    app.state.suggestion_json = render
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(cfg.cors_origins),
@@ -196,34 +246,35 @@ def create_app(
         # of the whole request. SUGGEST_PARAMETERS documents them in the OpenAPI schema all the same.
         session_id = ids.check(request.path_params["session_id"])
         params = _suggest_params(request.query_params, cfg.default_k)
-        if params["k"] > cfg.max_k:
-            raise ConfigError(f"k must be between 1 and {cfg.max_k}, got {params['k']}")
-        if params["query"]:  # embedding a query may take milliseconds: keep it off the event loop
+        check_k(params["k"])
+        # Embedding (a query, or a page another worker tracked) takes milliseconds: keep it off the event loop.
+        if params["query"] or (not local_store and _needs_encoding(rec, rec.events(session_id))):
             found = await run_in_threadpool(rec.suggest, session_id, **params)
         else:
             found = rec.suggest(session_id, **params)
-        return _json({"session_id": session_id, "suggestions": [suggestion_dict(s) for s in found]})
+        return _json({"session_id": session_id, "suggestions": render.many(found)})
 
     @app.post("/v1/sessions/{session_id}/chat", response_model=ChatOut, tags=["chat"])
     def chat(session_id: SessionPath, body: ChatIn) -> Response:
         """Answer the message and inject suggestions drawn from the session (and the question) into the reply."""
         ids.check(session_id)
+        k = check_k(body.k or cfg.default_k)
         try:
             reply: Reply = respond(body.message, session_id=session_id)
         except Exception:
             logger.exception("responder failed for session %s", session_id[:8])
             return error_response(503, "responder_unavailable", "the assistant could not answer; try again shortly")
         exclude = [reply.source.id] if reply.source is not None else []
-        injected = rec.inject(session_id, reply.text, body.k or cfg.default_k, fmt="json", query=body.message, exclude=exclude)
-        assert isinstance(injected, dict)
-        suggestions = []
-        for d in injected["suggestions"]:
-            art = rec.kb.find(d["id"])
-            suggestions.append({**d, "href": href(art) if art is not None else d["url"]})
+        try:
+            found = rec.suggest(session_id, k, query=body.message, exclude=exclude)
+        except Exception:  # the chat path never breaks a reply
+            logger.warning("suggestions skipped for session %s", session_id[:8], exc_info=True)
+            found = []
         source = None
         if reply.source is not None:
-            source = {"id": reply.source.id, "title": reply.source.title, "href": href(reply.source)}
-        return _json({"reply": reply.text, "responder": reply.responder, "source": source, "suggestions": suggestions})
+            source = {"id": reply.source.id, "title": reply.source.title, "href": render.href(reply.source)}
+        return _json({"reply": reply.text, "responder": reply.responder, "source": source,
+                      "suggestions": render.many(found)})
 
     app.mount("/static", _WidgetFiles(directory=STATIC_DIR), name="static")
     return app
@@ -240,8 +291,9 @@ def single_threaded_compute() -> None:
     torch.set_num_threads(1)
 
 
-def app_from_env() -> FastAPI:
-    """uvicorn factory: the index directory from SESSION_SUGGEST_INDEX (built by `python -m plugin index`)."""
+def settings_from_env() -> tuple[str, ServerSettings]:
+    """Worker setup every uvicorn factory shares: pin compute to one thread, then read the index directory
+    (SESSION_SUGGEST_INDEX, required) and the ServerSettings from the environment."""
     single_threaded_compute()
     index_dir = os.environ.get(ENV_INDEX)
     if not index_dir:
@@ -251,4 +303,10 @@ def app_from_env() -> FastAPI:
         event_log=Path(log) if log else None,
         article_url_template=os.environ.get(ENV_URL_TEMPLATE) or None,
     )
+    return index_dir, settings
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn factory: the index directory from SESSION_SUGGEST_INDEX (built by `python -m plugin index`)."""
+    index_dir, settings = settings_from_env()
     return create_app(SessionRecommender.load(index_dir), settings=settings)

@@ -14,16 +14,14 @@ import logging
 import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from plugin import ConfigError, SessionRecommender, SessionSettings
+from plugin import SessionRecommender, SessionSettings
 
-from .app import ENV_EVENT_LOG, ENV_INDEX, ENV_URL_TEMPLATE, create_app
+from .app import SuggestionJSON, create_app, settings_from_env
 from .limits import InMemoryRateLimiter, LimitSettings, RateLimiter, RedisRateLimiter, install_limits
 from .models import SuggestionsOut
 from .settings import ServerSettings
@@ -66,21 +64,15 @@ class RedactSessionIds(logging.Filter):
         return True
 
 
-def _page_router(rec: SessionRecommender, cfg: ServerSettings) -> APIRouter:
+def _page_router(rec: SessionRecommender, cfg: ServerSettings, render: SuggestionJSON) -> APIRouter:
     router = APIRouter()
-    template = cfg.article_url_template
 
     @router.post("/v1/suggestions", response_model=SuggestionsOut, tags=["suggestions"])
     def suggest_for_page(page: PageIn) -> dict[str, Any]:
         """Suggestions for the current page alone (consent=false): no session, no log, nothing kept."""
         found = rec.suggest_for_page(page.k or cfg.default_k, url=page.url, title=page.title, text=page.text,
                                      article_id=page.article_id, locale=page.locale)
-        out = []
-        for s in found:
-            d = s.to_dict()
-            d["href"] = template.format(id=quote(s.article.id, safe="")) if template else s.article.url
-            out.append(d)
-        return {"session_id": "", "suggestions": out}
+        return {"session_id": "", "suggestions": render.many(found)}
 
     return router
 
@@ -103,7 +95,7 @@ def create_hardened_app(
     """
     cfg = settings or ServerSettings()
     app = create_app(recommender, settings=cfg, responder=responder, session_ids=SignedSessionIds(secrets))
-    app.include_router(_page_router(recommender, cfg))
+    app.include_router(_page_router(recommender, cfg, app.state.suggestion_json))
     install_limits(app, limits, limiter if limiter is not None else InMemoryRateLimiter())
     if bind_to_browser:
         install_session_binding(app, secrets, secure=secure_cookie)
@@ -113,9 +105,7 @@ def create_hardened_app(
 def app_from_env() -> FastAPI:
     """uvicorn factory. SESSION_SUGGEST_INDEX (read-only index dir) and SESSION_SUGGEST_SECRET are required;
     with REDIS_URL, sessions and rate limits are shared by every worker through Redis."""
-    index_dir = os.environ.get(ENV_INDEX)
-    if not index_dir:
-        raise ConfigError(f"set {ENV_INDEX} to an index directory built with `python -m plugin index SOURCE --out DIR`")
+    index_dir, settings = settings_from_env()
     keys = secrets_from_env()
     session_settings = SessionSettings(ttl_seconds=float(os.environ.get(ENV_TTL, "1800")))
     limits = LimitSettings.model_validate_json(os.environ.get(ENV_LIMITS) or "{}")
@@ -129,11 +119,6 @@ def app_from_env() -> FastAPI:
         store = RedisSessionStore.from_url(redis_url, session_settings, prefix=prefix)
         limiter = RedisRateLimiter(store.client, prefix=prefix + "rl:")
     rec = SessionRecommender.load(index_dir, store=store, session_settings=session_settings)
-    log = os.environ.get(ENV_EVENT_LOG) or None
-    settings = ServerSettings(
-        event_log=Path(log) if log else None,
-        article_url_template=os.environ.get(ENV_URL_TEMPLATE) or None,
-    )
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactSessionIds) for f in access.filters):
         access.addFilter(RedactSessionIds())
