@@ -146,7 +146,17 @@ def test_per_client_rate_limit_and_forwarded_for(rec):
     for _ in range(4):
         assert behind_proxy.post("/v1/sessions", headers={"x-forwarded-for": "203.0.113.1"}).status_code == 201
     _error(behind_proxy.post("/v1/sessions", headers={"x-forwarded-for": "203.0.113.1"}), 429, "rate_limited")
-    assert behind_proxy.post("/v1/sessions", headers={"x-forwarded-for": "203.0.113.2, 10.0.0.1"}).status_code == 201
+    assert behind_proxy.post("/v1/sessions", headers={"x-forwarded-for": "203.0.113.2"}).status_code == 201
+    # The proxy appends the real address: whatever the client put in front of it is not its key
+    forged = {"x-forwarded-for": "198.51.100.7, 203.0.113.1"}
+    _error(behind_proxy.post("/v1/sessions", headers=forged), 429, "rate_limited")
+
+    two_proxies = TestClient(_app(rec, limits=limits.model_copy(update={"trust_forwarded_for": True, "trusted_proxies": 2})))
+    for i in range(4):
+        hops = {"x-forwarded-for": f"198.51.100.{i}, 203.0.113.1, 10.0.0.1"}
+        assert two_proxies.post("/v1/sessions", headers=hops).status_code == 201
+    _error(two_proxies.post("/v1/sessions", headers={"x-forwarded-for": "198.51.100.99, 203.0.113.1, 10.0.0.2"}),
+           429, "rate_limited")
 
 
 def test_rate_limit_window_resets():

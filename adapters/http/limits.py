@@ -43,8 +43,15 @@ class LimitSettings(BaseModel):
     per_client: int = Field(600, ge=1, description="Requests from one client address per window; more is 429.")
     trust_forwarded_for: bool = Field(
         False,
-        description="Take the client address from the first X-Forwarded-For entry. Only behind a proxy that "
-        "sets it: otherwise any client could pick its own key and dodge the per-client limit.",
+        description="Take the client address from X-Forwarded-For, counted from the right (see trusted_proxies). "
+        "Only behind a proxy that appends to it: otherwise any client could pick its own key and dodge the "
+        "per-client limit.",
+    )
+    trusted_proxies: int = Field(
+        1,
+        ge=1,
+        description="How many proxies in front of the service append to X-Forwarded-For: the client address is "
+        "that many entries from the right. Entries further left were sent by the client and are never used.",
     )
     exempt_paths: tuple[str, ...] = Field(("/v1/health",), description="Paths never rate-limited (probes).")
 
@@ -124,11 +131,12 @@ class LimitsMiddleware:
 
     def _client(self, scope: dict[str, Any]) -> str:
         if self.settings.trust_forwarded_for:
-            for name, value in scope.get("headers", ()):
-                if name == b"x-forwarded-for":
-                    first = value.decode("latin-1").split(",")[0].strip()
-                    if first:
-                        return first
+            # Each proxy appends the address it received from, so only the right-most entries are trustworthy.
+            hops = [h.strip() for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"
+                    for h in value.decode("latin-1").split(",")]
+            n = self.settings.trusted_proxies
+            if len(hops) >= n and hops[-n]:
+                return hops[-n]
         client = scope.get("client")
         return client[0] if client else "unknown"
 
