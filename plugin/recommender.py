@@ -62,6 +62,7 @@ class SessionRecommender:
         settings: SuggestSettings | None = None,
         session_settings: SessionSettings | None = None,
         event_log: EventLog | None = None,
+        page_cache_size: int = 50_000,
     ) -> None:
         if index.dim != encoder.dim:
             raise DimensionMismatchError(
@@ -76,6 +77,9 @@ class SessionRecommender:
             )
         self.kb = kb
         self.encoder = encoder if isinstance(encoder, CachedEncoder) else CachedEncoder(encoder)
+        # Visitors' pages and queries get their own bounded cache: never saved with the index, and it cannot
+        # grow with traffic the way a cache of everything ever posted would.
+        self.page_encoder = CachedEncoder(self.encoder.inner, EmbeddingCache(encoder.dim, encoder.name, page_cache_size))
         self.index = index
         self.session_settings = session_settings or SessionSettings()
         self.store: SessionStore = store if store is not None else InMemorySessionStore(self.session_settings)
@@ -187,7 +191,7 @@ class SessionRecommender:
             if art is not None:
                 event = replace(event, article_id=art.id)
         if event.kind in INTENT_KINDS and self._embeds_text and self._kb_article(event) is None:
-            self.encoder.encode([event.content()])  # embed now, so suggest() only reads the cache
+            self.page_encoder.encode([event.content()])  # embed now, so suggest() only reads the cache
         stored = self.store.append(event)
         if not stored:
             return None
@@ -200,6 +204,19 @@ class SessionRecommender:
 
     def events(self, session_id: str) -> list[Event]:
         return self.store.read(session_id)
+
+    def needs_encoding(self, events: Sequence[Event]) -> bool:
+        """Whether suggesting from these events would run the text encoder (a page outside the KB whose
+        embedding is not cached here, e.g. tracked by another worker): callers on an event loop can then
+        move the call to a thread."""
+        if not self._embeds_text:
+            return False
+        signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
+        return any(
+            self._kb_article(e) is None
+            and self.page_encoder.cache.get(content_key(self.encoder.name, e.content())) is None
+            for e in signal
+        )
 
     def erase(self, session_id: str) -> bool:
         existed = self.store.erase(session_id)
@@ -230,7 +247,7 @@ class SessionRecommender:
         if kb_rows:
             vecs[kb_rows] = self.index.vectors([keys[i] for i in kb_rows])
         if text_rows:
-            vecs[text_rows] = self.encoder.encode([signal[i].content() for i in text_rows])
+            vecs[text_rows] = self.page_encoder.encode([signal[i].content() for i in text_rows])
         return vecs, signal, keys
 
     def suggest(
@@ -293,7 +310,7 @@ class SessionRecommender:
         if art is not None:
             vecs = self.index.vectors([art.id])
         else:
-            cached = self.encoder.cache.get(content_key(self.encoder.name, event.content()))
+            cached = self.page_encoder.cache.get(content_key(self.encoder.name, event.content()))
             vecs = cached[None, :] if cached is not None else self.encoder.inner.encode([event.content()])
         opts: dict[str, Any] = {"locale": None, "tags": None, "exclude": (), "query": None, **kwargs}
         return self._suggest_from(np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], k=k, **opts)
@@ -318,7 +335,7 @@ class SessionRecommender:
         k = cfg.k if k is None else k
         if k < 1 or k > 100:
             raise ValueError(f"k must be between 1 and 100, got {k}")
-        qvec = self.encoder.encode([query])[0] if query and query.strip() else None
+        qvec = self.page_encoder.encode([query])[0] if query and query.strip() else None
         if not signal and qvec is None:
             raise EmptySessionError("the session has no page views, article opens or searches yet")
         if signal:

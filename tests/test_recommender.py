@@ -214,3 +214,16 @@ def test_an_index_built_by_another_encoder_of_the_same_size_is_refused(rec, tmp_
     rec.save(tmp_path)
     with pytest.raises(ConfigError, match="built with encoder 'hashing:1024'.*--rebuild"):
         SessionRecommender.load(tmp_path, encoder=Other())
+
+
+def test_visitor_pages_use_a_bounded_cache_that_is_not_saved(articles, fake_encoder, tmp_path):
+    r = SessionRecommender.build(articles, encoder=fake_encoder, progress=False, page_cache_size=2)
+    for i in range(5):
+        r.track("s", url=f"https://blog.test/{i}", title=f"socket notes {i}", text="tcp socket network")
+    assert len(r.page_encoder.cache) == 2 and len(r.encoder.cache) == len(articles)
+    events = r.events("s")
+    assert r.needs_encoding(events)  # the oldest pages were evicted from the bounded cache
+    assert not r.needs_encoding(events[-2:])
+    assert r.suggest("s", k=1)  # evicted pages are simply embedded again
+    r.save(tmp_path)
+    assert len(SessionRecommender.load(tmp_path, encoder=fake_encoder).encoder.cache) == len(articles)

@@ -29,8 +29,6 @@ from starlette.datastructures import QueryParams
 
 import plugin
 from plugin import ConfigError, Event, EventLog, InMemorySessionStore, SessionRecommender, Suggestion
-from plugin.encoder import content_key
-from plugin.events import INTENT_KINDS
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
 from .models import ChatIn, ChatOut, EventIn, EventOut, HealthOut, SessionOut, SuggestionsOut
@@ -127,19 +125,9 @@ class SuggestionJSON:
 
 
 def _needs_encoding(rec: SessionRecommender, events: Sequence[Event]) -> bool:
-    """Whether suggesting for these events would run the encoder: an intent event off the index whose text
-    this worker has not embedded (another worker tracked it). Conservative: an event whose article id is not
-    in the index counts as off it."""
-    if not getattr(rec.encoder, "embeds_text", True):
-        return False  # an item-ID model only reads index vectors
-    cache = getattr(rec.encoder, "cache", None)
-    signal = [e for e in events if e.kind in INTENT_KINDS][-rec.settings.max_context_events :]
-    for e in signal:
-        if e.article_id is not None and e.article_id in rec.index:
-            continue
-        if cache is None or cache.get(content_key(rec.encoder.name, e.content())) is None:
-            return True
-    return False
+    """Whether suggesting for these events would run the encoder (a page off the index that this worker
+    has not embedded, e.g. tracked by another worker)."""
+    return rec.needs_encoding(events)
 
 
 class _WidgetFiles(StaticFiles):
