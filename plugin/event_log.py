@@ -2,6 +2,10 @@
 
 One JSON object per line. A crash can leave a torn last line: readers skip it (and count it), writers
 start on a fresh line. Raw page text is not logged unless `log_text=True` (privacy by default).
+
+Several processes (uvicorn workers) may share one log: every append and every erase holds an exclusive
+`flock` on the sidecar `<log>.lock`, so an erase (read, filter, atomic rename) never drops a line another
+process appended meanwhile. Readers need no lock: they see the old file or the new one, never a torn one.
 """
 
 from __future__ import annotations
@@ -11,7 +15,13 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: the thread lock alone, so one writing process per log
+    fcntl = None  # type: ignore[assignment]
 
 from .atomic import atomic_write_with
 from .events import Event
@@ -24,25 +34,43 @@ logger = logging.getLogger(__name__)
 class EventLog:
     def __init__(self, path: str | os.PathLike[str], *, log_text: bool = False) -> None:
         self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.log_text = log_text
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._mend_torn_tail()
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's threads and every other process writing the log, one at a time. The lock file is
+        opened per call: a descriptor inherited across fork would share its lock with the parent."""
+        with self._lock:
+            if fcntl is None:
+                yield
+                return
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the flock
+
     def _mend_torn_tail(self) -> None:
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return
-        with open(self.path, "rb+") as fh:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                fh.write(b"\n")  # the torn record stays on its own line and is skipped by readers
+        with self._locked():
+            if not self.path.exists() or self.path.stat().st_size == 0:
+                return
+            with open(self.path, "rb+") as fh:
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")  # the torn record stays on its own line and is skipped by readers
 
     def append(self, event: Event) -> None:
         record = event.to_dict()
         if not self.log_text:
             record.pop("text", None)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as fh:
+        # Opened under the lock: after another process's erase renamed a new file in, write to that one.
+        with self._locked(), open(self.path, "a", encoding="utf-8") as fh:
             fh.write(line)
 
     def __iter__(self) -> Iterator[Event]:
@@ -67,7 +95,7 @@ class EventLog:
 
     def erase_session(self, session_id: str) -> int:
         """Remove every logged event of the session (atomic rewrite); return how many were removed."""
-        with self._lock:
+        with self._locked():
             if not self.path.exists():
                 return 0
             removed = 0

@@ -305,3 +305,38 @@ def test_half_written_index_is_reported_not_loaded(tmp_path):
     meta.write_text(meta.read_text()[:40])
     with pytest.raises(IndexFormatError):
         ArticleIndex.load(tmp_path)
+
+
+def test_erasing_a_session_loses_nothing_another_process_appends(tmp_path):
+    """uvicorn workers share one log: an erase in one (read, filter, rename) must not drop lines that another
+    appended between its read and its rename."""
+    path = tmp_path / "events.jsonl"
+    n = 1500
+    code = textwrap.dedent(
+        """
+        import sys
+        from plugin.event_log import EventLog
+        from plugin.events import make_event
+        log = EventLog(sys.argv[1])
+        print("go", flush=True)
+        for i in range(int(sys.argv[2])):
+            log.append(make_event("keep", "page_view", url=f"https://site.test/{i}", ts=float(i)))
+        """
+    )
+    log = EventLog(path)
+    for i in range(2000):  # a log long enough that an erase's read-to-rename window is wide
+        log.append(make_event("bulk", "page_view", url=f"https://site.test/bulk/{i}", ts=float(i)))
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path), str(n)], cwd=REPO, stdout=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline().strip() == b"go"
+    erases = 0
+    while True:
+        log.append(make_event("gone", "page_view", url="https://site.test/gone", ts=0.0))
+        assert log.erase_session("gone") == 1
+        erases += 1
+        if proc.poll() is not None:
+            break
+    assert proc.wait() == 0 and erases > 1
+    kept = [e.url for e in EventLog(path) if e.session_id == "keep"]
+    assert kept == [f"https://site.test/{i}" for i in range(n)]
+    assert sum(e.session_id == "bulk" for e in EventLog(path)) == 2000
