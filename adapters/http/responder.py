@@ -1,9 +1,13 @@
 """Who writes the chat reply. Anything callable plugs in; the default needs no LLM.
 
 A responder turns the visitor's message into reply text. `as_responder` adapts:
-  * a LangChain chat model, chain or agent (anything with `.invoke`): called with the message, and
+  * a LangChain chat model or chain (anything with `.invoke`): called with the message, and
     `config={"configurable": {"session_id": ...}}` so session-aware tools can find the visitor;
-    an AIMessage's `.content`, or an agent's last message, becomes the reply text;
+    an AIMessage's `.content` becomes the reply text;
+  * a LangGraph agent (`langchain.agents.create_agent`, any compiled graph, or a runnable whose input has
+    `messages`): called with `{"messages": [{"role": "user", "content": message}]}` and the session id as
+    both `thread_id` (its checkpointer keeps the conversation per visitor) and `session_id`; the last AI
+    message's content becomes the reply text;
   * a plain callable `fn(message)` or `fn(message, session_id=...)` returning str or `Reply`.
 LangChain is duck-typed here, never imported.
 """
@@ -112,10 +116,44 @@ def _text_of(result: Any) -> str:
     return str(result)
 
 
+def _last_ai_text(state: Any) -> str:
+    """An agent's final state: the content of its last AI message (tool-calling turns come before it)."""
+    messages = state.get("messages") if isinstance(state, dict) else None
+    if not messages:
+        return _text_of(state)
+    for m in reversed(messages):
+        if getattr(m, "type", None) == "ai" or (isinstance(m, dict) and m.get("role") in ("ai", "assistant")):
+            return _text_of(m.get("content", "") if isinstance(m, dict) else m)
+    return _text_of(messages[-1])
+
+
+def _takes_messages(obj: Any) -> bool:
+    """Whether a runnable wants agent-state input ({"messages": [...]}) rather than a bare message: a LangGraph
+    graph (Pregel underlies every compiled graph and create_agent), or an input schema with `messages`."""
+    if any(c.__name__ in ("Pregel", "CompiledStateGraph") for c in type(obj).__mro__):
+        return True
+    schema = getattr(obj, "get_input_jsonschema", None)
+    if not callable(schema):
+        return False
+    try:
+        props = schema().get("properties") or {}
+    except Exception:  # a schema that cannot be built says nothing about the input shape
+        return False
+    return "messages" in props
+
+
 def as_responder(obj: Any, *, name: str | None = None) -> Responder:
     """Wrap a LangChain runnable or a callable as a Responder (see the module docstring)."""
     if hasattr(obj, "invoke"):
         label = name or type(obj).__name__
+        if _takes_messages(obj):
+
+            def run_agent(message: str, *, session_id: str) -> Reply:
+                config = {"configurable": {"thread_id": session_id, "session_id": session_id}}
+                state = obj.invoke({"messages": [{"role": "user", "content": message}]}, config=config)
+                return Reply(_last_ai_text(state), label)
+
+            return run_agent
 
         def run_invoke(message: str, *, session_id: str) -> Reply:
             result = obj.invoke(message, config={"configurable": {"session_id": session_id}})

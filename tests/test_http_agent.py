@@ -1,0 +1,64 @@
+"""A LangChain `create_agent` graph as the chat endpoint's responder, through the ASGI test client: the agent
+gets agent-state input, keeps one conversation per session (thread id = session id), its tools see the
+visitor's session, and the reply is its final AI message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("langchain")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from langchain.agents import create_agent  # noqa: E402
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel  # noqa: E402
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage  # noqa: E402
+from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
+from pydantic import Field  # noqa: E402
+
+from adapters.http import create_app  # noqa: E402
+from adapters.langchain import SuggestArticlesTool  # noqa: E402
+
+
+class FakeToolModel(GenericFakeChatModel):
+    """Scripted replies, tool calls included; records what it was shown."""
+
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> FakeToolModel:
+        return self
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        self.seen.append(list(messages))
+        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
+def test_create_agent_answers_through_the_chat_endpoint(rec):
+    call = AIMessage(content="", tool_calls=[{"name": "suggest_articles", "args": {}, "id": "call-1"}])
+    model = FakeToolModel(messages=iter([call, AIMessage("Pickle handles arbitrary objects."), AIMessage("Yes, binary.")]))
+    agent = create_agent(model, tools=[SuggestArticlesTool(recommender=rec)], checkpointer=InMemorySaver())
+    client = TestClient(create_app(rec, responder=agent))
+    sid = client.post("/v1/sessions").json()["session_id"]
+    r = client.post(f"/v1/sessions/{sid}/events", json={"kind": "page_view", "url": "https://kb.test/json"})
+    assert r.status_code == 200, r.text
+
+    r = client.post(f"/v1/sessions/{sid}/chat", json={"message": "what should I read next?", "k": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["reply"] == "Pickle handles arbitrary objects."  # the final AI message, not the tool call
+    assert body["responder"] == type(agent).__name__ and body["source"] is None
+    assert len(body["suggestions"]) == 2 and "ser-json" not in {s["id"] for s in body["suggestions"]}
+
+    # The tool ran for this visitor's session (it suggests from what they read), under thread_id = session id.
+    state = agent.get_state({"configurable": {"thread_id": sid}}).values["messages"]
+    tool_msg = next(m for m in state if isinstance(m, ToolMessage))
+    tool_ids = [row["id"] for row in tool_msg.artifact]
+    assert tool_ids and all(i.startswith("ser-") for i in tool_ids) and "ser-json" not in tool_ids
+
+    # The checkpointer keeps the conversation per session: the second turn sees the first.
+    r = client.post(f"/v1/sessions/{sid}/chat", json={"message": "is it binary?"})
+    assert r.status_code == 200 and r.json()["reply"] == "Yes, binary."
+    humans = [m.content for m in model.seen[-1] if isinstance(m, HumanMessage)]
+    assert humans == ["what should I read next?", "is it binary?"]
