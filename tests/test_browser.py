@@ -158,30 +158,45 @@ def test_read_ask_click(site, page, tmp_path):
     assert page.errors == []  # type: ignore[attr-defined]
 
 
-def test_markup_in_kb_renders_inert(site, page):
-    base, rec, _ = site
-    _open(page, f"{base}/docs/ser-json")
-    _open(page, f"{base}/docs/ser-pickle")
-    cards = _cards(page)
-    assert "xss-trap" in cards, f"the trap article should be suggested for this session, got {cards}"
-    title = page.locator('.ss-card[data-article-id="xss-trap"] .ss-card-title').inner_text()
-    assert "<img src=x" in title and "<script>" in title  # shown as text
-    # The chat answer quotes the article's text, markup included, again as text.
-    page.fill(".ss-input", "objects serialize json pickle dump load binary text script")
-    page.click(".ss-send")
-    page.locator(".ss-msg.ss-bot:not(.pending)").first.wait_for(timeout=15_000)
-    # The article's own page escapes it too.
-    page.goto(f"{base}/docs/xss-trap")
-    assert "<img src=x" in page.locator("h1").inner_text()
-    page.wait_for_timeout(300)
-    assert page.evaluate("window.__xss") is None
-    counts = page.evaluate(
+def _widget_markup_counts(page) -> list[int]:
+    """img/script elements inside the widget's shadow root, and img elements anywhere in the document."""
+    return page.evaluate(
         """() => {
             const root = document.querySelector('#session-suggest-widget').shadowRoot;
             return [root.querySelectorAll('img, script').length, document.querySelectorAll('img').length];
         }"""
     )
-    assert counts == [0, 0]
+
+
+def test_markup_in_kb_renders_inert(site, page):
+    base, rec, _ = site
+    _open(page, f"{base}/docs/ser-json")
+    _open(page, f"{base}/docs/ser-pickle")  # the trap is not read here, so it can be suggested
+    cards = _cards(page)
+    assert "xss-trap" in cards, f"the trap article should be suggested for this session, got {cards}"
+    card = page.locator('.ss-list .ss-card[data-article-id="xss-trap"]').inner_text()
+    assert "<img src=x onerror=" in card and "<script>" in card  # shown as text
+
+    # The chat answer quotes the trap article (its title and text, markup included), again as text.
+    page.fill(".ss-input", "objects serialize json pickle dump load binary text script")
+    page.click(".ss-send")
+    reply = page.locator(".ss-msg.ss-bot:not(.pending)").first
+    reply.wait_for(timeout=15_000)
+    text = reply.locator(".ss-text").inner_text()
+    assert "<img src=x onerror=" in text and "<script>window.__xss=3</script>" in text, text
+    page.wait_for_timeout(300)  # an injected <img src=x onerror=...> would have fired by now
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert _widget_markup_counts(page) == [0, 0]
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_markup_in_kb_renders_inert_on_its_own_page(site, page):
+    base, _, _ = site
+    _open(page, f"{base}/docs/xss-trap")
+    assert "<img src=x onerror=" in page.locator("h1").inner_text()
+    page.wait_for_timeout(300)
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert _widget_markup_counts(page) == [0, 0]
     assert page.errors == []  # type: ignore[attr-defined]
 
 
