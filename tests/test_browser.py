@@ -178,7 +178,7 @@ def test_markup_in_kb_renders_inert(site, page):
     assert "<img src=x onerror=" in card and "<script>" in card  # shown as text
 
     # The chat answer quotes the trap article (its title and text, markup included), again as text.
-    page.fill(".ss-input", "objects serialize json pickle dump load binary text script")
+    page.fill(".ss-input", "objects serialize text script onerror img")
     page.click(".ss-send")
     reply = page.locator(".ss-msg.ss-bot:not(.pending)").first
     reply.wait_for(timeout=15_000)
