@@ -101,12 +101,12 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
 
 def build_demo_recommender(cache: Path | None = None, *, encoder: str = "minilm", progress: bool = True):
     """The demo KB (stdlib docs via pydoc) indexed once and cached; later runs load it."""
-    from .demo_kb import stdlib_articles
+    from .demo_kb import DEMO_KB_VERSION, stdlib_articles
     from .recommender import SessionRecommender
 
     cache = cache or demo_cache_dir()
     enc = _make_encoder(encoder)
-    target = cache / enc.name.replace(":", "-").replace("/", "-")
+    target = cache / f"{enc.name.replace(':', '-').replace('/', '-')}-kb{DEMO_KB_VERSION}"
     if (target / "index.json").exists():
         return SessionRecommender.load(target, encoder=enc)
     rec = SessionRecommender.build(stdlib_articles(progress=progress), encoder=enc, progress=progress)

@@ -21,7 +21,10 @@ from tqdm.auto import tqdm
 
 from .knowledge_base import Article
 
-__all__ = ["stdlib_articles", "DEFAULT_MODULES"]
+__all__ = ["stdlib_articles", "DEFAULT_MODULES", "DEMO_KB_VERSION"]
+
+# Bump when the way articles are built changes, so cached demo indexes are rebuilt.
+DEMO_KB_VERSION = 2
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ def _module_article(name: str, version: str) -> Article | None:
     if not summary:
         return None  # undocumented modules make poor articles
     title = f"{name} — {summary}"
-    body = pydoc.plain(text)
+    body = _reference_sections(pydoc.plain(text))
     return Article(
         id=name,
         title=title[:200],
@@ -68,6 +71,22 @@ def _module_article(name: str, version: str) -> Article | None:
         tags=("stdlib", name.split(".")[0]),
         locale="en",
     )
+
+
+# pydoc sections that repeat the docstring (DESCRIPTION) or are boilerplate, not reference material
+_DROP_SECTIONS = {"NAME", "MODULE REFERENCE", "DESCRIPTION", "FILE", "MODULE DOCS"}
+
+
+def _reference_sections(plain: str) -> str:
+    """pydoc's text without the sections that repeat the docstring or are boilerplate."""
+    keep: list[str] = []
+    dropping = True  # the first line ("built-in module x" / "Help on module x") is boilerplate too
+    for line in plain.splitlines():
+        if line[:1].isupper() and line.strip() == line and line.upper() == line and len(line) < 40:
+            dropping = line in _DROP_SECTIONS
+        if not dropping:
+            keep.append(line)
+    return "\n".join(keep).strip()
 
 
 def _summary(doc: str, limit: int = 90) -> str:
