@@ -603,3 +603,10 @@ def test_a_real_langchain_chat_model_plugs_in(rec):
     body = c.post(f"/v1/sessions/{sid}/chat", json={"message": "how do I save an object?"}).json()
     assert body["reply"] == "Use pickle.dump to write the object."
     assert body["responder"] == "FakeListChatModel" and body["suggestions"]
+
+
+def test_chat_messages_stay_out_of_the_saved_kb_cache(client, sid, rec):
+    before = len(rec.encoder.cache)
+    r = client.post(f"/v1/sessions/{sid}/chat", json={"message": "a private question about tcp sockets"})
+    assert r.status_code == 200 and r.json()["source"]["id"] == "net-socket"
+    assert len(rec.encoder.cache) == before  # the KB cache is saved with the index; visitors' text is not

@@ -28,7 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import QueryParams
 
 import plugin
-from plugin import ConfigError, Event, EventLog, InMemorySessionStore, SessionRecommender, Suggestion
+from plugin import ConfigError, EventLog, InMemorySessionStore, SessionRecommender, Suggestion
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
 from .models import ChatIn, ChatOut, EventIn, EventOut, HealthOut, SessionOut, SuggestionsOut
@@ -122,12 +122,6 @@ class SuggestionJSON:
 
     def many(self, found: Sequence[Suggestion]) -> list[dict[str, Any]]:
         return [self(s) for s in found]
-
-
-def _needs_encoding(rec: SessionRecommender, events: Sequence[Event]) -> bool:
-    """Whether suggesting for these events would run the encoder (a page off the index that this worker
-    has not embedded, e.g. tracked by another worker)."""
-    return rec.needs_encoding(events)
 
 
 class _WidgetFiles(StaticFiles):
@@ -236,7 +230,7 @@ def create_app(
         params = _suggest_params(request.query_params, cfg.default_k)
         check_k(params["k"])
         # Embedding (a query, or a page another worker tracked) takes milliseconds: keep it off the event loop.
-        if params["query"] or (not local_store and _needs_encoding(rec, rec.events(session_id))):
+        if params["query"] or (not local_store and rec.needs_encoding(rec.events(session_id))):
             found = await run_in_threadpool(rec.suggest, session_id, **params)
         else:
             found = rec.suggest(session_id, **params)

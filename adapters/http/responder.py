@@ -74,7 +74,7 @@ class ExtractiveResponder:
         return ids[max(range(len(ids)), key=scores.__getitem__)]
 
     def __call__(self, message: str, *, session_id: str) -> Reply:
-        qvec = self.rec.encoder.encode([message])  # (1, D)
+        qvec = self.rec.page_encoder.encode([message])  # (1, D); visitors' text stays out of the saved KB cache
         hits = self.rec.index.search(qvec, self.candidates)[0]
         art = self.rec.kb.find(self._pick(hits, session_id)) if hits else None
         if art is None:
