@@ -5,7 +5,6 @@ stored once, and an erase on one worker is seen by the other. (marker `redis`: n
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from net_helpers import free_port
 from redis_server import redis_url  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -22,12 +22,6 @@ pytest.importorskip("uvicorn")
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "multiworker-test-secret-" + "x" * 24
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +37,7 @@ def workers(tmp_path_factory, redis_url):  # noqa: F811
     env = {**os.environ, "PYTHONPATH": str(REPO), "SESSION_SUGGEST_INDEX": str(index_dir),
            "SESSION_SUGGEST_SECRET": SECRET, "REDIS_URL": redis_url, "SESSION_SUGGEST_REDIS_PREFIX": prefix,
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "--factory", "adapters.http.hardened:app_from_env",
