@@ -8,15 +8,14 @@ title and text carry markup must render inert.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from net_helpers import free_port
 from services import unavailable
 
 CHROMIUM = "/usr/bin/chromium"
@@ -47,12 +46,6 @@ XSS_ARTICLE = Article(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     from conftest import TOPIC_ARTICLES
@@ -66,7 +59,7 @@ def site(tmp_path_factory):
     )
     log = tmp / "events.jsonl"
     app = create_demo_app(rec, settings=ServerSettings(event_log=log))
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
