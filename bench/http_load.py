@@ -224,11 +224,11 @@ def _baseline(index_dir: Path, n_sessions: int, pages: int, n_calls: int, k: int
 def _index(args: argparse.Namespace) -> Path:
     if args.index:
         return Path(args.index)
-    from plugin.cli import build_demo_recommender
+    from plugin.cli import build_demo_recommender, demo_index_dir
 
     cache = Path(args.cache) if args.cache else Path(tempfile.gettempdir()) / "session-suggest-bench"
     rec = build_demo_recommender(cache, encoder=args.encoder, progress=False)
-    return cache / rec.encoder.name.replace(":", "-").replace("/", "-")
+    return demo_index_dir(cache, rec.encoder.name)
 
 
 def main() -> int:

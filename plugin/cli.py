@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import PluginError
 
-__all__ = ["main", "build_parser", "demo_cache_dir"]
+__all__ = ["main", "build_parser", "demo_cache_dir", "demo_index_dir", "build_demo_recommender"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,14 +99,21 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo_index_dir(cache: Path, encoder_name: str) -> Path:
+    """Where the demo index for this encoder lives under `cache` (versioned with the demo KB's format)."""
+    from .demo_kb import DEMO_KB_VERSION
+
+    return cache / f"{encoder_name.replace(':', '-').replace('/', '-')}-kb{DEMO_KB_VERSION}"
+
+
 def build_demo_recommender(cache: Path | None = None, *, encoder: str = "minilm", progress: bool = True):
     """The demo KB (stdlib docs via pydoc) indexed once and cached; later runs load it."""
-    from .demo_kb import DEMO_KB_VERSION, stdlib_articles
+    from .demo_kb import stdlib_articles
     from .recommender import SessionRecommender
 
     cache = cache or demo_cache_dir()
     enc = _make_encoder(encoder)
-    target = cache / f"{enc.name.replace(':', '-').replace('/', '-')}-kb{DEMO_KB_VERSION}"
+    target = demo_index_dir(cache, enc.name)
     if (target / "index.json").exists():
         return SessionRecommender.load(target, encoder=enc)
     rec = SessionRecommender.build(stdlib_articles(progress=progress), encoder=enc, progress=progress)
