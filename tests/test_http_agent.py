@@ -4,7 +4,6 @@ visitor's session, and the reply is its final AI message."""
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 
@@ -13,26 +12,12 @@ pytest.importorskip("langchain")
 
 from fastapi.testclient import TestClient  # noqa: E402
 from langchain.agents import create_agent  # noqa: E402
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel  # noqa: E402
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage  # noqa: E402
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
-from pydantic import Field  # noqa: E402
+from fake_models import FakeToolModel  # noqa: E402
 
 from adapters.http import create_app  # noqa: E402
 from adapters.langchain import SuggestArticlesTool  # noqa: E402
-
-
-class FakeToolModel(GenericFakeChatModel):
-    """Scripted replies, tool calls included; records what it was shown."""
-
-    seen: list[list[BaseMessage]] = Field(default_factory=list)
-
-    def bind_tools(self, tools: Any, **kwargs: Any) -> FakeToolModel:
-        return self
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-        self.seen.append(list(messages))
-        return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
 
 
 def test_create_agent_answers_through_the_chat_endpoint(rec):
