@@ -4,7 +4,6 @@ visitor's session, and the reply is its final AI message."""
 
 from __future__ import annotations
 
-
 import pytest
 
 pytest.importorskip("fastapi")
