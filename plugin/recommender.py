@@ -312,8 +312,7 @@ class SessionRecommender:
         else:
             cached = self.page_encoder.cache.get(content_key(self.encoder.name, event.content()))
             vecs = cached[None, :] if cached is not None else self.encoder.inner.encode([event.content()])
-        opts: dict[str, Any] = {"locale": None, "tags": None, "exclude": (), "query": None, **kwargs}
-        return self._suggest_from(np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], k=k, **opts)
+        return self._suggest_from(np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], k=k, **kwargs)
 
     def _suggest_from(
         self,
