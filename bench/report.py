@@ -15,7 +15,7 @@ from pathlib import Path
 
 DATASETS = {"diginetica_srgnn": ("DIGINETICA", "DIGINETICA"), "yoochoose1_64_srgnn": ("YOOCHOOSE 1/64", "RSC15_64")}
 NAMES = {"pop": "POP", "spop": "S-POP", "markov": "Markov-1", "itemknn": "Item-KNN", "vsknn": "V-SKNN",
-         "gru4rec": "GRU4Rec", "stamp": "STAMP", "srgnn": "SR-GNN", "blend": "V-SKNN + STAMP blend"}
+         "gru4rec": "GRU4Rec", "stamp": "STAMP", "srgnn": "SR-GNN", "blend": "Blend (V-SKNN+STAMP)"}
 SESSION_REC = {"markov": "markov", "vsknn": "vsknn", "gru4rec": "gru4rec", "stamp": "stamp"}
 # Table A of ../shared/data/README.md (SR-GNN protocol), P@20 / MRR@20 in %, with its source tags
 TABLE_A = {
