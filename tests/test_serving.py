@@ -65,3 +65,29 @@ def test_sessions_outside_the_catalogue_and_untyped_models(model):
     assert rec.inject("v", "reply") == "reply"
     with pytest.raises(ConfigError, match="without item keys"):
         recommender_from_model(_MeanModel(model.item_vectors(), None))
+
+
+def test_a_saved_stamp_from_the_benchmark_pipeline_serves_through_the_recommender(tmp_path):
+    """train -> save (config.json + state.npz) -> recommender_from_model(dir): the recommender's FAISS ranking
+    is the model's own full-catalogue ranking minus what the visitor read."""
+    import torch
+
+    from plugin.models import get_model
+    from plugin.training import TrainConfig
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    n_items = 40
+    sessions = [rng.choice(np.arange(1, n_items + 1), size=rng.integers(2, 6), replace=False) for _ in range(300)]
+    model = get_model("stamp", dim=16)
+    model.fit(sessions, n_items, item_keys=[f"sku{i}" for i in range(1, n_items + 1)],
+              train_config=TrainConfig(epochs=2, batch_size=64, lr=1e-2, progress=False, bf16=False))
+    model.save(tmp_path / "stamp")
+
+    rec = recommender_from_model(tmp_path / "stamp")
+    for sku in ("sku5", "sku9"):
+        rec.track("v", "article_open", article_id=sku)
+    got = [s.article.id for s in rec.suggest("v", k=4)]
+    scores = model.score(np.array([[5, 9]]))[0]
+    scores[[5, 9]] = -np.inf
+    assert got == [f"sku{i}" for i in np.argsort(-scores)[:4]]
