@@ -93,8 +93,10 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 
 def fit_neural(
-    model: Trainable, units: Examples, valid: Examples | None, config: TrainConfig,
+    model: Trainable, units: Examples, valid: Examples | None, config: TrainConfig, warm_start: bool = False,
 ) -> TrainReport:
+    """Train ``model.net`` in place. With ``warm_start`` the current weights are validated first and stay the
+    selected state unless a new epoch beats them (continuing a time-boxed run)."""
     from .evaluation import evaluate  # late: evaluation imports the models package
 
     rng = seed_everything(config.seed)
@@ -110,6 +112,12 @@ def fit_neural(
     best_key: tuple[float, float] | None = None
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch, bad, stopped = 0, 0, "epochs"
+    if warm_start and valid is not None and len(valid):
+        net.eval()
+        m0 = evaluate(model, valid, ks=(10, 20), batch_size=1024, beyond_accuracy=False).metrics  # type: ignore[arg-type]
+        best_key, best_state = (m0[config.select_metric], m0["HR@20"]), copy.deepcopy(net.state_dict())
+        records.append(EpochRecord(0, 0.0, 0.0, 0.0, 0, m0))
+        logger.info("warm start: valid %s", m0)
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         net.train()

@@ -57,3 +57,14 @@ def test_evaluate_refuses_a_model_of_another_catalogue(srgnn_folder: Path, tmp_p
     assert main(["evaluate", "--model", str(tmp_path / "p"), "--data", str(small)]) == 2
     assert "knows 20 items" in capsys.readouterr().err
     np.testing.assert_array_equal(load_model(tmp_path / "p").score(np.array([[1]])).shape, (1, 21))
+
+
+def test_init_continues_a_saved_neural_model(srgnn_folder: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--data", str(srgnn_folder), "--quiet", "--batch-size", "32", "--option", "dim=8", "--no-bf16"]
+    assert main(["train", "--model", "stamp", "--out", str(first), "--epochs", "1", *common]) == 0
+    assert main(["train", "--model", "stamp", "--out", str(second), "--epochs", "1", "--init", str(first), *common]) == 0
+    epochs = json.loads((second / "train_report.json").read_text())["report"]["epochs"]
+    assert [e["epoch"] for e in epochs] == [0, 1]  # epoch 0 = the loaded weights, validated first
+    assert not np.array_equal(load_model(first).item_vectors(), load_model(second).item_vectors()) or \
+        json.loads((second / "train_report.json").read_text())["report"]["best_epoch"] == 0

@@ -94,12 +94,16 @@ class NeuralModel(DotProductModel):
     def fit(
         self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
         item_keys: Sequence[str] | None = None, train_config: TrainConfig | None = None,
+        warm_start: bool = False,
     ) -> dict[str, Any]:
+        """``warm_start``: keep the current (loaded) weights and continue training them."""
+        keep = warm_start and getattr(self, "net", None) is not None and self.n_items == n_items
         self._start_fit(n_items, item_keys)
         cfg = train_config or TrainConfig()
         torch.manual_seed(cfg.seed)
-        self.net = self.build_net()
-        report = fit_neural(self, self.training_units(train), valid, cfg)
+        if not keep:
+            self.net = self.build_net()
+        report = fit_neural(self, self.training_units(train), valid, cfg, warm_start=keep)
         return report.to_dict()
 
     # --- scoring ------------------------------------------------------------------------------------------

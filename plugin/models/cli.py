@@ -70,9 +70,16 @@ def _train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     data = load_data(args.data)
     keys = data.item_keys if data.item_keys is not None else tuple(str(i) for i in range(1, data.n_items + 1))
-    model = get_model(args.model, **_parse_options(args.option))
-    t0 = time.perf_counter()
     fit_kwargs: dict[str, Any] = {"item_keys": keys}
+    if args.init:
+        model = load_model(args.init)
+        if model.name != args.model or model.n_items != data.n_items:
+            raise ConfigError(f"--init {args.init} holds a {model.name} over {model.n_items} items, not "
+                              f"{args.model} over {data.n_items}")
+        fit_kwargs["warm_start"] = True
+    else:
+        model = get_model(args.model, **_parse_options(args.option))
+    t0 = time.perf_counter()
     if isinstance(model, NeuralModel):
         train, valid_sessions = split_validation(data.train_sessions, args.valid_fraction)
         fit_kwargs["train_config"] = TrainConfig(
@@ -152,6 +159,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--max-epoch-units", type=int, default=None)
     t.add_argument("--time-budget", type=float, default=None, help="seconds; stop after the epoch that crosses it")
     t.add_argument("--valid-fraction", type=float, default=0.1)
+    t.add_argument("--init", default=None, help="continue training a saved neural model (its weights and config)")
     t.add_argument("--content", default=None, help="(n_items, c) .npy content matrix for hybrid STAMP")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)

@@ -81,10 +81,10 @@ class STAMPModel(NeuralModel):
     def fit(
         self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
         item_keys: Sequence[str] | None = None, train_config: TrainConfig | None = None,
-        content: np.ndarray | None = None,
+        content: np.ndarray | None = None, warm_start: bool = False,
     ) -> dict[str, Any]:
         """``content`` (hybrid mode only): (n_items, c) float matrix, row j = content vector of item j+1."""
-        if self.config.mode == "hybrid":
+        if self.config.mode == "hybrid" and not (warm_start and content is None):
             if content is None or content.ndim != 2 or content.shape[0] != n_items:
                 shape = None if content is None else content.shape
                 raise DimensionMismatchError(f"hybrid STAMP needs content of shape ({n_items}, c), got {shape}")
@@ -93,7 +93,7 @@ class STAMPModel(NeuralModel):
             self._content = np.asarray(content, dtype=np.float32)
         elif content is not None:
             raise ConfigError("content is only used with mode='hybrid'")
-        return super().fit(train, n_items, valid, item_keys, train_config)
+        return super().fit(train, n_items, valid, item_keys, train_config, warm_start=warm_start)
 
     def build_net(self) -> _STAMPNet:
         net = _STAMPNet(self.config, self.n_items)
