@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from ..data import Examples
-from .base import SessionModel
+from .pop import POP
 
 __all__ = ["SPOP", "SPOPConfig"]
 
@@ -19,18 +16,11 @@ class SPOPConfig:
     pass
 
 
-class SPOP(SessionModel):
+class SPOP(POP):
+    """Fits and saves exactly like POP (global click counts); only the scoring differs."""
+
     name = "spop"
     config_class = SPOPConfig
-
-    def fit(
-        self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
-        item_keys: Sequence[str] | None = None,
-    ) -> dict[str, Any]:
-        self._start_fit(n_items, item_keys)
-        flat = np.concatenate(train) if len(train) else np.zeros(0, dtype=np.int64)
-        self.counts = np.bincount(flat, minlength=n_items + 1).astype(np.float32)  # (N+1,)
-        return {"epochs": 0}
 
     def score(self, prefixes: np.ndarray) -> np.ndarray:
         p = self._check_prefixes(prefixes)
@@ -40,9 +30,3 @@ class SPOP(SessionModel):
         np.add.at(out, (rows, p.ravel()), 1.0)
         out[:, 0] = -np.inf
         return out
-
-    def state_arrays(self) -> dict[str, np.ndarray]:
-        return {"counts": self.counts}
-
-    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        self.counts = arrays["counts"].astype(np.float32)
