@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import sparse
 
-__all__ = ["session_item_matrix", "csr_to_arrays", "csr_from_arrays", "last_items", "topk_per_row"]
+from ..data import Examples
+from .base import SessionModel
+
+__all__ = ["SessionMatrixModel", "session_item_matrix", "csr_to_arrays", "csr_from_arrays", "last_items", "topk_per_row"]
 
 
 def session_item_matrix(sessions: Sequence[np.ndarray], n_items: int, binary: bool) -> sparse.csr_matrix:
@@ -52,3 +57,19 @@ def topk_per_row(m: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
     rank = np.arange(order.size) - m.indptr[rows[order]]
     keep = order[rank < k]
     return sparse.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
+
+
+class SessionMatrixModel(SessionModel):
+    """A count model fitted from the training sessions' (session x item) click-count matrix."""
+
+    def fit(
+        self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
+        item_keys: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        self._start_fit(n_items, item_keys)
+        self._set_matrix(session_item_matrix(train, n_items, binary=False))
+        return {"epochs": 0}
+
+    @abstractmethod
+    def _set_matrix(self, counts: sparse.csr_matrix) -> None:
+        """Derive the model's state from the (S, N+1) click counts."""

@@ -8,17 +8,13 @@ definitions; alpha = 0.5 is cosine). Only the ``n_sims`` most similar items keep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import sparse
 
-from ..data import Examples
 from ..errors import ConfigError
-from ._sparse import csr_from_arrays, csr_to_arrays, last_items, session_item_matrix, topk_per_row
-from .base import SessionModel
+from ._sparse import SessionMatrixModel, csr_from_arrays, csr_to_arrays, last_items, topk_per_row
 
 __all__ = ["ItemKNN", "ItemKNNConfig"]
 
@@ -34,17 +30,9 @@ class ItemKNNConfig:
             raise ConfigError("ItemKNNConfig needs n_sims >= 1, lmbd >= 0 and alpha in [0, 1]")
 
 
-class ItemKNN(SessionModel):
+class ItemKNN(SessionMatrixModel):
     name = "itemknn"
     config_class = ItemKNNConfig
-
-    def fit(
-        self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
-        item_keys: Sequence[str] | None = None,
-    ) -> dict[str, Any]:
-        self._start_fit(n_items, item_keys)
-        self._set_matrix(session_item_matrix(train, n_items, binary=False))
-        return {"epochs": 0}
 
     def _set_matrix(self, counts: sparse.csr_matrix) -> None:
         c = self.config

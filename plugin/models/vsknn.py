@@ -15,17 +15,13 @@ session-rec's code as read, done for a whole batch with sparse products instead 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import sparse
 
-from ..data import Examples
 from ..errors import ConfigError
-from ._sparse import csr_from_arrays, csr_to_arrays, session_item_matrix
-from .base import SessionModel
+from ._sparse import SessionMatrixModel, csr_from_arrays, csr_to_arrays
 
 __all__ = ["VSKNN", "VSKNNConfig"]
 
@@ -86,17 +82,9 @@ def _keep_per_row(m: sparse.csr_matrix, keep: np.ndarray) -> sparse.csr_matrix:
     return sparse.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
 
 
-class VSKNN(SessionModel):
+class VSKNN(SessionMatrixModel):
     name = "vsknn"
     config_class = VSKNNConfig
-
-    def fit(
-        self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
-        item_keys: Sequence[str] | None = None,
-    ) -> dict[str, Any]:
-        self._start_fit(n_items, item_keys)
-        self._set_matrix(session_item_matrix(train, n_items, binary=False))
-        return {"epochs": 0}
 
     def _set_matrix(self, counts: sparse.csr_matrix) -> None:
         self.session_counts = counts  # (S, N+1) click counts, kept for the idf
