@@ -176,3 +176,32 @@ def test_fused_full_softmax_loss_matches_cross_entropy(bf16: bool) -> None:
     torch.testing.assert_close(fq, gq, rtol=tol, atol=tol)
     torch.testing.assert_close(ft, gt, rtol=tol, atol=tol)
     assert float(ft[0].abs().sum()) == 0.0  # padding row gets no gradient
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_softmax_workspace_is_reused_and_never_shared_by_two_live_losses(bf16: bool) -> None:
+    from torch.nn import functional as F
+
+    from plugin.models._neural import SoftmaxWorkspace, full_softmax_loss
+
+    g = torch.Generator().manual_seed(1)
+    table = torch.randn(12, 8, generator=g, requires_grad=True)
+    qs = [torch.randn(6, 8, generator=g, requires_grad=True) for _ in range(2)]
+    ts = [torch.tensor([1, 3, 3, 11, 5, 2]), torch.tensor([4, 4, 7, 1, 9, 10])]
+    ws = SoftmaxWorkspace()
+    tol = 3e-2 if bf16 else 1e-5
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.no_grad():  # no backward will come: the buffer must be given back at once
+            full_softmax_loss(qs[0], table, ts[0], ws)
+        losses = [full_softmax_loss(q, table, t, ws) for q, t in zip(qs, ts)]  # both alive before backward
+    got = torch.autograd.grad(losses[0] + losses[1], (qs[0], qs[1], table))
+    mask = torch.arange(12) == 0
+    ref = sum(F.cross_entropy((q @ table.t()).masked_fill(mask, float("-inf")), t) for q, t in zip(qs, ts))
+    want = torch.autograd.grad(ref, (qs[0], qs[1], table))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    buf = ws._buf
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = full_softmax_loss(qs[0], table, ts[0], ws)
+    loss.backward()
+    assert ws._buf is buf  # the same memory serves the next step

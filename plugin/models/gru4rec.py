@@ -102,4 +102,4 @@ class GRU4Rec(NeuralModel):
         nxt[torch.arange(p.size(0)), lengths - 1] = torch.from_numpy(targets)
         table = self.net.item_table()  # (N+1, d)
         q = self.net.states(p, table)[mask]  # (T, d) every real position
-        return full_softmax_loss(q, table, nxt[mask])
+        return full_softmax_loss(q, table, nxt[mask], self.workspace)
