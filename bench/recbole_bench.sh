@@ -9,8 +9,8 @@ VENV=${2:-runs/recbole_venv}
 MODELS=${3:-"STAMP GRU4Rec SRGNN"}
 if [[ ! -x $VENV/bin/python ]]; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "recbole==1.2.1" "numpy<2" "pandas<3" "setuptools<81" \
-    "torch" --extra-index-url https://download.pytorch.org/whl/cpu
+  # torch==2.13.0: the same CPU build as ours (a bare "torch" may pull a multi-GB CUDA build)
+  "$VENV/bin/pip" install -q "recbole==1.2.1" "numpy<2" "pandas<3" "setuptools<81" "torch==2.13.0"
   "$VENV/bin/pip" install -q ray hyperopt tensorboard thop texttable colorlog colorama scipy  # recbole's imports
 fi
 export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1

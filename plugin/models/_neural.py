@@ -158,7 +158,8 @@ class NeuralModel(DotProductModel):
 
     # --- scoring ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def _query_and_table(self, prefixes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def score_parts(self, prefixes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(queries (B, d), item table (N+1, d), row 0 = padding), float32: score = queries @ table.T."""
         p = torch.from_numpy(self._check_prefixes(prefixes))
         was_training = self.net.training
         self.net.eval()
@@ -169,7 +170,7 @@ class NeuralModel(DotProductModel):
 
     @torch.no_grad()
     def score_torch(self, prefixes: np.ndarray) -> torch.Tensor:
-        q, table = self._query_and_table(prefixes)
+        q, table = self.score_parts(prefixes)
         scores = q @ table.t()  # (B, N+1)
         scores[:, 0] = float("-inf")
         return scores
@@ -178,7 +179,7 @@ class NeuralModel(DotProductModel):
         return self.score_torch(prefixes).numpy()
 
     def query_vectors(self, prefixes: np.ndarray) -> np.ndarray:
-        return self._query_and_table(prefixes)[0].numpy().astype(np.float32, copy=False)
+        return self.score_parts(prefixes)[0].numpy().astype(np.float32, copy=False)
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:
