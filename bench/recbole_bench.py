@@ -12,6 +12,7 @@ JSON line with seconds per training epoch, test-evaluation seconds and the test 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -45,6 +46,19 @@ def export(data: Path, work: Path, name: str) -> Path:
     return out
 
 
+class _Head:
+    """The first ``n`` batches of a RecBole train loader (its ``_train_epoch`` only iterates it)."""
+
+    def __init__(self, loader, n: int) -> None:
+        self.loader, self.n, self.shuffle = loader, n, getattr(loader, "shuffle", False)
+
+    def __iter__(self):
+        return itertools.islice(iter(self.loader), self.n)
+
+    def __len__(self) -> int:
+        return min(self.n, len(self.loader))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -52,6 +66,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--work", default="runs/recbole")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-batches", type=int, default=None,
+                    help="time only the first N training batches per epoch (projected to a full epoch), skip the test")
     args = ap.parse_args()
 
     import torch
@@ -80,6 +96,19 @@ def main() -> int:
     model = get_model(config["model"])(config, train_data.dataset).to("cpu")
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     epoch_seconds = []
+    n_batches = len(train_data)
+    if args.max_batches is not None:  # same batches, fewer of them: time per batch x batches per epoch
+        warm = _Head(train_data, 3)
+        trainer._train_epoch(warm, 0, show_progress=False)
+        head = _Head(train_data, args.max_batches)
+        t0 = time.perf_counter()
+        trainer._train_epoch(head, 0, show_progress=False)
+        per_batch = (time.perf_counter() - t0) / args.max_batches
+        print(json.dumps({"recbole_model": args.model, "data": name, "batches_timed": args.max_batches,
+                          "batch_size": config["train_batch_size"], "batches_per_epoch": n_batches,
+                          "ms_per_batch": round(1000 * per_batch, 1),
+                          "projected_epoch_seconds": round(per_batch * n_batches, 1), "n_items": dataset.item_num}))
+        return 0
     for epoch in range(args.epochs):
         t0 = time.perf_counter()
         trainer._train_epoch(train_data, epoch, show_progress=False)

@@ -14,6 +14,6 @@ if [[ ! -x $VENV/bin/python ]]; then
   "$VENV/bin/pip" install -q ray hyperopt tensorboard thop texttable colorlog colorama scipy  # recbole's imports
 fi
 export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
-for m in $MODELS; do
+for m in $MODELS; do  # empty MODELS: only build the venv
   nice -n 10 "$VENV/bin/python" bench/recbole_bench.py --data "$DATA" --model "$m" --epochs 1 --work runs/recbole
 done

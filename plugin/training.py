@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from .data import Examples
 from .errors import ConfigError
 
-__all__ = ["TrainConfig", "EpochRecord", "TrainReport", "Trainable", "fit_neural", "seed_everything"]
+__all__ = ["TrainConfig", "EpochRecord", "TrainReport", "Trainable", "batch_order", "fit_neural", "seed_everything"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +48,14 @@ class TrainConfig:
     seed: int = 0
     clip_grad_norm: float | None = None
     bf16: bool = True  # bfloat16 autocast for the training matmuls (CPU avx512_bf16/AMX: ~2-3x); eval stays fp32
+    bucket: int = 64  # mini-batches of similar-length units drawn from shuffled pools of bucket x batch_size (0: off)
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 0:
             raise ConfigError("TrainConfig needs epochs >= 1, batch_size >= 1, lr > 0 and patience >= 0")
+        if self.bucket < 0:
+            raise ConfigError("TrainConfig.bucket must be >= 0")
         if self.select_metric not in _SELECT:
             raise ConfigError(f"select_metric={self.select_metric!r} is not valid. Valid metrics are: {', '.join(_SELECT)}")
 
@@ -92,6 +95,26 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket: int = 64) -> list[np.ndarray]:
+    """One epoch's mini-batches (index arrays), every unit once, in random order.
+
+    With ``bucket`` > 0 the shuffled units are cut into pools of ``bucket * batch_size``, each pool is sorted by
+    unit length and cut into mini-batches, and the mini-batches of all pools are shuffled: batches hold units of
+    similar length, so the padded (B, L) tensors (and SR-GNN's (B, L, L) graphs) carry little padding, while
+    which units meet in a batch stays random.
+    """
+    order = rng.permutation(lengths.size)
+    if bucket <= 0:
+        return [order[i : i + batch_size] for i in range(0, order.size, batch_size)]
+    pool = bucket * batch_size
+    batches: list[np.ndarray] = []
+    for lo in range(0, order.size, pool):
+        chunk = order[lo : lo + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, chunk.size, batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def fit_neural(
     model: Trainable, units: Examples, valid: Examples | None, config: TrainConfig, warm_start: bool = False,
 ) -> TrainReport:
@@ -121,19 +144,18 @@ def fit_neural(
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         net.train()
-        order = rng.permutation(len(units))
+        batches = batch_order(units.lengths, config.batch_size, rng, config.bucket)
         if config.max_epoch_units is not None:
-            order = order[: config.max_epoch_units]
+            batches = batches[: math.ceil(config.max_epoch_units / config.batch_size)]
         t0 = time.perf_counter()
         total, count = 0.0, 0
-        n_batches = math.ceil(order.size / config.batch_size)
-        bar = tqdm(range(n_batches), disable=not config.progress, desc=f"epoch {epoch}", unit="batch")
+        bar = tqdm(range(len(batches)), disable=not config.progress, desc=f"epoch {epoch}", unit="batch")
         out_of_time = False
         for b in bar:
             if config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s:
                 out_of_time = True  # validate what we have; the report says the epoch was partial
                 break
-            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            idx = batches[b]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
                 loss = model.batch_loss(units, idx, config.max_len)
             opt.zero_grad(set_to_none=True)

@@ -18,17 +18,25 @@ from models_fixtures import N_ITEMS, TOPIC_A, TOPIC_B, sessions, valid_examples 
 torch.set_num_threads(1)
 
 NEURAL = ("stamp", "gru4rec", "srgnn")
-SMALL = {"stamp": {"dim": 16}, "gru4rec": {"dim": 16, "hidden": 16}, "srgnn": {"dim": 16}}
+_SAMPLED = {"dim": 16, "hidden": 16, "negatives": "sampled", "n_sample": 6}
+SMALL = {"stamp": {"dim": 16}, "gru4rec": {"dim": 16, "hidden": 16}, "srgnn": {"dim": 16},
+         "gru4rec-bpr-max": {**_SAMPLED, "loss": "bpr-max", "elu_param": 1.0, "bpreg": 0.5},
+         "gru4rec-sampled-ce": {**_SAMPLED, "logq": 1.0}}
+VARIANTS = (*NEURAL, "gru4rec-bpr-max", "gru4rec-sampled-ce")
 QUICK = TrainConfig(epochs=1, batch_size=64, lr=1e-2, progress=False, bf16=False)
 
 
-def _fitted(name: str, sessions, **train):  # noqa: F811
-    m = get_model(name, **SMALL[name])
+def _model(variant: str):
+    return get_model(variant.split("-")[0], **SMALL[variant])
+
+
+def _fitted(variant: str, sessions, **train):  # noqa: F811
+    m = _model(variant)
     m.fit(sessions, N_ITEMS, train_config=TrainConfig(**{**QUICK.__dict__, **train}))
     return m
 
 
-@pytest.fixture(scope="module", params=NEURAL)
+@pytest.fixture(scope="module", params=VARIANTS)
 def trained(request, sessions):  # noqa: F811
     # STAMP's trilinear score memorises this tiny set at lr 1e-2; a smaller step keeps it general
     return _fitted(request.param, sessions, epochs=20, lr=3e-3 if request.param == "stamp" else 1e-2)
@@ -61,10 +69,10 @@ def test_trained_models_learn_the_topics(trained, valid_examples) -> None:  # no
     assert r.metrics["HR@5"] > 0.6  # random is 0.25
 
 
-@pytest.mark.parametrize("name", NEURAL)
+@pytest.mark.parametrize("name", VARIANTS)
 def test_overfits_one_tiny_batch(name: str, sessions) -> None:  # noqa: F811
     torch.manual_seed(0)
-    m = get_model(name, **SMALL[name])
+    m = _model(name)
     m._start_fit(N_ITEMS, None)
     m.net = m.build_net()
     units = m.training_units(sessions[:8])
@@ -205,3 +213,24 @@ def test_softmax_workspace_is_reused_and_never_shared_by_two_live_losses(bf16: b
         loss = full_softmax_loss(qs[0], table, ts[0], ws)
     loss.backward()
     assert ws._buf is buf  # the same memory serves the next step
+
+
+def test_bpr_max_loss_known_answer() -> None:
+    from plugin.models.gru4rec import bpr_max_loss
+
+    scores = torch.tensor([[2.0, 0.0, 1.0, 5.0]])
+    negative = torch.tensor([[False, True, True, False]])  # column 3 is a copy of the target: not a negative
+    w = torch.softmax(torch.tensor([0.0, 1.0]), 0)
+    hit = w[0] * torch.sigmoid(torch.tensor(2.0)) + w[1] * torch.sigmoid(torch.tensor(1.0))
+    want = -torch.log(hit) + 0.5 * (w[0] * 0.0 + w[1] * 1.0)
+    got = bpr_max_loss(scores, torch.tensor([0]), negative, bpreg=0.5)
+    torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("options", [{"loss": "bpr-max"}, {"loss": "top1"}, {"negatives": "some"},
+                                     {"negatives": "sampled", "n_sample": -1}])
+def test_gru4rec_rejects_bad_loss_options(options) -> None:
+    from plugin.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        get_model("gru4rec", **options)

@@ -86,7 +86,8 @@ def _train(args: argparse.Namespace) -> int:
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
             lr_decay=args.lr_decay, lr_decay_every=args.lr_decay_every, patience=args.patience,
             max_len=args.max_len, max_valid=args.max_valid, max_epoch_units=args.max_epoch_units,
-            time_budget_s=args.time_budget, seed=args.seed, bf16=not args.no_bf16, progress=not args.quiet,
+            time_budget_s=args.time_budget, seed=args.seed, bf16=not args.no_bf16, bucket=args.bucket,
+            progress=not args.quiet,
         )
         if args.content:
             fit_kwargs["content"] = np.load(args.content, allow_pickle=False)
@@ -164,6 +165,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
+    t.add_argument("--bucket", type=int, default=64,
+                   help="batches of similar-length units from shuffled pools of BUCKET batches (0: plain shuffle)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_guard(_train))
     e = subparsers.add_parser("evaluate", help="evaluate a saved session model on a dataset's test split")
