@@ -234,3 +234,20 @@ def test_gru4rec_rejects_bad_loss_options(options) -> None:
 
     with pytest.raises(ConfigError):
         get_model("gru4rec", **options)
+
+
+def test_batch_order_visits_every_unit_once_with_similar_lengths_per_batch() -> None:
+    from plugin.training import batch_order
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 60, size=5000)
+    for bucket in (0, 8):
+        batches = batch_order(lengths, 32, np.random.default_rng(1), bucket)
+        flat = np.concatenate(batches)
+        assert sorted(flat.tolist()) == list(range(5000))
+        assert all(1 <= b.size <= 32 for b in batches)
+    plain = batch_order(lengths, 32, np.random.default_rng(1), 0)
+    bucketed = batch_order(lengths, 32, np.random.default_rng(1), 8)
+    spread = lambda bs: np.mean([lengths[b].max() - lengths[b].min() for b in bs])  # noqa: E731
+    assert spread(bucketed) < 0.25 * spread(plain)  # far less padding
+    assert len({int(b[0]) for b in bucketed[:10]}) == 10  # batches still come in random order
