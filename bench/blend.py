@@ -1,29 +1,34 @@
-"""Score-level blend of two saved session models ("our best" candidate), weight chosen on validation only.
+"""Score-level blend of saved session models ("our best" candidate), weights chosen on validation only.
 
-    python bench/blend.py --data ../shared/data/diginetica_srgnn --a runs/bench/vsknn_diginetica_srgnn \
-        --b runs/bench/stamp_diginetica_srgnn --weights 0.3,0.5,0.7 --out runs/bench/blend_diginetica_srgnn.json
+    python bench/blend.py --data ../shared/data/diginetica_srgnn --models runs/bench/vsknn_diginetica_srgnn \
+        runs/b2/stamp_diginetica_srgnn runs/b2/srgnn_diginetica_srgnn --step 0.1 --out runs/b2/blend_diginetica_srgnn.json
 
 Each model's scores are turned into a distribution over the catalogue (V-SKNN/counts: divided by the row sum;
-neural: softmax), and blended as w * p_a + (1 - w) * p_b. The weight is picked on the validation split
-(last 10% of training sessions), with model a refitted on the first 90% for that (so neither model has seen the
-validation sessions; b must be a neural model trained on the first 90%, as bench/run_models.sh does). The
-test set is then scored once with the chosen weight and model a as saved (fitted on all training sessions).
+neural: softmax) and blended as sum_m w_m p_m with the weights on a grid over the simplex (``--step``). The
+weights are picked on the validation split (last 10% of training sessions): count models are refitted on the
+first 90% for that, neural models must have been trained on the first 90% (as ``python -m plugin train`` does),
+so no model has seen the validation sessions. Each model's validation distributions are computed once per
+batch and every grid point is ranked from them. The test set is then scored once, with the chosen weights and
+the count models as saved (fitted on all training sessions).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plugin.data import augment, load_srgnn_folder, split_validation  # noqa: E402
 from plugin.evaluation import evaluate  # noqa: E402
+from plugin.metrics import pessimistic_ranks, rank_metrics  # noqa: E402
 from plugin.models import get_model, load_model  # noqa: E402
 from plugin.models._neural import NeuralModel  # noqa: E402
 
@@ -38,46 +43,72 @@ def _distribution(model, prefixes: np.ndarray) -> torch.Tensor:
 class Blend:
     name = "blend"
 
-    def __init__(self, a, b, weight: float) -> None:
-        self.a, self.b, self.weight, self.n_items = a, b, weight, a.n_items
+    def __init__(self, models, weights) -> None:
+        self.models, self.weights, self.n_items = models, weights, models[0].n_items
 
     def score_torch(self, prefixes: np.ndarray) -> torch.Tensor:
-        s = self.weight * _distribution(self.a, prefixes) + (1 - self.weight) * _distribution(self.b, prefixes)
+        s = sum(w * _distribution(m, prefixes) for m, w in zip(self.models, self.weights) if w > 0)
         s[:, 0] = float("-inf")
         return s
+
+
+def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
+    """All weight vectors of n non-negative multiples of ``step`` summing to 1."""
+    units = int(round(1 / step))
+    return [tuple(c / units for c in combo) for combo in itertools.product(range(units + 1), repeat=n)
+            if sum(combo) == units]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--a", required=True, help="saved count model (refitted on 90% for validation)")
-    ap.add_argument("--b", required=True, help="saved neural model trained on the first 90%")
-    ap.add_argument("--weights", default="0.3,0.5,0.7")
+    ap.add_argument("--models", nargs="+", required=True, help="saved model folders (count models are refitted on 90%)")
+    ap.add_argument("--step", type=float, default=0.1, help="weight grid step over the simplex")
     ap.add_argument("--max-valid", type=int, default=15000)
+    ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_srgnn_folder(args.data)
-    a_full, b = load_model(args.a), load_model(args.b)
+    full = [load_model(p) for p in args.models]
     train, valid_sessions = split_validation(data.train_sessions)
     valid = augment(valid_sessions)
     if len(valid) > args.max_valid:
         valid = valid.subset(np.sort(np.random.default_rng(0).choice(len(valid), args.max_valid, replace=False)))
-    a_90 = get_model(a_full.name, **a_full.config.__dict__)
-    a_90.fit(train, data.n_items)
+    on_90 = []
+    for m in full:
+        if isinstance(m, NeuralModel):
+            on_90.append(m)
+        else:
+            refit = get_model(m.name, **m.config.__dict__)
+            refit.fit(train, data.n_items)
+            on_90.append(refit)
+    grid = simplex_grid(len(full), args.step)
+    ranks = np.zeros((len(grid), len(valid)), dtype=np.int64)
+    with torch.no_grad():
+        for lo in tqdm(range(0, len(valid), args.batch_size), desc="validation", unit="batch"):
+            idx = np.arange(lo, min(lo + args.batch_size, len(valid)))
+            prefixes, targets = valid.batch(idx)
+            dists = [_distribution(m, prefixes) for m in on_90]  # each (B, N+1)
+            t = torch.from_numpy(targets)
+            for g, weights in enumerate(grid):
+                s = sum(w * d for w, d in zip(weights, dists) if w > 0)
+                s[:, 0] = float("-inf")
+                ranks[g, idx] = pessimistic_ranks(s, t).numpy()
     rows = []
-    for w in [float(x) for x in args.weights.split(",")]:
-        m = evaluate(Blend(a_90, b, w), valid, ks=(20,), beyond_accuracy=False).metrics
-        rows.append({"weight": w, "valid_HR@20": m["HR@20"], "valid_MRR@20": m["MRR@20"]})
-        print(json.dumps(rows[-1]), flush=True)
+    for g, weights in enumerate(grid):
+        m = rank_metrics(ranks[g], (20,))
+        rows.append({"weights": weights, "valid_HR@20": m["HR@20"], "valid_MRR@20": m["MRR@20"]})
     best = max(rows, key=lambda r: (r["valid_MRR@20"], r["valid_HR@20"]))
-    r = evaluate(Blend(a_full, b, best["weight"]), data.test, ks=(5, 10, 20), item_counts=data.item_counts())
-    result = {"model": "blend", "a": args.a, "b": args.b, "weight": best["weight"], "validation": rows,
+    print(json.dumps({"best_on_validation": best}), flush=True)
+    r = evaluate(Blend(full, best["weights"]), data.test, ks=(5, 10, 20), item_counts=data.item_counts(),
+                 progress=True)
+    result = {"model": "blend", "models": args.models, "weights": best["weights"], "validation": rows,
               "examples": r.n_examples, "eval_seconds": round(r.seconds, 2), "threads": torch.get_num_threads(),
               "metrics": r.metrics}
     Path(args.out).write_text(json.dumps(result) + "\n")
-    print(json.dumps(result))
+    print(json.dumps({k: v for k, v in result.items() if k != "validation"}))
     return 0
 
 

@@ -3,7 +3,7 @@
 Reads the ``<model>_<dataset>.json`` files written by ``bench/run_models.sh`` (``evaluate --json``) and the
 training reports beside them, and the session-rec tables in ``published_results/``.
 
-    python bench/report.py --runs runs/bench --published ../shared/data/published_results --out runs/report
+    python bench/report.py --runs runs/bench runs/b2 --published ../shared/data/published_results --out runs/report
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 DATASETS = {"diginetica_srgnn": ("DIGINETICA", "DIGINETICA"), "yoochoose1_64_srgnn": ("YOOCHOOSE 1/64", "RSC15_64")}
 NAMES = {"pop": "POP", "spop": "S-POP", "markov": "Markov-1", "itemknn": "Item-KNN", "vsknn": "V-SKNN",
-         "gru4rec": "GRU4Rec", "stamp": "STAMP", "srgnn": "SR-GNN", "blend": "Blend (V-SKNN+STAMP)"}
+         "gru4rec": "GRU4Rec", "stamp": "STAMP", "srgnn": "SR-GNN", "blend": "Blend (validation-weighted)"}
 SESSION_REC = {"markov": "markov", "vsknn": "vsknn", "gru4rec": "gru4rec", "stamp": "stamp"}
 # Table A of ../shared/data/README.md (SR-GNN protocol), P@20 / MRR@20 in %, with its source tags
 TABLE_A = {
@@ -58,9 +58,19 @@ def load_runs(runs: Path) -> dict[tuple[str, str], dict]:
     return out
 
 
+def _model_of(path: str) -> str:
+    name = Path(path).name
+    for ds in DATASETS:
+        name = name.removesuffix("_" + ds)
+    return name
+
+
 def _epochs_note(result: dict) -> str:
     if result.get("model") == "blend":
-        return f"weight {result['weight']} picked on validation"
+        if "models" in result:
+            parts = ", ".join(f"{NAMES.get(_model_of(p), p)} {w:g}" for p, w in zip(result["models"], result["weights"]) if w)
+            return f"weights {parts}, picked on validation"
+        return f"V-SKNN+STAMP, weight {result['weight']} picked on validation"
     r = (result.get("train") or {}).get("report") or {}
     eps = r.get("epochs") or []
     if not eps:
@@ -136,11 +146,14 @@ def plot(runs: dict, published: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", default="runs/bench")
+    ap.add_argument("--runs", nargs="+", default=["runs/bench"], help="run folders; a later folder's result for a "
+                    "model and dataset replaces an earlier one's")
     ap.add_argument("--published", default="../shared/data/published_results")
     ap.add_argument("--out", default="runs/report")
     args = ap.parse_args(argv)
-    runs = load_runs(Path(args.runs))
+    runs: dict = {}
+    for folder in args.runs:
+        runs.update(load_runs(Path(folder)))
     published = session_rec_table(Path(args.published))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
