@@ -74,7 +74,7 @@ class EpochRecord:
 class TrainReport:
     epochs: tuple[EpochRecord, ...]
     best_epoch: int  # 1-based; 0 when nothing was validated
-    stopped: str  # "epochs", "patience" or "time budget"
+    stopped: str  # "epochs", "patience", "time budget" or "interrupted"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,55 +142,59 @@ def fit_neural(
         records.append(EpochRecord(0, 0.0, 0.0, 0.0, 0, m0))
         logger.info("warm start: valid %s", m0)
     start = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        net.train()
-        batches = batch_order(units.lengths, config.batch_size, rng, config.bucket)
-        if config.max_epoch_units is not None:
-            batches = batches[: math.ceil(config.max_epoch_units / config.batch_size)]
-        t0 = time.perf_counter()
-        total, count = 0.0, 0
-        bar = tqdm(range(len(batches)), disable=not config.progress, desc=f"epoch {epoch}", unit="batch")
-        out_of_time = False
-        for b in bar:
-            if config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s:
-                out_of_time = True  # validate what we have; the report says the epoch was partial
-                break
-            idx = batches[b]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                loss = model.batch_loss(units, idx, config.max_len)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip_grad_norm is not None:
-                nn.utils.clip_grad_norm_(net.parameters(), config.clip_grad_norm)
-            opt.step()
-            total += float(loss.detach()) * idx.size
-            count += idx.size
-            if b % 50 == 0:
-                bar.set_postfix(loss=f"{total / count:.4f}")
-        sched.step()
-        train_s = time.perf_counter() - t0
-        metrics: dict[str, float] = {}
-        valid_s = 0.0
-        if valid is not None and len(valid):
-            net.eval()
-            r = evaluate(model, valid, ks=(10, 20), batch_size=1024, beyond_accuracy=False)  # type: ignore[arg-type]
-            metrics, valid_s = r.metrics, r.seconds
-        rec = EpochRecord(epoch, total / max(count, 1), train_s, valid_s, int(count), metrics)
-        records.append(rec)
-        logger.info("epoch %d: loss %.4f, %.0f s train, valid %s", epoch, rec.loss, train_s, metrics)
-        if metrics:
-            key = (metrics[config.select_metric], metrics["HR@20"])
-            if best_key is None or key > best_key:
-                best_key, best_epoch, bad = key, epoch, 0
-                best_state = copy.deepcopy(net.state_dict())
-            else:
-                bad += 1
-                if bad > config.patience:
-                    stopped = "patience"
+    try:  # Ctrl-C / SIGTERM (the CLI turns it into KeyboardInterrupt): keep the best epoch so far
+        for epoch in range(1, config.epochs + 1):
+            net.train()
+            batches = batch_order(units.lengths, config.batch_size, rng, config.bucket)
+            if config.max_epoch_units is not None:
+                batches = batches[: math.ceil(config.max_epoch_units / config.batch_size)]
+            t0 = time.perf_counter()
+            total, count = 0.0, 0
+            bar = tqdm(range(len(batches)), disable=not config.progress, desc=f"epoch {epoch}", unit="batch")
+            out_of_time = False
+            for b in bar:
+                if config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s:
+                    out_of_time = True  # validate what we have; the report says the epoch was partial
                     break
-        if out_of_time or (config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s):
-            stopped = "time budget"
-            break
+                idx = batches[b]
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                    loss = model.batch_loss(units, idx, config.max_len)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(net.parameters(), config.clip_grad_norm)
+                opt.step()
+                total += float(loss.detach()) * idx.size
+                count += idx.size
+                if b % 50 == 0:
+                    bar.set_postfix(loss=f"{total / count:.4f}")
+            sched.step()
+            train_s = time.perf_counter() - t0
+            metrics: dict[str, float] = {}
+            valid_s = 0.0
+            if valid is not None and len(valid):
+                net.eval()
+                r = evaluate(model, valid, ks=(10, 20), batch_size=1024, beyond_accuracy=False)  # type: ignore[arg-type]
+                metrics, valid_s = r.metrics, r.seconds
+            rec = EpochRecord(epoch, total / max(count, 1), train_s, valid_s, int(count), metrics)
+            records.append(rec)
+            logger.info("epoch %d: loss %.4f, %.0f s train, valid %s", epoch, rec.loss, train_s, metrics)
+            if metrics:
+                key = (metrics[config.select_metric], metrics["HR@20"])
+                if best_key is None or key > best_key:
+                    best_key, best_epoch, bad = key, epoch, 0
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    bad += 1
+                    if bad > config.patience:
+                        stopped = "patience"
+                        break
+            if out_of_time or (config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s):
+                stopped = "time budget"
+                break
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        logger.warning("training interrupted: keeping the best validated epoch (%d)", best_epoch)
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()

@@ -251,3 +251,23 @@ def test_batch_order_visits_every_unit_once_with_similar_lengths_per_batch() -> 
     spread = lambda bs: np.mean([lengths[b].max() - lengths[b].min() for b in bs])  # noqa: E731
     assert spread(bucketed) < 0.25 * spread(plain)  # far less padding
     assert len({int(b[0]) for b in bucketed[:10]}) == 10  # batches still come in random order
+
+
+def test_interrupt_keeps_the_best_validated_epoch(sessions, valid_examples) -> None:  # noqa: F811
+    m = get_model("stamp", dim=16)
+    cfg = TrainConfig(epochs=5, batch_size=64, lr=1e-2, patience=5, progress=False, bf16=False)
+    original = type(m).batch_loss
+    calls = {"n": 0}
+    per_epoch = -(-len(augment(sessions)) // 64)
+
+    def interrupting(self, units, idx, max_len):
+        calls["n"] += 1
+        if calls["n"] == per_epoch + 3:  # a few batches into epoch 2
+            raise KeyboardInterrupt
+        return original(self, units, idx, max_len)
+
+    m.batch_loss = interrupting.__get__(m)
+    rep = m.fit(sessions, N_ITEMS, valid=valid_examples, train_config=cfg)
+    assert rep["stopped"] == "interrupted" and rep["best_epoch"] == 1 and len(rep["epochs"]) == 1
+    again = evaluate(m, valid_examples, ks=(10, 20), beyond_accuracy=False).metrics
+    assert again["MRR@20"] == pytest.approx(rep["epochs"][0]["valid"]["MRR@20"])  # epoch 1's weights, restored

@@ -64,10 +64,24 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM stops training like Ctrl-C: the best validated epoch is kept and saved."""
+    import signal
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        pass
+
+
 def _train(args: argparse.Namespace) -> int:
     from ..training import TrainConfig
 
     torch.set_num_threads(args.threads)
+    _interrupt_on_sigterm()
     data = load_data(args.data)
     keys = data.item_keys if data.item_keys is not None else tuple(str(i) for i in range(1, data.n_items + 1))
     fit_kwargs: dict[str, Any] = {"item_keys": keys}
