@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plugin.data import load_srgnn_folder, split_validation  # noqa: E402
 from plugin.models import get_model  # noqa: E402
+from plugin.models.cli import parse_options  # noqa: E402
 from plugin.models._neural import SoftmaxWorkspace  # noqa: E402
 from plugin.training import batch_order  # noqa: E402
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     data = load_srgnn_folder(args.data)
     train, _ = split_validation(data.train_sessions, 0.1)
-    model = get_model(args.model, **{k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)})
+    model = get_model(args.model, **parse_options(args.option))
     model._start_fit(data.n_items, None)
     torch.manual_seed(0)
     model.net = model.build_net()

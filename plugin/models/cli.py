@@ -31,7 +31,7 @@ from ..errors import ConfigError, PluginError
 from . import MODEL_NAMES, get_model, load_model
 from ._neural import NeuralModel
 
-__all__ = ["register", "main", "load_data"]
+__all__ = ["register", "main", "load_data", "parse_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def load_data(path: str | Path) -> SessionData:
     raise ConfigError(f"--data {path}: expected an SR-GNN folder, a .csv click log or a .jsonl event log")
 
 
-def _parse_options(items: list[str]) -> dict[str, Any]:
+def parse_options(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -92,7 +92,7 @@ def _train(args: argparse.Namespace) -> int:
                               f"{args.model} over {data.n_items}")
         fit_kwargs["warm_start"] = True
     else:
-        model = get_model(args.model, **_parse_options(args.option))
+        model = get_model(args.model, **parse_options(args.option))
     t0 = time.perf_counter()
     if isinstance(model, NeuralModel):
         train, valid_sessions = split_validation(data.train_sessions, args.valid_fraction)
