@@ -40,6 +40,13 @@ def _distribution(model, prefixes: np.ndarray) -> torch.Tensor:
     return s / s.sum(1, keepdim=True).clamp(min=1e-12)
 
 
+def _mix(weights, dists) -> torch.Tensor:
+    """sum_m w_m p_m over the models with a weight, padding column masked."""
+    s = sum(w * d for w, d in zip(weights, dists) if w > 0)
+    s[:, 0] = float("-inf")
+    return s
+
+
 class Blend:
     name = "blend"
 
@@ -47,9 +54,8 @@ class Blend:
         self.models, self.weights, self.n_items = models, weights, models[0].n_items
 
     def score_torch(self, prefixes: np.ndarray) -> torch.Tensor:
-        s = sum(w * _distribution(m, prefixes) for m, w in zip(self.models, self.weights) if w > 0)
-        s[:, 0] = float("-inf")
-        return s
+        dists = [_distribution(m, prefixes) if w > 0 else None for m, w in zip(self.models, self.weights)]
+        return _mix(self.weights, dists)
 
 
 def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
@@ -93,9 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             dists = [_distribution(m, prefixes) for m in on_90]  # each (B, N+1)
             t = torch.from_numpy(targets)
             for g, weights in enumerate(grid):
-                s = sum(w * d for w, d in zip(weights, dists) if w > 0)
-                s[:, 0] = float("-inf")
-                ranks[g, idx] = pessimistic_ranks(s, t).numpy()
+                ranks[g, idx] = pessimistic_ranks(_mix(weights, dists), t).numpy()
     rows = []
     for g, weights in enumerate(grid):
         m = rank_metrics(ranks[g], (20,))

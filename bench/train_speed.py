@@ -23,7 +23,7 @@ from plugin.data import load_srgnn_folder, split_validation  # noqa: E402
 from plugin.models import get_model  # noqa: E402
 from plugin.models.cli import parse_options  # noqa: E402
 from plugin.models._neural import SoftmaxWorkspace  # noqa: E402
-from plugin.training import batch_order  # noqa: E402
+from plugin.training import TrainConfig, batch_order, train_step  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,13 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     per_epoch = len(batches)
     warm = 3
 
+    config = TrainConfig(batch_size=args.batch_size, bf16=not args.no_bf16, bucket=args.bucket, progress=False)
+
     def step(b: int) -> None:
-        idx = batches[b]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=not args.no_bf16):
-            loss = model.batch_loss(units, idx, None)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, units, batches[b], config)
 
     for b in range(warm):
         step(b)

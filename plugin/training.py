@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from .data import Examples
 from .errors import ConfigError
 
-__all__ = ["TrainConfig", "EpochRecord", "TrainReport", "Trainable", "batch_order", "fit_neural", "seed_everything"]
+__all__ = ["TrainConfig", "EpochRecord", "TrainReport", "Trainable", "batch_order", "fit_neural", "seed_everything",
+           "train_step"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,20 @@ def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, 
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def train_step(
+    model: Trainable, opt: torch.optim.Optimizer, units: Examples, idx: np.ndarray, config: TrainConfig
+) -> float:
+    """One optimiser step on the units ``idx`` (bf16 autocast per ``config``); returns the batch loss."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+        loss = model.batch_loss(units, idx, config.max_len)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.clip_grad_norm is not None:
+        nn.utils.clip_grad_norm_(model.net.parameters(), config.clip_grad_norm)
+    opt.step()
+    return float(loss.detach())
+
+
 def fit_neural(
     model: Trainable, units: Examples, valid: Examples | None, config: TrainConfig, warm_start: bool = False,
 ) -> TrainReport:
@@ -157,14 +172,8 @@ def fit_neural(
                     out_of_time = True  # validate what we have; the report says the epoch was partial
                     break
                 idx = batches[b]
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                    loss = model.batch_loss(units, idx, config.max_len)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(net.parameters(), config.clip_grad_norm)
-                opt.step()
-                total += float(loss.detach()) * idx.size
+                loss = train_step(model, opt, units, idx, config)
+                total += loss * idx.size
                 count += idx.size
                 if b % 50 == 0:
                     bar.set_postfix(loss=f"{total / count:.4f}")

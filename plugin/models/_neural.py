@@ -75,9 +75,10 @@ class _FullSoftmaxCE(torch.autograd.Function):
         with torch.autocast("cpu", enabled=False):
             qc, tc = (query.bfloat16(), table.bfloat16()) if low_precision else (query, table)
             b = qc.shape[0]
-            buf, own = workspace.take(b, tc.shape[0], qc.dtype) if workspace is not None else (None, False)
-            if buf is None:
-                buf = torch.empty(b, tc.shape[0], dtype=qc.dtype)
+            if workspace is not None:
+                buf, own = workspace.take(b, tc.shape[0], qc.dtype)
+            else:
+                buf, own = torch.empty(b, tc.shape[0], dtype=qc.dtype), False
             torch.mm(qc, tc.t(), out=buf)  # (B, N+1) logits
             buf[:, 0] = float("-inf")
             torch._softmax(buf, 1, False, out=buf)  # in place: each row is read before it is written
