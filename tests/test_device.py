@@ -97,3 +97,40 @@ def test_moving_a_model_keeps_its_scores_and_saves_cpu_arrays(sessions, tmp_path
     np.testing.assert_array_equal(m.score(prefixes), before)
     m.save(tmp_path / "m")
     np.testing.assert_array_equal(load_model(tmp_path / "m").score(prefixes), before)
+
+
+def test_on_epoch_sees_every_epoch_and_stops_training(sessions) -> None:  # noqa: F811
+    seen: list[int] = []
+
+    def stop_after_two(rec) -> bool:
+        seen.append(rec.epoch)
+        return rec.epoch == 2
+
+    m = get_model("gru4rec", dim=8, hidden=8)
+    report = m.fit(sessions, N_ITEMS, train_config=TrainConfig(epochs=5, batch_size=64, bf16=False, progress=False),
+                   on_epoch=stop_after_two)
+    assert seen == [1, 2] and report["stopped"] == "on_epoch" and len(report["epochs"]) == 2
+
+
+def _retrain_full():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "retrain_full.py"
+    spec = importlib.util.spec_from_file_location("bench_retrain_full", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def test_retrain_full_stops_at_the_validation_choice_and_tests_that_epoch(srgnn_folder: Path, tmp_path: Path) -> None:
+    valid = tmp_path / "valid"
+    valid.mkdir()
+    (valid / "train_report.json").write_text(json.dumps({"report": {"best_epoch": 2}}))  # a finished validation run
+    out, result = tmp_path / "full", tmp_path / "full.json"
+    assert _retrain_full().main(["--model", "srgnn", "--data", str(srgnn_folder), "--out", str(out), "--quiet",
+                                 "--epochs", "6", "--batch-size", "32", "--option", "dim=8", "--no-bf16",
+                                 "--device", "cpu", "--select-from", str(valid), "--json-out", str(result)]) == 0
+    r = json.loads(result.read_text())
+    assert r["chosen_epoch"] == 2 and [e["epoch"] for e in r["epochs"]] == [1, 2] and r["stopped"] == "on_epoch"
+    assert r["units_per_epoch"] == r["epochs"][0]["units"]  # the whole training split, not 90%
+    assert r["test"]["examples"] > 0 and load_model(out).n_items == N_ITEMS
