@@ -11,31 +11,20 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
-from pathlib import Path
 
 import pytest
-from net_helpers import free_port
-from services import unavailable
-
-CHROMIUM = "/usr/bin/chromium"
+from browser_helpers import chromium, require_browser
+from net_helpers import uvicorn_in_thread
 
 pytestmark = [pytest.mark.browser]
 
-if not Path(CHROMIUM).exists():
-    unavailable(f"{CHROMIUM} not installed (apt-get install chromium)", module_level=True)
-try:
-    import uvicorn
-    from playwright import sync_api
-except ImportError as exc:
-    unavailable(f"{exc.name} is not installed (pip install -e '.[dev]')", module_level=True)
+require_browser()
 
 from plugin import Article, EventLog, HashingEncoder, SessionRecommender, SuggestSettings  # noqa: E402
 
 from adapters.http import ServerSettings  # noqa: E402
 from adapters.http.demo_site import create_demo_app  # noqa: E402
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 XSS_TITLE = 'Objects <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> serialize'
 XSS_ARTICLE = Article(
     "xss-trap",
@@ -59,25 +48,14 @@ def site(tmp_path_factory):
     )
     log = tmp / "events.jsonl"
     app = create_demo_app(rec, settings=ServerSettings(event_log=log))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", rec, log
-    server.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(app) as base:
+        yield base, rec, log
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
