@@ -236,3 +236,78 @@ def test_widget_is_in_view_cards_whole_few_requests_and_clicks_land(django_site,
     shots = os.environ.get("WIDGET_SCREENSHOTS")
     if shots:
         page.screenshot(path=str(Path(shots) / f"widget-{page.kind}.png"), scale="css")  # type: ignore[attr-defined]
+
+
+def test_pinch_zoom_keeps_the_widget_in_view_and_its_size(django_site, browser):
+    site, api, _ = django_site
+    ctx = browser.new_context(**PHONE)
+    page = ctx.new_page()
+    try:
+        _visit(page, f"{site}/{FIRST}", api)
+        before = page.evaluate(GEOMETRY)
+        cdp = ctx.new_cdp_session(page)
+        cdp.send("Emulation.setPageScaleFactor", {"pageScaleFactor": 2.5})  # the visitor zooms in to read
+        page.wait_for_function("Math.abs(window.visualViewport.scale - 2.5) < 0.01")
+        page.evaluate("window.scrollTo(300, 900)")
+        page.wait_for_timeout(200)
+        geo = page.evaluate(GEOMETRY)
+        vv = geo["vv"]
+        assert vv["scale"] == pytest.approx(2.5, abs=0.01)
+        _inside(geo["panel"], vv, "panel when zoomed in")
+        # Same size on screen as before the zoom: CSS size times the zoom is what the visitor sees.
+        assert geo["panel"]["width"] * vv["scale"] == pytest.approx(before["panel"]["width"] * before["vv"]["scale"], abs=2)
+    finally:
+        ctx.close()
+
+
+def test_keyboard_and_screen_reader(django_site, browser):
+    site, api, _ = django_site
+    ctx = browser.new_context(**DESKTOP)
+    page = ctx.new_page()
+    try:
+        _visit(page, f"{site}/{FIRST}", api)
+        active = "() => { const r = document.querySelector('#session-suggest-widget').shadowRoot; " \
+                 "const a = r.activeElement; return a ? (a.getAttribute('aria-label') || a.className) : null; }"
+        dialog = page.get_by_role("dialog", name="Ask the Django docs")
+        launcher = page.get_by_role("button", name="Ask the Django docs")
+        assert dialog.is_visible() and launcher.get_attribute("aria-expanded") == "true"
+        assert page.evaluate(active) is None  # opened on load: it did not take the focus from the page
+        assert page.get_by_role("textbox", name="Your question").is_visible()
+
+        page.get_by_role("textbox", name="Your question").focus()
+        page.keyboard.press("Escape")  # closes, and the focus goes back where the panel came from
+        assert not dialog.is_visible() and launcher.get_attribute("aria-expanded") == "false"
+        assert page.evaluate(active) == "ss-launcher"
+        page.keyboard.press("Enter")  # the launcher reopens it and the focus moves into it
+        assert dialog.is_visible() and page.evaluate(active) == "ss-panel"
+        order = []
+        for _ in range(5):
+            page.keyboard.press("Tab")
+            order.append(page.evaluate(active))
+        assert order[:3] == ["Move to the other side", "Close", "ss-h ss-toggle"], order
+        assert order[3:] == ["ss-card"] * 2, order
+
+        side = "() => document.querySelector('#session-suggest-widget').shadowRoot.querySelector('.ss-frame').dataset.side"
+        page.get_by_role("button", name="Move to the other side").click()  # off the page's own corner
+        assert page.evaluate(side) == "left"
+        geo = page.evaluate(GEOMETRY)
+        assert geo["panel"]["left"] < 100 and geo["launcher"]["left"] < 100, geo
+        _visit(page, f"{site}/{SECOND}", api)
+        assert page.evaluate(side) == "left"  # remembered on the next page
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize(("scheme", "dark"), [("dark", True), ("light", False)])
+def test_follows_the_visitors_colour_scheme(django_site, browser, scheme, dark):
+    site, api, _ = django_site
+    ctx = browser.new_context(color_scheme=scheme, **DESKTOP)
+    page = ctx.new_page()
+    try:
+        _visit(page, f"{site}/{FIRST}", api)
+        rgb = page.evaluate("""() => getComputedStyle(document.querySelector('#session-suggest-widget').shadowRoot
+                                .querySelector('.ss-panel')).backgroundColor""")
+        r, g, b = (int(x) for x in re.findall(r"\d+", rgb)[:3])
+        assert ((r + g + b) / 3 < 80) is dark, rgb
+    finally:
+        ctx.close()
