@@ -108,20 +108,20 @@ def _suggest_params(qp: QueryParams, default_k: int) -> dict[str, Any]:
 # A batch is JSON whatever the declared type: text/plain makes it a CORS "simple request" (no preflight, and what
 # navigator.sendBeacon sends). That skips no check here: the session id in the path is the credential, and the
 # body is parsed as strictly as any JSON body, under the same size and rate limits.
-BATCH_MEDIA_TYPES = ("application/json", "text/plain")
+_BATCH_MEDIA_TYPES = ("application/json", "text/plain")
 _BATCH_SCHEMA = EventsBatchIn.model_json_schema(ref_template="#/components/schemas/{model}")
 _BATCH_SCHEMA.pop("$defs", None)  # EventIn: already in the document's components (POST .../events)
-BATCH_REQUEST_BODY: dict[str, Any] = {
+_BATCH_REQUEST_BODY: dict[str, Any] = {
     "required": True,
-    "content": {t: {"schema": _BATCH_SCHEMA} for t in BATCH_MEDIA_TYPES},
+    "content": {t: {"schema": _BATCH_SCHEMA} for t in _BATCH_MEDIA_TYPES},
 }
 
 
 def _batch_body(content_type: str | None, raw: bytes) -> EventsBatchIn:
     """The batch in a request body; 415 for another media type, 422 (like any body) when it does not validate."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media not in BATCH_MEDIA_TYPES:
-        raise HTTPException(415, f"send the batch as JSON with Content-Type {' or '.join(BATCH_MEDIA_TYPES)}, "
+    if media not in _BATCH_MEDIA_TYPES:
+        raise HTTPException(415, f"send the batch as JSON with Content-Type {' or '.join(_BATCH_MEDIA_TYPES)}, "
                                  f"not {media or 'no Content-Type'}")
     try:
         return EventsBatchIn.model_validate_json(raw)
@@ -251,7 +251,7 @@ def create_app(
         "/v1/sessions/{session_id}/events/batch",
         response_model=EventsBatchOut,
         tags=["sessions"],
-        openapi_extra={"requestBody": BATCH_REQUEST_BODY},
+        openapi_extra={"requestBody": _BATCH_REQUEST_BODY},
     )
     async def post_events_batch(request: Request) -> Response:
         """Store several events in order, then (with `suggest`) return suggestions: the widget's one request per
