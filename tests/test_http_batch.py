@@ -11,31 +11,15 @@ pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from adapters.http import create_app  # noqa: E402
 from adapters.http.hardened import create_hardened_app  # noqa: E402
 from adapters.http.limits import LimitSettings  # noqa: E402
+from test_http_api import _error, client, sid  # noqa: E402,F401 (the API tests' fixtures: an app, a session)
 
 SECRET = "x" * 48
 
 
-@pytest.fixture
-def client(rec):
-    return TestClient(create_app(rec))
-
-
-@pytest.fixture
-def sid(client):
-    return client.post("/v1/sessions").json()["session_id"]
-
-
 def _batch(client, sid, body, content_type="text/plain;charset=UTF-8"):
     return client.post(f"/v1/sessions/{sid}/events/batch", content=json.dumps(body), headers={"Content-Type": content_type})
-
-
-def _error(r, status: int, code: str) -> str:
-    assert r.status_code == status, r.text
-    assert r.json()["error"]["code"] == code, r.text
-    return r.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("content_type", ["text/plain;charset=UTF-8", "application/json"])

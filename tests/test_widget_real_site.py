@@ -10,6 +10,7 @@ Django's docs are never copied into the repository; the KB is built from a few d
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -84,6 +85,16 @@ def django_site(tmp_path_factory):
     pages.server_close()
 
 
+@contextlib.contextmanager
+def _tab(browser, **context):
+    """A page in a fresh browsing context (own storage, so its own visitor), closed on exit."""
+    ctx = browser.new_context(**context)
+    try:
+        yield ctx, ctx.new_page()
+    finally:
+        ctx.close()
+
+
 class _QuietFiles(SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -147,32 +158,31 @@ def _visit(page, url: str, api: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(params=["desktop", "phone"])
-def visitor(request, browser):
-    """A browsing context at desktop or phone size; `.widget_errors` collects what the widget logs as errors."""
-    ctx = browser.new_context(**(DESKTOP if request.param == "desktop" else PHONE))
-    page = ctx.new_page()
-    page.widget_errors = []  # type: ignore[attr-defined]
+def visitor(request, browser, django_site):
+    """A browsing context at desktop or phone size; `.widget_errors` collects the console errors that come from
+    the widget or its API (a failed request, a CORS refusal, an exception in widget.js), not the site's own."""
+    api = django_site[1]
+    with _tab(browser, **(DESKTOP if request.param == "desktop" else PHONE)) as (_, page):
+        page.widget_errors = []  # type: ignore[attr-defined]
 
-    def on_console(msg):
-        where = (msg.location or {}).get("url", "")
-        if msg.type == "error" and (where.startswith(page.api) or "session-suggest" in msg.text):  # type: ignore[attr-defined]
-            page.widget_errors.append(f"{msg.text} ({where})")  # type: ignore[attr-defined]
+        def on_console(msg):
+            where = (msg.location or {}).get("url", "")
+            if msg.type == "error" and (where.startswith(api) or api in msg.text or "session-suggest" in msg.text):
+                page.widget_errors.append(f"{msg.text} ({where})")  # type: ignore[attr-defined]
 
-    def on_page_error(exc):
-        if "widget.js" in (exc.stack or "") or "session-suggest" in str(exc):
-            page.widget_errors.append(str(exc))  # type: ignore[attr-defined]
+        def on_page_error(exc):
+            if "widget.js" in (exc.stack or "") or "session-suggest" in str(exc):
+                page.widget_errors.append(str(exc))  # type: ignore[attr-defined]
 
-    page.on("console", on_console)
-    page.on("pageerror", on_page_error)
-    page.kind = request.param  # type: ignore[attr-defined]
-    yield page
-    ctx.close()
+        page.on("console", on_console)
+        page.on("pageerror", on_page_error)
+        page.kind = request.param  # type: ignore[attr-defined]
+        yield page
 
 
 def test_widget_is_in_view_cards_whole_few_requests_and_clicks_land(django_site, visitor):
     site, api, rec = django_site
     page = visitor
-    page.api = api  # type: ignore[attr-defined]
     first = _visit(page, f"{site}/{FIRST}", api)
     second = _visit(page, f"{site}/{SECOND}", api)
 
@@ -240,9 +250,7 @@ def test_widget_is_in_view_cards_whole_few_requests_and_clicks_land(django_site,
 
 def test_pinch_zoom_keeps_the_widget_in_view_and_its_size(django_site, browser):
     site, api, _ = django_site
-    ctx = browser.new_context(**PHONE)
-    page = ctx.new_page()
-    try:
+    with _tab(browser, **PHONE) as (ctx, page):
         _visit(page, f"{site}/{FIRST}", api)
         before = page.evaluate(GEOMETRY)
         cdp = ctx.new_cdp_session(page)
@@ -256,15 +264,11 @@ def test_pinch_zoom_keeps_the_widget_in_view_and_its_size(django_site, browser):
         _inside(geo["panel"], vv, "panel when zoomed in")
         # Same size on screen as before the zoom: CSS size times the zoom is what the visitor sees.
         assert geo["panel"]["width"] * vv["scale"] == pytest.approx(before["panel"]["width"] * before["vv"]["scale"], abs=2)
-    finally:
-        ctx.close()
 
 
 def test_keyboard_and_screen_reader(django_site, browser):
     site, api, _ = django_site
-    ctx = browser.new_context(**DESKTOP)
-    page = ctx.new_page()
-    try:
+    with _tab(browser, **DESKTOP) as (ctx, page):
         _visit(page, f"{site}/{FIRST}", api)
         active = "() => { const r = document.querySelector('#session-suggest-widget').shadowRoot; " \
                  "const a = r.activeElement; return a ? (a.getAttribute('aria-label') || a.className) : null; }"
@@ -294,20 +298,14 @@ def test_keyboard_and_screen_reader(django_site, browser):
         assert geo["panel"]["left"] < 100 and geo["launcher"]["left"] < 100, geo
         _visit(page, f"{site}/{SECOND}", api)
         assert page.evaluate(side) == "left"  # remembered on the next page
-    finally:
-        ctx.close()
 
 
 @pytest.mark.parametrize(("scheme", "dark"), [("dark", True), ("light", False)])
 def test_follows_the_visitors_colour_scheme(django_site, browser, scheme, dark):
     site, api, _ = django_site
-    ctx = browser.new_context(color_scheme=scheme, **DESKTOP)
-    page = ctx.new_page()
-    try:
+    with _tab(browser, color_scheme=scheme, **DESKTOP) as (ctx, page):
         _visit(page, f"{site}/{FIRST}", api)
         rgb = page.evaluate("""() => getComputedStyle(document.querySelector('#session-suggest-widget').shadowRoot
                                 .querySelector('.ss-panel')).backgroundColor""")
         r, g, b = (int(x) for x in re.findall(r"\d+", rgb)[:3])
         assert ((r + g + b) / 3 < 80) is dark, rgb
-    finally:
-        ctx.close()
