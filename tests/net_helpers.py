@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["free_port", "uvicorn_in_thread"]
+__all__ = ["free_port", "uvicorn_in_thread", "files_in_thread"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -37,3 +40,21 @@ def uvicorn_in_thread(app: Any, port: int | None = None, host: str = "127.0.0.1"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def files_in_thread(directory: str | os.PathLike[str], port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve a folder of static files (a plain web site) in a background thread; yields its base url."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), functools.partial(Quiet, directory=os.fspath(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

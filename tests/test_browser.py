@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 
 import pytest
 from browser_helpers import chromium, require_browser
-from net_helpers import uvicorn_in_thread
+from net_helpers import files_in_thread, uvicorn_in_thread
 
 pytestmark = [pytest.mark.browser]
 
@@ -171,45 +170,58 @@ def test_markup_in_kb_renders_inert_on_its_own_page(site, page):
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def _embedding_page(api: str, title: str, body: str, **tag: str) -> str:
+    attrs = " ".join(f'data-{k.replace("_", "-")}="{v}"' for k, v in tag.items())
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>
+<body>{body}
+<script src="{api}/static/widget.js" {attrs} defer></script>
+</body></html>"""
+
+
 @pytest.fixture
-def other_site(site):
-    """A site owner's page on another origin that embeds the widget with the one tag (text opt-in)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
+def other_site(site, tmp_path):
+    """A site owner's pages on another origin that embed the widget with the one tag."""
     api = site[0]
-    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Our networking notes</title></head>
-<body><main><h1>Networking notes</h1><p>How we open a tcp socket, connect, send and receive over the
-network, and wrap the socket in tls with a certificate.</p></main>
-<script src="{api}/static/widget.js" data-send-text="true" data-open="true" data-k="2" defer></script>
-</body></html>""".encode()
-
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/notes"
-    server.shutdown()
-    server.server_close()
+    (tmp_path / "notes.html").write_text(_embedding_page(
+        api, "Our networking notes",
+        """<main><h1>Networking notes</h1><p>How we open a tcp socket, connect, send and receive over the
+network, and wrap the socket in tls with a certificate.</p></main>""",
+        send_text="true", open="true", k="2"), encoding="utf-8")
+    # A stylesheet that would wreck a naive widget: tiny root font, every div transformed (a transformed
+    # ancestor captures position:fixed), huge margins.
+    (tmp_path / "hostile.html").write_text(_embedding_page(
+        api, "Hostile styles",
+        """<style>html { font-size: 6px } div { transform: translateX(300px) scale(.4); filter: blur(0);
+margin: 900px; display: block !important } button { font-size: 40px !important }</style>
+<main><h1>Sockets</h1><p>tcp socket network tls certificate</p></main>""",
+        send_text="true", open="true", k="2"), encoding="utf-8")
+    with files_in_thread(tmp_path) as base:
+        yield base
 
 
 def test_one_tag_on_another_origin_sends_text_on_opt_in(site, other_site, page):
     _, rec, _ = site
-    page.goto(other_site)
+    page.goto(f"{other_site}/notes.html")
     page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
     shown = _cards(page)
     assert len(shown) == 2 and all(a.startswith("net-") for a in shown), shown  # from the page's own text
     sid = page.evaluate("localStorage.getItem('session-suggest:sid')")
     (view,) = [e for e in rec.events(sid) if e.kind == "page_view"]
-    assert view.url == other_site and view.title == "Our networking notes" and "tcp socket" in view.text
+    assert view.url == f"{other_site}/notes.html" and view.title == "Our networking notes" and "tcp socket" in view.text
     assert view.article_id is None
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_page_styles_cannot_move_or_shrink_the_widget(site, other_site, page):
+    page.goto(f"{other_site}/hostile.html")
+    page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
+    box = page.evaluate("""() => {
+        const r = document.querySelector('#session-suggest-widget').shadowRoot;
+        const b = r.querySelector('.ss-panel').getBoundingClientRect();
+        return {left: b.left, top: b.top, right: b.right, bottom: b.bottom, width: b.width,
+                font: getComputedStyle(r.querySelector('.ss-send')).fontSize, w: innerWidth, h: innerHeight};
+    }""")
+    assert box["left"] >= 0 and box["top"] >= 0 and box["right"] <= box["w"] and box["bottom"] <= box["h"], box
+    assert box["width"] == 400 and box["font"] == "14px", box  # px sizes: the page's root font size is not ours
+    assert len(_cards(page)) == 2
     assert page.errors == []  # type: ignore[attr-defined]

@@ -15,14 +15,11 @@ import dataclasses
 import os
 import re
 import shutil
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from browser_helpers import chromium, require_browser
-from net_helpers import free_port, uvicorn_in_thread
+from net_helpers import files_in_thread, free_port, uvicorn_in_thread
 from services import unavailable
 
 pytestmark = [pytest.mark.browser]
@@ -75,14 +72,8 @@ def django_site(tmp_path_factory):
                                    settings=SuggestSettings(min_score=-1.0))
     app = create_hardened_app(rec, secrets="s" * 48, settings=ServerSettings())
 
-    handler = partial(_QuietFiles, directory=str(root))
-    pages = ThreadingHTTPServer(("127.0.0.1", site_port), handler)
-    thread = threading.Thread(target=pages.serve_forever, daemon=True)
-    thread.start()
-    with uvicorn_in_thread(app, port=api_port):
+    with files_in_thread(root, port=site_port), uvicorn_in_thread(app, port=api_port):
         yield site, api, rec
-    pages.shutdown()
-    pages.server_close()
 
 
 @contextlib.contextmanager
@@ -93,11 +84,6 @@ def _tab(browser, **context):
         yield ctx, ctx.new_page()
     finally:
         ctx.close()
-
-
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -166,6 +166,9 @@
 
   var host = el("div");
   host.id = "session-suggest-widget";
+  // The page's own CSS must not give the host a transform, filter or size: any of those would make it the
+  // containing block of the fixed frame inside it.
+  host.setAttribute("style", "all: initial !important;");
   host.setAttribute("data-state", "loading");
   var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
   // Hidden until the stylesheet arrives, so the page never flashes unstyled widget parts.
