@@ -276,6 +276,10 @@ def test_keyboard_and_screen_reader(django_site, browser):
             order.append(page.evaluate(active))
         assert order[:3] == ["Move to the other side", "Close", "ss-h ss-toggle"], order
         assert order[3:] == ["ss-card"] * 2, order
+        launcher.focus()
+        page.keyboard.press("Escape")  # also from the launcher
+        assert not dialog.is_visible() and page.evaluate(active) == "ss-launcher"
+        launcher.click()
 
         side = "() => document.querySelector('#session-suggest-widget').shadowRoot.querySelector('.ss-frame').dataset.side"
         page.get_by_role("button", name="Move to the other side").click()  # off the page's own corner

@@ -306,8 +306,9 @@
     frame.setAttribute("data-side", side);
     setItem("localStorage", SIDE_KEY, side);
   });
-  panel.addEventListener("keydown", function (ev) {
-    if (ev.key === "Escape" || ev.key === "Esc") {
+  // Escape anywhere in the widget (the panel or the launcher) collapses the open panel.
+  frame.addEventListener("keydown", function (ev) {
+    if ((ev.key === "Escape" || ev.key === "Esc") && !panel.hidden) {
       ev.stopPropagation();
       setOpen(false, "user");
     }
