@@ -104,6 +104,13 @@ def test_read_ask_click(site, page, tmp_path):
     reply.wait_for(timeout=15_000)
     assert "no AI model" in reply.locator(".ss-text").inner_text()
     assert reply.locator(".ss-by").inner_text().startswith("Answered by: extractive")
+    gap = page.evaluate("""() => {
+        const r = document.querySelector('#session-suggest-widget').shadowRoot;
+        const log = r.querySelector('.ss-log').getBoundingClientRect();
+        const asked = r.querySelector('.ss-msg.ss-user').getBoundingClientRect();
+        return [asked.top - log.top, log.bottom - asked.bottom];
+    }""")
+    assert gap[0] >= 0 and gap[1] >= 0, gap  # the log shows the question, then as much of its answer as fits
     inline = _cards(page, ".ss-inline")
     assert inline and not {"ser-json", "ser-pickle"} & set(inline)
     page.screenshot(path=str(tmp_path / "widget.png"))
