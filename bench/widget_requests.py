@@ -14,7 +14,6 @@ viewport. Uses the real-site test suite's helpers (tests/test_widget_real_site.p
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import subprocess
 import sys
@@ -27,39 +26,14 @@ sys.path.insert(0, str(ROOT))
 
 import adapters.http.app as http_app  # noqa: E402
 import test_widget_real_site as site_tests  # noqa: E402
-from adapters.http import ServerSettings  # noqa: E402
-from adapters.http.hardened import create_hardened_app  # noqa: E402
 from browser_helpers import chromium  # noqa: E402
-from net_helpers import files_in_thread, free_port, uvicorn_in_thread  # noqa: E402
-from plugin import HashingEncoder, SessionRecommender, SuggestSettings  # noqa: E402
-from plugin.knowledge_base import iter_folder  # noqa: E402
-
-
-def _inside(box: dict | None, vv: dict) -> bool:
-    return box is not None and box["left"] >= vv["left"] - 1 and box["top"] >= vv["top"] - 1 \
-        and box["right"] <= vv["right"] + 1 and box["bottom"] <= vv["bottom"] + 1
 
 
 def measure(static_dir: Path, docs: Path, browser, work: Path) -> dict:
     http_app.STATIC_DIR = static_dir  # create_app mounts whatever folder this names
-    site_port, api_port = free_port(), free_port()
-    site, api = f"http://127.0.0.1:{site_port}", f"http://127.0.0.1:{api_port}"
-    root = Path(tempfile.mkdtemp(dir=work)) / "html"
-    site_tests._copy_with_tag(docs, root, f'<script src="{api}/static/widget.js" data-open="true" data-k="3" defer></script>')
-    articles = [dataclasses.replace(a, id=f"{section}/{a.id}") for section in site_tests.KB_SECTIONS
-                for a in iter_folder(docs / section, base_url=f"{site}/{section}")]
-    rec = SessionRecommender.build(articles, encoder=HashingEncoder(512), progress=False,
-                                   settings=SuggestSettings(min_score=-1.0))
-    inner = create_hardened_app(rec, secrets="s" * 48, settings=ServerSettings())
-    hits: list[tuple[str, str]] = []
-
-    async def app(scope, receive, send):
-        if scope["type"] == "http":
-            hits.append((scope["method"], scope["path"]))
-        await inner(scope, receive, send)
-
     out = {}
-    with files_in_thread(root, port=site_port), uvicorn_in_thread(app, port=api_port):
+    with site_tests.serve_django_docs(docs, Path(tempfile.mkdtemp(dir=work))) as served:
+        site, hits = served.site, served.hits
         for size, context in (("1280x800", site_tests.DESKTOP), ("390x844 phone", site_tests.PHONE)):
             with site_tests._tab(browser, **context) as (_, page):
                 first = site_tests._visit(page, f"{site}/{site_tests.FIRST}", hits)
@@ -71,8 +45,8 @@ def measure(static_dir: Path, docs: Path, browser, work: Path) -> dict:
                 out[size] = {
                     "first view: requests (preflights)": f"{len(first)} ({sum(m == 'OPTIONS' for m, _ in first)})",
                     "later view: requests (preflights)": f"{len(second)} ({sum(m == 'OPTIONS' for m, _ in second)})",
-                    "panel in view": _inside(geo["panel"], geo["vv"]),
-                    "launcher in view": _inside(closed["launcher"], closed["vv"]),
+                    "panel in view": site_tests.in_view(geo["panel"], geo["vv"]),
+                    "launcher in view": site_tests.in_view(closed["launcher"], closed["vv"]),
                 }
     return out
 

@@ -15,6 +15,7 @@ import dataclasses
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,33 +56,46 @@ def _copy_with_tag(src: Path, dst: Path, tag: str) -> int:
     return pages
 
 
-@pytest.fixture(scope="module")
-def django_site(tmp_path_factory):
-    if not (DJANGO_DOCS / "index.html").exists():
-        unavailable(f"Django's docs are not at {DJANGO_DOCS} (apt-get install python-django-doc)", module_level=False)
+@dataclasses.dataclass
+class DjangoSite:
+    site: str  # the docs copy, with the tag
+    api: str  # the hardened API, another origin
+    rec: SessionRecommender
+    hits: list[tuple[str, str]]  # (method, path) of every request the API received, in order
+
+
+@contextlib.contextmanager
+def serve_django_docs(docs: Path, work: Path, tag_attrs: str = 'data-open="true" data-k="3"') -> Iterator[DjangoSite]:
+    """Django's docs copied under `work` with the widget tag, and the API over a KB of KB_SECTIONS, both served."""
     site_port, api_port = free_port(), free_port()
     site, api = f"http://127.0.0.1:{site_port}", f"http://127.0.0.1:{api_port}"
-    root = tmp_path_factory.mktemp("django-docs") / "html"
-    tag = (f'<script src="{api}/static/widget.js" data-open="true" data-k="3" data-title="Ask the Django docs" '
-           "defer></script>")
-    assert _copy_with_tag(DJANGO_DOCS, root, tag) > 600
-
+    root = work / "html"
+    assert _copy_with_tag(docs, root, f'<script src="{api}/static/widget.js" {tag_attrs} defer></script>') > 600
     articles = [dataclasses.replace(a, id=f"{section}/{a.id}")
-                for section in KB_SECTIONS for a in iter_folder(DJANGO_DOCS / section, base_url=f"{site}/{section}")]
+                for section in KB_SECTIONS for a in iter_folder(docs / section, base_url=f"{site}/{section}")]
     rec = SessionRecommender.build(articles, encoder=HashingEncoder(512), progress=False,
                                    settings=SuggestSettings(min_score=-1.0))
     app = create_hardened_app(rec, secrets="s" * 48, settings=ServerSettings())
-    hits: list[tuple[str, str]] = []  # every request the API receives: CORS preflights never reach the page's
-    # request events (Chromium's network service answers them), so they are counted where they arrive
+    # CORS preflights never reach the page's request events (Chromium's network service answers them), so
+    # requests are counted where they arrive.
+    hits: list[tuple[str, str]] = []
 
     async def recorded(scope, receive, send):
         if scope["type"] == "http":
             hits.append((scope["method"], scope["path"]))
         await app(scope, receive, send)
 
-
     with files_in_thread(root, port=site_port), uvicorn_in_thread(recorded, port=api_port):
-        yield site, api, rec, hits
+        yield DjangoSite(site, api, rec, hits)
+
+
+@pytest.fixture(scope="module")
+def django_site(tmp_path_factory):
+    if not (DJANGO_DOCS / "index.html").exists():
+        unavailable(f"Django's docs are not at {DJANGO_DOCS} (apt-get install python-django-doc)", module_level=False)
+    with serve_django_docs(DJANGO_DOCS, tmp_path_factory.mktemp("django-docs"),
+                           'data-open="true" data-k="3" data-title="Ask the Django docs"') as served:
+        yield served
 
 
 @contextlib.contextmanager
@@ -125,12 +139,15 @@ GEOMETRY = """() => {
 SLACK = 1.0  # px: sub-pixel rounding of transformed boxes
 
 
-def _inside(box: dict, vv: dict, what: str) -> None:
-    assert box is not None, f"{what} is not shown"
-    assert box["width"] > 0 and box["height"] > 0, f"{what} has no size: {box}"
-    assert (box["left"] >= vv["left"] - SLACK and box["top"] >= vv["top"] - SLACK
-            and box["right"] <= vv["right"] + SLACK and box["bottom"] <= vv["bottom"] + SLACK), \
-        f"{what} {box} is outside the visible viewport {vv}"
+def in_view(box: dict | None, vv: dict) -> bool:
+    """Whether a box (getBoundingClientRect) lies inside the visual viewport `vv` (both from GEOMETRY)."""
+    return (box is not None and box["width"] > 0 and box["height"] > 0
+            and box["left"] >= vv["left"] - SLACK and box["top"] >= vv["top"] - SLACK
+            and box["right"] <= vv["right"] + SLACK and box["bottom"] <= vv["bottom"] + SLACK)
+
+
+def _inside(box: dict | None, vv: dict, what: str) -> None:
+    assert in_view(box, vv), f"{what} {box} is not shown inside the visible viewport {vv}"
 
 
 def _visit(page, url: str, hits: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -147,7 +164,7 @@ def _visit(page, url: str, hits: list[tuple[str, str]]) -> list[tuple[str, str]]
 def visitor(request, browser, django_site):
     """A browsing context at desktop or phone size; `.widget_errors` collects the console errors that come from
     the widget or its API (a failed request, a CORS refusal, an exception in widget.js), not the site's own."""
-    api = django_site[1]
+    api = django_site.api
     with _tab(browser, **(DESKTOP if request.param == "desktop" else PHONE)) as (_, page):
         page.widget_errors = []  # type: ignore[attr-defined]
 
@@ -167,7 +184,7 @@ def visitor(request, browser, django_site):
 
 
 def test_widget_is_in_view_cards_whole_few_requests_and_clicks_land(django_site, visitor):
-    site, _, rec, hits = django_site
+    site, rec, hits = django_site.site, django_site.rec, django_site.hits
     page = visitor
     first = _visit(page, f"{site}/{FIRST}", hits)
     second = _visit(page, f"{site}/{SECOND}", hits)
@@ -235,7 +252,7 @@ def test_widget_is_in_view_cards_whole_few_requests_and_clicks_land(django_site,
 
 
 def test_pinch_zoom_keeps_the_widget_in_view_and_its_size(django_site, browser):
-    site, _, _, hits = django_site
+    site, hits = django_site.site, django_site.hits
     with _tab(browser, **PHONE) as (ctx, page):
         _visit(page, f"{site}/{FIRST}", hits)
         before = page.evaluate(GEOMETRY)
@@ -253,7 +270,7 @@ def test_pinch_zoom_keeps_the_widget_in_view_and_its_size(django_site, browser):
 
 
 def test_keyboard_and_screen_reader(django_site, browser):
-    site, _, _, hits = django_site
+    site, hits = django_site.site, django_site.hits
     with _tab(browser, **DESKTOP) as (ctx, page):
         _visit(page, f"{site}/{FIRST}", hits)
         active = "() => { const r = document.querySelector('#session-suggest-widget').shadowRoot; " \
@@ -292,7 +309,7 @@ def test_keyboard_and_screen_reader(django_site, browser):
 
 @pytest.mark.parametrize(("scheme", "dark"), [("dark", True), ("light", False)])
 def test_follows_the_visitors_colour_scheme(django_site, browser, scheme, dark):
-    site, _, _, hits = django_site
+    site, hits = django_site.site, django_site.hits
     with _tab(browser, color_scheme=scheme, **DESKTOP) as (ctx, page):
         _visit(page, f"{site}/{FIRST}", hits)
         rgb = page.evaluate("""() => getComputedStyle(document.querySelector('#session-suggest-widget').shadowRoot
