@@ -202,6 +202,10 @@ network, and wrap the socket in tls with a certificate.</p></main>""",
 margin: 900px; display: block !important } button { font-size: 40px !important }</style>
 <main><h1>Sockets</h1><p>tcp socket network tls certificate</p></main>""",
         send_text="true", open="true", k="2"), encoding="utf-8")
+    # A site that declares it is light only: the widget is light too, whatever the visitor's system prefers.
+    (tmp_path / "light.html").write_text(_embedding_page(
+        api, "Light only", '<meta name="color-scheme" content="light"><main><p>tcp socket</p></main>',
+        send_text="true", open="true"), encoding="utf-8")
     with files_in_thread(tmp_path) as base:
         yield base
 
@@ -232,3 +236,16 @@ def test_page_styles_cannot_move_or_shrink_the_widget(site, other_site, page):
     assert box["width"] == 400 and box["font"] == "14px", box  # px sizes: the page's root font size is not ours
     assert len(_cards(page)) == 2
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("page_name", "scheme"), [("notes.html", "dark"), ("light.html", "light")])
+def test_colour_scheme_follows_the_visitor_unless_the_site_declares_one(site, other_site, browser, page_name, scheme):
+    ctx = browser.new_context(color_scheme="dark")
+    try:
+        pg = ctx.new_page()
+        pg.goto(f"{other_site}/{page_name}")
+        pg.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
+        frame = "document.querySelector('#session-suggest-widget').shadowRoot.querySelector('.ss-frame')"
+        assert pg.evaluate(f"{frame}.dataset.scheme") == scheme
+    finally:
+        ctx.close()

@@ -338,7 +338,8 @@
     clearTimeout(flushTimer);
     flushTimer = null;
     if (panel.hidden || !pendingImpressions.length) return;
-    sendEvents(impressionEvents()).catch(function () { return null; });
+    // keepalive: a visitor who follows a link at once must not cancel the record of what they were shown.
+    sendEvents(impressionEvents(), 0, { keepalive: true }).catch(function () { return null; });
   }
 
   function queueImpressions(list) {
