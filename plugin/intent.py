@@ -17,7 +17,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -30,20 +29,8 @@ from .stamp import STAMP, STAMPConfig, zero_shot_query
 __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 
 
-@dataclass(frozen=True)
-class Intent:
-    vector: np.ndarray  # (D,) in the index's space, unit norm
-    attention: np.ndarray  # (L,) weight of each session item, sums to 1
-
-
-@runtime_checkable
-class IntentModel(Protocol):
-    input_dim: int
-
-    def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
-        """items: (L, D) vectors of the session, oldest first; keys: their article ids (None for pages
-        outside the KB), for models that work on item ids -> Intent in the index's space."""
-        ...
+# The seam (Intent, IntentModel) lives torch-free beside the zero-shot intent; re-exported here.
+from .zero_shot import Intent, IntentModel  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ EXPECTED = {
     "HashingEncoder", "InMemorySessionStore", "IndexFormatError", "Intent", "IntentModel", "InvalidEventError",
     "KnowledgeBase", "LimitExceededError", "PluginError", "RateLimitedError", "RedisSessionStore", "STAMP", "STAMPConfig",
     "SentenceTransformerEncoder", "SessionRecommender", "SessionSettings", "SessionStore", "SuggestSettings",
-    "Suggestion", "UnknownArticleError", "UnknownSessionError", "VectorIndex", "inject_reply", "load_articles",
+    "Suggestion", "UnknownArticleError", "UnknownSessionError", "VectorIndex", "ZeroShotIntent", "inject_reply", "load_articles",
     "make_event", "render",
 }
 
