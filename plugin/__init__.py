@@ -32,6 +32,7 @@ from .inject import inject_reply, render
 from .knowledge_base import Article, KnowledgeBase, load_articles
 from .recommender import SessionRecommender
 from .redis_store import RedisSessionStore
+from .reload import ReloadingRecommender
 from .session_store import InMemorySessionStore, SessionStore
 from .suggestion import Suggestion
 from .zero_shot import Intent, IntentModel, ZeroShotIntent
@@ -75,6 +76,7 @@ __all__ = [
     "PluginError",
     "RateLimitedError",
     "RedisSessionStore",
+    "ReloadingRecommender",
     "STAMP",
     "STAMPConfig",
     "SentenceTransformerEncoder",
