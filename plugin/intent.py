@@ -30,7 +30,7 @@ __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 
 
 # The seam (Intent, IntentModel) lives torch-free beside the zero-shot intent; re-exported here.
-from .zero_shot import Intent, IntentModel  # noqa: E402
+from .zero_shot import Intent, IntentModel, session_items  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -69,11 +69,7 @@ class ContentSTAMP(nn.Module):
 
     @torch.inference_mode()
     def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
-        items = np.asarray(items, dtype=np.float32)
-        if items.ndim != 2 or items.shape[1] != self.input_dim:
-            raise DimensionMismatchError(f"intent expects (L, {self.input_dim}) embeddings, got {items.shape}")
-        if len(items) == 0:
-            raise EmptySessionError("the session has no items to form an intent from")
+        items = session_items(items, self.input_dim)
         if self.config.zero_shot:  # identity projection: the closed form, no torch dispatch
             vec, att_np = zero_shot_query(items, self.config.stamp.similarity_temperature)
         else:

@@ -89,6 +89,8 @@ class ReloadingRecommender:
         return self._current
 
     def __getattr__(self, name: str) -> Any:  # only called for names the handle itself does not have
+        if name.startswith("_"):  # the handle's own state (e.g. while copying it) is never forwarded
+            raise AttributeError(name)
         return getattr(self.current, name)
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import DimensionMismatchError, EmptySessionError
 
-__all__ = ["Intent", "IntentModel", "ZeroShotIntent", "ZERO_SHOT_TEMPERATURE", "zero_shot_query"]
+__all__ = ["Intent", "IntentModel", "ZeroShotIntent", "ZERO_SHOT_TEMPERATURE", "session_items", "zero_shot_query"]
 
 # tau of the zero-shot attention; `ContentSTAMP.zero_shot` uses the same (tests/test_reload.py pins it).
 ZERO_SHOT_TEMPERATURE = 2.0
@@ -37,6 +37,16 @@ class IntentModel(Protocol):
         """items: (L, D) vectors of the session, oldest first; keys: their article ids (None for pages
         outside the KB), for models that work on item ids -> Intent in the index's space."""
         ...
+
+
+def session_items(items: np.ndarray, input_dim: int) -> np.ndarray:
+    """A session's item vectors as float32 (L, input_dim), L >= 1: what every intent model accepts."""
+    items = np.asarray(items, dtype=np.float32)
+    if items.ndim != 2 or items.shape[1] != input_dim:
+        raise DimensionMismatchError(f"intent expects (L, {input_dim}) embeddings, got {items.shape}")
+    if len(items) == 0:
+        raise EmptySessionError("the session has no items to form an intent from")
+    return items
 
 
 def zero_shot_query(items: np.ndarray, temperature: float = 10.0, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -65,10 +75,5 @@ class ZeroShotIntent:
         self.temperature = temperature
 
     def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
-        items = np.asarray(items, dtype=np.float32)
-        if items.ndim != 2 or items.shape[1] != self.input_dim:
-            raise DimensionMismatchError(f"intent expects (L, {self.input_dim}) embeddings, got {items.shape}")
-        if len(items) == 0:
-            raise EmptySessionError("the session has no items to form an intent from")
-        vec, att = zero_shot_query(items, self.temperature)  # (D,), (L,)
+        vec, att = zero_shot_query(session_items(items, self.input_dim), self.temperature)  # (D,), (L,)
         return Intent(vector=vec / max(float(np.linalg.norm(vec)), 1e-12), attention=att / max(float(att.sum()), 1e-12))

@@ -295,7 +295,7 @@ def test_http_app_under_concurrent_requests_serves_new_versions_with_no_failed_r
 def test_two_uvicorn_workers_pick_up_a_reindex_from_the_cli_with_no_failed_request(tmp_path):
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("uvicorn")
-    from net_helpers import free_port
+    from net_helpers import uvicorn_processes
 
     kb = tmp_path / "kb.jsonl"
     kb.write_text("".join(json.dumps(a.to_dict()) + "\n" for a in TOPIC_ARTICLES))
@@ -303,22 +303,7 @@ def test_two_uvicorn_workers_pick_up_a_reindex_from_the_cli_with_no_failed_reque
     env = {**os.environ, "PYTHONPATH": str(REPO), "SESSION_SUGGEST_INDEX": str(d), "OMP_NUM_THREADS": "1"}
     index_cmd = [sys.executable, "-m", "plugin", "index", str(kb), "--out", str(d), "--encoder", "hashing:256", "--quiet"]
     subprocess.run(index_cmd, cwd=REPO, env=env, check=True, capture_output=True)
-    ports = [free_port(), free_port()]
-    procs = [subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "adapters.http.app:app_from_env",
-                               "--host", "127.0.0.1", "--port", str(p), "--log-level", "warning"],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for p in ports]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
-    try:
-        for url, proc in zip(urls, procs):
-            def up(url=url, proc=proc) -> bool:
-                if proc.poll() is not None:
-                    pytest.fail(f"worker exited: {proc.stderr.read().decode()[-2000:]}")
-                try:
-                    return httpx.get(url + "/v1/health", timeout=1).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            _wait_for(up, 90)
+    with uvicorn_processes("adapters.http.app:app_from_env", 2, env=env, cwd=REPO) as urls:
         statuses: Counter[int] = Counter()
         stop = threading.Event()
 
@@ -349,18 +334,7 @@ def test_two_uvicorn_workers_pick_up_a_reindex_from_the_cli_with_no_failed_reque
                     f.result()
         assert set(statuses) == {200} and sum(statuses.values()) > 20, statuses
         assert lag < 2.0
-        for url in urls:
-            sid = httpx.post(url + "/v1/sessions").json()["session_id"]
-            httpx.post(f"{url}/v1/sessions/{sid}/events", json={"kind": "article_open", "article_id": "ser-yaml"})
-            assert httpx.get(f"{url}/v1/sessions/{sid}/suggestions").status_code == 200
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        assert [httpx.get(url + "/v1/health").json()["articles"] for url in urls] == [11, 11]
 
 
 # ------------------------------------------------------------------ the zero-shot intent without torch
