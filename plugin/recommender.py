@@ -96,6 +96,7 @@ class SessionRecommender:
         # grow with traffic the way a cache of everything ever posted would.
         self.page_encoder = CachedEncoder(self.encoder.inner, EmbeddingCache(encoder.dim, encoder.name, page_cache_size))
         self.index = index
+        self.version: str | None = None  # the index folder's version this was loaded from (None: built here or flat)
         self.session_settings = session_settings or SessionSettings()
         self.store: SessionStore = store if store is not None else InMemorySessionStore(self.session_settings)
         self.intent_model: IntentModel = intent_model or ZeroShotIntent(encoder.dim)
@@ -106,7 +107,6 @@ class SessionRecommender:
         self.settings = settings or SuggestSettings()
         self._embeds_text = bool(getattr(encoder, "embeds_text", True))
         self.event_log = event_log
-        self.version: str | None = None  # the index folder's version this was loaded from (None: built here or flat)
 
     # ------------------------------------------------------------ building and persistence
 
