@@ -245,5 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path that is not a folder, no permission, a full disk: the message says which
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         logger.debug("%s took %.2fs", args.command, time.perf_counter() - t0)
