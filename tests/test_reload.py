@@ -181,6 +181,29 @@ def test_pinned_calls_see_one_version_while_a_new_one_is_swapped_in(tmp_path):
     assert handle.version == "2" and "ser-yaml" in handle.kb
 
 
+def test_each_http_request_is_pinned_to_one_version_even_in_the_thread_pool(tmp_path):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from adapters.http.app import create_app
+
+    d = tmp_path / "ix"
+    _build(TOPIC_ARTICLES).save(d)
+    handle = ReloadingRecommender(d, check_interval=None)
+    app = create_app(handle)
+
+    def swap_mid_request() -> dict:  # a sync endpoint: FastAPI runs it in the thread pool
+        before = handle.version
+        swapped = handle.check()
+        return {"before": before, "swapped": swapped, "after": handle.version, "has_yaml": "ser-yaml" in handle.kb}
+
+    app.add_api_route("/probe", swap_mid_request)
+    client = TestClient(app)
+    _build([*TOPIC_ARTICLES, YAML]).save(d)
+    assert client.get("/probe").json() == {"before": "1", "swapped": True, "after": "1", "has_yaml": False}
+    assert client.get("/v1/health").json()["index_version"] == "2"  # the next request sees the new version
+
+
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(tmp_path, caplog):
     d = tmp_path / "ix"
     _build(TOPIC_ARTICLES).save(d)

@@ -149,6 +149,9 @@ class _PinVersion:
         self.handle = handle
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # the lifespan lasts as long as the app: pinning it would pin nothing useful
+            await self.app(scope, receive, send)
+            return
         with self.handle.pinned():
             await self.app(scope, receive, send)
 
