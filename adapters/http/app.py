@@ -29,6 +29,7 @@ from starlette.datastructures import QueryParams
 
 import plugin
 from plugin import ConfigError, EventLog, InMemorySessionStore, ReloadingRecommender, SessionRecommender, Suggestion
+from plugin.encoder import LazyEncoder
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
 from .models import ChatIn, ChatOut, EventIn, EventOut, HealthOut, SessionOut, SuggestionsOut
@@ -321,7 +322,10 @@ def recommender_from_env(index_dir: str, **kwargs: Any) -> ReloadingRecommender:
         raise ConfigError(f"{ENV_RELOAD_SECONDS} must be a number of seconds (0: no reloading), got {raw!r}") from None
     if interval < 0:
         raise ConfigError(f"{ENV_RELOAD_SECONDS} must be >= 0 (0: no reloading), got {raw!r}")
-    return ReloadingRecommender(index_dir, check_interval=interval or None, **kwargs)
+    rec = ReloadingRecommender(index_dir, check_interval=interval or None, **kwargs)
+    if isinstance(rec.encoder.inner, LazyEncoder):
+        rec.encoder.inner.get()  # a worker builds its text encoder at start, not on a visitor's first request
+    return rec
 
 
 def app_from_env() -> FastAPI:
