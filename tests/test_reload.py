@@ -85,10 +85,12 @@ def test_a_flat_folder_from_before_versioning_loads_and_its_next_save_becomes_a_
     _build(TOPIC_ARTICLES)._write_version(d)  # the files exactly as a pre-versioning save left them
     flat = SessionRecommender.load(d)
     assert flat.version is None and len(flat.kb) == len(TOPIC_ARTICLES)
+    handle = ReloadingRecommender(d, check_interval=None)  # a server started on the flat folder
     flat.upsert_articles([YAML])
     flat.save(d)
     assert current_version(d) == "1" and not (d / "index.json").exists() and not (d / "articles.jsonl").exists()
     assert "ser-yaml" in SessionRecommender.load(d).kb
+    assert handle.check() and handle.version == "1" and "ser-yaml" in handle.kb
 
 
 def _crash_in_child(action) -> None:
