@@ -134,5 +134,5 @@ def prune_versions(directory: str | os.PathLike[str], *, keep: int = 3) -> list[
 def _drop_flat_files(d: Path) -> None:
     if not (d / "index.json").exists():
         return
-    for name in ("index.json", *_FLAT_FILES):  # index.json first: the folder stops looking flat at once
+    for name in _FLAT_FILES:  # index.json first: the folder stops looking flat at once
         (d / name).unlink(missing_ok=True)
