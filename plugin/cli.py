@@ -73,8 +73,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     else:
         rec = SessionRecommender.build(articles, encoder=encoder, index_kind=args.kind, progress=not args.quiet)
         encoded = rec.encoder.misses
-    rec.save(out)
-    print(f"indexed {len(rec.kb)} articles into {out} ({encoded} encoded, the rest from the cache)")
+    version = rec.save(out).name
+    print(f"indexed {len(rec.kb)} articles into {out} as version {version} ({encoded} encoded, the rest from the cache)")
     return 0
 
 

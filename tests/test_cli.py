@@ -34,7 +34,7 @@ def test_reindex_reports_zero_encoded(kb_file, tmp_path, capsys):
     main(["index", str(kb_file), "--out", str(out), "--encoder", "hashing:1024", "--quiet"])
     capsys.readouterr()
     main(["index", str(kb_file), "--out", str(out), "--encoder", "hashing:1024", "--quiet"])
-    assert "indexed 10 articles" in (msg := capsys.readouterr().out) and "(0 encoded" in msg
+    assert "indexed 10 articles" in (msg := capsys.readouterr().out) and "version 2 (0 encoded" in msg
 
 
 def test_errors_are_one_clear_line(tmp_path, capsys):
