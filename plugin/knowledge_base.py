@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataFormatError, UnknownArticleError
+from .urls import checked_article
 
 __all__ = ["Article", "KnowledgeBase", "load_articles", "normalize_url"]
 
@@ -109,6 +110,7 @@ class KnowledgeBase:
             self.upsert(a)
 
     def upsert(self, article: Article) -> None:
+        article = checked_article(article)  # the url policy, at ingest: an unsafe url is dropped with a warning
         old = self._by_id.get(article.id)
         if old is not None and old.url:
             self._drop_url(old)

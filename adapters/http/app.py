@@ -29,6 +29,7 @@ from starlette.datastructures import QueryParams
 
 import plugin
 from plugin import ConfigError, EventLog, InMemorySessionStore, SessionRecommender, Suggestion
+from plugin.urls import safe_url
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
 from .models import ChatIn, ChatOut, EventIn, EventOut, HealthOut, SessionOut, SuggestionsOut
@@ -113,11 +114,13 @@ class SuggestionJSON:
         self._snippet = functools.lru_cache(maxsize=65_536)(plugin.Article.snippet)
 
     def href(self, article: plugin.Article) -> str:
-        return self.template.format(id=quote(article.id, safe="")) if self.template else article.url
+        """Where a link to the article points: the site's own page, else its KB url; '' when the url policy
+        refuses it (a `javascript:` url in a KB written before the policy, say)."""
+        return safe_url(self.template.format(id=quote(article.id, safe="")) if self.template else article.url)
 
     def __call__(self, s: Suggestion) -> dict[str, Any]:
         a = s.article
-        return {"id": a.id, "title": a.title, "url": a.url, "href": self.href(a), "snippet": self._snippet(a),
+        return {"id": a.id, "title": a.title, "url": safe_url(a.url), "href": self.href(a), "snippet": self._snippet(a),
                 "reason": s.reason, "drivers": list(s.drivers), "score": round(float(s.score), 6), "rank": s.rank}
 
     def many(self, found: Sequence[Suggestion]) -> list[dict[str, Any]]:

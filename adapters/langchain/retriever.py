@@ -18,6 +18,7 @@ from langchain_core.runnables import RunnableConfig, ensure_config
 from pydantic import Field
 
 from plugin import SessionRecommender, Suggestion
+from plugin.urls import safe_url
 
 from ._common import session_id_from
 
@@ -31,7 +32,7 @@ def to_document(s: Suggestion) -> Document:
         id=art.id,
         metadata={
             "id": art.id,
-            "url": art.url,
+            "url": safe_url(art.url),
             "title": art.title,
             "score": round(float(s.score), 6),
             "reason": s.reason,

@@ -19,7 +19,7 @@ from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, Field
 
 from plugin import EmptySessionError, SessionRecommender, Suggestion
-from plugin.inject import safe_url
+from plugin.urls import safe_url
 
 from ._common import session_id_from, suggested_ids
 
