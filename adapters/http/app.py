@@ -146,13 +146,15 @@ def create_app(
     settings: ServerSettings | None = None,
     responder: Any = None,
     session_ids: Any = None,
+    log_pseudonym_keys: Sequence[bytes] | None = None,
 ) -> FastAPI:
     """The FastAPI app around `recommender`. `responder`: LangChain runnable or callable (default: extractive).
-    `session_ids`: what issues and checks ids (issue/check/forget), e.g. `signing.SignedSessionIds`."""
+    `session_ids`: what issues and checks ids (issue/check/forget), e.g. `signing.SignedSessionIds`.
+    `log_pseudonym_keys`: keys of the event log's session pseudonyms (default: the log's own key file)."""
     rec = recommender
     cfg = settings or ServerSettings()
     if cfg.event_log is not None and rec.event_log is None:
-        rec.event_log = EventLog(cfg.event_log, log_text=cfg.log_text)
+        rec.event_log = EventLog(cfg.event_log, log_text=cfg.log_text, pseudonym_keys=log_pseudonym_keys)
     ids = session_ids if session_ids is not None else SessionIds(
         rec.store, ttl_seconds=rec.session_settings.ttl_seconds, max_sessions=rec.session_settings.max_sessions
     )

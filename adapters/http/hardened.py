@@ -25,7 +25,8 @@ from .app import SuggestionJSON, create_app, settings_from_env
 from .limits import InMemoryRateLimiter, LimitSettings, RateLimiter, RedisRateLimiter, install_limits
 from .models import SuggestionsOut
 from .settings import ServerSettings
-from .signing import SignedSessionIds, install_session_binding, secrets_from_env
+from .revocation import InMemoryRevocations, RedisRevocations, Revocations
+from .signing import SignedSessionIds, install_session_binding, log_pseudonym_keys, secrets_from_env
 
 __all__ = ["create_hardened_app", "app_from_env", "PageIn", "RedactSessionIds", "ENV_REDIS_URL", "ENV_REDIS_PREFIX", "ENV_TTL", "ENV_LIMITS"]
 
@@ -87,14 +88,19 @@ def create_hardened_app(
     responder: Any = None,
     bind_to_browser: bool = False,
     secure_cookie: bool = True,
+    revocations: Revocations | None = None,
 ) -> FastAPI:
     """`create_app` with signed ids (HMAC under `secrets`), body-size and rate limits, and POST /v1/suggestions.
 
     `bind_to_browser`: also bind each id to the creating browser with an HttpOnly cookie (same-origin
     deployments; see `signing.SessionBindingMiddleware`). `secure_cookie=False` only for plain-http testing.
+    `revocations`: where erased ids are refused (in-memory by default; `RedisRevocations` for several workers).
+    The event log (settings.event_log) is keyed by pseudonyms derived from `secrets`.
     """
     cfg = settings or ServerSettings()
-    app = create_app(recommender, settings=cfg, responder=responder, session_ids=SignedSessionIds(secrets))
+    ids = SignedSessionIds(secrets, revocations=revocations if revocations is not None else InMemoryRevocations())
+    app = create_app(recommender, settings=cfg, responder=responder, session_ids=ids,
+                     log_pseudonym_keys=log_pseudonym_keys(secrets))
     app.include_router(_page_router(recommender, cfg, app.state.suggestion_json))
     install_limits(app, limits, limiter if limiter is not None else InMemoryRateLimiter())
     if bind_to_browser:
@@ -111,6 +117,7 @@ def app_from_env() -> FastAPI:
     limits = LimitSettings.model_validate_json(os.environ.get(ENV_LIMITS) or "{}")
     store = None
     limiter: RateLimiter = InMemoryRateLimiter()
+    revocations: Revocations = InMemoryRevocations()
     redis_url = os.environ.get(ENV_REDIS_URL)
     if redis_url:
         from plugin.redis_store import RedisSessionStore
@@ -118,10 +125,11 @@ def app_from_env() -> FastAPI:
         prefix = os.environ.get(ENV_REDIS_PREFIX) or "session-suggest:"
         store = RedisSessionStore.from_url(redis_url, session_settings, prefix=prefix)
         limiter = RedisRateLimiter(store.client, prefix=prefix + "rl:")
+        revocations = RedisRevocations(store.client, prefix=prefix + "revoked:")
     rec = SessionRecommender.load(index_dir, store=store, session_settings=session_settings)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactSessionIds) for f in access.filters):
         access.addFilter(RedactSessionIds())
     bind = os.environ.get(ENV_BIND_COOKIE, "").lower() in ("1", "true", "yes")
     return create_hardened_app(rec, secrets=keys, settings=settings, limits=limits, limiter=limiter,
-                               bind_to_browser=bind)
+                               bind_to_browser=bind, revocations=revocations)
