@@ -173,7 +173,7 @@ def test_suggestions_error_paths(client, sid):
     _view(client, sid, "https://kb.test/json", title="JSON")
     _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 0}), 422, "invalid_request")
     _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": "many"}), 422, "invalid_request")
-    msg = _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 50}), 400, "invalid_argument")
+    msg = _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 50}), 422, "invalid_request")
     assert "between 1 and 20" in msg
     _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"query": "q" * 501}), 422, "invalid_request")
     _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"locale": "x" * 21}), 422, "invalid_request")
@@ -195,9 +195,14 @@ def test_chat_enforces_max_k_like_get(rec):
     c = TestClient(create_app(rec, settings=ServerSettings(max_k=3, default_k=2)))
     sid = c.post("/v1/sessions").json()["session_id"]
     _view(c, sid, "https://kb.test/json", title="JSON")
-    msg = _error(c.post(f"/v1/sessions/{sid}/chat", json={"message": "tcp sockets", "k": 5}), 400, "invalid_argument")
+    msg = _error(c.post(f"/v1/sessions/{sid}/chat", json={"message": "tcp sockets", "k": 5}), 422, "invalid_request")
     assert "between 1 and 3" in msg
-    assert msg == _error(c.get(f"/v1/sessions/{sid}/suggestions", params={"k": 5}), 400, "invalid_argument")
+    assert "between 1 and 3" in _error(c.get(f"/v1/sessions/{sid}/suggestions", params={"k": 5}), 422, "invalid_request")
+    # and the OpenAPI document says so, for both
+    spec = c.get("/openapi.json").json()
+    assert spec["components"]["schemas"]["ChatIn"]["properties"]["k"]["anyOf"][0]["maximum"] == 3
+    params = spec["paths"]["/v1/sessions/{session_id}/suggestions"]["get"]["parameters"]
+    assert [p["schema"]["maximum"] for p in params if p["name"] == "k"] == [3]
     assert len(c.post(f"/v1/sessions/{sid}/chat", json={"message": "tcp sockets", "k": 3}).json()["suggestions"]) == 3
 
 
@@ -573,15 +578,17 @@ def test_settings_are_strict():
     assert json.loads(ServerSettings().model_dump_json())["cors_origins"] == ["*"]
 
 
-def test_extractive_answer_leans_towards_what_was_read(rec):
+def test_extractive_answer_leans_towards_what_was_read(rec, monkeypatch):
     from adapters.http import ExtractiveResponder
 
+    # two close hits for the question; which one answers depends on what the visitor read
+    monkeypatch.setattr(rec.index, "search", lambda q, k: [[("net-http", 0.50), ("ser-pickle", 0.45)]])
     responder = ExtractiveResponder(rec, session_weight=0.5)
-    hits = [("net-http", 0.50), ("ser-pickle", 0.45)]
-    assert responder._pick(hits, "nobody") == "net-http"  # no reading: the best match for the question
+    assert responder("how?", session_id="nobody").source.id == "net-http"  # no reading: the best match
     rec.track("reader", "article_open", article_id="ser-json")
-    assert responder._pick(hits, "reader") == "ser-pickle"  # close to json, which this visitor read
-    assert ExtractiveResponder(rec, session_weight=0.0)._pick(hits, "reader") == "net-http"
+    assert responder("how?", session_id="reader").source.id == "ser-pickle"  # close to json, which was read
+    assert ExtractiveResponder(rec, session_weight=0.0)("how?", session_id="reader").source.id == "net-http"
+    assert [a.id for a, _ in rec.search("how?", 2, session_id="reader", session_weight=0.5)] == ["ser-pickle", "net-http"]
 
 
 def test_extractive_answer_quotes_prose_once():

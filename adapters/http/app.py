@@ -29,6 +29,7 @@ from starlette.datastructures import QueryParams
 
 import plugin
 from plugin import ConfigError, EventLog, InMemorySessionStore, SessionRecommender, Suggestion
+from plugin.chat import MAX_K, ChatPolicy, check_k, suggest_for_reply
 from plugin.urls import safe_url
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
@@ -59,22 +60,27 @@ ENV_URL_TEMPLATE = "SESSION_SUGGEST_ARTICLE_URL_TEMPLATE"
 SessionPath = Annotated[str, PathParam(description="Session id from POST /v1/sessions (anything else is 404).")]
 
 
-SUGGEST_PARAMETERS: list[dict[str, Any]] = [
-    {"name": "session_id", "in": "path", "required": True, "description": "Session id from POST /v1/sessions.",
-     "schema": {"type": "string"}},
-    {"name": "k", "in": "query", "required": False, "description": "How many suggestions (default 3).",
-     "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-    {"name": "locale", "in": "query", "required": False, "description": "Only articles in this locale.",
-     "schema": {"type": "string", "maxLength": 20}},
-    {"name": "tags", "in": "query", "required": False, "description": "Only articles with one of these tags.",
-     "schema": {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 10},
-     "style": "form", "explode": True},
-    {"name": "query", "in": "query", "required": False, "description": "Free text blended into the session intent.",
-     "schema": {"type": "string", "maxLength": 500}},
-]
+def suggest_parameters(max_k: int) -> list[dict[str, Any]]:
+    """The GET suggestions parameters as the OpenAPI document states them (checked by `_suggest_params`)."""
+    return [
+        {"name": "session_id", "in": "path", "required": True, "description": "Session id from POST /v1/sessions.",
+         "schema": {"type": "string"}},
+        {"name": "k", "in": "query", "required": False, "description": "How many suggestions (default 3).",
+         "schema": {"type": "integer", "minimum": 1, "maximum": max_k}},
+        {"name": "locale", "in": "query", "required": False, "description": "Only articles in this locale.",
+         "schema": {"type": "string", "maxLength": 20}},
+        {"name": "tags", "in": "query", "required": False, "description": "Only articles with one of these tags.",
+         "schema": {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 10},
+         "style": "form", "explode": True},
+        {"name": "query", "in": "query", "required": False, "description": "Free text blended into the session intent.",
+         "schema": {"type": "string", "maxLength": 500}},
+    ]
 
 
-def _suggest_params(qp: QueryParams, default_k: int) -> dict[str, Any]:
+SUGGEST_PARAMETERS = suggest_parameters(MAX_K)
+
+
+def _suggest_params(qp: QueryParams, default_k: int, max_k: int) -> dict[str, Any]:
     """Validate the suggestions query string like the OpenAPI schema above says; RequestValidationError if not."""
     errors: list[dict[str, Any]] = []
 
@@ -86,8 +92,8 @@ def _suggest_params(qp: QueryParams, default_k: int) -> dict[str, Any]:
     if raw_k is not None:
         if not (raw_k.isascii() and raw_k.isdigit()):  # "²".isdigit() is True, int("²") raises
             bad("k", "Input should be a valid integer")
-        elif not 1 <= int(raw_k) <= 100:
-            bad("k", "Input should be between 1 and 100")
+        elif not 1 <= int(raw_k) <= max_k:
+            bad("k", f"Input should be between 1 and {max_k}")
         else:
             k = int(raw_k)
     locale = qp.get("locale") or None
@@ -163,10 +169,8 @@ def create_app(
     # Suggesting for a process-local store reads vectors this process embedded at track time.
     local_store = isinstance(rec.store, InMemorySessionStore)
 
-    def check_k(k: int) -> int:
-        if not 1 <= k <= cfg.max_k:
-            raise ConfigError(f"k must be between 1 and {cfg.max_k}, got {k}")
-        return k
+    # The widget reports an impression when the visitor sees the card, so the server records none itself.
+    chat_policy = ChatPolicy(k=cfg.default_k, record_impressions=False)
 
     app = FastAPI(
         title=cfg.title,
@@ -224,7 +228,7 @@ def create_app(
         "/v1/sessions/{session_id}/suggestions",
         response_model=SuggestionsOut,
         tags=["suggestions"],
-        openapi_extra={"parameters": SUGGEST_PARAMETERS},
+        openapi_extra={"parameters": suggest_parameters(cfg.max_k)},
     )
     async def get_suggestions(request: Request) -> Response:
         """Top-k articles for what this session has read, each with a reason. 409 until it has read something
@@ -232,8 +236,7 @@ def create_app(
         # Parameters are read by hand: FastAPI's per-parameter solving measured ~0.1 ms a request here, a tenth
         # of the whole request. SUGGEST_PARAMETERS documents them in the OpenAPI schema all the same.
         session_id = ids.check(request.path_params["session_id"])
-        params = _suggest_params(request.query_params, cfg.default_k)
-        check_k(params["k"])
+        params = _suggest_params(request.query_params, cfg.default_k, cfg.max_k)
         # Embedding (a query, or a page another worker tracked) takes milliseconds: keep it off the event loop.
         if params["query"] or (not local_store and rec.needs_encoding(rec.events(session_id))):
             found = await run_in_threadpool(rec.suggest, session_id, **params)
@@ -245,18 +248,18 @@ def create_app(
     def chat(session_id: SessionPath, body: ChatIn) -> Response:
         """Answer the message and inject suggestions drawn from the session (and the question) into the reply."""
         ids.check(session_id)
-        k = check_k(body.k or cfg.default_k)
+        k = body.k or cfg.default_k
+        if k > cfg.max_k:  # the schema's maximum (see _spec_max_k): the same 422 as any schema violation
+            raise RequestValidationError([{"loc": ("body", "k"), "msg": f"Input should be between 1 and {cfg.max_k}",
+                                           "type": "value_error"}])
         try:
             reply: Reply = respond(body.message, session_id=session_id)
         except Exception:
             logger.exception("responder failed for session %s", session_id[:8])
             return error_response(503, "responder_unavailable", "the assistant could not answer; try again shortly")
         exclude = [reply.source.id] if reply.source is not None else []
-        try:
-            found = rec.suggest(session_id, k, query=body.message, exclude=exclude)
-        except Exception:  # the chat path never breaks a reply
-            logger.warning("suggestions skipped for session %s", session_id[:8], exc_info=True)
-            found = []
+        found = suggest_for_reply(rec, session_id, reply.text, policy=chat_policy, source="chat", query=body.message,
+                                  k=k, exclude=exclude).suggestions
         source = None
         if reply.source is not None:
             source = {"id": reply.source.id, "title": reply.source.title, "href": render.href(reply.source)}
@@ -264,7 +267,29 @@ def create_app(
                       "suggestions": render.many(found)})
 
     app.mount("/static", _WidgetFiles(directory=STATIC_DIR), name="static")
+    _spec_max_k(app, cfg.max_k)
     return app
+
+
+def _spec_max_k(app: FastAPI, max_k: int) -> None:
+    """Make the OpenAPI document state this server's k bound: request models are declared with the package
+    bound MAX_K, and a server configured lower must not promise more than it accepts."""
+    if max_k == MAX_K:
+        return
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for model in schema.get("components", {}).get("schemas", {}).values():
+                k = (model.get("properties") or {}).get("k")
+                for option in ([k, *k.get("anyOf", [])] if isinstance(k, dict) else []):
+                    if option.get("maximum") == MAX_K:
+                        option["maximum"] = max_k
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def single_threaded_compute() -> None:

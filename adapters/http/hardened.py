@@ -17,9 +17,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from plugin import SessionRecommender, SessionSettings
+from plugin.chat import MAX_K
 
 from .app import SuggestionJSON, create_app, settings_from_env
 from .limits import InMemoryRateLimiter, LimitSettings, RateLimiter, RedisRateLimiter, install_limits
@@ -46,7 +48,7 @@ class PageIn(BaseModel):
     title: str | None = Field(None, max_length=500)
     text: str | None = Field(None, max_length=20_000, description="Main text of the current page.")
     article_id: str | None = Field(None, min_length=1, max_length=200)
-    k: int | None = Field(None, ge=1, le=20, description="How many suggestions.")
+    k: int | None = Field(None, ge=1, le=MAX_K, description="How many suggestions.")
     locale: str | None = Field(None, max_length=20)
 
 
@@ -71,7 +73,11 @@ def _page_router(rec: SessionRecommender, cfg: ServerSettings, render: Suggestio
     @router.post("/v1/suggestions", response_model=SuggestionsOut, tags=["suggestions"])
     def suggest_for_page(page: PageIn) -> dict[str, Any]:
         """Suggestions for the current page alone (consent=false): no session, no log, nothing kept."""
-        found = rec.suggest_for_page(page.k or cfg.default_k, url=page.url, title=page.title, text=page.text,
+        k = page.k or cfg.default_k
+        if k > cfg.max_k:  # the schema's maximum, as for chat
+            raise RequestValidationError([{"loc": ("body", "k"), "msg": f"Input should be between 1 and {cfg.max_k}",
+                                           "type": "value_error"}])
+        found = rec.suggest_for_page(k, url=page.url, title=page.title, text=page.text,
                                      article_id=page.article_id, locale=page.locale)
         return {"session_id": "", "suggestions": render.many(found)}
 

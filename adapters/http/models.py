@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plugin.chat import MAX_K
+
 __all__ = [
     "ChatIn",
     "ChatOut",
@@ -74,7 +76,7 @@ class SuggestionsOut(BaseModel):
 
 class ChatIn(_Strict):
     message: str = Field(min_length=1, max_length=2000, description="The visitor's question.")
-    k: int | None = Field(None, ge=1, le=20, description="How many suggestions to inject into the reply.")
+    k: int | None = Field(None, ge=1, le=MAX_K, description="How many suggestions to inject into the reply.")
 
 
 class SourceOut(BaseModel):
