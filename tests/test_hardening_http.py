@@ -291,7 +291,7 @@ def test_no_consent_endpoint_suggests_from_the_page_and_keeps_nothing(rec, tmp_p
     got = [s["id"] for s in r.json()["suggestions"]]
     assert got and "net-socket" not in got and got[0].startswith("net-")
     assert len(rec.store) == 0 and (not log.exists() or log.read_text() == "")
-    _error(client.post("/v1/suggestions", json={"k": 2}), 422, "invalid_event")
+    _error(client.post("/v1/suggestions", json={"k": 2}), 422, "invalid_request")
     _error(client.post("/v1/suggestions", json={"url": 5}), 422, "invalid_request")
 
 

@@ -113,10 +113,15 @@ def test_every_event_kind_is_stored(client, sid, rec, event):
         ({"kind": "page_view", "url": "https://x.test", "position": "1"}, "invalid_request", "position"),
         ({"kind": "page_view", "url": 7}, "invalid_request", "url"),
         ({"kind": "page_view", "url": "https://x.test", "event_id": "a b"}, "invalid_request", "event_id"),
-        ({"kind": "page_view"}, "invalid_event", "needs at least one of url"),
-        ({"kind": "page_view", "title": "   "}, "invalid_event", "needs at least one of url"),
-        ({"kind": "search", "query": ""}, "invalid_event", "non-empty query"),
-        ({"kind": "suggestion_click", "position": 0}, "invalid_event", "article_id or url"),
+        # what an event needs is in the schema now (spec = server), so these are request validation errors
+        ({"kind": "page_view"}, "invalid_request", "needs at least one of url, title, text, article_id"),
+        ({"kind": "page_view", "title": "   "}, "invalid_request", "title"),
+        ({"kind": "page_view", "title": "\x00"}, "invalid_request", "title"),
+        ({"kind": "search", "query": ""}, "invalid_request", "query"),
+        ({"kind": "search"}, "invalid_request", "query"),
+        ({"kind": "suggestion_click", "position": 0}, "invalid_request", "needs at least one of article_id, url"),
+        ({"kind": "page_view", "url": "https://x.test", "position": 1.5}, "invalid_request", "position"),
+        ({"kind": "page_view", "url": "https://x.test", "position": True}, "invalid_request", "position"),
     ],
 )
 def test_invalid_events_are_422_with_a_clear_message(client, sid, event, code, needle):
@@ -136,8 +141,9 @@ def test_malformed_json_is_422(client, sid):
         {"kind": "suggestion_impression", "url": "https://kb.test/nowhere", "position": 0},
     ],
 )
-def test_feedback_on_unknown_article_is_404(client, sid, event):
-    _error(client.post(f"/v1/sessions/{sid}/events", json=event), 404, "unknown_article")
+def test_feedback_on_unknown_article_is_409(client, sid, event):
+    # the session in the path exists (404 would say it does not); the body names what the KB lacks
+    _error(client.post(f"/v1/sessions/{sid}/events", json=event), 409, "unknown_article")
 
 
 def test_suggestions_follow_the_session_and_skip_what_was_read(client, sid):
@@ -378,7 +384,10 @@ def test_openapi_documents_every_endpoint(client):
     }
     assert "404" in paths["/v1/sessions/{session_id}/suggestions"]["get"]["responses"]
     assert "ErrorOut" in spec["components"]["schemas"]
-    assert spec["components"]["schemas"]["EventIn"]["additionalProperties"] is False
+    schemas = spec["components"]["schemas"]
+    assert all(schemas[n]["additionalProperties"] is False for n in ("PageEventIn", "SearchEventIn", "FeedbackEventIn"))
+    for status in ("400", "404", "409", "413", "422", "429"):
+        assert status in paths["/v1/sessions/{session_id}/chat"]["post"]["responses"]
 
 
 def test_widget_assets_and_cors(client):

@@ -28,7 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import QueryParams
 
 import plugin
-from plugin import ConfigError, EventLog, InMemorySessionStore, SessionRecommender, Suggestion
+from plugin import ConfigError, EventLog, InMemorySessionStore, SessionRecommender, Suggestion, UnknownArticleError
 from plugin.chat import MAX_K, ChatPolicy, check_k, suggest_for_reply
 from plugin.urls import safe_url
 
@@ -179,6 +179,9 @@ def create_app(
         docs_url="/api/docs",
         redoc_url=None,
         responses=ERROR_RESPONSES,
+        # Starlette's trailing-slash redirect builds its Location from the Host header: a poisoned Host (or a
+        # cache in front keyed without it) would send visitors elsewhere. A path is either a route or a 404.
+        redirect_slashes=False,
     )
     app.state.recommender = rec
     app.state.session_ids = ids
@@ -210,15 +213,19 @@ def create_app(
         return Response(status_code=204)
 
     @app.post("/v1/sessions/{session_id}/events", response_model=EventOut, tags=["sessions"])
-    def post_event(session_id: SessionPath, event: EventIn) -> dict[str, Any]:
+    def post_event(session_id: SessionPath, event: EventIn) -> Any:
         ids.check(session_id)
         fields = event.model_dump(exclude_none=True, exclude={"kind"})
         if event.kind.startswith("suggestion_"):
-            # Feedback must name a real article, or the CTR report counts noise.
-            if event.article_id is not None:
-                rec.kb.get(event.article_id)
-            elif event.url is not None:
-                fields["article_id"] = rec.kb.resolve(event.url).id
+            # Feedback must name a real article, or the CTR report counts noise. 409, not 404: the session in
+            # the path exists; the body names something the knowledge base does not hold (now).
+            try:
+                if event.article_id is not None:
+                    rec.kb.get(event.article_id)
+                elif event.url is not None:
+                    fields["article_id"] = rec.kb.resolve(event.url).id
+            except UnknownArticleError as exc:
+                return error_response(409, "unknown_article", str(exc))
         stored = rec.track(session_id, event.kind, **fields)
         if stored is None:
             return {"stored": False, "event_id": event.event_id, "article_id": event.article_id}

@@ -18,14 +18,14 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from plugin import SessionRecommender, SessionSettings
 from plugin.chat import MAX_K
 
 from .app import SuggestionJSON, create_app, settings_from_env
 from .limits import InMemoryRateLimiter, LimitSettings, RateLimiter, RedisRateLimiter, install_limits
-from .models import SuggestionsOut
+from .models import VISIBLE, SuggestionsOut, check_one_of, needs_one_of, whole_int
 from .settings import ServerSettings
 from .revocation import InMemoryRevocations, RedisRevocations, Revocations
 from .signing import SignedSessionIds, install_session_binding, log_pseudonym_keys, secrets_from_env
@@ -40,16 +40,23 @@ ENV_BIND_COOKIE = "SESSION_SUGGEST_BIND_COOKIE"  # "1": bind ids to the creating
 
 
 class PageIn(BaseModel):
-    """The page the visitor is on, for a visitor who has not consented to tracking: nothing is stored."""
+    """The page the visitor is on, for a visitor who has not consented to tracking: nothing is stored.
+    Needs url, title, text or article_id."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra=needs_one_of("url", "title", "text", "article_id"))
 
-    url: str | None = Field(None, max_length=2048, description="Url of the current page.")
-    title: str | None = Field(None, max_length=500)
-    text: str | None = Field(None, max_length=20_000, description="Main text of the current page.")
-    article_id: str | None = Field(None, min_length=1, max_length=200)
-    k: int | None = Field(None, ge=1, le=MAX_K, description="How many suggestions.")
+    url: str | None = Field(None, max_length=2048, pattern=VISIBLE, description="Url of the current page.")
+    title: str | None = Field(None, max_length=500, pattern=VISIBLE)
+    text: str | None = Field(None, max_length=20_000, pattern=VISIBLE, description="Main text of the current page.")
+    article_id: str | None = Field(None, min_length=1, max_length=200, pattern=VISIBLE)
+    k: whole_int(1, MAX_K) | None = Field(None, description="How many suggestions.")
     locale: str | None = Field(None, max_length=20)
+
+    @model_validator(mode="after")
+    def _something_to_go_on(self) -> PageIn:
+        check_one_of(self, "url", "title", "text", "article_id")
+        return self
 
 
 _SESSION_IN_PATH = re.compile(r"(/v1/sessions/)([^/?#\s\"]{8})[^/?#\s\"]*")
