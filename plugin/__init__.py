@@ -7,6 +7,7 @@ HTTP integrations live in the separate `adapters` package.
 
 from __future__ import annotations
 
+from .chat import MAX_K, ChatPolicy, ChatSuggestions, suggest_for_reply
 from .config import SessionSettings, SuggestSettings
 from .encoder import CachedEncoder, EmbeddingCache, Encoder, HashingEncoder, SentenceTransformerEncoder
 from .errors import (
@@ -33,6 +34,7 @@ from .redis_store import RedisSessionStore
 from .session_store import InMemorySessionStore, SessionStore
 from .stamp import STAMP, STAMPConfig
 from .suggestion import Suggestion
+from .urls import safe_url
 
 __version__ = "0.1.0"
 
@@ -40,6 +42,8 @@ __all__ = [
     "Article",
     "ArticleIndex",
     "CachedEncoder",
+    "ChatPolicy",
+    "ChatSuggestions",
     "ConfigError",
     "ContentSTAMP",
     "DataFormatError",
@@ -58,6 +62,7 @@ __all__ = [
     "InvalidEventError",
     "KnowledgeBase",
     "LimitExceededError",
+    "MAX_K",
     "PluginError",
     "RateLimitedError",
     "RedisSessionStore",
@@ -76,4 +81,6 @@ __all__ = [
     "load_articles",
     "make_event",
     "render",
+    "safe_url",
+    "suggest_for_reply",
 ]
