@@ -627,3 +627,16 @@ def test_chat_messages_stay_out_of_the_saved_kb_cache(client, sid, rec):
     r = client.post(f"/v1/sessions/{sid}/chat", json={"message": "a private question about tcp sockets"})
     assert r.status_code == 200 and r.json()["source"]["id"] == "net-socket"
     assert len(rec.encoder.cache) == before  # the KB cache is saved with the index; visitors' text is not
+
+
+@pytest.mark.parametrize("send", [
+    lambda c, sid: c.post(f"/v1/sessions/{sid}/events", json={"kind": "k" * 3000}),
+    lambda c, sid: c.post(f"/v1/sessions/{sid}/events", json={"kind": "suggestion_click", "url": "https://x.test/" + "u" * 2000}),
+    lambda c, sid: c.post(f"/v1/sessions/{sid}/events", json={"kind": "suggestion_click", "article_id": "a" * 200}),
+    lambda c, sid: c.get("/v1/" + "p" * 3000),
+    lambda c, sid: c.get(f"/v1/sessions/{'s' * 3000}/suggestions"),
+])
+def test_no_error_message_echoes_the_whole_input(client, sid, send):
+    r = send(client, sid)
+    assert 400 <= r.status_code < 500
+    assert len(r.json()["error"]["message"]) < 300, r.text[:400]

@@ -68,9 +68,13 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        loc = ".".join(_short(str(p), 40) for p in err.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{loc}: {_short(str(err.get('msg', 'invalid')), 200)}")  # some msgs quote the input
     return "; ".join(parts) or "invalid request"
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 async def _on_plugin_error(request: Request, exc: Exception) -> JSONResponse:
@@ -94,7 +98,7 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal")
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404 and message == "Not Found":
-        message = f"no route {request.url.path}; the API lives under /v1 (see /openapi.json)"
+        message = f"no route {_short(request.url.path, 80)}; the API lives under /v1 (see /openapi.json)"
     return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
 
 
