@@ -29,7 +29,7 @@ from starlette.datastructures import QueryParams
 
 import plugin
 from plugin import ConfigError, EventLog, InMemorySessionStore, SessionRecommender, Suggestion, UnknownArticleError
-from plugin.chat import MAX_K, ChatPolicy, check_k, suggest_for_reply
+from plugin.chat import MAX_K, ChatPolicy, suggest_for_reply
 from plugin.urls import safe_url
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
@@ -76,8 +76,6 @@ def suggest_parameters(max_k: int) -> list[dict[str, Any]]:
          "schema": {"type": "string", "maxLength": 500}},
     ]
 
-
-SUGGEST_PARAMETERS = suggest_parameters(MAX_K)
 
 
 def _suggest_params(qp: QueryParams, default_k: int, max_k: int) -> dict[str, Any]:
@@ -241,7 +239,7 @@ def create_app(
         """Top-k articles for what this session has read, each with a reason. 409 until it has read something
         (or pass `query`)."""
         # Parameters are read by hand: FastAPI's per-parameter solving measured ~0.1 ms a request here, a tenth
-        # of the whole request. SUGGEST_PARAMETERS documents them in the OpenAPI schema all the same.
+        # of the whole request. suggest_parameters documents them in the OpenAPI schema all the same.
         session_id = ids.check(request.path_params["session_id"])
         params = _suggest_params(request.query_params, cfg.default_k, cfg.max_k)
         # Embedding (a query, or a page another worker tracked) takes milliseconds: keep it off the event loop.
