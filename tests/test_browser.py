@@ -58,7 +58,14 @@ def site(tmp_path_factory):
         settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0),
     )
     log = tmp / "events.jsonl"
-    app = create_demo_app(rec, settings=ServerSettings(event_log=log))
+    url, server, thread = serve_in_thread(create_demo_app(rec, settings=ServerSettings(event_log=log)))
+    yield url, rec, log
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def serve_in_thread(app):
+    """uvicorn serving `app` on a free 127.0.0.1 port in a daemon thread: (base url, server, thread)."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -67,9 +74,7 @@ def site(tmp_path_factory):
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", rec, log
-    server.should_exit = True
-    thread.join(timeout=10)
+    return f"http://127.0.0.1:{port}", server, thread
 
 
 @pytest.fixture(scope="module")

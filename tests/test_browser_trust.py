@@ -9,34 +9,21 @@ Two servers: the demo site (links to its own /docs pages) and an API whose sugge
 
 from __future__ import annotations
 
-import threading
-import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from net_helpers import free_port
-from services import unavailable
 
-CHROMIUM = "/usr/bin/chromium"
+# The Chromium and uvicorn set-up (and its skip when either is missing) is test_browser's.
+from test_browser import browser, serve_in_thread, sync_api  # noqa: F401  (browser: fixture)
+
+from plugin import Article, HashingEncoder, SessionRecommender, SuggestSettings
+from plugin.urls import is_safe_url
+
+from adapters.http import ServerSettings
+from adapters.http.demo_site import create_demo_app
 
 pytestmark = [pytest.mark.browser]
 
-if not Path(CHROMIUM).exists():
-    unavailable(f"{CHROMIUM} not installed (apt-get install chromium)", module_level=True)
-try:
-    import uvicorn
-    from playwright import sync_api
-except ImportError as exc:
-    unavailable(f"{exc.name} is not installed (pip install -e '.[dev]')", module_level=True)
-
-from plugin import Article, HashingEncoder, SessionRecommender, SuggestSettings  # noqa: E402
-from plugin.urls import is_safe_url  # noqa: E402
-
-from adapters.http import ServerSettings  # noqa: E402
-from adapters.http.demo_site import create_demo_app  # noqa: E402
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 TEXT = "json serialize objects dumps loads text binary"
 HOSTILE = [
     Article("h-js", 'JSON <img src=x onerror="window.__xss=11"> tips', "javascript:window.__xss=1;alert(1)", TEXT),
@@ -51,18 +38,6 @@ HOSTILE = [
 ]
 
 
-def _serve(app):
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server, thread
-
-
 @pytest.fixture(scope="module")
 def sites():
     from conftest import TOPIC_ARTICLES
@@ -72,20 +47,12 @@ def sites():
     assert all(rec.kb.get(a.id).url == "" for a in HOSTILE)  # ingestion dropped every one
     for a in HOSTILE:  # ... and now a KB that never passed ingestion holds them
         rec.kb._by_id[a.id] = a
-    demo = _serve(create_demo_app(rec))
-    kb_links = _serve(create_demo_app(rec, settings=ServerSettings(article_url_template="")))
+    demo = serve_in_thread(create_demo_app(rec))
+    kb_links = serve_in_thread(create_demo_app(rec, settings=ServerSettings(article_url_template="")))
     yield [demo[0], kb_links[0]]
     for _, server, thread in (demo, kb_links):
         server.should_exit = True
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from net_helpers import free_port
+from net_helpers import free_port, wait_until_healthy
 from redis_server import redis_url  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -48,19 +47,8 @@ def workers(tmp_path_factory, redis_url):  # noqa: F811
     ]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
-        deadline = time.monotonic() + 90
         for url, proc in zip(urls, procs):
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"worker exited: {proc.stderr.read().decode()[-2000:]}")
-                try:
-                    if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("workers did not start within 90 s")
-                time.sleep(0.2)
+            wait_until_healthy(url, proc, "worker")
         yield urls, prefix, redis_url
     finally:
         for proc in procs:

@@ -7,11 +7,10 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from net_helpers import free_port
+from net_helpers import free_port, wait_until_healthy
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
@@ -57,18 +56,7 @@ def served(tmp_path_factory):
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"serve exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("serve did not start within 90 s")
-            time.sleep(0.2)
+        wait_until_healthy(url, proc, "plugin serve")
         yield url
     finally:
         proc.terminate()
