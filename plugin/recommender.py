@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write_json, atomic_write_text
-from .chat import ChatPolicy, suggest_for_reply
+from .chat import MAX_K, ChatPolicy, suggest_for_reply
 from .config import SessionSettings, SuggestSettings
 from .encoder import CachedEncoder, EmbeddingCache, Encoder, HashingEncoder, SentenceTransformerEncoder, content_key
 from .errors import ConfigError, DimensionMismatchError, EmptySessionError, IndexFormatError
@@ -442,10 +442,10 @@ class SessionRecommender:
     ) -> str | dict[str, Any]:
         """The reply with suggestions appended, chosen by the chat policy (`plugin.chat`; impressions are
         recorded with source "inject"). Never raises: on any failure the reply comes back unchanged."""
-        pol = policy or ChatPolicy(k=self.settings.k if k is None else k)
-        found = suggest_for_reply(self, session_id, reply, policy=pol, source="inject", query=query, k=k,
-                                  exclude=exclude).suggestions
         try:
+            pol = policy or ChatPolicy(k=min(self.settings.k, MAX_K) if k is None else k)
+            found = suggest_for_reply(self, session_id, reply, policy=pol, source="inject", query=query, k=k,
+                                      exclude=exclude).suggestions
             return inject_reply(reply, found, fmt)
         except Exception:  # the chat path must never break a reply (an unknown fmt included)
             logger.warning("suggestions skipped for session %s", session_id[:8], exc_info=True)
