@@ -60,15 +60,12 @@ class EventLog:
         self.log_text = log_text
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if pseudonym_keys is None:
-            keys: list[bytes | str] = [self._key_file()]
-        elif isinstance(pseudonym_keys, (bytes, str)):
-            keys = [pseudonym_keys]
-        else:
-            keys = list(pseudonym_keys)
-        self._keys = [k.encode("utf-8") if isinstance(k, str) else bytes(k) for k in keys]
-        if not self._keys or any(len(k) < 16 for k in self._keys):
-            raise ConfigError("EventLog pseudonym keys must be at least 16 bytes each (derive them from the server secret)")
+        self._given: list[bytes] | None = None  # None: the key file, read when first needed (readers never need it)
+        if pseudonym_keys is not None:
+            keys = [pseudonym_keys] if isinstance(pseudonym_keys, (bytes, str)) else list(pseudonym_keys)
+            self._given = [k.encode("utf-8") if isinstance(k, str) else bytes(k) for k in keys]
+            if not self._given or any(len(k) < 16 for k in self._given):
+                raise ConfigError("EventLog pseudonym keys must be at least 16 bytes each (derive them from the server secret)")
         self._mend_torn_tail()
 
     @contextmanager
@@ -85,6 +82,12 @@ class EventLog:
                 yield
             finally:
                 os.close(fd)  # closing releases the flock
+
+    @property
+    def _keys(self) -> list[bytes]:
+        if self._given is None:
+            self._given = [self._key_file()]
+        return self._given
 
     def _key_file(self) -> bytes:
         """The log's own pseudonym key from `<log>.key`, drawn at random by the first process to need it."""
