@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from .chat import MAX_K, ChatPolicy, ChatSuggestions, suggest_for_reply
 from .config import SessionSettings, SuggestSettings
 from .encoder import CachedEncoder, EmbeddingCache, Encoder, HashingEncoder, SentenceTransformerEncoder
 from .errors import (
@@ -35,6 +36,7 @@ from .redis_store import RedisSessionStore
 from .reload import ReloadingRecommender
 from .session_store import InMemorySessionStore, SessionStore
 from .suggestion import Suggestion
+from .urls import safe_url
 from .zero_shot import Intent, IntentModel, ZeroShotIntent
 
 __version__ = "0.1.0"
@@ -55,6 +57,8 @@ __all__ = [
     "Article",
     "ArticleIndex",
     "CachedEncoder",
+    "ChatPolicy",
+    "ChatSuggestions",
     "ConfigError",
     "ContentSTAMP",
     "DataFormatError",
@@ -73,6 +77,7 @@ __all__ = [
     "InvalidEventError",
     "KnowledgeBase",
     "LimitExceededError",
+    "MAX_K",
     "PluginError",
     "RateLimitedError",
     "RedisSessionStore",
@@ -93,4 +98,6 @@ __all__ = [
     "load_articles",
     "make_event",
     "render",
+    "safe_url",
+    "suggest_for_reply",
 ]

@@ -12,7 +12,8 @@
     ├── IndexFormatError             a persisted index/cache/model that is missing, torn or foreign
     └── DataFormatError              an input file (KB, event log, benchmark data) that cannot be parsed
 
-Messages name what was expected and, where there is a closed set, the valid options.
+Messages name what was expected and, where there is a closed set, the valid options. A value the caller sent
+is quoted with `shown`, never whole: an error message is no place to echo 20,000 characters back.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ __all__ = [
     "DimensionMismatchError",
     "IndexFormatError",
     "DataFormatError",
+    "shown",
 ]
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """`value` as an error message quotes it: its repr, cut to about `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class PluginError(Exception):

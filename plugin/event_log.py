@@ -3,6 +3,15 @@
 One JSON object per line. A crash can leave a torn last line: readers skip it (and count it), writers
 start on a fresh line. Raw page text is not logged unless `log_text=True` (privacy by default).
 
+The log never holds a session id: a session id is a bearer credential, and a log is read by analysts, copied
+into backups and sometimes leaked. Each line's `session_id` is a pseudonym instead, `p-` + 32 hex characters of
+HMAC-SHA256(key, session id): it groups one session's events for training and reports, and `erase_session`
+finds them again, but it is not an id the API accepts. The key should be derived from the server secret
+(`adapters.http.signing.log_pseudonym_keys`) so that every worker, and every restart, writes the same pseudonym
+for a session; without one, a random key is drawn once and kept beside the log in `<log>.key` (mode 0600), which
+every process sharing the log reads. Several keys may be given (key rotation): the first writes, all are tried
+on erase.
+
 Several processes (uvicorn workers) may share one log: every append and every erase holds an exclusive
 `flock` on the sidecar `<log>.lock`, so an erase (read, filter, atomic rename) never drops a line another
 process appended meanwhile. Readers need no lock: they see the old file or the new one, never a torn one.
@@ -10,11 +19,14 @@ process appended meanwhile. Readers need no lock: they see the old file or the n
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
+import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,20 +36,36 @@ except ImportError:  # not POSIX: the thread lock alone, so one writing process 
     fcntl = None  # type: ignore[assignment]
 
 from .atomic import atomic_write_with
+from .errors import ConfigError, IndexFormatError
 from .events import Event
 
-__all__ = ["EventLog"]
+__all__ = ["EventLog", "PSEUDONYM_PREFIX"]
 
 logger = logging.getLogger(__name__)
 
+PSEUDONYM_PREFIX = "p-"
+_PSEUDONYM_DOMAIN = b"session-suggest/log-pseudonym/v1"
+
 
 class EventLog:
-    def __init__(self, path: str | os.PathLike[str], *, log_text: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        log_text: bool = False,
+        pseudonym_keys: Sequence[bytes | str] | bytes | str | None = None,
+    ) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.log_text = log_text
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._given: list[bytes] | None = None  # None: the key file, read when first needed (readers never need it)
+        if pseudonym_keys is not None:
+            keys = [pseudonym_keys] if isinstance(pseudonym_keys, (bytes, str)) else list(pseudonym_keys)
+            self._given = [k.encode("utf-8") if isinstance(k, str) else bytes(k) for k in keys]
+            if not self._given or any(len(k) < 16 for k in self._given):
+                raise ConfigError("EventLog pseudonym keys must be at least 16 bytes each (derive them from the server secret)")
         self._mend_torn_tail()
 
     @contextmanager
@@ -55,6 +83,29 @@ class EventLog:
             finally:
                 os.close(fd)  # closing releases the flock
 
+    @property
+    def _keys(self) -> list[bytes]:
+        if self._given is None:
+            self._given = [self._key_file()]
+        return self._given
+
+    def _key_file(self) -> bytes:
+        """The log's own pseudonym key from `<log>.key`, drawn at random by the first process to need it."""
+        key_path = self.path.with_name(self.path.name + ".key")
+        with self._locked():
+            try:
+                key = key_path.read_bytes()
+            except FileNotFoundError:
+                key = secrets.token_bytes(32)
+                fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(key)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        if len(key) != 32:
+            raise IndexFormatError(f"{key_path} is not a 32-byte pseudonym key; remove it only if the log is empty")
+        return key
+
     def _mend_torn_tail(self) -> None:
         with self._locked():
             if not self.path.exists() or self.path.stat().st_size == 0:
@@ -64,8 +115,14 @@ class EventLog:
                 if fh.read(1) != b"\n":
                     fh.write(b"\n")  # the torn record stays on its own line and is skipped by readers
 
+    def pseudonym(self, session_id: str, key: bytes | None = None) -> str:
+        """What the log writes instead of this session id (with the first key unless another is given)."""
+        mac = hmac.new(key or self._keys[0], _PSEUDONYM_DOMAIN + session_id.encode("utf-8"), hashlib.sha256)
+        return PSEUDONYM_PREFIX + mac.hexdigest()[:32]
+
     def append(self, event: Event) -> None:
         record = event.to_dict()
+        record["session_id"] = self.pseudonym(event.session_id)
         if not self.log_text:
             record.pop("text", None)
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
@@ -94,7 +151,9 @@ class EventLog:
             logger.warning("skipped %d unreadable line(s) in %s", skipped, self.path)
 
     def erase_session(self, session_id: str) -> int:
-        """Remove every logged event of the session (atomic rewrite); return how many were removed."""
+        """Remove every logged event of the session (atomic rewrite); return how many were removed.
+        Lines written under any of the keys go, and so do lines an older version wrote with the raw id."""
+        names = {session_id, *(self.pseudonym(session_id, k) for k in self._keys)}
         with self._locked():
             if not self.path.exists():
                 return 0
@@ -106,7 +165,7 @@ class EventLog:
                         sid = json.loads(line).get("session_id")
                     except (ValueError, AttributeError):
                         sid = None
-                    if sid == session_id:
+                    if sid in names:
                         removed += 1
                     elif line.strip():
                         kept.append(line if line.endswith("\n") else line + "\n")

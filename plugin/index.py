@@ -221,9 +221,9 @@ class ArticleIndex:
             )
         try:
             raw = np.frombuffer(read_committed(d / "index.faiss", meta.get("sha256")), dtype=np.uint8)
-            index = faiss.deserialize_index(raw)
-        except (OSError, RuntimeError) as exc:
-            raise IndexFormatError(f"{d / 'index.faiss'} is unreadable: {exc}") from None
+            index = _deserialize_bounded(raw)
+        except (OSError, RuntimeError, MemoryError, ValueError, OverflowError) as exc:
+            raise IndexFormatError(f"{d / 'index.faiss'} is unreadable: {str(exc)[:300]}") from None
         if index.ntotal != meta["ntotal"] or index.d != meta["dim"]:
             raise IndexFormatError(
                 f"{d}: index.faiss holds {index.ntotal} x {index.d}, metadata says {meta['ntotal']} x {meta['dim']}"
@@ -238,3 +238,22 @@ class ArticleIndex:
         self._next = int(meta["next"])
         self._tombstones = int(meta["tombstones"])
         return self
+
+
+_DESERIALIZE_LOCK = threading.Lock()
+
+
+def _deserialize_bounded(raw: np.ndarray) -> faiss.Index:
+    """faiss.deserialize_index, refusing any vector that claims more bytes than the whole file holds.
+
+    A crafted file can declare a vector of 2^36 elements: faiss then allocates (and zero-fills) that much before
+    it finds the bytes missing, which is a MemoryError at best and the OOM killer at worst. faiss checks each
+    declared size against a process-wide limit (`size < limit / (4 * element size)`, default 1 TiB); for the
+    duration of this read the limit is this file's length. The lock keeps two loads from mixing limits."""
+    with _DESERIALIZE_LOCK:
+        before = faiss.get_deserialization_vector_byte_limit()
+        faiss.set_deserialization_vector_byte_limit(4 * (int(raw.nbytes) + 64))
+        try:
+            return faiss.deserialize_index(raw)
+        finally:
+            faiss.set_deserialization_vector_byte_limit(before)

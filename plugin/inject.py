@@ -1,7 +1,7 @@
 """Putting suggestions into an assistant's reply: Markdown, HTML, or a structured JSON payload.
 
 Links already present in the reply are not suggested again. Article titles and snippets are data, never
-markup: they are escaped for the target format, and only http(s) or site-relative urls are emitted.
+markup: they are escaped for the target format, and only urls that pass `plugin.urls.safe_url` are emitted.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from .suggestion import Suggestion
+from .urls import safe_url
 
 __all__ = ["FORMATS", "render", "inject_reply", "safe_url", "links_in"]
 
@@ -19,18 +20,7 @@ FORMATS = ("markdown", "html", "json")
 HEADING = "Related articles"
 
 _URL_RE = re.compile(r"(https?://[^\s<>\"')\]]+|(?<=\()/[^\s)]+(?=\))|href=\"([^\"]+)\")")
-_UNSAFE_URL_CHARS = re.compile(r"[\s<>\"'`\\\x00-\x1f\x7f]")
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
-
-
-def safe_url(url: str) -> str:
-    """The url if it is http(s) or site-relative, else '' (no javascript:, data:, …)."""
-    u = (url or "").strip()
-    if _UNSAFE_URL_CHARS.search(u):  # could close a Markdown link or an HTML attribute
-        return ""
-    if re.match(r"^https?://", u, flags=re.I) or (u.startswith("/") and not u.startswith("//")):
-        return u
-    return ""
 
 
 def links_in(reply: str) -> set[str]:

@@ -13,7 +13,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from .errors import DataFormatError, UnknownArticleError
+from .errors import DataFormatError, UnknownArticleError, shown
+from .urls import checked_article
 
 __all__ = ["Article", "KnowledgeBase", "load_articles", "normalize_url"]
 
@@ -109,6 +110,7 @@ class KnowledgeBase:
             self.upsert(a)
 
     def upsert(self, article: Article) -> None:
+        article = checked_article(article)  # the url policy, at ingest: an unsafe url is dropped with a warning
         old = self._by_id.get(article.id)
         if old is not None and old.url:
             self._drop_url(old)
@@ -119,7 +121,7 @@ class KnowledgeBase:
     def remove(self, article_id: str) -> Article:
         art = self._by_id.pop(article_id, None)
         if art is None:
-            raise UnknownArticleError(f"no article with id {article_id!r}")
+            raise UnknownArticleError(f"no article with id {shown(article_id)}")
         if art.url:
             self._drop_url(art)
         return art
@@ -134,7 +136,7 @@ class KnowledgeBase:
         try:
             return self._by_id[article_id]
         except KeyError:
-            raise UnknownArticleError(f"no article with id {article_id!r} in the knowledge base") from None
+            raise UnknownArticleError(f"no article with id {shown(article_id)} in the knowledge base") from None
 
     def find(self, id_or_url: str | None) -> Article | None:
         """The article with this id or url, else None (pages outside the KB are normal)."""
@@ -148,7 +150,7 @@ class KnowledgeBase:
     def resolve(self, id_or_url: str) -> Article:
         art = self.find(id_or_url)
         if art is None:
-            raise UnknownArticleError(f"{id_or_url!r} is neither an article id nor a known article url")
+            raise UnknownArticleError(f"{shown(id_or_url)} is neither an article id nor a known article url")
         return art
 
     def __contains__(self, article_id: object) -> bool:

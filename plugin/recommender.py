@@ -19,6 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .atomic import atomic_write_json, atomic_write_text
+from .chat import MAX_K, ChatPolicy, suggest_for_reply
 from .config import SessionSettings, SuggestSettings
 from .encoder import (
     CachedEncoder,
@@ -446,7 +447,28 @@ class SessionRecommender:
                 return cands
             pool *= 4
 
-    # ------------------------------------------------------------ the chat path
+    # ------------------------------------------------------------ search and the chat path
+
+    def search(
+        self, text: str, k: int = 5, *, session_id: str | None = None, session_weight: float = 0.0
+    ) -> list[tuple[Article, float]]:
+        """Plain knowledge-base search for responders: the k articles closest to `text`, best first, as
+        (article, score). With a session and `session_weight` > 0 each score gains session_weight times the
+        article's best cosine to the last five KB articles the session read, so "how do I load it back?" asked
+        on the pickle page leans to pickle. Nothing is tracked or excluded; the text's embedding goes to the
+        visitors' cache, never the saved one."""
+        if k < 1:
+            raise ConfigError(f"k must be >= 1, got {k}")
+        qvec = self.page_encoder.encode([text])  # (1, D)
+        out = [(a, float(s)) for a, s in ((self.kb.find(aid), s) for aid, s in self.index.search(qvec, k)[0]) if a]
+        if not (session_id and session_weight > 0 and out):
+            return out
+        read = [e.article_id for e in self.events(session_id) if e.article_id and e.article_id in self.index][-5:]
+        if not read:
+            return out
+        sims = self.index.vectors([a.id for a, _ in out]) @ self.index.vectors(read).T  # (k, read)
+        nudged = [(a, s + session_weight * float(sims[i].max())) for i, (a, s) in enumerate(out)]
+        return sorted(nudged, key=lambda hit: -hit[1])  # stable: ties keep the index's order
 
     def inject(
         self,
@@ -454,13 +476,19 @@ class SessionRecommender:
         reply: str,
         k: int | None = None,
         fmt: Literal["markdown", "html", "json"] = "markdown",
-        **kwargs: Any,
+        *,
+        query: str | None = None,
+        exclude: Sequence[str] = (),
+        policy: ChatPolicy | None = None,
     ) -> str | dict[str, Any]:
-        """The reply with suggestions appended. Never raises: on any failure the reply comes back unchanged."""
+        """The reply with suggestions appended, chosen by the chat policy (`plugin.chat`; impressions are
+        recorded with source "inject"). Never raises: on any failure the reply comes back unchanged."""
         try:
-            suggestions = self.suggest(session_id, k, **kwargs)
-            return inject_reply(reply, suggestions, fmt)
-        except Exception:  # the chat path must never break a reply
+            pol = policy or ChatPolicy(k=min(self.settings.k, MAX_K) if k is None else k)
+            found = suggest_for_reply(self, session_id, reply, policy=pol, source="inject", query=query, k=k,
+                                      exclude=exclude).suggestions
+            return inject_reply(reply, found, fmt)
+        except Exception:  # the chat path must never break a reply (an unknown fmt included)
             logger.warning("suggestions skipped for session %s", session_id[:8], exc_info=True)
             return {"reply": reply, "suggestions": []} if fmt == "json" else reply
 

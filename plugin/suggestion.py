@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .knowledge_base import Article
+from .urls import safe_url
 
 __all__ = ["Suggestion"]
 
@@ -22,7 +23,7 @@ class Suggestion:
         return {
             "id": self.article.id,
             "title": self.article.title,
-            "url": self.article.url,
+            "url": safe_url(self.article.url),  # the policy holds on every output
             "score": round(float(self.score), 6),
             "reason": self.reason,
             "drivers": list(self.drivers),

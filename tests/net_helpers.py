@@ -16,7 +16,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "uvicorn_in_thread", "files_in_thread", "uvicorn_processes"]
+__all__ = ["free_port", "uvicorn_in_thread", "files_in_thread", "uvicorn_processes", "wait_until_healthy"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -68,9 +68,6 @@ def files_in_thread(directory: str | os.PathLike[str], port: int = 0, host: str 
 def uvicorn_processes(factory: str, n: int, *, env: Mapping[str, str], cwd: Path, timeout: float = 90) -> Iterator[list[str]]:
     """n separate uvicorn processes serving the app factory `factory` on free ports; yields their base urls once
     each answers GET /v1/health, and stops them afterwards."""
-    import httpx
-    import pytest
-
     ports = [free_port() for _ in range(n)]
     procs = [
         subprocess.Popen(
@@ -82,19 +79,8 @@ def uvicorn_processes(factory: str, n: int, *, env: Mapping[str, str], cwd: Path
     ]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
-        deadline = time.monotonic() + timeout
         for url, proc in zip(urls, procs):
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"worker exited: {proc.stderr.read().decode()[-2000:]}")
-                try:
-                    if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"workers did not start within {timeout} s")
-                time.sleep(0.2)
+            wait_until_healthy(url, proc, "worker", timeout)
         yield urls
     finally:
         for proc in procs:
@@ -104,3 +90,22 @@ def uvicorn_processes(factory: str, n: int, *, env: Mapping[str, str], cwd: Path
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def wait_until_healthy(url: str, proc, what: str, timeout: float = 90.0) -> None:
+    """Poll `url`/v1/health until it answers 200; fail the test if `proc` exits or the time runs out."""
+    import httpx
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not start within {timeout:g} s")
+        time.sleep(0.2)

@@ -130,7 +130,7 @@ def test_read_ask_click(site, page, tmp_path):
     assert [(c.article_id, c.position) for c in clicks] == [(target, 0)]
     impressions = {e.article_id for e in events if e.kind == "suggestion_impression"}
     assert set(shown) <= impressions
-    logged = [e for e in EventLog(log).iter_events() if e.session_id == sid and e.kind == "suggestion_click"]
+    logged = [e for e in EventLog(log).iter_events() if e.session_id == rec.event_log.pseudonym(sid) and e.kind == "suggestion_click"]
     assert [e.article_id for e in logged] == [target]
     assert page.errors == []  # type: ignore[attr-defined]
 

@@ -114,10 +114,15 @@ def test_every_event_kind_is_stored(client, sid, rec, event):
         ({"kind": "page_view", "url": "https://x.test", "position": "1"}, "invalid_request", "position"),
         ({"kind": "page_view", "url": 7}, "invalid_request", "url"),
         ({"kind": "page_view", "url": "https://x.test", "event_id": "a b"}, "invalid_request", "event_id"),
-        ({"kind": "page_view"}, "invalid_event", "needs at least one of url"),
-        ({"kind": "page_view", "title": "   "}, "invalid_event", "needs at least one of url"),
-        ({"kind": "search", "query": ""}, "invalid_event", "non-empty query"),
-        ({"kind": "suggestion_click", "position": 0}, "invalid_event", "article_id or url"),
+        # what an event needs is in the schema now (spec = server), so these are request validation errors
+        ({"kind": "page_view"}, "invalid_request", "needs at least one of url, title, text, article_id"),
+        ({"kind": "page_view", "title": "   "}, "invalid_request", "title"),
+        ({"kind": "page_view", "title": "\x00"}, "invalid_request", "title"),
+        ({"kind": "search", "query": ""}, "invalid_request", "query"),
+        ({"kind": "search"}, "invalid_request", "query"),
+        ({"kind": "suggestion_click", "position": 0}, "invalid_request", "needs at least one of article_id, url"),
+        ({"kind": "page_view", "url": "https://x.test", "position": 1.5}, "invalid_request", "position"),
+        ({"kind": "page_view", "url": "https://x.test", "position": True}, "invalid_request", "position"),
     ],
 )
 def test_invalid_events_are_422_with_a_clear_message(client, sid, event, code, needle):
@@ -137,8 +142,9 @@ def test_malformed_json_is_422(client, sid):
         {"kind": "suggestion_impression", "url": "https://kb.test/nowhere", "position": 0},
     ],
 )
-def test_feedback_on_unknown_article_is_404(client, sid, event):
-    _error(client.post(f"/v1/sessions/{sid}/events", json=event), 404, "unknown_article")
+def test_feedback_on_unknown_article_is_409(client, sid, event):
+    # the session in the path exists (404 would say it does not); the body names what the KB lacks
+    _error(client.post(f"/v1/sessions/{sid}/events", json=event), 409, "unknown_article")
 
 
 def test_suggestions_follow_the_session_and_skip_what_was_read(client, sid):
@@ -174,7 +180,7 @@ def test_suggestions_error_paths(client, sid):
     _view(client, sid, "https://kb.test/json", title="JSON")
     _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 0}), 422, "invalid_request")
     _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": "many"}), 422, "invalid_request")
-    msg = _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 50}), 400, "invalid_argument")
+    msg = _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 50}), 422, "invalid_request")
     assert "between 1 and 20" in msg
     _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"query": "q" * 501}), 422, "invalid_request")
     _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"locale": "x" * 21}), 422, "invalid_request")
@@ -196,9 +202,14 @@ def test_chat_enforces_max_k_like_get(rec):
     c = TestClient(create_app(rec, settings=ServerSettings(max_k=3, default_k=2)))
     sid = c.post("/v1/sessions").json()["session_id"]
     _view(c, sid, "https://kb.test/json", title="JSON")
-    msg = _error(c.post(f"/v1/sessions/{sid}/chat", json={"message": "tcp sockets", "k": 5}), 400, "invalid_argument")
+    msg = _error(c.post(f"/v1/sessions/{sid}/chat", json={"message": "tcp sockets", "k": 5}), 422, "invalid_request")
     assert "between 1 and 3" in msg
-    assert msg == _error(c.get(f"/v1/sessions/{sid}/suggestions", params={"k": 5}), 400, "invalid_argument")
+    assert "between 1 and 3" in _error(c.get(f"/v1/sessions/{sid}/suggestions", params={"k": 5}), 422, "invalid_request")
+    # and the OpenAPI document says so, for both
+    spec = c.get("/openapi.json").json()
+    assert spec["components"]["schemas"]["ChatIn"]["properties"]["k"]["anyOf"][0]["maximum"] == 3
+    params = spec["paths"]["/v1/sessions/{session_id}/suggestions"]["get"]["parameters"]
+    assert [p["schema"]["maximum"] for p in params if p["name"] == "k"] == [3]
     assert len(c.post(f"/v1/sessions/{sid}/chat", json={"message": "tcp sockets", "k": 3}).json()["suggestions"]) == 3
 
 
@@ -293,10 +304,11 @@ def test_erase_forgets_the_session_and_its_log(rec, tmp_path):
     keep = client.post("/v1/sessions").json()["session_id"]
     _view(client, sid, "https://kb.test/json", title="JSON")
     _view(client, keep, "https://kb.test/http", title="HTTP")
-    assert {e.session_id for e in EventLog(log)} == {sid, keep}
+    pseudonym = rec.event_log.pseudonym
+    assert {e.session_id for e in EventLog(log)} == {pseudonym(sid), pseudonym(keep)}
     r = client.delete(f"/v1/sessions/{sid}")
     assert r.status_code == 204 and r.content == b""
-    assert {e.session_id for e in EventLog(log)} == {keep}
+    assert {e.session_id for e in EventLog(log)} == {pseudonym(keep)}
     assert rec.events(sid) == []
     _error(client.get(f"/v1/sessions/{sid}/suggestions"), 404, "unknown_session")
     _error(client.delete(f"/v1/sessions/{sid}"), 404, "unknown_session")
@@ -374,7 +386,10 @@ def test_openapi_documents_every_endpoint(client):
     }
     assert "404" in paths["/v1/sessions/{session_id}/suggestions"]["get"]["responses"]
     assert "ErrorOut" in spec["components"]["schemas"]
-    assert spec["components"]["schemas"]["EventIn"]["additionalProperties"] is False
+    schemas = spec["components"]["schemas"]
+    assert all(schemas[n]["additionalProperties"] is False for n in ("PageEventIn", "SearchEventIn", "FeedbackEventIn"))
+    for status in ("400", "404", "409", "413", "422", "429"):
+        assert status in paths["/v1/sessions/{session_id}/chat"]["post"]["responses"]
 
 
 def test_widget_assets_and_cors(client):
@@ -574,15 +589,17 @@ def test_settings_are_strict():
     assert json.loads(ServerSettings().model_dump_json())["cors_origins"] == ["*"]
 
 
-def test_extractive_answer_leans_towards_what_was_read(rec):
+def test_extractive_answer_leans_towards_what_was_read(rec, monkeypatch):
     from adapters.http import ExtractiveResponder
 
+    # two close hits for the question; which one answers depends on what the visitor read
+    monkeypatch.setattr(rec.index, "search", lambda q, k: [[("net-http", 0.50), ("ser-pickle", 0.45)]])
     responder = ExtractiveResponder(rec, session_weight=0.5)
-    hits = [("net-http", 0.50), ("ser-pickle", 0.45)]
-    assert responder._pick(hits, "nobody") == "net-http"  # no reading: the best match for the question
+    assert responder("how?", session_id="nobody").source.id == "net-http"  # no reading: the best match
     rec.track("reader", "article_open", article_id="ser-json")
-    assert responder._pick(hits, "reader") == "ser-pickle"  # close to json, which this visitor read
-    assert ExtractiveResponder(rec, session_weight=0.0)._pick(hits, "reader") == "net-http"
+    assert responder("how?", session_id="reader").source.id == "ser-pickle"  # close to json, which was read
+    assert ExtractiveResponder(rec, session_weight=0.0)("how?", session_id="reader").source.id == "net-http"
+    assert [a.id for a, _ in rec.search("how?", 2, session_id="reader", session_weight=0.5)] == ["ser-pickle", "net-http"]
 
 
 def test_extractive_answer_quotes_prose_once():
@@ -612,3 +629,16 @@ def test_chat_messages_stay_out_of_the_saved_kb_cache(client, sid, rec):
     r = client.post(f"/v1/sessions/{sid}/chat", json={"message": "a private question about tcp sockets"})
     assert r.status_code == 200 and r.json()["source"]["id"] == "net-socket"
     assert len(rec.encoder.cache) == before  # the KB cache is saved with the index; visitors' text is not
+
+
+@pytest.mark.parametrize("send", [
+    lambda c, sid: c.post(f"/v1/sessions/{sid}/events", json={"kind": "k" * 3000}),
+    lambda c, sid: c.post(f"/v1/sessions/{sid}/events", json={"kind": "suggestion_click", "url": "https://x.test/" + "u" * 2000}),
+    lambda c, sid: c.post(f"/v1/sessions/{sid}/events", json={"kind": "suggestion_click", "article_id": "a" * 200}),
+    lambda c, sid: c.get("/v1/" + "p" * 3000),
+    lambda c, sid: c.get(f"/v1/sessions/{'s' * 3000}/suggestions"),
+])
+def test_no_error_message_echoes_the_whole_input(client, sid, send):
+    r = send(client, sid)
+    assert 400 <= r.status_code < 500
+    assert len(r.json()["error"]["message"]) < 300, r.text[:400]

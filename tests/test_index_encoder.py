@@ -94,3 +94,30 @@ def test_cached_encoder_encodes_each_text_once_and_persists(tmp_path):
         EmbeddingCache.load(tmp_path / "emb.npz", 64, "hashing:32")
     with pytest.raises(DimensionMismatchError):
         CachedEncoder(HashingEncoder(64), EmbeddingCache(32, "hashing:64"))
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+@pytest.mark.parametrize("declared", [2**31, 2**36, 2**39])
+def test_crafted_index_file_is_an_index_format_error_never_an_allocation(tmp_path, kind, declared):
+    """A vector size field inflated in index.faiss (index.json's checksum updated to match, as an attacker who
+    can write both would): refused before faiss allocates, as IndexFormatError."""
+    import hashlib
+    import json
+    import struct
+
+    rng = np.random.default_rng(0)
+    vecs = l2_normalize(rng.standard_normal((40, 8)).astype(np.float32))
+    ix = ArticleIndex(8, kind)
+    ix.upsert([f"a{i}" for i in range(40)], vecs)
+    ix.save(tmp_path)
+    assert ArticleIndex.load(tmp_path).search(vecs[:1], 1)[0][0][0] == "a0"  # the bound lets honest files in
+    raw = (tmp_path / "index.faiss").read_bytes()
+    field = struct.pack("<Q", 40)  # the id map's length: the last vector in the file
+    at = raw.rindex(field)
+    bad = raw[:at] + struct.pack("<Q", declared) + raw[at + 8 :]
+    (tmp_path / "index.faiss").write_bytes(bad)
+    meta = json.loads((tmp_path / "index.json").read_text())
+    meta["sha256"] = hashlib.sha256(bad).hexdigest()
+    (tmp_path / "index.json").write_text(json.dumps(meta))
+    with pytest.raises(IndexFormatError, match="unreadable"):
+        ArticleIndex.load(tmp_path)

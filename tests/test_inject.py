@@ -68,3 +68,11 @@ def test_urls_that_could_break_out_of_a_link_are_not_linked():
     for bad in ('https://a.test/"onmouseover=x', "https://a.test/a b", "https://a.test/\nx", "/x<y"):
         assert safe_url(bad) == ""
     assert safe_url("https://a.test/path?q=1&r=2#frag") == "https://a.test/path?q=1&r=2#frag"
+
+
+def test_inject_never_raises_on_a_bad_k_or_format(rec):
+    rec.track("s", "page_view", url="https://kb.test/json", title="JSON serialization guide")
+    assert rec.inject("s", "reply", k=0) == "reply"
+    assert rec.inject("s", "reply", k=500) == "reply"
+    assert rec.inject("s", "reply", fmt="yaml") == "reply"  # type: ignore[arg-type]
+    assert "Related articles" in rec.inject("s", "reply", k=2)

@@ -71,15 +71,34 @@ def test_empty_session_without_query_says_so(tool):
     assert msg.content == NO_SESSION and msg.artifact == []
 
 
-def test_impressions_are_recorded_and_not_repeated(rec, tool):
+def test_impressions_are_recorded_and_shown_articles_may_come_back_but_clicked_ones_not(rec, tool):
     rec.track("s", "page_view", url="https://kb.test/json", title="JSON serialization guide")
     first = tool.invoke(*call({"k": 2}, thread="s"))
     shown = [row["id"] for row in first.artifact]
     impressions = [e for e in rec.events("s") if e.kind == "suggestion_impression"]
     assert [e.article_id for e in impressions] == shown
     assert all(e.meta["source"] == "tool" for e in impressions)
-    second = tool.invoke(*call({"k": 2}, thread="s"))
-    assert not set(shown) & {row["id"] for row in second.artifact}
+    # asked again: a relevant article shown once and not opened is still the answer
+    assert [row["id"] for row in tool.invoke(*call({"k": 2}, thread="s")).artifact] == shown
+    rec.track("s", "suggestion_click", article_id=shown[0], position=0)
+    again = [row["id"] for row in tool.invoke(*call({"k": 2}, thread="s")).artifact]
+    assert shown[0] not in again and shown[1] in again
+    strict = SuggestArticlesTool(recommender=rec, exclude_suggested=True)
+    assert not set(shown) & {row["id"] for row in strict.invoke(*call({"k": 2}, thread="s")).artifact}
+
+
+def test_a_long_query_is_cut_with_a_note_and_errors_never_echo_it(rec, tool, monkeypatch):
+    long_query = "network socket tcp " * 200
+    msg = tool.invoke(*call({"query": long_query, "k": 2}))
+    assert msg.status == "success" and "first 500 characters" in msg.content
+    assert [row["id"][:4] for row in msg.artifact] == ["net-", "net-"]
+
+    def down(*args, **kwargs):
+        raise RuntimeError("index down " + long_query)
+
+    monkeypatch.setattr(rec, "suggest", down)
+    failed = tool.invoke(*call({"query": long_query, "k": 2}, thread="s"))
+    assert failed.status == "error" and long_query[:40] not in failed.content
 
 
 def test_content_lists_title_url_and_why_as_fenced_json(rec, tool):

@@ -79,6 +79,9 @@ def test_one_session_stays_consistent_across_workers(workers):
         assert events[0].article_id == "ser-json"
 
         assert http.delete(f"{b}/v1/sessions/{sid}").status_code == 204
+        # erased on worker b, revoked in Redis: worker a refuses the id for reads and writes
         r = http.get(f"{a}/v1/sessions/{sid}/suggestions")
-        assert r.status_code == 409 and r.json()["error"]["code"] == "empty_session"
+        assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_session"
+        r = http.post(f"{a}/v1/sessions/{sid}/events", json={"kind": "search", "query": "json"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_session"
 

@@ -14,7 +14,7 @@ EXPECTED = {
     "KnowledgeBase", "LimitExceededError", "PluginError", "RateLimitedError", "RedisSessionStore", "ReloadingRecommender", "STAMP", "STAMPConfig",
     "SentenceTransformerEncoder", "SessionRecommender", "SessionSettings", "SessionStore", "SuggestSettings",
     "Suggestion", "UnknownArticleError", "UnknownSessionError", "VectorIndex", "ZeroShotIntent", "inject_reply", "load_articles",
-    "make_event", "render",
+    "make_event", "render", "ChatPolicy", "ChatSuggestions", "MAX_K", "suggest_for_reply", "safe_url",
 }
 
 

@@ -38,8 +38,11 @@ from plugin import (
     ReloadingRecommender,
     SessionRecommender,
     Suggestion,
+    UnknownArticleError,
 )
+from plugin.chat import MAX_K, ChatPolicy, suggest_for_reply
 from plugin.encoder import LazyEncoder
+from plugin.urls import safe_url
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
 from .models import ChatIn, ChatOut, EventIn, EventOut, EventsBatchIn, EventsBatchOut, HealthOut, SessionOut, SuggestionsOut
@@ -72,22 +75,25 @@ ENV_RELOAD_SECONDS = "SESSION_SUGGEST_RELOAD_SECONDS"  # how often workers look 
 SessionPath = Annotated[str, PathParam(description="Session id from POST /v1/sessions (anything else is 404).")]
 
 
-SUGGEST_PARAMETERS: list[dict[str, Any]] = [
-    {"name": "session_id", "in": "path", "required": True, "description": "Session id from POST /v1/sessions.",
-     "schema": {"type": "string"}},
-    {"name": "k", "in": "query", "required": False, "description": "How many suggestions (default 3).",
-     "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-    {"name": "locale", "in": "query", "required": False, "description": "Only articles in this locale.",
-     "schema": {"type": "string", "maxLength": 20}},
-    {"name": "tags", "in": "query", "required": False, "description": "Only articles with one of these tags.",
-     "schema": {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 10},
-     "style": "form", "explode": True},
-    {"name": "query", "in": "query", "required": False, "description": "Free text blended into the session intent.",
-     "schema": {"type": "string", "maxLength": 500}},
-]
+def suggest_parameters(max_k: int) -> list[dict[str, Any]]:
+    """The GET suggestions parameters as the OpenAPI document states them (checked by `_suggest_params`)."""
+    return [
+        {"name": "session_id", "in": "path", "required": True, "description": "Session id from POST /v1/sessions.",
+         "schema": {"type": "string"}},
+        {"name": "k", "in": "query", "required": False, "description": "How many suggestions (default 3).",
+         "schema": {"type": "integer", "minimum": 1, "maximum": max_k}},
+        {"name": "locale", "in": "query", "required": False, "description": "Only articles in this locale.",
+         "schema": {"type": "string", "maxLength": 20}},
+        {"name": "tags", "in": "query", "required": False, "description": "Only articles with one of these tags.",
+         "schema": {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 10},
+         "style": "form", "explode": True},
+        {"name": "query", "in": "query", "required": False, "description": "Free text blended into the session intent.",
+         "schema": {"type": "string", "maxLength": 500}},
+    ]
 
 
-def _suggest_params(qp: QueryParams, default_k: int) -> dict[str, Any]:
+
+def _suggest_params(qp: QueryParams, default_k: int, max_k: int) -> dict[str, Any]:
     """Validate the suggestions query string like the OpenAPI schema above says; RequestValidationError if not."""
     errors: list[dict[str, Any]] = []
 
@@ -99,8 +105,8 @@ def _suggest_params(qp: QueryParams, default_k: int) -> dict[str, Any]:
     if raw_k is not None:
         if not (raw_k.isascii() and raw_k.isdigit()):  # "²".isdigit() is True, int("²") raises
             bad("k", "Input should be a valid integer")
-        elif not 1 <= int(raw_k) <= 100:
-            bad("k", "Input should be between 1 and 100")
+        elif not 1 <= int(raw_k) <= max_k:
+            bad("k", f"Input should be between 1 and {max_k}")
         else:
             k = int(raw_k)
     locale = qp.get("locale") or None
@@ -151,11 +157,13 @@ class SuggestionJSON:
         self._snippet = functools.lru_cache(maxsize=65_536)(plugin.Article.snippet)
 
     def href(self, article: plugin.Article) -> str:
-        return self.template.format(id=quote(article.id, safe="")) if self.template else article.url
+        """Where a link to the article points: the site's own page, else its KB url; '' when the url policy
+        refuses it (a `javascript:` url in a KB written before the policy, say)."""
+        return safe_url(self.template.format(id=quote(article.id, safe="")) if self.template else article.url)
 
     def __call__(self, s: Suggestion) -> dict[str, Any]:
         a = s.article
-        return {"id": a.id, "title": a.title, "url": a.url, "href": self.href(a), "snippet": self._snippet(a),
+        return {"id": a.id, "title": a.title, "url": safe_url(a.url), "href": self.href(a), "snippet": self._snippet(a),
                 "reason": s.reason, "drivers": list(s.drivers), "score": round(float(s.score), 6), "rank": s.rank}
 
     def many(self, found: Sequence[Suggestion]) -> list[dict[str, Any]]:
@@ -197,13 +205,15 @@ def create_app(
     settings: ServerSettings | None = None,
     responder: Any = None,
     session_ids: Any = None,
+    log_pseudonym_keys: Sequence[bytes] | None = None,
 ) -> FastAPI:
     """The FastAPI app around `recommender`. `responder`: LangChain runnable or callable (default: extractive).
-    `session_ids`: what issues and checks ids (issue/check/forget), e.g. `signing.SignedSessionIds`."""
+    `session_ids`: what issues and checks ids (issue/check/forget), e.g. `signing.SignedSessionIds`.
+    `log_pseudonym_keys`: keys of the event log's session pseudonyms (default: the log's own key file)."""
     rec = recommender
     cfg = settings or ServerSettings()
     if cfg.event_log is not None and rec.event_log is None:
-        rec.event_log = EventLog(cfg.event_log, log_text=cfg.log_text)
+        rec.event_log = EventLog(cfg.event_log, log_text=cfg.log_text, pseudonym_keys=log_pseudonym_keys)
     ids = session_ids if session_ids is not None else SessionIds(
         rec.store, ttl_seconds=rec.session_settings.ttl_seconds, max_sessions=rec.session_settings.max_sessions
     )
@@ -212,9 +222,13 @@ def create_app(
     # Suggesting for a process-local store reads vectors this process embedded at track time.
     local_store = isinstance(rec.store, InMemorySessionStore)
 
-    def check_k(k: int) -> int:
-        if not 1 <= k <= cfg.max_k:
-            raise ConfigError(f"k must be between 1 and {cfg.max_k}, got {k}")
+    # The widget reports an impression when the visitor sees the card, so the server records none itself.
+    chat_policy = ChatPolicy(k=cfg.default_k, record_impressions=False)
+
+    def check_k(k: int, loc: tuple[str, ...]) -> int:
+        if k > cfg.max_k:  # the schema's maximum (see _spec_max_k): the same 422 as any schema violation
+            raise RequestValidationError([{"loc": loc, "msg": f"Input should be between 1 and {cfg.max_k}",
+                                           "type": "value_error"}])
         return k
 
     app = FastAPI(
@@ -224,6 +238,9 @@ def create_app(
         docs_url="/api/docs",
         redoc_url=None,
         responses=ERROR_RESPONSES,
+        # Starlette's trailing-slash redirect builds its Location from the Host header: a poisoned Host (or a
+        # cache in front keyed without it) would send visitors elsewhere. A path is either a route or a 404.
+        redirect_slashes=False,
     )
     app.state.recommender = rec
     app.state.session_ids = ids
@@ -258,6 +275,7 @@ def create_app(
         return Response(status_code=204)
 
     def event_fields(event: EventIn) -> dict[str, Any]:
+        """The event's fields for `track`; raises UnknownArticleError for feedback naming no KB article."""
         fields = event.model_dump(exclude_none=True, exclude={"kind"})
         if event.kind.startswith("suggestion_"):
             # Feedback must name a real article, or the CTR report counts noise.
@@ -267,6 +285,11 @@ def create_app(
                 fields["article_id"] = rec.kb.resolve(event.url).id
         return fields
 
+    def unknown_article(exc: UnknownArticleError) -> Response:
+        # 409, not 404: the session in the path exists; the body names something the knowledge base does not
+        # hold (now).
+        return error_response(409, "unknown_article", str(exc))
+
     def store_event(session_id: str, event: EventIn, fields: dict[str, Any]) -> dict[str, Any]:
         stored = rec.track(session_id, event.kind, **fields)
         if stored is None:
@@ -274,9 +297,13 @@ def create_app(
         return {"stored": True, "event_id": stored.event_id, "article_id": stored.article_id}
 
     @app.post("/v1/sessions/{session_id}/events", response_model=EventOut, tags=["sessions"])
-    def post_event(session_id: SessionPath, event: EventIn) -> dict[str, Any]:
+    def post_event(session_id: SessionPath, event: EventIn) -> Any:
         ids.check(session_id)
-        return store_event(session_id, event, event_fields(event))
+        try:
+            fields = event_fields(event)
+        except UnknownArticleError as exc:
+            return unknown_article(exc)
+        return store_event(session_id, event, fields)
 
     @app.post(
         "/v1/sessions/{session_id}/events/batch",
@@ -284,43 +311,48 @@ def create_app(
         tags=["sessions"],
         openapi_extra={"requestBody": _BATCH_REQUEST_BODY},
     )
-    async def post_events_batch(request: Request) -> Response:
+    async def post_events_batch(session_id: SessionPath, request: Request) -> Response:
         """Store several events in order, then (with `suggest`) return suggestions: the widget's one request per
         page view and per render of impressions. Accepts a text/plain JSON body too, so browsers send it
         cross-origin without a CORS preflight (and as a beacon on page hide)."""
-        session_id = ids.check(request.path_params["session_id"])
+        session_id = ids.check(session_id)
         batch = _batch_body(request.headers.get("content-type"), await request.body())
+        if batch.suggest is not None:  # before anything is stored: a bad batch stores nothing
+            check_k(batch.suggest, ("body", "suggest"))
 
-        def work() -> dict[str, Any]:
+        def work() -> dict[str, Any] | Response:
             # Every feedback event names a real article before any event is stored: a bad batch stores nothing.
-            fields = [event_fields(e) for e in batch.events]
+            try:
+                fields = [event_fields(e) for e in batch.events]
+            except UnknownArticleError as exc:
+                return unknown_article(exc)
             results = [store_event(session_id, e, f) for e, f in zip(batch.events, fields)]
             body: dict[str, Any] = {"results": results, "suggestions": None}
             if batch.suggest is not None:
                 try:
-                    found = rec.suggest(session_id, check_k(batch.suggest))
+                    found = rec.suggest(session_id, batch.suggest)
                 except EmptySessionError:  # nothing read yet: not an error for a page view that was skipped
                     found = []
                 body["suggestions"] = render.many(found)
             return body
 
         # Page views may carry text to embed (milliseconds): keep it off the event loop.
-        return _json(await run_in_threadpool(work))
+        result = await run_in_threadpool(work)
+        return result if isinstance(result, Response) else _json(result)
 
     @app.get(
         "/v1/sessions/{session_id}/suggestions",
         response_model=SuggestionsOut,
         tags=["suggestions"],
-        openapi_extra={"parameters": SUGGEST_PARAMETERS},
+        openapi_extra={"parameters": suggest_parameters(cfg.max_k)},
     )
     async def get_suggestions(request: Request) -> Response:
         """Top-k articles for what this session has read, each with a reason. 409 until it has read something
         (or pass `query`)."""
         # Parameters are read by hand: FastAPI's per-parameter solving measured ~0.1 ms a request here, a tenth
-        # of the whole request. SUGGEST_PARAMETERS documents them in the OpenAPI schema all the same.
+        # of the whole request. suggest_parameters documents them in the OpenAPI schema all the same.
         session_id = ids.check(request.path_params["session_id"])
-        params = _suggest_params(request.query_params, cfg.default_k)
-        check_k(params["k"])
+        params = _suggest_params(request.query_params, cfg.default_k, cfg.max_k)
         # Embedding (a query, or a page another worker tracked) takes milliseconds: keep it off the event loop.
         if params["query"] or (not local_store and rec.needs_encoding(rec.events(session_id))):
             found = await run_in_threadpool(rec.suggest, session_id, **params)
@@ -332,18 +364,15 @@ def create_app(
     def chat(session_id: SessionPath, body: ChatIn) -> Response:
         """Answer the message and inject suggestions drawn from the session (and the question) into the reply."""
         ids.check(session_id)
-        k = check_k(body.k or cfg.default_k)
+        k = check_k(body.k or cfg.default_k, ("body", "k"))
         try:
             reply: Reply = respond(body.message, session_id=session_id)
         except Exception:
             logger.exception("responder failed for session %s", session_id[:8])
             return error_response(503, "responder_unavailable", "the assistant could not answer; try again shortly")
         exclude = [reply.source.id] if reply.source is not None else []
-        try:
-            found = rec.suggest(session_id, k, query=body.message, exclude=exclude)
-        except Exception:  # the chat path never breaks a reply
-            logger.warning("suggestions skipped for session %s", session_id[:8], exc_info=True)
-            found = []
+        found = suggest_for_reply(rec, session_id, reply.text, policy=chat_policy, source="chat", query=body.message,
+                                  k=k, exclude=exclude).suggestions
         source = None
         if reply.source is not None:
             source = {"id": reply.source.id, "title": reply.source.title, "href": render.href(reply.source)}
@@ -351,7 +380,29 @@ def create_app(
                       "suggestions": render.many(found)})
 
     app.mount("/static", _WidgetFiles(directory=STATIC_DIR), name="static")
+    _spec_max_k(app, cfg.max_k)
     return app
+
+
+def _spec_max_k(app: FastAPI, max_k: int) -> None:
+    """Make the OpenAPI document state this server's k bound: request models are declared with the package
+    bound MAX_K, and a server configured lower must not promise more than it accepts."""
+    if max_k == MAX_K:
+        return
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for model in schema.get("components", {}).get("schemas", {}).values():
+                k = (model.get("properties") or {}).get("k")
+                for option in ([k, *k.get("anyOf", [])] if isinstance(k, dict) else []):
+                    if option.get("maximum") == MAX_K:
+                        option["maximum"] = max_k
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def single_threaded_compute() -> None:

@@ -1,7 +1,8 @@
 """Subcommands the HTTP adapter adds to `python -m plugin` (entry point group session_suggest.cli):
 
     report   CTR per article and position, and how suggestions changed sessions, from an event log
-    serve    the HTTP API over a saved index (uvicorn; several workers via the import-string factory)
+    serve    the production HTTP API (`hardened.app_from_env`: signed ids, limits, redacted access log) over a
+             saved index; the quick-start settings are options, everything else reads the environment
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import asdict
 from typing import Any
 
@@ -34,16 +36,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict[str, str]:
+    """The environment `hardened.app_from_env` reads, from the command-line options over `environ`. Without a
+    secret anywhere, one is drawn for this run (every worker inherits it; sessions end with the process)."""
+    import secrets
+
+    from .app import ENV_EVENT_LOG, ENV_INDEX, ENV_URL_TEMPLATE
+    from .hardened import ENV_BIND_COOKIE, ENV_REDIS_URL
+    from .signing import ENV_SECRET
+
+    env = dict(environ)
+    env[ENV_INDEX] = args.index
+    for name, value in ((ENV_EVENT_LOG, args.event_log), (ENV_REDIS_URL, args.redis_url),
+                        (ENV_URL_TEMPLATE, args.article_url_template), (ENV_SECRET, args.secret)):
+        if value:
+            env[name] = value
+    if args.bind_cookie:
+        env[ENV_BIND_COOKIE] = "1"
+    if not env.get(ENV_SECRET):
+        env[ENV_SECRET] = secrets.token_urlsafe(48)
+        print(f"{ENV_SECRET} is not set: signing session ids with a secret drawn for this run; sessions end when "
+              "it stops. Set it (shared by every worker and restart) for real traffic.", file=sys.stderr)
+    if args.workers > 1 and not env.get(ENV_REDIS_URL):
+        print("several workers without REDIS_URL: each keeps its own sessions and rate limits; pass --redis-url",
+              file=sys.stderr)
+    return env
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .app import ENV_EVENT_LOG, ENV_INDEX
-
-    os.environ[ENV_INDEX] = args.index
-    if args.event_log:
-        os.environ[ENV_EVENT_LOG] = args.event_log
-    uvicorn.run("adapters.http.app:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="warning")
+    # Workers are started by uvicorn and read their settings from the environment they inherit.
+    os.environ.update(serve_environment(args, dict(os.environ)))
+    uvicorn.run("adapters.http.hardened:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="warning", proxy_headers=False, server_header=False)
     return 0
 
 
@@ -54,11 +80,17 @@ def register(subparsers: Any) -> None:
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(func=cmd_report)
 
-    sv = subparsers.add_parser("serve", help="serve the HTTP API over an index built with `index`")
-    sv.add_argument("--index", required=True)
+    sv = subparsers.add_parser("serve", help="serve the production HTTP API (signed ids, limits) over an index")
+    sv.add_argument("--index", required=True, help="index directory built with `python -m plugin index`")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--workers", type=int, default=1,
-                    help="uvicorn worker processes (sessions live in each worker's memory: >1 needs a shared store)")
-    sv.add_argument("--event-log", default=None)
+                    help="uvicorn worker processes (more than one needs --redis-url for shared sessions and limits)")
+    sv.add_argument("--event-log", default=None, help="JSONL event log (sessions appear under keyed pseudonyms)")
+    sv.add_argument("--redis-url", default=None, help="shared session store, rate limits and revocations (or $REDIS_URL)")
+    sv.add_argument("--secret", default=None,
+                    help="session-signing secret, >= 32 bytes; prefer $SESSION_SUGGEST_SECRET (a command line is "
+                    "visible to other users); with neither, one is drawn per run")
+    sv.add_argument("--article-url-template", default=None, help="e.g. '/docs/{id}': suggestion links to your pages")
+    sv.add_argument("--bind-cookie", action="store_true", help="bind ids to the creating browser (same-origin API)")
     sv.set_defaults(func=cmd_serve)

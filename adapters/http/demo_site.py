@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
 from plugin import Article, SessionRecommender
+from plugin.urls import safe_url
 
 from .app import create_app, single_threaded_compute
 from .settings import ServerSettings
@@ -85,8 +86,9 @@ def _index_page(rec: SessionRecommender) -> str:
 
 def _article_page(art: Article) -> str:
     source = ""
-    if art.url:
-        source = f'<p class="note">Original: <a href="{html.escape(art.url, quote=True)}">{html.escape(art.url)}</a></p>'
+    url = safe_url(art.url)  # the KB's url is untrusted: never a javascript: link on this page
+    if url:
+        source = f'<p class="note">Original: <a href="{html.escape(url, quote=True)}">{html.escape(url)}</a></p>'
     body = f"<article><h1>{html.escape(art.title)}</h1>{source}<pre>{html.escape(art.text)}</pre></article>"
     return _page(art.title, body, art.id)
 

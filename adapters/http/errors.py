@@ -1,6 +1,6 @@
 """Every error leaves the service as JSON `{"error": {"code", "message"}}` with the right status.
 
-    UnknownSessionError   404 unknown_session      UnknownArticleError  404 unknown_article
+    UnknownSessionError   404 unknown_session      UnknownArticleError  404 unknown_article (409 when a body names it)
     InvalidEventError     422 invalid_event        request validation   422 invalid_request
     ConfigError           400 invalid_argument     EmptySessionError    409 empty_session
     LimitExceededError    409 limit_exceeded       RateLimitedError     429 rate_limited (+ Retry-After)
@@ -52,9 +52,13 @@ _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 
 
 # For the OpenAPI document: the error shape of the 4xx answers.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown session or article", "model": ErrorOut},
-    409: {"description": "Nothing to suggest from yet, or a session limit was hit", "model": ErrorOut},
+    400: {"description": "A body that is not JSON, or an argument out of range", "model": ErrorOut},
+    404: {"description": "Unknown (or erased) session, or unknown article in the path", "model": ErrorOut},
+    409: {"description": "Nothing to suggest from yet, a session limit was hit, or feedback names an article "
+                         "the knowledge base does not hold", "model": ErrorOut},
+    413: {"description": "Request body over the size limit", "model": ErrorOut},
     422: {"description": "Invalid request body or parameters", "model": ErrorOut},
+    429: {"description": "Too many requests for this session or client; see Retry-After", "model": ErrorOut},
 }
 
 
@@ -65,9 +69,13 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+        loc = ".".join(_short(str(p), 40) for p in err.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{loc}: {_short(str(err.get('msg', 'invalid')), 200)}")  # some msgs quote the input
     return "; ".join(parts) or "invalid request"
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 async def _on_plugin_error(request: Request, exc: Exception) -> JSONResponse:
@@ -91,7 +99,7 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "error" if exc.status_code < 500 else "internal")
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
     if exc.status_code == 404 and message == "Not Found":
-        message = f"no route {request.url.path}; the API lives under /v1 (see /openapi.json)"
+        message = f"no route {_short(request.url.path, 80)}; the API lives under /v1 (see /openapi.json)"
     return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
 
 

@@ -17,15 +17,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from plugin import SessionRecommender, SessionSettings
+from plugin.chat import MAX_K
 
 from .app import SuggestionJSON, create_app, recommender_from_env, settings_from_env
 from .limits import InMemoryRateLimiter, LimitSettings, RateLimiter, RedisRateLimiter, install_limits
-from .models import SuggestionsOut
+from .models import VISIBLE, SuggestionsOut, check_one_of, needs_one_of, whole_int
 from .settings import ServerSettings
-from .signing import SignedSessionIds, install_session_binding, secrets_from_env
+from .revocation import InMemoryRevocations, RedisRevocations, Revocations
+from .signing import SignedSessionIds, install_session_binding, log_pseudonym_keys, secrets_from_env
 
 __all__ = ["create_hardened_app", "app_from_env", "PageIn", "RedactSessionIds", "ENV_REDIS_URL", "ENV_REDIS_PREFIX", "ENV_TTL", "ENV_LIMITS"]
 
@@ -37,16 +40,23 @@ ENV_BIND_COOKIE = "SESSION_SUGGEST_BIND_COOKIE"  # "1": bind ids to the creating
 
 
 class PageIn(BaseModel):
-    """The page the visitor is on, for a visitor who has not consented to tracking: nothing is stored."""
+    """The page the visitor is on, for a visitor who has not consented to tracking: nothing is stored.
+    Needs url, title, text or article_id."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra=needs_one_of("url", "title", "text", "article_id"))
 
-    url: str | None = Field(None, max_length=2048, description="Url of the current page.")
-    title: str | None = Field(None, max_length=500)
-    text: str | None = Field(None, max_length=20_000, description="Main text of the current page.")
-    article_id: str | None = Field(None, min_length=1, max_length=200)
-    k: int | None = Field(None, ge=1, le=20, description="How many suggestions.")
+    url: str | None = Field(None, max_length=2048, pattern=VISIBLE, description="Url of the current page.")
+    title: str | None = Field(None, max_length=500, pattern=VISIBLE)
+    text: str | None = Field(None, max_length=20_000, pattern=VISIBLE, description="Main text of the current page.")
+    article_id: str | None = Field(None, min_length=1, max_length=200, pattern=VISIBLE)
+    k: whole_int(1, MAX_K) | None = Field(None, description="How many suggestions.")
     locale: str | None = Field(None, max_length=20)
+
+    @model_validator(mode="after")
+    def _something_to_go_on(self) -> PageIn:
+        check_one_of(self, "url", "title", "text", "article_id")
+        return self
 
 
 _SESSION_IN_PATH = re.compile(r"(/v1/sessions/)([^/?#\s\"]{8})[^/?#\s\"]*")
@@ -70,7 +80,11 @@ def _page_router(rec: SessionRecommender, cfg: ServerSettings, render: Suggestio
     @router.post("/v1/suggestions", response_model=SuggestionsOut, tags=["suggestions"])
     def suggest_for_page(page: PageIn) -> dict[str, Any]:
         """Suggestions for the current page alone (consent=false): no session, no log, nothing kept."""
-        found = rec.suggest_for_page(page.k or cfg.default_k, url=page.url, title=page.title, text=page.text,
+        k = page.k or cfg.default_k
+        if k > cfg.max_k:  # the schema's maximum, as for chat
+            raise RequestValidationError([{"loc": ("body", "k"), "msg": f"Input should be between 1 and {cfg.max_k}",
+                                           "type": "value_error"}])
+        found = rec.suggest_for_page(k, url=page.url, title=page.title, text=page.text,
                                      article_id=page.article_id, locale=page.locale)
         return {"session_id": "", "suggestions": render.many(found)}
 
@@ -87,14 +101,19 @@ def create_hardened_app(
     responder: Any = None,
     bind_to_browser: bool = False,
     secure_cookie: bool = True,
+    revocations: Revocations | None = None,
 ) -> FastAPI:
     """`create_app` with signed ids (HMAC under `secrets`), body-size and rate limits, and POST /v1/suggestions.
 
     `bind_to_browser`: also bind each id to the creating browser with an HttpOnly cookie (same-origin
     deployments; see `signing.SessionBindingMiddleware`). `secure_cookie=False` only for plain-http testing.
+    `revocations`: where erased ids are refused (in-memory by default; `RedisRevocations` for several workers).
+    The event log (settings.event_log) is keyed by pseudonyms derived from `secrets`.
     """
     cfg = settings or ServerSettings()
-    app = create_app(recommender, settings=cfg, responder=responder, session_ids=SignedSessionIds(secrets))
+    ids = SignedSessionIds(secrets, revocations=revocations if revocations is not None else InMemoryRevocations())
+    app = create_app(recommender, settings=cfg, responder=responder, session_ids=ids,
+                     log_pseudonym_keys=log_pseudonym_keys(secrets))
     app.include_router(_page_router(recommender, cfg, app.state.suggestion_json))
     install_limits(app, limits, limiter if limiter is not None else InMemoryRateLimiter())
     if bind_to_browser:
@@ -111,6 +130,7 @@ def app_from_env() -> FastAPI:
     limits = LimitSettings.model_validate_json(os.environ.get(ENV_LIMITS) or "{}")
     store = None
     limiter: RateLimiter = InMemoryRateLimiter()
+    revocations: Revocations = InMemoryRevocations()
     redis_url = os.environ.get(ENV_REDIS_URL)
     if redis_url:
         from plugin.redis_store import RedisSessionStore
@@ -118,10 +138,11 @@ def app_from_env() -> FastAPI:
         prefix = os.environ.get(ENV_REDIS_PREFIX) or "session-suggest:"
         store = RedisSessionStore.from_url(redis_url, session_settings, prefix=prefix)
         limiter = RedisRateLimiter(store.client, prefix=prefix + "rl:")
+        revocations = RedisRevocations(store.client, prefix=prefix + "revoked:")
     rec = recommender_from_env(index_dir, store=store, session_settings=session_settings)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactSessionIds) for f in access.filters):
         access.addFilter(RedactSessionIds())
     bind = os.environ.get(ENV_BIND_COOKIE, "").lower() in ("1", "true", "yes")
     return create_hardened_app(rec, secrets=keys, settings=settings, limits=limits, limiter=limiter,
-                               bind_to_browser=bind)
+                               bind_to_browser=bind, revocations=revocations)

@@ -5,7 +5,8 @@ service's JSON error shape — 413 `payload_too_large` or 429 `rate_limited` plu
 or an oversize body never reaches the recommender and the session's earlier events stay as they were.
 
 Rate limits count requests in fixed windows per key: `client:<address>` for every /v1 call and
-`session:<id>` for calls on one session. `InMemoryRateLimiter` counts per process (with N workers a client
+`session:<digest of the id>` for calls on one session (a digest, so a Redis key holds no credential; the key is
+deleted when the session is erased, so nothing keyed by the session outlives it). `InMemoryRateLimiter` counts per process (with N workers a client
 gets up to N times the limit); `RedisRateLimiter` counts in Redis, so the limit holds across all workers.
 """
 
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .revocation import id_digest
 
 __all__ = [
     "LimitSettings",
@@ -61,6 +64,10 @@ class RateLimiter(Protocol):
         """Count one request for key; None if within limit, else seconds until the window resets."""
         ...
 
+    def forget(self, key: str) -> None:
+        """Drop the key's counter (its session was erased)."""
+        ...
+
 
 class InMemoryRateLimiter:
     """Fixed-window counters in this process; thread-safe; forgets the least recently used keys past max_keys."""
@@ -84,6 +91,13 @@ class InMemoryRateLimiter:
                 self._windows.popitem(last=False)
         return None if count <= limit else max(start + window - now, 0.001)
 
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._windows.pop(key, None)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._windows
+
 
 _HIT_LUA = """
 local n = redis.call('INCR', KEYS[1])
@@ -99,7 +113,11 @@ class RedisRateLimiter:
 
     def __init__(self, client: Any, *, prefix: str = "session-suggest:rl:") -> None:
         self._prefix = prefix
+        self._client = client
         self._hit = client.register_script(_HIT_LUA)
+
+    def forget(self, key: str) -> None:
+        self._client.delete(self._prefix + key)
 
     def hit(self, key: str, limit: int, window: float) -> float | None:
         count, ttl_ms = self._hit(keys=[self._prefix + key], args=[max(1, int(window * 1000))])
@@ -111,6 +129,10 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     hdrs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     return status, hdrs, body
+
+
+def _session_key(session_id: str) -> str:
+    return "session:" + id_digest(session_id)
 
 
 def _session_of(path: str) -> str | None:
@@ -148,7 +170,7 @@ class LimitsMiddleware:
         checks = [(f"client:{self._client(scope)}", cfg.per_client, "this client")]
         sid = _session_of(path)
         if sid is not None:
-            checks.append((f"session:{sid[:64]}", cfg.per_session, "this session"))
+            checks.append((_session_key(sid), cfg.per_session, "this session"))
         for key, limit, who in checks:
             wait = self.limiter.hit(key, limit, cfg.window_seconds)
             if wait is not None:
@@ -207,7 +229,21 @@ class LimitsMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()  # after the body: wait for the disconnect, as the server would
 
-        await self.app(scope, replay, send)
+        sid = _session_of(scope.get("path", ""))
+        if scope.get("method") != "DELETE" or sid is None or scope["path"].count("/") != 3:
+            await self.app(scope, replay, send)
+            return
+        status = 0
+
+        async def watch(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, replay, watch)
+        if status == 204:  # erased: its rate-limit counter goes too
+            self.limiter.forget(_session_key(sid))
 
 
 async def _send(send: Callable, response: tuple[int, list, bytes]) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from plugin.chat import MAX_K
 
 __all__ = [
     "ChatIn",
@@ -12,6 +14,12 @@ __all__ = [
     "ErrorBody",
     "ErrorOut",
     "EventIn",
+    "FeedbackEventIn",
+    "PageEventIn",
+    "SearchEventIn",
+    "VISIBLE",
+    "WholeInt",
+    "whole_int",
     "EventOut",
     "EventsBatchIn",
     "EventsBatchOut",
@@ -34,21 +42,83 @@ class SessionOut(BaseModel):
     expires_in: float = Field(description="Seconds of inactivity after which the session is forgotten.")
 
 
-class EventIn(_Strict):
-    """One thing the visitor did. page_view/article_open need url, title, text or article_id; search needs
-    query; suggestion_impression/suggestion_click need the suggested article_id (and its position)."""
+# A text field must hold a character that str.strip() keeps (NUL is dropped too): otherwise the event arrives
+# empty. Said in the schema, so that what the schema accepts the server stores (spec = server). The class is
+# written for both JSON Schema (ECMA-262) and pydantic's regex engine; JSON Schema patterns are unanchored.
+VISIBLE = r"[^\x00\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
-    kind: EventKind
-    url: str | None = Field(None, max_length=2048, description="Page url (the page the visitor is on).")
-    title: str | None = Field(None, max_length=500)
-    text: str | None = Field(None, max_length=20_000, description="Main text of the page; only sent on opt-in.")
-    article_id: str | None = Field(None, min_length=1, max_length=200)
-    query: str | None = Field(None, max_length=500)
-    position: int | None = Field(None, ge=0, le=100, description="0-based rank of the shown/clicked suggestion.")
+
+def _whole_number(value: object) -> object:
+    """JSON Schema's integer includes 3.0; pydantic's strict int does not. Accept whole floats, nothing else."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeInt = Annotated[int, BeforeValidator(_whole_number)]
+
+
+def whole_int(ge: int, le: int) -> Any:
+    """An integer in [ge, le] (whole floats accepted). The bounds come first, on the int itself: placed after
+    the validator, pydantic writes them into the schema as "ge"/"le", which JSON Schema does not know."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_whole_number)]
+
+
+def needs_one_of(*names: str) -> dict[str, Any]:
+    """JSON Schema for "at least one of these string fields is present": each branch requires one, as a string."""
+    return {"anyOf": [{"required": [n], "properties": {n: {"type": "string"}}} for n in names]}
+
+
+def check_one_of(model: BaseModel, *names: str) -> None:
+    if all(getattr(model, n) is None for n in names):
+        raise ValueError(f"needs at least one of {', '.join(names)}")
+
+
+class _EventFields(_Strict):
+    url: str | None = Field(None, max_length=2048, pattern=VISIBLE, description="Page url (the page the visitor is on).")
+    title: str | None = Field(None, max_length=500, pattern=VISIBLE)
+    text: str | None = Field(None, max_length=20_000, pattern=VISIBLE,
+                             description="Main text of the page; only sent on opt-in.")
+    article_id: str | None = Field(None, min_length=1, max_length=200, pattern=VISIBLE)
+    query: str | None = Field(None, max_length=500, pattern=VISIBLE)
+    position: whole_int(0, 100) | None = Field(None, description="0-based rank of the shown/clicked suggestion.")
     event_id: str | None = Field(
         None, min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
         description="Client-chosen id; a retried event with the same id is stored once.",
     )
+
+
+class PageEventIn(_EventFields):
+    """A page the visitor viewed or an article they opened: needs url, title, text or article_id."""
+
+    model_config = ConfigDict(json_schema_extra=needs_one_of("url", "title", "text", "article_id"))
+    kind: Literal["page_view", "article_open"]
+
+    @model_validator(mode="after")
+    def _something_to_go_on(self) -> PageEventIn:
+        check_one_of(self, "url", "title", "text", "article_id")
+        return self
+
+
+class SearchEventIn(_EventFields):
+    """A search the visitor ran on the site: needs the query."""
+
+    kind: Literal["search"]
+    query: str = Field(max_length=500, pattern=VISIBLE)
+
+
+class FeedbackEventIn(_EventFields):
+    """A suggestion shown (impression) or clicked: needs the suggested article_id (or its url), and its position."""
+
+    model_config = ConfigDict(json_schema_extra=needs_one_of("article_id", "url"))
+    kind: Literal["suggestion_impression", "suggestion_click"]
+
+    @model_validator(mode="after")
+    def _names_the_article(self) -> FeedbackEventIn:
+        check_one_of(self, "article_id", "url")
+        return self
+
+
+EventIn = Annotated[PageEventIn | SearchEventIn | FeedbackEventIn, Field(discriminator="kind")]
+EventIn.__doc__ = "One thing the visitor did; `kind` says which, and what else it needs."
 
 
 class EventOut(BaseModel):
@@ -86,7 +156,7 @@ class SuggestionsOut(BaseModel):
 
 class ChatIn(_Strict):
     message: str = Field(min_length=1, max_length=2000, description="The visitor's question.")
-    k: int | None = Field(None, ge=1, le=20, description="How many suggestions to inject into the reply.")
+    k: whole_int(1, MAX_K) | None = Field(None, description="How many suggestions to inject into the reply.")
 
 
 class SourceOut(BaseModel):

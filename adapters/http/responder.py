@@ -62,21 +62,11 @@ class ExtractiveResponder:
         self.candidates = candidates
         self.session_weight = session_weight
 
-    def _pick(self, hits: list[tuple[str, float]], session_id: str) -> str:
-        """The best hit for the question, nudged towards articles close to what the visitor has read:
-        "how do I load it back?" on the pickle page should be answered from pickle."""
-        read = [e.article_id for e in self.rec.events(session_id) if e.article_id and e.article_id in self.rec.index]
-        if not read or self.session_weight <= 0:
-            return hits[0][0]
-        ids = [aid for aid, _ in hits]
-        sims = self.rec.index.vectors(ids) @ self.rec.index.vectors(read[-5:]).T  # (candidates, read)
-        scores = [score + self.session_weight * float(sims[i].max()) for i, (_, score) in enumerate(hits)]
-        return ids[max(range(len(ids)), key=scores.__getitem__)]
-
     def __call__(self, message: str, *, session_id: str) -> Reply:
-        qvec = self.rec.page_encoder.encode([message])  # (1, D); visitors' text stays out of the saved KB cache
-        hits = self.rec.index.search(qvec, self.candidates)[0]
-        art = self.rec.kb.find(self._pick(hits, session_id)) if hits else None
+        # The best hit, nudged towards what the visitor has read: "how do I load it back?" on the pickle page
+        # should be answered from pickle.
+        hits = self.rec.search(message, self.candidates, session_id=session_id, session_weight=self.session_weight)
+        art = hits[0][0] if hits else None
         if art is None:
             return Reply("I could not find anything about that in the knowledge base.", self.name)
         excerpt = _best_sentences(message, art.text, self.max_sentences, self.max_chars) or art.snippet(self.max_chars)

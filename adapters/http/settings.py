@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plugin.chat import MAX_K
+
 __all__ = ["ServerSettings"]
 
 
@@ -15,7 +17,7 @@ class ServerSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     default_k: int = Field(3, ge=1, le=20, description="Suggestions returned when the client does not ask for k.")
-    max_k: int = Field(20, ge=1, le=100, description="Largest k a client may ask for.")
+    max_k: int = Field(MAX_K, ge=1, le=MAX_K, description="Largest k a client may ask for.")
     article_url_template: str | None = Field(
         None,
         description="When set (e.g. '/docs/{id}'), each suggestion carries href=template.format(id=...) so a "

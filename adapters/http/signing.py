@@ -8,8 +8,9 @@ signed by another server (another secret) is rejected before it reaches the sess
     tag   = HMAC-SHA256(secret, b"session-suggest/sid/v1" | nonce | issued_at)[:16]
 
 Ids are bearer tokens: whoever holds one acts as that visitor, so they are never logged in full (the service
-logs at most 8 characters) and never listed. Keys rotate without logging anyone out: sign with the first
-secret, accept any of them.
+logs at most 8 characters, the event log a keyed pseudonym from `log_pseudonym_keys`) and never listed. Keys
+rotate without logging anyone out: sign with the first secret, accept any of them. An erased session's id is
+revoked (`forget`) for the rest of its signed lifetime, so it stops verifying at once (see `revocation`).
 
 `SessionBindingMiddleware` (opt-in) goes one step further for same-origin deployments: it binds each id to
 the browser that created it with an HttpOnly cookie scoped to that session's path and holding
@@ -32,6 +33,8 @@ from typing import Any
 
 from plugin import ConfigError, UnknownSessionError
 
+from .revocation import InMemoryRevocations, Revocations
+
 __all__ = [
     "SignedSessionIds",
     "SessionBindingMiddleware",
@@ -39,6 +42,7 @@ __all__ = [
     "ENV_SECRET",
     "secrets_from_env",
     "install_session_binding",
+    "log_pseudonym_keys",
 ]
 
 ENV_SECRET = "SESSION_SUGGEST_SECRET"
@@ -47,6 +51,7 @@ _NONCE, _STAMP, _TAG = 16, 4, 16
 _RAW = _NONCE + _STAMP + _TAG  # 36 bytes -> 48 base64url characters, no padding
 SIGNED_SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{48}$"
 _MIN_SECRET_BYTES = 32
+_SKEW = 300  # seconds of clock skew between workers that an issue time may show
 
 
 def _b64(raw: bytes) -> str:
@@ -57,8 +62,8 @@ class SignedSessionIds:
     """Drop-in for `SessionIds` (issue/check/forget) that validates ids by signature instead of memory.
 
     `max_age_seconds` bounds how long an id is honoured at all (a session also expires after its idle TTL
-    in the store; this caps a token that keeps being used). `forget` is a no-op: erasing a session removes
-    its data, and the id then names an empty session.
+    in the store; this caps a token that keeps being used). `forget` revokes an id in `revocations` until
+    it would have expired anyway; pass `RedisRevocations` when several workers serve the same sessions.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class SignedSessionIds:
         *,
         max_age_seconds: float = 7 * 24 * 3600,
         clock: Callable[[], float] = time.time,
+        revocations: Revocations | None = None,
     ) -> None:
         keys = [secrets_] if isinstance(secrets_, (bytes, str)) else list(secrets_)
         if not keys:
@@ -82,6 +88,7 @@ class SignedSessionIds:
             raise ConfigError(f"max_age_seconds must be positive, got {max_age_seconds}")
         self._max_age = max_age_seconds
         self._clock = clock
+        self._revoked: Revocations = revocations if revocations is not None else InMemoryRevocations()
 
     def _tag(self, key: bytes, body: bytes) -> bytes:
         return hmac.new(key, _DOMAIN + body, hashlib.sha256).digest()[:_TAG]
@@ -100,14 +107,25 @@ class SignedSessionIds:
             valid |= hmac.compare_digest(tag, self._tag(key, body))
         if not valid:
             raise UnknownSessionError("no such session: create one with POST /v1/sessions")
-        (issued,) = struct.unpack(">I", body[_NONCE:])
-        age = self._clock() - issued
-        if age > self._max_age or age < -300:  # 5 minutes of clock skew between workers is tolerated
+        age = self._age(body)
+        if age > self._max_age or age < -_SKEW:
             raise UnknownSessionError("this session id has expired; create a new one with POST /v1/sessions")
+        if self._revoked.is_revoked(session_id):  # erased: same answer as for any unknown id
+            raise UnknownSessionError("no such session: create one with POST /v1/sessions")
         return session_id
 
+    def _age(self, body: bytes) -> float:
+        (issued,) = struct.unpack(">I", body[_NONCE:])
+        return self._clock() - issued
+
     def forget(self, session_id: str) -> bool:
-        return False
+        """Revoke the id for as long as its signature would still verify (plus the clock skew tolerated)."""
+        try:
+            body = self._decode(session_id)[: _NONCE + _STAMP]
+        except UnknownSessionError:
+            return False
+        self._revoked.revoke(session_id, self._max_age - self._age(body) + _SKEW)
+        return True
 
     @staticmethod
     def _decode(session_id: str) -> bytes:
@@ -120,6 +138,16 @@ class SignedSessionIds:
         if len(raw) != _RAW or _b64(raw) != session_id:  # also rejects non-canonical encodings
             raise UnknownSessionError("no such session: malformed session id")
         return raw
+
+
+_LOG_KEY_DOMAIN = b"session-suggest/log-key/v1"
+
+
+def log_pseudonym_keys(secrets_: Sequence[bytes | str] | bytes | str) -> list[bytes]:
+    """Event-log pseudonym keys derived from the signing secrets (same order: the first writes). Every worker
+    derives the same keys, so one session gets one pseudonym in a shared log; the keys differ from the signing
+    keys, so a pseudonym says nothing about an id's tag."""
+    return [hmac.new(k, _LOG_KEY_DOMAIN, hashlib.sha256).digest() for k in _keys(secrets_)]
 
 
 def secrets_from_env(environ: dict[str, str] | None = None) -> list[str]:

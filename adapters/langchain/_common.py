@@ -1,14 +1,11 @@
-"""What the tool, retriever and middleware share: finding the session of a run, and reading back what was
-already suggested in it."""
+"""What the tool, retriever and middleware share: finding the session of a run."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from plugin import SessionRecommender
-
-__all__ = ["session_id_from", "suggested_ids"]
+__all__ = ["session_id_from"]
 
 # `configurable` keys that name the plugin session, most specific first. The thread id is what a
 # LangGraph checkpointer already keys a conversation by, so by default one conversation is one session.
@@ -39,18 +36,3 @@ def session_id_from(config: Mapping[str, Any] | None, runtime: Any = None) -> st
         if sid:
             return sid
     return None
-
-
-def suggested_ids(rec: SessionRecommender, session_id: str) -> list[str]:
-    """Article ids already shown to this session as suggestions (tool results or injected blocks)."""
-    out: list[str] = []
-    for e in rec.events(session_id):
-        if e.kind != "suggestion_impression":
-            continue
-        aid = e.article_id
-        if aid is None:
-            art = rec.kb.find(e.url)
-            aid = art.id if art is not None else None
-        if aid is not None and aid not in out:
-            out.append(aid)
-    return out

@@ -4,9 +4,13 @@
   (or `"pages": [...]`) on invoke, and links to knowledge-base articles written in their message;
 - after each tool call: Documents a tool returned (a retriever tool's artifact) are tracked as article
   opens, so the session knows what the conversation has covered;
-- after the model's final reply (a reply without tool calls): up to `k` suggestions are appended with
-  `plugin.inject`, when they clear `min_score`, the session is under its frequency cap, and neither the reply
-  already links them nor were they suggested before. Each shown one is recorded as a `suggestion_impression`.
+- after the model's final reply (a reply without tool calls): up to `k` suggestions chosen by the chat policy
+  (`plugin.chat.suggest_for_reply`: relevance floor, frequency cap, nothing read, clicked, already linked or —
+  by default here — already shown) are appended with `plugin.inject`, recorded as `suggestion_impression`s,
+  listed in `response_metadata["session_suggestions"]`, and sent as a custom stream event
+  `{"type": "session_suggestions", "suggestions": [...]}` (`stream_mode="custom"`);
+- before every model call: blocks injected into earlier replies are cut out of the model's input. The visitor's
+  transcript keeps them; the model never reads KB titles as its own words.
 
 Nothing here may break a reply: any error is logged and the reply passes through unchanged.
 """
@@ -17,30 +21,31 @@ import asyncio
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, Literal
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import ensure_config
+from langgraph.config import get_stream_writer
 from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from plugin import EmptySessionError, SessionRecommender, Suggestion
+from plugin import SessionRecommender
+from plugin.chat import ChatPolicy, suggest_for_reply
 from plugin.inject import inject_reply, links_in
 
-from ._common import session_id_from, suggested_ids
+from ._common import session_id_from
 
-__all__ = ["SuggestionMiddleware", "METADATA_KEY"]
+__all__ = ["SuggestionMiddleware", "METADATA_KEY", "INJECTED_KEY", "STREAM_EVENT"]
 
 logger = logging.getLogger(__name__)
 
 METADATA_KEY = "session_suggestions"  # response_metadata key on a reply that carries injected suggestions
-_MAX_QUERY_CHARS = 500
+INJECTED_KEY = "session_suggestions_text"  # the exact text appended, so it can be cut from the model's input
+STREAM_EVENT = "session_suggestions"  # "type" of the custom stream event
 _URL_RE = re.compile(r"https?://\S+")
 
 
@@ -89,6 +94,8 @@ class SuggestionMiddleware(AgentMiddleware):
         min_interval_s: seconds required between two suggestion blocks in a session.
         query_weight: weight of the visitor's latest message against the session's reading intent.
         fmt: how the block is rendered into the reply text.
+        exclude_shown: never suggest an article this session was already shown (proactive blocks should not
+            nag; the tool, asked on purpose, may show one again).
         locale / article_tags: only suggest articles in this locale / with one of these tags.
         track_pages / track_tool_documents / track_message_links: what is tracked into the session.
         clock: time source for the interval cap (tests pass a fake one).
@@ -105,6 +112,7 @@ class SuggestionMiddleware(AgentMiddleware):
         min_interval_s: float = 0.0,
         query_weight: float = 0.5,
         fmt: Literal["markdown", "html"] = "markdown",
+        exclude_shown: bool = True,
         locale: str | None = None,
         article_tags: Sequence[str] | None = None,
         track_pages: bool = True,
@@ -113,24 +121,16 @@ class SuggestionMiddleware(AgentMiddleware):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
-        if not 1 <= k <= 10:
-            raise ValueError(f"k must be between 1 and 10, got {k}")
-        if max_per_session is not None and max_per_session < 0:
-            raise ValueError(f"max_per_session must be >= 0 or None, got {max_per_session}")
-        if min_replies_between < 0 or min_interval_s < 0:
-            raise ValueError("min_replies_between and min_interval_s must be >= 0")
+        # validates k (1..MAX_K), the caps and the weight; errors are ConfigError, a ValueError
+        self.policy = ChatPolicy(
+            k=k, min_score=min_score, query_weight=query_weight, max_per_session=max_per_session,
+            min_interval_s=min_interval_s, min_replies_between=min_replies_between, exclude_shown=exclude_shown,
+            locale=locale, tags=tuple(article_tags) if article_tags else None,
+        )
         if fmt not in ("markdown", "html"):
             raise ValueError(f"unknown format {fmt!r}. Valid formats are: markdown, html")
         self.recommender = recommender
-        self.k = k
-        self.min_score = min_score
-        self.max_per_session = max_per_session
-        self.min_replies_between = min_replies_between
-        self.min_interval_s = min_interval_s
-        self.query_weight = query_weight
         self.fmt = fmt
-        self.locale = locale
-        self.article_tags = list(article_tags) if article_tags else None
         self.track_pages = track_pages
         self.track_tool_documents = track_tool_documents
         self.track_message_links = track_message_links
@@ -226,106 +226,111 @@ class SuggestionMiddleware(AgentMiddleware):
 
     # ------------------------------------------------------------ injecting into the final reply
 
-    def _capped(self, sid: str, messages: Sequence[AnyMessage]) -> bool:
-        """Whether the frequency cap forbids a suggestions block in this reply."""
-        batches: dict[str, float] = {}
-        for e in self.recommender.events(sid):
-            if e.kind == "suggestion_impression" and e.meta.get("source") == "middleware":
-                batch = str(e.meta.get("batch", e.event_id))
-                batches[batch] = max(batches.get(batch, 0.0), e.ts)
-        if self.max_per_session is not None and len(batches) >= self.max_per_session:
-            return True
-        if batches and self.min_interval_s > 0 and self.clock() - max(batches.values()) < self.min_interval_s:
-            return True
-        if self.min_replies_between > 0:
-            plain = 0
-            for m in reversed(messages):
-                if not isinstance(m, AIMessage) or m.tool_calls:
-                    continue
-                if METADATA_KEY in (m.response_metadata or {}):
-                    return plain < self.min_replies_between
-                plain += 1
-        return False
-
-    def _pick(self, sid: str, reply: str, messages: Sequence[AnyMessage]) -> list[Suggestion]:
-        turn = _latest_human_turn(messages)
-        words = _URL_RE.sub(" ", "\n".join(_text(m) for m in turn))  # links are tracked as pages, not meaning
-        query = " ".join(words.split())[:_MAX_QUERY_CHARS] or None
-        rec = self.recommender
-        try:
-            found = rec.suggest(
-                sid,
-                self.k + 3,  # a few spare for the ones the reply already links
-                exclude=suggested_ids(rec, sid),
-                query=query,
-                query_weight=self.query_weight,
-                min_score=self.min_score,
-                locale=self.locale,
-                tags=self.article_tags,
-            )
-        except EmptySessionError:  # nothing read and nothing asked: nothing to suggest, not a failure
-            return []
-        present = links_in(reply)
-        fresh = [s for s in found if not (s.article.url and s.article.url.rstrip("/") in present)]
-        # Core reasons quote the question back ("matches your question “…”"); in a reply to that very
-        # question the quote is noise.
-        return [
-            replace(s, reason="related to your question") if s.reason.startswith("matches your question") else s
-            for s in fresh[: self.k]
-        ]
+    def _replies_since_block(self, messages: Sequence[AnyMessage]) -> int | None:
+        """Plain final replies since the last one that carried a block (None: no block yet)."""
+        plain = 0
+        for m in reversed(messages):
+            if not isinstance(m, AIMessage) or m.tool_calls:
+                continue
+            if METADATA_KEY in (m.response_metadata or {}):
+                return plain
+            plain += 1
+        return None
 
     def _inject(self, response: ModelResponse, messages: Sequence[AnyMessage], config: Mapping[str, Any],
-                runtime: Runtime | None) -> ModelResponse:
+                runtime: Runtime | None) -> tuple[ModelResponse, list[dict[str, Any]]]:
+        """The response with suggestions appended to its final reply, and the suggestions as dicts ([]: none)."""
         if response.structured_response is not None or not response.result:
-            return response
+            return response, []
         last = response.result[-1]
         if not isinstance(last, AIMessage) or last.tool_calls or last.invalid_tool_calls:
-            return response  # an intermediate tool-calling turn, not the reply the visitor reads
+            return response, []  # an intermediate tool-calling turn, not the reply the visitor reads
         reply = _text(last)
         if not reply.strip():
-            return response
+            return response, []
         sid = session_id_from(config, runtime)
-        if sid is None or self._capped(sid, messages):
-            return response
-        chosen = self._pick(sid, reply, messages)
+        if sid is None:
+            return response, []
+        words = _URL_RE.sub(" ", "\n".join(_text(m) for m in _latest_human_turn(messages)))  # links are pages
+        chosen = suggest_for_reply(self.recommender, sid, reply, policy=self.policy, source="middleware",
+                                   query=words, replies_since_last=self._replies_since_block(messages),
+                                   clock=self.clock).suggestions
         if not chosen:
-            return response
-        block_reply = str(inject_reply(reply, chosen, self.fmt))
+            return response, []
+        added = str(inject_reply(reply, chosen, self.fmt))[len(reply.rstrip()):]
         if isinstance(last.content, str):
-            content: str | list[Any] = block_reply
+            content: str | list[Any] = reply.rstrip() + added
         else:  # content blocks: keep them, add the suggestions as one more text block
-            content = [*last.content, {"type": "text", "text": block_reply[len(reply.rstrip()):]}]
-        batch = uuid.uuid4().hex
-        now = self.clock()
-        for pos, s in enumerate(chosen):
-            self.recommender.track(sid, "suggestion_impression", article_id=s.article.id, url=s.article.url or None,
-                                   position=pos, ts=now, meta={"source": "middleware", "batch": batch})
-        metadata = {**(last.response_metadata or {}), METADATA_KEY: [s.to_dict() for s in chosen]}
+            content = [*last.content, {"type": "text", "text": added}]
+        rows = [s.to_dict() for s in chosen]
+        metadata = {**(last.response_metadata or {}), METADATA_KEY: rows, INJECTED_KEY: added}
         updated = last.model_copy(update={"content": content, "response_metadata": metadata})
-        return ModelResponse(result=[*response.result[:-1], updated], structured_response=response.structured_response)
+        result = [*response.result[:-1], updated]
+        return ModelResponse(result=result, structured_response=response.structured_response), rows
 
-    def _safe_inject(self, response: Any, request: ModelRequest, config: Mapping[str, Any]) -> Any:
+    def _safe_inject(self, response: Any, request: ModelRequest,
+                     config: Mapping[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
         if not isinstance(response, ModelResponse):
-            return response
+            return response, []
         try:
             return self._inject(response, request.messages, config, request.runtime)
         except Exception:  # the chat path never breaks a reply
             logger.warning("suggestions skipped for this reply", exc_info=True)
-            return response
+            return response, []
+
+    @staticmethod
+    def _emit(request: ModelRequest, rows: list[dict[str, Any]]) -> None:
+        """Send the suggestions as a custom stream event, for `stream_mode="custom"` clients."""
+        if not rows:
+            return
+        try:
+            writer = getattr(request.runtime, "stream_writer", None) or get_stream_writer()
+            writer({"type": STREAM_EVENT, "suggestions": rows})
+        except Exception:  # not streaming, or no graph context: the reply already carries them
+            logger.debug("no stream writer for the suggestions event", exc_info=True)
 
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
     ) -> ModelResponse:
-        response = handler(request)
-        return self._safe_inject(response, request, ensure_config())
+        response = handler(_without_injected_blocks(request))
+        response, rows = self._safe_inject(response, request, ensure_config())
+        self._emit(request, rows)
+        return response
 
     async def awrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
     ) -> ModelResponse:
-        response = await handler(request)
+        response = await handler(_without_injected_blocks(request))
         config = ensure_config()
         try:
-            return await asyncio.to_thread(self._safe_inject, response, request, config)
+            response, rows = await asyncio.to_thread(self._safe_inject, response, request, config)
         except Exception:
             logger.warning("suggestions skipped for this reply", exc_info=True)
             return response
+        self._emit(request, rows)  # on the event loop: the stream writer is not for other threads
+        return response
+
+
+def _without_injected_blocks(request: ModelRequest) -> ModelRequest:
+    """The request with every injected suggestions block cut out of earlier replies.
+
+    The block is for the visitor. Left in the history, the model would read KB titles, unquoted, as words it
+    said itself, and a title such as "Ignore previous instructions" would gain the authority of its own voice.
+    The checkpointed state keeps the block (the visitor's transcript); only the model's input loses it."""
+    if not any(isinstance(m, AIMessage) and INJECTED_KEY in (m.response_metadata or {}) for m in request.messages):
+        return request
+    return request.override(messages=[_strip_block(m) for m in request.messages])
+
+
+def _strip_block(message: AnyMessage) -> AnyMessage:
+    added = (message.response_metadata or {}).get(INJECTED_KEY) if isinstance(message, AIMessage) else None
+    if not isinstance(added, str) or not added:
+        return message
+    content = message.content
+    if isinstance(content, str) and content.endswith(added):
+        return message.model_copy(update={"content": content[: len(content) - len(added)]})
+    if isinstance(content, list) and content and content[-1] == {"type": "text", "text": added}:
+        return message.model_copy(update={"content": content[:-1]})
+    # Edited since (by the application): the block can no longer be cut out exactly, so the model gets a
+    # placeholder rather than KB text in its own voice.
+    return message.model_copy(update={"content": "[an earlier reply with suggested articles, omitted]"})
