@@ -55,13 +55,13 @@ def test_folder_of_markdown_and_html(tmp_path):
     (tmp_path / "guides" / "install.md").write_text("---\ntitle: Installing\ntags: [setup, pip]\n---\n# ignored\nRun pip.")
     (tmp_path / "faq.md").write_text("# Frequently asked\n\nAnswers.")
     (tmp_path / "page.html").write_text("<html><head><title>Page &amp; co</title><script>evil()</script></head>"
-                                        "<body><nav>menu</nav><h1>Head</h1><p>Body text</p></body></html>")
+                                        "<body><nav>menu</nav><h1>Head &amp; co</h1><p>Body text</p></body></html>")
     (tmp_path / "notes.txt").write_text("ignored")
     arts = {a.id: a for a in load_articles(tmp_path, base_url="https://docs.test")}
     assert set(arts) == {"guides/install.md", "faq.md", "page.html"}
     assert arts["guides/install.md"].title == "Installing" and arts["guides/install.md"].tags == ("setup", "pip")
     assert arts["faq.md"].title == "Frequently asked" and arts["faq.md"].url == "https://docs.test/faq.md"
-    assert arts["page.html"].title == "Page & co"
+    assert arts["page.html"].title == "Head & co"  # the page's own heading, not the site-styled <title>
     assert "Body text" in arts["page.html"].text and "evil" not in arts["page.html"].text and "menu" not in arts["page.html"].text
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from plugin import Article, SessionRecommender
+from plugin.rules import passes_filters
 
 __all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder"]
 
@@ -75,13 +76,18 @@ class ExtractiveResponder:
 
     def __call__(self, message: str, *, session_id: str) -> Reply:
         qvec = self.rec.page_encoder.encode([message])  # (1, D); visitors' text stays out of the saved KB cache
-        hits = self.rec.index.search(qvec, self.candidates)[0]
+        hits = [h for h in self.rec.index.search(qvec, self.candidates)[0] if _answers(self.rec.kb.find(h[0]))]
         art = self.rec.kb.find(self._pick(hits, session_id)) if hits else None
         if art is None:
             return Reply("I could not find anything about that in the knowledge base.", self.name)
         excerpt = _best_sentences(message, art.text, self.max_sentences, self.max_chars) or art.snippet(self.max_chars)
         text = f"From the knowledge base article “{art.title}” (extracted text, no AI model):\n\n{excerpt}"
         return Reply(text, self.name, art)
+
+
+def _answers(article: Article | None) -> bool:
+    """A hub (table of contents) page has no text worth quoting as an answer."""
+    return article is not None and passes_filters(article)
 
 
 def _best_sentences(question: str, text: str, n: int, max_chars: int) -> str:
