@@ -67,6 +67,9 @@ _SECTION_NUMBER = re.compile(r"^(?:[A-Z]\.)?\d+(?:\.\d+)*\.\s+")  # DocBook's "5
 # marked TOC is a hub when it is nothing but links (one every _HUB_WORDS_PER_LINK words). Thresholds read off the
 # Django and PostgreSQL manuals: TOC pages carry 20-250 words of introduction; articles that merely link a lot
 # (a table of catalog columns, a list of settings) have a link every 10-25 words but no marked TOC.
+# Pages a generator writes for navigation only: Sphinx's general and module indexes and its search page, DocBook's
+# book index, MkDocs' search page. Not articles, whatever they are called.
+_GENERATED = "#search-results, #mkdocs-search-results, table.indextable, div.index"
 _TOC = "div.toc, div.toctree-wrapper, nav.toc, ul.toc, div.section-index"
 _HUB_MIN_LINKS = 3
 _HUB_MAX_INTRO_WORDS = 300
@@ -83,6 +86,7 @@ class PageContent:
     hub: bool  # mostly links and little prose: a table of contents, not an article
     number: str = ""  # a DocBook section number taken off the h1 ("5.1"), "" when none
     has_h1: bool = False  # False: the title is the <title>, which often carries the site's name
+    generated: bool = False  # a generated index or search page, not an article
 
 
 def extract_page(html: str, page_path: str = "") -> PageContent:
@@ -100,6 +104,7 @@ def extract_page(html: str, page_path: str = "") -> PageContent:
             canonical = (link.get("href") or "").strip()
             break
     root = _main_element(doc)
+    generated = bool(doc.cssselect(_GENERATED))
     for el in root.cssselect(_CHROME):
         _drop(el)
     for el in list(root.iter("header", "footer")):
@@ -113,7 +118,7 @@ def extract_page(html: str, page_path: str = "") -> PageContent:
     text = _render(root)
     links = _links(root, page_path)
     hub = _is_hub(root, page_path, len(links), len(_WORD.findall(text)))
-    return PageContent(title, head_title, text, canonical, links, hub, number, bool(h1_text))
+    return PageContent(title, head_title, text, canonical, links, hub, number, bool(h1_text), generated)
 
 
 def split_section_number(title: str) -> tuple[str, str]:

@@ -6,9 +6,9 @@ copies of the sources (`_sources/`), assets (`_static/`), a general index, a mod
 DocBook writes a book index. `DEFAULT_EXCLUDE` leaves those out; `include`/`exclude` patterns choose further
 (e.g. `exclude=("releases/*",)` for Django's 270 release notes).
 
-Patterns work like .gitignore lines: one without a "/" matches a file name at any depth (`search.html`), one with
+Patterns work like .gitignore lines: one without a "/" matches a file name at any depth (`README*`), one with
 a "/" matches the path from the folder or from any subfolder on (`_static/*` matches `_static/x.js` and
-`en/_static/x.js`); `*` matches across folders.
+`en/_static/x.js`), one starting with "/" only from the folder (`/search.html`); `*` matches across folders.
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ PAGE_SUFFIXES = (".md", ".markdown", ".html", ".htm")
 DEFAULT_EXCLUDE = (
     # Sphinx: highlighted source listings, copies of the sources, assets, the indexes and the search page
     "_modules/*", "_sources/*", "_static/*", "_images/*", "_downloads/*",
-    "genindex.html", "genindex-*.html", "py-modindex.html", "modindex.html", "search.html",
-    # DocBook's index; MkDocs' and Docusaurus' error and search pages; assets of any static site
-    "bookindex.html", "404.html", "assets/*", "node_modules/*", ".*",
+    # at the top only: "search.html" deeper down may be an article (Django's topics/db/search.html); pages that
+    # are indexes or search pages by their markup are skipped wherever they are (see `html_extract`)
+    "/genindex.html", "/genindex-*.html", "/py-modindex.html", "/search.html", "/404.html",
+    # DocBook's index; assets of any static site; dot-folders
+    "/bookindex.html", "assets/*", "node_modules/*", ".*",
     # repository files that sit beside the pages
     "README*", "LICENSE*", "CHANGELOG*",
 )
@@ -64,7 +66,8 @@ class FolderScan:
 def _matches(rel: str, pattern: str) -> bool:
     if "/" not in pattern:
         return fnmatchcase(rel.rsplit("/", 1)[-1], pattern)
-    pattern = pattern.lstrip("/")
+    if pattern.startswith("/"):
+        return fnmatchcase(rel, pattern[1:])
     parts = rel.split("/")
     return any(fnmatchcase("/".join(parts[i:]), pattern) for i in range(len(parts)))
 
@@ -107,8 +110,8 @@ def scan_folder(
     html_titles: dict[str, str] = {}  # id -> <title>, for pages without an h1 (their titles carry the site name)
     for path, rel in pages:
         art = _article_from_file(path, rel, base_url, html_titles)
-        if art is None:
-            skipped.setdefault("without text", []).append(rel)
+        if isinstance(art, str):
+            skipped.setdefault(art, []).append(rel)
         else:
             articles.append(art)
     articles = _clean_titles(articles, html_titles)
@@ -122,13 +125,16 @@ def _url_for(rel: str, base_url: str) -> str:
     return base_url.rstrip("/") + "/" + rel if base_url else rel
 
 
-def _article_from_file(path: Path, rel: str, base_url: str, html_titles: dict[str, str]) -> Article | None:
+def _article_from_file(path: Path, rel: str, base_url: str, html_titles: dict[str, str]) -> Article | str:
+    """The article in this file, or why the file holds none."""
     raw = _read_utf8(path)
     url = _url_for(rel, base_url)
     if path.suffix.lower() in (".html", ".htm"):
         page = extract_page(raw, rel)
+        if page.generated:
+            return "generated index/search pages"
         if not page.text.strip():
-            return None
+            return "without text"
         meta: dict[str, object] = {"links": list(page.links)}
         if page.hub:
             meta["hub"] = True
