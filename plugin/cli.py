@@ -47,9 +47,9 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     source = Path(args.source)
     if source.is_dir():
-        from .ingest import load_folder_scan
+        from .ingest import scan_folder
 
-        scan = load_folder_scan(source, args.base_url, include=args.include, exclude=args.exclude,
+        scan = scan_folder(source, args.base_url, include=args.include, exclude=args.exclude,
                                 default_exclude=not args.keep_all)
         articles = scan.articles
         print(f"{source}: {scan.summary()}")

@@ -26,7 +26,7 @@ from urllib.parse import urljoin
 from .html_extract import extract_page, split_section_number
 from .knowledge_base import Article, _parse_time, _read_utf8, check_articles
 
-__all__ = ["DEFAULT_EXCLUDE", "FolderScan", "load_folder_scan", "scan_folder", "strip_site_affixes"]
+__all__ = ["DEFAULT_EXCLUDE", "FolderScan", "scan_folder", "strip_site_affixes"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ def scan_folder(
     exclude: Sequence[str] = (),
     default_exclude: bool = True,
 ) -> FolderScan:
-    """Articles from the .md/.html files under `root`, with what was skipped and why."""
+    """Articles from the .md/.html files under `root`, with what was skipped and why. A folder that yields no
+    article, or two with one id (front matter can set ids), is a `DataFormatError`."""
     r = Path(root)
     skipped: dict[str, list[str]] = {}
     pages: list[tuple[Path, str]] = []
@@ -117,6 +118,7 @@ def scan_folder(
     articles = _clean_titles(articles, html_titles)
     articles = _resolve_links(articles)
     scan = FolderScan(articles, skipped)
+    check_articles(scan.articles, f"{r} ({scan.summary()})")
     logger.info("%s: %s", r, scan.summary())
     return scan
 
@@ -245,17 +247,3 @@ def _as_id(link: str, ids: set[str]) -> str | None:
         if cand in ids:
             return cand
     return None
-
-
-def load_folder_scan(
-    root: str | os.PathLike[str],
-    base_url: str = "",
-    *,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
-    default_exclude: bool = True,
-) -> FolderScan:
-    """`scan_folder`, but a folder that yields no article or two articles with one id is an error."""
-    scan = scan_folder(root, base_url, include=include, exclude=exclude, default_exclude=default_exclude)
-    check_articles(scan.articles, f"{root} ({scan.summary()})")
-    return scan

@@ -226,9 +226,9 @@ def load_articles(
     """
     p = Path(source)
     if p.is_dir():
-        from .ingest import load_folder_scan  # ingest builds on this module's Article
+        from .ingest import scan_folder  # ingest builds on this module's Article
 
-        return load_folder_scan(p, base_url, include=include, exclude=exclude, default_exclude=default_exclude).articles
+        return scan_folder(p, base_url, include=include, exclude=exclude, default_exclude=default_exclude).articles
     if p.is_file() and p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         arts = list(iter_jsonl(p))
     elif not p.exists():
