@@ -41,11 +41,11 @@ _CHROME = ", ".join((
     "div.sphinxsidebar", "div.related", "div#hd", "div#ft", "div.nav", "#global-nav", "#sidebar",
     "div.navheader", "div.navfooter", "div.searchbox", "#searchbox",
     ".breadcrumb", ".breadcrumbs", "[aria-label='breadcrumb']", "[aria-label='breadcrumbs']",
-    "a.headerlink", "a.anchor", "a.hash-link", "a.headeranchor",  # the ¶ / # permalinks beside headings
+    ".headerlink", "a.anchor", "a.hash-link", "a.headeranchor",  # the ¶ / # permalinks beside headings
     ".md-sidebar", ".md-footer", ".md-source", ".md-header", ".md-content__button",
     ".pagination-nav", ".theme-doc-toc-desktop", ".theme-doc-toc-mobile", ".theme-doc-footer",
     ".theme-edit-this-page", ".theme-last-updated", ".theme-doc-version-badge",
-    ".rst-footer-buttons", ".wy-breadcrumbs", ".prev-next-area", ".bd-sidebar", ".headerlink",
+    ".rst-footer-buttons", ".wy-breadcrumbs", ".prev-next-area", ".bd-sidebar",
 ))
 
 # Blocks that start a new line in the text; everything else flows inline.
@@ -80,7 +80,7 @@ _HUB_WORDS_PER_LINK = 8
 class PageContent:
     title: str  # the page's own heading (h1) without a section number, else its <title> as written
     head_title: str  # the <title> as written
-    text: str  # main content; blocks on their own lines, code blocks keep their line breaks
+    text: str  # main content after its title; blocks on their own lines, code blocks keep their line breaks
     canonical: str  # href of <link rel="canonical">, "" when absent
     links: tuple[str, ...]  # site-relative paths the main content links to, in order, once each, no self-links
     hub: bool  # mostly links and little prose: a table of contents, not an article
@@ -116,6 +116,9 @@ def extract_page(html: str, page_path: str = "") -> PageContent:
     h1_text = _clean(h1.text_content()) if h1 is not None else ""
     number, title = split_section_number(h1_text) if h1_text else ("", head_title)
     text = _render(root)
+    first, _, rest = text.partition("\n\n")
+    if first in (h1_text, head_title):
+        text = rest  # the heading is the title, which every card and embedding already show first
     links = _links(root, page_path)
     hub = _is_hub(root, page_path, len(links), len(_WORD.findall(text)))
     return PageContent(title, head_title, text, canonical, links, hub, number, bool(h1_text), generated)

@@ -45,7 +45,7 @@ def test_django_article_is_its_body_only():
     p = _page(DJANGO, "topics/http/sessions.html")
     assert p.title == "How to use sessions" and "documentation" in p.head_title  # <title> carries the site name
     assert "Django provides full support for anonymous sessions." in p.text
-    assert p.text.startswith("How to use sessions")  # not with the theme's header
+    assert p.text.startswith("Django provides full support")  # not with the theme's header, nor the title again
     _no_chrome(p.text, DJANGO_CHROME)
     # code blocks are kept, with their lines and indentation
     assert "class SessionStore(CachedDBStore):\n    cache_key_prefix" in p.text
@@ -109,7 +109,7 @@ def test_include_exclude_patterns_and_defaults():
 def test_postgres_reference_page_keeps_synopsis_and_drops_navigation():
     p = _page(POSTGRES, "sql-createtable.html")
     assert p.title == "CREATE TABLE"
-    assert "CREATE TABLE — define a new table" in p.text
+    assert p.text.startswith("CREATE TABLE — define a new table")
     assert "CREATE [ [ GLOBAL | LOCAL ] { TEMPORARY | TEMP } | UNLOGGED ] TABLE" in p.text  # the <pre> synopsis
     _no_chrome(p.text, DOCBOOK_CHROME)
     assert not p.text.rstrip().endswith("Next")
@@ -175,7 +175,7 @@ def test_mkdocs_like_page():
 def test_docusaurus_like_page():
     p = extract_page(DOCUSAURUS, "docs/configure.html")
     assert p.title == "Configure the widget" and p.has_h1
-    assert p.text.startswith("Configure the widget") and '<script src="widget.js" data-k="3"></script>' in p.text
+    assert p.text.startswith("The widget reads its settings") and '<script src="widget.js" data-k="3"></script>' in p.text
     _no_chrome(p.text, ("Edit this page", "Previous «", "Next »", "Breadcrumbs", "Home", "Version: 2.0",
                         "On this page", "Copyright", "Intro"))
     assert p.links == ("docs/api",)
@@ -183,7 +183,7 @@ def test_docusaurus_like_page():
 
 def test_plain_page_and_title_affixes(tmp_path):
     p = extract_page(PLAIN)
-    assert p.title == "Refund policy" and p.text == "Refund policy\n\nRefunds are paid within 14 days of the return reaching us."
+    assert p.title == "Refund policy" and p.text == "Refunds are paid within 14 days of the return reaching us."
     titles = ["Refund policy — Shop Help", "Shipping — Shop Help", "Shop Help", "Returns: how — Shop Help"]
     assert strip_site_affixes(titles) == ["Refund policy", "Shipping", "Shop Help", "Returns: how"]
     assert strip_site_affixes(["PostgreSQL: Documentation: 15: CREATE TABLE"] * 2 + ["PostgreSQL: Documentation: 15: 5.1. Table Basics"]) \
