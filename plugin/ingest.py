@@ -44,6 +44,7 @@ DEFAULT_EXCLUDE = (
     "README*", "LICENSE*", "CHANGELOG*",
 )
 
+_WEB_URL = re.compile(r"^(?:https?://|/)[^\s]*$", re.I)
 _AFFIX_SEPARATORS = (" — ", " – ", " | ", " - ", " · ", " :: ", ": ")
 
 
@@ -142,8 +143,9 @@ def _article_from_file(path: Path, rel: str, base_url: str, html_titles: dict[st
             meta["hub"] = True
         if page.number:
             meta["number"] = page.number
-        if page.canonical:
-            meta["canonical"] = urljoin(url, page.canonical) if base_url else page.canonical
+        canonical = urljoin(url, page.canonical) if base_url and page.canonical else page.canonical
+        if canonical and _WEB_URL.match(canonical):  # a page's markup is untrusted: no javascript: or data: urls
+            meta["canonical"] = canonical
         if not page.has_h1:
             html_titles[rel] = page.title
         return Article(id=rel, title=page.title or path.stem, url=url, text=page.text, meta=meta)

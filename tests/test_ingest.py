@@ -192,6 +192,10 @@ def test_plain_page_and_title_affixes(tmp_path):
     for name in ("a", "b", "c"):
         (tmp_path / f"{name}.html").write_text(f"<title>Page {name} | Acme Docs</title><p>Body of {name}.</p>")
     assert sorted(a.title for a in load_articles(tmp_path)) == ["Page a", "Page b", "Page c"]
+    (tmp_path / "d.html").write_text('<link rel="canonical" href="javascript:alert(1)"><h1>D</h1><p>d</p>')
+    (tmp_path / "e.html").write_text('<link rel="canonical" href="/stable/e/"><h1>E</h1><p>e</p>')
+    arts = {a.id: a for a in load_articles(tmp_path, base_url="https://s.test/latest/")}
+    assert "canonical" not in arts["d.html"].meta and arts["e.html"].meta["canonical"] == "https://s.test/stable/e/"
 
 
 def test_broken_and_empty_html_never_raise(tmp_path):
