@@ -146,7 +146,7 @@ def _article_from_file(path: Path, rel: str, base_url: str, html_titles: dict[st
         canonical = urljoin(url, page.canonical) if base_url and page.canonical else page.canonical
         if canonical and _WEB_URL.match(canonical):  # a page's markup is untrusted: no javascript: or data: urls
             meta["canonical"] = canonical
-        if not page.has_h1:
+        if not page.has_h1 and page.title:
             html_titles[rel] = page.title
         return Article(id=rel, title=page.title or path.stem, url=url, text=page.text, meta=meta)
     meta_fm, body = _front_matter(raw)

@@ -203,5 +203,7 @@ def test_broken_and_empty_html_never_raise(tmp_path):
     assert "tail text" in extract_page("<p>x<b>bold<nav>menu</nav></b> tail text").text
     (tmp_path / "empty.html").write_text("<html><body><nav>only a menu</nav></body></html>")
     (tmp_path / "ok.html").write_text("<h1>Ok</h1><p>Fine.</p>")
+    (tmp_path / "untitled.html").write_text("<p>No title anywhere.</p>")
     scan = scan_folder(tmp_path)
-    assert [a.id for a in scan.articles] == ["ok.html"] and scan.skipped == {"without text": ["empty.html"]}
+    assert [a.id for a in scan.articles] == ["ok.html", "untitled.html"] and scan.skipped == {"without text": ["empty.html"]}
+    assert scan.articles[1].title == "untitled"
