@@ -6,7 +6,7 @@ Structural extraction with lxml: documentation generators mark their chrome (Sph
 `<nav>`/breadcrumbs/pagination), so removing it by selector keeps the whole body — code blocks, tables and
 definition lists included. A general-purpose boilerplate remover (trafilatura) was compared on the Django and
 PostgreSQL manuals (`bench/extraction_compare.py`): it drops section headings and parts of code/tables on these
-pages, which is the text a documentation suggestion needs most (README, "Ingesting HTML").
+pages, which is the text a documentation suggestion needs most (README, "Indexing a documentation site").
 """
 
 from __future__ import annotations
