@@ -112,6 +112,9 @@ def extract_page(html: str, page_path: str = "") -> PageContent:
         # footer is the site's (logo, site name, copyright, "edit this page").
         if not (el.tag == "header" and _in_article(el) and any(True for _ in el.iter("h1"))):
             _drop(el)
+    for el in root.cssselect(_TOC):
+        if page_path and not _links(el, page_path):
+            _drop(el)  # a TOC of this page's own sections only repeats the headings below it
     h1 = next((el for el in root.iter("h1")), None)
     h1_text = _clean(h1.text_content()) if h1 is not None else ""
     number, title = split_section_number(h1_text) if h1_text else ("", head_title)

@@ -126,6 +126,8 @@ def test_postgres_tables_and_section_numbers():
     assert arts["ddl.html"].meta.get("hub") is True and not arts["ddl-basics.html"].meta.get("hub")
     assert "ddl-basics.html" in arts["ddl.html"].meta["links"]
     assert "bookindex.html" not in arts  # the book's index is a generated page
+    stats = _page(POSTGRES, "runtime-config-statistics.html")  # its TOC lists only its own sections
+    assert stats.text.count("Statistics Monitoring") == 1 and not stats.hub
 
 
 # ---------------------------------------------------------------- other generators, written for the tests
