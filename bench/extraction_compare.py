@@ -1,7 +1,7 @@
 """Main-content extraction on real documentation: this project's structural extractor (lxml, by generator markup)
 against trafilatura (a maintained general-purpose boilerplate remover), same pages, same checks.
 
-Checks per page, from the raw HTML: code blocks kept (<pre>: its first line appears in the text), table cells kept
+Each method's output is what gets embedded: the page's title, then its text. Checks per page, from the raw HTML: code blocks kept (<pre>: its first line appears in the text), table cells kept
 (cells of content tables; DocBook's navigation tables excluded), section headings kept (h2/h3 in Sphinx
 `div.section` / DocBook `div.sect*`/`refsect*`), and theme chrome left in (strings of the site's navigation that
 are never article text). Needs `pip install trafilatura` (not a dependency of the package).
@@ -12,6 +12,7 @@ are never article text). Needs `pip install trafilatura` (not a dependency of th
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import time
@@ -58,11 +59,17 @@ def main() -> None:
     args = p.parse_args()
     import trafilatura
 
-    methods = {
-        "structural (lxml, this project)": lambda html, rel: extract_page(html, rel).text,
-        "trafilatura (favor_recall, tables)": lambda html, rel: trafilatura.extract(
-            html, include_tables=True, include_comments=False, favor_recall=True) or "",
-    }
+    def structural(html: str, rel: str) -> str:
+        page = extract_page(html, rel)
+        return f"{page.title}\n{page.text}"
+
+    def general(html: str, rel: str) -> str:
+        out = trafilatura.extract(html, include_tables=True, include_comments=False, favor_recall=True,
+                                  with_metadata=True, output_format="json")
+        data = json.loads(out) if out else {}
+        return f"{data.get('title') or ''}\n{data.get('text') or ''}"
+
+    methods = {"structural (lxml, this project)": structural, "trafilatura (favor_recall, tables)": general}
     print("| corpus | method | code blocks kept | table cells kept | headings kept | pages with chrome | chars | s |")
     print("|---|---|---|---|---|---|---|---|")
     for folder in args.folders:
