@@ -13,9 +13,9 @@ import time
 import faiss
 import torch
 
+from plugin.chunking import split_windows
 from plugin.encoder import CachedEncoder, SentenceTransformerEncoder
 from plugin.ingest import scan_folder
-from plugin.chunking import split_windows
 
 
 def main() -> None:
