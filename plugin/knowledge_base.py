@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +19,29 @@ __all__ = ["Article", "KnowledgeBase", "load_articles", "normalize_url"]
 _REQUIRED = ("id", "title")
 
 
+_INDEX_PAGE = re.compile(r"(^|/)index(?:\.html?)?$", re.I)
+_PAGE_SUFFIX = re.compile(r"\.html?$", re.I)
+
+
 def normalize_url(url: str) -> str:
-    """Compare urls without scheme noise, fragment, query-less trailing slash or case in the host."""
+    """Compare urls the way a static site serves them: scheme, host case, fragment, trailing slash and a final
+    `index.html`/`index` do not matter ("https://X/a/", "http://x/a/index.html#s" and "x/a" are one page)."""
     u = url.strip().split("#", 1)[0]
     u = re.sub(r"^https?://", "", u, flags=re.I)
-    if "/" in u:
-        host, rest = u.split("/", 1)
-        u = host.lower() + "/" + rest
+    path, q, query = u.partition("?")
+    if "/" in path:
+        host, rest = path.split("/", 1)
+        path = host.lower() + "/" + rest
     else:
-        u = u.lower()
-    return u.rstrip("/")
+        path = path.lower()
+    path = _INDEX_PAGE.sub(r"\1", path).rstrip("/")
+    return f"{path}?{query}" if q and query else path
+
+
+def _loose_url(url: str) -> str:
+    """A second, looser key: without the query string (Sphinx's `?highlight=…`, tracking parameters) and without
+    `.html` (hosts that serve `/a/b.html` as `/a/b`)."""
+    return _PAGE_SUFFIX.sub("", normalize_url(url).split("?", 1)[0])
 
 
 @dataclass(frozen=True)
@@ -100,37 +111,48 @@ def _parse_time(value: Any, where: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+def _page_urls(article: Article) -> list[str]:
+    """The urls a browser may show for this article: its own and the page's `<link rel="canonical">`."""
+    urls = [article.url] if article.url else []
+    canonical = article.meta.get("canonical")
+    if isinstance(canonical, str) and canonical.strip():
+        urls.append(canonical)
+    return urls
+
+
 class KnowledgeBase:
-    """Articles by id, with a url -> id lookup."""
+    """Articles by id, with a url -> id lookup (exact, then without query string and `.html`)."""
 
     def __init__(self, articles: Iterable[Article] = ()) -> None:
         self._by_id: dict[str, Article] = {}
         self._by_url: dict[str, str] = {}
+        self._by_loose_url: dict[str, str] = {}
         for a in articles:
             self.upsert(a)
 
     def upsert(self, article: Article) -> None:
         article = checked_article(article)  # the url policy, at ingest: an unsafe url is dropped with a warning
         old = self._by_id.get(article.id)
-        if old is not None and old.url:
-            self._drop_url(old)
+        if old is not None:
+            self._drop_urls(old)
         self._by_id[article.id] = article
-        if article.url:
-            self._by_url[normalize_url(article.url)] = article.id
+        for url in _page_urls(article):
+            self._by_url[normalize_url(url)] = article.id
+            self._by_loose_url[_loose_url(url)] = article.id
 
     def remove(self, article_id: str) -> Article:
         art = self._by_id.pop(article_id, None)
         if art is None:
             raise UnknownArticleError(f"no article with id {shown(article_id)}")
-        if art.url:
-            self._drop_url(art)
+        self._drop_urls(art)
         return art
 
-    def _drop_url(self, article: Article) -> None:
-        """Forget the url -> id link only if it is this article's (two articles may share a url)."""
-        key = normalize_url(article.url)
-        if self._by_url.get(key) == article.id:
-            del self._by_url[key]
+    def _drop_urls(self, article: Article) -> None:
+        """Forget the url -> id links only where they are this article's (two articles may share a url)."""
+        for url in _page_urls(article):
+            for table, key in ((self._by_url, normalize_url(url)), (self._by_loose_url, _loose_url(url))):
+                if table.get(key) == article.id:
+                    del table[key]
 
     def get(self, article_id: str) -> Article:
         try:
@@ -144,7 +166,7 @@ class KnowledgeBase:
             return None
         if id_or_url in self._by_id:
             return self._by_id[id_or_url]
-        aid = self._by_url.get(normalize_url(id_or_url))
+        aid = self._by_url.get(normalize_url(id_or_url)) or self._by_loose_url.get(_loose_url(id_or_url))
         return self._by_id.get(aid) if aid else None
 
     def resolve(self, id_or_url: str) -> Article:
@@ -191,99 +213,41 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[Article]:
         yield Article.from_dict(data, where=f"{p}:{n}")
 
 
-class _HTMLText(HTMLParser):
-    _SKIP = {"script", "style", "nav", "header", "footer", "noscript"}
+def load_articles(
+    source: str | os.PathLike[str],
+    base_url: str = "",
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    default_exclude: bool = True,
+) -> list[Article]:
+    """Articles from a .jsonl file or a folder of .md/.html files; duplicate ids are an error.
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.title = ""
-        self.h1 = ""
-        self.parts: list[str] = []
-        self._stack: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._stack.append(tag)
-
-    def handle_endtag(self, tag: str) -> None:
-        while self._stack:
-            if self._stack.pop() == tag:
-                break
-
-    def handle_data(self, data: str) -> None:
-        if any(t in self._SKIP for t in self._stack):
-            return
-        cur = self._stack[-1] if self._stack else ""
-        if cur == "title":
-            self.title += data
-        elif cur == "h1" and not self.h1:
-            self.h1 = data.strip()
-        if cur != "title":
-            self.parts.append(data)
-
-
-def _front_matter(text: str) -> tuple[dict[str, str], str]:
-    if not text.startswith("---\n"):
-        return {}, text
-    end = text.find("\n---", 4)
-    if end < 0:
-        return {}, text
-    meta = {}
-    for line in text[4:end].splitlines():
-        if ":" in line:
-            k, v = line.split(":", 1)
-            meta[k.strip()] = v.strip().strip("\"'")
-    return meta, text[end + 4 :].lstrip("\n")
-
-
-def _article_from_file(path: Path, root: Path, base_url: str) -> Article:
-    rel = path.relative_to(root).as_posix()
-    raw = _read_utf8(path)
-    url = base_url.rstrip("/") + "/" + rel if base_url else rel
-    if path.suffix.lower() in (".html", ".htm"):
-        parser = _HTMLText()
-        parser.feed(raw)
-        title = (parser.title or parser.h1 or path.stem).strip()
-        body = re.sub(r"\s+", " ", " ".join(parser.parts)).strip()
-        return Article(id=rel, title=title, url=url, text=body)  # the parser already decoded entities
-    meta, body = _front_matter(raw)
-    m = re.search(r"^#\s+(.+)$", body, flags=re.M)
-    title = meta.get("title") or (m.group(1).strip() if m else path.stem.replace("-", " ").replace("_", " "))
-    tags = tuple(t.strip() for t in meta.get("tags", "").strip("[]").split(",") if t.strip())
-    return Article(
-        id=meta.get("id") or rel,
-        title=title,
-        url=meta.get("url") or url,
-        text=body,
-        tags=tags,
-        locale=meta.get("locale") or None,
-        updated_at=_parse_time(meta.get("updated_at") or path.stat().st_mtime, str(path)),
-    )
-
-
-def iter_folder(root: str | os.PathLike[str], base_url: str = "") -> Iterator[Article]:
-    r = Path(root)
-    for path in sorted(r.rglob("*")):
-        if path.is_file() and path.suffix.lower() in (".md", ".markdown", ".html", ".htm"):
-            yield _article_from_file(path, r, base_url)
-
-
-def load_articles(source: str | os.PathLike[str], base_url: str = "") -> list[Article]:
-    """Articles from a .jsonl file or a folder of .md/.html files; duplicate ids are an error."""
+    For a folder, `include`/`exclude` glob patterns choose the files, and non-article pages (source listings,
+    indexes, search pages, assets: `plugin.ingest.DEFAULT_EXCLUDE`) are skipped unless `default_exclude=False`.
+    """
     p = Path(source)
     if p.is_dir():
-        arts = list(iter_folder(p, base_url))
-    elif p.is_file() and p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        from .ingest import scan_folder  # ingest builds on this module's Article
+
+        return scan_folder(p, base_url, include=include, exclude=exclude, default_exclude=default_exclude).articles
+    if p.is_file() and p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         arts = list(iter_jsonl(p))
     elif not p.exists():
         raise DataFormatError(f"knowledge-base source {p} does not exist")
     else:
         raise DataFormatError(f"cannot read {p}: give a .jsonl file or a folder of .md/.html files")
-    seen: set[str] = set()
-    for a in arts:
-        if a.id in seen:
-            raise DataFormatError(f"duplicate article id {a.id!r} in {p}")
-        seen.add(a.id)
-    if not arts:
-        raise DataFormatError(f"no articles found in {p}")
+    check_articles(arts, p)
     return arts
+
+
+def check_articles(articles: Sequence[Article], source: object) -> None:
+    """A knowledge base read from `source` must hold at least one article and no id twice."""
+    seen: set[str] = set()
+    for a in articles:
+        if a.id in seen:
+            raise DataFormatError(f"duplicate article id {a.id!r} in {source}")
+        seen.add(a.id)
+    if not articles:
+        raise DataFormatError(f"no articles found in {source}")
 

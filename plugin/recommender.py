@@ -49,7 +49,7 @@ logger = logging.getLogger(__name__)
 
 # Above this many articles `index_kind="auto"` picks HNSW: exact flat search stops fitting a 2 ms budget.
 _AUTO_HNSW_ABOVE = 20_000
-_ENCODE_CHUNK = 1024
+_ENCODE_CHUNK = 128  # articles per encoder call: long ones make dozens of windows, and the bar should move
 
 
 def _encoder_for(name: str, dim: int) -> Encoder:
@@ -134,7 +134,7 @@ class SessionRecommender:
         bar = tqdm(total=len(articles), desc="indexing", unit="art", disable=not progress)
         for start in range(0, len(articles), _ENCODE_CHUNK):
             chunk = list(articles[start : start + _ENCODE_CHUNK])
-            vecs = self.encoder.encode([a.embed_text() for a in chunk])
+            vecs = self.encoder.encode_documents([a.embed_text() for a in chunk], [a.title for a in chunk])
             self.index.upsert([a.id for a in chunk], vecs)
             for a in chunk:
                 self.kb.upsert(a)

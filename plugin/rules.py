@@ -29,6 +29,8 @@ def passes_filters(
     locale: str | None = None,
     tags: Collection[str] | None = None,
 ) -> bool:
+    if article.meta.get("hub"):
+        return False  # a table of contents: it counts as read, but suggesting it sends the visitor to a list
     if article.id in exclude_ids:
         return False
     if exclude_urls and article.url and article.url in exclude_urls:

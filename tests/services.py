@@ -1,5 +1,5 @@
-"""External services some tests need (redis-server, Chromium). Locally a missing one skips those tests with
-a reason; in CI (`SESSION_SUGGEST_REQUIRE_SERVICES=1`, set by .ci/run) it fails them instead, so a broken
+"""External services some tests need (redis-server, Chromium, Debian's documentation packages). Locally a
+missing one skips those tests with a reason; in CI (`SESSION_SUGGEST_REQUIRE_SERVICES=1`, set by .ci/run) it fails them instead, so a broken
 install can never pass as a green run with the Redis or browser tests silently skipped."""
 
 from __future__ import annotations

@@ -79,3 +79,30 @@ def test_demo_walkthrough_offline(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Python standard-library modules" in out
     assert "because you read json" in out and "**Related articles**" in out
+
+
+def test_index_a_site_folder_with_include_exclude_and_default_skips(tmp_path, capsys):
+    site = tmp_path / "site"
+    for rel, body in {
+        "index.html": '<h1>Home</h1><div class="toctree-wrapper"><a href="guide/a.html">alpha sessions guide</a> <a href="guide/b.html">beta sessions guide</a>'
+                      ' <a href="releases/1.0.html">1.0</a></div>',
+        "guide/a.html": '<h1>Alpha guide</h1><p>alpha sessions cookies</p><a href="b.html">see b</a>',
+        "guide/b.html": "<h1>Beta guide</h1><p>beta sessions storage</p>",
+        "releases/1.0.html": "<h1>Release 1.0</h1><p>sessions fixed</p>",
+        "_modules/x.html": "<h1>Source of x</h1><pre>def x(): pass</pre>",
+        "_static/README.md": "# theme readme",
+        "search.html": '<h1>Search</h1><div id="search-results"></div>',
+    }.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(body)
+    out = tmp_path / "ix"
+    args = ["index", str(site), "--out", str(out), "--encoder", "hashing:256", "--base-url", "https://d.test/", "--quiet"]
+    assert main([*args, "--exclude", "releases/*"]) == 0
+    msg = capsys.readouterr().out
+    assert "3 articles (1 hub/TOC pages" in msg and "1 --exclude releases/*" in msg and "1 _modules/*" in msg
+    assert main(["suggest", "--index", str(out), "--viewed", "https://d.test/?highlight=x", "--json", "-k", "5"]) == 0
+    assert {r["id"] for r in json.loads(capsys.readouterr().out)} == {"guide/a.html", "guide/b.html"}  # not the hub
+    assert main([*args, "--include", "guide/*", "--rebuild"]) == 0
+    assert "2 articles" in capsys.readouterr().out
+    assert main(["index", str(tmp_path / "x.jsonl"), "--out", str(out), "--include", "a/*"]) == 2
+    assert "choose files in a folder" in capsys.readouterr().err

@@ -602,6 +602,17 @@ def test_extractive_answer_leans_towards_what_was_read(rec, monkeypatch):
     assert [a.id for a, _ in rec.search("how?", 2, session_id="reader", session_weight=0.5)] == ["ser-pickle", "net-http"]
 
 
+def test_extractive_answer_never_quotes_a_hub_page(fake_encoder):
+    from adapters.http import ExtractiveResponder
+
+    arts = [Article("toc", "Pickle and json contents", "https://kb.test/toc", "pickle json objects bytes",
+                    meta={"hub": True}),
+            Article("pickle", "Pickle", "https://kb.test/pickle", "Pickle turns python objects into bytes and back.")]
+    r = SessionRecommender.build(arts, encoder=fake_encoder, progress=False)
+    reply = ExtractiveResponder(r)("pickle json objects bytes", session_id="s")
+    assert reply.source is not None and reply.source.id == "pickle"  # the TOC matches the question best
+
+
 def test_extractive_answer_quotes_prose_once():
     from adapters.http.responder import _best_sentences
 

@@ -55,13 +55,13 @@ def test_folder_of_markdown_and_html(tmp_path):
     (tmp_path / "guides" / "install.md").write_text("---\ntitle: Installing\ntags: [setup, pip]\n---\n# ignored\nRun pip.")
     (tmp_path / "faq.md").write_text("# Frequently asked\n\nAnswers.")
     (tmp_path / "page.html").write_text("<html><head><title>Page &amp; co</title><script>evil()</script></head>"
-                                        "<body><nav>menu</nav><h1>Head</h1><p>Body text</p></body></html>")
+                                        "<body><nav>menu</nav><h1>Head &amp; co</h1><p>Body text</p></body></html>")
     (tmp_path / "notes.txt").write_text("ignored")
     arts = {a.id: a for a in load_articles(tmp_path, base_url="https://docs.test")}
     assert set(arts) == {"guides/install.md", "faq.md", "page.html"}
     assert arts["guides/install.md"].title == "Installing" and arts["guides/install.md"].tags == ("setup", "pip")
     assert arts["faq.md"].title == "Frequently asked" and arts["faq.md"].url == "https://docs.test/faq.md"
-    assert arts["page.html"].title == "Page & co"
+    assert arts["page.html"].title == "Head & co"  # the page's own heading, not the site-styled <title>
     assert "Body text" in arts["page.html"].text and "evil" not in arts["page.html"].text and "menu" not in arts["page.html"].text
 
 
@@ -85,3 +85,28 @@ def test_articles_sharing_a_url_and_entities_in_html_titles(tmp_path):
     assert kb.find("https://x.test/shared").id == "b"
     (tmp_path / "p.html").write_text("<title>Tags &amp;lt;b&amp;gt; explained</title><p>x</p>")
     assert load_articles(tmp_path)[0].title == "Tags &lt;b&gt; explained"
+
+
+def test_page_urls_map_to_articles_the_way_browsers_send_them():
+    kb = KnowledgeBase([
+        Article("index.html", "Docs home", "https://docs.test/en/index.html"),
+        Article("topics/index.html", "Topics", "https://docs.test/en/topics/index.html"),
+        Article("topics/s.html", "Sessions", "https://docs.test/en/topics/s.html",
+                meta={"canonical": "https://www.docs.test/stable/topics/sessions/"}),
+        Article("q3", "Dynamic 3", "https://help.test/article?id=3"),
+        Article("q4", "Dynamic 4", "https://help.test/article?id=4"),
+    ])
+    found = lambda u: (kb.find(u) or Article("-", "-")).id  # noqa: E731
+    for u in ("https://docs.test/en/", "https://docs.test/en", "http://DOCS.test/en/index.html", "docs.test/en/index",
+              "https://docs.test/en/?highlight=x", "https://docs.test/en/#top"):
+        assert found(u) == "index.html", u
+    assert found("https://docs.test/en/topics/") == "topics/index.html"
+    for u in ("https://docs.test/en/topics/s.html?highlight=cookie", "https://docs.test/en/topics/s.html#s-x",
+              "https://docs.test/en/topics/s", "https://www.docs.test/stable/topics/sessions/",
+              "https://www.docs.test/stable/topics/sessions/?utm_source=x#frag"):
+        assert found(u) == "topics/s.html", u
+    # a query string that names the article still does
+    assert found("https://help.test/article?id=3") == "q3" and found("https://help.test/article?id=4") == "q4"
+    assert kb.find("https://docs.test/en/topics/other.html") is None
+    kb.remove("topics/s.html")  # all its urls go with it
+    assert kb.find("https://www.docs.test/stable/topics/sessions/") is None and kb.find("https://docs.test/en/topics/s") is None

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from conftest import TOPIC_ARTICLES
 from plugin import (
     Article,
     DimensionMismatchError,
@@ -229,3 +230,20 @@ def test_visitor_pages_use_a_bounded_cache_that_is_not_saved(articles, fake_enco
     assert r.suggest("s", k=1)  # evicted pages are simply embedded again
     r.save(tmp_path)
     assert len(SessionRecommender.load(tmp_path, encoder=fake_encoder).encoder.cache) == len(articles)
+
+
+def test_hub_pages_count_as_read_but_are_never_suggested(fake_encoder):
+    arts = [
+        Article("index.html", "Serialization docs home", "https://kb.test/docs/index.html",
+                "json pickle shelve marshal serialize objects", meta={"hub": True}),
+        Article("ser/index.html", "Serialization formats", "https://kb.test/docs/ser/index.html",
+                "json pickle serialize objects formats", meta={"hub": True}),
+        *[a for a in TOPIC_ARTICLES if a.id.startswith(("ser-", "net-"))],
+    ]
+    r = SessionRecommender.build(arts, encoder=fake_encoder, progress=False,
+                                 settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0))
+    r.track("v", url="https://kb.test/docs/?highlight=json")  # the root, as a browser sends it
+    assert r.events("v")[0].article_id == "index.html"
+    got = [s.article.id for s in r.suggest("v", k=20)]
+    assert got and not {"index.html", "ser/index.html"} & set(got)  # not the page they are on, nor a hub
+    assert set(got[:3]) <= SER  # the hub they read set the topic

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from plugin import Article, SessionRecommender
+from plugin.rules import passes_filters
 
 __all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder"]
 
@@ -66,12 +67,18 @@ class ExtractiveResponder:
         # The best hit, nudged towards what the visitor has read: "how do I load it back?" on the pickle page
         # should be answered from pickle.
         hits = self.rec.search(message, self.candidates, session_id=session_id, session_weight=self.session_weight)
+        hits = [h for h in hits if _answers(h[0])]
         art = hits[0][0] if hits else None
         if art is None:
             return Reply("I could not find anything about that in the knowledge base.", self.name)
         excerpt = _best_sentences(message, art.text, self.max_sentences, self.max_chars) or art.snippet(self.max_chars)
         text = f"From the knowledge base article “{art.title}” (extracted text, no AI model):\n\n{excerpt}"
         return Reply(text, self.name, art)
+
+
+def _answers(article: Article | None) -> bool:
+    """A hub (table of contents) page has no text worth quoting as an answer."""
+    return article is not None and passes_filters(article)
 
 
 def _best_sentences(question: str, text: str, n: int, max_chars: int) -> str:

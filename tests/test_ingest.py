@@ -1,0 +1,211 @@
+"""Ingesting real documentation sites: main content only, clean titles, hub pages, skip rules, links.
+
+The real pages are Debian's `python-django-doc` (Sphinx) and `postgresql-doc-15` (DocBook), read where Debian
+installs them; nothing of them is copied here. Locally a missing package skips these tests; in CI (.ci/run
+installs both) it fails them. The MkDocs/Docusaurus-like pages below are written for these tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plugin import load_articles
+from plugin.html_extract import extract_page
+from plugin.ingest import _skip_reason, scan_folder, strip_site_affixes
+
+from services import unavailable
+
+DJANGO = Path("/usr/share/doc/python-django-doc/html")
+POSTGRES = Path("/usr/share/doc/postgresql-doc-15/html")
+
+# Theme chrome that must never reach an article's text.
+DJANGO_CHROME = ("Quick search", "Table of contents", "« previous", "previous |", "Previous topic", "Next topic",
+                 "Last update", "Module index", "¶")
+DOCBOOK_CHROME = ("Prev Up", "Prev\nUp", "Navigation header", "Home\n", "Submit correction")
+
+
+def _page(root: Path, rel: str):
+    path = root / rel
+    if not path.exists():
+        unavailable(f"{path} is missing: install Debian's {'python-django-doc' if root == DJANGO else 'postgresql-doc-15'}")
+    return extract_page(path.read_text(encoding="utf-8"), rel)
+
+
+def _no_chrome(text: str, chrome: tuple[str, ...]) -> None:
+    found = [c for c in chrome if c in text]
+    assert not found, f"theme boilerplate in the text: {found}"
+
+
+# ---------------------------------------------------------------- Sphinx (Django)
+
+
+def test_django_article_is_its_body_only():
+    p = _page(DJANGO, "topics/http/sessions.html")
+    assert p.title == "How to use sessions" and "documentation" in p.head_title  # <title> carries the site name
+    assert "Django provides full support for anonymous sessions." in p.text
+    assert p.text.startswith("Django provides full support")  # not with the theme's header, nor the title again
+    _no_chrome(p.text, DJANGO_CHROME)
+    # code blocks are kept, with their lines and indentation
+    assert "class SessionStore(CachedDBStore):\n    cache_key_prefix" in p.text
+    assert "Enabling sessions" in p.text  # section headings too
+    assert not p.hub and not p.generated
+    assert "ref/middleware.html" in p.links and "topics/http/sessions.html" not in p.links
+    assert all("#" not in link and "?" not in link and "://" not in link for link in p.links)
+
+
+@pytest.mark.parametrize("rel", ["contents.html", "topics/http/index.html", "ref/models/index.html", "index.html"])
+def test_django_toc_pages_are_hubs(rel):
+    assert _page(DJANGO, rel).hub
+
+
+@pytest.mark.parametrize("rel", ["topics/http/sessions.html", "ref/settings.html", "intro/tutorial01.html"])
+def test_django_articles_are_not_hubs(rel):
+    assert not _page(DJANGO, rel).hub
+
+
+@pytest.mark.parametrize("rel", ["genindex.html", "search.html", "py-modindex.html"])
+def test_django_generated_pages_are_recognised_by_their_markup(rel):
+    assert _page(DJANGO, rel).generated
+
+
+def test_django_folder_scan_skips_non_articles_and_cleans_titles():
+    _page(DJANGO, "index.html")
+    scan = scan_folder(DJANGO, "https://docs.test/en/",
+                       include=["topics/http/*", "/search.html", "/genindex.html", "/py-modindex.html", "_static/*",
+                                "_modules/django/contrib/sessions/*", "topics/db/search.html"])
+    arts = {a.id: a for a in scan.articles}
+    assert "topics/http/sessions.html" in arts and "topics/db/search.html" in arts  # an article called search
+    assert not any(a.startswith(("_modules/", "_static/")) for a in arts)
+    assert {"search.html", "genindex.html", "py-modindex.html"}.isdisjoint(arts)
+    assert scan.skipped["/search.html"] == ["search.html"] and scan.skipped["_modules/*"]
+    summary = scan.summary()
+    assert "skipped" in summary and "_modules/*" in summary and "hub/TOC" in summary
+    for a in arts.values():
+        assert "documentation" not in a.title.lower() or "documentation" in a.text[:200].lower(), a.title
+    s = arts["topics/http/sessions.html"]
+    assert s.url == "https://docs.test/en/topics/http/sessions.html"
+    hub = arts["topics/http/index.html"]
+    assert "topics/http/sessions.html" in hub.meta["links"]  # "sessions.html" resolved to this folder's article id
+    assert "ref/middleware.html" not in s.meta["links"]  # a link to a page not indexed is dropped
+    assert all(link in arts for a in arts.values() for link in a.meta.get("links", ()))
+    assert arts["topics/http/index.html"].meta.get("hub") is True and not s.meta.get("hub")
+
+
+def test_include_exclude_patterns_and_defaults():
+    assert _skip_reason("_modules/django/db.html", (), (), True) == "_modules/*"
+    assert _skip_reason("en/_static/README.md", (), (), True) == "_static/*"
+    assert _skip_reason("search.html", (), (), True) == "/search.html"
+    assert _skip_reason("topics/db/search.html", (), (), True) is None
+    assert _skip_reason("releases/3.2.html", (), ("releases/*",), True) == "--exclude releases/*"
+    assert _skip_reason("topics/a.html", ("ref/*",), (), True) == "outside --include"
+    assert _skip_reason("_modules/x.html", (), (), False) is None
+
+
+# ---------------------------------------------------------------- DocBook (PostgreSQL)
+
+
+def test_postgres_reference_page_keeps_synopsis_and_drops_navigation():
+    p = _page(POSTGRES, "sql-createtable.html")
+    assert p.title == "CREATE TABLE"
+    assert p.text.startswith("CREATE TABLE — define a new table")
+    assert "CREATE [ [ GLOBAL | LOCAL ] { TEMPORARY | TEMP } | UNLOGGED ] TABLE" in p.text  # the <pre> synopsis
+    _no_chrome(p.text, DOCBOOK_CHROME)
+    assert not p.text.rstrip().endswith("Next")
+    assert "sql-altertable.html" in p.links
+
+
+def test_postgres_tables_and_section_numbers():
+    _page(POSTGRES, "ddl.html")
+    scan = scan_folder(POSTGRES, include=["/ddl.html", "/ddl-basics.html", "/datatype-numeric.html", "/bookindex.html"])
+    arts = {a.id: a for a in scan.articles}
+    assert arts["ddl-basics.html"].title == "Table Basics" and arts["ddl-basics.html"].meta["number"] == "5.1"
+    assert arts["datatype-numeric.html"].title == "Numeric Types"
+    assert "smallint | 2 bytes" in arts["datatype-numeric.html"].text  # table rows, cell by cell
+    assert arts["ddl.html"].meta.get("hub") is True and not arts["ddl-basics.html"].meta.get("hub")
+    assert "ddl-basics.html" in arts["ddl.html"].meta["links"]
+    assert "bookindex.html" not in arts  # the book's index is a generated page
+    stats = _page(POSTGRES, "runtime-config-statistics.html")  # its TOC lists only its own sections
+    assert stats.text.count("Statistics Monitoring") == 1 and not stats.hub
+
+
+# ---------------------------------------------------------------- other generators, written for the tests
+
+MKDOCS = """<!doctype html><html><head><title>Install - MyTool docs</title>
+<link rel="canonical" href="https://mytool.test/install/"></head><body>
+<div class="navbar"><nav><a href="../">MyTool</a> <a href="../usage/">Usage</a></nav></div>
+<div class="container"><div class="col-md-3"><div class="bs-sidebar" role="navigation">
+<ul><li><a href="#pip">With pip</a></li></ul></div></div>
+<div class="col-md-9" role="main"><h1 id="install">Install<a class="headerlink" href="#install">¶</a></h1>
+<p>MyTool runs on any Python from 3.10. Read the <a href="../usage/">usage guide</a> next.</p>
+<h2 id="pip">With pip</h2><pre><code>pip install mytool
+mytool --version</code></pre>
+<table><tr><th>Option</th><th>Meaning</th></tr><tr><td>--user</td><td>per-user install</td></tr></table>
+</div></div><footer class="col-md-12"><p>Documentation built with MkDocs.</p></footer>
+<div role="search"><input placeholder="Search"></div></body></html>"""
+
+DOCUSAURUS = """<!doctype html><html><head><title>Configure the widget | Acme Docs</title></head><body>
+<nav class="navbar"><a href="/">Acme</a><a href="/docs/intro">Docs</a></nav>
+<div class="main-wrapper"><aside class="theme-doc-sidebar-container"><ul><li><a href="/docs/intro">Intro</a></li>
+</ul></aside><main><div class="row"><div class="col"><nav class="theme-doc-breadcrumbs" aria-label="Breadcrumbs">
+<ul><li>Home</li><li>Guides</li></ul></nav><div class="theme-doc-version-badge">Version: 2.0</div>
+<article><div class="theme-doc-markdown markdown"><header><h1>Configure the widget</h1></header>
+<p>The widget reads its settings from a <code>data-</code> attribute on its script tag.</p>
+<pre class="prism-code"><code>&lt;script src="widget.js" data-k="3"&gt;&lt;/script&gt;</code></pre>
+<p>See <a href="/docs/api#limits">the API limits</a>.</p></div>
+<footer class="theme-doc-footer"><a href="https://github.test/edit">Edit this page</a></footer></article>
+<nav class="pagination-nav"><a href="/docs/intro">Previous « Intro</a><a href="/docs/api">Next » API</a></nav>
+</div><div class="col col--3"><div class="theme-doc-toc-desktop"><ul><li><a href="#x">On this page</a></li></ul>
+</div></div></div></main></div><footer class="footer">Copyright © Acme</footer></body></html>"""
+
+PLAIN = """<html><head><title>Refund policy — Shop Help</title></head><body>
+<header><a href="/">Shop</a> <a href="/help">Help</a></header>
+<h1>Refund policy</h1><p>Refunds are paid within 14 days of the return reaching us.</p>
+<aside>Popular: shipping, returns</aside><footer>© Shop</footer></body></html>"""
+
+
+def test_mkdocs_like_page():
+    p = extract_page(MKDOCS, "install/index.html")
+    assert p.title == "Install" and p.canonical == "https://mytool.test/install/"
+    assert "MyTool runs on any Python from 3.10." in p.text
+    assert "pip install mytool\nmytool --version" in p.text and "--user | per-user install" in p.text
+    _no_chrome(p.text, ("Usage\n", "With pip\n\nWith pip", "built with MkDocs", "¶", "Search"))
+    assert p.links == ("usage/",)
+
+
+def test_docusaurus_like_page():
+    p = extract_page(DOCUSAURUS, "docs/configure.html")
+    assert p.title == "Configure the widget" and p.has_h1
+    assert p.text.startswith("The widget reads its settings") and '<script src="widget.js" data-k="3"></script>' in p.text
+    _no_chrome(p.text, ("Edit this page", "Previous «", "Next »", "Breadcrumbs", "Home", "Version: 2.0",
+                        "On this page", "Copyright", "Intro"))
+    assert p.links == ("docs/api",)
+
+
+def test_plain_page_and_title_affixes(tmp_path):
+    p = extract_page(PLAIN)
+    assert p.title == "Refund policy" and p.text == "Refunds are paid within 14 days of the return reaching us."
+    titles = ["Refund policy — Shop Help", "Shipping — Shop Help", "Shop Help", "Returns: how — Shop Help"]
+    assert strip_site_affixes(titles) == ["Refund policy", "Shipping", "Shop Help", "Returns: how"]
+    assert strip_site_affixes(["PostgreSQL: Documentation: 15: CREATE TABLE"] * 2 + ["PostgreSQL: Documentation: 15: 5.1. Table Basics"]) \
+        == ["CREATE TABLE", "CREATE TABLE", "5.1. Table Basics"]
+    # pages without an h1 get their <title> with the site's affix learned across the folder taken off
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.html").write_text(f"<title>Page {name} | Acme Docs</title><p>Body of {name}.</p>")
+    assert sorted(a.title for a in load_articles(tmp_path)) == ["Page a", "Page b", "Page c"]
+    (tmp_path / "d.html").write_text('<link rel="canonical" href="javascript:alert(1)"><h1>D</h1><p>d</p>')
+    (tmp_path / "e.html").write_text('<link rel="canonical" href="/stable/e/"><h1>E</h1><p>e</p>')
+    arts = {a.id: a for a in load_articles(tmp_path, base_url="https://s.test/latest/")}
+    assert "canonical" not in arts["d.html"].meta and arts["e.html"].meta["canonical"] == "https://s.test/stable/e/"
+
+
+def test_broken_and_empty_html_never_raise(tmp_path):
+    assert extract_page("").text == "" and extract_page("<html><body></body></html>").text == ""
+    assert "tail text" in extract_page("<p>x<b>bold<nav>menu</nav></b> tail text").text
+    (tmp_path / "empty.html").write_text("<html><body><nav>only a menu</nav></body></html>")
+    (tmp_path / "ok.html").write_text("<h1>Ok</h1><p>Fine.</p>")
+    (tmp_path / "untitled.html").write_text("<p>No title anywhere.</p>")
+    scan = scan_folder(tmp_path)
+    assert [a.id for a in scan.articles] == ["ok.html", "untitled.html"] and scan.skipped == {"without text": ["empty.html"]}
+    assert scan.articles[1].title == "untitled"
