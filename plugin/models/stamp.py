@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -77,6 +77,9 @@ class _STAMPNet(ItemQueryNet):
 class STAMPModel(NeuralModel):
     name = "stamp"
     config_class = STAMPModelConfig
+    # STAMP paper §5.3 and the official run log (uestcnlp/STAMP output/text/*cikm16*.out): Adam, lr 0.005,
+    # batch 512, no lr decay (update_lr False), 10 epochs
+    train_defaults: ClassVar[dict[str, Any]] = {"lr": 5e-3, "batch_size": 512, "lr_decay": 1.0, "epochs": 10}
 
     def fit(
         self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
