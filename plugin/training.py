@@ -11,7 +11,7 @@ bf16 autocast (and the bf16 evaluation screen) only then; float32 elsewhere. The
 report and the log.
 
 Loud failures: the first validation is compared with POP (most-clicked training items) on the same examples; a
-model not above it has learned nothing useful, and the report says so (``warnings``, ``first_valid_beats_pop``).
+model not clearly above it (by 10% on ``select_metric``) has learned nothing useful, and the report says so (``warnings``, ``first_valid_beats_pop``).
 A ``time_budget_s`` that ends the first epoch early says so too (``full_epochs`` 0), and warns as soon as the
 pace of the first batches shows the epoch will not fit.
 """
@@ -153,6 +153,9 @@ def train_step(
 
 
 _PACE_CHECK_BATCHES = 20  # batches timed before predicting whether epoch 1 fits the time budget
+# "above POP" means clearly above: STAMP at lr 1e-3 ended its first YOOCHOOSE-1/256 epoch at MRR@20 5.31 against
+# POP's 5.23 (HR@20 19.42 vs 19.45), having learned popularity and nothing else
+_POP_MARGIN = 1.1
 
 
 def _pop_valid(counts: np.ndarray | None, valid: Examples | None) -> dict[str, float]:
@@ -254,11 +257,11 @@ def fit_neural(
             records.append(rec)
             logger.info("epoch %d: loss %.4f, %.0f s train, valid %s", epoch, rec.loss, train_s, metrics)
             if metrics and pop and beats_pop is None:
-                beats_pop = metrics[config.select_metric] > pop[config.select_metric]
+                beats_pop = metrics[config.select_metric] > _POP_MARGIN * pop[config.select_metric]
                 if not beats_pop:
                     warn(f"NOT LEARNING: the first validation ({config.select_metric} "
-                         f"{metrics[config.select_metric]:.4f}, loss {rec.loss:.3f}) is not above POP "
-                         f"({pop[config.select_metric]:.4f}) on the same examples; check lr "
+                         f"{metrics[config.select_metric]:.4f}, loss {rec.loss:.3f}) is not clearly above POP "
+                         f"({pop[config.select_metric]:.4f}, x{_POP_MARGIN} needed) on the same examples; check lr "
                          f"({config.lr:g}), the time budget and the data")
             if metrics:
                 key = (metrics[config.select_metric], metrics["HR@20"])

@@ -30,7 +30,8 @@ from models_fixtures import N_ITEMS, topic_sessions
 
 torch.set_num_threads(1)
 
-X86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n\nprocessor\t: 1\nflags\t\t: fpu avx2\n"
+X86 = ("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n\n"
+       "processor\t: 1\nflags\t\t: fpu avx2\n")
 ARM = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
 OLD_X86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
 
