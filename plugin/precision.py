@@ -17,7 +17,6 @@ in the reason for the record; it does not say whether bf16 instructions exist.
 from __future__ import annotations
 
 import functools
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,6 @@ import torch
 from .errors import ConfigError
 
 __all__ = ["PRECISIONS", "BF16_FLAGS", "Precision", "cpu_bf16_flags", "native_bf16", "resolve_precision"]
-
-logger = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "bf16", "fp32")
 # x86: AVX512-BF16 dot products / AMX bf16 tiles; aarch64 (/proc/cpuinfo "Features"): the BF16 extension
@@ -41,6 +38,7 @@ class Precision:
     bf16: bool  # bfloat16 autocast for the training matmuls and the bf16 evaluation screen
     requested: str  # "auto", "bf16" or "fp32"
     reason: str
+    native: bool  # whether this CPU runs bf16 natively (bf16 without it is slow, not wrong)
 
     @property
     def name(self) -> str:
@@ -82,9 +80,7 @@ def resolve_precision(requested: str = "auto") -> Precision:
         raise ConfigError(f"precision {requested!r} is not valid. Valid precisions are: {', '.join(PRECISIONS)}")
     native, why = native_bf16()
     if requested == "fp32":
-        return Precision(False, requested, "asked for float32")
+        return Precision(False, requested, "asked for float32", native)
     if requested == "bf16":
-        if not native:
-            logger.warning("bf16 asked for on a CPU without native bf16 (%s): expect slow training", why)
-        return Precision(True, requested, "asked for bf16" + ("" if native else f" although {why}"))
-    return Precision(native, requested, why)
+        return Precision(True, requested, "asked for bf16" + ("" if native else f" although {why}"), native)
+    return Precision(native, requested, why, native)

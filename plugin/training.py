@@ -184,6 +184,10 @@ def fit_neural(
         logger.warning(message)
         warnings.append(message)
 
+    if precision.bf16 and not precision.native:
+        warn(f"bf16 forced on a CPU without native bf16 ({precision.reason}): expect steps several times slower "
+             "than --precision fp32")
+
     def validate() -> dict[str, float]:
         r = evaluate(model, valid, ks=(10, 20), batch_size=1024, beyond_accuracy=False,  # type: ignore[arg-type]
                      screen=precision.bf16)

@@ -57,7 +57,8 @@ def test_cpu_flags_are_read_from_cpuinfo() -> None:
 def test_auto_follows_the_detector(no_native_bf16) -> None:
     p = precision.resolve_precision("auto")
     assert (p.bf16, p.name, p.requested) == (False, "fp32", "auto") and "no native bf16" in p.reason
-    assert precision.resolve_precision("bf16").bf16 is True  # asked for: obeyed, with a warning
+    forced = precision.resolve_precision("bf16")
+    assert forced.bf16 is True and forced.native is False  # asked for: obeyed; the trainer warns
     assert precision.resolve_precision("fp32").to_dict()["name"] == "fp32"
 
 
@@ -207,3 +208,4 @@ def test_cli_uses_the_models_defaults_and_reports_the_precision(tmp_path: Path, 
     assert main([*argv, "--precision", "bf16", "--lr", "0.02"]) == 0
     report = json.loads((out / "train_report.json").read_text())
     assert report["train_config"]["lr"] == 0.02 and report["report"]["precision"]["name"] == "bf16"
+    assert "bf16 forced on a CPU without native bf16" in capsys.readouterr().err
