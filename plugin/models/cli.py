@@ -182,7 +182,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--max-len", type=int, default=None)
     t.add_argument("--max-valid", type=int, default=30000)
     t.add_argument("--max-epoch-units", type=int, default=None)
-    t.add_argument("--time-budget", type=float, default=None, help="seconds; stop after the epoch that crosses it")
+    t.add_argument("--time-budget", type=float, default=None,
+                   help="seconds; once spent, the current epoch stops and is validated (a warning says so when "
+                        "that is the first epoch)")
     t.add_argument("--valid-fraction", type=float, default=0.1)
     t.add_argument("--init", default=None, help="continue training a saved neural model (its weights and config)")
     t.add_argument("--content", default=None, help="(n_items, c) .npy content matrix for hybrid STAMP")
