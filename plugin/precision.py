@@ -6,8 +6,8 @@ Without them PyTorch emulates bf16 in software and the same step is several time
 (issue #11: a DIGINETICA-sized STAMP epoch took 603 s for 12% of the data under bf16 autocast, 101 s for all of
 it in float32), so ``auto`` picks bf16 only when the CPU advertises one of those flags.
 
-    resolve_precision("auto")  -> Precision(bf16=True,  requested="auto", reason="CPU flags avx512_bf16 ...")
-    resolve_precision("fp32")  -> Precision(bf16=False, requested="fp32", reason="asked for float32")
+    resolve_precision("auto")  -> Precision(bf16=True, requested="auto", reason="CPU flags avx512_bf16 ...", native=True)
+    resolve_precision("fp32")  -> Precision(bf16=False, requested="fp32", reason="asked for float32", native=True)
 
 The flags come from ``/proc/cpuinfo`` (Linux); elsewhere nothing is known and ``auto`` means float32, the safe
 choice. ``torch.backends.cpu.get_cpu_capability()`` (the SIMD level PyTorch dispatches to, e.g. ``AVX512``) goes

@@ -77,8 +77,8 @@ class _STAMPNet(ItemQueryNet):
 class STAMPModel(NeuralModel):
     name = "stamp"
     config_class = STAMPModelConfig
-    # STAMP paper §5.3 and the official run log (uestcnlp/STAMP output/text/*cikm16*.out): Adam, lr 0.005,
-    # batch 512, no lr decay (update_lr False), 10 epochs
+    # the authors' logged DIGINETICA run (uestcnlp/STAMP output/text/mlp_totalrnnv38-cikm16-*.out): Adam,
+    # init_lr 0.005, batch_size 512, update_lr False (no decay), nepoch 10
     train_defaults: ClassVar[dict[str, Any]] = {"lr": 5e-3, "batch_size": 512, "lr_decay": 1.0, "epochs": 10}
 
     def fit(
