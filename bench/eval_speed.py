@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     runs, fp32_runs = [], []
     for _ in range(args.repeats):  # bf16-screened (default) and plain float32, interleaved, same ranks
         load = os.getloadavg()[0]
-        r = evaluate(model, data.test, ks=(5, 10, 20), batch_size=args.batch_size, beyond_accuracy=False)
+        r = evaluate(model, data.test, ks=(5, 10, 20), batch_size=args.batch_size, beyond_accuracy=False, screen=True)
         runs.append({"seconds": round(r.seconds, 2), "load1": round(load, 2)})
         r32 = evaluate(model, data.test, ks=(5, 10, 20), batch_size=args.batch_size, beyond_accuracy=False,
                        screen=False)

@@ -68,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s full:{Path(args.out).name} %(message)s")
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    cfg = train_config(args, device)
     data = load_data(args.data)
     model = get_model(args.model, **parse_options(args.option))
     if not isinstance(model, NeuralModel):
         raise ConfigError(f"{args.model} has no epochs to retrain; only the neural models do")
+    cfg = train_config(args, device, type(model))
     keys = data.item_keys if data.item_keys is not None else tuple(str(i) for i in range(1, data.n_items + 1))
     valid_out = Path(mine.select_from)
     n_units = len(model.training_units(data.train_sessions))

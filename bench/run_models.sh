@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Train + evaluate every session model on the two SR-GNN benchmarks, one job at a time (2 shared cores).
-# Usage: bash bench/run_models.sh [DATA_ROOT=../shared/data] [OUT=runs/bench] [STAGE=all|knn|neural|stamp|srgnn|gru4rec]
+# Usage: bash bench/run_models.sh [DATA_ROOT=../shared/data] [OUT=runs/bench] [STAGE=all|knn|neural|stamp|srgnn|gru4rec|defaults]
+# STAGE=defaults (issue #11): each neural model with nothing but its defaults (PRECISION=auto|bf16|fp32, default
+# auto; BUDGET=seconds per run, default none) on both shared sets and on two derived sets the defaults were not
+# tuned on (bench/derive_fraction.py writes them under $OUT/derived). Never part of "all": hours of CPU.
 # Every model: train on the first 90% of training sessions (neural: epoch picked on the last 10%), then
 # one test evaluation (skipped when its JSON exists), written as JSON to $OUT/<model>_<dataset>.json. Logs in $OUT/*.log.
 set -euo pipefail
@@ -20,6 +23,24 @@ run() {  # run NAME DATASET TRAIN-ARGS...
 }
 DIGI=diginetica_srgnn
 YOO=yoochoose1_64_srgnn
+if [[ $STAGE == defaults ]]; then
+  P=${PRECISION:-auto}
+  budget=()
+  [[ -n ${BUDGET:-} ]] && budget=(--time-budget "$BUDGET")
+  "$PY" bench/derive_fraction.py --data "$DATA/$YOO" --fraction 0.25 --keep last --out "$OUT/derived/yoochoose1_256"
+  "$PY" bench/derive_fraction.py --data "$DATA/$DIGI" --fraction 0.4 --keep first --out "$OUT/derived/diginetica_first40"
+  for model in stamp gru4rec srgnn; do
+    for ds in "$DATA/$DIGI" "$DATA/$YOO" "$OUT/derived/yoochoose1_256" "$OUT/derived/diginetica_first40"; do
+      dir="$OUT/defaults_${P}_${model}_$(basename "$ds")"
+      [[ -s "$dir.json" ]] && { cat "$dir.json"; continue; }
+      nice -n 10 "$PY" -m plugin.models.cli train --model $model --data "$ds" --out "$dir" --quiet \
+        --precision "$P" "${budget[@]}" > "$dir.train.log" 2>&1
+      nice -n 10 "$PY" -m plugin.models.cli evaluate --model "$dir" --data "$ds" --json --quiet > "$dir.json" 2> "$dir.eval.log"
+      cat "$dir.json"
+    done
+  done
+  exit 0
+fi
 if [[ $STAGE == all || $STAGE == knn ]]; then
   for ds in $DIGI $YOO; do
     run pop $ds --model pop

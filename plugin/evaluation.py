@@ -12,7 +12,9 @@ the k-th value falls back to a full count. ``exact_ranks=True`` counts over the 
 Dot-product models (``score_parts``: queries and item table) are screened in bfloat16 and ranked exactly in
 float32 (`_screened_batch`): the bf16 matmul is ~4x faster than float32 on avx512_bf16 CPUs, its error has a
 proven per-row bound, and every row the bound cannot settle is scored again in float32, so ranks and top-k
-lists are those of float32 scoring. ``screen=False`` scores everything in float32, as does a model on a GPU.
+lists are those of float32 scoring. ``screen=False`` scores everything in float32, as does a model on a GPU;
+``screen=None`` (the default) screens only where the CPU runs bf16 natively (`plugin.precision`): emulated bf16 is
+slower than float32.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from .data import Examples
 from .errors import ConfigError
 from .metrics import DEFAULT_KS, coverage, pessimistic_ranks, popularity_bias, rank_metrics
 from .models.base import SessionModel
+from .precision import resolve_precision
 
 __all__ = ["EvaluationResult", "evaluate"]
 
@@ -123,11 +126,11 @@ def _screened_batch(
 def evaluate(
     model: SessionModel, examples: Examples, ks: Iterable[int] = DEFAULT_KS, batch_size: int = 1024,
     item_counts: np.ndarray | None = None, max_len: int | None = None, progress: bool = False,
-    beyond_accuracy: bool = True, exact_ranks: bool = False, screen: bool = True,
+    beyond_accuracy: bool = True, exact_ranks: bool = False, screen: bool | None = None,
 ) -> EvaluationResult:
     """Rank every target among all n_items items. ``item_counts`` (training clicks, (n_items+1,)) enables
     popularity bias; ``beyond_accuracy`` adds coverage@k and popularity@k from the top-k lists; ``screen``
-    uses the exact bf16-screened path for dot-product models (module docstring)."""
+    uses the exact bf16-screened path for dot-product models (module docstring; None: where bf16 is native)."""
     ks = tuple(sorted(set(ks)))
     if not ks:
         raise ConfigError("give at least one cut-off k")
@@ -137,6 +140,8 @@ def evaluate(
     if batch_size < 1:
         raise ConfigError("batch_size must be >= 1")
     kmax = max(ks)
+    if screen is None:
+        screen = resolve_precision("auto").bf16
     start = time.perf_counter()
     order = np.argsort(examples.lengths, kind="stable")  # (n,)
     ranks = np.empty(n, dtype=np.int64)

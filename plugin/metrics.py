@@ -35,6 +35,7 @@ from .errors import ConfigError, DataFormatError, DimensionMismatchError
 __all__ = [
     "DEFAULT_KS",
     "pessimistic_ranks",
+    "popularity_ranks",
     "rank_metrics",
     "coverage",
     "popularity_bias",
@@ -57,6 +58,22 @@ def pessimistic_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     target_scores = scores.gather(1, targets.view(-1, 1))  # (B, 1)
     # >= counts the target itself once, which supplies the "1 +": rank = #(>) + #(== incl. itself)
     return (scores >= target_scores).sum(1)  # (B,)
+
+
+def popularity_ranks(counts: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """POP's pessimistic 1-based rank of each target without a (B, N) score matrix.
+
+    counts: (N+1,) training clicks per item, column 0 = padding (never a candidate); targets: (n,) item ids.
+    Rank = #(items 1..N with count >= the target's), the same tie rule as `pessimistic_ranks`.
+    """
+    c = np.asarray(counts, dtype=np.float64)  # (N+1,)
+    t = np.asarray(targets, dtype=np.int64)  # (n,)
+    if c.ndim != 1 or c.size < 2 or t.ndim != 1:
+        raise DimensionMismatchError(f"expected counts (N+1,) and targets (n,), got {c.shape} and {t.shape}")
+    if t.size and (int(t.min()) < 1 or int(t.max()) >= c.size):
+        raise DimensionMismatchError(f"targets must be item ids in 1..{c.size - 1}")
+    ordered = np.sort(c[1:])  # (N,) ascending
+    return ordered.size - np.searchsorted(ordered, c[t], side="left")  # (n,)
 
 
 def rank_metrics(ranks: np.ndarray | torch.Tensor | Sequence[int], ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:

@@ -47,7 +47,8 @@ def _case(seed: int, n_items: int = 3000, d: int = 24, n: int = 600) -> tuple[_F
 def test_screened_ranks_and_top_lists_equal_float32() -> None:
     for seed in range(3):
         model, ex = _case(seed)
-        fast = evaluate(model, ex, ks=(5, 10, 20), batch_size=128)  # type: ignore[arg-type]
+        fast = evaluate(model, ex, ks=(5, 10, 20), batch_size=128,  # type: ignore[arg-type]
+                        screen=True)
         slow = evaluate(model, ex, ks=(5, 10, 20), batch_size=128, screen=False)  # type: ignore[arg-type]
         exact = evaluate(model, ex, ks=(20,), batch_size=128, exact_ranks=True)  # type: ignore[arg-type]
         np.testing.assert_array_equal(fast.ranks, slow.ranks)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -125,6 +125,13 @@ class NeuralModel(DotProductModel):
 
     net: ItemQueryNet
     workspace: SoftmaxWorkspace | None = None  # set while fit() runs
+    # the paper's / official code's training settings (TrainConfig fields); each subclass cites its source
+    train_defaults: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def default_train_config(cls, **overrides: Any) -> TrainConfig:
+        """`TrainConfig` with this model's published defaults, then ``overrides`` on top."""
+        return TrainConfig(**{**cls.train_defaults, **overrides})
 
     @abstractmethod
     def build_net(self) -> ItemQueryNet:
@@ -161,13 +168,15 @@ class NeuralModel(DotProductModel):
         `fit_neural`."""
         keep = warm_start and getattr(self, "net", None) is not None and self.n_items == n_items
         self._start_fit(n_items, item_keys)
-        cfg = train_config or TrainConfig()
+        cfg = train_config or self.default_train_config()
         torch.manual_seed(cfg.seed)
         if not keep:
             self.net = self.build_net()
         self.workspace = SoftmaxWorkspace()
         try:
-            report = fit_neural(self, self.training_units(train), valid, cfg, warm_start=keep, on_epoch=on_epoch)
+            counts = np.bincount(np.concatenate(train), minlength=n_items + 1) if len(train) else None  # (N+1,)
+            report = fit_neural(self, self.training_units(train), valid, cfg, warm_start=keep, pop_counts=counts,
+                                on_epoch=on_epoch)
         finally:
             self.workspace = None  # frees the buffer
         return report.to_dict()

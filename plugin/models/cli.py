@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from ..data import SessionData, augment, load_srgnn_folder, read_click_csv, read
 from ..data import read_jsonl_events, split_validation, srgnn_preprocess
 from ..device import DEVICE_CHOICES, resolve_device
 from ..errors import ConfigError, PluginError
+from ..precision import PRECISIONS
 from ..training import TrainConfig
 from . import MODEL_NAMES, get_model, load_model
 from ._neural import NeuralModel
@@ -36,6 +38,9 @@ from ._neural import NeuralModel
 __all__ = ["register", "main", "load_data", "parse_options", "train_config"]
 
 logger = logging.getLogger(__name__)
+
+# train options whose default comes from the model (its paper), not from the parser
+_MODEL_DEFAULTED = ("epochs", "batch_size", "lr", "weight_decay", "lr_decay", "lr_decay_every", "patience")
 
 
 def load_data(path: str | Path) -> SessionData:
@@ -79,15 +84,17 @@ def _interrupt_on_sigterm() -> None:
         pass
 
 
-def train_config(args: argparse.Namespace, device: torch.device) -> TrainConfig:
-    """The `TrainConfig` that ``train``'s arguments describe, on ``device``."""
-    return TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-        lr_decay=args.lr_decay, lr_decay_every=args.lr_decay_every, patience=args.patience,
-        max_len=args.max_len, max_valid=args.max_valid, max_epoch_units=args.max_epoch_units,
+def train_config(args: argparse.Namespace, device: torch.device, model_cls: type[NeuralModel]) -> TrainConfig:
+    """The `TrainConfig` that ``train``'s arguments describe for a model class, on ``device``: flags not given
+    take the model's published defaults (`NeuralModel.train_defaults`), then `TrainConfig`'s."""
+    precision = "fp32" if args.no_bf16 else args.precision
+    given = {k: getattr(args, k) for k in _MODEL_DEFAULTED if getattr(args, k) is not None}
+    # bf16 autocast is a CPU speed measure; a GPU trains these small nets in float32 at no cost
+    bf16 = False if device.type != "cpu" else (None if precision == "auto" else precision == "bf16")
+    return model_cls.default_train_config(
+        **given, max_len=args.max_len, max_valid=args.max_valid, max_epoch_units=args.max_epoch_units,
         time_budget_s=args.time_budget, seed=args.seed, bucket=args.bucket, progress=not args.quiet,
-        # bf16 autocast is a CPU speed measure; a GPU trains these small nets in float32 at no cost
-        bf16=not args.no_bf16 and device.type == "cpu", device=str(device),
+        bf16=bf16, device=str(device),
     )
 
 
@@ -109,7 +116,7 @@ def _train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if isinstance(model, NeuralModel):
         train, valid_sessions = split_validation(data.train_sessions, args.valid_fraction)
-        fit_kwargs["train_config"] = train_config(args, device)
+        fit_kwargs["train_config"] = train_config(args, device, type(model))
         if args.content:
             fit_kwargs["content"] = np.load(args.content, allow_pickle=False)
         report = model.fit(train, data.n_items, augment(valid_sessions), **fit_kwargs)
@@ -118,9 +125,16 @@ def _train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     out = model.save(args.out)
     summary = {"model": model.name, "data": str(args.data), "n_items": data.n_items, "seconds": seconds,
-               "argv": sys.argv, "report": report, "torch_threads": torch.get_num_threads(), "device": str(device)}
+               "argv": sys.argv, "report": report, "torch_threads": torch.get_num_threads(),
+               "device": str(device)}
+    if "train_config" in fit_kwargs:
+        summary["train_config"] = asdict(fit_kwargs["train_config"])
     (out / "train_report.json").write_text(json.dumps(summary, indent=1))
     sys.stdout.write(f"saved {model.name} to {out} ({seconds:.0f} s)\n")
+    if isinstance(report.get("precision"), dict):
+        sys.stdout.write(f"precision {report['precision']['name']}: {report['precision']['reason']}\n")
+    for warning in report.get("warnings", ()):
+        sys.stderr.write(f"WARNING: {warning}\n")
     return 0
 
 
@@ -176,23 +190,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--data", required=True, help="SR-GNN folder, raw click CSV or JSONL event log")
     t.add_argument("--out", required=True, help="folder to write config.json + state.npz")
     t.add_argument("--option", action="append", default=[], help="model option key=value (repeatable)")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=512)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--lr-decay", type=float, default=1.0)
-    t.add_argument("--lr-decay-every", type=int, default=1)
-    t.add_argument("--patience", type=int, default=2)
+    # unset: the model's published defaults (`NeuralModel.train_defaults`), then `TrainConfig`'s
+    t.add_argument("--epochs", type=int, default=None, help="default: the model's paper setting")
+    t.add_argument("--batch-size", type=int, default=None, help="default: the model's paper setting")
+    t.add_argument("--lr", type=float, default=None, help="default: the model's paper setting")
+    t.add_argument("--weight-decay", type=float, default=None, help="default: the model's paper setting (L2)")
+    t.add_argument("--lr-decay", type=float, default=None, help="lr factor every --lr-decay-every epochs")
+    t.add_argument("--lr-decay-every", type=int, default=None)
+    t.add_argument("--patience", type=int, default=None, help="epochs without improvement before stopping (2)")
     t.add_argument("--max-len", type=int, default=None)
     t.add_argument("--max-valid", type=int, default=30000)
     t.add_argument("--max-epoch-units", type=int, default=None)
-    t.add_argument("--time-budget", type=float, default=None, help="seconds; stop after the epoch that crosses it")
+    t.add_argument("--time-budget", type=float, default=None,
+                   help="seconds; once spent, the current epoch stops and is validated (a warning says so when "
+                        "that is the first epoch)")
     t.add_argument("--valid-fraction", type=float, default=0.1)
     t.add_argument("--init", default=None, help="continue training a saved neural model (its weights and config)")
     t.add_argument("--content", default=None, help="(n_items, c) .npy content matrix for hybrid STAMP")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
+    t.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="bf16 autocast or float32 training; auto: bf16 only where the CPU has it natively")
+    t.add_argument("--no-bf16", action="store_true", help="same as --precision fp32")
     t.add_argument("--bucket", type=int, default=64,
                    help="batches of similar-length units from shuffled pools of BUCKET batches (0: plain shuffle)")
     t.add_argument("--device", default="cpu", help=_DEVICE_HELP + " (a GPU trains in float32)")

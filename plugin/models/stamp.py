@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -77,6 +77,9 @@ class _STAMPNet(ItemQueryNet):
 class STAMPModel(NeuralModel):
     name = "stamp"
     config_class = STAMPModelConfig
+    # the authors' logged DIGINETICA run (uestcnlp/STAMP output/text/mlp_totalrnnv38-cikm16-*.out): Adam,
+    # init_lr 0.005, batch_size 512, update_lr False (no decay), nepoch 10
+    train_defaults: ClassVar[dict[str, Any]] = {"lr": 5e-3, "batch_size": 512, "lr_decay": 1.0, "epochs": 10}
 
     def fit(
         self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
