@@ -7,6 +7,13 @@ handed to FAISS is P^T q: one inner-product search ranks every article, includin
 Untrained (`ContentSTAMP.zero_shot`), P = I and STAMP runs its similarity-attention setting: the intent is a
 session mean weighted towards pages close to the last click. A model trained on logged sessions (saved with
 `save`, a state_dict plus JSON config) replaces it through `ContentSTAMP.load`.
+
+A trained model is a hybrid. Articles clicked often enough in training (`item_keys`) read as their text embedding
+plus a learned vector, x_i = P (e_i + v_i): what visitors do after a page is not all in its text. Every other
+article, and every article added after training, reads as its text embedding alone; candidates are always scored
+on their text embeddings, so new articles can be suggested at once. With `content_fallback` the zero-shot intent,
+times a learned gain g, is added to the trained one, P^T q + g * zs(e_1..e_t), so a session on pages the model
+learned little about still gets suggestions close to what it read.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from torch import nn
 
 from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from .errors import DimensionMismatchError, EmptySessionError, IndexFormatError
-from .stamp import STAMP, STAMPConfig, zero_shot_query
+from .stamp import STAMP, STAMPConfig, similarity_attention, zero_shot_query
 
 __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 
@@ -51,6 +58,9 @@ class ContentSTAMPConfig:
     input_dim: int = 384  # text-embedding size D
     stamp: STAMPConfig = STAMPConfig()
     zero_shot: bool = False
+    item_keys: tuple[str, ...] = ()  # articles with a learned vector v_i (row i+1; row 0 is "none")
+    content_fallback: bool = False  # add g * (zero-shot intent) to the trained intent
+    fallback_temperature: float = 2.0  # the zero-shot attention's tau in that term
 
 
 class ContentSTAMP(nn.Module):
@@ -60,6 +70,17 @@ class ContentSTAMP(nn.Module):
         self.input_dim = config.input_dim
         self.proj = nn.Linear(config.input_dim, config.stamp.dim, bias=False)  # P: D -> d
         self.stamp = STAMP(config.stamp)
+        self.item_vectors: nn.Embedding | None = None
+        if config.item_keys:
+            # Zero-initialised: an untrained hybrid reads every article as its text, like the content model.
+            self.item_vectors = nn.Embedding(len(config.item_keys) + 1, config.input_dim, padding_idx=0)
+            nn.init.zeros_(self.item_vectors.weight)
+        self.fallback_gain = nn.Parameter(torch.zeros(())) if config.content_fallback else None
+        self._rows = {k: i + 1 for i, k in enumerate(config.item_keys)}
+
+    def rows(self, keys: Sequence[str | None]) -> list[int]:
+        """Learned-vector row of each article id (0: none, the article reads as its text alone)."""
+        return [self._rows.get(k, 0) if k is not None else 0 for k in keys]
 
     @classmethod
     def zero_shot(cls, input_dim: int, temperature: float = 2.0) -> ContentSTAMP:
@@ -74,11 +95,23 @@ class ContentSTAMP(nn.Module):
         model.stamp = STAMP.zero_shot(input_dim, temperature=temperature)
         return model.eval()
 
-    def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """emb: (B, L, D) text embeddings, mask (B, L) -> (query in D-space (B, D), attention (B, L))."""
-        x = self.proj(emb)  # (B, L, d)
+    def forward(
+        self, emb: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """emb: (B, L, D) text embeddings, mask (B, L), rows (B, L) learned-vector rows (0: none)
+        -> (query in D-space (B, D), attention (B, L))."""
+        items = emb if rows is None or self.item_vectors is None else emb + self.item_vectors(rows)  # (B, L, D)
+        x = self.proj(items)  # (B, L, d)
         out = self.stamp(x, mask)  # query (B, d), attention (B, L)
-        return out.query @ self.proj.weight, out.attention  # (B, d) @ (d, D) -> (B, D): P^T q
+        q = out.query @ self.proj.weight  # (B, d) @ (d, D) -> (B, D): P^T q
+        if self.fallback_gain is not None:
+            m = mask.to(emb.dtype)  # (B, L)
+            lengths = m.sum(1)  # (B,)
+            x_t = emb[torch.arange(emb.size(0)), lengths.long() - 1]  # (B, D) last click, text only
+            m_s = (emb * m.unsqueeze(-1)).sum(1) / lengths.unsqueeze(-1)  # (B, D)
+            a = similarity_attention(emb, m, x_t, m_s, self.config.fallback_temperature)  # (B, L)
+            q = q + self.fallback_gain * torch.tanh((a.unsqueeze(-1) * emb).sum(1))  # (B, D) + zero-shot intent
+        return q, out.attention
 
     @torch.inference_mode()
     def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
@@ -90,7 +123,12 @@ class ContentSTAMP(nn.Module):
         if self.config.zero_shot:  # identity projection: the closed form, no torch dispatch
             vec, att_np = zero_shot_query(items, self.config.stamp.similarity_temperature)
         else:
-            q, att = self(torch.from_numpy(items).unsqueeze(0), torch.ones(1, len(items), dtype=torch.bool))
+            rows = None
+            if self.item_vectors is not None and keys is not None:
+                if len(keys) != len(items):
+                    raise DimensionMismatchError(f"{len(keys)} article ids for {len(items)} session items")
+                rows = torch.tensor([self.rows(keys)], dtype=torch.long)  # (1, L)
+            q, att = self(torch.from_numpy(items).unsqueeze(0), torch.ones(1, len(items), dtype=torch.bool), rows)
             vec, att_np = q[0].numpy(), att[0].abs().numpy()  # (D,), (L,)
         norm = float(np.linalg.norm(vec))
         att_np = att_np / max(float(att_np.sum()), 1e-12)
@@ -112,13 +150,16 @@ class ContentSTAMP(nn.Module):
         try:
             meta = json.loads((d / "intent_model.json").read_text(encoding="utf-8"))
             cfg = meta["config"]
+            # Models saved before the hybrid have neither item_keys nor the fallback: they load as they were.
             config = ContentSTAMPConfig(
-                input_dim=cfg["input_dim"], stamp=STAMPConfig(**cfg["stamp"]), zero_shot=cfg["zero_shot"]
+                input_dim=cfg["input_dim"], stamp=STAMPConfig(**cfg["stamp"]), zero_shot=cfg["zero_shot"],
+                item_keys=tuple(cfg.get("item_keys", ())), content_fallback=bool(cfg.get("content_fallback", False)),
+                fallback_temperature=float(cfg.get("fallback_temperature", 2.0)),
             )
             weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
             state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+            model = cls(config)
+            model.load_state_dict(state)  # RuntimeError when the weights do not fit the config
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise IndexFormatError(f"no readable content-STAMP model in {d}: {exc}") from None
-        model = cls(config)
-        model.load_state_dict(state)
         return model.eval()
