@@ -44,10 +44,10 @@ from lxml import html as lxml_html
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.http.replay import ReplayStats  # noqa: E402
-from plugin import Article, SessionRecommender  # noqa: E402
+from plugin import Article, SessionRecommender, SuggestSettings  # noqa: E402
 from plugin.cli import _make_encoder, main as plugin_main  # noqa: E402
 from plugin.event_log import click_sessions, read_records  # noqa: E402
-from plugin.intent import ContentSTAMP  # noqa: E402
+from plugin.intent import ContentSTAMP, Intent  # noqa: E402
 from plugin.models import get_model  # noqa: E402
 from plugin.walks import LinkGraph, WalkConfig, WalkGenerator  # noqa: E402
 
@@ -96,43 +96,46 @@ def load_site(root: Path, base_url: str) -> tuple[list[Article], dict[str, list[
 # --- methods: each maps a prefix (article ids, oldest first) to its top-K unread articles -------------------
 
 
-@dataclass
-class Ranker:
-    ids: list[str]
-    table: np.ndarray  # (N, D) text embeddings of every KB article (new ones included)
+class MeanIntent:
+    """Session-mean NN: the mean of the read pages' vectors."""
 
-    def __post_init__(self) -> None:
-        self.pos = {a: i for i, a in enumerate(self.ids)}
+    def __init__(self, dim: int) -> None:
+        self.input_dim = dim
 
-    def top(self, scores: np.ndarray, prefix: Sequence[str]) -> list[str]:
-        scores = scores.copy()
-        scores[[self.pos[a] for a in prefix]] = -np.inf  # read pages are never suggested again
-        top = np.argpartition(-scores, K)[:K]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [self.ids[i] for i in top if np.isfinite(scores[i])]
+    def intent(self, items: np.ndarray, keys=None) -> Intent:
+        return Intent(unit(items.mean(0)), np.full(len(items), 1.0 / len(items)))
 
-    def content(self, vector_of: Callable[[np.ndarray, list[str]], np.ndarray]) -> Callable[[Sequence[str]], list[str]]:
-        def rank(prefix: Sequence[str]) -> list[str]:
-            vecs = self.table[[self.pos[a] for a in prefix]]  # (L, D)
-            return self.top(self.table @ vector_of(vecs, list(prefix)), prefix)
 
-        return rank
+class LastPageIntent(MeanIntent):
+    """Last-page NN: the vector of the page read last."""
 
-    def item_model(self, model, keys: list[str]) -> Callable[[Sequence[str]], list[str]]:
-        """An item-ID model: it scores its catalogue only; unknown pages in the prefix are skipped."""
-        index = {k: i + 1 for i, k in enumerate(keys)}
-        cols = np.array([self.pos[k] for k in keys])
+    def intent(self, items: np.ndarray, keys=None) -> Intent:
+        return Intent(unit(items[-1]), np.eye(len(items))[-1])
 
-        def rank(prefix: Sequence[str]) -> list[str]:
-            known = [index[a] for a in prefix if a in index]
-            if not known:
-                return []
-            item_scores = model.score(np.array([known], dtype=np.int64))[0, 1:]  # (n_items,)
-            scores = np.full(len(self.ids), -np.inf)
-            scores[cols] = item_scores
-            return self.top(scores, prefix)
 
-        return rank
+def served(rec: SessionRecommender, intent_model) -> Callable[[Sequence[str]], list[str]]:
+    """The recommender's own path (FAISS, read pages excluded, the trained model's cold-start merge) with this
+    intent, pure ranking: no minimum score, no MMR, so every method is compared on its ranking alone."""
+    r = SessionRecommender(rec.kb, rec.encoder, rec.index, intent_model=intent_model,
+                           settings=SuggestSettings(min_score=None, mmr_lambda=1.0))
+    return lambda prefix: [s.article.id for s in r.suggest_for(prefix, k=K)]
+
+
+def item_model_ranker(model, keys: list[str]) -> Callable[[Sequence[str]], list[str]]:
+    """An item-ID model: it scores its catalogue only (no article added after training); unknown pages in the
+    prefix are skipped; read pages are excluded like the recommender does."""
+    index = {k: i + 1 for i, k in enumerate(keys)}
+
+    def rank(prefix: Sequence[str]) -> list[str]:
+        known = [index[a] for a in prefix if a in index]
+        if not known:
+            return []
+        scores = model.score(np.array([known], dtype=np.int64))[0]  # (n_items + 1,), column 0 = -inf
+        scores[known] = -np.inf
+        top = np.argsort(-scores, kind="stable")[:K]
+        return [keys[i - 1] for i in top if np.isfinite(scores[i])]
+
+    return rank
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -261,15 +264,13 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         m.fit(int_sessions, len(keys), item_keys=keys)
         item_models[label] = m
 
-    ids = list(trained_rec.index.ids())
-    ranker = Ranker(ids, trained_rec.index.vectors(ids))
-    zero = ContentSTAMP.zero_shot(ranker.table.shape[1])
+    dim = trained_rec.index.dim
     methods = {
-        "trained intent (train-intent)": ranker.content(lambda v, k: trained.intent(v, k).vector),
-        "zero-shot intent": ranker.content(lambda v, k: zero.intent(v, k).vector),
-        "session-mean NN": ranker.content(lambda v, k: unit(v.mean(0))),
-        "last-page NN": ranker.content(lambda v, k: v[-1]),
-        **{label: ranker.item_model(m, keys) for label, m in item_models.items()},
+        "trained intent (train-intent)": served(trained_rec, trained),
+        "zero-shot intent": served(trained_rec, ContentSTAMP.zero_shot(dim)),
+        "session-mean NN": served(trained_rec, MeanIntent(dim)),
+        "last-page NN": served(trained_rec, LastPageIntent(dim)),
+        **{label: item_model_ranker(m, keys) for label, m in item_models.items()},
     }
     gpos = {p: i for i, p in enumerate(graph.ids)}
 

@@ -11,7 +11,9 @@ session mean weighted towards pages close to the last click. A model trained on 
 A trained model is a hybrid. Articles clicked often enough in training (`item_keys`) read as their text embedding
 plus a learned vector, x_i = P (e_i + v_i): what visitors do after a page is not all in its text. Every other
 article, and every article added after training, reads as its text embedding alone; candidates are always scored
-on their text embeddings, so new articles can be suggested at once. With `content_fallback` the zero-shot intent,
+on their text embeddings. An article added after training (outside `catalogue`) is ranked by the zero-shot
+intent and keeps its zero-shot rank among the trained ranking (`rules.merge_cold_start`): the model has never
+seen anyone reach it, so its trained score would say little. With `content_fallback` the zero-shot intent,
 times a learned gain g, is added to the trained one, P^T q + g * zs(e_1..e_t), so a session on pages the model
 learned little about still gets suggestions close to what it read.
 """
@@ -41,6 +43,10 @@ __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 class Intent:
     vector: np.ndarray  # (D,) in the index's space, unit norm
     attention: np.ndarray  # (L,) weight of each session item, sums to 1
+    # A trained model knows the articles it was trained over (`catalogue`); any other article (added since)
+    # is ranked by the zero-shot intent `cold_vector` instead (rules.merge_cold_start). None: rank by `vector`.
+    cold_vector: np.ndarray | None = None  # (D,) unit norm
+    catalogue: frozenset[str] | None = None
 
 
 @runtime_checkable
@@ -59,6 +65,7 @@ class ContentSTAMPConfig:
     stamp: STAMPConfig = STAMPConfig()
     zero_shot: bool = False
     item_keys: tuple[str, ...] = ()  # articles with a learned vector v_i (row i+1; row 0 is "none")
+    catalogue: tuple[str, ...] = ()  # the articles trained over; others are ranked zero-shot (empty: none are)
     content_fallback: bool = False  # add g * (zero-shot intent) to the trained intent
     fallback_temperature: float = 2.0  # the zero-shot attention's tau in that term
 
@@ -77,6 +84,7 @@ class ContentSTAMP(nn.Module):
             nn.init.zeros_(self.item_vectors.weight)
         self.fallback_gain = nn.Parameter(torch.zeros(())) if config.content_fallback else None
         self._rows = {k: i + 1 for i, k in enumerate(config.item_keys)}
+        self._catalogue = frozenset(config.catalogue) if config.catalogue else None
 
     def rows(self, keys: Sequence[str | None]) -> list[int]:
         """Learned-vector row of each article id (0: none, the article reads as its text alone)."""
@@ -132,7 +140,11 @@ class ContentSTAMP(nn.Module):
             vec, att_np = q[0].numpy(), att[0].abs().numpy()  # (D,), (L,)
         norm = float(np.linalg.norm(vec))
         att_np = att_np / max(float(att_np.sum()), 1e-12)
-        return Intent(vector=vec / max(norm, 1e-12), attention=att_np)
+        cold = None
+        if self._catalogue is not None:
+            cold, _ = zero_shot_query(items, self.config.fallback_temperature)  # (D,)
+            cold = cold / max(float(np.linalg.norm(cold)), 1e-12)
+        return Intent(vector=vec / max(norm, 1e-12), attention=att_np, cold_vector=cold, catalogue=self._catalogue)
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         d = Path(directory)
@@ -153,7 +165,8 @@ class ContentSTAMP(nn.Module):
             # Models saved before the hybrid have neither item_keys nor the fallback: they load as they were.
             config = ContentSTAMPConfig(
                 input_dim=cfg["input_dim"], stamp=STAMPConfig(**cfg["stamp"]), zero_shot=cfg["zero_shot"],
-                item_keys=tuple(cfg.get("item_keys", ())), content_fallback=bool(cfg.get("content_fallback", False)),
+                item_keys=tuple(cfg.get("item_keys", ())), catalogue=tuple(cfg.get("catalogue", ())),
+                content_fallback=bool(cfg.get("content_fallback", False)),
                 fallback_temperature=float(cfg.get("fallback_temperature", 2.0)),
             )
             weights = read_committed(d / "intent_model.pt", meta.get("sha256"))

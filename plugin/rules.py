@@ -11,7 +11,7 @@ import numpy as np
 
 from .knowledge_base import Article
 
-__all__ = ["Candidate", "passes_filters", "freshness_bonus", "mmr_select"]
+__all__ = ["Candidate", "passes_filters", "freshness_bonus", "merge_cold_start", "mmr_select"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,24 @@ def mmr_select(candidates: Sequence[Candidate], vectors: np.ndarray, k: int, lam
         available[i] = False
         max_sim = np.maximum(max_sim, sims[i])
     return chosen
+
+
+def merge_cold_start(
+    trained: Sequence[Candidate], zero_shot: Sequence[Candidate], catalogue: Collection[str]
+) -> list[Candidate]:
+    """Candidates of a trained model's ranking with the articles it never saw (outside `catalogue`, added
+    after training) put back at the rank the zero-shot intent gives them.
+
+    Both lists are best first. An article new to the model takes its rank r in `zero_shot` and the score of the
+    trained candidate at rank r (a hair above it, or below the last one), so it is suggested as often as
+    zero-shot would suggest it, and whatever ranks by score afterwards (MMR) keeps that order.
+    """
+    known = [c for c in trained if c.article.id in catalogue]
+    out = list(known)
+    for r, c in enumerate(zero_shot):
+        if c.article.id in catalogue:
+            continue
+        score = known[r].score + 1e-6 if r < len(known) else (known[-1].score - 1e-6 * (r - len(known) + 1) if known else c.score)
+        out.append(Candidate(c.article, c.relevance, score))
+    out.sort(key=lambda c: -c.score)
+    return out
