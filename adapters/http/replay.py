@@ -12,7 +12,7 @@ Starlette's TestClient, whose every call hops threads; on a real URL it drives a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tqdm.auto import tqdm
@@ -38,7 +38,7 @@ def in_process_client(app: Any) -> Any:
 @dataclass(frozen=True)
 class ReplayStats:
     visits: int
-    session_ids: tuple[str, ...]  # one per visit, in replay order
+    session_ids: tuple[str, ...] = field(repr=False)  # one per visit, in replay order
     page_views: int
     impressions: int
     clicks: int  # steps whose next page was among the suggestions shown
