@@ -354,17 +354,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
     work = Path(args.work)
-    results = []
     for spec in args.corpus:
         name, _, folder = spec.partition("=")
         if not folder or not Path(folder).is_dir():
             p.error(f"--corpus {spec!r}: expected NAME=HTML_DIR with an existing folder")
-        results.append(run_corpus(name, Path(folder), work / name, args))
     command = "python bench/learning_loop.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    md = markdown(results, command)
     out = Path(args.out) if args.out else work / "learning_loop.md"
-    out.write_text(md + "\n")
-    (work / "learning_loop.json").write_text(json.dumps(results, indent=1, default=float))
+    results = []
+    for spec in args.corpus:
+        name, _, folder = spec.partition("=")
+        results.append(run_corpus(name, Path(folder), work / name, args))
+        md = markdown(results, command)  # written after each corpus, so a long run shows what it has
+        out.write_text(md + "\n")
+        (work / "learning_loop.json").write_text(json.dumps(results, indent=1, default=float))
     print(md)
     return 0
 

@@ -4,8 +4,8 @@ Sessions come from `event_log.click_sessions` (the one reader of the log). Examp
 logged session -> its next article (the SR-GNN protocol). Candidates are the articles' text embeddings from the
 index, so the trained model still scores articles nobody clicked or that were added after training. The model
 is the hybrid of `intent.ContentSTAMP`: articles with at least `min_clicks` clicks in the training sessions get
-a learned vector beside their text embedding (dropped at random in training, `item_dropout`, so the text path
-alone stays good for the others), plus the zero-shot intent with a learned gain (`content_fallback`).
+learned vectors beside their text embedding (dropped at random in training, `item_dropout`, so the text path
+alone stays good for the others); the articles of the index at training time are the model's catalogue.
 The score trained is the one served: cosine(intent, e_article) times a fixed logit scale, softmax over the
 whole KB. The last 10% of sessions (by time) are held out; the best epoch on them is kept, and the caller
 is told whether it beats the zero-shot model on the same held-out examples.
@@ -49,7 +49,6 @@ class ContentTrainConfig:
     cutoff: int = 10  # HR@k / MRR@k on the held-out examples
     min_clicks: int = 5  # an article needs this many training clicks for a learned vector (0: none learned)
     item_dropout: float = 0.25  # chance a learned vector is left out of a training item (the text path alone)
-    content_fallback: bool = True  # add the zero-shot intent with a learned gain
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.item_dropout < 1.0:
@@ -143,7 +142,6 @@ def train_content_stamp(
     zero_valid = _evaluate(zero, table, *va, cfg)
     model = ContentSTAMP(ContentSTAMPConfig(
         input_dim=index.dim, stamp=STAMPConfig(dim=cfg.dim), item_keys=tuple(ids[i] for i in learned), catalogue=tuple(ids),
-        content_fallback=cfg.content_fallback,
     ))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -8,14 +8,13 @@ Untrained (`ContentSTAMP.zero_shot`), P = I and STAMP runs its similarity-attent
 session mean weighted towards pages close to the last click. A model trained on logged sessions (saved with
 `save`, a state_dict plus JSON config) replaces it through `ContentSTAMP.load`.
 
-A trained model is a hybrid. Articles clicked often enough in training (`item_keys`) read as their text embedding
-plus a learned vector, x_i = P (e_i + v_i): what visitors do after a page is not all in its text. Every other
-article, and every article added after training, reads as its text embedding alone; candidates are always scored
-on their text embeddings. An article added after training (outside `catalogue`) is ranked by the zero-shot
-intent and keeps its zero-shot rank among the trained ranking (`rules.merge_cold_start`): the model has never
-seen anyone reach it, so its trained score would say little. With `content_fallback` the zero-shot intent,
-times a learned gain g, is added to the trained one, P^T q + g * zs(e_1..e_t), so a session on pages the model
-learned little about still gets suggestions close to what it read.
+A trained model is a hybrid. Articles clicked often enough in training (`item_keys`) carry two learned vectors:
+v_i added to their text embedding as STAMP reads them, x_i = P (e_i + v_i), and n_i added to the intent when the
+article is the last click, P^T q + n_t (where its readers go next, learned in the index's space; measured in
+BENCHMARKS "Learning loop": the plain content model stayed further below a transition-count model). Every other
+article reads as its text alone, and candidates are always scored on their text embeddings. An article added after
+training (outside `catalogue`) is ranked by the zero-shot intent (`cold_vector`) and keeps its zero-shot rank among
+the trained ranking (`rules.merge_cold_start`): nobody reached it in training, so its trained score says little.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from torch import nn
 
 from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from .errors import DimensionMismatchError, EmptySessionError, IndexFormatError
-from .stamp import STAMP, STAMPConfig, similarity_attention, zero_shot_query
+from .stamp import STAMP, STAMPConfig, zero_shot_query
 
 __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 
@@ -66,8 +65,7 @@ class ContentSTAMPConfig:
     zero_shot: bool = False
     item_keys: tuple[str, ...] = ()  # articles with a learned vector v_i (row i+1; row 0 is "none")
     catalogue: tuple[str, ...] = ()  # the articles trained over; others are ranked zero-shot (empty: none are)
-    content_fallback: bool = False  # add g * (zero-shot intent) to the trained intent
-    fallback_temperature: float = 2.0  # the zero-shot attention's tau in that term
+    zero_shot_temperature: float = 2.0  # tau of the zero-shot intent that ranks articles outside the catalogue
 
 
 class ContentSTAMP(nn.Module):
@@ -78,11 +76,13 @@ class ContentSTAMP(nn.Module):
         self.proj = nn.Linear(config.input_dim, config.stamp.dim, bias=False)  # P: D -> d
         self.stamp = STAMP(config.stamp)
         self.item_vectors: nn.Embedding | None = None
+        self.next_vectors: nn.Embedding | None = None
         if config.item_keys:
             # Zero-initialised: an untrained hybrid reads every article as its text, like the content model.
             self.item_vectors = nn.Embedding(len(config.item_keys) + 1, config.input_dim, padding_idx=0)
+            self.next_vectors = nn.Embedding(len(config.item_keys) + 1, config.input_dim, padding_idx=0)
             nn.init.zeros_(self.item_vectors.weight)
-        self.fallback_gain = nn.Parameter(torch.zeros(())) if config.content_fallback else None
+            nn.init.zeros_(self.next_vectors.weight)
         self._rows = {k: i + 1 for i, k in enumerate(config.item_keys)}
         self._catalogue = frozenset(config.catalogue) if config.catalogue else None
 
@@ -112,13 +112,9 @@ class ContentSTAMP(nn.Module):
         x = self.proj(items)  # (B, L, d)
         out = self.stamp(x, mask)  # query (B, d), attention (B, L)
         q = out.query @ self.proj.weight  # (B, d) @ (d, D) -> (B, D): P^T q
-        if self.fallback_gain is not None:
-            m = mask.to(emb.dtype)  # (B, L)
-            lengths = m.sum(1)  # (B,)
-            x_t = emb[torch.arange(emb.size(0)), lengths.long() - 1]  # (B, D) last click, text only
-            m_s = (emb * m.unsqueeze(-1)).sum(1) / lengths.unsqueeze(-1)  # (B, D)
-            a = similarity_attention(emb, m, x_t, m_s, self.config.fallback_temperature)  # (B, L)
-            q = q + self.fallback_gain * torch.tanh((a.unsqueeze(-1) * emb).sum(1))  # (B, D) + zero-shot intent
+        if rows is not None and self.next_vectors is not None:
+            last = rows.gather(1, (mask.sum(1).long() - 1).clamp(min=0).unsqueeze(1)).squeeze(1)  # (B,) last click's row
+            q = q + self.next_vectors(last)  # (B, D): where readers of the last page go next, in the index's space
         return q, out.attention
 
     @torch.inference_mode()
@@ -142,7 +138,7 @@ class ContentSTAMP(nn.Module):
         att_np = att_np / max(float(att_np.sum()), 1e-12)
         cold = None
         if self._catalogue is not None:
-            cold, _ = zero_shot_query(items, self.config.fallback_temperature)  # (D,)
+            cold, _ = zero_shot_query(items, self.config.zero_shot_temperature)  # (D,)
             cold = cold / max(float(np.linalg.norm(cold)), 1e-12)
         return Intent(vector=vec / max(norm, 1e-12), attention=att_np, cold_vector=cold, catalogue=self._catalogue)
 
@@ -162,12 +158,11 @@ class ContentSTAMP(nn.Module):
         try:
             meta = json.loads((d / "intent_model.json").read_text(encoding="utf-8"))
             cfg = meta["config"]
-            # Models saved before the hybrid have neither item_keys nor the fallback: they load as they were.
+            # Models saved before the hybrid have no item_keys or catalogue: they load as they were.
             config = ContentSTAMPConfig(
                 input_dim=cfg["input_dim"], stamp=STAMPConfig(**cfg["stamp"]), zero_shot=cfg["zero_shot"],
                 item_keys=tuple(cfg.get("item_keys", ())), catalogue=tuple(cfg.get("catalogue", ())),
-                content_fallback=bool(cfg.get("content_fallback", False)),
-                fallback_temperature=float(cfg.get("fallback_temperature", 2.0)),
+                zero_shot_temperature=float(cfg.get("zero_shot_temperature", 2.0)),
             )
             weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
             state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)

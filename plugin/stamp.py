@@ -30,7 +30,7 @@ from torch import nn
 
 from .errors import ConfigError, DimensionMismatchError
 
-__all__ = ["STAMPConfig", "STAMP", "STAMPOutput", "similarity_attention", "zero_shot_query"]
+__all__ = ["STAMPConfig", "STAMP", "STAMPOutput", "zero_shot_query"]
 
 _ATTENTION_MODES = ("additive", "similarity")
 
@@ -113,7 +113,9 @@ class STAMP(nn.Module):
             pre = self.w1(items) + self.w2(x_t).unsqueeze(1) + self.w3(m_s).unsqueeze(1)  # (B, L, d)
             alpha = self.w0(torch.sigmoid(pre)).squeeze(-1) * mask  # (B, L), un-normalised as in the paper
         else:
-            alpha = similarity_attention(items, mask, x_t, m_s, self.config.similarity_temperature)  # (B, L)
+            sim = (items * (x_t + m_s).unsqueeze(1)).sum(-1) * self.config.similarity_temperature  # (B, L)
+            sim = sim.masked_fill(mask == 0, float("-inf"))  # (B, L)
+            alpha = torch.softmax(sim, dim=1) * mask  # (B, L), sums to 1 over real clicks
 
         m_a = (alpha.unsqueeze(-1) * items).sum(1)  # (B, d)
         h_s = torch.tanh(self.mlp_s(m_a))  # (B, d)
@@ -124,18 +126,6 @@ class STAMP(nn.Module):
     def score(query: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
         """Trilinear scores of every candidate: (B, d) x (N, d) -> (B, N) logits."""
         return query @ item_table.t()  # (B, N)
-
-
-def similarity_attention(
-    items: torch.Tensor, mask: torch.Tensor, x_t: torch.Tensor, m_s: torch.Tensor, temperature: float
-) -> torch.Tensor:
-    """The parameter-free attention a_i = softmax_i(tau * x_i . (x_t + m_s)) over real clicks.
-
-    items (B, L, d), mask (B, L) float 0/1, x_t and m_s (B, d) -> (B, L), sums to 1 over each row's clicks.
-    """
-    sim = (items * (x_t + m_s).unsqueeze(1)).sum(-1) * temperature  # (B, L)
-    sim = sim.masked_fill(mask == 0, float("-inf"))  # (B, L)
-    return torch.softmax(sim, dim=1) * mask  # (B, L)
 
 
 def zero_shot_query(items: np.ndarray, temperature: float = 10.0, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

@@ -21,12 +21,11 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def _hybrid(**kw) -> ContentSTAMP:
     torch.manual_seed(0)
-    cfg = ContentSTAMPConfig(input_dim=12, stamp=STAMPConfig(dim=6), item_keys=("a", "b"), catalogue=("a", "b", "c"),
-                             content_fallback=True, **kw)
+    cfg = ContentSTAMPConfig(input_dim=12, stamp=STAMPConfig(dim=6), item_keys=("a", "b"), catalogue=("a", "b", "c"), **kw)
     model = ContentSTAMP(cfg)
-    with torch.no_grad():
-        model.item_vectors.weight[1:].normal_()  # rows of a and b; row 0 stays the "no learned vector" zero
-        model.fallback_gain.fill_(0.5)
+    with torch.no_grad():  # rows of a and b; row 0 stays the "no learned vector" zero
+        model.item_vectors.weight[1:].normal_()
+        model.next_vectors.weight[1:].normal_()
     return model.eval()
 
 
@@ -37,7 +36,8 @@ def test_learned_vectors_change_only_the_articles_they_belong_to():
     model = _hybrid()
     text_only = model.intent(ITEMS, ["c", None, "new"]).vector
     assert np.allclose(text_only, model.intent(ITEMS).vector)  # unlisted ids and no ids read the same: text alone
-    assert not np.allclose(text_only, model.intent(ITEMS, ["a", None, "new"]).vector)
+    assert not np.allclose(text_only, model.intent(ITEMS, ["a", None, "new"]).vector)  # a read earlier
+    assert not np.allclose(text_only, model.intent(ITEMS, [None, None, "b"]).vector)  # b as the last click
     with pytest.raises(Exception, match="3 session items"):
         model.intent(ITEMS, ["a"])
 
@@ -64,7 +64,7 @@ def test_a_model_saved_before_the_hybrid_still_loads(tmp_path):
     old = ContentSTAMP(ContentSTAMPConfig(input_dim=12, stamp=STAMPConfig(dim=6))).eval()
     old.save(tmp_path)
     meta = json.loads((tmp_path / "intent_model.json").read_text())
-    for key in ("item_keys", "catalogue", "content_fallback", "fallback_temperature"):
+    for key in ("item_keys", "catalogue", "zero_shot_temperature"):
         del meta["config"][key]  # the JSON an older version wrote
     (tmp_path / "intent_model.json").write_text(json.dumps(meta))
     loaded = ContentSTAMP.load(tmp_path)
