@@ -25,7 +25,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -38,24 +37,8 @@ from .stamp import STAMP, STAMPConfig, zero_shot_query
 __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 
 
-@dataclass(frozen=True)
-class Intent:
-    vector: np.ndarray  # (D,) in the index's space, unit norm
-    attention: np.ndarray  # (L,) weight of each session item, sums to 1
-    # A trained model knows the articles it was trained over (`catalogue`); any other article (added since)
-    # is ranked by the zero-shot intent `cold_vector` instead (rules.merge_cold_start). None: rank by `vector`.
-    cold_vector: np.ndarray | None = None  # (D,) unit norm
-    catalogue: frozenset[str] | None = None
-
-
-@runtime_checkable
-class IntentModel(Protocol):
-    input_dim: int
-
-    def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
-        """items: (L, D) vectors of the session, oldest first; keys: their article ids (None for pages
-        outside the KB), for models that work on item ids -> Intent in the index's space."""
-        ...
+# The seam (Intent, IntentModel) lives torch-free beside the zero-shot intent; re-exported here.
+from .zero_shot import ZERO_SHOT_TEMPERATURE, Intent, IntentModel, session_items  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -65,7 +48,7 @@ class ContentSTAMPConfig:
     zero_shot: bool = False
     item_keys: tuple[str, ...] = ()  # articles with a learned vector v_i (row i+1; row 0 is "none")
     catalogue: tuple[str, ...] = ()  # the articles trained over; others are ranked zero-shot (empty: none are)
-    zero_shot_temperature: float = 2.0  # tau of the zero-shot intent that ranks articles outside the catalogue
+    zero_shot_temperature: float = ZERO_SHOT_TEMPERATURE  # tau of the zero-shot intent ranking articles outside the catalogue
 
 
 class ContentSTAMP(nn.Module):
@@ -119,11 +102,7 @@ class ContentSTAMP(nn.Module):
 
     @torch.inference_mode()
     def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
-        items = np.asarray(items, dtype=np.float32)
-        if items.ndim != 2 or items.shape[1] != self.input_dim:
-            raise DimensionMismatchError(f"intent expects (L, {self.input_dim}) embeddings, got {items.shape}")
-        if len(items) == 0:
-            raise EmptySessionError("the session has no items to form an intent from")
+        items = session_items(items, self.input_dim)
         if self.config.zero_shot:  # identity projection: the closed form, no torch dispatch
             vec, att_np = zero_shot_query(items, self.config.stamp.similarity_temperature)
         else:

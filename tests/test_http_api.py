@@ -62,7 +62,8 @@ def test_public_api_is_pinned():
 
 def test_health(client, rec):
     body = client.get("/v1/health").json()
-    assert body == {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": 0}
+    assert body == {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": 0,
+                    "index_version": None}
 
 
 def test_sessions_are_unguessable_and_distinct(client):
@@ -369,6 +370,7 @@ def test_openapi_documents_every_endpoint(client):
     assert set(paths) == {
         "/v1/health", "/v1/sessions", "/v1/sessions/{session_id}", "/v1/sessions/{session_id}/events",
         "/v1/sessions/{session_id}/suggestions", "/v1/sessions/{session_id}/chat",
+        "/v1/sessions/{session_id}/events/batch",
     }
     assert "404" in paths["/v1/sessions/{session_id}/suggestions"]["get"]["responses"]
     assert "ErrorOut" in spec["components"]["schemas"]

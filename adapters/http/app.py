@@ -23,15 +23,26 @@ from urllib.parse import quote
 from fastapi import FastAPI, Path as PathParam, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
 
 import plugin
-from plugin import ConfigError, EventLog, InMemorySessionStore, SessionRecommender, Suggestion
+from plugin import (
+    ConfigError,
+    EmptySessionError,
+    EventLog,
+    InMemorySessionStore,
+    ReloadingRecommender,
+    SessionRecommender,
+    Suggestion,
+)
+from plugin.encoder import LazyEncoder
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
-from .models import ChatIn, ChatOut, EventIn, EventOut, HealthOut, SessionOut, SuggestionsOut
+from .models import ChatIn, ChatOut, EventIn, EventOut, EventsBatchIn, EventsBatchOut, HealthOut, SessionOut, SuggestionsOut
 from .responder import ExtractiveResponder, Reply, as_responder
 from .sessions import SessionIds
 from .settings import ServerSettings
@@ -46,6 +57,8 @@ __all__ = [
     "ENV_INDEX",
     "ENV_EVENT_LOG",
     "ENV_URL_TEMPLATE",
+    "ENV_RELOAD_SECONDS",
+    "recommender_from_env",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,6 +67,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 ENV_INDEX = "SESSION_SUGGEST_INDEX"
 ENV_EVENT_LOG = "SESSION_SUGGEST_EVENT_LOG"
 ENV_URL_TEMPLATE = "SESSION_SUGGEST_ARTICLE_URL_TEMPLATE"
+ENV_RELOAD_SECONDS = "SESSION_SUGGEST_RELOAD_SECONDS"  # how often workers look for a new index version; 0: never
 
 SessionPath = Annotated[str, PathParam(description="Session id from POST /v1/sessions (anything else is 404).")]
 
@@ -103,6 +117,30 @@ def _suggest_params(qp: QueryParams, default_k: int) -> dict[str, Any]:
     return {"k": k, "locale": locale, "tags": tags, "query": query}
 
 
+# A batch is JSON whatever the declared type: text/plain makes it a CORS "simple request" (no preflight, and what
+# navigator.sendBeacon sends). That skips no check here: the session id in the path is the credential, and the
+# body is parsed as strictly as any JSON body, under the same size and rate limits.
+_BATCH_MEDIA_TYPES = ("application/json", "text/plain")
+_BATCH_SCHEMA = EventsBatchIn.model_json_schema(ref_template="#/components/schemas/{model}")
+_BATCH_SCHEMA.pop("$defs", None)  # EventIn: already in the document's components (POST .../events)
+_BATCH_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {t: {"schema": _BATCH_SCHEMA} for t in _BATCH_MEDIA_TYPES},
+}
+
+
+def _batch_body(content_type: str | None, raw: bytes) -> EventsBatchIn:
+    """The batch in a request body; 415 for another media type, 422 (like any body) when it does not validate."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media not in _BATCH_MEDIA_TYPES:
+        raise HTTPException(415, f"send the batch as JSON with Content-Type {' or '.join(_BATCH_MEDIA_TYPES)}, "
+                                 f"not {media or 'no Content-Type'}")
+    try:
+        return EventsBatchIn.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+
+
 class SuggestionJSON:
     """A Suggestion as every endpoint returns it (`models.SuggestionOut`), `href` included: one place, so the
     GET, chat and no-consent endpoints cannot drift apart."""
@@ -137,8 +175,24 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status, media_type="application/json")
 
 
+class _PinVersion:
+    """ASGI middleware: each request sees one index version from start to end, even if a new one is swapped
+    in meanwhile (the pin follows the request into the thread pool with its context)."""
+
+    def __init__(self, app: Any, handle: ReloadingRecommender) -> None:
+        self.app = app
+        self.handle = handle
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # the lifespan lasts as long as the app: pinning it would pin nothing useful
+            await self.app(scope, receive, send)
+            return
+        with self.handle.pinned():
+            await self.app(scope, receive, send)
+
+
 def create_app(
-    recommender: SessionRecommender,
+    recommender: SessionRecommender | ReloadingRecommender,
     *,
     settings: ServerSettings | None = None,
     responder: Any = None,
@@ -183,10 +237,13 @@ def create_app(
         max_age=600,
     )
     install_error_handlers(app)
+    if isinstance(rec, ReloadingRecommender):
+        app.add_middleware(_PinVersion, handle=rec)
 
     @app.get("/v1/health", response_model=HealthOut, tags=["service"])
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": len(rec.store)}
+        return {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": len(rec.store),
+                "index_version": rec.version}
 
     @app.post("/v1/sessions", response_model=SessionOut, status_code=201, tags=["sessions"])
     async def create_session() -> dict[str, Any]:
@@ -200,9 +257,7 @@ def create_app(
         ids.forget(session_id)
         return Response(status_code=204)
 
-    @app.post("/v1/sessions/{session_id}/events", response_model=EventOut, tags=["sessions"])
-    def post_event(session_id: SessionPath, event: EventIn) -> dict[str, Any]:
-        ids.check(session_id)
+    def event_fields(event: EventIn) -> dict[str, Any]:
         fields = event.model_dump(exclude_none=True, exclude={"kind"})
         if event.kind.startswith("suggestion_"):
             # Feedback must name a real article, or the CTR report counts noise.
@@ -210,10 +265,47 @@ def create_app(
                 rec.kb.get(event.article_id)
             elif event.url is not None:
                 fields["article_id"] = rec.kb.resolve(event.url).id
+        return fields
+
+    def store_event(session_id: str, event: EventIn, fields: dict[str, Any]) -> dict[str, Any]:
         stored = rec.track(session_id, event.kind, **fields)
         if stored is None:
             return {"stored": False, "event_id": event.event_id, "article_id": event.article_id}
         return {"stored": True, "event_id": stored.event_id, "article_id": stored.article_id}
+
+    @app.post("/v1/sessions/{session_id}/events", response_model=EventOut, tags=["sessions"])
+    def post_event(session_id: SessionPath, event: EventIn) -> dict[str, Any]:
+        ids.check(session_id)
+        return store_event(session_id, event, event_fields(event))
+
+    @app.post(
+        "/v1/sessions/{session_id}/events/batch",
+        response_model=EventsBatchOut,
+        tags=["sessions"],
+        openapi_extra={"requestBody": _BATCH_REQUEST_BODY},
+    )
+    async def post_events_batch(request: Request) -> Response:
+        """Store several events in order, then (with `suggest`) return suggestions: the widget's one request per
+        page view and per render of impressions. Accepts a text/plain JSON body too, so browsers send it
+        cross-origin without a CORS preflight (and as a beacon on page hide)."""
+        session_id = ids.check(request.path_params["session_id"])
+        batch = _batch_body(request.headers.get("content-type"), await request.body())
+
+        def work() -> dict[str, Any]:
+            # Every feedback event names a real article before any event is stored: a bad batch stores nothing.
+            fields = [event_fields(e) for e in batch.events]
+            results = [store_event(session_id, e, f) for e, f in zip(batch.events, fields)]
+            body: dict[str, Any] = {"results": results, "suggestions": None}
+            if batch.suggest is not None:
+                try:
+                    found = rec.suggest(session_id, check_k(batch.suggest))
+                except EmptySessionError:  # nothing read yet: not an error for a page view that was skipped
+                    found = []
+                body["suggestions"] = render.many(found)
+            return body
+
+        # Page views may carry text to embed (milliseconds): keep it off the event loop.
+        return _json(await run_in_threadpool(work))
 
     @app.get(
         "/v1/sessions/{session_id}/suggestions",
@@ -288,7 +380,24 @@ def settings_from_env() -> tuple[str, ServerSettings]:
     return index_dir, settings
 
 
+def recommender_from_env(index_dir: str, **kwargs: Any) -> ReloadingRecommender:
+    """The index folder's current version, followed: a re-index or a newly installed intent model is served
+    within a second, without a restart (every SESSION_SUGGEST_RELOAD_SECONDS, default 0.5; 0 turns it off).
+    kwargs go to `SessionRecommender.load` (store, session_settings, ...)."""
+    raw = os.environ.get(ENV_RELOAD_SECONDS) or "0.5"
+    try:
+        interval = float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_RELOAD_SECONDS} must be a number of seconds (0: no reloading), got {raw!r}") from None
+    if interval < 0:
+        raise ConfigError(f"{ENV_RELOAD_SECONDS} must be >= 0 (0: no reloading), got {raw!r}")
+    rec = ReloadingRecommender(index_dir, check_interval=interval or None, **kwargs)
+    if isinstance(rec.encoder.inner, LazyEncoder):
+        rec.encoder.inner.get()  # a worker builds its text encoder at start, not on a visitor's first request
+    return rec
+
+
 def app_from_env() -> FastAPI:
     """uvicorn factory: the index directory from SESSION_SUGGEST_INDEX (built by `python -m plugin index`)."""
     index_dir, settings = settings_from_env()
-    return create_app(SessionRecommender.load(index_dir), settings=settings)
+    return create_app(recommender_from_env(index_dir), settings=settings)
