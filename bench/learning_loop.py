@@ -44,7 +44,7 @@ from lxml import html as lxml_html
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.http.replay import ReplayStats  # noqa: E402
-from plugin import Article, SessionRecommender, SuggestSettings  # noqa: E402
+from plugin import Article, IndexFormatError, SessionRecommender, SuggestSettings  # noqa: E402
 from plugin.cli import _make_encoder, main as plugin_main  # noqa: E402
 from plugin.event_log import click_sessions, read_records  # noqa: E402
 from plugin.intent import ContentSTAMP, Intent  # noqa: E402
@@ -111,6 +111,34 @@ class LastPageIntent(MeanIntent):
 
     def intent(self, items: np.ndarray, keys=None) -> Intent:
         return Intent(unit(items[-1]), np.eye(len(items))[-1])
+
+
+class FreeQueryIntent(MeanIntent):
+    """A diagnostic bound, not a model to ship: one free query vector per last page, fitted on the training
+    transitions (softmax over cos(query, text embedding) of every article, Adam 1e-2, 60 epochs, no validation).
+    It is the most a last-page model can do while candidates are scored on their text embeddings."""
+
+    def __init__(self, sessions: list[list[str]], ids: list[str], table: np.ndarray, seed: int) -> None:
+        super().__init__(table.shape[1])
+        pos = {a: i for i, a in enumerate(ids)}
+        src = torch.tensor([pos[s[j - 1]] for s in sessions for j in range(1, len(s))])
+        dst = torch.tensor([pos[s[j]] for s in sessions for j in range(1, len(s))])
+        emb = torch.from_numpy(table)  # (N, D)
+        torch.manual_seed(seed)
+        queries = torch.nn.Parameter(emb.clone())  # (N, D), starts as last-page NN
+        opt = torch.optim.Adam([queries], lr=1e-2)
+        for _ in range(60):
+            for b in torch.randperm(len(src)).split(128):
+                logits = 10.0 * torch.nn.functional.normalize(queries[src[b]], dim=-1) @ emb.T  # (B, N)
+                loss = torch.nn.functional.cross_entropy(logits, dst[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        self.queries = {a: queries[i].detach().numpy() for a, i in pos.items()}
+
+    def intent(self, items: np.ndarray, keys=None) -> Intent:
+        last = keys[-1] if keys else None
+        return Intent(unit(self.queries.get(last, items[-1])), np.eye(len(items))[-1])
 
 
 def served(rec: SessionRecommender, intent_model) -> Callable[[Sequence[str]], list[str]]:
@@ -211,10 +239,10 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
     # Every article embedded once (cached across runs); the training index is that minus the new articles.
     full_dir, index_dir = work / "full-index", work / "index"
     encoder = _make_encoder(args.encoder)
-    if (full_dir / "index.json").exists():
+    try:
         full = SessionRecommender.load(full_dir, encoder=encoder)
         full.upsert_articles(articles)
-    else:
+    except IndexFormatError:  # first run: nothing saved yet
         full = SessionRecommender.build(articles, encoder=encoder, progress=True)
     full.save(full_dir)
     shutil.rmtree(index_dir, ignore_errors=True)
@@ -271,6 +299,8 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         "session-mean NN": served(trained_rec, MeanIntent(dim)),
         "last-page NN": served(trained_rec, LastPageIntent(dim)),
         **{label: item_model_ranker(m, keys) for label, m in item_models.items()},
+        "bound: free query per last page, text-scored (diagnostic)": served(
+            trained_rec, FreeQueryIntent(train_sessions, serving.index.ids(), serving.index.vectors(serving.index.ids()), args.seed)),
     }
     gpos = {p: i for i, p in enumerate(graph.ids)}
 
