@@ -1,4 +1,7 @@
-"""Replaying visits through the HTTP API the way the widget does, so the server's own event log records them.
+"""Replaying visits through the HTTP API, so the server's own event log records them as it would a visitor's.
+
+It sends the events the widget sends, one per `POST …/events` (the widget batches the same events through
+`…/events/batch`; both endpoints store them alike).
 
 Per page of a visit: POST a page_view (url and title, as the widget sends them); GET suggestions and POST a
 suggestion_impression for each one shown; when the next page of the visit is among them, POST a
