@@ -104,16 +104,16 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 
 def cmd_train_intent(args: argparse.Namespace) -> int:
-    from .content_training import ContentTrainConfig, sessions_from_events, train_content_stamp
-    from .event_log import EventLog
+    from .content_training import ContentTrainConfig, train_content_stamp
+    from .event_log import click_sessions
     from .recommender import SessionRecommender
 
     rec = SessionRecommender.load(args.index)
-    sessions = sessions_from_events(EventLog(args.log), known=set(rec.kb.ids()))
-    cfg = ContentTrainConfig(epochs=args.epochs, dim=args.dim)
+    sessions = [list(s.items) for s in click_sessions(args.log, known=set(rec.kb.ids()))]
+    cfg = ContentTrainConfig(epochs=args.epochs, dim=args.dim, min_clicks=args.min_clicks)
     model, report = train_content_stamp(sessions, rec.index, cfg, progress=not args.quiet)
     print(f"{report.train_examples} training / {report.valid_examples} held-out examples from {len(sessions)} sessions; "
-          f"best epoch {report.best_epoch} of {report.epochs_run}")
+          f"{report.learned_articles} articles with a learned vector; best epoch {report.best_epoch} of {report.epochs_run}")
     print(f"held-out  trained: {report.valid}   zero-shot: {report.zero_shot_valid}")
     if not report.beats_zero_shot and not args.force:
         print("the trained model does not beat the zero-shot one on held-out sessions: index left unchanged (--force to install it)")
@@ -220,6 +220,8 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     ti.add_argument("--log", required=True, help="the event log (JSONL) written while serving")
     ti.add_argument("--epochs", type=int, default=30)
     ti.add_argument("--dim", type=int, default=128)
+    ti.add_argument("--min-clicks", type=int, default=5,
+                    help="training clicks an article needs for a learned vector (0: text embeddings only)")
     ti.add_argument("--force", action="store_true", help="install even if it does not beat the zero-shot model")
     ti.add_argument("--quiet", action="store_true")
     ti.set_defaults(func=cmd_train_intent)

@@ -1,8 +1,12 @@
 """Training the content-space STAMP on the plugin's own logged sessions (the JSONL event log).
 
-Examples are every prefix of every logged session -> its next article (the SR-GNN protocol). Items are
-the articles' text embeddings from the index, so the trained model still scores articles nobody clicked.
-The score trained is the one served: cosine(P^T q, e_article) times a fixed logit scale, softmax over the
+Sessions come from `event_log.click_sessions` (the one reader of the log). Examples are every prefix of every
+logged session -> its next article (the SR-GNN protocol). Candidates are the articles' text embeddings from the
+index, so the trained model still scores articles nobody clicked or that were added after training. The model
+is the hybrid of `intent.ContentSTAMP`: articles with at least `min_clicks` clicks in the training sessions get
+learned vectors beside their text embedding (dropped at random in training, `item_dropout`, so the text path
+alone stays good for the others); the articles of the index at training time are the model's catalogue.
+The score trained is the one served: cosine(intent, e_article) times a fixed logit scale, softmax over the
 whole KB. The last 10% of sessions (by time) are held out; the best epoch on them is kept, and the caller
 is told whether it beats the zero-shot model on the same held-out examples.
 """
@@ -10,30 +14,32 @@ is told whether it beats the zero-shot model on the same held-out examples.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .errors import DataFormatError
-from .events import INTENT_KINDS, Event
+from .errors import ConfigError, DataFormatError
 from .index import ArticleIndex
 from .intent import ContentSTAMP, ContentSTAMPConfig
 from .stamp import STAMPConfig
 
-__all__ = ["ContentTrainConfig", "ContentTrainReport", "sessions_from_events", "train_content_stamp"]
+__all__ = ["ContentTrainConfig", "ContentTrainReport", "train_content_stamp"]
 
 logger = logging.getLogger(__name__)
+
+_STEPS_PER_EPOCH = 50
+_MIN_BATCH = 16
 
 
 @dataclass(frozen=True)
 class ContentTrainConfig:
     dim: int = 128  # STAMP's item space d (the projection maps the D-d text embeddings into it)
     epochs: int = 30
-    batch_size: int = 128
+    batch_size: int = 128  # at most; fewer examples than 50 batches' worth get smaller batches
     lr: float = 3e-3
     logit_scale: float = 10.0  # cosines live in [-1, 1]; softmax needs a sharper range
     max_len: int = 20  # most recent items of a prefix that the model sees
@@ -41,12 +47,21 @@ class ContentTrainConfig:
     patience: int = 4
     seed: int = 0
     cutoff: int = 10  # HR@k / MRR@k on the held-out examples
+    min_clicks: int = 5  # an article needs this many training clicks for a learned vector (0: none learned)
+    item_dropout: float = 0.25  # chance a learned vector is left out of a training item (the text path alone)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.item_dropout < 1.0:
+            raise ConfigError(f"ContentTrainConfig.item_dropout must be in [0, 1), got {self.item_dropout}")
+        if self.min_clicks < 0:
+            raise ConfigError(f"ContentTrainConfig.min_clicks must be >= 0 (0 learns no article vectors), got {self.min_clicks}")
 
 
 @dataclass(frozen=True)
 class ContentTrainReport:
     train_examples: int
     valid_examples: int
+    learned_articles: int  # articles with a learned vector (enough training clicks)
     best_epoch: int
     epochs_run: int
     valid: dict[str, float]  # trained model on the held-out examples
@@ -57,24 +72,6 @@ class ContentTrainReport:
     def beats_zero_shot(self) -> bool:
         key = next(k for k in self.valid if k.startswith("MRR"))
         return self.valid[key] > self.zero_shot_valid[key]
-
-
-def sessions_from_events(events: Iterable[Event], known: set[str] | None = None) -> list[list[str]]:
-    """Article-id sequences per session, in time order, sessions ordered by their last event.
-
-    Only intent events that name an article count; back-to-back repeats collapse; `known` keeps only those ids.
-    """
-    per: dict[str, list[tuple[float, str]]] = {}
-    for e in events:
-        if e.kind in INTENT_KINDS and e.article_id and (known is None or e.article_id in known):
-            per.setdefault(e.session_id, []).append((e.ts, e.article_id))
-    out = []
-    for evs in sorted(per.values(), key=lambda v: max(t for t, _ in v)):
-        evs.sort(key=lambda x: x[0])
-        seq = [a for j, (_, a) in enumerate(evs) if j == 0 or a != evs[j - 1][1]]
-        if len(seq) >= 2:
-            out.append(seq)
-    return out
 
 
 def _examples(sessions: Sequence[Sequence[int]], max_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -92,17 +89,23 @@ def _examples(sessions: Sequence[Sequence[int]], max_len: int) -> tuple[torch.Te
     return items, mask, torch.tensor(targets, dtype=torch.long)
 
 
-def _logits(model: ContentSTAMP, table: torch.Tensor, items: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
-    q, _ = model(table[items], mask)  # (B, D)
+def _logits(
+    model: ContentSTAMP, table: torch.Tensor, items: torch.Tensor, mask: torch.Tensor, scale: float,
+    rows: torch.Tensor | None = None,
+) -> torch.Tensor:
+    q, _ = model(table[items], mask, rows)  # (B, D)
     return scale * F.normalize(q, dim=-1) @ table.t()  # (B, N)
 
 
 @torch.no_grad()
-def _evaluate(model: ContentSTAMP, table, items, mask, targets, cfg: ContentTrainConfig) -> dict[str, float]:
+def _evaluate(model: ContentSTAMP, table, items, mask, targets, cfg: ContentTrainConfig,
+              row_of: torch.Tensor | None = None) -> dict[str, float]:
     model.eval()
     ranks = []
     for s in range(0, len(targets), 512):
-        logits = _logits(model, table, items[s : s + 512], mask[s : s + 512], cfg.logit_scale)  # (B, N)
+        it, m = items[s : s + 512], mask[s : s + 512]
+        rows = None if row_of is None else row_of[it] * m  # (B, L), 0 on padding
+        logits = _logits(model, table, it, m, cfg.logit_scale, rows)  # (B, N)
         t = targets[s : s + 512]
         ranks.append((logits >= logits.gather(1, t[:, None])).sum(1))  # (B,) pessimistic 1-based rank
     r = torch.cat(ranks).double()
@@ -117,7 +120,8 @@ def train_content_stamp(
     *,
     progress: bool = True,
 ) -> tuple[ContentSTAMP, ContentTrainReport]:
-    """Fit a ContentSTAMP on logged article-id sessions; returns the best-on-validation model and a report."""
+    """Fit a hybrid ContentSTAMP on logged article-id sessions (`click_sessions(...)` items); returns the
+    best-on-validation model and a report."""
     cfg = config or ContentTrainConfig()
     ids = index.ids()
     pos = {a: i for i, a in enumerate(ids)}
@@ -128,27 +132,39 @@ def train_content_stamp(
     n_valid = max(1, int(len(seqs) * cfg.valid_fraction))
     tr, va = _examples(seqs[:-n_valid], cfg.max_len), _examples(seqs[-n_valid:], cfg.max_len)
     table = torch.from_numpy(index.vectors(ids))  # (N, D) frozen text embeddings
+    clicks = Counter(a for s in seqs[:-n_valid] for a in s)
+    learned = [i for i in range(len(ids)) if cfg.min_clicks and clicks[i] >= cfg.min_clicks]
+    row_of = torch.zeros(len(ids), dtype=torch.long)  # (N,) article position -> learned row, 0 = text only
+    row_of[learned] = torch.arange(1, len(learned) + 1)
 
     torch.manual_seed(cfg.seed)
     zero = ContentSTAMP.zero_shot(index.dim)
     zero_valid = _evaluate(zero, table, *va, cfg)
-    model = ContentSTAMP(ContentSTAMPConfig(input_dim=index.dim, stamp=STAMPConfig(dim=cfg.dim)))
+    model = ContentSTAMP(ContentSTAMPConfig(
+        input_dim=index.dim, stamp=STAMPConfig(dim=cfg.dim), item_keys=tuple(ids[i] for i in learned), catalogue=tuple(ids),
+    ))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     best, best_state, best_epoch, history, stale = -1.0, None, 0, [], 0
     key = f"MRR@{cfg.cutoff}"
+    # A small log gives few batches an epoch; smaller batches keep ~50 optimiser steps an epoch (measured on the
+    # learning-loop test's 400 examples: batch 128 stalls at 3 steps an epoch, 16 learns the pattern).
+    batch = max(_MIN_BATCH, min(cfg.batch_size, len(tr[2]) // _STEPS_PER_EPOCH))
     for epoch in tqdm(range(1, cfg.epochs + 1), desc="training content STAMP", unit="epoch", disable=not progress):
         model.train()
         order = torch.randperm(len(tr[2]), generator=gen)
         total = 0.0
-        for s in range(0, len(order), cfg.batch_size):
-            b = order[s : s + cfg.batch_size]
-            loss = F.cross_entropy(_logits(model, table, tr[0][b], tr[1][b], cfg.logit_scale), tr[2][b])
+        for s in range(0, len(order), batch):
+            b = order[s : s + batch]
+            rows = row_of[tr[0][b]] * tr[1][b]  # (B, L) learned rows, 0 on padding
+            if cfg.item_dropout:
+                rows = rows * (torch.rand(rows.shape, generator=gen) >= cfg.item_dropout)  # (B, L)
+            loss = F.cross_entropy(_logits(model, table, tr[0][b], tr[1][b], cfg.logit_scale, rows), tr[2][b])
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.item() * len(b)
-        metrics = _evaluate(model, table, *va, cfg)
+        metrics = _evaluate(model, table, *va, cfg, row_of)
         history.append({"epoch": epoch, "loss": total / len(order), **metrics})
         if metrics[key] > best:
             best, best_epoch, stale = metrics[key], epoch, 0
@@ -160,6 +176,6 @@ def train_content_stamp(
     assert best_state is not None
     model.load_state_dict(best_state)
     model.eval()
-    report = ContentTrainReport(len(tr[2]), len(va[2]), best_epoch, len(history),
+    report = ContentTrainReport(len(tr[2]), len(va[2]), len(learned), best_epoch, len(history),
                                 {k: v for k, v in history[best_epoch - 1].items() if "@" in k}, zero_valid, history)
     return model, report

@@ -20,12 +20,14 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError, DataFormatError
+from .event_log import click_sessions, parse_ts
+from .events import CLICK_KINDS
 
 __all__ = [
     "Examples",
@@ -260,16 +262,6 @@ def read_diginetica_clicks(path: str | Path) -> list[Click]:
     return out
 
 
-def _to_seconds(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if dt.tzinfo is None:
-            return float(calendar.timegm(dt.timetuple())) + dt.microsecond / 1e6
-        return dt.timestamp()
-
-
 def read_click_csv(
     path: str | Path, session_col: str = "session", item_col: str = "item", time_col: str = "time",
     delimiter: str = ",",
@@ -284,7 +276,7 @@ def read_click_csv(
             if reader.fieldnames is None or not need <= set(reader.fieldnames):
                 raise DataFormatError(f"{path}: expected columns {sorted(need)}, got {reader.fieldnames}")
             for row in reader:
-                t = _to_seconds(row[time_col])
+                t = parse_ts(row[time_col])
                 out.append(Click(row[session_col], row[item_col], t, t))
     except ValueError as exc:
         if isinstance(exc, DataFormatError):
@@ -361,49 +353,21 @@ def read_jsonl_events(
     path: str | Path, kinds: Iterable[str] | None = None, test_fraction: float = 0.1, collapse_repeats: bool = True,
     name: str = "",
 ) -> SessionData:
-    """Sessions from the plugin's event log: one JSON object a line with ``session_id``, ``kind``, ``ts`` and
-    ``article_id`` or ``url`` (article_id wins when both are present).
+    """Sessions from the plugin's event log (``event_log.click_sessions``, the reader every trainer shares): one
+    JSON object a line with ``session_id``, ``kind``, ``ts`` and ``article_id`` or ``url`` (article_id wins).
 
     Events are ordered by ``ts`` within a session and sessions by their last event; the last ``test_fraction``
     of sessions is the test split. ``collapse_repeats`` merges back-to-back events on the same item (a
     ``page_view`` followed by ``article_open`` of the same article is one click). ``kinds`` keeps only those
-    event kinds (default: every kind that names an item). Items are numbered by first appearance in training.
+    event kinds (default: the clicks, page_view, article_open and suggestion_click; an impression is not a
+    click). Torn or foreign lines are skipped with a warning. Items are numbered by first appearance in training.
     """
     path = Path(path)
-    wanted = None if kinds is None else set(kinds)
-    per_session: dict[str, list[tuple[float, int, str]]] = {}
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                ev = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(f"{path}:{lineno}: not a JSON object ({exc.msg})") from exc
-            if not isinstance(ev, dict) or "session_id" not in ev:
-                raise DataFormatError(f"{path}:{lineno}: an event needs a 'session_id'")
-            if wanted is not None and ev.get("kind") not in wanted:
-                continue
-            key = ev.get("article_id") or ev.get("url")
-            if key is None:
-                continue  # searches, chat turns and other events without an item
-            ts = ev.get("ts", 0.0)
-            try:
-                t = float(ts) if not isinstance(ts, str) else _to_seconds(ts)
-            except ValueError as exc:
-                raise DataFormatError(f"{path}:{lineno}: 'ts' {ts!r} is neither epoch seconds nor ISO-8601") from exc
-            per_session.setdefault(str(ev["session_id"]), []).append((t, lineno, str(key)))
-    sessions: list[tuple[float, list[str]]] = []
-    for evs in per_session.values():
-        evs.sort()
-        keys = [k for _, _, k in evs]
-        if collapse_repeats:
-            keys = [k for j, k in enumerate(keys) if j == 0 or k != keys[j - 1]]
-        if len(keys) >= 2:
-            sessions.append((evs[-1][0], keys))
-    sessions.sort(key=lambda x: x[0])
+    logged = click_sessions(path, kinds=CLICK_KINDS if kinds is None else frozenset(kinds), url_items=True,
+                            collapse_repeats=collapse_repeats)
+    sessions = [(s.last_ts, list(s.items)) for s in logged]
     if len(sessions) < 2:
-        raise DataFormatError(f"{path}: fewer than two sessions with two or more item events")
+        raise DataFormatError(f"{path}: fewer than two sessions with two or more clicked items")
     n_test = max(1, int(round(len(sessions) * test_fraction)))
     train_raw, test_raw = sessions[:-n_test], sessions[-n_test:]
     item_index: dict[str, int] = {}

@@ -12,6 +12,9 @@ for a session; without one, a random key is drawn once and kept beside the log i
 every process sharing the log reads. Several keys may be given (key rotation): the first writes, all are tried
 on erase.
 
+`click_sessions` is the one reader every trainer uses (`python -m plugin train-intent`, the lab's
+`data.read_jsonl_events`): what a visitor clicked, per session, in time order. Impressions are not clicks.
+
 Several processes (uvicorn workers) may share one log: every append and every erase holds an exclusive
 `flock` on the sidecar `<log>.lock`, so an erase (read, filter, atomic rename) never drops a line another
 process appended meanwhile. Readers need no lock: they see the old file or the new one, never a torn one.
@@ -19,6 +22,7 @@ process appended meanwhile. Readers need no lock: they see the old file or the n
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import hmac
 import json
@@ -26,9 +30,12 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 try:
     import fcntl
@@ -37,9 +44,9 @@ except ImportError:  # not POSIX: the thread lock alone, so one writing process 
 
 from .atomic import atomic_write_with
 from .errors import ConfigError, IndexFormatError
-from .events import Event
+from .events import CLICK_KINDS, Event
 
-__all__ = ["EventLog", "PSEUDONYM_PREFIX"]
+__all__ = ["EventLog", "PSEUDONYM_PREFIX", "LoggedSession", "read_records", "click_sessions", "parse_ts"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,20 +142,14 @@ class EventLog:
 
     def iter_events(self) -> Iterator[Event]:
         """Every readable event, oldest first; torn or foreign lines are skipped with a warning."""
-        if not self.path.exists():
-            return
         skipped = 0
-        with open(self.path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    yield Event.from_dict(json.loads(line))
-                except (ValueError, TypeError):
-                    skipped += 1
+        for record in read_records(self.path):
+            try:
+                yield Event.from_dict(record)
+            except (ValueError, TypeError):
+                skipped += 1
         if skipped:
-            logger.warning("skipped %d unreadable line(s) in %s", skipped, self.path)
+            logger.warning("skipped %d record(s) in %s that are not events", skipped, self.path)
 
     def erase_session(self, session_id: str) -> int:
         """Remove every logged event of the session (atomic rewrite); return how many were removed.
@@ -177,3 +178,103 @@ class EventLog:
             if removed:
                 atomic_write_with(self.path, write)
             return removed
+
+
+def read_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Every JSON object of a JSONL log, in file order. A torn line (a crash mid-append) or any line that is
+    not a JSON object is skipped and counted in one warning: a log is never lost to one bad line."""
+    path = Path(path)
+    if not path.exists():
+        return
+    skipped = 0
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                yield record
+            else:
+                skipped += 1
+    if skipped:
+        logger.warning("skipped %d unreadable line(s) in %s", skipped, path)
+
+
+@dataclass(frozen=True)
+class LoggedSession:
+    session_id: str
+    items: tuple[str, ...]  # clicked article ids (or urls), oldest first
+    last_ts: float  # time of the session's last click
+
+
+def parse_ts(value: Any) -> float:
+    """Epoch seconds, or an ISO-8601 string (lab logs written by other tools)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if dt.tzinfo is None:
+                return float(calendar.timegm(dt.timetuple())) + dt.microsecond / 1e6
+            return dt.timestamp()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"not a time: {value!r}")
+    return float(value)
+
+
+def click_sessions(
+    source: str | os.PathLike[str] | EventLog | Iterable[Event | dict[str, Any]],
+    *,
+    kinds: Collection[str] = CLICK_KINDS,
+    known: Collection[str] | None = None,
+    url_items: bool = False,
+    collapse_repeats: bool = True,
+    min_length: int = 2,
+) -> list[LoggedSession]:
+    """What each logged session clicked, in time order; sessions ordered by their last click.
+
+    `source`: a log path, an EventLog, or events/records already read. An item is the event's article id
+    (`url_items`: else its url, for logs of pages outside any KB); `known` keeps only those items. Only
+    `kinds` count (default page_view, article_open, suggestion_click: a suggestion_impression says what
+    was shown, not what was read). `collapse_repeats` merges back-to-back events on one item (a
+    suggestion_click and the page_view it leads to are one click). Records without a session id or with
+    an unreadable time are skipped, like torn lines.
+    """
+    if isinstance(source, EventLog):
+        source = source.path
+    records: Iterable[Event | dict[str, Any]] = read_records(source) if isinstance(source, (str, os.PathLike)) else source
+    wanted = frozenset(kinds)
+    per: dict[str, list[tuple[float, int, str]]] = {}
+    skipped = 0
+    for n, r in enumerate(records):
+        rec = r.to_dict() if isinstance(r, Event) else r
+        if rec.get("kind") not in wanted:
+            continue
+        item = rec.get("article_id") or (rec.get("url") if url_items else None)
+        sid = rec.get("session_id")
+        if not item or sid is None:
+            skipped += sid is None
+            continue
+        try:
+            ts = parse_ts(rec.get("ts", 0.0))
+        except ValueError:
+            skipped += 1
+            continue
+        if known is None or item in known:
+            per.setdefault(str(sid), []).append((ts, n, str(item)))
+    if skipped:
+        logger.warning("skipped %d click record(s) without a session id or a readable time", skipped)
+    out = []
+    for sid, evs in per.items():
+        evs.sort()
+        items = [a for _, _, a in evs]
+        if collapse_repeats:
+            items = [a for j, a in enumerate(items) if j == 0 or a != items[j - 1]]
+        if len(items) >= min_length:
+            out.append(LoggedSession(sid, tuple(items), evs[-1][0]))
+    out.sort(key=lambda s: s.last_ts)
+    return out

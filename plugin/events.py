@@ -11,11 +11,13 @@ from typing import Any
 
 from .errors import InvalidEventError
 
-__all__ = ["EVENT_KINDS", "INTENT_KINDS", "Event", "make_event", "short_title"]
+__all__ = ["EVENT_KINDS", "INTENT_KINDS", "CLICK_KINDS", "Event", "make_event", "short_title"]
 
 EVENT_KINDS = ("page_view", "article_open", "search", "suggestion_impression", "suggestion_click")
 # Kinds that say something about what the visitor wants; impressions only say what we showed.
 INTENT_KINDS = frozenset({"page_view", "article_open", "search", "suggestion_click"})
+# Kinds that put the visitor on an article: the items of a training session. An impression is not a click.
+CLICK_KINDS = frozenset({"page_view", "article_open", "suggestion_click"})
 
 
 def short_title(title: str) -> str:

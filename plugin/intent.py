@@ -7,6 +7,14 @@ handed to FAISS is P^T q: one inner-product search ranks every article, includin
 Untrained (`ContentSTAMP.zero_shot`), P = I and STAMP runs its similarity-attention setting: the intent is a
 session mean weighted towards pages close to the last click. A model trained on logged sessions (saved with
 `save`, a state_dict plus JSON config) replaces it through `ContentSTAMP.load`.
+
+A trained model is a hybrid. Articles clicked often enough in training (`item_keys`) carry two learned vectors:
+v_i added to their text embedding as STAMP reads them, x_i = P (e_i + v_i), and n_i added to the intent when the
+article is the last click, P^T q + n_t (where its readers go next, learned in the index's space; measured in
+BENCHMARKS "Learning loop": the plain content model stayed further below a transition-count model). Every other
+article reads as its text alone, and candidates are always scored on their text embeddings. An article added after
+training (outside `catalogue`) is ranked by the zero-shot intent (`cold_vector`) and keeps its zero-shot rank among
+the trained ranking (`rules.merge_cold_start`): nobody reached it in training, so its trained score says little.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 
 
 # The seam (Intent, IntentModel) lives torch-free beside the zero-shot intent; re-exported here.
-from .zero_shot import Intent, IntentModel, session_items  # noqa: E402
+from .zero_shot import ZERO_SHOT_TEMPERATURE, Intent, IntentModel, session_items  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,9 @@ class ContentSTAMPConfig:
     input_dim: int = 384  # text-embedding size D
     stamp: STAMPConfig = STAMPConfig()
     zero_shot: bool = False
+    item_keys: tuple[str, ...] = ()  # articles with a learned vector v_i (row i+1; row 0 is "none")
+    catalogue: tuple[str, ...] = ()  # the articles trained over; others are ranked zero-shot (empty: none are)
+    zero_shot_temperature: float = ZERO_SHOT_TEMPERATURE  # tau of the zero-shot intent ranking articles outside the catalogue
 
 
 class ContentSTAMP(nn.Module):
@@ -47,6 +58,20 @@ class ContentSTAMP(nn.Module):
         self.input_dim = config.input_dim
         self.proj = nn.Linear(config.input_dim, config.stamp.dim, bias=False)  # P: D -> d
         self.stamp = STAMP(config.stamp)
+        self.item_vectors: nn.Embedding | None = None
+        self.next_vectors: nn.Embedding | None = None
+        if config.item_keys:
+            # Zero-initialised: an untrained hybrid reads every article as its text, like the content model.
+            self.item_vectors = nn.Embedding(len(config.item_keys) + 1, config.input_dim, padding_idx=0)
+            self.next_vectors = nn.Embedding(len(config.item_keys) + 1, config.input_dim, padding_idx=0)
+            nn.init.zeros_(self.item_vectors.weight)
+            nn.init.zeros_(self.next_vectors.weight)
+        self._rows = {k: i + 1 for i, k in enumerate(config.item_keys)}
+        self._catalogue = frozenset(config.catalogue) if config.catalogue else None
+
+    def rows(self, keys: Sequence[str | None]) -> list[int]:
+        """Learned-vector row of each article id (0: none, the article reads as its text alone)."""
+        return [self._rows.get(k, 0) if k is not None else 0 for k in keys]
 
     @classmethod
     def zero_shot(cls, input_dim: int, temperature: float = 2.0) -> ContentSTAMP:
@@ -61,11 +86,19 @@ class ContentSTAMP(nn.Module):
         model.stamp = STAMP.zero_shot(input_dim, temperature=temperature)
         return model.eval()
 
-    def forward(self, emb: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """emb: (B, L, D) text embeddings, mask (B, L) -> (query in D-space (B, D), attention (B, L))."""
-        x = self.proj(emb)  # (B, L, d)
+    def forward(
+        self, emb: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """emb: (B, L, D) text embeddings, mask (B, L), rows (B, L) learned-vector rows (0: none)
+        -> (query in D-space (B, D), attention (B, L))."""
+        items = emb if rows is None or self.item_vectors is None else emb + self.item_vectors(rows)  # (B, L, D)
+        x = self.proj(items)  # (B, L, d)
         out = self.stamp(x, mask)  # query (B, d), attention (B, L)
-        return out.query @ self.proj.weight, out.attention  # (B, d) @ (d, D) -> (B, D): P^T q
+        q = out.query @ self.proj.weight  # (B, d) @ (d, D) -> (B, D): P^T q
+        if rows is not None and self.next_vectors is not None:
+            last = rows.gather(1, (mask.sum(1).long() - 1).clamp(min=0).unsqueeze(1)).squeeze(1)  # (B,) last click's row
+            q = q + self.next_vectors(last)  # (B, D): where readers of the last page go next, in the index's space
+        return q, out.attention
 
     @torch.inference_mode()
     def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
@@ -73,11 +106,20 @@ class ContentSTAMP(nn.Module):
         if self.config.zero_shot:  # identity projection: the closed form, no torch dispatch
             vec, att_np = zero_shot_query(items, self.config.stamp.similarity_temperature)
         else:
-            q, att = self(torch.from_numpy(items).unsqueeze(0), torch.ones(1, len(items), dtype=torch.bool))
+            rows = None
+            if self.item_vectors is not None and keys is not None:
+                if len(keys) != len(items):
+                    raise DimensionMismatchError(f"{len(keys)} article ids for {len(items)} session items")
+                rows = torch.tensor([self.rows(keys)], dtype=torch.long)  # (1, L)
+            q, att = self(torch.from_numpy(items).unsqueeze(0), torch.ones(1, len(items), dtype=torch.bool), rows)
             vec, att_np = q[0].numpy(), att[0].abs().numpy()  # (D,), (L,)
         norm = float(np.linalg.norm(vec))
         att_np = att_np / max(float(att_np.sum()), 1e-12)
-        return Intent(vector=vec / max(norm, 1e-12), attention=att_np)
+        cold = None
+        if self._catalogue is not None:
+            cold, _ = zero_shot_query(items, self.config.zero_shot_temperature)  # (D,)
+            cold = cold / max(float(np.linalg.norm(cold)), 1e-12)
+        return Intent(vector=vec / max(norm, 1e-12), attention=att_np, cold_vector=cold, catalogue=self._catalogue)
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         d = Path(directory)
@@ -95,13 +137,16 @@ class ContentSTAMP(nn.Module):
         try:
             meta = json.loads((d / "intent_model.json").read_text(encoding="utf-8"))
             cfg = meta["config"]
+            # Models saved before the hybrid have no item_keys or catalogue: they load as they were.
             config = ContentSTAMPConfig(
-                input_dim=cfg["input_dim"], stamp=STAMPConfig(**cfg["stamp"]), zero_shot=cfg["zero_shot"]
+                input_dim=cfg["input_dim"], stamp=STAMPConfig(**cfg["stamp"]), zero_shot=cfg["zero_shot"],
+                item_keys=tuple(cfg.get("item_keys", ())), catalogue=tuple(cfg.get("catalogue", ())),
+                zero_shot_temperature=float(cfg.get("zero_shot_temperature", 2.0)),
             )
             weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
             state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+            model = cls(config)
+            model.load_state_dict(state)  # RuntimeError when the weights do not fit the config
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise IndexFormatError(f"no readable content-STAMP model in {d}: {exc}") from None
-        model = cls(config)
-        model.load_state_dict(state)
         return model.eval()

@@ -37,7 +37,7 @@ from .events import INTENT_KINDS, Event, make_event, short_title
 from .index import ArticleIndex
 from .inject import inject_reply
 from .knowledge_base import Article, KnowledgeBase, iter_jsonl
-from .rules import Candidate, freshness_bonus, mmr_select, passes_filters
+from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_select, passes_filters
 from .session_store import InMemorySessionStore, SessionStore
 from .suggestion import Suggestion
 from .versions import commit_version, current_version, resolve_version
@@ -379,12 +379,14 @@ class SessionRecommender:
         qvec = self.page_encoder.encode([query])[0] if query and query.strip() else None
         if not signal and qvec is None:
             raise EmptySessionError("the session has no page views, article opens or searches yet")
+        cold, catalogue = None, None
         if signal:
             intent = self.intent_model.intent(vecs, keys)
             vector, attention = intent.vector, intent.attention
+            cold, catalogue = intent.cold_vector, intent.catalogue
             if qvec is not None:
-                vector = (1 - query_weight) * vector + query_weight * qvec
-                vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+                vector = _blend(vector, qvec, query_weight)
+                cold = None if cold is None else _blend(cold, qvec, query_weight)
         else:
             vector, attention = qvec, np.zeros(0, np.float32)
 
@@ -400,6 +402,9 @@ class SessionRecommender:
                         seen_urls.add(e.url)
         floor = cfg.min_score if min_score is None else min_score
         cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags)
+        if cold is not None and catalogue is not None:
+            # articles added since the model was trained keep their zero-shot rank
+            cands = merge_cold_start(cands, self._candidates(cold, k, floor, seen_ids, seen_urls, locale, tags), catalogue)
         if not cands:
             return []
         cand_vecs = self.index.vectors([c.article.id for c in cands])  # (n, D)
@@ -500,6 +505,12 @@ def _is_trained(model: IntentModel) -> bool:
     if intent_module is None or not isinstance(model, intent_module.ContentSTAMP):
         return False
     return not model.config.zero_shot
+
+
+def _blend(vector: np.ndarray, qvec: np.ndarray, weight: float) -> np.ndarray:
+    """The session intent with a question's vector mixed in, back to unit norm."""
+    v = (1 - weight) * vector + weight * qvec
+    return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
 def _drivers(attention: np.ndarray, items: np.ndarray, article_vec: np.ndarray, labels: Sequence[str]) -> list[str]:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .knowledge_base import Article
 
-__all__ = ["Candidate", "passes_filters", "freshness_bonus", "mmr_select"]
+__all__ = ["Candidate", "passes_filters", "freshness_bonus", "merge_cold_start", "mmr_select"]
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,39 @@ def mmr_select(candidates: Sequence[Candidate], vectors: np.ndarray, k: int, lam
         available[i] = False
         max_sim = np.maximum(max_sim, sims[i])
     return chosen
+
+
+def merge_cold_start(
+    trained: Sequence[Candidate], zero_shot: Sequence[Candidate], catalogue: Collection[str]
+) -> list[Candidate]:
+    """A trained model's ranking with the articles it never saw (outside `catalogue`, added after training) put
+    back at the rank the zero-shot intent gives them.
+
+    Both lists are best first. An article new to the model that zero-shot ranks r-th is r-th in the result, so
+    it is suggested as often as zero-shot would suggest it; the trained order fills the other places. It takes
+    a score a hair above the candidate after it, so whatever ranks by score afterwards (MMR) keeps the order.
+    """
+    known = [c for c in trained if c.article.id in catalogue]
+    merged: list[Candidate | None] = []
+    new: list[Candidate] = []
+    ki = 0
+    for r, c in enumerate(zero_shot):
+        if c.article.id in catalogue:
+            continue
+        while len(merged) < r and ki < len(known):
+            merged.append(known[ki])
+            ki += 1
+        merged.append(None)  # a place for the new article, scored below
+        new.append(c)
+    merged.extend(known[ki:])
+    trailing = len(merged) - 1 - max((i for i, m in enumerate(merged) if m is not None), default=-1)
+    # score of the place after the current one; past the end, just below the last trained candidate
+    below = (known[-1].score if known else new[-1].score if new else 0.0) - 1e-6 * (trailing + 1)
+    out: list[Candidate] = []
+    for place in reversed(merged):
+        if place is None:
+            c = new.pop()
+            place = Candidate(c.article, c.relevance, below + 1e-6)
+        out.append(place)
+        below = place.score
+    return out[::-1]

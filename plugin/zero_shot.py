@@ -27,6 +27,10 @@ ZERO_SHOT_TEMPERATURE = 2.0
 class Intent:
     vector: np.ndarray  # (D,) in the index's space, unit norm
     attention: np.ndarray  # (L,) weight of each session item, sums to 1
+    # A trained model knows the articles it was trained over (`catalogue`); any other article (added since)
+    # is ranked by the zero-shot intent `cold_vector` instead (rules.merge_cold_start). None: rank by `vector`.
+    cold_vector: np.ndarray | None = None  # (D,) unit norm
+    catalogue: frozenset[str] | None = None
 
 
 @runtime_checkable

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from plugin import DataFormatError, SessionRecommender
-from plugin.content_training import ContentTrainConfig, sessions_from_events, train_content_stamp
+from plugin.content_training import ContentTrainConfig, train_content_stamp
+from plugin.event_log import click_sessions
 from plugin.events import make_event
 from plugin.intent import ContentSTAMP
 
@@ -31,7 +32,11 @@ def _logged_events(n_sessions=240, seed=0):
     return events
 
 
-def test_sessions_from_events_orders_filters_and_collapses():
+def sessions_from_events(events, known=None):
+    return [list(s.items) for s in click_sessions(events, known=known)]
+
+
+def test_click_sessions_orders_filters_and_collapses():
     evs = [
         make_event("b", "article_open", article_id="x", ts=5), make_event("a", "page_view", article_id="y", ts=1),
         make_event("a", "page_view", article_id="y", ts=2), make_event("a", "search", query="q", ts=3),
