@@ -59,6 +59,10 @@ class SuggestSettings(BaseModel):
         description="Weight of BM25 (the read pages' text against each article's text, best match = 1) added to the "
         "dense score; 0 turns lexical fusion off.",
     )
+    link_weight: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Score bonus for articles that a read page links to in its text (Article.meta['links']).",
+    )
     topic_split: float | None = Field(
         0.2, ge=-1.0, le=1.0,
         description="Pages whose centred cosine to the newest page is below this are an earlier interest and get "

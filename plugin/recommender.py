@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urljoin
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -375,7 +376,8 @@ class SessionRecommender:
                 vector = qvec
             texts = [self._item_text(signal[i], keys[i]) for i in rows]
             cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags,
-                                     lexical=self._lexical_scores(texts, query, qw))
+                                     lexical=self._lexical_scores(texts, query, qw),
+                                     linked=self._linked_from([keys[i] for i in rows]))
             if not cands:
                 ranked.append([])
                 continue
@@ -398,7 +400,7 @@ class SessionRecommender:
         lands between them, on pages about neither. Closeness is the centred cosine (see `_centred`)."""
         cut = self.settings.topic_split
         n = len(vecs)
-        if cut is None or n < 2:
+        if cut is None or n < 2 or not self._embeds_text:  # an item-ID model's session model sees the whole session
             return [list(range(n))]
         c = self._centred(vecs)  # (L, D)
         sims = c @ c[-1]  # (L,)
@@ -416,6 +418,20 @@ class SessionRecommender:
     def _item_text(self, event: Event, key: str | None) -> str:
         art = self.kb.find(key) if key else None
         return art.embed_text() if art is not None else event.content()
+
+    def _linked_from(self, keys: Sequence[str | None]) -> set[str]:
+        """Ids of the articles the read KB pages link to in their text (hrefs resolved against the page's url)."""
+        if self.settings.link_weight <= 0:
+            return set()
+        out: set[str] = set()
+        for key in keys:
+            art = self.kb.find(key) if key else None
+            for href in (art.meta.get("links") or ()) if art is not None else ():
+                if isinstance(href, str):
+                    target = self.kb.find(urljoin(art.url, href) if art.url else href) or self.kb.find(href)
+                    if target is not None and target.id != art.id:
+                        out.add(target.id)
+        return out
 
     def _lexical_scores(self, texts: Sequence[str], query: str | None, query_weight: float) -> LexicalScores | None:
         """BM25 of the KB against what was read (and asked), for fusion; None when fusion is off."""
@@ -437,10 +453,12 @@ class SessionRecommender:
         locale: str | None,
         tags: Sequence[str] | None,
         lexical: LexicalScores | None = None,
+        linked: set[str] | frozenset[str] = frozenset(),
     ) -> list[Candidate]:
         """Index hits (plus the best lexical matches) that pass the rules, best first by fused score.
 
-        Score = centred cosine + lexical_weight * BM25 + freshness; the floor applies to the plain cosine.
+        Score = centred cosine + lexical_weight * BM25 + link_weight (linked from a read page) + freshness; the floor
+        applies to the plain cosine.
         Filters can reject most of a fixed-size pool (a rare locale, a narrow tag), so the pool grows until k
         candidates pass or the index is exhausted."""
         cfg = self.settings
@@ -452,7 +470,8 @@ class SessionRecommender:
         pool = cfg.candidate_pool + len(seen_ids)
         while True:
             hits = self.index.search(search[None, :], pool)[0]
-            ids = list(dict.fromkeys([aid for aid, _ in hits] + (lexical.top(pool) if lexical is not None else [])))
+            ids = list(dict.fromkeys([aid for aid, _ in hits] + (lexical.top(pool) if lexical is not None else [])
+                                     + sorted(linked)))
             arts = [self.kb.find(a) for a in ids]
             arts = [a for a in arts if a is not None and a.id in self.index and passes_filters(
                 a, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags)]
@@ -463,6 +482,8 @@ class SessionRecommender:
                 score = self._centred(avecs) @ cvec if centred else rel.copy()  # (n,)
                 if lexical is not None:
                     score = score + cfg.lexical_weight * lexical.get([a.id for a in arts])
+                if linked:
+                    score = score + cfg.link_weight * np.array([a.id in linked for a in arts], dtype=np.float32)
                 for a, r, s in zip(arts, rel.tolist(), score.tolist()):
                     if floor is not None and r < floor:
                         continue

@@ -124,3 +124,16 @@ def test_query_weight_comes_from_the_settings(articles, fake_encoder):
 
     assert top(0.95) == "misc-turtle"
     assert top(0.05) in SER
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_a_page_linked_from_the_read_page_is_boosted(weight):
+    arts = [Article(f"p{i}", f"Page {i}", url=f"https://docs.test/p{i}.html", text=f"unrelated words {i}")
+            for i in range(8)]
+    arts.append(Article("read", "Read", url="https://docs.test/guide/read.html", text="x",
+                        meta={"links": ["../p5.html", "https://elsewhere.test/x.html", "read.html"]}))
+    rec = SessionRecommender.build(arts, encoder=NoiseEncoder(), progress=False,
+                                   settings=SuggestSettings(**OPEN, lexical_weight=0.0, link_weight=weight))
+    rec.track("s", url="https://docs.test/guide/read.html")
+    top = rec.suggest("s", k=1)[0].article.id
+    assert (top == "p5") == bool(weight)
