@@ -8,21 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.docs_corpus import chapters_of, content_links, load_corpus, read_toc, section_headings
-from bench.relevance_protocols import (
-    Session,
-    bootstrap_ci,
-    drift_sessions,
-    hit_at,
-    precision_at,
-    query_sessions,
-    rank_metrics,
-    ratio_ci,
-    split_chapters,
-    topical_ceiling,
-    topical_sessions,
-    walk_ceiling,
-    walk_sessions,
-)
+from bench import relevance_protocols as rp
 
 NAV = '<div class="navheader"><a href="index.html">Home</a> <a href="{nxt}">Next</a></div>'
 
@@ -138,19 +124,19 @@ MEMBERS = {"a": ["a1", "a2", "a3", "a4"], "b": ["b1", "b2", "b3"], "c": ["c1", "
 
 
 def test_split_is_seeded_disjoint_and_drops_small_chapters() -> None:
-    tune, rep = split_chapters(MEMBERS, seed=3)
+    tune, rep = rp.split_chapters(MEMBERS, seed=3)
     assert set(tune) | set(rep) == {"a", "b", "c"} and not set(tune) & set(rep)
-    assert (tune, rep) == split_chapters(MEMBERS, seed=3)
+    assert (tune, rep) == rp.split_chapters(MEMBERS, seed=3)
 
 
 def test_topical_and_drift_sessions_respect_chapters() -> None:
-    s2 = topical_sessions(MEMBERS, ["a", "b", "c"], 3, 200, random.Random(0))
+    s2 = rp.topical_sessions(MEMBERS, ["a", "b", "c"], 3, 200, random.Random(0))
     assert len(s2) == 200
     for s in s2:
         assert len(set(s.pages)) == 3 and set(s.pages) <= set(MEMBERS[s.chapter])
-    assert s2 == topical_sessions(MEMBERS, ["a", "b", "c"], 3, 200, random.Random(0))
+    assert s2 == rp.topical_sessions(MEMBERS, ["a", "b", "c"], 3, 200, random.Random(0))
     assert {s.chapter for s in s2} == {"a", "c"}  # b has 3 pages: a 3-page session would leave nothing to suggest
-    for s in drift_sessions(MEMBERS, ["a", "b", "c"], 100, random.Random(1)):
+    for s in rp.drift_sessions(MEMBERS, ["a", "b", "c"], 100, random.Random(1)):
         assert s.earlier != s.chapter
         assert set(s.pages[:2]) <= set(MEMBERS[s.earlier]) and s.pages[2] in MEMBERS[s.chapter]
 
@@ -158,7 +144,7 @@ def test_topical_and_drift_sessions_respect_chapters() -> None:
 def test_walks_follow_links_without_revisits() -> None:
     links = {"a1": ["a2", "b1"], "a2": ["a1", "a3"], "a3": ["b1"], "b1": ["a1", "a3"]}
     chapter = {"a1": "a", "a2": "a", "a3": "a", "b1": "b"}
-    walks = walk_sessions(links, chapter, ["a"], (2, 3), 50, random.Random(0))
+    walks = rp.walk_sessions(links, chapter, ["a"], (2, 3), 50, random.Random(0))
     assert len(walks) == 50
     for s in walks:
         path = list(s.pages) + [s.target]
@@ -169,7 +155,7 @@ def test_walks_follow_links_without_revisits() -> None:
 def test_query_sessions_never_use_the_target_title() -> None:
     titles = {p: p.upper() for ps in MEMBERS.values() for p in ps}
     heads = {"a1": ["A1 overview", "Check constraints"], "a2": ["A2"], "c3": ["Joins"]}
-    sess = query_sessions(MEMBERS, ["a", "b", "c"], lambda p: heads.get(p, []), titles, 100, random.Random(0))
+    sess = rp.query_sessions(MEMBERS, ["a", "b", "c"], lambda p: heads.get(p, []), titles, 100, random.Random(0))
     assert {s.target for s in sess} == {"a1", "c3"}  # a2's only heading repeats its title
     for s in sess:
         assert s.query in ("check constraints", "joins") and s.target not in s.pages
@@ -177,22 +163,22 @@ def test_query_sessions_never_use_the_target_title() -> None:
 
 
 def test_metrics() -> None:
-    assert precision_at(["x", "a1"], {"a1", "a2"}, 5) == pytest.approx(0.2)  # missing slots are misses
-    assert hit_at(["x", "y"], {"a1"}, 5) == 0.0
-    assert rank_metrics(["x", "t", "y"], "t", 5) == (1.0, 0.5)
-    assert rank_metrics(["x"] * 5 + ["t"], "t", 5) == (0.0, 0.0)
-    s = Session(("a1", "a2"), "a")
-    assert topical_ceiling(s, MEMBERS, 5) == pytest.approx(0.4)
-    assert walk_ceiling(Session(("a2", "a1"), "a", target="b1"), {"a1": ["a2", "b1", "c1"]}, 1) == pytest.approx(0.5)
+    assert rp.precision_at(["x", "a1"], {"a1", "a2"}, 5) == pytest.approx(0.2)  # missing slots are misses
+    assert rp.hit_at(["x", "y"], {"a1"}, 5) == 0.0
+    assert rp.rank_metrics(["x", "t", "y"], "t", 5) == (1.0, 0.5)
+    assert rp.rank_metrics(["x"] * 5 + ["t"], "t", 5) == (0.0, 0.0)
+    s = rp.Session(("a1", "a2"), "a")
+    assert rp.topical_ceiling(s, MEMBERS, 5) == pytest.approx(0.4)
+    assert rp.walk_ceiling(rp.Session(("a2", "a1"), "a", target="b1"), {"a1": ["a2", "b1", "c1"]}, 1) == pytest.approx(0.5)
 
 
 def test_bootstrap_intervals() -> None:
     vals = [0.0, 1.0] * 200
-    m, lo, hi = bootstrap_ci(vals, seed=0)
+    m, lo, hi = rp.bootstrap_ci(vals, seed=0)
     assert m == pytest.approx(0.5) and lo < 0.5 < hi and hi - lo < 0.15
-    m2, lo2, hi2 = bootstrap_ci(vals[:40], seed=0)
+    m2, lo2, hi2 = rp.bootstrap_ci(vals[:40], seed=0)
     assert hi2 - lo2 > hi - lo  # fewer sessions, wider interval
-    r, rlo, rhi = ratio_ci([1.0, 1.0, 0.0, 1.0], [0.5, 0.5, 0.5, 0.5], seed=0)
+    r, rlo, rhi = rp.ratio_ci([1.0, 1.0, 0.0, 1.0], [0.5, 0.5, 0.5, 0.5], seed=0)
     assert r == pytest.approx(1.5) and rlo <= r <= rhi
     with pytest.raises(ValueError):
-        ratio_ci([1.0], [1.0, 2.0])
+        rp.ratio_ci([1.0], [1.0, 2.0])
