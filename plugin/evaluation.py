@@ -12,7 +12,7 @@ the k-th value falls back to a full count. ``exact_ranks=True`` counts over the 
 Dot-product models (``score_parts``: queries and item table) are screened in bfloat16 and ranked exactly in
 float32 (`_screened_batch`): the bf16 matmul is ~4x faster than float32 on avx512_bf16 CPUs, its error has a
 proven per-row bound, and every row the bound cannot settle is scored again in float32, so ranks and top-k
-lists are those of float32 scoring. ``screen=False`` scores everything in float32.
+lists are those of float32 scoring. ``screen=False`` scores everything in float32, as does a model on a GPU.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from .models.base import SessionModel
 __all__ = ["EvaluationResult", "evaluate"]
 
 logger = logging.getLogger(__name__)
+
+_CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -140,12 +142,15 @@ def evaluate(
     ranks = np.empty(n, dtype=np.int64)
     top = np.empty((n, kmax), dtype=np.int64) if beyond_accuracy else None
     parts = getattr(model, "score_parts", None)
+    # The screen is a CPU speed measure. On a GPU the float32 matmul is cheap, and cuBLAS may sum bf16 products
+    # in reduced precision, which the screen's error bound does not cover: score everything in float32 there.
+    use_screen = screen and not exact_ranks and parts is not None and getattr(model, "device", None) in (None, _CPU)
     screener: _Screen | None = None
     for lo in tqdm(range(0, n, batch_size), disable=not progress, desc="evaluate", unit="batch"):
         idx = order[lo : lo + batch_size]
         prefixes, targets = examples.batch(idx, max_len)
         t = torch.from_numpy(targets)  # (B,)
-        if screen and not exact_ranks and parts is not None:
+        if use_screen:
             q, table = parts(prefixes)  # (B, d), (N+1, d)
             if screener is None or screener.table is not table and not torch.equal(screener.table, table):
                 screener = _Screen(table, batch_size)
@@ -155,13 +160,14 @@ def evaluate(
                 top[idx] = best_ids.numpy()
             continue
         scores = _scores(model, prefixes)  # (B, N+1)
+        t = t.to(scores.device)
         best = torch.topk(scores, kmax, dim=1, sorted=True)  # values/indices (B, kmax)
         if exact_ranks:
-            ranks[idx] = pessimistic_ranks(scores, t).numpy()
+            ranks[idx] = pessimistic_ranks(scores, t).cpu().numpy()
         else:
-            ranks[idx] = _ranks_from_top(scores, t, best.values, kmax).numpy()
+            ranks[idx] = _ranks_from_top(scores, t, best.values, kmax).cpu().numpy()
         if top is not None:
-            top[idx] = best.indices.numpy()
+            top[idx] = best.indices.cpu().numpy()
     metrics = rank_metrics(ranks, ks)
     if top is not None:
         for k in ks:

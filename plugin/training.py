@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import Examples
+from .device import resolve_device
 from .errors import ConfigError
 
 __all__ = ["TrainConfig", "EpochRecord", "TrainReport", "Trainable", "batch_order", "fit_neural", "seed_everything",
@@ -51,6 +53,7 @@ class TrainConfig:
     bf16: bool = True  # bfloat16 autocast for the training matmuls (CPU avx512_bf16/AMX: ~2-3x); eval stays fp32
     bucket: int = 64  # mini-batches of similar-length units drawn from shuffled pools of bucket x batch_size (0: off)
     progress: bool = True
+    device: str = "cpu"  # where the net and its batches live while training (`plugin.device.resolve_device`)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 0:
@@ -75,7 +78,7 @@ class EpochRecord:
 class TrainReport:
     epochs: tuple[EpochRecord, ...]
     best_epoch: int  # 1-based; 0 when nothing was validated
-    stopped: str  # "epochs", "patience", "time budget" or "interrupted"
+    stopped: str  # "epochs", "patience", "time budget", "interrupted" or "on_epoch"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -120,7 +123,7 @@ def train_step(
     model: Trainable, opt: torch.optim.Optimizer, units: Examples, idx: np.ndarray, config: TrainConfig
 ) -> float:
     """One optimiser step on the units ``idx`` (bf16 autocast per ``config``); returns the batch loss."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+    with torch.autocast(torch.device(config.device).type, dtype=torch.bfloat16, enabled=config.bf16):
         loss = model.batch_loss(units, idx, config.max_len)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -132,13 +135,16 @@ def train_step(
 
 def fit_neural(
     model: Trainable, units: Examples, valid: Examples | None, config: TrainConfig, warm_start: bool = False,
+    on_epoch: Callable[[EpochRecord], bool] | None = None,
 ) -> TrainReport:
     """Train ``model.net`` in place. With ``warm_start`` the current weights are validated first and stay the
-    selected state unless a new epoch beats them (continuing a time-boxed run)."""
+    selected state unless a new epoch beats them (continuing a time-boxed run). ``on_epoch`` sees each epoch's
+    record (weights as after that epoch) and stops training by returning True (full-data retraining uses it to
+    snapshot every epoch while the validation run that picks one is still going)."""
     from .evaluation import evaluate  # late: evaluation imports the models package
 
     rng = seed_everything(config.seed)
-    net = model.net
+    net = model.net.to(resolve_device(config.device))  # in place: the model's batches follow its parameters
     try:  # the fused kernel is one pass over the (large) item table instead of several
         opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
     except (RuntimeError, TypeError):
@@ -188,6 +194,9 @@ def fit_neural(
             rec = EpochRecord(epoch, total / max(count, 1), train_s, valid_s, int(count), metrics)
             records.append(rec)
             logger.info("epoch %d: loss %.4f, %.0f s train, valid %s", epoch, rec.loss, train_s, metrics)
+            if on_epoch is not None and on_epoch(rec):
+                stopped = "on_epoch"
+                break
             if metrics:
                 key = (metrics[config.select_metric], metrics["HR@20"])
                 if best_key is None or key > best_key:

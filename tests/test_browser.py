@@ -10,32 +10,20 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
-from pathlib import Path
 
 import pytest
-from net_helpers import free_port
-from services import unavailable
-
-CHROMIUM = "/usr/bin/chromium"
+from browser_helpers import chromium, require_browser
+from net_helpers import files_in_thread, uvicorn_in_thread
 
 pytestmark = [pytest.mark.browser]
 
-if not Path(CHROMIUM).exists():
-    unavailable(f"{CHROMIUM} not installed (apt-get install chromium)", module_level=True)
-try:
-    import uvicorn
-    from playwright import sync_api
-except ImportError as exc:
-    unavailable(f"{exc.name} is not installed (pip install -e '.[dev]')", module_level=True)
+require_browser()
 
 from plugin import Article, EventLog, HashingEncoder, SessionRecommender, SuggestSettings  # noqa: E402
 
 from adapters.http import ServerSettings  # noqa: E402
 from adapters.http.demo_site import create_demo_app  # noqa: E402
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 XSS_TITLE = 'Objects <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> serialize'
 XSS_ARTICLE = Article(
     "xss-trap",
@@ -59,25 +47,14 @@ def site(tmp_path_factory):
     )
     log = tmp / "events.jsonl"
     app = create_demo_app(rec, settings=ServerSettings(event_log=log))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", rec, log
-    server.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(app) as base:
+        yield base, rec, log
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -127,6 +104,13 @@ def test_read_ask_click(site, page, tmp_path):
     reply.wait_for(timeout=15_000)
     assert "no AI model" in reply.locator(".ss-text").inner_text()
     assert reply.locator(".ss-by").inner_text().startswith("Answered by: extractive")
+    gap = page.evaluate("""() => {
+        const r = document.querySelector('#session-suggest-widget').shadowRoot;
+        const log = r.querySelector('.ss-log').getBoundingClientRect();
+        const asked = r.querySelector('.ss-msg.ss-user').getBoundingClientRect();
+        return [asked.top - log.top, log.bottom - asked.bottom];
+    }""")
+    assert gap[0] >= 0 and gap[1] >= 0, gap  # the log shows the question, then as much of its answer as fits
     inline = _cards(page, ".ss-inline")
     assert inline and not {"ser-json", "ser-pickle"} & set(inline)
     page.screenshot(path=str(tmp_path / "widget.png"))
@@ -193,45 +177,75 @@ def test_markup_in_kb_renders_inert_on_its_own_page(site, page):
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def _embedding_page(api: str, title: str, body: str, **tag: str) -> str:
+    attrs = " ".join(f'data-{k.replace("_", "-")}="{v}"' for k, v in tag.items())
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>
+<body>{body}
+<script src="{api}/static/widget.js" {attrs} defer></script>
+</body></html>"""
+
+
 @pytest.fixture
-def other_site(site):
-    """A site owner's page on another origin that embeds the widget with the one tag (text opt-in)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
+def other_site(site, tmp_path):
+    """A site owner's pages on another origin that embed the widget with the one tag."""
     api = site[0]
-    body = f"""<!doctype html><html><head><meta charset="utf-8"><title>Our networking notes</title></head>
-<body><main><h1>Networking notes</h1><p>How we open a tcp socket, connect, send and receive over the
-network, and wrap the socket in tls with a certificate.</p></main>
-<script src="{api}/static/widget.js" data-send-text="true" data-open="true" data-k="2" defer></script>
-</body></html>""".encode()
-
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's naming)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/notes"
-    server.shutdown()
-    server.server_close()
+    (tmp_path / "notes.html").write_text(_embedding_page(
+        api, "Our networking notes",
+        """<main><h1>Networking notes</h1><p>How we open a tcp socket, connect, send and receive over the
+network, and wrap the socket in tls with a certificate.</p></main>""",
+        send_text="true", open="true", k="2"), encoding="utf-8")
+    # A stylesheet that would wreck a naive widget: tiny root font, every div transformed (a transformed
+    # ancestor captures position:fixed), huge margins.
+    (tmp_path / "hostile.html").write_text(_embedding_page(
+        api, "Hostile styles",
+        """<style>html { font-size: 6px } div { transform: translateX(300px) scale(.4); filter: blur(0);
+margin: 900px; display: block !important } button { font-size: 40px !important }</style>
+<main><h1>Sockets</h1><p>tcp socket network tls certificate</p></main>""",
+        send_text="true", open="true", k="2"), encoding="utf-8")
+    # A site that declares it is light only: the widget is light too, whatever the visitor's system prefers.
+    (tmp_path / "light.html").write_text(_embedding_page(
+        api, "Light only", '<meta name="color-scheme" content="light"><main><p>tcp socket</p></main>',
+        send_text="true", open="true"), encoding="utf-8")
+    with files_in_thread(tmp_path) as base:
+        yield base
 
 
 def test_one_tag_on_another_origin_sends_text_on_opt_in(site, other_site, page):
     _, rec, _ = site
-    page.goto(other_site)
+    page.goto(f"{other_site}/notes.html")
     page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
     shown = _cards(page)
     assert len(shown) == 2 and all(a.startswith("net-") for a in shown), shown  # from the page's own text
     sid = page.evaluate("localStorage.getItem('session-suggest:sid')")
     (view,) = [e for e in rec.events(sid) if e.kind == "page_view"]
-    assert view.url == other_site and view.title == "Our networking notes" and "tcp socket" in view.text
+    assert view.url == f"{other_site}/notes.html" and view.title == "Our networking notes" and "tcp socket" in view.text
     assert view.article_id is None
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_page_styles_cannot_move_or_shrink_the_widget(site, other_site, page):
+    page.goto(f"{other_site}/hostile.html")
+    page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
+    box = page.evaluate("""() => {
+        const r = document.querySelector('#session-suggest-widget').shadowRoot;
+        const b = r.querySelector('.ss-panel').getBoundingClientRect();
+        return {left: b.left, top: b.top, right: b.right, bottom: b.bottom, width: b.width,
+                font: getComputedStyle(r.querySelector('.ss-send')).fontSize, w: innerWidth, h: innerHeight};
+    }""")
+    assert box["left"] >= 0 and box["top"] >= 0 and box["right"] <= box["w"] and box["bottom"] <= box["h"], box
+    assert box["width"] == 400 and box["font"] == "14px", box  # px sizes: the page's root font size is not ours
+    assert len(_cards(page)) == 2
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("page_name", "scheme"), [("notes.html", "dark"), ("light.html", "light")])
+def test_colour_scheme_follows_the_visitor_unless_the_site_declares_one(site, other_site, browser, page_name, scheme):
+    ctx = browser.new_context(color_scheme="dark")
+    try:
+        pg = ctx.new_page()
+        pg.goto(f"{other_site}/{page_name}")
+        pg.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
+        frame = "document.querySelector('#session-suggest-widget').shadowRoot.querySelector('.ss-frame')"
+        assert pg.evaluate(f"{frame}.dataset.scheme") == scheme
+    finally:
+        ctx.close()

@@ -369,6 +369,7 @@ def test_openapi_documents_every_endpoint(client):
     assert set(paths) == {
         "/v1/health", "/v1/sessions", "/v1/sessions/{session_id}", "/v1/sessions/{session_id}/events",
         "/v1/sessions/{session_id}/suggestions", "/v1/sessions/{session_id}/chat",
+        "/v1/sessions/{session_id}/events/batch",
     }
     assert "404" in paths["/v1/sessions/{session_id}/suggestions"]["get"]["responses"]
     assert "ErrorOut" in spec["components"]["schemas"]

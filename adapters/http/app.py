@@ -23,15 +23,17 @@ from urllib.parse import quote
 from fastapi import FastAPI, Path as PathParam, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
 
 import plugin
-from plugin import ConfigError, EventLog, InMemorySessionStore, SessionRecommender, Suggestion
+from plugin import ConfigError, EmptySessionError, EventLog, InMemorySessionStore, SessionRecommender, Suggestion
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
-from .models import ChatIn, ChatOut, EventIn, EventOut, HealthOut, SessionOut, SuggestionsOut
+from .models import ChatIn, ChatOut, EventIn, EventOut, EventsBatchIn, EventsBatchOut, HealthOut, SessionOut, SuggestionsOut
 from .responder import ExtractiveResponder, Reply, as_responder
 from .sessions import SessionIds
 from .settings import ServerSettings
@@ -101,6 +103,30 @@ def _suggest_params(qp: QueryParams, default_k: int) -> dict[str, Any]:
     if errors:
         raise RequestValidationError(errors)
     return {"k": k, "locale": locale, "tags": tags, "query": query}
+
+
+# A batch is JSON whatever the declared type: text/plain makes it a CORS "simple request" (no preflight, and what
+# navigator.sendBeacon sends). That skips no check here: the session id in the path is the credential, and the
+# body is parsed as strictly as any JSON body, under the same size and rate limits.
+_BATCH_MEDIA_TYPES = ("application/json", "text/plain")
+_BATCH_SCHEMA = EventsBatchIn.model_json_schema(ref_template="#/components/schemas/{model}")
+_BATCH_SCHEMA.pop("$defs", None)  # EventIn: already in the document's components (POST .../events)
+_BATCH_REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {t: {"schema": _BATCH_SCHEMA} for t in _BATCH_MEDIA_TYPES},
+}
+
+
+def _batch_body(content_type: str | None, raw: bytes) -> EventsBatchIn:
+    """The batch in a request body; 415 for another media type, 422 (like any body) when it does not validate."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media not in _BATCH_MEDIA_TYPES:
+        raise HTTPException(415, f"send the batch as JSON with Content-Type {' or '.join(_BATCH_MEDIA_TYPES)}, "
+                                 f"not {media or 'no Content-Type'}")
+    try:
+        return EventsBatchIn.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
 
 
 class SuggestionJSON:
@@ -200,9 +226,7 @@ def create_app(
         ids.forget(session_id)
         return Response(status_code=204)
 
-    @app.post("/v1/sessions/{session_id}/events", response_model=EventOut, tags=["sessions"])
-    def post_event(session_id: SessionPath, event: EventIn) -> dict[str, Any]:
-        ids.check(session_id)
+    def event_fields(event: EventIn) -> dict[str, Any]:
         fields = event.model_dump(exclude_none=True, exclude={"kind"})
         if event.kind.startswith("suggestion_"):
             # Feedback must name a real article, or the CTR report counts noise.
@@ -210,10 +234,47 @@ def create_app(
                 rec.kb.get(event.article_id)
             elif event.url is not None:
                 fields["article_id"] = rec.kb.resolve(event.url).id
+        return fields
+
+    def store_event(session_id: str, event: EventIn, fields: dict[str, Any]) -> dict[str, Any]:
         stored = rec.track(session_id, event.kind, **fields)
         if stored is None:
             return {"stored": False, "event_id": event.event_id, "article_id": event.article_id}
         return {"stored": True, "event_id": stored.event_id, "article_id": stored.article_id}
+
+    @app.post("/v1/sessions/{session_id}/events", response_model=EventOut, tags=["sessions"])
+    def post_event(session_id: SessionPath, event: EventIn) -> dict[str, Any]:
+        ids.check(session_id)
+        return store_event(session_id, event, event_fields(event))
+
+    @app.post(
+        "/v1/sessions/{session_id}/events/batch",
+        response_model=EventsBatchOut,
+        tags=["sessions"],
+        openapi_extra={"requestBody": _BATCH_REQUEST_BODY},
+    )
+    async def post_events_batch(request: Request) -> Response:
+        """Store several events in order, then (with `suggest`) return suggestions: the widget's one request per
+        page view and per render of impressions. Accepts a text/plain JSON body too, so browsers send it
+        cross-origin without a CORS preflight (and as a beacon on page hide)."""
+        session_id = ids.check(request.path_params["session_id"])
+        batch = _batch_body(request.headers.get("content-type"), await request.body())
+
+        def work() -> dict[str, Any]:
+            # Every feedback event names a real article before any event is stored: a bad batch stores nothing.
+            fields = [event_fields(e) for e in batch.events]
+            results = [store_event(session_id, e, f) for e, f in zip(batch.events, fields)]
+            body: dict[str, Any] = {"results": results, "suggestions": None}
+            if batch.suggest is not None:
+                try:
+                    found = rec.suggest(session_id, check_k(batch.suggest))
+                except EmptySessionError:  # nothing read yet: not an error for a page view that was skipped
+                    found = []
+                body["suggestions"] = render.many(found)
+            return body
+
+        # Page views may carry text to embed (milliseconds): keep it off the event loop.
+        return _json(await run_in_threadpool(work))
 
     @app.get(
         "/v1/sessions/{session_id}/suggestions",

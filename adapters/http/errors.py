@@ -47,7 +47,8 @@ _PLUGIN_ERRORS: tuple[tuple[type[PluginError], int, str], ...] = (
     (ConfigError, 400, "invalid_argument"),
 )
 
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
+               415: "unsupported_media_type"}
 
 # For the OpenAPI document: the error shape of the 4xx answers.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -13,6 +13,8 @@ __all__ = [
     "ErrorOut",
     "EventIn",
     "EventOut",
+    "EventsBatchIn",
+    "EventsBatchOut",
     "HealthOut",
     "SessionOut",
     "SourceOut",
@@ -55,6 +57,16 @@ class EventOut(BaseModel):
     article_id: str | None = Field(description="The KB article the event was linked to, if any.")
 
 
+class EventsBatchIn(_Strict):
+    """Several events in one request (the widget's page view, or the impressions of one render), optionally
+    followed by suggestions, so a page view costs one round trip instead of one per event."""
+
+    events: list[EventIn] = Field(default_factory=list, max_length=50, description="Stored in order.")
+    suggest: int | None = Field(
+        None, ge=1, le=20, description="Also return this many suggestions, computed after the events are stored."
+    )
+
+
 class SuggestionOut(BaseModel):
     id: str
     title: str
@@ -88,6 +100,13 @@ class ChatOut(BaseModel):
     responder: str = Field(description="Which responder answered, e.g. 'extractive (no LLM)'.")
     source: SourceOut | None = Field(None, description="The KB article an extractive answer was taken from.")
     suggestions: list[SuggestionOut]
+
+
+class EventsBatchOut(BaseModel):
+    results: list[EventOut] = Field(description="One per event sent, in the same order.")
+    suggestions: list[SuggestionOut] | None = Field(
+        None, description="Present when `suggest` was asked: empty while the session has nothing to go on yet."
+    )
 
 
 class HealthOut(BaseModel):

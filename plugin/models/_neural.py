@@ -9,7 +9,7 @@ FAISS inner-product index over ``item_vectors()`` returns.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..data import Examples, augment
-from ..training import TrainConfig, fit_neural
+from ..training import EpochRecord, TrainConfig, fit_neural
 from .base import DotProductModel
 
 __all__ = ["ItemQueryNet", "NeuralModel", "SoftmaxWorkspace", "full_softmax_loss"]
@@ -46,13 +46,16 @@ class SoftmaxWorkspace:
         self._buf: torch.Tensor | None = None
         self._lent = False
 
-    def take(self, rows: int, cols: int, dtype: torch.dtype) -> tuple[torch.Tensor, bool]:
-        """(rows, cols) buffer, and whether it is the workspace's own (to be given back)."""
+    def take(
+        self, rows: int, cols: int, dtype: torch.dtype, device: torch.device | None = None
+    ) -> tuple[torch.Tensor, bool]:
+        """(rows, cols) buffer on ``device`` (default CPU), and whether it is the workspace's own (to be given back)."""
         if self._lent:
-            return torch.empty(rows, cols, dtype=dtype), False
+            return torch.empty(rows, cols, dtype=dtype, device=device), False
         buf = self._buf
-        if buf is None or buf.dtype != dtype or buf.shape[1] != cols or buf.shape[0] < rows:
-            self._buf = buf = torch.empty(rows, cols, dtype=dtype)
+        if (buf is None or buf.dtype != dtype or buf.shape[1] != cols or buf.shape[0] < rows
+                or buf.device != torch.device(device or "cpu")):
+            self._buf = buf = torch.empty(rows, cols, dtype=dtype, device=device)
         self._lent = True
         return buf[:rows], True
 
@@ -72,17 +75,17 @@ class _FullSoftmaxCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, query, table, targets, low_precision, workspace, needs_grad):  # type: ignore[override]
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(query.device.type, enabled=False):
             qc, tc = (query.bfloat16(), table.bfloat16()) if low_precision else (query, table)
             b = qc.shape[0]
             if workspace is not None:
-                buf, own = workspace.take(b, tc.shape[0], qc.dtype)
+                buf, own = workspace.take(b, tc.shape[0], qc.dtype, qc.device)
             else:
-                buf, own = torch.empty(b, tc.shape[0], dtype=qc.dtype), False
+                buf, own = torch.empty(b, tc.shape[0], dtype=qc.dtype, device=qc.device), False
             torch.mm(qc, tc.t(), out=buf)  # (B, N+1) logits
             buf[:, 0] = float("-inf")
             torch._softmax(buf, 1, False, out=buf)  # in place: each row is read before it is written
-            rows = torch.arange(b)
+            rows = torch.arange(b, device=qc.device)
             p_t = buf[rows, targets].float()  # (B,)
             loss = -p_t.clamp(min=1e-30).log().mean()
             if needs_grad:
@@ -98,7 +101,7 @@ class _FullSoftmaxCE(torch.autograd.Function):
         qc, tc, buf = ctx.saved_tensors
         q_dtype, t_dtype, workspace = ctx.meta
         scale = g.float() / buf.shape[0]
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(qc.device.type, enabled=False):
             gq = (buf @ tc).float().mul_(scale).to(q_dtype)  # (B, d)
             gt = (qc.t() @ buf).t().float().mul_(scale).to(t_dtype)  # (N+1, d); this order is ~15% faster
         if workspace is not None:
@@ -110,9 +113,9 @@ def full_softmax_loss(
     query: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, workspace: SoftmaxWorkspace | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of the target among all items: (B, d) x (d, N+1), padding column masked; bfloat16
-    matmuls when the caller runs under CPU autocast (the trainer's ``bf16``). ``workspace`` reuses one logits
-    buffer across training steps (see `SoftmaxWorkspace`)."""
-    low = torch.is_autocast_enabled("cpu")
+    matmuls when the caller runs under autocast on the query's device (the trainer's ``bf16``). ``workspace``
+    reuses one logits buffer across training steps (see `SoftmaxWorkspace`)."""
+    low = torch.is_autocast_enabled(query.device.type)
     needs_grad = torch.is_grad_enabled() and (query.requires_grad or table.requires_grad)
     return _FullSoftmaxCE.apply(query.float(), table.float(), targets, low, workspace, needs_grad)
 
@@ -127,6 +130,16 @@ class NeuralModel(DotProductModel):
     def build_net(self) -> ItemQueryNet:
         """A fresh network for self.config and self.n_items."""
 
+    @property
+    def device(self) -> torch.device:
+        """Where the network's parameters are; every batch is moved there (the trainer or caller picks it)."""
+        return next(self.net.parameters()).device
+
+    def to(self, device: torch.device | str) -> NeuralModel:
+        """Move the network (in place) to ``device``; saving always writes CPU arrays."""
+        self.net.to(device)
+        return self
+
     # --- training -----------------------------------------------------------------------------------------
     def training_units(self, train: Sequence[np.ndarray]) -> Examples:
         """What one epoch iterates over: every prefix -> next-item example (SR-GNN augmentation)."""
@@ -135,15 +148,17 @@ class NeuralModel(DotProductModel):
     def batch_loss(self, units: Examples, idx: np.ndarray, max_len: int | None) -> torch.Tensor:
         prefixes, targets = units.batch(idx, max_len)
         table = self.net.item_table()  # (N+1, d)
-        q = self.net.query(torch.from_numpy(prefixes), table)  # (B, d)
-        return full_softmax_loss(q, table, torch.from_numpy(targets), self.workspace)
+        dev = table.device
+        q = self.net.query(torch.from_numpy(prefixes).to(dev), table)  # (B, d)
+        return full_softmax_loss(q, table, torch.from_numpy(targets).to(dev), self.workspace)
 
     def fit(
         self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
         item_keys: Sequence[str] | None = None, train_config: TrainConfig | None = None,
-        warm_start: bool = False,
+        warm_start: bool = False, on_epoch: Callable[[EpochRecord], bool] | None = None,
     ) -> dict[str, Any]:
-        """``warm_start``: keep the current (loaded) weights and continue training them."""
+        """``warm_start``: keep the current (loaded) weights and continue training them; ``on_epoch``: see
+        `fit_neural`."""
         keep = warm_start and getattr(self, "net", None) is not None and self.n_items == n_items
         self._start_fit(n_items, item_keys)
         cfg = train_config or TrainConfig()
@@ -152,7 +167,7 @@ class NeuralModel(DotProductModel):
             self.net = self.build_net()
         self.workspace = SoftmaxWorkspace()
         try:
-            report = fit_neural(self, self.training_units(train), valid, cfg, warm_start=keep)
+            report = fit_neural(self, self.training_units(train), valid, cfg, warm_start=keep, on_epoch=on_epoch)
         finally:
             self.workspace = None  # frees the buffer
         return report.to_dict()
@@ -161,7 +176,7 @@ class NeuralModel(DotProductModel):
     @torch.no_grad()
     def score_parts(self, prefixes: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(queries (B, d), item table (N+1, d), row 0 = padding), float32: score = queries @ table.T."""
-        p = torch.from_numpy(self._check_prefixes(prefixes))
+        p = torch.from_numpy(self._check_prefixes(prefixes)).to(self.device)
         was_training = self.net.training
         self.net.eval()
         table = self.net.item_table()  # (N+1, d)
@@ -177,15 +192,15 @@ class NeuralModel(DotProductModel):
         return scores
 
     def score(self, prefixes: np.ndarray) -> np.ndarray:
-        return self.score_torch(prefixes).numpy()
+        return self.score_torch(prefixes).cpu().numpy()
 
     def query_vectors(self, prefixes: np.ndarray) -> np.ndarray:
-        return self.score_parts(prefixes)[0].numpy().astype(np.float32, copy=False)
+        return self.score_parts(prefixes)[0].cpu().numpy().astype(np.float32, copy=False)
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:
         self.net.eval()
-        return self.net.item_table()[1:].numpy().astype(np.float32, copy=True)  # (N, d)
+        return self.net.item_table()[1:].cpu().numpy().astype(np.float32, copy=True)  # (N, d)
 
     # --- persistence --------------------------------------------------------------------------------------
     def state_arrays(self) -> dict[str, np.ndarray]:

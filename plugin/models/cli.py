@@ -27,11 +27,13 @@ import torch
 
 from ..data import SessionData, augment, load_srgnn_folder, read_click_csv, read_diginetica_clicks
 from ..data import read_jsonl_events, split_validation, srgnn_preprocess
+from ..device import DEVICE_CHOICES, resolve_device
 from ..errors import ConfigError, PluginError
+from ..training import TrainConfig
 from . import MODEL_NAMES, get_model, load_model
 from ._neural import NeuralModel
 
-__all__ = ["register", "main", "load_data", "parse_options"]
+__all__ = ["register", "main", "load_data", "parse_options", "train_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +79,21 @@ def _interrupt_on_sigterm() -> None:
         pass
 
 
-def _train(args: argparse.Namespace) -> int:
-    from ..training import TrainConfig
+def train_config(args: argparse.Namespace, device: torch.device) -> TrainConfig:
+    """The `TrainConfig` that ``train``'s arguments describe, on ``device``."""
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        lr_decay=args.lr_decay, lr_decay_every=args.lr_decay_every, patience=args.patience,
+        max_len=args.max_len, max_valid=args.max_valid, max_epoch_units=args.max_epoch_units,
+        time_budget_s=args.time_budget, seed=args.seed, bucket=args.bucket, progress=not args.quiet,
+        # bf16 autocast is a CPU speed measure; a GPU trains these small nets in float32 at no cost
+        bf16=not args.no_bf16 and device.type == "cpu", device=str(device),
+    )
 
+
+def _train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)  # before loading data: a wrong --device fails at once
     _interrupt_on_sigterm()
     data = load_data(args.data)
     keys = data.item_keys if data.item_keys is not None else tuple(str(i) for i in range(1, data.n_items + 1))
@@ -96,13 +109,7 @@ def _train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if isinstance(model, NeuralModel):
         train, valid_sessions = split_validation(data.train_sessions, args.valid_fraction)
-        fit_kwargs["train_config"] = TrainConfig(
-            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-            lr_decay=args.lr_decay, lr_decay_every=args.lr_decay_every, patience=args.patience,
-            max_len=args.max_len, max_valid=args.max_valid, max_epoch_units=args.max_epoch_units,
-            time_budget_s=args.time_budget, seed=args.seed, bf16=not args.no_bf16, bucket=args.bucket,
-            progress=not args.quiet,
-        )
+        fit_kwargs["train_config"] = train_config(args, device)
         if args.content:
             fit_kwargs["content"] = np.load(args.content, allow_pickle=False)
         report = model.fit(train, data.n_items, augment(valid_sessions), **fit_kwargs)
@@ -111,7 +118,7 @@ def _train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     out = model.save(args.out)
     summary = {"model": model.name, "data": str(args.data), "n_items": data.n_items, "seconds": seconds,
-               "argv": sys.argv, "report": report, "torch_threads": torch.get_num_threads()}
+               "argv": sys.argv, "report": report, "torch_threads": torch.get_num_threads(), "device": str(device)}
     (out / "train_report.json").write_text(json.dumps(summary, indent=1))
     sys.stdout.write(f"saved {model.name} to {out} ({seconds:.0f} s)\n")
     return 0
@@ -121,7 +128,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate
 
     torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
     model = load_model(args.model)
+    if isinstance(model, NeuralModel):
+        model.to(device)  # count models always score on the CPU
     data = load_data(args.data)
     if data.n_items != model.n_items:
         raise ConfigError(f"the model knows {model.n_items} items but {args.data} has {data.n_items}")
@@ -130,7 +140,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.ranks_out:
         np.save(args.ranks_out, r.ranks, allow_pickle=False)
     result = {"model": model.name, "model_dir": str(args.model), "data": str(args.data), "examples": r.n_examples,
-              "eval_seconds": round(r.seconds, 2), "threads": torch.get_num_threads(), "metrics": r.metrics}
+              "eval_seconds": round(r.seconds, 2), "threads": torch.get_num_threads(), "device": str(device),
+              "metrics": r.metrics}
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
@@ -153,6 +164,9 @@ def _guard(func):
             return 2
 
     return run
+
+
+_DEVICE_HELP = f"torch device for the neural models: {', '.join(DEVICE_CHOICES)} or cuda:N (auto: CUDA if available)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -181,6 +195,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--no-bf16", action="store_true", help="train in float32 (default: bfloat16 autocast)")
     t.add_argument("--bucket", type=int, default=64,
                    help="batches of similar-length units from shuffled pools of BUCKET batches (0: plain shuffle)")
+    t.add_argument("--device", default="cpu", help=_DEVICE_HELP + " (a GPU trains in float32)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_guard(_train))
     e = subparsers.add_parser("evaluate", help="evaluate a saved session model on a dataset's test split")
@@ -190,6 +205,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--batch-size", type=int, default=1024)
     e.add_argument("--ranks-out", default=None, help="write exact per-example ranks (.npy)")
     e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--device", default="cpu", help=_DEVICE_HELP)
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=_guard(_evaluate))
 

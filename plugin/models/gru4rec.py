@@ -99,7 +99,7 @@ class _GRU4RecNet(ItemQueryNet):
 
     def query(self, prefixes: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
         last = (prefixes > 0).sum(1) - 1  # (B,)
-        return self.states(prefixes, table)[torch.arange(prefixes.size(0)), last]  # (B, d)
+        return self.states(prefixes, table)[torch.arange(prefixes.size(0), device=prefixes.device), last]  # (B, d)
 
 
 def bpr_max_loss(scores: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, bpreg: float) -> torch.Tensor:
@@ -143,28 +143,30 @@ class GRU4Rec(NeuralModel):
         c = self.config
         u = self._rng.random(c.n_sample)
         samples = torch.from_numpy(np.minimum(np.searchsorted(self._sample_cdf, u, side="right"), self.n_items))
+        samples = samples.to(targets.device)
         cols = torch.cat([targets, samples])  # (C,) C = T + n_sample
         scores = q @ table[cols].t()  # (T, C)
         if c.elu_param > 0:
             scores = F.elu(scores, alpha=c.elu_param)
-        positive = torch.arange(targets.numel())  # row i's own target is column i
+        positive = torch.arange(targets.numel(), device=targets.device)  # row i's own target is column i
         negative = cols.view(1, -1) != targets.view(-1, 1)  # (T, C) copies of the target are no negatives
         if c.loss == "bpr-max":
             return bpr_max_loss(scores.float(), positive, negative, c.bpreg)
         duplicate = ~negative
         duplicate[positive, positive] = False
         if c.logq > 0:
-            scores = scores - c.logq * self._log_p[cols].view(1, -1)
+            scores = scores - c.logq * self._log_p.to(cols.device)[cols].view(1, -1)
         return F.cross_entropy(scores.float().masked_fill(duplicate, float("-inf")), positive)
 
     def batch_loss(self, units: Examples, idx: np.ndarray, max_len: int | None) -> torch.Tensor:
         prefixes, targets = units.batch(idx, max_len)
-        p = torch.from_numpy(prefixes)  # (B, L)
+        dev = self.device
+        p = torch.from_numpy(prefixes).to(dev)  # (B, L)
         mask = p > 0  # (B, L)
         lengths = mask.sum(1)  # (B,)
         nxt = torch.zeros_like(p)  # (B, L) the next click after each position
         nxt[:, :-1] = p[:, 1:]
-        nxt[torch.arange(p.size(0)), lengths - 1] = torch.from_numpy(targets)
+        nxt[torch.arange(p.size(0), device=dev), lengths - 1] = torch.from_numpy(targets).to(dev)
         table = self.net.item_table()  # (N+1, d)
         q = self.net.states(p, table)[mask]  # (T, d) every real position
         if self.config.negatives == "sampled":

@@ -49,7 +49,8 @@ def session_graphs(prefixes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     alias = same.to(torch.uint8).argmax(2)  # (B, L) first slot holding the same item
     edge_ok = (mask[:, :-1] & mask[:, 1:]).to(torch.float32)  # (B, L-1)
     flat = alias[:, :-1] * length + alias[:, 1:]  # (B, L-1) index of edge (u, v) in the L*L grid
-    adj = torch.zeros(b, length * length).scatter_add_(1, flat, edge_ok).clamp_(max=1.0).view(b, length, length)
+    adj = torch.zeros(b, length * length, device=prefixes.device)  # (B, L*L)
+    adj = adj.scatter_add_(1, flat, edge_ok).clamp_(max=1.0).view(b, length, length)  # (B, L, L)
     a_out = adj / adj.sum(2, keepdim=True).clamp(min=1.0)  # (B, L, L) rows by out-degree
     a_in = (adj / adj.sum(1, keepdim=True).clamp(min=1.0)).transpose(1, 2)  # (B, L, L)
     return alias, a_in, a_out
@@ -94,7 +95,7 @@ class _SRGNNNet(ItemQueryNet):
         for _ in range(self.config.steps):
             h = self._ggnn_step(h, a_in, a_out)
         seq = h.gather(1, alias.unsqueeze(2).expand(-1, -1, h.size(2)))  # (B, L, d) v_i per click
-        last = seq[torch.arange(seq.size(0)), mask.sum(1) - 1]  # (B, d) v_n
+        last = seq[torch.arange(seq.size(0), device=seq.device), mask.sum(1) - 1]  # (B, d) v_n
         alpha = self.q(torch.sigmoid(self.w1(last).unsqueeze(1) + self.w2(seq)))  # (B, L, 1)
         s_g = (alpha * seq * mask.unsqueeze(2).to(seq.dtype)).sum(1)  # (B, d)
         return self.w3(torch.cat([s_g, last], dim=1))  # (B, d)
