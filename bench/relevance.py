@@ -260,6 +260,24 @@ def tables(title: str, res: dict, seed: int, n_sessions: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
+GRID_COLUMNS = (("topical-2", "P@5"), ("topical-3", "P@5"), ("drift", "in B (newest)"), ("drift", "in A (earlier)"),
+                ("walk", "MRR@5"), ("query", "MRR@5"))
+
+
+def grid_table(summary: dict) -> str:
+    """One row per method, the headline metric of each protocol (means; blank where not scored)."""
+    methods = list(dict.fromkeys(m for by in summary.values() for m in by))
+    head = " | ".join(f"{p} {m}" for p, m in GRID_COLUMNS)
+    lines = [f"| method | {head} |", "|---|" + "---|" * len(GRID_COLUMNS)]
+    for meth in methods:
+        cells = []
+        for proto, met in GRID_COLUMNS:
+            v = summary.get(proto, {}).get(meth, {}).get(met)
+            cells.append(f"{v['mean']:.3f}" if v else "")
+        lines.append(f"| {meth} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def goals(title: str, res: dict, seed: int) -> tuple[str, dict]:
     """The issue's goals for the default, with the paired ratio CIs."""
     rows, out = [], {}
@@ -344,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             g_md, g = goals(f"{corpus.name}, {label}", res, args.seed)
             md.append(g_md)
             entry[split] = {"sessions": n_sessions, "results": summarise(res, args.seed), "goals": g}
+            if args.tune and split == "tuning":
+                md.append(f"#### {corpus.name}, tuning grid (means)\n\n" + grid_table(entry[split]["results"]))
         report["corpora"][corpus.name] = entry
     report["seconds"] = round(time.perf_counter() - t0, 1)
     print("\n".join(md))
