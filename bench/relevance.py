@@ -390,9 +390,9 @@ def tuning_grid() -> list[tuple[str, dict, frozenset[str]]]:
     off = dict(centre=False, lexical_weight=0.0, topic_split=None, min_score=None, mmr_lambda=1.0)
     best = dict(temperature=0.01, centre=True, lexical_weight=0.5, topic_split=0.1, newest_share=0.6,
                 min_score=None, mmr_lambda=1.0, query_weight=0.5)
+    topical = frozenset({"topical-2", "topical-3", "query"})
     grid: list[tuple[str, dict, frozenset[str]]] = [
         ("old default (tau 2, min 0.2, mmr 0.7)", dict(off, temperature=2.0, min_score=0.2, mmr_lambda=0.7), ALL),
-        ("rules off, tau 2", dict(off, temperature=2.0), SESSION),
         ("rules off, tau 0.01", dict(off, temperature=0.01), SESSION),
         ("+ centre", dict(off, temperature=0.01, centre=True), SESSION),
         ("+ centre + lex 0.5", dict(best, topic_split=None), SESSION),
@@ -401,10 +401,10 @@ def tuning_grid() -> list[tuple[str, dict, frozenset[str]]]:
     for key, values, protos in (
         ("lexical_weight", (0.3, 0.7), SESSION),
         ("topic_split", (0.0, 0.2), SESSION),
-        ("newest_share", (0.5, 0.7), frozenset({"drift"})),
-        ("temperature", (0.5, 2.0), SESSION),
-        ("mmr_lambda", (0.85,), SESSION),
-        ("min_score", (0.1, 0.2), ALL),
+        ("newest_share", (0.7,), frozenset({"drift"})),
+        ("temperature", (0.5,), SESSION),
+        ("mmr_lambda", (0.85,), topical),
+        ("min_score", (0.1, 0.2), topical),
         ("query_weight", (0.3, 0.7), QUERY),
     ):
         for v in values:
