@@ -33,6 +33,7 @@ class LexicalIndex:
         self._lock = threading.Lock()
         self._bm25 = None
         self._row: dict[str, int] = {}
+        self._ids: list[str] = []
 
     def invalidate(self) -> None:
         with self._lock:
@@ -48,16 +49,17 @@ class LexicalIndex:
                 if ids:
                     bm25.index(bm25s.tokenize(list(texts), stopwords="en", show_progress=False), show_progress=False)
                 self._row = {a: i for i, a in enumerate(ids)}
+                self._ids = list(ids)
                 self._bm25 = bm25
                 logger.debug("BM25 index built over %d articles", len(ids))
-            return self._bm25, self._row
+            return self._bm25, self._row, self._ids
 
     def search(self, texts: Sequence[str], weights: Sequence[float]) -> LexicalScores:
         """BM25 of every article for each text (a read page, a query), each divided by its best score over the
         KB (so 1.0 is the best lexical match), then summed with `weights`."""
         import bm25s
 
-        bm25, row = self._built()
+        bm25, row, ids = self._built()
         total = np.zeros(len(row), dtype=np.float32)  # (N,)
         for text, w in zip(texts, weights):
             if not row or w <= 0 or not text.strip():
@@ -69,16 +71,16 @@ class LexicalIndex:
             top = float(s.max())
             if top > 0:
                 total += w * s / top
-        return LexicalScores(total, row)
+        return LexicalScores(total, row, ids)
 
 
 class LexicalScores:
     """One search's scores over the KB, looked up by article id."""
 
-    def __init__(self, scores: np.ndarray, row: dict[str, int]) -> None:
-        self._scores = scores
-        self._row = row
-        self._ids = list(row)
+    def __init__(self, scores: np.ndarray, row: dict[str, int], ids: list[str]) -> None:
+        self._scores = scores  # (N,)
+        self._row = row  # article id -> position in scores
+        self._ids = ids  # position -> article id
 
     def get(self, ids: Sequence[str]) -> np.ndarray:
         return np.array([self._scores[self._row[a]] if a in self._row else 0.0 for a in ids], dtype=np.float32)
