@@ -529,14 +529,26 @@ def _records_not_in(path: Path, ids: set[str]) -> str:
     return "".join(kept)
 
 
+def _quotas(shares: Sequence[float], k: int) -> list[int]:
+    """k slots split by shares, largest remainder first (ties to the newer interest), at least one slot for each
+    positive share while k allows."""
+    raw = [s * k / max(sum(shares), 1e-12) for s in shares]
+    quotas = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: (-(raw[i] - quotas[i]), i))[: k - sum(quotas)]:
+        quotas[i] += 1
+    for i, s in enumerate(shares):  # a positive share gets a slot, taken from the largest quota
+        if s > 0 and quotas[i] == 0 and max(quotas) > 1:
+            quotas[quotas.index(max(quotas))] -= 1
+            quotas[i] = 1
+    return quotas
+
+
 def _share_slots(ranked: Sequence[Sequence[tuple[Candidate, np.ndarray]]], shares: Sequence[float],
                  k: int) -> list[tuple[Candidate, np.ndarray]]:
     """Merge each interest's ranked list into k slots: interest i gets about shares[i] * k of them (at least one
     when its share is positive), taken in turn, newest interest first; an interest that runs out leaves its slots
     to the others; an article already taken is skipped."""
-    quotas = [max(1, round(s * k)) if s > 0 else 0 for s in shares]
-    while sum(quotas) > k:
-        quotas[quotas.index(max(quotas))] -= 1
+    quotas = _quotas(shares, k)
     taken: list[tuple[Candidate, np.ndarray]] = []
     ids: set[str] = set()
     pos = [0] * len(ranked)

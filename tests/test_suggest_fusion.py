@@ -9,7 +9,7 @@ import pytest
 
 from plugin import Article, ArticleIndex, HashingEncoder, SessionRecommender, SuggestSettings
 from plugin.lexical import LexicalIndex
-from plugin.recommender import _share_slots
+from plugin.recommender import _quotas, _share_slots
 from plugin.rules import Candidate
 
 SER = {"ser-json", "ser-pickle", "ser-shelve", "ser-marshal", "ser-csv"}
@@ -137,3 +137,11 @@ def test_a_page_linked_from_the_read_page_is_boosted(weight):
     rec.track("s", url="https://docs.test/guide/read.html")
     top = rec.suggest("s", k=1)[0].article.id
     assert (top == "p5") == bool(weight)
+
+
+def test_quotas_split_k_by_share():
+    assert _quotas([0.6, 0.4], 5) == [3, 2]
+    assert _quotas([0.7, 0.3], 5) == [4, 1]  # 3.5 / 1.5: the tie goes to the newer interest
+    assert _quotas([0.9, 0.1], 3) == [2, 1]  # an interest with a positive share keeps one slot
+    assert _quotas([1.0, 0.0], 3) == [3, 0]
+    assert _quotas([0.5, 0.5], 1) == [1, 0]
