@@ -62,7 +62,7 @@ class ContentSTAMP(nn.Module):
         self.stamp = STAMP(config.stamp)
 
     @classmethod
-    def zero_shot(cls, input_dim: int, temperature: float = 2.0) -> ContentSTAMP:
+    def zero_shot(cls, input_dim: int, temperature: float = 0.5) -> ContentSTAMP:
         cfg = ContentSTAMPConfig(
             input_dim=input_dim,
             stamp=STAMPConfig(dim=input_dim, attention="similarity", similarity_temperature=temperature),
