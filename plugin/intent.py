@@ -17,7 +17,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -30,20 +29,8 @@ from .stamp import STAMP, STAMPConfig, zero_shot_query
 __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 
 
-@dataclass(frozen=True)
-class Intent:
-    vector: np.ndarray  # (D,) in the index's space, unit norm
-    attention: np.ndarray  # (L,) weight of each session item, sums to 1
-
-
-@runtime_checkable
-class IntentModel(Protocol):
-    input_dim: int
-
-    def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
-        """items: (L, D) vectors of the session, oldest first; keys: their article ids (None for pages
-        outside the KB), for models that work on item ids -> Intent in the index's space."""
-        ...
+# The seam (Intent, IntentModel) lives torch-free beside the zero-shot intent; re-exported here.
+from .zero_shot import Intent, IntentModel, session_items  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -82,11 +69,7 @@ class ContentSTAMP(nn.Module):
 
     @torch.inference_mode()
     def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
-        items = np.asarray(items, dtype=np.float32)
-        if items.ndim != 2 or items.shape[1] != self.input_dim:
-            raise DimensionMismatchError(f"intent expects (L, {self.input_dim}) embeddings, got {items.shape}")
-        if len(items) == 0:
-            raise EmptySessionError("the session has no items to form an intent from")
+        items = session_items(items, self.input_dim)
         if self.config.zero_shot:  # identity projection: the closed form, no torch dispatch
             vec, att_np = zero_shot_query(items, self.config.stamp.similarity_temperature)
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -20,18 +21,28 @@ from tqdm.auto import tqdm
 
 from .atomic import atomic_write_json, atomic_write_text
 from .config import SessionSettings, SuggestSettings
-from .encoder import CachedEncoder, EmbeddingCache, Encoder, HashingEncoder, SentenceTransformerEncoder, content_key
+from .encoder import (
+    CachedEncoder,
+    EmbeddingCache,
+    Encoder,
+    HashingEncoder,
+    LazyEncoder,
+    SentenceTransformerEncoder,
+    content_key,
+    default_encoder_name,
+)
 from .errors import ConfigError, DimensionMismatchError, EmptySessionError, IndexFormatError
 from .event_log import EventLog
 from .events import INTENT_KINDS, Event, make_event, short_title
 from .index import ArticleIndex
 from .inject import inject_reply
-from .intent import ContentSTAMP, IntentModel
 from .knowledge_base import Article, KnowledgeBase, iter_jsonl
 from .lexical import LexicalIndex, LexicalScores
 from .rules import Candidate, freshness_bonus, mmr_select, passes_filters
 from .session_store import InMemorySessionStore, SessionStore
 from .suggestion import Suggestion
+from .versions import commit_version, current_version, resolve_version
+from .zero_shot import IntentModel, ZeroShotIntent
 
 __all__ = ["SessionRecommender"]
 
@@ -42,14 +53,18 @@ _AUTO_HNSW_ABOVE = 20_000
 _ENCODE_CHUNK = 1024
 
 
-def _encoder_for(name: str) -> Encoder:
-    """The encoder an index was built with, from the name it recorded."""
+def _encoder_for(name: str, dim: int) -> Encoder:
+    """The encoder an index was built with, from the name and dimension it recorded. The packaged
+    sentence-transformer is made on first use only (`LazyEncoder`): loading it costs seconds, and a session
+    whose pages are all in the index never needs it."""
     if name.startswith("hashing:"):
         return HashingEncoder(int(name.split(":", 1)[1]))
     if name.startswith("item-model:"):
         raise ConfigError(f"this index holds a session model's item vectors ({name}); "
                           "serve it with plugin.serving.recommender_from_model(model_dir)")
-    return SentenceTransformerEncoder()
+    if name == default_encoder_name() and dim > 0:
+        return LazyEncoder(SentenceTransformerEncoder, name, dim)
+    return SentenceTransformerEncoder()  # the constructor then says which encoder the index wants
 
 
 class SessionRecommender:
@@ -83,9 +98,10 @@ class SessionRecommender:
         # grow with traffic the way a cache of everything ever posted would.
         self.page_encoder = CachedEncoder(self.encoder.inner, EmbeddingCache(encoder.dim, encoder.name, page_cache_size))
         self.index = index
+        self.version: str | None = None  # the index folder's version this was loaded from (None: built here or flat)
         self.session_settings = session_settings or SessionSettings()
         self.store: SessionStore = store if store is not None else InMemorySessionStore(self.session_settings)
-        self.intent_model: IntentModel = intent_model or ContentSTAMP.zero_shot(encoder.dim)
+        self.intent_model: IntentModel = intent_model or ZeroShotIntent(encoder.dim)
         if self.intent_model.input_dim != encoder.dim:
             raise DimensionMismatchError(
                 f"intent model expects {self.intent_model.input_dim}-d items, encoder gives {encoder.dim}-d"
@@ -138,34 +154,55 @@ class SessionRecommender:
         self.lexical.invalidate()
         return self.index.remove(ids)
 
-    def save(self, directory: str | os.PathLike[str]) -> None:
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+    def save(self, directory: str | os.PathLike[str], *, keep_versions: int = 3) -> Path:
+        """Save as the next version of `directory` (see `plugin.versions`): written in full under a
+        temporary name, then committed by one atomic rename, so a server following the folder
+        (`ReloadingRecommender`) never reads a half-written index. Returns the version's folder."""
+        return commit_version(directory, self._write_version, keep=keep_versions)
+
+    def _write_version(self, d: Path) -> None:
+        """Every file of one version, into the empty folder `d`."""
         lines = "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in self.kb)
-        # index.json (renamed last) commits the save. Until then the previous index is the one that loads, so
-        # articles.jsonl keeps the records of articles removed since; they are dropped once the index is in.
-        removed = _records_not_in(d / "articles.jsonl", set(self.kb.ids()))
-        atomic_write_text(d / "articles.jsonl", lines + removed)
+        atomic_write_text(d / "articles.jsonl", lines)
         self.encoder.cache.save(d / "embeddings.npz")
-        if isinstance(self.intent_model, ContentSTAMP) and not self.intent_model.config.zero_shot:
+        if _is_trained(self.intent_model):
             self.intent_model.save(d)
-        else:  # a trained model saved here earlier must not come back on load
-            for name in ("intent_model.json", "intent_model.pt", "intent_model.prev.pt"):
-                (d / name).unlink(missing_ok=True)
         atomic_write_json(d / "settings.json", {"suggest": self.settings.model_dump()})
-        self.index.save(d)  # last: index.json is what `load` looks for first
-        if removed:
-            atomic_write_text(d / "articles.jsonl", lines)
+        self.index.save(d)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], *, encoder: Encoder | None = None, **kwargs: Any) -> SessionRecommender:
-        d = Path(directory)
+        """The committed version of an index folder (or a flat one from before versioning).
+
+        With no `encoder`, the one the index was built with is made on first use only: suggesting for pages
+        that are all in the index never loads the sentence-transformer."""
+        tried = current_version(directory)
+        try:
+            return cls._load_version(directory, encoder, kwargs)
+        except IndexFormatError:
+            # Writers may have committed and pruned versions while this one was being read: retry once
+            # with whatever is committed now.
+            now = current_version(directory)
+            if now is None or now == tried:
+                raise
+            return cls._load_version(directory, encoder, kwargs)
+
+    @classmethod
+    def _load_version(cls, directory: str | os.PathLike[str], encoder: Encoder | None, kwargs: dict[str, Any]) -> SessionRecommender:
+        kwargs = dict(kwargs)
+        d, version = resolve_version(directory)
         if not (d / "index.json").exists():
-            raise IndexFormatError(f"no index in {d}; build one with `python -m plugin index SOURCE --out {d}`")
-        meta = json.loads((d / "index.json").read_text(encoding="utf-8"))
-        enc = encoder if encoder is not None else _encoder_for(meta.get("encoder", ""))
+            raise IndexFormatError(f"no index in {directory}; build one with `python -m plugin index SOURCE --out {directory}`")
+        try:
+            meta = json.loads((d / "index.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexFormatError(f"{d / 'index.json'} is unreadable: {exc}") from None
+        enc = encoder if encoder is not None else _encoder_for(meta.get("encoder", ""), int(meta.get("dim", 0)))
         index = ArticleIndex.load(d, expect_dim=enc.dim)
-        kb = KnowledgeBase(iter_jsonl(d / "articles.jsonl"))
+        try:
+            kb = KnowledgeBase(iter_jsonl(d / "articles.jsonl"))
+        except FileNotFoundError:
+            raise IndexFormatError(f"{d} has no articles.jsonl") from None
         missing = set(index.ids()) - set(kb.ids())
         if missing:
             raise IndexFormatError(f"{d}: {len(missing)} indexed article(s) have no record in articles.jsonl")
@@ -173,10 +210,14 @@ class SessionRecommender:
         if (d / "embeddings.npz").exists():
             cache = EmbeddingCache.load(d / "embeddings.npz", enc.dim, enc.name)
         if "intent_model" not in kwargs and (d / "intent_model.json").exists():
+            from .intent import ContentSTAMP  # torch: imported only when a trained model is installed
+
             kwargs["intent_model"] = ContentSTAMP.load(d)
         if "settings" not in kwargs and (d / "settings.json").exists():
             kwargs["settings"] = SuggestSettings(**json.loads((d / "settings.json").read_text(encoding="utf-8"))["suggest"])
-        return cls(kb, CachedEncoder(enc, cache), index, **kwargs)
+        rec = cls(kb, CachedEncoder(enc, cache), index, **kwargs)
+        rec.version = version
+        return rec
 
     # ------------------------------------------------------------ tracking
 
@@ -512,21 +553,13 @@ class SessionRecommender:
             return {"reply": reply, "suggestions": []} if fmt == "json" else reply
 
 
-def _records_not_in(path: Path, ids: set[str]) -> str:
-    """The lines of an articles.jsonl whose article id is not in `ids` ("" if there is no such file)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return ""
-    kept = []
-    for line in text.splitlines():
-        try:
-            aid = json.loads(line).get("id")
-        except (ValueError, AttributeError):
-            continue
-        if aid is not None and aid not in ids:
-            kept.append(line + "\n")
-    return "".join(kept)
+def _is_trained(model: IntentModel) -> bool:
+    """A trained content STAMP, saved with the index (a zero-shot one is rebuilt on load instead). Checked
+    without importing torch: no ContentSTAMP can exist unless plugin.intent was imported."""
+    intent_module = sys.modules.get(f"{__package__}.intent")
+    if intent_module is None or not isinstance(model, intent_module.ContentSTAMP):
+        return False
+    return not model.config.zero_shot
 
 
 def _quotas(shares: Sequence[float], k: int) -> list[int]:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, DimensionMismatchError
+from .zero_shot import zero_shot_query  # the closed form lives torch-free; re-exported here
 
 __all__ = ["STAMPConfig", "STAMP", "STAMPOutput", "zero_shot_query"]
 
@@ -126,20 +127,3 @@ class STAMP(nn.Module):
     def score(query: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
         """Trilinear scores of every candidate: (B, d) x (N, d) -> (B, N) logits."""
         return query @ item_table.t()  # (B, N)
-
-
-def zero_shot_query(items: np.ndarray, temperature: float = 10.0, gain: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """`STAMP.zero_shot(d)` on one unpadded session, in closed form with numpy (serving's hot path:
-    ~15 tiny torch ops cost more in dispatch than in arithmetic). Equal to the module up to float error
-    (tests/test_stamp.py pins it): a = softmax(tau * x_i . (x_t + m_s)), h_s = tanh(gain * m_a), h_t = 1.
-
-    items: (L, d) -> (query (d,), attention (L,)).
-    """
-    x_t = items[-1]  # (d,)
-    m_s = items.mean(0)  # (d,)
-    sim = temperature * (items @ (x_t + m_s))  # (L,)
-    alpha = np.exp(sim - sim.max())  # (L,)
-    alpha /= alpha.sum()
-    m_a = alpha @ items  # (d,)
-    h_t = np.tanh(math.atanh(1.0 - 1e-6))  # the saturated last-click cell: 1 - 1e-6
-    return np.tanh(gain * m_a) * h_t, alpha  # (d,), (L,)

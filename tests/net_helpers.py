@@ -6,13 +6,17 @@ import contextlib
 import functools
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "uvicorn_in_thread", "files_in_thread"]
+__all__ = ["free_port", "uvicorn_in_thread", "files_in_thread", "uvicorn_processes"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -58,3 +62,45 @@ def files_in_thread(directory: str | os.PathLike[str], port: int = 0, host: str 
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def uvicorn_processes(factory: str, n: int, *, env: Mapping[str, str], cwd: Path, timeout: float = 90) -> Iterator[list[str]]:
+    """n separate uvicorn processes serving the app factory `factory` on free ports; yields their base urls once
+    each answers GET /v1/health, and stops them afterwards."""
+    import httpx
+    import pytest
+
+    ports = [free_port() for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "warning"],
+            cwd=cwd, env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for port in ports
+    ]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    try:
+        deadline = time.monotonic() + timeout
+        for url, proc in zip(urls, procs):
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"worker exited: {proc.stderr.read().decode()[-2000:]}")
+                try:
+                    if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"workers did not start within {timeout} s")
+                time.sleep(0.2)
+        yield urls
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()

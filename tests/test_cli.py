@@ -34,7 +34,7 @@ def test_reindex_reports_zero_encoded(kb_file, tmp_path, capsys):
     main(["index", str(kb_file), "--out", str(out), "--encoder", "hashing:1024", "--quiet"])
     capsys.readouterr()
     main(["index", str(kb_file), "--out", str(out), "--encoder", "hashing:1024", "--quiet"])
-    assert "indexed 10 articles" in (msg := capsys.readouterr().out) and "(0 encoded" in msg
+    assert "indexed 10 articles" in (msg := capsys.readouterr().out) and "version 2 (0 encoded" in msg
 
 
 def test_errors_are_one_clear_line(tmp_path, capsys):
@@ -42,6 +42,36 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
     assert "no index in" in capsys.readouterr().err
     assert main(["index", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["suggest", "--index", "IX", "--viewed", "ser-json", "-k", "0"], "argument -k: must be between 1 and 100, got 0"),
+        (["suggest", "--index", "IX", "--viewed", "ser-json", "-k", "101"], "must be between 1 and 100, got 101"),
+        (["suggest", "--index", "IX", "--viewed", "ser-json", "-k", "three"], "expected a whole number, got 'three'"),
+        (["demo", "--no-serve", "-k", "-1"], "must be between 1 and 100, got -1"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_not_tracebacks(argv, message, kb_file, tmp_path, capsys):
+    argv = [str(tmp_path / "ix") if a == "IX" else a for a in argv]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_bad_paths_and_encoders_are_one_clear_line(kb_file, tmp_path, capsys):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    assert main(["index", str(kb_file), "--out", str(tmp_path / "o"), "--encoder", "hashing:abc"]) == 2
+    assert "Valid encoders are: minilm, hashing[:DIM]" in capsys.readouterr().err
+    assert main(["index", str(kb_file), "--out", str(not_a_dir), "--encoder", "hashing:64", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Not a directory" in err and "Traceback" not in err
+    (tmp_path / "ix").mkdir()
+    (tmp_path / "ix" / "CURRENT").write_text("not-a-number")
+    assert main(["suggest", "--index", str(tmp_path / "ix"), "--viewed", "x"]) == 2
+    assert "should name a version number" in capsys.readouterr().err
 
 
 def test_demo_walkthrough_offline(tmp_path, capsys):

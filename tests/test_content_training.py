@@ -72,4 +72,4 @@ def test_cli_trains_and_installs(rec, tmp_path, capsys):
     assert main(["train-intent", "--index", str(tmp_path / "ix"), "--log", str(log), "--epochs", "25", "--dim", "32", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "installed the trained content STAMP" in out
-    assert (tmp_path / "ix" / "intent_model.json").exists()
+    assert isinstance(SessionRecommender.load(tmp_path / "ix").intent_model, ContentSTAMP)  # in the new version

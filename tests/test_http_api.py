@@ -62,7 +62,8 @@ def test_public_api_is_pinned():
 
 def test_health(client, rec):
     body = client.get("/v1/health").json()
-    assert body == {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": 0}
+    assert body == {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": 0,
+                    "index_version": None}
 
 
 def test_sessions_are_unguessable_and_distinct(client):

@@ -5,15 +5,12 @@ stored once, and an erase on one worker is seen by the other. (marker `redis`: n
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from net_helpers import free_port
+from net_helpers import uvicorn_processes
 from redis_server import redis_url  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -37,39 +34,10 @@ def workers(tmp_path_factory, redis_url):  # noqa: F811
     env = {**os.environ, "PYTHONPATH": str(REPO), "SESSION_SUGGEST_INDEX": str(index_dir),
            "SESSION_SUGGEST_SECRET": SECRET, "REDIS_URL": redis_url, "SESSION_SUGGEST_REDIS_PREFIX": prefix,
            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    ports = [free_port(), free_port()]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "adapters.http.hardened:app_from_env",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        for port in ports
-    ]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
     try:
-        deadline = time.monotonic() + 90
-        for url, proc in zip(urls, procs):
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"worker exited: {proc.stderr.read().decode()[-2000:]}")
-                try:
-                    if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("workers did not start within 90 s")
-                time.sleep(0.2)
-        yield urls, prefix, redis_url
+        with uvicorn_processes("adapters.http.hardened:app_from_env", 2, env=env, cwd=REPO) as urls:
+            yield urls, prefix, redis_url
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         import redis
 
         client = redis.Redis.from_url(redis_url)

@@ -11,9 +11,9 @@ EXPECTED = {
     "Article", "ArticleIndex", "CachedEncoder", "ConfigError", "ContentSTAMP", "DataFormatError",
     "DimensionMismatchError", "EVENT_KINDS", "EmbeddingCache", "EmptySessionError", "Encoder", "Event", "EventLog",
     "HashingEncoder", "InMemorySessionStore", "IndexFormatError", "Intent", "IntentModel", "InvalidEventError",
-    "KnowledgeBase", "LimitExceededError", "PluginError", "RateLimitedError", "RedisSessionStore", "STAMP", "STAMPConfig",
+    "KnowledgeBase", "LimitExceededError", "PluginError", "RateLimitedError", "RedisSessionStore", "ReloadingRecommender", "STAMP", "STAMPConfig",
     "SentenceTransformerEncoder", "SessionRecommender", "SessionSettings", "SessionStore", "SuggestSettings",
-    "Suggestion", "UnknownArticleError", "UnknownSessionError", "VectorIndex", "inject_reply", "load_articles",
+    "Suggestion", "UnknownArticleError", "UnknownSessionError", "VectorIndex", "ZeroShotIntent", "inject_reply", "load_articles",
     "make_event", "render",
 }
 

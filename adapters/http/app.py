@@ -30,7 +30,16 @@ from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 
 import plugin
-from plugin import ConfigError, EmptySessionError, EventLog, InMemorySessionStore, SessionRecommender, Suggestion
+from plugin import (
+    ConfigError,
+    EmptySessionError,
+    EventLog,
+    InMemorySessionStore,
+    ReloadingRecommender,
+    SessionRecommender,
+    Suggestion,
+)
+from plugin.encoder import LazyEncoder
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
 from .models import ChatIn, ChatOut, EventIn, EventOut, EventsBatchIn, EventsBatchOut, HealthOut, SessionOut, SuggestionsOut
@@ -48,6 +57,8 @@ __all__ = [
     "ENV_INDEX",
     "ENV_EVENT_LOG",
     "ENV_URL_TEMPLATE",
+    "ENV_RELOAD_SECONDS",
+    "recommender_from_env",
 ]
 
 logger = logging.getLogger(__name__)
@@ -56,6 +67,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 ENV_INDEX = "SESSION_SUGGEST_INDEX"
 ENV_EVENT_LOG = "SESSION_SUGGEST_EVENT_LOG"
 ENV_URL_TEMPLATE = "SESSION_SUGGEST_ARTICLE_URL_TEMPLATE"
+ENV_RELOAD_SECONDS = "SESSION_SUGGEST_RELOAD_SECONDS"  # how often workers look for a new index version; 0: never
 
 SessionPath = Annotated[str, PathParam(description="Session id from POST /v1/sessions (anything else is 404).")]
 
@@ -163,8 +175,24 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status, media_type="application/json")
 
 
+class _PinVersion:
+    """ASGI middleware: each request sees one index version from start to end, even if a new one is swapped
+    in meanwhile (the pin follows the request into the thread pool with its context)."""
+
+    def __init__(self, app: Any, handle: ReloadingRecommender) -> None:
+        self.app = app
+        self.handle = handle
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # the lifespan lasts as long as the app: pinning it would pin nothing useful
+            await self.app(scope, receive, send)
+            return
+        with self.handle.pinned():
+            await self.app(scope, receive, send)
+
+
 def create_app(
-    recommender: SessionRecommender,
+    recommender: SessionRecommender | ReloadingRecommender,
     *,
     settings: ServerSettings | None = None,
     responder: Any = None,
@@ -209,10 +237,13 @@ def create_app(
         max_age=600,
     )
     install_error_handlers(app)
+    if isinstance(rec, ReloadingRecommender):
+        app.add_middleware(_PinVersion, handle=rec)
 
     @app.get("/v1/health", response_model=HealthOut, tags=["service"])
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": len(rec.store)}
+        return {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": len(rec.store),
+                "index_version": rec.version}
 
     @app.post("/v1/sessions", response_model=SessionOut, status_code=201, tags=["sessions"])
     async def create_session() -> dict[str, Any]:
@@ -349,7 +380,24 @@ def settings_from_env() -> tuple[str, ServerSettings]:
     return index_dir, settings
 
 
+def recommender_from_env(index_dir: str, **kwargs: Any) -> ReloadingRecommender:
+    """The index folder's current version, followed: a re-index or a newly installed intent model is served
+    within a second, without a restart (every SESSION_SUGGEST_RELOAD_SECONDS, default 0.5; 0 turns it off).
+    kwargs go to `SessionRecommender.load` (store, session_settings, ...)."""
+    raw = os.environ.get(ENV_RELOAD_SECONDS) or "0.5"
+    try:
+        interval = float(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_RELOAD_SECONDS} must be a number of seconds (0: no reloading), got {raw!r}") from None
+    if interval < 0:
+        raise ConfigError(f"{ENV_RELOAD_SECONDS} must be >= 0 (0: no reloading), got {raw!r}")
+    rec = ReloadingRecommender(index_dir, check_interval=interval or None, **kwargs)
+    if isinstance(rec.encoder.inner, LazyEncoder):
+        rec.encoder.inner.get()  # a worker builds its text encoder at start, not on a visitor's first request
+    return rec
+
+
 def app_from_env() -> FastAPI:
     """uvicorn factory: the index directory from SESSION_SUGGEST_INDEX (built by `python -m plugin index`)."""
     index_dir, settings = settings_from_env()
-    return create_app(SessionRecommender.load(index_dir), settings=settings)
+    return create_app(recommender_from_env(index_dir), settings=settings)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from plugin import SessionRecommender, SessionSettings
 
-from .app import SuggestionJSON, create_app, settings_from_env
+from .app import SuggestionJSON, create_app, recommender_from_env, settings_from_env
 from .limits import InMemoryRateLimiter, LimitSettings, RateLimiter, RedisRateLimiter, install_limits
 from .models import SuggestionsOut
 from .settings import ServerSettings
@@ -118,7 +118,7 @@ def app_from_env() -> FastAPI:
         prefix = os.environ.get(ENV_REDIS_PREFIX) or "session-suggest:"
         store = RedisSessionStore.from_url(redis_url, session_settings, prefix=prefix)
         limiter = RedisRateLimiter(store.client, prefix=prefix + "rl:")
-    rec = SessionRecommender.load(index_dir, store=store, session_settings=session_settings)
+    rec = recommender_from_env(index_dir, store=store, session_settings=session_settings)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactSessionIds) for f in access.filters):
         access.addFilter(RedactSessionIds())

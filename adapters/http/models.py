@@ -114,6 +114,9 @@ class HealthOut(BaseModel):
     articles: int
     encoder: str
     sessions: int
+    index_version: str | None = Field(
+        None, description="The index folder's version this worker serves (None: an index built in memory or a flat folder)."
+    )
 
 
 class ErrorBody(BaseModel):
