@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from plugin import ContentSTAMP, SessionRecommender, SuggestSettings
+from plugin import SessionRecommender, SuggestSettings
+from plugin.zero_shot import ZeroShotIntent
 
 from .docs_corpus import DocsCorpus, load_corpus, section_headings
 from .relevance_index import DEFAULT_CACHE, build_recommender
@@ -139,7 +140,7 @@ def plugin_method(rec: SessionRecommender) -> Method:
 
 def variant(rec: SessionRecommender, *, temperature: float | None = None, **settings) -> SessionRecommender:
     """A recommender sharing rec's KB, index and encoder, with other settings / zero-shot temperature."""
-    intent = ContentSTAMP.zero_shot(rec.index.dim, temperature=temperature) if temperature is not None else None
+    intent = ZeroShotIntent(rec.index.dim, temperature=temperature) if temperature is not None else None
     base = rec.settings.model_dump()
     base.update(settings)
     return SessionRecommender(rec.kb, rec.encoder, rec.index, settings=SuggestSettings(**base), intent_model=intent)

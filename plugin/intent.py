@@ -30,7 +30,7 @@ __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 
 
 # The seam (Intent, IntentModel) lives torch-free beside the zero-shot intent; re-exported here.
-from .zero_shot import Intent, IntentModel, session_items  # noqa: E402
+from .zero_shot import ZERO_SHOT_TEMPERATURE, Intent, IntentModel, session_items  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class ContentSTAMP(nn.Module):
         self.stamp = STAMP(config.stamp)
 
     @classmethod
-    def zero_shot(cls, input_dim: int, temperature: float = 0.5) -> ContentSTAMP:
+    def zero_shot(cls, input_dim: int, temperature: float = ZERO_SHOT_TEMPERATURE) -> ContentSTAMP:
         cfg = ContentSTAMPConfig(
             input_dim=input_dim,
             stamp=STAMPConfig(dim=input_dim, attention="similarity", similarity_temperature=temperature),
