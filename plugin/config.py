@@ -34,15 +34,43 @@ class SuggestSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # min_score, mmr_lambda, query_weight, centre, lexical_weight, topic_split, newest_share (and the zero-shot
+    # temperature in intent.py) were chosen on the tuning chapters of two real manuals, not by eye: see
+    # BENCHMARKS.md, "Relevance on real documentation" (python -m bench.relevance --tune).
     k: int = Field(3, ge=1, le=100)
     exclude_seen: bool = True
     min_score: float | None = Field(
         0.2, ge=-1.0, le=1.0, description="Suggestions below this cosine are dropped; None keeps every candidate."
     )
     mmr_lambda: float = Field(
-        0.7, ge=0.0, le=1.0, description="1.0 = pure relevance; lower trades relevance for diversity (MMR)."
+        0.85, ge=0.0, le=1.0, description="1.0 = pure relevance; lower trades relevance for diversity (MMR)."
     )
     freshness_weight: float = Field(0.0, ge=0.0, le=1.0, description="Score bonus for recently updated articles.")
     freshness_half_life_days: float = Field(90.0, gt=0)
-    candidate_pool: int = Field(30, ge=1, description="Candidates fetched from the index before rules and MMR.")
+    candidate_pool: int = Field(50, ge=1, description="Candidates fetched from the index before rules and MMR.")
     max_context_events: int = Field(20, ge=1, description="Most recent events the intent model looks at.")
+    query_weight: float = Field(
+        0.7, ge=0.0, le=1.0, description="Weight of a search query or chat question against the reading intent."
+    )
+    centre: bool = Field(
+        True,
+        description="Compare vectors after subtracting the knowledge base's mean vector: sentence embeddings share "
+        "a common direction that says little about topic, and it otherwise favours generic articles.",
+    )
+    lexical_weight: float = Field(
+        0.7, ge=0.0, le=1.0,
+        description="Weight of BM25 (the read pages' text against each article's text, best match = 1) added to the "
+        "dense score; 0 turns lexical fusion off.",
+    )
+    link_weight: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Score bonus for articles that a read page links to in its text (Article.meta['links']).",
+    )
+    topic_split: float | None = Field(
+        0.1, ge=-1.0, le=1.0,
+        description="Pages whose centred cosine to the newest page is below this are an earlier interest and get "
+        "their own share of the slots (a visitor who switched topic sees both); None keeps one interest.",
+    )
+    newest_share: float = Field(
+        0.8, ge=0.0, le=1.0, description="Share of the slots for the newest interest when the session has two."
+    )

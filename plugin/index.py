@@ -72,6 +72,7 @@ class ArticleIndex:
         self._id_of: dict[int, str] = {}  # faiss id -> article id (live rows only)
         self._next = 0
         self._tombstones = 0
+        self._mean: np.ndarray | None = None  # cached mean of the live vectors, dropped on any change
         self._lock = threading.RLock()
 
     def _new_faiss(self) -> faiss.Index:
@@ -113,6 +114,7 @@ class ArticleIndex:
             raise ConfigError("duplicate ids in one upsert")
         with self._lock:
             self._drop(ids)
+            self._mean = None
             rows = np.arange(self._next, self._next + len(ids), dtype=np.int64)
             self._next += len(ids)
             if len(ids):
@@ -123,6 +125,8 @@ class ArticleIndex:
 
     def _drop(self, ids: Sequence[str]) -> int:
         rows = [self._row_of.pop(a) for a in ids if a in self._row_of]
+        if rows:
+            self._mean = None
         for r in rows:
             del self._id_of[r]
         if rows:
@@ -135,6 +139,17 @@ class ArticleIndex:
     def remove(self, ids: Sequence[str]) -> int:
         with self._lock:
             return self._drop(ids)
+
+    def mean_vector(self) -> np.ndarray:
+        """The mean of the live vectors, (dim,), zeros for an empty index; cached until the next change."""
+        with self._lock:
+            if self._mean is None:
+                ids = self.ids()
+                total = np.zeros(self.dim, dtype=np.float64)
+                for start in range(0, len(ids), 10_000):  # bounded memory on a large index
+                    total += self.vectors(ids[start : start + 10_000]).sum(0, dtype=np.float64)
+                self._mean = (total / max(len(ids), 1)).astype(np.float32)
+            return self._mean
 
     def vectors(self, ids: Sequence[str]) -> np.ndarray:
         """The stored vectors of these articles, (len(ids), dim)."""

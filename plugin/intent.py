@@ -74,7 +74,7 @@ class ContentSTAMP(nn.Module):
         return [self._rows.get(k, 0) if k is not None else 0 for k in keys]
 
     @classmethod
-    def zero_shot(cls, input_dim: int, temperature: float = 2.0) -> ContentSTAMP:
+    def zero_shot(cls, input_dim: int, temperature: float = ZERO_SHOT_TEMPERATURE) -> ContentSTAMP:
         cfg = ContentSTAMPConfig(
             input_dim=input_dim,
             stamp=STAMPConfig(dim=input_dim, attention="similarity", similarity_temperature=temperature),

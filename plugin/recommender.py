@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urljoin
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -37,6 +38,7 @@ from .events import INTENT_KINDS, Event, make_event, short_title
 from .index import ArticleIndex
 from .inject import inject_reply
 from .knowledge_base import Article, KnowledgeBase, iter_jsonl
+from .lexical import LexicalIndex, LexicalScores
 from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_select, passes_filters
 from .session_store import InMemorySessionStore, SessionStore
 from .suggestion import Suggestion
@@ -108,6 +110,11 @@ class SessionRecommender:
         self.settings = settings or SuggestSettings()
         self._embeds_text = bool(getattr(encoder, "embeds_text", True))
         self.event_log = event_log
+        self.lexical = LexicalIndex(self._lexical_corpus)
+
+    def _lexical_corpus(self) -> tuple[list[str], list[str]]:
+        ids = [a for a in self.index.ids() if a in self.kb]
+        return ids, [self.kb.get(a).embed_text() for a in ids]
 
     # ------------------------------------------------------------ building and persistence
 
@@ -140,10 +147,12 @@ class SessionRecommender:
                 self.kb.upsert(a)
             bar.update(len(chunk))
         bar.close()
+        self.lexical.invalidate()
 
     def remove_articles(self, ids: Sequence[str]) -> int:
         for aid in ids:
             self.kb.remove(aid)  # raises UnknownArticleError before anything changes for a bad id
+        self.lexical.invalidate()
         return self.index.remove(ids)
 
     def save(self, directory: str | os.PathLike[str], *, keep_versions: int = 3) -> Path:
@@ -301,14 +310,14 @@ class SessionRecommender:
         tags: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
         query: str | None = None,
-        query_weight: float = 0.5,
+        query_weight: float | None = None,
         min_score: float | None = None,
         exclude_seen: bool | None = None,
     ) -> list[Suggestion]:
         """Top-k articles for what this session is about, each with a reason.
 
-        `query` blends a free-text question into the session intent (weight `query_weight`); with no
-        session events the query alone is used. Raises EmptySessionError when there is neither.
+        `query` blends a free-text question into the session intent (weight `query_weight`, default from the
+        settings); with no session events the query alone is used. Raises EmptySessionError when there is neither.
         """
         events = self.store.read(session_id)
         vecs, signal, keys = self._session_items(events)
@@ -368,7 +377,7 @@ class SessionRecommender:
         tags: Sequence[str] | None = None,
         exclude: Sequence[str] = (),
         query: str | None = None,
-        query_weight: float = 0.5,
+        query_weight: float | None = None,
         min_score: float | None = None,
         exclude_seen: bool | None = None,
     ) -> list[Suggestion]:
@@ -376,19 +385,10 @@ class SessionRecommender:
         k = cfg.k if k is None else k
         if k < 1 or k > 100:
             raise ValueError(f"k must be between 1 and 100, got {k}")
+        qw = cfg.query_weight if query_weight is None else query_weight
         qvec = self.page_encoder.encode([query])[0] if query and query.strip() else None
         if not signal and qvec is None:
             raise EmptySessionError("the session has no page views, article opens or searches yet")
-        cold, catalogue = None, None
-        if signal:
-            intent = self.intent_model.intent(vecs, keys)
-            vector, attention = intent.vector, intent.attention
-            cold, catalogue = intent.cold_vector, intent.catalogue
-            if qvec is not None:
-                vector = _blend(vector, qvec, query_weight)
-                cold = None if cold is None else _blend(cold, qvec, query_weight)
-        else:
-            vector, attention = qvec, np.zeros(0, np.float32)
 
         seen_ids = set(exclude)
         seen_urls: set[str] = set()
@@ -401,22 +401,96 @@ class SessionRecommender:
                     if e.url:
                         seen_urls.add(e.url)
         floor = cfg.min_score if min_score is None else min_score
-        cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags)
-        if cold is not None and catalogue is not None:
-            # articles added since the model was trained keep their zero-shot rank
-            cands = merge_cold_start(cands, self._candidates(cold, k, floor, seen_ids, seen_urls, locale, tags), catalogue)
-        if not cands:
-            return []
-        cand_vecs = self.index.vectors([c.article.id for c in cands])  # (n, D)
+
+        groups = self._interests(vecs) if signal else [[]]
+        shares = [1.0] if len(groups) == 1 else [cfg.newest_share, 1.0 - cfg.newest_share]
+        attention = np.zeros(len(signal), dtype=np.float32)  # (L,)
+        ranked: list[list[tuple[Candidate, np.ndarray]]] = []
+        for rows, share in zip(groups, shares):
+            cold, catalogue = None, None
+            if rows:
+                intent = self.intent_model.intent(vecs[rows], [keys[i] for i in rows])
+                vector = intent.vector
+                attention[rows] += share * intent.attention
+                cold, catalogue = intent.cold_vector, intent.catalogue
+                if qvec is not None:
+                    vector = _blend(vector, qvec, qw)
+                    cold = None if cold is None else _blend(cold, qvec, qw)
+            else:
+                vector = qvec
+            texts = [self._item_text(signal[i], keys[i]) for i in rows]
+            lexical = self._lexical_scores(texts, query, qw)
+            linked = self._linked_from([keys[i] for i in rows])
+            cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags, lexical=lexical, linked=linked)
+            if cold is not None and catalogue is not None:
+                # articles added since the model was trained keep their zero-shot rank
+                cands = merge_cold_start(
+                    cands, self._candidates(cold, k, floor, seen_ids, seen_urls, locale, tags, lexical=lexical,
+                                            linked=linked), catalogue)
+            if not cands:
+                ranked.append([])
+                continue
+            cand_vecs = self.index.vectors([c.article.id for c in cands])  # (n, D)
+            order = mmr_select(cands, cand_vecs, k, cfg.mmr_lambda)
+            ranked.append([(cands[i], cand_vecs[i]) for i in order])
+
         # a KB page is named by its article's title even when the event carried only a url or id
         labels = [short_title(self.kb.get(key).title) if key and key in self.kb else e.label() for e, key in zip(signal, keys)]
-        order = mmr_select(cands, cand_vecs, k, cfg.mmr_lambda)
         out = []
-        for rank, i in enumerate(order):
-            c = cands[i]
-            drivers = _drivers(attention, vecs, cand_vecs[i], labels)
+        for rank, (c, cvec) in enumerate(_share_slots(ranked, shares, k)):
+            drivers = _drivers(attention, vecs, cvec, labels)
             out.append(Suggestion(c.article, c.score, _reason(drivers, query), tuple(drivers), rank))
         return out
+
+    def _interests(self, vecs: np.ndarray) -> list[list[int]]:
+        """Session rows split into the newest interest (pages close to the newest page) and the earlier one.
+
+        A visitor who reads two pages on backups and then one on indexes has two interests; one averaged intent
+        lands between them, on pages about neither. Closeness is the centred cosine (see `_centred`)."""
+        cut = self.settings.topic_split
+        n = len(vecs)
+        if cut is None or n < 2 or not self._embeds_text:  # an item-ID model's session model sees the whole session
+            return [list(range(n))]
+        c = self._centred(vecs)  # (L, D)
+        sims = c @ c[-1]  # (L,)
+        newest = [i for i in range(n) if sims[i] >= cut or i == n - 1]
+        earlier = [i for i in range(n) if i not in newest]
+        return [newest, earlier] if earlier else [newest]
+
+    def _centred(self, vecs: np.ndarray) -> np.ndarray:
+        """Rows minus the KB's mean vector, re-normalised (unchanged when centring is off)."""
+        if not (self.settings.centre and self._embeds_text):
+            return vecs
+        c = vecs - self.index.mean_vector()
+        return c / np.maximum(np.linalg.norm(c, axis=-1, keepdims=True), 1e-12)
+
+    def _item_text(self, event: Event, key: str | None) -> str:
+        art = self.kb.find(key) if key else None
+        return art.embed_text() if art is not None else event.content()
+
+    def _linked_from(self, keys: Sequence[str | None]) -> set[str]:
+        """Ids of the articles the read KB pages link to in their text (hrefs resolved against the page's url)."""
+        if self.settings.link_weight <= 0:
+            return set()
+        out: set[str] = set()
+        for key in keys:
+            art = self.kb.find(key) if key else None
+            for href in (art.meta.get("links") or ()) if art is not None else ():
+                if isinstance(href, str):
+                    target = self.kb.find(urljoin(art.url, href) if art.url else href) or self.kb.find(href)
+                    if target is not None and target.id != art.id:
+                        out.add(target.id)
+        return out
+
+    def _lexical_scores(self, texts: Sequence[str], query: str | None, query_weight: float) -> LexicalScores | None:
+        """BM25 of the KB against what was read (and asked), for fusion; None when fusion is off."""
+        if self.settings.lexical_weight <= 0 or not self._embeds_text:
+            return None
+        has_query = bool(query and query.strip())
+        page_w = (1.0 - query_weight if has_query else 1.0) / max(len(texts), 1)
+        parts = list(texts) + ([query or ""] if has_query else [])
+        weights = [page_w] * len(texts) + ([query_weight if texts else 1.0] if has_query else [])
+        return self.lexical.search(parts, weights)
 
     def _candidates(
         self,
@@ -427,29 +501,45 @@ class SessionRecommender:
         seen_urls: set[str],
         locale: str | None,
         tags: Sequence[str] | None,
+        lexical: LexicalScores | None = None,
+        linked: set[str] | frozenset[str] = frozenset(),
     ) -> list[Candidate]:
-        """Index hits that pass the rules, best first. Filters can reject most of a fixed-size pool (a rare
-        locale, a narrow tag), so the pool grows until k candidates pass, the floor is reached, or the index
-        is exhausted."""
+        """Index hits (plus the best lexical matches) that pass the rules, best first by fused score.
+
+        Score = centred cosine + lexical_weight * BM25 + link_weight (linked from a read page) + freshness; the floor
+        applies to the plain cosine.
+        Filters can reject most of a fixed-size pool (a rare locale, a narrow tag), so the pool grows until k
+        candidates pass or the index is exhausted."""
         cfg = self.settings
+        centred = cfg.centre and self._embeds_text
+        # Searching with v - mean ranks by a.v - a.mean: the centred order up to each article's norm, which the
+        # exact re-scoring below restores.
+        search = vector - self.index.mean_vector() if centred else vector
+        cvec = self._centred(vector[None, :])[0]  # (D,)
         pool = cfg.candidate_pool + len(seen_ids)
         while True:
-            hits = self.index.search(vector[None, :], pool)[0]
+            hits = self.index.search(search[None, :], pool)[0]
+            ids = list(dict.fromkeys([aid for aid, _ in hits] + (lexical.top(pool) if lexical is not None else [])
+                                     + sorted(linked)))
+            arts = [self.kb.find(a) for a in ids]
+            arts = [a for a in arts if a is not None and a.id in self.index and passes_filters(
+                a, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags)]
             cands: list[Candidate] = []
-            reached_floor = False
-            for aid, rel in hits:
-                if floor is not None and rel < floor:
-                    reached_floor = True  # hits are sorted by relevance
-                    break
-                art = self.kb.find(aid)
-                if art is None or not passes_filters(
-                    art, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags
-                ):
-                    continue
-                bonus = freshness_bonus(art, cfg.freshness_weight, cfg.freshness_half_life_days)
-                cands.append(Candidate(art, rel, rel + bonus))
-            if len(cands) >= k or reached_floor or len(hits) < pool or pool >= len(self.index):
-                return cands
+            if arts:
+                avecs = self.index.vectors([a.id for a in arts])  # (n, D)
+                rel = avecs @ vector  # (n,) plain cosine
+                score = self._centred(avecs) @ cvec if centred else rel.copy()  # (n,)
+                if lexical is not None:
+                    score = score + cfg.lexical_weight * lexical.get([a.id for a in arts])
+                if linked:
+                    score = score + cfg.link_weight * np.array([a.id in linked for a in arts], dtype=np.float32)
+                for a, r, s in zip(arts, rel.tolist(), score.tolist()):
+                    if floor is not None and r < floor:
+                        continue
+                    bonus = freshness_bonus(a, cfg.freshness_weight, cfg.freshness_half_life_days)
+                    cands.append(Candidate(a, r, s + bonus))
+            if len(cands) >= k or len(hits) < pool or pool >= len(self.index):
+                return sorted(cands, key=lambda c: -c.score)
             pool *= 4
 
     # ------------------------------------------------------------ search and the chat path
@@ -511,6 +601,54 @@ def _blend(vector: np.ndarray, qvec: np.ndarray, weight: float) -> np.ndarray:
     """The session intent with a question's vector mixed in, back to unit norm."""
     v = (1 - weight) * vector + weight * qvec
     return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _quotas(shares: Sequence[float], k: int) -> list[int]:
+    """k slots split by shares, largest remainder first (ties to the newer interest), at least one slot for each
+    positive share while k allows."""
+    raw = [s * k / max(sum(shares), 1e-12) for s in shares]
+    quotas = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: (-(raw[i] - quotas[i]), i))[: k - sum(quotas)]:
+        quotas[i] += 1
+    for i, s in enumerate(shares):  # a positive share gets a slot, taken from the largest quota
+        if s > 0 and quotas[i] == 0 and max(quotas) > 1:
+            quotas[quotas.index(max(quotas))] -= 1
+            quotas[i] = 1
+    return quotas
+
+
+def _share_slots(ranked: Sequence[Sequence[tuple[Candidate, np.ndarray]]], shares: Sequence[float],
+                 k: int) -> list[tuple[Candidate, np.ndarray]]:
+    """Merge each interest's ranked list into k slots: interest i gets about shares[i] * k of them (at least one
+    when its share is positive), taken in turn, newest interest first; an interest that runs out leaves its slots
+    to the others; an article already taken is skipped."""
+    quotas = _quotas(shares, k)
+    taken: list[tuple[Candidate, np.ndarray]] = []
+    ids: set[str] = set()
+    pos = [0] * len(ranked)
+
+    def take(g: int) -> bool:
+        while pos[g] < len(ranked[g]):
+            c, v = ranked[g][pos[g]]
+            pos[g] += 1
+            if c.article.id not in ids:
+                ids.add(c.article.id)
+                taken.append((c, v))
+                return True
+        return False
+
+    used = [0] * len(ranked)
+    progress = True
+    while len(taken) < k and progress:
+        progress = False
+        for g in range(len(ranked)):
+            if len(taken) < k and used[g] < quotas[g] and take(g):
+                used[g] += 1
+                progress = True
+    for g in range(len(ranked)):  # slots an interest could not fill go to the others, in order
+        while len(taken) < k and take(g):
+            pass
+    return taken
 
 
 def _drivers(attention: np.ndarray, items: np.ndarray, article_vec: np.ndarray, labels: Sequence[str]) -> list[str]:

@@ -19,8 +19,10 @@ from .errors import DimensionMismatchError, EmptySessionError
 
 __all__ = ["Intent", "IntentModel", "ZeroShotIntent", "ZERO_SHOT_TEMPERATURE", "session_items", "zero_shot_query"]
 
-# tau of the zero-shot attention; `ContentSTAMP.zero_shot` uses the same (tests/test_reload.py pins it).
-ZERO_SHOT_TEMPERATURE = 2.0
+# tau of the zero-shot attention; `ContentSTAMP.zero_shot` uses the same (tests/test_reload.py pins it). Chosen on
+# the relevance benchmark's tuning chapters (BENCHMARKS.md): near-uniform attention (the session mean) ranks a
+# chapter best, 0.5 ties it there and follows the last click a little on link walks; 2.0 lost ~5 points.
+ZERO_SHOT_TEMPERATURE = 0.5
 
 
 @dataclass(frozen=True)
