@@ -68,7 +68,9 @@ class ChatPolicy:
 
     k: int = 3
     min_score: float | None = None  # relevance floor; None uses the recommender's
-    query_weight: float = 0.5  # weight of the visitor's message against the session's reading intent
+    # weight of the visitor's message against the session's reading intent; None: the recommender's tuned
+    # SuggestSettings.query_weight (a hard-coded number here would silently override the tuning)
+    query_weight: float | None = None
     max_per_session: int | None = None  # suggestion blocks per session; None: no cap
     min_interval_s: float = 0.0  # seconds between two blocks in a session
     min_replies_between: int = 0  # plain replies required after a reply that had a block
@@ -84,7 +86,7 @@ class ChatPolicy:
             raise ConfigError(f"max_per_session must be >= 0 or None, got {self.max_per_session}")
         if self.min_interval_s < 0 or self.min_replies_between < 0:
             raise ConfigError("min_interval_s and min_replies_between must be >= 0")
-        if not 0.0 <= self.query_weight <= 1.0:
+        if self.query_weight is not None and not 0.0 <= self.query_weight <= 1.0:
             raise ConfigError(f"query_weight must be between 0 and 1, got {self.query_weight}")
         if self.max_query_chars < 1:
             raise ConfigError(f"max_query_chars must be >= 1, got {self.max_query_chars}")

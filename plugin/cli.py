@@ -258,7 +258,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(extensions=command not in CORE_COMMANDS)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = logging.DEBUG if args.verbose else logging.WARNING
+    root = logging.getLogger()
+    if not root.handlers:  # like logging.basicConfig: logging someone already configured is theirs
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        # The level goes on the handler too: a library that sets its own logger to DEBUG (bm25s does) would
+        # otherwise print its debug lines on every run.
+        handler.setLevel(level)
+        root.addHandler(handler)
+        root.setLevel(level)
     t0 = time.perf_counter()
     try:
         return int(args.func(args) or 0)

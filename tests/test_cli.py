@@ -106,3 +106,25 @@ def test_index_a_site_folder_with_include_exclude_and_default_skips(tmp_path, ca
     assert "2 articles" in capsys.readouterr().out
     assert main(["index", str(tmp_path / "x.jsonl"), "--out", str(out), "--include", "a/*"]) == 2
     assert "choose files in a folder" in capsys.readouterr().err
+
+
+def test_a_quiet_run_prints_no_library_debug_lines(kb_file, tmp_path):
+    # bm25s sets its own logger to DEBUG and logs when the lexical index is built (at the first suggestion):
+    # without -v none of that may reach stderr; with -v debug lines do.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    assert main(["index", str(kb_file), "--out", str(tmp_path / "ix"), "--encoder", "hashing:64", "--quiet"]) == 0
+
+    def suggest(*flags: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "plugin", *flags, "suggest", "--index", str(tmp_path / "ix"), "--viewed", "ser-json"]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=repo, timeout=300)
+
+    quiet, loud = suggest(), suggest("-v")
+    assert quiet.returncode == 0 and "Shelve" in quiet.stdout, quiet.stderr
+    assert "DEBUG" not in quiet.stderr, quiet.stderr
+    assert loud.returncode == 0 and "DEBUG bm25s" in loud.stderr, loud.stderr

@@ -27,8 +27,7 @@ pytestmark = [pytest.mark.browser]
 
 require_browser()
 
-from plugin import HashingEncoder, SessionRecommender, SuggestSettings  # noqa: E402
-from plugin.knowledge_base import iter_folder  # noqa: E402
+from plugin import Encoder, HashingEncoder, SessionRecommender, SuggestSettings, load_articles  # noqa: E402
 
 from adapters.http import ServerSettings  # noqa: E402
 from adapters.http.hardened import create_hardened_app  # noqa: E402
@@ -65,15 +64,17 @@ class DjangoSite:
 
 
 @contextlib.contextmanager
-def serve_django_docs(docs: Path, work: Path, tag_attrs: str = 'data-open="true" data-k="3"') -> Iterator[DjangoSite]:
-    """Django's docs copied under `work` with the widget tag, and the API over a KB of KB_SECTIONS, both served."""
+def serve_django_docs(docs: Path, work: Path, tag_attrs: str = 'data-open="true" data-k="3"',
+                      encoder: Encoder | None = None) -> Iterator[DjangoSite]:
+    """Django's docs copied under `work` with the widget tag, and the API over a KB of KB_SECTIONS, both served.
+    The KB goes through the plugin's own ingestion (`load_articles`: main content, clean titles); `encoder`
+    defaults to the hashing one (bench/screenshots.py passes MiniLM)."""
     site_port, api_port = free_port(), free_port()
     site, api = f"http://127.0.0.1:{site_port}", f"http://127.0.0.1:{api_port}"
     root = work / "html"
     assert _copy_with_tag(docs, root, f'<script src="{api}/static/widget.js" {tag_attrs} defer></script>') > 600
-    articles = [dataclasses.replace(a, id=f"{section}/{a.id}")
-                for section in KB_SECTIONS for a in iter_folder(docs / section, base_url=f"{site}/{section}")]
-    rec = SessionRecommender.build(articles, encoder=HashingEncoder(512), progress=False,
+    articles = load_articles(docs, base_url=site, include=[f"{section}/*" for section in KB_SECTIONS])
+    rec = SessionRecommender.build(articles, encoder=encoder or HashingEncoder(512), progress=False,
                                    settings=SuggestSettings(min_score=-1.0))
     app = create_hardened_app(rec, secrets="s" * 48, settings=ServerSettings())
     # CORS preflights never reach the page's request events (Chromium's network service answers them), so

@@ -1,11 +1,14 @@
-"""What the tool, retriever and middleware share: finding the session of a run."""
+"""What the tool, retriever and middleware share: finding the session of a run, and one index version per call."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-__all__ = ["session_id_from"]
+from plugin import ReloadingRecommender, SessionRecommender
+
+__all__ = ["session_id_from", "one_version"]
 
 # `configurable` keys that name the plugin session, most specific first. The thread id is what a
 # LangGraph checkpointer already keys a conversation by, so by default one conversation is one session.
@@ -36,3 +39,11 @@ def session_id_from(config: Mapping[str, Any] | None, runtime: Any = None) -> st
         if sid:
             return sid
     return None
+
+
+def one_version(rec: SessionRecommender | ReloadingRecommender) -> AbstractContextManager[SessionRecommender]:
+    """The recommender to use for one call: a hot-reloading handle is pinned, so the session read, the search
+    and the impressions recorded all see the same index version even if a new one is swapped in meanwhile."""
+    if isinstance(rec, ReloadingRecommender):
+        return rec.pinned()
+    return nullcontext(rec)

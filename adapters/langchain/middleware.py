@@ -33,11 +33,11 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from plugin import SessionRecommender
+from plugin import ReloadingRecommender, SessionRecommender
 from plugin.chat import ChatPolicy, suggest_for_reply
 from plugin.inject import inject_reply, links_in
 
-from ._common import session_id_from
+from ._common import one_version, session_id_from
 
 __all__ = ["SuggestionMiddleware", "METADATA_KEY", "INJECTED_KEY", "STREAM_EVENT"]
 
@@ -92,7 +92,8 @@ class SuggestionMiddleware(AgentMiddleware):
         max_per_session: most replies in one session that get a suggestions block; None for no cap.
         min_replies_between: final replies without suggestions required after one that had them.
         min_interval_s: seconds required between two suggestion blocks in a session.
-        query_weight: weight of the visitor's latest message against the session's reading intent.
+        query_weight: weight of the visitor's latest message against the session's reading intent; None uses
+            the recommender's tuned setting (SuggestSettings.query_weight).
         fmt: how the block is rendered into the reply text.
         exclude_shown: never suggest an article this session was already shown (proactive blocks should not
             nag; the tool, asked on purpose, may show one again).
@@ -103,14 +104,14 @@ class SuggestionMiddleware(AgentMiddleware):
 
     def __init__(
         self,
-        recommender: SessionRecommender,
+        recommender: SessionRecommender | ReloadingRecommender,
         *,
         k: int = 2,
         min_score: float = 0.3,
         max_per_session: int | None = 3,
         min_replies_between: int = 1,
         min_interval_s: float = 0.0,
-        query_weight: float = 0.5,
+        query_weight: float | None = None,
         fmt: Literal["markdown", "html"] = "markdown",
         exclude_shown: bool = True,
         locale: str | None = None,
@@ -252,9 +253,10 @@ class SuggestionMiddleware(AgentMiddleware):
         if sid is None:
             return response, []
         words = _URL_RE.sub(" ", "\n".join(_text(m) for m in _latest_human_turn(messages)))  # links are pages
-        chosen = suggest_for_reply(self.recommender, sid, reply, policy=self.policy, source="middleware",
-                                   query=words, replies_since_last=self._replies_since_block(messages),
-                                   clock=self.clock).suggestions
+        with one_version(self.recommender) as rec:
+            chosen = suggest_for_reply(rec, sid, reply, policy=self.policy, source="middleware",
+                                       query=words, replies_since_last=self._replies_since_block(messages),
+                                       clock=self.clock).suggestions
         if not chosen:
             return response, []
         added = str(inject_reply(reply, chosen, self.fmt))[len(reply.rstrip()):]

@@ -24,12 +24,12 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, ensure_config
 from pydantic import Field
 
-from plugin import SessionRecommender, Suggestion
+from plugin import ReloadingRecommender, SessionRecommender, Suggestion
 from plugin.chat import MAX_K, check_k, truncate_query
 from plugin.quote import fence
 from plugin.urls import safe_url
 
-from ._common import session_id_from
+from ._common import one_version, session_id_from
 
 __all__ = ["KnowledgeBaseRetriever", "to_document", "DOCUMENT_HEADER"]
 
@@ -66,13 +66,16 @@ class KnowledgeBaseRetriever(BaseRetriever):
     `k` is a field and can also be passed per call: `retriever.invoke("query", k=2)`; so can `session_id`.
     """
 
-    recommender: SessionRecommender = Field(exclude=True)
+    # A ReloadingRecommender is how production serves (hot reload); it stands in for a SessionRecommender.
+    recommender: SessionRecommender | ReloadingRecommender = Field(exclude=True)
     k: int = Field(default=4, ge=1, le=MAX_K, description="Documents returned per query (fewer only when the KB "
                    "has fewer that pass locale, tags and min_score).")
     use_session: bool = Field(default=False, description="Blend the session's reading intent into the query.")
     session_id: str | None = Field(default=None, description="Session used when the run config names none.")
-    query_weight: float = Field(
-        default=0.7, ge=0.0, le=1.0, description="Weight of the query against the session intent when blending."
+    query_weight: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Weight of the query against the session intent when blending; None uses the recommender's "
+        "tuned setting (SuggestSettings.query_weight).",
     )
     min_score: float | None = Field(default=None, description="Relevance floor; None: none, always k documents.")
     quote_content: bool = Field(
@@ -95,7 +98,10 @@ class KnowledgeBaseRetriever(BaseRetriever):
         return await super().ainvoke(input, config, **kwargs)
 
     def _search(self, query: str, k: int | None, session_id: str | None) -> list[Document]:
-        rec = self.recommender
+        with one_version(self.recommender) as rec:
+            return self._search_with(rec, query, k, session_id)
+
+    def _search_with(self, rec: SessionRecommender, query: str, k: int | None, session_id: str | None) -> list[Document]:
         n = check_k(self.k if k is None else k)
         floor = -1.0 if self.min_score is None else self.min_score  # -1 is the cosine minimum: no floor
         opts: dict[str, Any] = {"locale": self.locale, "tags": self.article_tags, "min_score": floor}

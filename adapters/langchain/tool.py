@@ -19,12 +19,12 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, Field
 
-from plugin import SessionRecommender, Suggestion
+from plugin import ReloadingRecommender, SessionRecommender, Suggestion
 from plugin.chat import MAX_K, MAX_QUERY_CHARS, ChatPolicy, suggest_for_reply, truncate_query
 from plugin.quote import DATA_CLOSE, DATA_OPEN, fence
 from plugin.urls import safe_url
 
-from ._common import session_id_from
+from ._common import one_version, session_id_from
 
 __all__ = ["SuggestArticlesInput", "SuggestArticlesTool", "format_suggestions", "DATA_OPEN", "DATA_CLOSE"]
 
@@ -92,13 +92,17 @@ class SuggestArticlesTool(BaseTool):
     # The model gets a short error message and the conversation goes on (the chat path never breaks).
     handle_tool_error: bool | str | Callable[[ToolException], str] | None = True
 
-    recommender: SessionRecommender = Field(exclude=True)
+    # A ReloadingRecommender is how production serves (hot reload); it stands in for a SessionRecommender.
+    recommender: SessionRecommender | ReloadingRecommender = Field(exclude=True)
     session_id: str | None = Field(default=None, description="Session used when the run config names none.")
     locale: str | None = None
     article_tags: list[str] | None = Field(
         default=None, description="Only suggest articles with one of these tags (`tags` is LangChain's, for tracing)."
     )
-    query_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    query_weight: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Weight of the query against the session intent; None uses the recommender's tuned setting.",
+    )
     min_score: float | None = Field(default=None, description="Relevance floor; None uses the recommender's.")
     exclude_suggested: bool = Field(
         default=False, description="Also leave out articles already shown to this session, opened or not."
@@ -106,7 +110,12 @@ class SuggestArticlesTool(BaseTool):
     record_impressions: bool = True
 
     def _suggest(self, query: str | None, k: int, config: RunnableConfig | None) -> tuple[str, list[dict[str, Any]]]:
-        rec = self.recommender
+        with one_version(self.recommender) as rec:
+            return self._suggest_with(rec, query, k, config)
+
+    def _suggest_with(
+        self, rec: SessionRecommender, query: str | None, k: int, config: RunnableConfig | None
+    ) -> tuple[str, list[dict[str, Any]]]:
         sid = session_id_from(config) or self.session_id
         q, cut = truncate_query(query)
         note = f"\n{TRUNCATED_NOTE}" if cut else ""
