@@ -11,6 +11,7 @@ pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from adapters.http import ServerSettings, create_app  # noqa: E402
 from adapters.http.hardened import create_hardened_app  # noqa: E402
 from adapters.http.limits import LimitSettings  # noqa: E402
 from test_http_api import _error, client, sid  # noqa: E402,F401 (the API tests' fixtures: an app, a session)
@@ -106,3 +107,17 @@ def test_openapi_documents_both_body_types(client):
     items = body["text/plain"]["schema"]["properties"]["events"]["items"]
     refs = [one["$ref"].split("/")[-1] for one in items["oneOf"]]  # one body model per event kind
     assert refs and all(ref in spec["components"]["schemas"] for ref in refs)
+
+
+def test_suggest_count_takes_whole_numbers_and_the_servers_bound(rec):
+    """A whole float is an integer here as everywhere in the API; a server configured with a lower max_k says so
+    in its OpenAPI document and refuses more (schemathesis found both)."""
+    low = TestClient(create_app(rec, settings=ServerSettings(max_k=3, default_k=2)))
+    s = low.post("/v1/sessions").json()["session_id"]
+    r = low.post(f"/v1/sessions/{s}/events/batch",
+                 json={"events": [{"kind": "page_view", "url": "https://kb.test/json"}], "suggest": 2.0})
+    assert r.status_code == 200 and len(r.json()["suggestions"]) == 2
+    _error(low.post(f"/v1/sessions/{s}/events/batch", json={"events": [], "suggest": 4}), 422, "invalid_request")
+    body = low.get("/openapi.json").json()["paths"]["/v1/sessions/{session_id}/events/batch"]["post"]["requestBody"]
+    suggest = body["content"]["application/json"]["schema"]["properties"]["suggest"]
+    assert [o.get("maximum") for o in suggest["anyOf"] if "maximum" in o] == [3]

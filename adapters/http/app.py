@@ -11,6 +11,8 @@ the JSON itself instead of re-validating it.
 
 from __future__ import annotations
 
+import copy
+
 import functools
 import json
 import logging
@@ -309,7 +311,7 @@ def create_app(
         "/v1/sessions/{session_id}/events/batch",
         response_model=EventsBatchOut,
         tags=["sessions"],
-        openapi_extra={"requestBody": _BATCH_REQUEST_BODY},
+        openapi_extra={"requestBody": copy.deepcopy(_BATCH_REQUEST_BODY)},  # _spec_max_k edits it per app
     )
     async def post_events_batch(session_id: SessionPath, request: Request) -> Response:
         """Store several events in order, then (with `suggest`) return suggestions: the widget's one request per
@@ -394,15 +396,27 @@ def _spec_max_k(app: FastAPI, max_k: int) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = build()
-            for model in schema.get("components", {}).get("schemas", {}).values():
-                k = (model.get("properties") or {}).get("k")
-                for option in ([k, *k.get("anyOf", [])] if isinstance(k, dict) else []):
-                    if option.get("maximum") == MAX_K:
-                        option["maximum"] = max_k
+            _lower_k_bounds(schema, max_k)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _lower_k_bounds(node: Any, max_k: int) -> None:
+    """Every `k` / `suggest` property bounded by MAX_K in this part of the OpenAPI document (component models such
+    as ChatIn, and the events batch's inline body) gets the server's bound instead."""
+    if isinstance(node, dict):
+        for name, prop in (node.get("properties") or {}).items():
+            if name in ("k", "suggest") and isinstance(prop, dict):
+                for option in (prop, *prop.get("anyOf", [])):
+                    if option.get("maximum") == MAX_K:
+                        option["maximum"] = max_k
+        for value in node.values():
+            _lower_k_bounds(value, max_k)
+    elif isinstance(node, list):
+        for value in node:
+            _lower_k_bounds(value, max_k)
 
 
 def single_threaded_compute() -> None:

@@ -132,8 +132,8 @@ class EventsBatchIn(_Strict):
     followed by suggestions, so a page view costs one round trip instead of one per event."""
 
     events: list[EventIn] = Field(default_factory=list, max_length=50, description="Stored in order.")
-    suggest: int | None = Field(
-        None, ge=1, le=20, description="Also return this many suggestions, computed after the events are stored."
+    suggest: whole_int(1, MAX_K) | None = Field(
+        None, description="Also return this many suggestions, computed after the events are stored."
     )
 
 
