@@ -1,0 +1,159 @@
+"""What capping the windows pooled per article costs in relevance, and what it saves in encoder passes.
+
+    python -m bench.window_cap [DOCS_DIR ...] [--caps 4 8 16] [--sessions 300] [--json out.json]
+
+Every window of every article is encoded once (per-window cache, runs/relevance-cache/windows.npz); each cap's
+article vectors are pooled from the windows `plugin.chunking.spread_windows` keeps, written into the relevance
+benchmark's pooled cache under the plugin's own keys (so `bench.relevance` then runs without encoding), and the
+plugin's default settings are scored on the TUNING chapters only (bench/relevance.py's protocols and sessions),
+with paired bootstrap CIs of each cap's difference from pooling all windows. Encoder cost is proportional to the
+windows encoded; the encoding rate measured in this run converts windows to seconds.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from plugin import CachedEncoder, EmbeddingCache, SentenceTransformerEncoder
+from plugin.chunking import pool_windows, split_windows, spread_windows
+from plugin.encoder import document_key
+
+from .docs_corpus import load_corpus
+from .relevance import DEFAULT_DOCS, GRID_COLUMNS, _corpus_name, evaluate, make_sessions, plugin_method, summarise
+from .relevance_index import DEFAULT_CACHE, build_recommender
+from .relevance_protocols import bootstrap_ci, split_chapters
+
+logger = logging.getLogger("bench.window_cap")
+
+WINDOW_CACHE = DEFAULT_CACHE.with_name("windows.npz")
+_BATCH = 256  # windows per encoder call: the bar moves and the cache is saved as it goes
+
+
+def _label(cap: int | None) -> str:
+    return "all windows" if cap is None else f"max {cap} windows"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.window_cap", description=__doc__.split("\n\n")[0])
+    ap.add_argument("docs", nargs="*", default=list(DEFAULT_DOCS))
+    ap.add_argument("--caps", type=int, nargs="+", default=[4, 8, 16])
+    ap.add_argument("--sessions", type=int, default=300, help="sessions per protocol (tuning chapters)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="the relevance benchmark's pooled cache")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    import faiss
+    import torch
+
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+
+    caps: list[int | None] = [None, *sorted(set(args.caps))]
+    inner = SentenceTransformerEncoder()
+    wcache = EmbeddingCache.load(WINDOW_CACHE, inner.dim, inner.name) if WINDOW_CACHE.exists() else \
+        EmbeddingCache(inner.dim, inner.name)
+    wenc = CachedEncoder(inner, wcache)
+    pooled = EmbeddingCache.load(args.cache, inner.dim, inner.name) if args.cache.exists() else \
+        EmbeddingCache(inner.dim, inner.name)
+    window = inner.window_tokens
+    report: dict = {"command": "python -m bench.window_cap " + " ".join(sys.argv[1:] if argv is None else argv),
+                    "corpora": {}}
+    md: list[str] = []
+    for folder in args.docs:
+        corpus = load_corpus(folder, name=_corpus_name(folder))
+        arts = corpus.articles
+        splits = [split_windows(a.embed_text(), window, inner.count_tokens, a.title) for a in arts]
+        flat = [w for ws, _ in splits for w in ws]
+        t0, misses0 = time.perf_counter(), wenc.misses
+        vecs = np.zeros((len(flat), inner.dim), np.float32)  # (W, D)
+        for start in tqdm(range(0, len(flat), _BATCH), desc=f"{corpus.name} windows", unit="batch"):
+            vecs[start : start + _BATCH] = wenc.encode(flat[start : start + _BATCH])
+            if wenc.misses > misses0 and (start // _BATCH) % 8 == 7:
+                wcache.save(WINDOW_CACHE)
+        encoded = wenc.misses - misses0
+        secs = time.perf_counter() - t0
+        wcache.save(WINDOW_CACHE)
+        counts = {}
+        start = 0
+        per_article = []
+        for (ws, sizes), a in zip(splits, arts):
+            v = vecs[start : start + len(ws)]  # (n, D)
+            start += len(ws)
+            per_article.append(len(ws))
+            for cap in caps:
+                keep = spread_windows(len(ws), cap)
+                counts[cap] = counts.get(cap, 0) + len(keep)
+                pooled.put(document_key(inner.name, window, cap, a.title, a.embed_text()),
+                           pool_windows(v[keep], [sizes[j] for j in keep]))
+        pooled.save(args.cache)
+        rate = encoded / secs if encoded else None
+        n = np.array(per_article)
+        entry: dict = {"articles": len(arts), "windows": counts, "encoded_now": encoded, "seconds": round(secs, 1),
+                       "windows_per_s": rate, "windows_per_article": {"median": float(np.median(n)),
+                       "p90": float(np.percentile(n, 90)), "max": int(n.max())}}
+        tune_ch, _ = split_chapters(corpus.members(), args.seed)
+        sessions = make_sessions(corpus, tune_ch, args.sessions, args.seed)
+        methods = {}
+        for cap in caps:
+            rec = build_recommender(corpus, cache_path=args.cache, encoder=inner, max_windows=cap, progress=False)
+            methods[_label(cap)] = plugin_method(rec)
+        res = evaluate(corpus, sessions, methods)
+        summary = summarise(res, args.seed)
+        entry["results"] = summary
+        diffs: dict = {}
+        for cap in caps[1:]:
+            for proto, met in GRID_COLUMNS:
+                a = np.array(res[proto][_label(cap)][met])
+                b = np.array(res[proto][_label(None)][met])
+                diffs[f"{_label(cap)} {proto} {met}"] = bootstrap_ci(list(a - b), args.seed)
+        entry["diff_vs_all"] = diffs
+        report["corpora"][corpus.name] = entry
+        md.append(_table(corpus.name, entry, caps, summary, diffs, len(tune_ch)))
+    print("\n".join(md))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+    return 0
+
+
+def _table(name: str, entry: dict, caps: list[int | None], summary: dict, diffs: dict, n_chapters: int) -> str:
+    rate = entry["windows_per_s"]
+    wpa = entry["windows_per_article"]
+    lines = [f"#### {name}: {entry['articles']} articles, windows per article median {wpa['median']:.0f}, "
+             f"p90 {wpa['p90']:.0f}, max {wpa['max']}; tuning chapters ({n_chapters})", ""]
+    head = " | ".join(f"{p} {m}" for p, m in GRID_COLUMNS)
+    lines += [f"| pooling | windows encoded | est. encode s | {head} |", "|---|---|---|" + "---|" * len(GRID_COLUMNS)]
+    for cap in caps:
+        cells = []
+        for proto, met in GRID_COLUMNS:
+            m = summary[proto][_label(cap)][met]["mean"]
+            if cap is None:
+                cells.append(f"{m:.3f}")
+            else:
+                d, lo, hi = diffs[f"{_label(cap)} {proto} {met}"]
+                cells.append(f"{m:.3f} ({d:+.3f} [{lo:+.3f}, {hi:+.3f}])")
+        est = f"{entry['windows'][cap] / rate:.0f}" if rate else "?"
+        lines.append(f"| {_label(cap)} | {entry['windows'][cap]} | {est} | " + " | ".join(cells) + " |")
+    rate_txt = f"{rate:.1f} windows/s" if rate else "all windows were cached"
+    lines += ["", f"(encoding rate this run: {rate_txt}; in brackets: the paired difference from all windows, "
+              "95% bootstrap CI)", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
