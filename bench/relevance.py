@@ -383,33 +383,27 @@ def _corpus_name(folder: str) -> str:
 ALL = frozenset(PROTOCOLS)
 QUERY = frozenset({"query"})
 SESSION = frozenset({"topical-2", "topical-3", "drift", "walk"})
+TOPICAL = frozenset({"topical-2", "topical-3", "query"})
 
 
 def tuning_grid() -> list[tuple[str, dict, frozenset[str]]]:
     """Candidate defaults scored on the tuning chapters (`--tune`): (name, settings, protocols to score them on).
-    One knob at a time around the best combination found so far, to keep the run short."""
-    off = dict(centre=False, lexical_weight=0.0, topic_split=None, min_score=None, mmr_lambda=1.0)
-    best = dict(temperature=0.01, centre=True, lexical_weight=0.5, topic_split=0.1, newest_share=0.6,
-                min_score=None, mmr_lambda=1.0, query_weight=0.5)
-    topical = frozenset({"topical-2", "topical-3", "query"})
+    Round 2 (after main-content ingestion and pooled windows): the link bonus, then one knob at a time around the
+    shipped defaults ("default" in the tables), to see whether the first round's choices still hold."""
+    off = dict(centre=False, lexical_weight=0.0, topic_split=None, min_score=None, mmr_lambda=1.0, link_weight=0.0)
     grid: list[tuple[str, dict, frozenset[str]]] = [
         ("old default (tau 2, min 0.2, mmr 0.7)", dict(off, temperature=2.0, min_score=0.2, mmr_lambda=0.7), ALL),
-        ("rules off, tau 0.01", dict(off, temperature=0.01), SESSION),
-        ("+ centre", dict(off, temperature=0.01, centre=True), SESSION),
-        ("+ centre + lex 0.5", dict(best, topic_split=None), SESSION),
-        ("best", best, ALL),
     ]
     for key, values, protos in (
-        ("lexical_weight", (0.3, 0.7), SESSION),
+        ("link_weight", (0.05, 0.1, 0.2, 0.3), ALL),
+        ("lexical_weight", (0.5, 1.0), SESSION),
         ("topic_split", (0.0, 0.2), SESSION),
-        ("newest_share", (0.7,), frozenset({"drift"})),
-        ("temperature", (0.5,), SESSION),
-        ("mmr_lambda", (0.85,), topical),
-        ("min_score", (0.1, 0.2), topical),
-        ("query_weight", (0.3, 0.7), QUERY),
+        ("newest_share", (0.6, 1.0), frozenset({"drift"})),
+        ("temperature", (0.01, 2.0), SESSION),
+        ("mmr_lambda", (1.0,), TOPICAL),
     ):
         for v in values:
-            grid.append((f"best, {key}={v}", dict(best, **{key: v}), protos))
+            grid.append((f"default, {key}={v}", {key: v}, protos))
     return grid
 
 

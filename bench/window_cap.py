@@ -1,6 +1,6 @@
 """What capping the windows pooled per article costs in relevance, and what it saves in encoder passes.
 
-    python -m bench.window_cap [DOCS_DIR ...] [--caps 4 8 16] [--sessions 300] [--json out.json]
+    python -m bench.window_cap [DOCS_DIR ...] [--caps 8 16] [--sessions 200] [--json out.json]
 
 Every window of every article is encoded once (per-window cache, runs/relevance-cache/windows.npz); each cap's
 article vectors are pooled from the windows `plugin.chunking.spread_windows` keeps, written into the relevance
@@ -50,11 +50,12 @@ def _label(cap: int | None) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.window_cap", description=__doc__.split("\n\n")[0])
     ap.add_argument("docs", nargs="*", default=list(DEFAULT_DOCS))
-    ap.add_argument("--caps", type=int, nargs="+", default=[4, 8, 16])
-    ap.add_argument("--sessions", type=int, default=300, help="sessions per protocol (tuning chapters)")
+    ap.add_argument("--caps", type=int, nargs="+", default=[8, 16])
+    ap.add_argument("--sessions", type=int, default=200, help="sessions per protocol (tuning chapters)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="the relevance benchmark's pooled cache")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--capped-only", action="store_true", help="encode only the windows the caps keep (no baseline)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     import faiss
@@ -73,29 +74,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = inner.window_tokens
     report: dict = {"command": "python -m bench.window_cap " + " ".join(sys.argv[1:] if argv is None else argv),
                     "corpora": {}}
-    md: list[str] = []
     for folder in args.docs:
         corpus = load_corpus(folder, name=_corpus_name(folder))
         arts = corpus.articles
         splits = [split_windows(a.embed_text(), window, inner.count_tokens, a.title) for a in arts]
+        offsets = np.cumsum([0] + [len(ws) for ws, _ in splits])
         flat = [w for ws, _ in splits for w in ws]
+        # the windows some cap keeps first, so an interrupted run (or --capped-only) still has every cap's vectors
+        capped = sorted({int(offsets[i]) + j for i, (ws, _) in enumerate(splits) for cap in caps[1:]
+                         for j in spread_windows(len(ws), cap)})
+        rest = sorted(set(range(len(flat))) - set(capped))
         t0, misses0 = time.perf_counter(), wenc.misses
-        vecs = np.zeros((len(flat), inner.dim), np.float32)  # (W, D)
-        for start in tqdm(range(0, len(flat), _BATCH), desc=f"{corpus.name} windows", unit="batch"):
-            vecs[start : start + _BATCH] = wenc.encode(flat[start : start + _BATCH])
-            if wenc.misses > misses0 and (start // _BATCH) % 8 == 7:
-                wcache.save(WINDOW_CACHE)
+        vecs = np.full((len(flat), inner.dim), np.nan, np.float32)  # (W, D)
+        for phase, rows in (("capped", capped), ("rest", [] if args.capped_only else rest)):
+            for start in tqdm(range(0, len(rows), _BATCH), desc=f"{corpus.name} windows ({phase})", unit="batch"):
+                part = rows[start : start + _BATCH]
+                vecs[part] = wenc.encode([flat[i] for i in part])
+                if (start // _BATCH) % 4 == 3:
+                    wcache.save(WINDOW_CACHE)
+            wcache.save(WINDOW_CACHE)
         encoded = wenc.misses - misses0
         secs = time.perf_counter() - t0
-        wcache.save(WINDOW_CACHE)
-        counts = {}
-        start = 0
+        used = caps[1:] if args.capped_only else caps
+        counts: dict = {}
         per_article = []
-        for (ws, sizes), a in zip(splits, arts):
-            v = vecs[start : start + len(ws)]  # (n, D)
-            start += len(ws)
+        for i, ((ws, sizes), a) in enumerate(zip(splits, arts)):
+            v = vecs[offsets[i] : offsets[i + 1]]  # (n, D)
             per_article.append(len(ws))
-            for cap in caps:
+            for cap in used:
                 keep = spread_windows(len(ws), cap)
                 counts[cap] = counts.get(cap, 0) + len(keep)
                 pooled.put(document_key(inner.name, window, cap, a.title, a.embed_text()),
@@ -109,25 +115,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         tune_ch, _ = split_chapters(corpus.members(), args.seed)
         sessions = make_sessions(corpus, tune_ch, args.sessions, args.seed)
         methods = {}
-        for cap in caps:
+        for cap in used:
             rec = build_recommender(corpus, cache_path=args.cache, encoder=inner, max_windows=cap, progress=False)
             methods[_label(cap)] = plugin_method(rec)
         res = evaluate(corpus, sessions, methods)
         summary = summarise(res, args.seed)
         entry["results"] = summary
         diffs: dict = {}
-        for cap in caps[1:]:
+        for cap in [c for c in used if c is not None] if None in used else []:
             for proto, met in GRID_COLUMNS:
                 a = np.array(res[proto][_label(cap)][met])
                 b = np.array(res[proto][_label(None)][met])
                 diffs[f"{_label(cap)} {proto} {met}"] = bootstrap_ci(list(a - b), args.seed)
         entry["diff_vs_all"] = diffs
         report["corpora"][corpus.name] = entry
-        md.append(_table(corpus.name, entry, caps, summary, diffs, len(tune_ch)))
-    print("\n".join(md))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+        print(_table(corpus.name, entry, used, summary, diffs, len(tune_ch)), flush=True)
+        if args.json:  # after each corpus: a long run stopped half way keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
     return 0
 
 
@@ -142,7 +147,7 @@ def _table(name: str, entry: dict, caps: list[int | None], summary: dict, diffs:
         cells = []
         for proto, met in GRID_COLUMNS:
             m = summary[proto][_label(cap)][met]["mean"]
-            if cap is None:
+            if f"{_label(cap)} {proto} {met}" not in diffs:
                 cells.append(f"{m:.3f}")
             else:
                 d, lo, hi = diffs[f"{_label(cap)} {proto} {met}"]
