@@ -1,6 +1,7 @@
 """What capping the windows pooled per article costs in relevance, and what it saves in encoder passes.
 
     python -m bench.window_cap [DOCS_DIR ...] [--caps 8 16] [--sessions 200] [--json out.json]
+    python -m bench.window_cap demo DOCS_DIR ... --count-only --caps 8 16    # windows each cap encodes
 
 Every window of every article is encoded once (per-window cache, runs/relevance-cache/windows.npz); each cap's
 article vectors are pooled from the windows `plugin.chunking.spread_windows` keeps, written into the relevance
@@ -28,8 +29,9 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from plugin import CachedEncoder, EmbeddingCache, SentenceTransformerEncoder
+from plugin import CachedEncoder, EmbeddingCache, SentenceTransformerEncoder, load_articles
 from plugin.chunking import pool_windows, split_windows, spread_windows
+from plugin.demo_kb import stdlib_articles
 from plugin.encoder import document_key
 
 from .docs_corpus import load_corpus
@@ -55,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="the relevance benchmark's pooled cache")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--window-cache", type=Path, default=WINDOW_CACHE, help="per-window embedding cache (.npz)")
+    ap.add_argument("--count-only", action="store_true",
+                    help="only count the windows each cap keeps (no encoding); 'demo' as a folder is the demo KB")
     ap.add_argument("--capped-only", action="store_true", help="encode only the windows the caps keep (no baseline)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -66,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     caps: list[int | None] = [None, *sorted(set(args.caps))]
     inner = SentenceTransformerEncoder()
-    wcache = EmbeddingCache.load(WINDOW_CACHE, inner.dim, inner.name) if WINDOW_CACHE.exists() else \
+    wcache = EmbeddingCache.load(args.window_cache, inner.dim, inner.name) if args.window_cache.exists() else \
         EmbeddingCache(inner.dim, inner.name)
     wenc = CachedEncoder(inner, wcache)
     pooled = EmbeddingCache.load(args.cache, inner.dim, inner.name) if args.cache.exists() else \
@@ -75,6 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict = {"command": "python -m bench.window_cap " + " ".join(sys.argv[1:] if argv is None else argv),
                     "corpora": {}}
     for folder in args.docs:
+        if args.count_only:
+            arts = stdlib_articles(progress=False) if folder == "demo" else load_articles(folder)
+            splits = [split_windows(a.embed_text(), window, inner.count_tokens, a.title) for a in arts]
+            n = [len(ws) for ws, _ in splits]
+            kept = {_label(c): sum(len(spread_windows(k, c)) for k in n) for c in caps}
+            print(f"{folder}: {len(arts)} articles, windows per article median {np.median(n):.0f}, p90 "
+                  f"{np.percentile(n, 90):.0f}, max {max(n)}; windows encoded: {kept}", flush=True)
+            continue
         corpus = load_corpus(folder, name=_corpus_name(folder))
         arts = corpus.articles
         splits = [split_windows(a.embed_text(), window, inner.count_tokens, a.title) for a in arts]
@@ -91,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 part = rows[start : start + _BATCH]
                 vecs[part] = wenc.encode([flat[i] for i in part])
                 if (start // _BATCH) % 4 == 3:
-                    wcache.save(WINDOW_CACHE)
-            wcache.save(WINDOW_CACHE)
+                    wcache.save(args.window_cache)
+            wcache.save(args.window_cache)
         encoded = wenc.misses - misses0
         secs = time.perf_counter() - t0
         used = caps[1:] if args.capped_only else caps
