@@ -40,6 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from plugin import SessionRecommender, SuggestSettings
+from plugin.chunking import MAX_WINDOWS
 from plugin.zero_shot import ZeroShotIntent
 
 from .docs_corpus import DocsCorpus, load_corpus, section_headings
@@ -321,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write every number (means and CIs) here")
     ap.add_argument("--tune", action="store_true", help="also score the tuning grid on the tuning chapters")
     ap.add_argument("--only", choices=("tuning", "report", "both"), default="both")
+    ap.add_argument("--max-windows", type=int, default=MAX_WINDOWS,
+                    help=f"windows pooled per article (plugin.chunking; default {MAX_WINDOWS}, 0 = all)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -338,10 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     md: list[str] = []
     for folder in args.docs:
         corpus = load_corpus(folder, name=_corpus_name(folder))
-        rec = build_recommender(corpus, cache_path=args.cache)
+        rec = build_recommender(corpus, cache_path=args.cache, max_windows=args.max_windows or None)
         tune_ch, report_ch = split_chapters(corpus.members(), args.seed)
         base = Baselines(rec, corpus, args.seed)
-        entry: dict = {"articles": len(corpus.articles), "chapters_tuning": len(tune_ch),
+        entry: dict = {"articles": len(corpus.articles), "max_windows": args.max_windows or None,
+                       "chapters_tuning": len(tune_ch),
                        "chapters_report": len(report_ch), "settings": rec.settings.model_dump()}
         md.append(f"### {corpus.name}: {len(corpus.articles)} articles, {len(tune_ch)} tuning / {len(report_ch)} "
                   f"held-out chapters (≥ 3 pages)\n")
