@@ -20,8 +20,10 @@ import numpy as np
 
 __all__ = ["MAX_WINDOWS", "split_windows", "spread_windows", "pool_windows"]
 
-# Windows pooled per article at most; None pools them all. See BENCHMARKS.md, "Relevance on real documentation".
-MAX_WINDOWS: int | None = None
+# Windows pooled per article at most; None pools them all. 16 scored within the bootstrap CIs of all windows on
+# every protocol of the relevance benchmark's tuning chapters and encodes 40% fewer windows on Django's manual
+# (3,243 of 5,408); 8 saved more but lost 0.011 topical P@5. See BENCHMARKS.md, "Relevance on real documentation".
+MAX_WINDOWS: int | None = 16
 
 Measure = Callable[[Sequence[str]], list[int]]
 
