@@ -40,6 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from plugin import SessionRecommender, SuggestSettings
+from plugin.chunking import MAX_WINDOWS
 from plugin.zero_shot import ZeroShotIntent
 
 from .docs_corpus import DocsCorpus, load_corpus, section_headings
@@ -321,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write every number (means and CIs) here")
     ap.add_argument("--tune", action="store_true", help="also score the tuning grid on the tuning chapters")
     ap.add_argument("--only", choices=("tuning", "report", "both"), default="both")
+    ap.add_argument("--max-windows", type=int, default=MAX_WINDOWS,
+                    help=f"windows pooled per article (plugin.chunking; default {MAX_WINDOWS}, 0 = all)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -338,10 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     md: list[str] = []
     for folder in args.docs:
         corpus = load_corpus(folder, name=_corpus_name(folder))
-        rec = build_recommender(corpus, cache_path=args.cache)
+        rec = build_recommender(corpus, cache_path=args.cache, max_windows=args.max_windows or None)
         tune_ch, report_ch = split_chapters(corpus.members(), args.seed)
         base = Baselines(rec, corpus, args.seed)
-        entry: dict = {"articles": len(corpus.articles), "chapters_tuning": len(tune_ch),
+        entry: dict = {"articles": len(corpus.articles), "max_windows": args.max_windows or None,
+                       "chapters_tuning": len(tune_ch),
                        "chapters_report": len(report_ch), "settings": rec.settings.model_dump()}
         md.append(f"### {corpus.name}: {len(corpus.articles)} articles, {len(tune_ch)} tuning / {len(report_ch)} "
                   f"held-out chapters (≥ 3 pages)\n")
@@ -383,33 +387,27 @@ def _corpus_name(folder: str) -> str:
 ALL = frozenset(PROTOCOLS)
 QUERY = frozenset({"query"})
 SESSION = frozenset({"topical-2", "topical-3", "drift", "walk"})
+TOPICAL = frozenset({"topical-2", "topical-3", "query"})
 
 
 def tuning_grid() -> list[tuple[str, dict, frozenset[str]]]:
     """Candidate defaults scored on the tuning chapters (`--tune`): (name, settings, protocols to score them on).
-    One knob at a time around the best combination found so far, to keep the run short."""
-    off = dict(centre=False, lexical_weight=0.0, topic_split=None, min_score=None, mmr_lambda=1.0)
-    best = dict(temperature=0.01, centre=True, lexical_weight=0.5, topic_split=0.1, newest_share=0.6,
-                min_score=None, mmr_lambda=1.0, query_weight=0.5)
-    topical = frozenset({"topical-2", "topical-3", "query"})
+    Round 2 (after main-content ingestion and pooled windows): the link bonus, then one knob at a time around the
+    shipped defaults ("default" in the tables), to see whether the first round's choices still hold."""
+    off = dict(centre=False, lexical_weight=0.0, topic_split=None, min_score=None, mmr_lambda=1.0, link_weight=0.0)
     grid: list[tuple[str, dict, frozenset[str]]] = [
         ("old default (tau 2, min 0.2, mmr 0.7)", dict(off, temperature=2.0, min_score=0.2, mmr_lambda=0.7), ALL),
-        ("rules off, tau 0.01", dict(off, temperature=0.01), SESSION),
-        ("+ centre", dict(off, temperature=0.01, centre=True), SESSION),
-        ("+ centre + lex 0.5", dict(best, topic_split=None), SESSION),
-        ("best", best, ALL),
     ]
     for key, values, protos in (
-        ("lexical_weight", (0.3, 0.7), SESSION),
+        ("link_weight", (0.05, 0.1, 0.2, 0.3), ALL),
+        ("lexical_weight", (0.5, 1.0), SESSION),
         ("topic_split", (0.0, 0.2), SESSION),
-        ("newest_share", (0.7,), frozenset({"drift"})),
-        ("temperature", (0.5,), SESSION),
-        ("mmr_lambda", (0.85,), topical),
-        ("min_score", (0.1, 0.2), topical),
-        ("query_weight", (0.3, 0.7), QUERY),
+        ("newest_share", (0.6, 1.0), frozenset({"drift"})),
+        ("temperature", (0.01, 2.0), SESSION),
+        ("mmr_lambda", (1.0,), TOPICAL),
     ):
         for v in values:
-            grid.append((f"best, {key}={v}", dict(best, **{key: v}), protos))
+            grid.append((f"default, {key}={v}", {key: v}, protos))
     return grid
 
 

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 from plugin import CachedEncoder, EmbeddingCache, SentenceTransformerEncoder, SessionRecommender
+from plugin.chunking import MAX_WINDOWS
 from plugin.encoder import Encoder
 
 from .docs_corpus import DocsCorpus
@@ -22,13 +23,15 @@ DEFAULT_CACHE = Path("runs/relevance-cache/embeddings.npz")
 
 
 def build_recommender(corpus: DocsCorpus, *, cache_path: Path = DEFAULT_CACHE, encoder: Encoder | None = None,
-                      progress: bool = True, **kwargs) -> SessionRecommender:
-    """The plugin's own `SessionRecommender.build` over the corpus's articles, with cached embeddings."""
+                      progress: bool = True, max_windows: int | None = MAX_WINDOWS,
+                      **kwargs) -> SessionRecommender:
+    """The plugin's own `SessionRecommender.build` over the corpus's articles, with cached embeddings
+    (`max_windows`: windows pooled per article, `plugin.chunking`)."""
     inner = encoder if encoder is not None else SentenceTransformerEncoder()
     cache = EmbeddingCache(inner.dim, inner.name)
     if cache_path.exists():
         cache = EmbeddingCache.load(cache_path, inner.dim, inner.name)
-    enc = CachedEncoder(inner, cache)
+    enc = CachedEncoder(inner, cache, max_windows=max_windows)
     rec = SessionRecommender.build(corpus.articles, encoder=enc, index_kind="flat", progress=progress, **kwargs)
     if enc.misses:
         cache_path.parent.mkdir(parents=True, exist_ok=True)

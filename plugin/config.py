@@ -34,8 +34,8 @@ class SuggestSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # min_score, mmr_lambda, query_weight, centre, lexical_weight, topic_split, newest_share (and the zero-shot
-    # temperature in intent.py) were chosen on the tuning chapters of two real manuals, not by eye: see
+    # min_score, mmr_lambda, query_weight, centre, lexical_weight, link_weight, topic_split, newest_share (and the
+    # zero-shot temperature in intent.py) were chosen on the tuning chapters of two real manuals, not by eye: see
     # BENCHMARKS.md, "Relevance on real documentation" (python -m bench.relevance --tune).
     k: int = Field(3, ge=1, le=100)
     exclude_seen: bool = True
@@ -63,8 +63,9 @@ class SuggestSettings(BaseModel):
         "dense score; 0 turns lexical fusion off.",
     )
     link_weight: float = Field(
-        0.0, ge=0.0, le=1.0,
-        description="Score bonus for articles that a read page links to in its text (Article.meta['links']).",
+        0.1, ge=0.0, le=1.0,
+        description="Score bonus for articles that a read page links to in its text (Article.meta['links']); "
+        "0 turns it off.",
     )
     topic_split: float | None = Field(
         0.1, ge=-1.0, le=1.0,

@@ -23,7 +23,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .atomic import atomic_write_with
-from .chunking import pool_windows, split_windows
+from .chunking import MAX_WINDOWS, pool_windows, split_windows, spread_windows
 from .errors import ConfigError, DimensionMismatchError, IndexFormatError
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "EmbeddingCache",
     "LazyEncoder",
     "default_encoder_name",
+    "document_key",
     "default_model_path",
     "l2_normalize",
 ]
@@ -192,6 +193,13 @@ def content_key(encoder_name: str, text: str) -> str:
     return hashlib.sha256(f"{encoder_name}\x00{text}".encode("utf-8", errors="replace")).hexdigest()[:32]
 
 
+def document_key(encoder_name: str, window: int, max_windows: int | None, header: str, text: str) -> str:
+    """Cache key of a pooled article vector. Its own keys: a vector cached before documents were pooled saw only
+    the head of a long text, and one pooled from a capped set of windows differs from one pooled from all."""
+    tag = f"{encoder_name}\x00windows:{window}" + (f":max{max_windows}" if max_windows is not None else "")
+    return content_key(tag, f"{header}\x00{text}")
+
+
 class EmbeddingCache:
     """content-hash -> vector, bounded LRU in memory, saved as a pickle-free .npz."""
 
@@ -252,8 +260,12 @@ class EmbeddingCache:
 class CachedEncoder:
     """An Encoder that only encodes texts it has not seen (by content hash)."""
 
-    def __init__(self, inner: Encoder, cache: EmbeddingCache | None = None) -> None:
+    def __init__(self, inner: Encoder, cache: EmbeddingCache | None = None, *,
+                 max_windows: int | None = MAX_WINDOWS) -> None:
+        if max_windows is not None and max_windows < 1:
+            raise ValueError(f"max_windows must be at least 1 or None (pool every window), got {max_windows}")
         self.inner = inner
+        self.max_windows = max_windows
         self.name = inner.name
         self.dim = inner.dim
         self.embeds_text = bool(getattr(inner, "embeds_text", True))
@@ -278,12 +290,14 @@ class CachedEncoder:
         heads = list(headers) if headers is not None else [""] * len(texts)
         if len(heads) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(heads)} headers")
-        # Its own keys: a vector cached before documents were pooled saw only the head of a long text.
-        tag = f"{self.name}\x00windows:{window}"
-        keys = [content_key(tag, f"{h}\x00{t}") for h, t in zip(heads, texts)]
+        keys = [document_key(self.name, window, self.max_windows, h, t) for h, t in zip(heads, texts)]
 
         def pooled(rows: Sequence[int]) -> np.ndarray:
-            splits = [split_windows(texts[i], window, count, heads[i]) for i in rows]
+            splits = []
+            for i in rows:
+                ws, sizes = split_windows(texts[i], window, count, heads[i])
+                keep = spread_windows(len(ws), self.max_windows)
+                splits.append(([ws[j] for j in keep], [sizes[j] for j in keep]))
             vecs = self.inner.encode([w for ws, _ in splits for w in ws])  # (windows, D)
             out, start = [], 0
             for ws, sizes in splits:

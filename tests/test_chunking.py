@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from plugin import Article, HashingEncoder, SessionRecommender
-from plugin.chunking import pool_windows, split_windows
+from plugin.chunking import pool_windows, split_windows, spread_windows
 from plugin.encoder import CachedEncoder
 
 
@@ -93,3 +93,38 @@ def test_real_model_windows_fit_and_pool(real_encoder):
     assert len(wins) > 2 and max(real_encoder.count_tokens(wins)) <= real_encoder.window_tokens
     vec = CachedEncoder(real_encoder).encode_documents([text], ["Sessions"])
     assert vec.shape == (1, real_encoder.dim) and float(np.linalg.norm(vec)) == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("n, cap", [(20, 8), (17, 16), (100, 4), (9, 2)])
+def test_a_cap_keeps_first_last_and_evenly_spread_windows(n, cap):
+    keep = spread_windows(n, cap)
+    assert len(keep) == cap and keep[0] == 0 and keep[-1] == n - 1
+    assert keep == sorted(set(keep))  # distinct, in reading order
+    gaps = np.diff(keep)
+    assert gaps.max() - gaps.min() <= 1  # evenly spread, not bunched at the head
+
+
+def test_a_cap_keeps_everything_when_the_article_is_short_enough():
+    assert spread_windows(5, 8) == [0, 1, 2, 3, 4] == spread_windows(5, None)
+    assert spread_windows(7, 1) == [0]
+    with pytest.raises(ValueError, match="at least 1"):
+        spread_windows(7, 0)
+    with pytest.raises(ValueError, match="at least 1"):
+        CachedEncoder(HashingEncoder(64), max_windows=0)
+
+
+def test_capped_pooling_encodes_at_most_the_cap_and_keys_its_own_vectors():
+    # 12 windows of 10 words: the middle 10 are one topic, the first and last another
+    lines = ["kitchen oven bread"] * 10 + [f"planet orbit{j} stars" for j in range(90)] + ["kitchen oven bread"] * 10
+    text = "\n".join(" ".join(lines[i : i + 3]) for i in range(0, len(lines), 3))
+    full_enc, capped_enc = WindowedHashing(window=30), WindowedHashing(window=30)
+    full = CachedEncoder(full_enc, max_windows=None).encode_documents([text], ["T"])
+    capped_cache = CachedEncoder(capped_enc, max_windows=3)
+    capped = capped_cache.encode_documents([text], ["T"])
+    assert sum(full_enc.calls) > 3 and sum(capped_enc.calls) == 3
+    stars = full_enc.encode(["planet stars"])[0]
+    assert float(capped[0] @ stars) < float(full[0] @ stars)  # fewer windows from the middle: a coarser vector
+    # same text, another cap: another key, so neither cap's vector is served for the other
+    assert len(capped_cache.cache) == 1
+    again = CachedEncoder(WindowedHashing(window=30), capped_cache.cache, max_windows=None)
+    assert np.allclose(again.encode_documents([text], ["T"]), full) and again.misses == 1
