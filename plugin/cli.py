@@ -104,7 +104,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 
 def cmd_train_intent(args: argparse.Namespace) -> int:
-    from .content_training import ContentTrainConfig, train_content_stamp
+    from .content_training import ContentTrainConfig, choose_scoring, train_content_stamp
     from .event_log import click_sessions
     from .recommender import SessionRecommender
 
@@ -118,6 +118,9 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
     if not report.beats_zero_shot and not args.force:
         print("the trained model does not beat the zero-shot one on held-out sessions: index left unchanged (--force to install it)")
         return 0
+    model, scoring = choose_scoring(rec, model, sessions, cfg)
+    print(f"held-out MRR@{cfg.cutoff} through the recommender: plain scoring {scoring['plain']:.4f}, with the rules' "
+          f"fusion {scoring['fused']:.4f}: serving with {'plain scoring' if model.config.plain_scoring else 'fusion'}")
     rec.intent_model = model
     rec.save(args.index)
     print(f"installed the trained content STAMP into {args.index}")
