@@ -6,9 +6,12 @@ index, so the trained model still scores articles nobody clicked or that were ad
 is the hybrid of `intent.ContentSTAMP`: articles with at least `min_clicks` clicks in the training sessions get
 learned vectors beside their text embedding (dropped at random in training, `item_dropout`, so the text path
 alone stays good for the others); the articles of the index at training time are the model's catalogue.
-The score trained is the one served: cosine(intent, e_article) times a fixed logit scale, softmax over the
-whole KB. The last 10% of sessions (by time) are held out; the best epoch on them is kept, and the caller
-is told whether it beats the zero-shot model on the same held-out examples.
+With `output_vectors` the learned articles are also scored as candidates on e_a + u_a (`intent.py`).
+The score trained: (intent / |intent|) . candidate vector times a fixed logit scale, softmax over the whole KB.
+The last 10% of sessions (by time) are held out; the best epoch on them is kept, and the caller is told whether
+it beats the zero-shot model on the same held-out examples. `choose_scoring` then decides on the same held-out
+sessions, through the recommender, whether the model is served with that score as trained or with the
+recommender's rule-based fusion (centring, BM25, interest split) on top.
 """
 
 from __future__ import annotations
