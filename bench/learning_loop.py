@@ -241,7 +241,8 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
     encoder = _make_encoder(args.encoder)
     try:
         full = SessionRecommender.load(full_dir, encoder=encoder)
-        full.upsert_articles(articles)
+        have = set(full.index.ids()) if args.reuse_index else set()
+        full.upsert_articles([a for a in articles if a.id not in have])
     except IndexFormatError:  # first run: nothing saved yet
         full = SessionRecommender.build(articles, encoder=encoder, progress=True)
     full.save(full_dir)
@@ -380,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reuse-log", action="store_true",
                    help="skip logging when WORK/NAME/replay.json says these same visits were logged already")
+    p.add_argument("--reuse-index", action="store_true",
+                   help="articles already in WORK/NAME/full-index keep the vectors saved there (an earlier run's "
+                        "encoder settings), so a rerun does not re-embed the corpus")
     p.add_argument("--out", default=None, help="write the Markdown tables here (default: WORK/learning_loop.md)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
