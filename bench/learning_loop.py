@@ -241,7 +241,8 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
     encoder = _make_encoder(args.encoder)
     try:
         full = SessionRecommender.load(full_dir, encoder=encoder)
-        full.upsert_articles(articles)
+        have = set(full.index.ids()) if args.reuse_index else set()
+        full.upsert_articles([a for a in articles if a.id not in have])
     except IndexFormatError:  # first run: nothing saved yet
         full = SessionRecommender.build(articles, encoder=encoder, progress=True)
     full.save(full_dir)
@@ -331,6 +332,8 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         "impressions": stats.impressions, "suggestion_clicks": stats.clicks,
         "train_sessions": len(train_sessions), "test_sessions": len(test), "test_steps": len(examples),
         "learned_articles": len(getattr(trained, "config").item_keys) if isinstance(trained, ContentSTAMP) else 0,
+        "scoring": ("plain (as trained)" if trained.config.plain_scoring else "with the rules' fusion")
+        if isinstance(trained, ContentSTAMP) else "zero-shot",
         "tables": tables, "best_item_model": best_item,
         "mrr_ratio_vs_best_item": ratio_ci(rr[main], rr[best_item], session, args.bootstrap, args.seed),
         "mrr_ratio_vs_zero_shot": ratio_ci(rr[main], rr["zero-shot intent"], session, args.bootstrap, args.seed),
@@ -346,7 +349,8 @@ def markdown(results: list[dict], command: str) -> str:
             f"**{r['corpus']}**: {r['articles']} articles, {r['links']} in-text links, {r['new_articles']} added after "
             f"training. Logged through the API: {r['visits_logged']} visits, {r['page_views']} page views, "
             f"{r['impressions']} impressions, {r['suggestion_clicks']} suggestion clicks. Trained on "
-            f"{r['train_sessions']} sessions ({r['learned_articles']} articles with a learned vector); tested on "
+            f"{r['train_sessions']} sessions ({r['learned_articles']} articles with learned vectors; served "
+            f"{r.get('scoring', '?')}, chosen by train-intent on its validation split); tested on "
             f"{r['test_sessions']} held-out visits ({r['test_steps']} steps). Trained / best item-ID model "
             f"({r['best_item_model']}) MRR@5: **{r['mrr_ratio_vs_best_item'][0]:.3f}×** [{lo:.3f}, {hi:.3f}]; "
             f"trained / zero-shot: {r['mrr_ratio_vs_zero_shot'][0]:.2f}×.",
@@ -377,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reuse-log", action="store_true",
                    help="skip logging when WORK/NAME/replay.json says these same visits were logged already")
+    p.add_argument("--reuse-index", action="store_true",
+                   help="articles already in WORK/NAME/full-index keep the vectors saved there (an earlier run's "
+                        "encoder settings), so a rerun does not re-embed the corpus")
     p.add_argument("--out", default=None, help="write the Markdown tables here (default: WORK/learning_loop.md)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -6,9 +6,12 @@ index, so the trained model still scores articles nobody clicked or that were ad
 is the hybrid of `intent.ContentSTAMP`: articles with at least `min_clicks` clicks in the training sessions get
 learned vectors beside their text embedding (dropped at random in training, `item_dropout`, so the text path
 alone stays good for the others); the articles of the index at training time are the model's catalogue.
-The score trained is the one served: cosine(intent, e_article) times a fixed logit scale, softmax over the
-whole KB. The last 10% of sessions (by time) are held out; the best epoch on them is kept, and the caller
-is told whether it beats the zero-shot model on the same held-out examples.
+With `output_vectors` the learned articles are also scored as candidates on e_a + u_a (`intent.py`).
+The score trained: (intent / |intent|) . candidate vector times a fixed logit scale, softmax over the whole KB.
+The last 10% of sessions (by time) are held out; the best epoch on them is kept, and the caller is told whether
+it beats the zero-shot model on the same held-out examples. `choose_scoring` then decides on the same held-out
+sessions, through the recommender, whether the model is served with that score as trained or with the
+recommender's rule-based fusion (centring, BM25, interest split) on top.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +28,10 @@ from tqdm.auto import tqdm
 from .errors import ConfigError, DataFormatError
 from .index import ArticleIndex
 from .intent import ContentSTAMP, ContentSTAMPConfig
+from .recommender import SessionRecommender
 from .stamp import STAMPConfig
 
-__all__ = ["ContentTrainConfig", "ContentTrainReport", "train_content_stamp"]
+__all__ = ["ContentTrainConfig", "ContentTrainReport", "choose_scoring", "train_content_stamp", "with_scoring"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ class ContentTrainConfig:
     dim: int = 128  # STAMP's item space d (the projection maps the D-d text embeddings into it)
     epochs: int = 30
     batch_size: int = 128  # at most; fewer examples than 50 batches' worth get smaller batches
-    lr: float = 3e-3
+    lr: float = 1e-3  # 3e-3 overfitted the learned vectors within ~5 epochs (learning-loop bench, validation MRR@10)
     logit_scale: float = 10.0  # cosines live in [-1, 1]; softmax needs a sharper range
     max_len: int = 20  # most recent items of a prefix that the model sees
     valid_fraction: float = 0.1
@@ -49,6 +53,7 @@ class ContentTrainConfig:
     cutoff: int = 10  # HR@k / MRR@k on the held-out examples
     min_clicks: int = 5  # an article needs this many training clicks for a learned vector (0: none learned)
     item_dropout: float = 0.25  # chance a learned vector is left out of a training item (the text path alone)
+    output_vectors: bool = True  # learned articles are also scored as candidates on e_a + u_a (intent.py)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.item_dropout < 1.0:
@@ -91,10 +96,11 @@ def _examples(sessions: Sequence[Sequence[int]], max_len: int) -> tuple[torch.Te
 
 def _logits(
     model: ContentSTAMP, table: torch.Tensor, items: torch.Tensor, mask: torch.Tensor, scale: float,
-    rows: torch.Tensor | None = None,
+    rows: torch.Tensor | None = None, row_of: torch.Tensor | None = None,
 ) -> torch.Tensor:
     q, _ = model(table[items], mask, rows)  # (B, D)
-    return scale * F.normalize(q, dim=-1) @ table.t()  # (B, N)
+    cands = table if row_of is None else model.candidate_vectors(table, row_of)  # (N, D)
+    return scale * F.normalize(q, dim=-1) @ cands.t()  # (B, N)
 
 
 @torch.no_grad()
@@ -105,12 +111,56 @@ def _evaluate(model: ContentSTAMP, table, items, mask, targets, cfg: ContentTrai
     for s in range(0, len(targets), 512):
         it, m = items[s : s + 512], mask[s : s + 512]
         rows = None if row_of is None else row_of[it] * m  # (B, L), 0 on padding
-        logits = _logits(model, table, it, m, cfg.logit_scale, rows)  # (B, N)
+        logits = _logits(model, table, it, m, cfg.logit_scale, rows, row_of)  # (B, N)
         t = targets[s : s + 512]
         ranks.append((logits >= logits.gather(1, t[:, None])).sum(1))  # (B,) pessimistic 1-based rank
     r = torch.cat(ranks).double()
     hit = r <= cfg.cutoff
     return {f"HR@{cfg.cutoff}": float(hit.double().mean()), f"MRR@{cfg.cutoff}": float(torch.where(hit, 1.0 / r, 0.0).mean())}
+
+
+def _known_sessions(sessions: Sequence[Sequence[str]], ids: Sequence[str]) -> list[list[str]]:
+    """The sessions as the model trains on them: KB articles only, two or more of them."""
+    known = set(ids)
+    return [s2 for s2 in ([a for a in s if a in known] for s in sessions) if len(s2) >= 2]
+
+
+def _n_valid(seqs: Sequence[Sequence[object]], cfg: ContentTrainConfig) -> int:
+    return max(1, int(len(seqs) * cfg.valid_fraction))
+
+
+def with_scoring(model: ContentSTAMP, plain: bool) -> ContentSTAMP:
+    """The same trained model, served with plain scoring (`plain=True`) or the recommender's rule-based fusion."""
+    out = ContentSTAMP(replace(model.config, plain_scoring=plain))
+    out.load_state_dict(model.state_dict())
+    return out.eval()
+
+
+def choose_scoring(
+    recommender: SessionRecommender, model: ContentSTAMP, sessions: Sequence[Sequence[str]],
+    config: ContentTrainConfig | None = None, *, max_steps: int = 3000,
+) -> tuple[ContentSTAMP, dict[str, float]]:
+    """Serve `model` with the score it was trained on, or with the recommender's centring, lexical fusion and
+    interest split on top (tuned for the zero-shot intent): whichever ranks the held-out sessions' next articles
+    better (MRR@cutoff, through the recommender itself, pure ranking). Held out = the same last `valid_fraction`
+    of the sessions as `train_content_stamp`'s validation, so the test split is never used to choose.
+    Returns the model set to the winner and {"plain": mrr, "fused": mrr}."""
+    cfg = config or ContentTrainConfig()
+    seqs = _known_sessions(sessions, recommender.index.ids())
+    steps = [(s[:j], s[j]) for s in seqs[-_n_valid(seqs, cfg):] for j in range(1, len(s))][:max_steps]
+    settings = recommender.settings.model_copy(update={"min_score": None, "mmr_lambda": 1.0})
+    mrr = {}
+    for name, plain in (("fused", False), ("plain", True)):
+        candidate = with_scoring(model, plain)
+        rec = SessionRecommender(recommender.kb, recommender.encoder, recommender.index, intent_model=candidate,
+                                 settings=settings)
+        rr = 0.0
+        for prefix, target in steps:
+            top = [s.article.id for s in rec.suggest_for(prefix, k=cfg.cutoff)]
+            rr += 1.0 / (top.index(target) + 1) if target in top else 0.0
+        mrr[name] = rr / max(len(steps), 1)
+    logger.info("held-out MRR@%d through the recommender: %s", cfg.cutoff, mrr)
+    return with_scoring(model, mrr["plain"] > mrr["fused"]), mrr
 
 
 def train_content_stamp(
@@ -125,11 +175,10 @@ def train_content_stamp(
     cfg = config or ContentTrainConfig()
     ids = index.ids()
     pos = {a: i for i, a in enumerate(ids)}
-    seqs = [[pos[a] for a in s if a in pos] for s in sessions]
-    seqs = [s for s in seqs if len(s) >= 2]
+    seqs = [[pos[a] for a in s] for s in _known_sessions(sessions, ids)]
     if len(seqs) < 10:
         raise DataFormatError(f"need at least 10 logged sessions with two or more KB articles, got {len(seqs)}")
-    n_valid = max(1, int(len(seqs) * cfg.valid_fraction))
+    n_valid = _n_valid(seqs, cfg)
     tr, va = _examples(seqs[:-n_valid], cfg.max_len), _examples(seqs[-n_valid:], cfg.max_len)
     table = torch.from_numpy(index.vectors(ids))  # (N, D) frozen text embeddings
     clicks = Counter(a for s in seqs[:-n_valid] for a in s)
@@ -142,6 +191,7 @@ def train_content_stamp(
     zero_valid = _evaluate(zero, table, *va, cfg)
     model = ContentSTAMP(ContentSTAMPConfig(
         input_dim=index.dim, stamp=STAMPConfig(dim=cfg.dim), item_keys=tuple(ids[i] for i in learned), catalogue=tuple(ids),
+        output_vectors=cfg.output_vectors,
     ))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -159,7 +209,7 @@ def train_content_stamp(
             rows = row_of[tr[0][b]] * tr[1][b]  # (B, L) learned rows, 0 on padding
             if cfg.item_dropout:
                 rows = rows * (torch.rand(rows.shape, generator=gen) >= cfg.item_dropout)  # (B, L)
-            loss = F.cross_entropy(_logits(model, table, tr[0][b], tr[1][b], cfg.logit_scale, rows), tr[2][b])
+            loss = F.cross_entropy(_logits(model, table, tr[0][b], tr[1][b], cfg.logit_scale, rows, row_of), tr[2][b])
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -11,8 +11,14 @@ session mean weighted towards pages close to the last click. A model trained on 
 A trained model is a hybrid. Articles clicked often enough in training (`item_keys`) carry two learned vectors:
 v_i added to their text embedding as STAMP reads them, x_i = P (e_i + v_i), and n_i added to the intent when the
 article is the last click, P^T q + n_t (where its readers go next, learned in the index's space; measured in
-BENCHMARKS "Learning loop": the plain content model stayed further below a transition-count model). Every other
-article reads as its text alone, and candidates are always scored on their text embeddings. An article added after
+BENCHMARKS "Learning loop": the plain content model stayed further below a transition-count model). With
+`output_vectors`, such an article is also scored as a candidate on e_a + u_a, u_a learned: an intent that scores
+candidates by their text alone cannot say "after page i comes page j" for arbitrary i, j (BENCHMARKS: a free query
+per last page, text-scored, stayed below Markov-1), a learned candidate vector can. `intent` hands back q . u_a
+for those articles (`Intent.learned_scores`, a small numpy index beside FAISS's text search). Every other article
+reads, and is scored, as its text alone. `plain_scoring` says the recommender should score candidates as they
+were trained (plain cosine plus the learned part: no centring, lexical fusion, link bonus or interest split);
+train-intent sets it on its validation split. An article added after
 training (outside `catalogue`) is ranked by the zero-shot intent (`cold_vector`) and keeps its zero-shot rank among
 the trained ranking (`rules.merge_cold_start`): nobody reached it in training, so its trained score says little.
 """
@@ -49,6 +55,8 @@ class ContentSTAMPConfig:
     item_keys: tuple[str, ...] = ()  # articles with a learned vector v_i (row i+1; row 0 is "none")
     catalogue: tuple[str, ...] = ()  # the articles trained over; others are ranked zero-shot (empty: none are)
     zero_shot_temperature: float = ZERO_SHOT_TEMPERATURE  # tau of the zero-shot intent ranking articles outside the catalogue
+    output_vectors: bool = False  # item_keys also get a learned candidate vector u_a (scored on e_a + u_a)
+    plain_scoring: bool = False  # serve with the score trained: plain cosine + learned part, no rule-based fusion
 
 
 class ContentSTAMP(nn.Module):
@@ -66,6 +74,10 @@ class ContentSTAMP(nn.Module):
             self.next_vectors = nn.Embedding(len(config.item_keys) + 1, config.input_dim, padding_idx=0)
             nn.init.zeros_(self.item_vectors.weight)
             nn.init.zeros_(self.next_vectors.weight)
+        self.out_vectors: nn.Embedding | None = None
+        if config.item_keys and config.output_vectors:
+            self.out_vectors = nn.Embedding(len(config.item_keys) + 1, config.input_dim, padding_idx=0)
+            nn.init.zeros_(self.out_vectors.weight)  # untrained: every candidate scored on its text, as before
         self._rows = {k: i + 1 for i, k in enumerate(config.item_keys)}
         self._catalogue = frozenset(config.catalogue) if config.catalogue else None
 
@@ -100,6 +112,13 @@ class ContentSTAMP(nn.Module):
             q = q + self.next_vectors(last)  # (B, D): where readers of the last page go next, in the index's space
         return q, out.attention
 
+    def candidate_vectors(self, table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """table: (N, D) candidates' text embeddings, rows (N,) their learned rows (0: none) -> (N, D) the vectors
+        an intent is scored against: e_a + u_a, or e_a alone."""
+        if self.out_vectors is None:
+            return table  # (N, D)
+        return table + self.out_vectors(rows)  # (N, D)
+
     @torch.inference_mode()
     def intent(self, items: np.ndarray, keys: Sequence[str | None] | None = None) -> Intent:
         items = session_items(items, self.input_dim)
@@ -115,11 +134,17 @@ class ContentSTAMP(nn.Module):
             vec, att_np = q[0].numpy(), att[0].abs().numpy()  # (D,), (L,)
         norm = float(np.linalg.norm(vec))
         att_np = att_np / max(float(att_np.sum()), 1e-12)
+        learned_scores = None
+        if self.out_vectors is not None:
+            # The learned halves of the candidate vectors, q . u_a for every article that has one: (K, D) @ (D,)
+            learned_scores = self.out_vectors.weight[1:].numpy() @ (vec / max(norm, 1e-12))  # (K,)
         cold = None
         if self._catalogue is not None:
             cold, _ = zero_shot_query(items, self.config.zero_shot_temperature)  # (D,)
             cold = cold / max(float(np.linalg.norm(cold)), 1e-12)
-        return Intent(vector=vec / max(norm, 1e-12), attention=att_np, cold_vector=cold, catalogue=self._catalogue)
+        return Intent(vector=vec / max(norm, 1e-12), attention=att_np, cold_vector=cold, catalogue=self._catalogue,
+                      learned_ids=self.config.item_keys if learned_scores is not None else (),
+                      learned_scores=learned_scores)
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         d = Path(directory)
@@ -142,6 +167,7 @@ class ContentSTAMP(nn.Module):
                 input_dim=cfg["input_dim"], stamp=STAMPConfig(**cfg["stamp"]), zero_shot=cfg["zero_shot"],
                 item_keys=tuple(cfg.get("item_keys", ())), catalogue=tuple(cfg.get("catalogue", ())),
                 zero_shot_temperature=float(cfg.get("zero_shot_temperature", 2.0)),
+                output_vectors=bool(cfg.get("output_vectors", False)), plain_scoring=bool(cfg.get("plain_scoring", False)),
             )
             weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
             state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)

@@ -380,8 +380,10 @@ class SessionRecommender:
         query_weight: float | None = None,
         min_score: float | None = None,
         exclude_seen: bool | None = None,
+        intent_model: IntentModel | None = None,
     ) -> list[Suggestion]:
         cfg = self.settings
+        model = self.intent_model if intent_model is None else intent_model
         k = cfg.k if k is None else k
         if k < 1 or k > 100:
             raise ValueError(f"k must be between 1 and 100, got {k}")
@@ -402,17 +404,22 @@ class SessionRecommender:
                         seen_urls.add(e.url)
         floor = cfg.min_score if min_score is None else min_score
 
-        groups = self._interests(vecs) if signal else [[]]
+        # A model trained to score candidates its own way (plain cosine + learned candidate vectors) is served with
+        # that score: the rule-based extras were tuned for the zero-shot intent (train-intent decides, on validation).
+        plain = _plain_scoring(model)
+        groups = (self._interests(vecs) if not plain else [list(range(len(signal)))]) if signal else [[]]
         shares = [1.0] if len(groups) == 1 else [cfg.newest_share, 1.0 - cfg.newest_share]
         attention = np.zeros(len(signal), dtype=np.float32)  # (L,)
         ranked: list[list[tuple[Candidate, np.ndarray]]] = []
         for rows, share in zip(groups, shares):
-            cold, catalogue = None, None
+            cold, catalogue, learned = None, None, None
             if rows:
-                intent = self.intent_model.intent(vecs[rows], [keys[i] for i in rows])
+                intent = model.intent(vecs[rows], [keys[i] for i in rows])
                 vector = intent.vector
                 attention[rows] += share * intent.attention
                 cold, catalogue = intent.cold_vector, intent.catalogue
+                if intent.learned_scores is not None and qvec is None:  # learned for reading, not for a question
+                    learned = dict(zip(intent.learned_ids, intent.learned_scores.tolist()))
                 if qvec is not None:
                     vector = _blend(vector, qvec, qw)
                     cold = None if cold is None else _blend(cold, qvec, qw)
@@ -421,8 +428,20 @@ class SessionRecommender:
             texts = [self._item_text(signal[i], keys[i]) for i in rows]
             lexical = self._lexical_scores(texts, query, qw)
             linked = self._linked_from([keys[i] for i in rows])
-            cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags, lexical=lexical, linked=linked)
-            if cold is not None and catalogue is not None:
+            if plain:
+                cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags, learned=learned, centre=False)
+            else:
+                cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags, lexical=lexical,
+                                         linked=linked, learned=learned)
+            if cold is not None and catalogue is not None and plain:
+                # articles added since the model was trained keep the rank the zero-shot recommender (its rules,
+                # interests and all) shows them at
+                zero = self._suggest_from(
+                    vecs, signal, keys, events, k=k, locale=locale, tags=tags, exclude=exclude, query=query,
+                    query_weight=query_weight, min_score=min_score, exclude_seen=exclude_seen,
+                    intent_model=ZeroShotIntent(vecs.shape[1], model.config.zero_shot_temperature))  # type: ignore[attr-defined]
+                cands = merge_cold_start(cands, [Candidate(s.article, s.score, s.score) for s in zero], catalogue)
+            elif cold is not None and catalogue is not None:
                 # articles added since the model was trained keep their zero-shot rank
                 cands = merge_cold_start(
                     cands, self._candidates(cold, k, floor, seen_ids, seen_urls, locale, tags, lexical=lexical,
@@ -503,24 +522,33 @@ class SessionRecommender:
         tags: Sequence[str] | None,
         lexical: LexicalScores | None = None,
         linked: set[str] | frozenset[str] = frozenset(),
+        learned: dict[str, float] | None = None,
+        centre: bool = True,
     ) -> list[Candidate]:
         """Index hits (plus the best lexical matches) that pass the rules, best first by fused score.
 
         Score = centred cosine + lexical_weight * BM25 + link_weight (linked from a read page) + freshness; the floor
-        applies to the plain cosine.
+        applies to the plain cosine. A trained model's `learned` part (intent . u_a of the articles with a learned
+        candidate vector) is added to their score, and the best of them by their whole score join the pool: the
+        text search alone would miss an article whose learned part, not its text, makes it the next page.
         Filters can reject most of a fixed-size pool (a rare locale, a narrow tag), so the pool grows until k
         candidates pass or the index is exhausted."""
         cfg = self.settings
-        centred = cfg.centre and self._embeds_text
+        centred = centre and cfg.centre and self._embeds_text
         # Searching with v - mean ranks by a.v - a.mean: the centred order up to each article's norm, which the
         # exact re-scoring below restores.
         search = vector - self.index.mean_vector() if centred else vector
-        cvec = self._centred(vector[None, :])[0]  # (D,)
+        cvec = self._centred(vector[None, :])[0] if centred else vector  # (D,)
         pool = cfg.candidate_pool + len(seen_ids)
+        learned = {a: b for a, b in (learned or {}).items() if a in self.index}
+        learned_ids = list(learned)
+        if learned_ids:  # their whole score e_a . v + u_a . v: the small learned index beside FAISS's text search
+            whole = self.index.vectors(learned_ids) @ vector + np.array(list(learned.values()), np.float32)  # (K,)
         while True:
             hits = self.index.search(search[None, :], pool)[0]
+            top_learned = [learned_ids[i] for i in np.argsort(-whole, kind="stable")[:pool]] if learned_ids else []
             ids = list(dict.fromkeys([aid for aid, _ in hits] + (lexical.top(pool) if lexical is not None else [])
-                                     + sorted(linked)))
+                                     + sorted(linked) + top_learned))
             arts = [self.kb.find(a) for a in ids]
             arts = [a for a in arts if a is not None and a.id in self.index and passes_filters(
                 a, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags)]
@@ -533,6 +561,8 @@ class SessionRecommender:
                     score = score + cfg.lexical_weight * lexical.get([a.id for a in arts])
                 if linked:
                     score = score + cfg.link_weight * np.array([a.id in linked for a in arts], dtype=np.float32)
+                if learned:
+                    score = score + np.array([learned.get(a.id, 0.0) for a in arts], dtype=np.float32)
                 for a, r, s in zip(arts, rel.tolist(), score.tolist()):
                     if floor is not None and r < floor:
                         continue
@@ -595,6 +625,11 @@ def _is_trained(model: IntentModel) -> bool:
     if intent_module is None or not isinstance(model, intent_module.ContentSTAMP):
         return False
     return not model.config.zero_shot
+
+
+def _plain_scoring(model: IntentModel) -> bool:
+    """A trained content STAMP that asks to be served with the score it was trained on (`plain_scoring`)."""
+    return _is_trained(model) and bool(getattr(getattr(model, "config", None), "plain_scoring", False))
 
 
 def _blend(vector: np.ndarray, qvec: np.ndarray, weight: float) -> np.ndarray:

@@ -33,6 +33,10 @@ class Intent:
     # is ranked by the zero-shot intent `cold_vector` instead (rules.merge_cold_start). None: rank by `vector`.
     cold_vector: np.ndarray | None = None  # (D,) unit norm
     catalogue: frozenset[str] | None = None
+    # A trained model's learned candidate vectors u_a: `learned_scores[i]` = vector . u_a of article
+    # `learned_ids[i]`, added to that article's text cosine (its score is vector . (e_a + u_a), as trained).
+    learned_ids: tuple[str, ...] = ()
+    learned_scores: np.ndarray | None = None  # (len(learned_ids),)
 
 
 @runtime_checkable

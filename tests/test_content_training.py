@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
 
 from plugin import DataFormatError, SessionRecommender
 from plugin.content_training import ContentTrainConfig, train_content_stamp
@@ -78,3 +79,25 @@ def test_cli_trains_and_installs(rec, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "installed the trained content STAMP" in out
     assert isinstance(SessionRecommender.load(tmp_path / "ix").intent_model, ContentSTAMP)  # in the new version
+
+
+def test_the_serving_score_is_chosen_on_the_held_out_sessions(rec, monkeypatch):
+    from plugin import content_training
+
+    sessions = sessions_from_events(_logged_events())
+    cfg = ContentTrainConfig(epochs=25, dim=32)
+    model, _ = train_content_stamp(sessions, rec.index, cfg, progress=False)
+    assert model.config.output_vectors and model.out_vectors is not None  # learned candidate vectors by default
+    chosen, mrr = content_training.choose_scoring(rec, model, sessions, cfg)
+    assert set(mrr) == {"plain", "fused"} and all(0.0 <= v <= 1.0 for v in mrr.values())
+    assert chosen.config.plain_scoring == (mrr["plain"] > mrr["fused"])
+    for plain in (False, True):  # same weights either way: only how the recommender scores changes
+        same = content_training.with_scoring(model, plain)
+        assert same.config.plain_scoring is plain
+        assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), model.state_dict().values()))
+    # only the last valid_fraction of the sessions is read: the first ones may be anything
+    seen = []
+    monkeypatch.setattr(SessionRecommender, "suggest_for", lambda self, prefix, k=None, **kw: seen.append(list(prefix)) or [])
+    content_training.choose_scoring(rec, model, sessions, cfg)
+    n_valid = max(1, int(len(sessions) * cfg.valid_fraction))
+    assert {tuple(p[:1]) for p in seen} == {tuple(s[:1]) for s in sessions[-n_valid:]}

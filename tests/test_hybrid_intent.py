@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from plugin import Article, STAMPConfig
-from plugin.intent import ContentSTAMP, ContentSTAMPConfig
+from plugin import Article, HashingEncoder, SessionRecommender, STAMPConfig, SuggestSettings
+from plugin.intent import ZERO_SHOT_TEMPERATURE, ContentSTAMP, ContentSTAMPConfig
 from plugin.rules import Candidate, merge_cold_start
 
 
@@ -44,7 +44,7 @@ def test_learned_vectors_change_only_the_articles_they_belong_to():
 
 def test_trained_intent_carries_the_zero_shot_intent_for_new_articles():
     intent = _hybrid().intent(ITEMS, ["a", "b", "c"])
-    zero = ContentSTAMP.zero_shot(12, temperature=2.0).intent(ITEMS)
+    zero = ContentSTAMP.zero_shot(12, temperature=ZERO_SHOT_TEMPERATURE).intent(ITEMS)  # the config default
     np.testing.assert_allclose(intent.cold_vector, zero.vector, atol=1e-5)
     assert intent.catalogue == frozenset({"a", "b", "c"})
     assert ContentSTAMP.zero_shot(12).intent(ITEMS).cold_vector is None  # zero-shot ranks everything itself
@@ -87,3 +87,92 @@ def test_cold_start_merge_puts_new_articles_at_their_zero_shot_rank():
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)  # MMR keeps the order
     assert [c.article.id for c in merge_cold_start(trained, zero, {"k1", "k2", "k3", "k4", "new1", "new2", "new3"})] == [
         "k1", "new1", "k2", "k3", "k4"]  # nothing new: the trained ranking as it was
+
+
+# --- learned candidate vectors (output side) and how the recommender serves them ---------------------------------
+
+
+def _with_outputs(plain: bool = False) -> ContentSTAMP:
+    torch.manual_seed(0)
+    cfg = ContentSTAMPConfig(input_dim=12, stamp=STAMPConfig(dim=6), item_keys=("a", "b"), catalogue=("a", "b", "c"),
+                             output_vectors=True, plain_scoring=plain)
+    model = ContentSTAMP(cfg)
+    with torch.no_grad():
+        model.out_vectors.weight[1:].normal_()
+    return model.eval()
+
+
+def test_learned_candidate_scores_are_the_intent_against_the_output_vectors():
+    model = _with_outputs()
+    intent = model.intent(ITEMS, ["a", "c", "b"])
+    assert intent.learned_ids == ("a", "b")
+    expected = model.out_vectors.weight[1:].detach().numpy() @ intent.vector  # (2,)
+    np.testing.assert_allclose(intent.learned_scores, expected, atol=1e-5)
+    # the candidate table the trainer scores on: e_a + u_a for learned rows, e_a alone for row 0
+    table = torch.from_numpy(_unit(np.random.RandomState(4).randn(3, 12)))
+    cands = model.candidate_vectors(table, torch.tensor([1, 0, 2]))
+    torch.testing.assert_close(cands[1], table[1])
+    torch.testing.assert_close(cands[2], table[2] + model.out_vectors.weight[2])
+    assert _hybrid().intent(ITEMS, ["a", "b", "c"]).learned_scores is None  # no output vectors: text alone
+
+
+def test_output_vectors_and_scoring_survive_save_load(tmp_path):
+    model = _with_outputs(plain=True)
+    model.save(tmp_path)
+    loaded = ContentSTAMP.load(tmp_path)
+    assert loaded.config.output_vectors and loaded.config.plain_scoring
+    np.testing.assert_allclose(model.intent(ITEMS, ["a", "b", "c"]).learned_scores,
+                               loaded.intent(ITEMS, ["a", "b", "c"]).learned_scores, atol=1e-6)
+
+
+TOPICS = {"json": "json serialization encode decode", "http": "http client request response",
+          "sql": "sqlite database query table", "tk": "tkinter widget window button"}
+
+
+def _recommender(model) -> SessionRecommender:
+    arts = [Article(f"{t}{i}", f"{t} {i}", f"https://kb.test/{t}{i}", f"{text} part {i} {text}")
+            for t, text in TOPICS.items() for i in range(3)]
+    return SessionRecommender.build(arts, encoder=HashingEncoder(64), progress=False, intent_model=model,
+                                    settings=SuggestSettings(min_score=None, mmr_lambda=1.0))
+
+
+def _learned_model(keys: tuple[str, ...], catalogue: tuple[str, ...], plain: bool) -> ContentSTAMP:
+    torch.manual_seed(0)
+    cfg = ContentSTAMPConfig(input_dim=64, stamp=STAMPConfig(dim=8), item_keys=keys, catalogue=catalogue,
+                             output_vectors=True, plain_scoring=plain)
+    return ContentSTAMP(cfg).eval()
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_a_learned_candidate_vector_brings_a_far_next_page_to_the_top(plain):
+    rec = _recommender(None)
+    ids = tuple(rec.index.ids())
+    model = _learned_model(ids, ids, plain)  # every article has a learned row, all zero so far: text alone
+    rec.intent_model = model
+    before = [s.article.id for s in rec.suggest_for(["json0"], k=12)]
+    target = before[-1]  # the page the text ranks last
+    vec = model.intent(rec.index.vectors(["json0"]), ["json0"]).vector
+    with torch.no_grad():  # readers of this session go to the target: its learned half points at the intent
+        model.out_vectors.weight[ids.index(target) + 1] = torch.from_numpy(3.0 * vec)
+    after = rec.suggest_for(["json0"], k=12)
+    assert after[0].article.id == target
+    assert [s.article.id for s in after[1:]] == [a for a in before if a != target]  # nobody else moved
+    if plain:  # the score trained: plain cosine to the text vector plus the learned part
+        np.testing.assert_allclose(after[0].score, float(rec.index.vectors([target])[0] @ vec) + 3.0, atol=1e-4)
+
+
+def test_plain_scoring_ranks_exactly_as_trained_and_articles_added_later_keep_their_zero_shot_rank():
+    rec = _recommender(None)
+    catalogue = tuple(a for a in rec.index.ids() if a != "sql1")  # sql1 came after training
+    model = _learned_model(("json0", "sql0"), catalogue, plain=True)
+    with torch.no_grad():
+        model.out_vectors.weight[1:].normal_(std=0.5)
+    rec.intent_model = model
+    got = [s.article.id for s in rec.suggest_for(["json0", "sql2"], k=11)]
+    intent = model.intent(rec.index.vectors(["json0", "sql2"]), ["json0", "sql2"])
+    learned = dict(zip(intent.learned_ids, intent.learned_scores))
+    unread = [a for a in catalogue if a not in ("json0", "sql2")]
+    whole = {a: float(rec.index.vectors([a])[0] @ intent.vector) + learned.get(a, 0.0) for a in unread}
+    zero = [s.article.id for s in _recommender(None).suggest_for(["json0", "sql2"], k=11)]
+    assert got.index("sql1") == zero.index("sql1")  # the new article: where zero-shot (with its rules) puts it
+    assert [a for a in got if a != "sql1"] == sorted(unread, key=lambda a: -whole[a])
