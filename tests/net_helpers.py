@@ -16,7 +16,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "uvicorn_in_thread", "files_in_thread", "uvicorn_processes", "wait_until_healthy"]
+__all__ = ["free_port", "uvicorn_in_thread", "files_in_thread", "uvicorn_processes", "wait_until_healthy", "stop_processes"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -83,13 +83,18 @@ def uvicorn_processes(factory: str, n: int, *, env: Mapping[str, str], cwd: Path
             wait_until_healthy(url, proc, "worker", timeout)
         yield urls
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(*procs)
+
+
+def stop_processes(*procs: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Ask each process to end (SIGTERM), wait for them, and kill those that take longer than `timeout`."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def wait_until_healthy(url: str, proc, what: str, timeout: float = 90.0) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from net_helpers import free_port
+from net_helpers import free_port, stop_processes
 from services import unavailable
 
 
@@ -58,11 +58,7 @@ def redis_url() -> Iterator[str]:
             unavailable("redis-server did not start")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_processes(proc, timeout=5)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from net_helpers import free_port, wait_until_healthy
+from net_helpers import free_port, stop_processes, wait_until_healthy
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
@@ -59,11 +59,7 @@ def served(tmp_path_factory):
         wait_until_healthy(url, proc, "plugin serve")
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_processes(proc)
 
 
 def test_serve_is_the_hardened_app(served):
