@@ -39,6 +39,11 @@ class LexicalIndex:
         with self._lock:
             self._bm25 = None
 
+    def warm(self) -> None:
+        """Build the index now (it is otherwise built at the first search): servers call this off the request
+        path, so no visitor's request pays for it (hundreds of milliseconds for a thousand pages)."""
+        self._built()
+
     def _built(self):
         import bm25s
 

@@ -172,6 +172,24 @@ def test_a_new_version_is_swapped_in_and_sessions_encoder_and_log_carry_over(tmp
     assert handle.check() and isinstance(handle.intent_model, ContentSTAMP)
 
 
+def test_a_new_versions_bm25_index_is_built_before_it_serves(tmp_path, monkeypatch):
+    """The lexical index is built in the loading step, not by the first request the new version answers."""
+    from plugin.lexical import LexicalIndex
+
+    d = tmp_path / "ix"
+    _build(TOPIC_ARTICLES).save(d)
+    handle = ReloadingRecommender(d, check_interval=None)
+    _build([*TOPIC_ARTICLES, YAML]).save(d)
+    built: list[int] = []
+    real = LexicalIndex._built
+    monkeypatch.setattr(LexicalIndex, "_built", lambda self: built.append(id(self)) or real(self))
+    assert handle.check()
+    assert built == [id(handle.lexical)]  # built once, while loading
+    handle.track("s1", "article_open", article_id="ser-json")
+    handle.suggest("s1", k=3)
+    assert set(built) == {id(handle.lexical)}  # the request reused it
+
+
 def test_pinned_calls_see_one_version_while_a_new_one_is_swapped_in(tmp_path):
     d = tmp_path / "ix"
     _build(TOPIC_ARTICLES).save(d)
