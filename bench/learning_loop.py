@@ -32,7 +32,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin
 
@@ -232,7 +232,6 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
     by_id = {a.id: a for a in articles}
     rng = np.random.default_rng(args.seed)
     new_ids = set(rng.choice([a.id for a in articles], int(len(articles) * args.new_fraction), replace=False).tolist())
-    old = [a for a in articles if a.id not in new_ids]
     logger.info("%s: %d articles, %d in-text links, %d kept out until after training", name, len(articles),
                 sum(len(v) for v in graph.links), len(new_ids))
 

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
-from .errors import DimensionMismatchError, EmptySessionError, IndexFormatError
+from .errors import DimensionMismatchError, IndexFormatError
 from .stamp import STAMP, STAMPConfig, zero_shot_query
 
 __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]

@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..errors import ConfigError
 from ._neural import ItemQueryNet, NeuralModel
