@@ -67,6 +67,11 @@ class SuggestSettings(BaseModel):
         description="Score bonus for articles that a read page links to in its text (Article.meta['links']); "
         "0 turns it off.",
     )
+    hubness_weight: float = Field(
+        0.5, ge=0.0, le=1.0,
+        description="Discount on articles close to everything (CSLS, plugin.hubness): weight times the article's "
+        "mean centred cosine to its 20 nearest articles is taken off its score. 0 turns it off.",
+    )
     topic_split: float | None = Field(
         0.1, ge=-1.0, le=1.0,
         description="Pages whose centred cosine to the newest page is below this are an earlier interest and get "

@@ -38,6 +38,7 @@ from .events import INTENT_KINDS, Event, make_event, short_title
 from .index import ArticleIndex
 from .inject import inject_reply
 from .knowledge_base import Article, KnowledgeBase, iter_jsonl
+from .hubness import HubnessIndex
 from .lexical import LexicalIndex, LexicalScores
 from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_select, passes_filters
 from .session_store import InMemorySessionStore, SessionStore
@@ -111,10 +112,23 @@ class SessionRecommender:
         self._embeds_text = bool(getattr(encoder, "embeds_text", True))
         self.event_log = event_log
         self.lexical = LexicalIndex(self._lexical_corpus)
+        self.hubness = HubnessIndex(self._hubness_vectors)
 
     def _lexical_corpus(self) -> tuple[list[str], list[str]]:
         ids = [a for a in self.index.ids() if a in self.kb]
         return ids, [self.kb.get(a).embed_text() for a in ids]
+
+    def _hubness_vectors(self) -> tuple[list[str], np.ndarray]:
+        ids = self.index.ids()
+        return ids, self._centred(self.index.vectors(ids))
+
+    def warm(self) -> None:
+        """Build now what the first request would otherwise build (BM25 index, hubness discounts), so that
+        servers pay for it in their loading thread, not on a visitor's request."""
+        if self.settings.lexical_weight > 0 and self._embeds_text:
+            self.lexical.warm()
+        if self.settings.hubness_weight > 0 and self._embeds_text:
+            self.hubness.warm()
 
     # ------------------------------------------------------------ building and persistence
 
@@ -148,11 +162,13 @@ class SessionRecommender:
             bar.update(len(chunk))
         bar.close()
         self.lexical.invalidate()
+        self.hubness.invalidate()
 
     def remove_articles(self, ids: Sequence[str]) -> int:
         for aid in ids:
             self.kb.remove(aid)  # raises UnknownArticleError before anything changes for a bad id
         self.lexical.invalidate()
+        self.hubness.invalidate()
         return self.index.remove(ids)
 
     def save(self, directory: str | os.PathLike[str], *, keep_versions: int = 3) -> Path:
@@ -527,8 +543,8 @@ class SessionRecommender:
     ) -> list[Candidate]:
         """Index hits (plus the best lexical matches) that pass the rules, best first by fused score.
 
-        Score = centred cosine + lexical_weight * BM25 + link_weight (linked from a read page) + freshness; the floor
-        applies to the plain cosine. A trained model's `learned` part (intent . u_a of the articles with a learned
+        Score = centred cosine - hubness_weight * r(article) (`plugin.hubness`) + lexical_weight * BM25 + link_weight
+        (linked from a read page) + freshness; the floor applies to the plain cosine. A trained model's `learned` part (intent . u_a of the articles with a learned
         candidate vector) is added to their score, and the best of them by their whole score join the pool: the
         text search alone would miss an article whose learned part, not its text, makes it the next page.
         Filters can reject most of a fixed-size pool (a rare locale, a narrow tag), so the pool grows until k
@@ -559,6 +575,8 @@ class SessionRecommender:
                 score = self._centred(avecs) @ cvec if centred else rel.copy()  # (n,)
                 if lexical is not None:
                     score = score + cfg.lexical_weight * lexical.get([a.id for a in arts])
+                if centred and cfg.hubness_weight > 0:
+                    score = score - cfg.hubness_weight * self.hubness.get([a.id for a in arts])
                 if linked:
                     score = score + cfg.link_weight * np.array([a.id in linked for a in arts], dtype=np.float32)
                 if learned:

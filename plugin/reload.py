@@ -175,8 +175,7 @@ class ReloadingRecommender:
             new = SessionRecommender.load(self._directory, encoder=encoder, **kwargs)
         if new.version == old.version:
             return False
-        if new.settings.lexical_weight > 0:
-            new.lexical.warm()  # here, in the loading thread: not on the first request the new version serves
+        new.warm()  # here, in the loading thread: not on the first request the new version serves
         if new.encoder.name == old.encoder.name:
             new.page_encoder = old.page_encoder  # visitors' pages embedded so far stay embedded
         with self._lock:

@@ -459,8 +459,7 @@ def recommender_from_env(index_dir: str, **kwargs: Any) -> ReloadingRecommender:
     rec = ReloadingRecommender(index_dir, check_interval=interval or None, **kwargs)
     if isinstance(rec.encoder.inner, LazyEncoder):
         rec.encoder.inner.get()  # a worker builds its text encoder at start, not on a visitor's first request
-    if rec.settings.lexical_weight > 0:
-        rec.lexical.warm()  # likewise its BM25 index
+    rec.warm()  # likewise its BM25 index and hubness discounts
     return rec
 
 
