@@ -263,7 +263,7 @@ class CachedEncoder:
     def __init__(self, inner: Encoder, cache: EmbeddingCache | None = None, *,
                  max_windows: int | None = MAX_WINDOWS) -> None:
         if max_windows is not None and max_windows < 1:
-            raise ValueError(f"max_windows must be at least 1 or None (pool every window), got {max_windows}")
+            raise ConfigError(f"max_windows must be at least 1 or None (pool every window), got {max_windows}")
         self.inner = inner
         self.max_windows = max_windows
         self.name = inner.name
@@ -289,7 +289,7 @@ class CachedEncoder:
             return self.encode(texts)
         heads = list(headers) if headers is not None else [""] * len(texts)
         if len(heads) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(heads)} headers")
+            raise ConfigError(f"{len(texts)} texts but {len(heads)} headers")
         keys = [document_key(self.name, window, self.max_windows, h, t) for h, t in zip(heads, texts)]
 
         def pooled(rows: Sequence[int]) -> np.ndarray:
