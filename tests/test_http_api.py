@@ -280,12 +280,15 @@ def test_pluggable_responders(rec):
 
     cases = [(plain, "echo: hello", "plain"), (session_aware, "custom", "mine"),
              (FakeChatModel(), "from llm", "FakeChatModel"), (FakeAgent(), "agent answer", "FakeAgent")]
+    sids = {}
     for responder, text, label in cases:
         c = TestClient(create_app(rec, responder=responder))
-        sid = c.post("/v1/sessions").json()["session_id"]
+        sid = sids[label] = c.post("/v1/sessions").json()["session_id"]
         body = c.post(f"/v1/sessions/{sid}/chat", json={"message": "hello"}).json()
         assert (body["reply"], body["responder"], body["source"]) == (text, label, None)
-    assert seen["sid"] and seen["config"] == {"configurable": {"session_id": seen["config"]["configurable"]["session_id"]}}
+    # each responder that asks for it is told the session it answers in, and only that
+    assert seen["sid"] == sids["mine"]
+    assert seen["config"] == {"configurable": {"session_id": sids["FakeChatModel"]}}
 
 
 def test_a_failing_responder_is_503_json(rec):
