@@ -12,23 +12,32 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-import faiss
 import numpy as np
 
 from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from .errors import ConfigError, DimensionMismatchError, IndexFormatError, UnknownArticleError
+from .lazy import LazyModule
 
 __all__ = ["VectorIndex", "ArticleIndex", "INDEX_KINDS"]
 
 INDEX_KINDS = ("flat", "hnsw")
 _FORMAT = "session-suggest/index/v1"
 
-# faiss picks BLAS for flat search when n_queries * dim >= this threshold (default 20 * 6400). BLAS is ~8x
-# faster for batches (100 queries) but ~3x slower for one query (measured: 100k x 384, one thread), so switch
-# from about ten 384-d queries up.
-faiss.cvar.distance_compute_blas_threshold = 4096
+
+def _tune(module: ModuleType) -> None:
+    # faiss picks BLAS for flat search when n_queries * dim >= this threshold (default 20 * 6400). BLAS is ~8x
+    # faster for batches (100 queries) but ~3x slower for one query (measured: 100k x 384, one thread), so
+    # switch from about ten 384-d queries up.
+    module.cvar.distance_compute_blas_threshold = 4096
+
+
+if TYPE_CHECKING:
+    import faiss
+else:  # imported (and tuned) when the first index is built or loaded, not at `import plugin`
+    faiss = LazyModule("faiss", _tune)
 
 
 @runtime_checkable

@@ -43,3 +43,25 @@ def test_import_plugin_pulls_in_no_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def _run(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_import_plugin_and_the_web_layer_leave_torch_and_faiss_unloaded():
+    # seconds of import a user of the HTTP or LangChain layer pays only once a model or an index is used
+    loaded = _run("import sys, plugin, adapters.http, adapters.langchain;"
+                  "print(','.join(m for m in ('torch', 'faiss') if m in sys.modules))")
+    assert loaded == ""
+
+
+def test_faiss_is_imported_and_tuned_with_the_first_index():
+    out = _run(
+        "import sys, numpy as np, plugin;"
+        "before = 'faiss' in sys.modules;"
+        "ix = plugin.ArticleIndex(4); ix.upsert(['a', 'b'], np.eye(4, dtype=np.float32)[:2]);"
+        "print(before, ix.search(np.eye(4, dtype=np.float32)[1:2], 1)[0][0][0],"
+        " sys.modules['faiss'].cvar.distance_compute_blas_threshold)"
+    )
+    assert out == "False b 4096"
