@@ -95,7 +95,10 @@ class SentenceTransformerEncoder:
         self.batch_size = batch_size
         self.name = _sentence_transformer_name(path)
         dim = self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else None
-        self.dim = int(dim or self._model.get_sentence_embedding_dimension())
+        dim = dim or self._model.get_sentence_embedding_dimension()
+        if not dim:
+            raise ConfigError(f"the model at {path!r} does not say its embedding dimension")
+        self.dim = int(dim)
         self.max_chars = int(self._model.max_seq_length or 256) * _MAX_CHARS_PER_TOKEN
         # A document is embedded in windows of this many word pieces ([CLS] and [SEP] take the other two).
         self.window_tokens = int(self._model.max_seq_length or 256) - 2

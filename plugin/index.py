@@ -86,11 +86,10 @@ class ArticleIndex:
 
     def _new_faiss(self) -> faiss.Index:
         if self.kind == "flat":
-            inner = faiss.IndexFlatIP(self.dim)
-        else:
-            inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            inner.hnsw.efConstruction = 80
-            inner.hnsw.efSearch = self.ef_search
+            return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = 80
+        inner.hnsw.efSearch = self.ef_search
         return faiss.IndexIDMap2(inner)
 
     def __len__(self) -> int:
@@ -140,7 +139,8 @@ class ArticleIndex:
             del self._id_of[r]
         if rows:
             if self.kind == "flat":
-                self._index.remove_ids(np.array(rows, dtype=np.int64))
+                # faiss's Python layer takes an id array; its stub names only IDSelector
+                self._index.remove_ids(np.array(rows, dtype=np.int64))  # type: ignore[arg-type]
             else:
                 self._tombstones += len(rows)
         return len(rows)
@@ -256,7 +256,7 @@ class ArticleIndex:
                    ef_search=meta["ef_search"])
         self._index = index
         if self.kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
+            faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search  # type: ignore[attr-defined]
         self._row_of = {k: int(v) for k, v in meta["rows"].items()}
         self._id_of = {v: k for k, v in self._row_of.items()}
         self._next = int(meta["next"])

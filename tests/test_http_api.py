@@ -505,8 +505,8 @@ def test_every_factory_pins_compute_to_one_thread(rec, tmp_path, monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     for factory in (app_from_env, hardened.app_from_env):
         calls = []
-        monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n: calls.append(("faiss", n)))
-        monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(("torch", n)))
+        monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n, calls=calls: calls.append(("faiss", n)))
+        monkeypatch.setattr(torch, "set_num_threads", lambda n, calls=calls: calls.append(("torch", n)))
         assert TestClient(factory()).get("/v1/health").status_code == 200
         assert sorted(calls) == [("faiss", 1), ("torch", 1)], factory.__module__
 

@@ -127,7 +127,8 @@ class SessionModel(ABC):
             "item_keys": None if self.item_keys is None else list(self.item_keys),
         }
         buf = io.BytesIO()
-        np.savez(buf, **self.state_arrays())
+        arrays: dict[str, Any] = self.state_arrays()
+        np.savez(buf, **arrays)
         # Like every core save: arrays first (the committed ones kept as a backup), the config that records
         # their hash last, so a save killed midway leaves the previous model loadable.
         meta["sha256"] = replace_keeping_committed(
