@@ -232,3 +232,17 @@ def test_interrupt_keeps_the_best_validated_epoch(sessions, valid_examples) -> N
     assert rep["stopped"] == "interrupted" and rep["best_epoch"] == 1 and len(rep["epochs"]) == 1
     again = evaluate(m, valid_examples, ks=(10, 20), beyond_accuracy=False).metrics
     assert again["MRR@20"] == pytest.approx(rep["epochs"][0]["valid"]["MRR@20"])  # epoch 1's weights, restored
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_every_neural_fit_reports_epochs_and_stops_when_on_epoch_says(name: str, sessions) -> None:  # noqa: F811
+    # bench/retrain_full.py snapshots each epoch through on_epoch; STAMP's fit once did not accept it
+    seen: list[int] = []
+
+    def on_epoch(rec) -> bool:
+        seen.append(rec.epoch)
+        return rec.epoch == 2
+
+    rep = _model(name).fit(sessions[:40], N_ITEMS, train_config=TrainConfig(**{**QUICK.__dict__, "epochs": 5}),
+                           on_epoch=on_epoch)
+    assert seen == [1, 2] and rep["stopped"] == "on_epoch"

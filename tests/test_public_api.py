@@ -65,3 +65,32 @@ def test_faiss_is_imported_and_tuned_with_the_first_index():
         " sys.modules['faiss'].cvar.distance_compute_blas_threshold)"
     )
     assert out == "False b 4096"
+
+
+def test_argument_errors_raised_across_the_package_are_in_the_tree():
+    # each was a bare ValueError/KeyError once; callers catching the builtin still work (ConfigError is a
+    # ValueError, UnknownArticleError a KeyError), and catching PluginError now catches them too
+    import numpy as np
+
+    from plugin.chunking import pool_windows, split_windows, spread_windows
+    from plugin.event_log import parse_ts
+    from plugin.models import get_model
+
+    cases = [
+        (lambda: plugin.inject_reply("hi", [], fmt="rtf"), plugin.ConfigError, "Valid formats are"),
+        (lambda: split_windows("text", 4, len), plugin.ConfigError, "at least 8"),
+        (lambda: spread_windows(5, 0), plugin.ConfigError, "at least 1"),
+        (lambda: pool_windows(np.ones((2, 3)), [1.0]), plugin.DimensionMismatchError, "n weights"),
+        (lambda: plugin.CachedEncoder(plugin.HashingEncoder(8), max_windows=0), plugin.ConfigError, "max_windows"),
+        (lambda: parse_ts([1]), plugin.DataFormatError, "not a time"),
+    ]
+    model = get_model("pop")
+    model.fit([np.array([1, 2])], 2, item_keys=["a", "b"])
+    cases.append((lambda: model.index_of("c"), plugin.UnknownArticleError, "catalogue"))
+    for call, error, message in cases:
+        try:
+            call()
+        except plugin.PluginError as exc:
+            assert isinstance(exc, error) and message in str(exc), (error, exc)
+        else:
+            raise AssertionError(f"expected {error.__name__} ({message})")
