@@ -52,20 +52,23 @@ class SessionModelContract:
     min_hr5: ClassVar[float] = 0.6
     topic_top: ClassVar[int] = 3  # how many of the first ranks must lie on the session's topic
 
-    def make(self) -> SessionModel:
-        return get_model(self.name, **self.options)
+    @classmethod
+    def make(cls) -> SessionModel:
+        return get_model(cls.name, **cls.options)
 
-    def fit(self, sessions: list[np.ndarray], n_items: int = N_ITEMS, seed: int = 0, **kw: Any) -> SessionModel:
-        model = self.make()
-        if self.train is not None:
-            kw["train_config"] = replace(self.train, seed=seed)
+    @classmethod
+    def fit(cls, sessions: list[np.ndarray], n_items: int = N_ITEMS, seed: int = 0, **kw: Any) -> SessionModel:
+        model = cls.make()
+        if cls.train is not None:
+            kw["train_config"] = replace(cls.train, seed=seed)
         model.fit(sessions, n_items, **kw)
         return model
 
     @pytest.fixture(scope="class")
-    def fitted(self) -> SessionModel:
+    @classmethod
+    def fitted(cls) -> SessionModel:
         torch.set_num_threads(1)
-        return self.fit(topic_sessions(), item_keys=KEYS)
+        return cls.fit(topic_sessions(), item_keys=KEYS)
 
     # ------------------------------------------------------------ scoring
 
