@@ -330,7 +330,7 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         "new_articles": len(new_ids), "visits_logged": stats.visits, "page_views": stats.page_views,
         "impressions": stats.impressions, "suggestion_clicks": stats.clicks,
         "train_sessions": len(train_sessions), "test_sessions": len(test), "test_steps": len(examples),
-        "learned_articles": len(getattr(trained, "config").item_keys) if isinstance(trained, ContentSTAMP) else 0,
+        "learned_articles": len(trained.config.item_keys) if isinstance(trained, ContentSTAMP) else 0,
         "scoring": ("plain (as trained)" if trained.config.plain_scoring else "with the rules' fusion")
         if isinstance(trained, ContentSTAMP) else "zero-shot",
         "tables": tables, "best_item_model": best_item,

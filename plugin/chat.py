@@ -32,6 +32,7 @@ from .suggestion import Suggestion
 if TYPE_CHECKING:
     from .events import Event
     from .recommender import SessionRecommender
+    from .reload import ReloadingRecommender
 
 __all__ = ["MAX_K", "MAX_QUERY_CHARS", "ChatPolicy", "ChatSuggestions", "check_k", "suggest_for_reply",
            "truncate_query", "shown_ids"]
@@ -124,7 +125,7 @@ def _capped(events: Sequence[Event], policy: ChatPolicy, source: str, now: float
 
 
 def suggest_for_reply(
-    rec: SessionRecommender,
+    rec: SessionRecommender | ReloadingRecommender,
     session_id: str,
     reply: str,
     *,

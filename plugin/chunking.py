@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .errors import ConfigError, DimensionMismatchError
+
 __all__ = ["MAX_WINDOWS", "split_windows", "spread_windows", "pool_windows"]
 
 # Windows pooled per article at most; None pools them all. 16 scored within the bootstrap CIs of all windows on
@@ -33,7 +35,7 @@ def split_windows(text: str, budget: int, measure: Measure, header: str = "") ->
     `measure`: tokens for a real model), and each window's size. Windows after the first start with `header`.
     A line longer than a window is cut between words. Text that fits in one window comes back as it is."""
     if budget < 8:
-        raise ValueError(f"a window must hold at least 8 units, got budget={budget}")
+        raise ConfigError(f"a window must hold at least 8 units, got budget={budget}")
     lines = [ln for ln in text.split("\n") if ln.strip()]
     if not lines:
         return [text], [1]
@@ -78,7 +80,7 @@ def spread_windows(n: int, cap: int | None) -> list[int]:
     if cap is None or n <= cap:
         return list(range(n))
     if cap < 1:
-        raise ValueError(f"max windows must be at least 1 or None (all), got {cap}")
+        raise ConfigError(f"max windows must be at least 1 or None (all), got {cap}")
     if cap == 1:
         return [0]
     # the step (n-1)/(cap-1) exceeds 1 here, so the rounded positions are distinct
@@ -89,6 +91,6 @@ def pool_windows(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
     """One unit vector from a document's window vectors (n, d): their weighted mean, re-normalised."""
     w = np.asarray(weights, dtype=np.float32)  # (n,)
     if vectors.ndim != 2 or len(w) != len(vectors):
-        raise ValueError(f"expected (n, d) vectors and n weights, got {vectors.shape} and {len(w)}")
+        raise DimensionMismatchError(f"expected (n, d) vectors and n weights, got {vectors.shape} and {len(w)}")
     mean = (w[:, None] * vectors).sum(axis=0)  # (d,) the scale goes with the normalisation
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)  # (d,)

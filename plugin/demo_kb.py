@@ -53,7 +53,7 @@ def _module_article(name: str, version: str) -> Article | None:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             mod = importlib.import_module(name)
-            text = pydoc.render_doc(mod, title="%s", renderer=pydoc.plaintext)
+            text = pydoc.render_doc(mod, title="%s", renderer=pydoc.plaintext)  # type: ignore[attr-defined]  # not in typeshed
     except Exception:  # any stdlib module may fail to import on some platform; skip it
         logger.debug("skipping %s", name, exc_info=True)
         return None

@@ -95,7 +95,10 @@ class SentenceTransformerEncoder:
         self.batch_size = batch_size
         self.name = _sentence_transformer_name(path)
         dim = self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else None
-        self.dim = int(dim or self._model.get_sentence_embedding_dimension())
+        dim = dim or self._model.get_sentence_embedding_dimension()
+        if not dim:
+            raise ConfigError(f"the model at {path!r} does not say its embedding dimension")
+        self.dim = int(dim)
         self.max_chars = int(self._model.max_seq_length or 256) * _MAX_CHARS_PER_TOKEN
         # A document is embedded in windows of this many word pieces ([CLS] and [SEP] take the other two).
         self.window_tokens = int(self._model.max_seq_length or 256) - 2
@@ -263,7 +266,7 @@ class CachedEncoder:
     def __init__(self, inner: Encoder, cache: EmbeddingCache | None = None, *,
                  max_windows: int | None = MAX_WINDOWS) -> None:
         if max_windows is not None and max_windows < 1:
-            raise ValueError(f"max_windows must be at least 1 or None (pool every window), got {max_windows}")
+            raise ConfigError(f"max_windows must be at least 1 or None (pool every window), got {max_windows}")
         self.inner = inner
         self.max_windows = max_windows
         self.name = inner.name
@@ -289,7 +292,7 @@ class CachedEncoder:
             return self.encode(texts)
         heads = list(headers) if headers is not None else [""] * len(texts)
         if len(heads) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(heads)} headers")
+            raise ConfigError(f"{len(texts)} texts but {len(heads)} headers")
         keys = [document_key(self.name, window, self.max_windows, h, t) for h, t in zip(heads, texts)]
 
         def pooled(rows: Sequence[int]) -> np.ndarray:

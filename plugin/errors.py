@@ -5,12 +5,23 @@
     ├── InvalidEventError            a tracking event that cannot be stored (also ValueError)
     ├── LimitExceededError           a per-session/per-client limit was hit (also ValueError)
     │   └── RateLimitedError         too many requests in the current window
-    ├── UnknownArticleError          an article id/url that the knowledge base does not hold (also KeyError)
+    ├── UnknownArticleError          an article id/url the knowledge base, or an item a session model's catalogue,
+    │                                does not hold (also KeyError)
     ├── UnknownSessionError          a session id that is unknown, expired, erased or forged (also KeyError)
     ├── EmptySessionError            suggestions asked for a session with nothing usable in it
     ├── DimensionMismatchError       vectors/index/model built for another embedding dimension
     ├── IndexFormatError             a persisted index/cache/model that is missing, torn or foreign
     └── DataFormatError              an input file (KB, event log, benchmark data) that cannot be parsed
+
+The ValueError/KeyError bases are kept on purpose: callers (and `dict`-style lookups, pydantic validators,
+`except ValueError` around parsing) rely on them, so catching the builtin still works.
+
+Raised outside the tree on purpose, where Python or a framework defines the contract: `AttributeError` from a
+module's `__getattr__`, `TypeError` for an object of the wrong kind (adapters.http.responder), and, in the
+adapters, the framework's own errors at its boundary (FastAPI's `HTTPException`/`RequestValidationError`,
+LangChain's `ToolException`, `argparse.ArgumentTypeError`, and `ValueError` inside pydantic validators,
+which pydantic turns into a `ValidationError`). adapters.http.replay, a load driver, raises `RuntimeError` on
+an HTTP error answer.
 
 Messages name what was expected and, where there is a closed set, the valid options. A value the caller sent
 is quoted with `shown`, never whole: an error message is no place to echo 20,000 characters back.

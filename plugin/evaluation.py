@@ -155,7 +155,7 @@ def evaluate(
         idx = order[lo : lo + batch_size]
         prefixes, targets = examples.batch(idx, max_len)
         t = torch.from_numpy(targets)  # (B,)
-        if use_screen:
+        if use_screen and parts is not None:  # use_screen implies parts; said again for the type checker
             q, table = parts(prefixes)  # (B, d), (N+1, d)
             if screener is None or screener.table is not table and not torch.equal(screener.table, table):
                 screener = _Screen(table, batch_size)

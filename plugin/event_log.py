@@ -43,7 +43,7 @@ except ImportError:  # not POSIX: the thread lock alone, so one writing process 
     fcntl = None  # type: ignore[assignment]
 
 from .atomic import atomic_write_with
-from .errors import ConfigError, IndexFormatError
+from .errors import ConfigError, DataFormatError, IndexFormatError, shown
 from .events import CLICK_KINDS, Event
 
 __all__ = ["EventLog", "PSEUDONYM_PREFIX", "LoggedSession", "read_records", "click_sessions", "parse_ts"]
@@ -222,7 +222,7 @@ def parse_ts(value: Any) -> float:
                 return float(calendar.timegm(dt.timetuple())) + dt.microsecond / 1e6
             return dt.timestamp()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"not a time: {value!r}")
+        raise DataFormatError(f"not a time: {shown(value)}")
     return float(value)
 
 

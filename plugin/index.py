@@ -12,23 +12,32 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
-import faiss
 import numpy as np
 
 from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from .errors import ConfigError, DimensionMismatchError, IndexFormatError, UnknownArticleError
+from .lazy import LazyModule
 
 __all__ = ["VectorIndex", "ArticleIndex", "INDEX_KINDS"]
 
 INDEX_KINDS = ("flat", "hnsw")
 _FORMAT = "session-suggest/index/v1"
 
-# faiss picks BLAS for flat search when n_queries * dim >= this threshold (default 20 * 6400). BLAS is ~8x
-# faster for batches (100 queries) but ~3x slower for one query (measured: 100k x 384, one thread), so switch
-# from about ten 384-d queries up.
-faiss.cvar.distance_compute_blas_threshold = 4096
+
+def _tune(module: ModuleType) -> None:
+    # faiss picks BLAS for flat search when n_queries * dim >= this threshold (default 20 * 6400). BLAS is ~8x
+    # faster for batches (100 queries) but ~3x slower for one query (measured: 100k x 384, one thread), so
+    # switch from about ten 384-d queries up.
+    module.cvar.distance_compute_blas_threshold = 4096
+
+
+if TYPE_CHECKING:
+    import faiss
+else:  # imported (and tuned) when the first index is built or loaded, not at `import plugin`
+    faiss = LazyModule("faiss", _tune)
 
 
 @runtime_checkable
@@ -77,11 +86,10 @@ class ArticleIndex:
 
     def _new_faiss(self) -> faiss.Index:
         if self.kind == "flat":
-            inner = faiss.IndexFlatIP(self.dim)
-        else:
-            inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-            inner.hnsw.efConstruction = 80
-            inner.hnsw.efSearch = self.ef_search
+            return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        inner.hnsw.efConstruction = 80
+        inner.hnsw.efSearch = self.ef_search
         return faiss.IndexIDMap2(inner)
 
     def __len__(self) -> int:
@@ -131,7 +139,8 @@ class ArticleIndex:
             del self._id_of[r]
         if rows:
             if self.kind == "flat":
-                self._index.remove_ids(np.array(rows, dtype=np.int64))
+                # faiss's Python layer takes an id array; its stub names only IDSelector
+                self._index.remove_ids(np.array(rows, dtype=np.int64))  # type: ignore[arg-type]
             else:
                 self._tombstones += len(rows)
         return len(rows)
@@ -247,7 +256,7 @@ class ArticleIndex:
                    ef_search=meta["ef_search"])
         self._index = index
         if self.kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
+            faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search  # type: ignore[attr-defined]
         self._row_of = {k: int(v) for k, v in meta["rows"].items()}
         self._id_of = {v: k for k, v in self._row_of.items()}
         self._next = int(meta["next"])

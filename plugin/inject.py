@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from .errors import ConfigError
 from .suggestion import Suggestion
 from .urls import safe_url
 
@@ -64,13 +65,13 @@ def render(suggestions: Sequence[Suggestion], fmt: Literal["markdown", "html"] =
             link = f'<a href="{html.escape(url, quote=True)}">{title}</a>' if url else title
             items.append(f"<li>{link} <small>{html.escape(s.reason)}</small></li>")
         return f'<aside class="suggestions"><h4>{HEADING}</h4><ul>{"".join(items)}</ul></aside>'
-    raise ValueError(f"unknown format {fmt!r}. Valid formats are: markdown, html")
+    raise ConfigError(f"unknown format {fmt!r}. Valid formats are: markdown, html")
 
 
 def inject_reply(reply: str, suggestions: Sequence[Suggestion], fmt: str = "markdown") -> str | dict[str, Any]:
     """The reply with a suggestions block appended (json: {"reply", "suggestions"})."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}. Valid formats are: {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format {fmt!r}. Valid formats are: {', '.join(FORMATS)}")
     fresh = _new_ones(suggestions, reply)
     if fmt == "json":
         return {"reply": reply, "suggestions": [s.to_dict() for s in fresh]}

@@ -402,7 +402,7 @@ class SessionRecommender:
         model = self.intent_model if intent_model is None else intent_model
         k = cfg.k if k is None else k
         if k < 1 or k > 100:
-            raise ValueError(f"k must be between 1 and 100, got {k}")
+            raise ConfigError(f"k must be between 1 and 100, got {k}")
         qw = cfg.query_weight if query_weight is None else query_weight
         qvec = self.page_encoder.encode([query])[0] if query and query.strip() else None
         if not signal and qvec is None:

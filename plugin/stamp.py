@@ -104,7 +104,7 @@ class STAMP(nn.Module):
         mask = mask.to(items.dtype)  # (B, L)
         lengths = mask.sum(1)  # (B,)
         if bool((lengths < 1).any()):
-            raise ValueError("every session in the batch needs at least one item (mask row of all False)")
+            raise DimensionMismatchError("every session in the batch needs at least one item (mask row of all False)")
         last_idx = (lengths.long() - 1).clamp(min=0)  # (B,)
         x_t = items[torch.arange(items.size(0), device=items.device), last_idx]  # (B, d)
         m_s = (items * mask.unsqueeze(-1)).sum(1) / lengths.unsqueeze(-1)  # (B, d)

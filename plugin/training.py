@@ -110,7 +110,8 @@ class TrainReport:
 
 
 class Trainable(Protocol):
-    net: nn.Module
+    @property
+    def net(self) -> nn.Module: ...  # read-only here, so a model's narrower net type satisfies it
 
     def batch_loss(self, units: Examples, idx: np.ndarray, max_len: int | None) -> torch.Tensor: ...
 

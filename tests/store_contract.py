@@ -45,9 +45,6 @@ class SessionStoreContract:
 
     # ------------------------------------------------------------ basics
 
-    def test_satisfies_protocol(self, clock):
-        assert isinstance(self.store_with(clock), SessionStore)
-
     def test_unknown_session_is_empty(self, clock):
         store = self.store_with(clock)
         assert store.read("nobody") == []

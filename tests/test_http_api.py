@@ -280,12 +280,15 @@ def test_pluggable_responders(rec):
 
     cases = [(plain, "echo: hello", "plain"), (session_aware, "custom", "mine"),
              (FakeChatModel(), "from llm", "FakeChatModel"), (FakeAgent(), "agent answer", "FakeAgent")]
+    sids = {}
     for responder, text, label in cases:
         c = TestClient(create_app(rec, responder=responder))
-        sid = c.post("/v1/sessions").json()["session_id"]
+        sid = sids[label] = c.post("/v1/sessions").json()["session_id"]
         body = c.post(f"/v1/sessions/{sid}/chat", json={"message": "hello"}).json()
         assert (body["reply"], body["responder"], body["source"]) == (text, label, None)
-    assert seen["sid"] and seen["config"] == {"configurable": {"session_id": seen["config"]["configurable"]["session_id"]}}
+    # each responder that asks for it is told the session it answers in, and only that
+    assert seen["sid"] == sids["mine"]
+    assert seen["config"] == {"configurable": {"session_id": sids["FakeChatModel"]}}
 
 
 def test_a_failing_responder_is_503_json(rec):
@@ -502,8 +505,8 @@ def test_every_factory_pins_compute_to_one_thread(rec, tmp_path, monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     for factory in (app_from_env, hardened.app_from_env):
         calls = []
-        monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n: calls.append(("faiss", n)))
-        monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(("torch", n)))
+        monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n, calls=calls: calls.append(("faiss", n)))
+        monkeypatch.setattr(torch, "set_num_threads", lambda n, calls=calls: calls.append(("torch", n)))
         assert TestClient(factory()).get("/v1/health").status_code == 200
         assert sorted(calls) == [("faiss", 1), ("torch", 1)], factory.__module__
 

@@ -80,8 +80,12 @@ def test_public_api_is_pinned():
         "format_suggestions",
         "session_id_from",
     ]
-    for name in adapters.langchain.__all__:
-        assert getattr(adapters.langchain, name) is not None
+    namespace: dict[str, object] = {}
+    exec("from adapters.langchain import *", namespace)  # raises if a name in __all__ does not resolve
+    assert sorted(set(namespace) - {"__builtins__"}) == sorted(adapters.langchain.__all__)
+    for name, obj in namespace.items():
+        if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__module__")):
+            assert obj.__module__.split(".")[0] in ("adapters", "plugin"), (name, obj.__module__)
 
 
 def test_plugin_and_adapters_import_without_langchain():

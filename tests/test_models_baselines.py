@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from plugin.errors import ConfigError, DimensionMismatchError, IndexFormatError
+from plugin.errors import ConfigError, IndexFormatError
 from plugin.models import MODEL_NAMES, get_model, load_model
 
-from models_fixtures import N_ITEMS, TOPIC_A, TOPIC_B, sessions, topic_sessions  # noqa: F401
+from models_fixtures import N_ITEMS, sessions, topic_sessions  # noqa: F401  (fixtures)
 
 torch.set_num_threads(1)
 
@@ -24,38 +24,12 @@ def test_registry_names_valid_models_in_its_error() -> None:
         get_model("vsknn", neighbours=3)
 
 
-@pytest.mark.parametrize("name", COUNT_MODELS)
-def test_scores_have_full_catalogue_shape_and_padding_column(name: str, sessions) -> None:  # noqa: F811
-    m = get_model(name)
-    m.fit(sessions, N_ITEMS)
-    s = m.score(np.array([[1, 2, 3], [11, 0, 0]]))
-    assert s.shape == (2, N_ITEMS + 1) and s.dtype == np.float32
-    assert np.isneginf(s[:, 0]).all()
-    with pytest.raises(DimensionMismatchError):
-        m.score(np.array([[0, 1]]))  # not left-aligned
-    with pytest.raises(DimensionMismatchError):
-        m.score(np.array([[N_ITEMS + 1]]))
-
-
-@pytest.mark.parametrize("name", COUNT_MODELS)
-def test_padding_does_not_change_scores(name: str, sessions) -> None:  # noqa: F811
-    m = get_model(name)
-    m.fit(sessions, N_ITEMS)
-    alone = m.score(np.array([[3, 4]]))
-    padded = m.score(np.array([[3, 4, 0, 0, 0], [12, 13, 14, 15, 16]]))
-    np.testing.assert_allclose(padded[:1], alone, rtol=1e-6)
-
-
-@pytest.mark.parametrize("name", ("markov", "itemknn", "vsknn"))
-def test_known_answer_topic_sessions_rank_their_topic_first(name: str, sessions) -> None:  # noqa: F811
-    m = get_model(name)
+def test_markov_is_directed(sessions) -> None:  # noqa: F811
+    m = get_model("markov")
     m.fit(sessions, N_ITEMS)
     s = m.score(np.array([[2, 3, 4], [15, 16, 17]]))
-    for row, topic in ((0, TOPIC_A), (1, TOPIC_B)):
-        top = set(np.argsort(-s[row])[:5].tolist())
-        assert top <= topic, (name, row, top)
-    if name == "markov":  # directed: the walk goes i -> i+1 most often, so after 4 comes 5, after 17 comes 18
-        assert int(np.argmax(s[0])) == 5 and int(np.argmax(s[1])) == 18
+    # the walk goes i -> i+1 most often, so after 4 comes 5, after 17 comes 18 (topic ranking: the contract)
+    assert int(np.argmax(s[0])) == 5 and int(np.argmax(s[1])) == 18
 
 
 def test_vsknn_hand_computed_scores() -> None:
@@ -90,19 +64,6 @@ def test_spop_prefers_items_of_the_session_then_popularity() -> None:
     m.fit([np.array([1, 2, 2]), np.array([3, 2])], 4)
     s = m.score(np.array([[4, 1, 4]]))[0]
     assert list(np.argsort(-s[1:])[:3] + 1) == [4, 1, 2]
-
-
-@pytest.mark.parametrize("name", COUNT_MODELS)
-def test_save_load_round_trip(name: str, sessions, tmp_path: Path) -> None:  # noqa: F811
-    m = get_model(name)
-    keys = [f"article-{i}" for i in range(1, N_ITEMS + 1)]
-    m.fit(sessions, N_ITEMS, item_keys=keys)
-    m.save(tmp_path / name)
-    loaded = load_model(tmp_path / name)
-    assert type(loaded) is type(m) and loaded.index_of("article-7") == 7
-    p = np.array([[1, 2, 3], [11, 12, 0]])
-    np.testing.assert_array_equal(loaded.score(p), m.score(p))
-    assert not any(f.suffix == ".pkl" for f in (tmp_path / name).iterdir())
 
 
 def test_load_rejects_foreign_folders(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from plugin import Article, ArticleIndex, HashingEncoder, SessionRecommender, SuggestSettings
+from plugin import Article, ArticleIndex, SessionRecommender, SuggestSettings
 from plugin.lexical import LexicalIndex
 from plugin.recommender import _quotas, _share_slots
 from plugin.rules import Candidate

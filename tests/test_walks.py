@@ -3,7 +3,6 @@ the links, popular entry pages come first, and visits are reproducible and of va
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from plugin import ConfigError

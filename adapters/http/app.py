@@ -357,7 +357,7 @@ def create_app(
         params = _suggest_params(request.query_params, cfg.default_k, cfg.max_k)
         # Embedding (a query, or a page another worker tracked) takes milliseconds: keep it off the event loop.
         if params["query"] or (not local_store and rec.needs_encoding(rec.events(session_id))):
-            found = await run_in_threadpool(rec.suggest, session_id, **params)
+            found = await run_in_threadpool(lambda: rec.suggest(session_id, **params))
         else:
             found = rec.suggest(session_id, **params)
         return _json({"session_id": session_id, "suggestions": render.many(found)})

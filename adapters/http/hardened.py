@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from plugin import SessionRecommender, SessionSettings
+from plugin import ReloadingRecommender, SessionRecommender, SessionSettings
 from plugin.chat import MAX_K
 
 from .app import SuggestionJSON, create_app, recommender_from_env, settings_from_env
@@ -74,7 +74,7 @@ class RedactSessionIds(logging.Filter):
         return True
 
 
-def _page_router(rec: SessionRecommender, cfg: ServerSettings, render: SuggestionJSON) -> APIRouter:
+def _page_router(rec: SessionRecommender | ReloadingRecommender, cfg: ServerSettings, render: SuggestionJSON) -> APIRouter:
     router = APIRouter()
 
     @router.post("/v1/suggestions", response_model=SuggestionsOut, tags=["suggestions"])
@@ -92,7 +92,7 @@ def _page_router(rec: SessionRecommender, cfg: ServerSettings, render: Suggestio
 
 
 def create_hardened_app(
-    recommender: SessionRecommender,
+    recommender: SessionRecommender | ReloadingRecommender,
     *,
     secrets: Sequence[str | bytes] | str | bytes,
     settings: ServerSettings | None = None,

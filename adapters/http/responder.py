@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from plugin import Article, SessionRecommender
+from plugin import Article, ReloadingRecommender, SessionRecommender
 from plugin.rules import passes_filters
 
 __all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder"]
@@ -50,7 +50,7 @@ class ExtractiveResponder:
 
     def __init__(
         self,
-        rec: SessionRecommender,
+        rec: SessionRecommender | ReloadingRecommender,
         *,
         max_sentences: int = 3,
         max_chars: int = 600,
@@ -161,7 +161,7 @@ def as_responder(obj: Any, *, name: str | None = None) -> Responder:
         raise TypeError(f"a responder must be callable or have .invoke, got {type(obj).__name__}")
     if isinstance(obj, ExtractiveResponder):
         return obj
-    label = name or getattr(obj, "name", None) or getattr(obj, "__name__", type(obj).__name__)
+    label = str(name or getattr(obj, "name", None) or getattr(obj, "__name__", type(obj).__name__))
     try:
         params = inspect.signature(obj).parameters
         takes_session = "session_id" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

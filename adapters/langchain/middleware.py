@@ -33,7 +33,7 @@ from langgraph.prebuilt.tool_node import ToolCallRequest
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from plugin import ReloadingRecommender, SessionRecommender
+from plugin import ConfigError, ReloadingRecommender, SessionRecommender
 from plugin.chat import ChatPolicy, suggest_for_reply
 from plugin.inject import inject_reply, links_in
 
@@ -129,7 +129,7 @@ class SuggestionMiddleware(AgentMiddleware):
             locale=locale, tags=tuple(article_tags) if article_tags else None,
         )
         if fmt not in ("markdown", "html"):
-            raise ValueError(f"unknown format {fmt!r}. Valid formats are: markdown, html")
+            raise ConfigError(f"unknown format {fmt!r}. Valid formats are: markdown, html")
         self.recommender = recommender
         self.fmt = fmt
         self.track_pages = track_pages

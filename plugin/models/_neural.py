@@ -74,7 +74,7 @@ class _FullSoftmaxCE(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, query, table, targets, low_precision, workspace, needs_grad):  # type: ignore[override]
+    def forward(ctx, query, table, targets, low_precision, workspace, needs_grad):
         with torch.autocast(query.device.type, enabled=False):
             qc, tc = (query.bfloat16(), table.bfloat16()) if low_precision else (query, table)
             b = qc.shape[0]
@@ -97,7 +97,7 @@ class _FullSoftmaxCE(torch.autograd.Function):
         return loss
 
     @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
+    def backward(ctx, g):
         qc, tc, buf = ctx.saved_tensors
         q_dtype, t_dtype, workspace = ctx.meta
         scale = g.float() / buf.shape[0]

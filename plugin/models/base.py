@@ -10,11 +10,13 @@ Neural dot-product models (STAMP, GRU4Rec, SR-GNN) are `DotProductModel`s: ``sco
 ``item_vectors()`` is item j+1 (padding has no row), and ``item_keys[j]`` is that item's original id.
 
 On disk a model is a folder: ``config.json`` (model name, its config, n_items, item_keys, format version) and
-``state.npz`` (numpy arrays, written and read with ``allow_pickle=False``). Nothing is pickled.
+``state.npz`` (numpy arrays, written and read with ``allow_pickle=False``). Nothing is pickled. Both are written
+atomically and the config, written last, records the arrays' sha256 (plugin.atomic), like every core save.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from abc import ABC, abstractmethod
@@ -25,8 +27,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from ..data import Examples
-from ..errors import ConfigError, DimensionMismatchError, IndexFormatError
+from ..errors import ConfigError, DimensionMismatchError, IndexFormatError, UnknownArticleError
 
 __all__ = ["SessionModel", "DotProductModel", "FORMAT_VERSION", "read_config", "config_from_dict"]
 
@@ -100,7 +103,7 @@ class SessionModel(ABC):
         try:
             return lookup[str(key)]
         except KeyError as exc:
-            raise KeyError(f"item {key!r} is not in the model's catalogue") from exc
+            raise UnknownArticleError(f"item {key!r} is not in the model's catalogue") from exc
 
     # --- persistence --------------------------------------------------------------------------------------
     @abstractmethod
@@ -123,8 +126,15 @@ class SessionModel(ABC):
             "n_items": self.n_items,
             "item_keys": None if self.item_keys is None else list(self.item_keys),
         }
-        np.savez(directory / STATE_FILE, **self.state_arrays())
-        (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
+        buf = io.BytesIO()
+        arrays: dict[str, Any] = self.state_arrays()
+        np.savez(buf, **arrays)
+        # Like every core save: arrays first (the committed ones kept as a backup), the config that records
+        # their hash last, so a save killed midway leaves the previous model loadable.
+        meta["sha256"] = replace_keeping_committed(
+            directory / STATE_FILE, buf.getvalue(), recorded_sha256(directory / CONFIG_FILE)
+        )
+        atomic_write_json(directory / CONFIG_FILE, meta)
         return directory
 
     @classmethod
@@ -136,7 +146,8 @@ class SessionModel(ABC):
         model.n_items = int(meta["n_items"])
         model.item_keys = None if meta.get("item_keys") is None else tuple(meta["item_keys"])
         try:
-            with np.load(Path(directory) / STATE_FILE, allow_pickle=False) as z:
+            raw = read_committed(Path(directory) / STATE_FILE, meta.get("sha256"))
+            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError) as exc:
             raise IndexFormatError(f"{directory}/{STATE_FILE} is missing or not a numpy archive: {exc}") from exc

@@ -116,6 +116,7 @@ def bpr_max_loss(scores: torch.Tensor, positive: torch.Tensor, negative: torch.T
 class GRU4Rec(NeuralModel):
     name = "gru4rec"
     config_class = GRU4RecConfig
+    net: _GRU4RecNet
     # official paramfile (hidasib/GRU4Rec paramfiles/diginetica_bprmax_shared_best.py): batch 128, 10 epochs.
     # Its optimiser is Adagrad with momentum (lr 0.05), whose rate does not carry to Adam; lr 3e-3, x0.7 per
     # epoch, is the Adam setting chosen on validation for this project (BENCHMARKS.md)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -21,7 +21,7 @@ class POPConfig:
 
 class POP(SessionModel):
     name = "pop"
-    config_class = POPConfig
+    config_class: ClassVar[type] = POPConfig
 
     def fit(
         self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,

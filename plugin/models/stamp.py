@@ -14,7 +14,7 @@ Init follows the official code: embeddings N(0, 0.002), weights N(0, 0.05).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -25,7 +25,7 @@ from torch import nn
 from ..data import Examples
 from ..errors import ConfigError, DimensionMismatchError
 from ..stamp import STAMP, STAMPConfig
-from ..training import TrainConfig
+from ..training import EpochRecord, TrainConfig
 from ._neural import ItemQueryNet, NeuralModel
 
 __all__ = ["STAMPModel", "STAMPModelConfig"]
@@ -49,6 +49,8 @@ class STAMPModelConfig:
 
 
 class _STAMPNet(ItemQueryNet):
+    content: torch.Tensor  # a buffer, hybrid mode only
+
     def __init__(self, config: STAMPModelConfig, n_items: int) -> None:
         super().__init__()
         d = config.dim
@@ -84,7 +86,8 @@ class STAMPModel(NeuralModel):
     def fit(
         self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
         item_keys: Sequence[str] | None = None, train_config: TrainConfig | None = None,
-        content: np.ndarray | None = None, warm_start: bool = False,
+        warm_start: bool = False, on_epoch: Callable[[EpochRecord], bool] | None = None, *,
+        content: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """``content`` (hybrid mode only): (n_items, c) float matrix, row j = content vector of item j+1."""
         if self.config.mode == "hybrid" and not (warm_start and content is None):
@@ -96,7 +99,7 @@ class STAMPModel(NeuralModel):
             self._content = np.asarray(content, dtype=np.float32)
         elif content is not None:
             raise ConfigError("content is only used with mode='hybrid'")
-        return super().fit(train, n_items, valid, item_keys, train_config, warm_start=warm_start)
+        return super().fit(train, n_items, valid, item_keys, train_config, warm_start=warm_start, on_epoch=on_epoch)
 
     def build_net(self) -> _STAMPNet:
         net = _STAMPNet(self.config, self.n_items)
