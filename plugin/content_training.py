@@ -11,7 +11,8 @@ The score trained: (intent / |intent|) . candidate vector times a fixed logit sc
 The last 10% of sessions (by time) are held out; the best epoch on them is kept, and the caller is told whether
 it beats the zero-shot model on the same held-out examples. `choose_scoring` then decides on the same held-out
 sessions, through the recommender, whether the model is served with that score as trained or with the
-recommender's rule-based fusion (centring, BM25, interest split) on top.
+recommender's rule-based fusion (centring, BM25, interest split) on top, and `choose_transitions` whether
+(and with what weight) the item-to-item transition counts of the same log (`transitions.py`) join its scores.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from .index import ArticleIndex
 from .intent import ContentSTAMP, ContentSTAMPConfig
 from .recommender import SessionRecommender
 from .stamp import STAMPConfig
+from .transitions import ITEM_MODELS, ItemTransitions, TransitionConfig
 
-__all__ = ["ContentTrainConfig", "ContentTrainReport", "choose_scoring", "train_content_stamp", "with_scoring"]
+__all__ = ["ContentTrainConfig", "ContentTrainReport", "choose_scoring", "choose_transitions", "train_content_stamp",
+           "with_scoring", "TRANSITION_GRID"]
 
 logger = logging.getLogger(__name__)
 
@@ -129,11 +132,40 @@ def _n_valid(seqs: Sequence[Sequence[object]], cfg: ContentTrainConfig) -> int:
     return max(1, int(len(seqs) * cfg.valid_fraction))
 
 
+# (decay, weight) pairs of the transition component tried on validation. Weights from 0.5 (a tie-break among
+# articles the text ranks alike) to 4 (the counts lead, the text orders what they do not cover); decay 0.3 lets
+# the page before the last speak too. Measured on the learning-loop bench's validation splits (BENCHMARKS).
+TRANSITION_GRID = tuple((d, w) for d in (0.0, 0.3) for w in (0.5, 1.0, 2.0, 4.0))
+
+
 def with_scoring(model: ContentSTAMP, plain: bool) -> ContentSTAMP:
     """The same trained model, served with plain scoring (`plain=True`) or the recommender's rule-based fusion."""
     out = ContentSTAMP(replace(model.config, plain_scoring=plain))
     out.load_state_dict(model.state_dict())
+    out.transitions = model.transitions
     return out.eval()
+
+
+def _validation_steps(recommender: SessionRecommender, sessions: Sequence[Sequence[str]], cfg: ContentTrainConfig,
+                      max_steps: int) -> tuple[list[list[str]], list[tuple[list[str], str]]]:
+    """The sessions `train_content_stamp` trained on and the (prefix, next article) steps of those it held out."""
+    seqs = _known_sessions(sessions, recommender.index.ids())
+    n_valid = _n_valid(seqs, cfg)
+    steps = [(s[:j], s[j]) for s in seqs[-n_valid:] for j in range(1, len(s))][:max_steps]
+    return seqs[:-n_valid], steps
+
+
+def _served_mrr(recommender: SessionRecommender, model: ContentSTAMP, steps: Sequence[tuple[list[str], str]],
+                cutoff: int) -> float:
+    """MRR@cutoff of the next articles when `model` serves through the recommender, pure ranking (no floor, no MMR)."""
+    settings = recommender.settings.model_copy(update={"min_score": None, "mmr_lambda": 1.0})
+    rec = SessionRecommender(recommender.kb, recommender.encoder, recommender.index, intent_model=model,
+                             settings=settings)
+    rr = 0.0
+    for prefix, target in steps:
+        top = [s.article.id for s in rec.suggest_for(prefix, k=cutoff)]
+        rr += 1.0 / (top.index(target) + 1) if target in top else 0.0
+    return rr / max(len(steps), 1)
 
 
 def choose_scoring(
@@ -146,21 +178,52 @@ def choose_scoring(
     of the sessions as `train_content_stamp`'s validation, so the test split is never used to choose.
     Returns the model set to the winner and {"plain": mrr, "fused": mrr}."""
     cfg = config or ContentTrainConfig()
-    seqs = _known_sessions(sessions, recommender.index.ids())
-    steps = [(s[:j], s[j]) for s in seqs[-_n_valid(seqs, cfg):] for j in range(1, len(s))][:max_steps]
-    settings = recommender.settings.model_copy(update={"min_score": None, "mmr_lambda": 1.0})
-    mrr = {}
-    for name, plain in (("fused", False), ("plain", True)):
-        candidate = with_scoring(model, plain)
-        rec = SessionRecommender(recommender.kb, recommender.encoder, recommender.index, intent_model=candidate,
-                                 settings=settings)
-        rr = 0.0
-        for prefix, target in steps:
-            top = [s.article.id for s in rec.suggest_for(prefix, k=cfg.cutoff)]
-            rr += 1.0 / (top.index(target) + 1) if target in top else 0.0
-        mrr[name] = rr / max(len(steps), 1)
+    _, steps = _validation_steps(recommender, sessions, cfg, max_steps)
+    mrr = {name: _served_mrr(recommender, with_scoring(model, plain), steps, cfg.cutoff)
+           for name, plain in (("fused", False), ("plain", True))}
     logger.info("held-out MRR@%d through the recommender: %s", cfg.cutoff, mrr)
     return with_scoring(model, mrr["plain"] > mrr["fused"]), mrr
+
+
+def choose_transitions(
+    recommender: SessionRecommender, model: ContentSTAMP, sessions: Sequence[Sequence[str]],
+    config: ContentTrainConfig | None = None, *, item_model: str = "auto", grid: Sequence[tuple[float, float]] = TRANSITION_GRID,
+    max_steps: int = 1000,
+) -> tuple[ContentSTAMP, dict[str, float]]:
+    """Blend the log's item-to-item transition counts into `model`'s scores, or not, on validation.
+
+    The counts are fitted on the sessions `train_content_stamp` trained on; every (decay, weight) of `grid` and
+    the model alone are served through the recommender on the held-out sessions' steps (the same validation
+    split, never the test), and the best MRR@cutoff wins ("none" wins ties: fewer parts). `item_model`: "auto"
+    (validation decides), "markov" (the best blend, even if the model alone scores higher), "none" (the model
+    alone). The installed counts are refitted on every session, held-out ones included, with the chosen blend.
+    Returns the model to serve and {"none": mrr, "markov d=… w=…": mrr, …}."""
+    if item_model not in ITEM_MODELS:
+        raise ConfigError(f"unknown item model {item_model!r}. Valid item models are: {', '.join(ITEM_MODELS)}")
+    cfg = config or ContentTrainConfig()
+    alone = with_scoring(model, model.config.plain_scoring)
+    alone.transitions = None
+    if item_model == "none":
+        return alone, {}
+    train, steps = _validation_steps(recommender, sessions, cfg, max_steps)
+    counts = ItemTransitions.fit(train)
+    mrr = {"none": _served_mrr(recommender, alone, steps, cfg.cutoff)}
+    best: TransitionConfig | None = None
+    best_key = ""
+    for decay, weight in tqdm(grid, desc="choosing the transition blend", unit="blend", disable=len(steps) < 200):
+        blend = TransitionConfig(weight=weight, decay=decay)
+        candidate = with_scoring(alone, alone.config.plain_scoring)
+        candidate.transitions = counts.with_config(blend)
+        key = f"markov decay={decay:g} weight={weight:g}"
+        mrr[key] = _served_mrr(recommender, candidate, steps, cfg.cutoff)
+        if best is None or mrr[key] > mrr[best_key]:
+            best, best_key = blend, key
+    logger.info("held-out MRR@%d with the transition blends: %s", cfg.cutoff, mrr)
+    if best is None or (item_model == "auto" and mrr[best_key] <= mrr["none"]):
+        return alone, mrr
+    served = with_scoring(alone, alone.config.plain_scoring)
+    served.transitions = ItemTransitions.fit(_known_sessions(sessions, recommender.index.ids()), best)
+    return served, mrr
 
 
 def train_content_stamp(
