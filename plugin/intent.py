@@ -18,7 +18,9 @@ per last page, text-scored, stayed below Markov-1), a learned candidate vector c
 for those articles (`Intent.learned_scores`, a small numpy index beside FAISS's text search). Every other article
 reads, and is scored, as its text alone. `plain_scoring` says the recommender should score candidates as they
 were trained (plain cosine plus the learned part: no centring, lexical fusion, link bonus or interest split);
-train-intent sets it on its validation split. An article added after
+train-intent sets it on its validation split. `transitions` (plugin/transitions.py, optional) adds the log's
+item-to-item transition counts to the candidate scores the same way, through `learned_scores`: train-intent
+blends them in when its validation split says so, and they are saved and loaded beside the weights. An article added after
 training (outside `catalogue`) is ranked by the zero-shot intent (`cold_vector`) and keeps its zero-shot rank among
 the trained ranking (`rules.merge_cold_start`): nobody reached it in training, so its trained score says little.
 """
