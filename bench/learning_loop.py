@@ -32,7 +32,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin
 
@@ -140,6 +140,15 @@ class FreeQueryIntent(MeanIntent):
     def intent(self, items: np.ndarray, keys=None) -> Intent:
         last = keys[-1] if keys else None
         return Intent(unit(self.queries.get(last, items[-1])), np.eye(len(items))[-1])
+
+
+def without_cold_start(model: ContentSTAMP) -> ContentSTAMP:
+    """The trained model with no catalogue: articles added after training are ranked by its intent on their text
+    like any article nobody clicked, instead of at their zero-shot rank. What the merge costs the other steps."""
+    out = ContentSTAMP(replace(model.config, catalogue=()))
+    out.load_state_dict(model.state_dict())
+    out.transitions = model.transitions
+    return out.eval()
 
 
 def served(rec: SessionRecommender, intent_model) -> Callable[[Sequence[str]], list[str]]:
@@ -300,6 +309,9 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         alone = with_scoring(trained, trained.config.plain_scoring)
         alone.transitions = None
         methods["trained intent without its transition counts (diagnostic)"] = served(trained_rec, alone)
+    if isinstance(trained, ContentSTAMP) and trained.config.catalogue:
+        methods["trained intent, no cold-start merge: added articles scored on their text (diagnostic)"] = served(
+            trained_rec, without_cold_start(trained))
     methods = {
         **methods,
         "zero-shot intent": served(trained_rec, ContentSTAMP.zero_shot(dim)),
