@@ -12,8 +12,8 @@ Per corpus (an installed HTML documentation folder; nothing is copied into the r
    drift and noise clicks) are logged through the API into the JSONL event log: page views, an impression
    for every suggestion shown, and a click when the visit's next page was among them;
 4. the log is split by session time: the first `--walks` visits train (`python -m plugin train-intent`, which
-   holds out its last 10% for validation and installs the model only if it beats zero-shot there), the last
-   `--test-walks` are the test;
+   holds out its last 10% for validation, installs the model only if it beats zero-shot there and blends in the
+   log's item-to-item transition counts when they raise its validation MRR), the last `--test-walks` are the test;
 5. the held-out articles are added to the trained index (no retraining), and every method ranks the next page
    of each test prefix among all KB articles not yet read: trained intent, zero-shot intent, session-mean NN,
    last-page NN, Markov-1 and V-SKNN fitted on the same training sessions, and the walks' own ceiling
@@ -32,7 +32,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin
 
@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from adapters.http.replay import ReplayStats  # noqa: E402
 from plugin import Article, IndexFormatError, SessionRecommender, SuggestSettings  # noqa: E402
 from plugin.cli import _make_encoder, main as plugin_main  # noqa: E402
+from plugin.content_training import with_scoring  # noqa: E402
 from plugin.event_log import click_sessions, read_records  # noqa: E402
 from plugin.intent import ContentSTAMP, Intent  # noqa: E402
 from plugin.models import get_model  # noqa: E402
@@ -139,6 +140,15 @@ class FreeQueryIntent(MeanIntent):
     def intent(self, items: np.ndarray, keys=None) -> Intent:
         last = keys[-1] if keys else None
         return Intent(unit(self.queries.get(last, items[-1])), np.eye(len(items))[-1])
+
+
+def without_cold_start(model: ContentSTAMP) -> ContentSTAMP:
+    """The trained model with no catalogue: articles added after training are ranked by its intent on their text
+    like any article nobody clicked, instead of at their zero-shot rank. What the merge costs the other steps."""
+    out = ContentSTAMP(replace(model.config, catalogue=()))
+    out.load_state_dict(model.state_dict())
+    out.transitions = model.transitions
+    return out.eval()
 
 
 def served(rec: SessionRecommender, intent_model) -> Callable[[Sequence[str]], list[str]]:
@@ -273,7 +283,8 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
     assert test == visits[args.walks :], "the log does not give back the visits replayed"
 
     train_cmd = ["train-intent", "--index", str(index_dir), "--log", str(train_log), "--dim", str(args.dim),
-                 "--min-clicks", str(args.min_clicks), "--epochs", str(args.epochs), "--quiet"]
+                 "--min-clicks", str(args.min_clicks), "--epochs", str(args.epochs), "--item-model", args.item_model,
+                 "--quiet"]
     logger.info("python -m plugin %s", " ".join(train_cmd))
     plugin_main(train_cmd)
     trained_rec = SessionRecommender.load(index_dir, encoder=encoder)
@@ -293,8 +304,16 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         item_models[label] = m
 
     dim = trained_rec.index.dim
+    methods = {"trained intent (train-intent)": served(trained_rec, trained)}
+    if isinstance(trained, ContentSTAMP) and trained.transitions is not None:
+        alone = with_scoring(trained, trained.config.plain_scoring)
+        alone.transitions = None
+        methods["trained intent without its transition counts (diagnostic)"] = served(trained_rec, alone)
+    if isinstance(trained, ContentSTAMP) and trained.config.catalogue:
+        methods["trained intent, no cold-start merge: added articles scored on their text (diagnostic)"] = served(
+            trained_rec, without_cold_start(trained))
     methods = {
-        "trained intent (train-intent)": served(trained_rec, trained),
+        **methods,
         "zero-shot intent": served(trained_rec, ContentSTAMP.zero_shot(dim)),
         "session-mean NN": served(trained_rec, MeanIntent(dim)),
         "last-page NN": served(trained_rec, LastPageIntent(dim)),
@@ -333,6 +352,10 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         "learned_articles": len(trained.config.item_keys) if isinstance(trained, ContentSTAMP) else 0,
         "scoring": ("plain (as trained)" if trained.config.plain_scoring else "with the rules' fusion")
         if isinstance(trained, ContentSTAMP) else "zero-shot",
+        "transitions": (f"blended with the log's transition counts (decay {trained.transitions.config.decay:g}, "
+                        f"weight {trained.transitions.config.weight:g})"
+                        if isinstance(trained, ContentSTAMP) and trained.transitions is not None
+                        else "without transition counts"),
         "tables": tables, "best_item_model": best_item,
         "mrr_ratio_vs_best_item": ratio_ci(rr[main], rr[best_item], session, args.bootstrap, args.seed),
         "mrr_ratio_vs_zero_shot": ratio_ci(rr[main], rr["zero-shot intent"], session, args.bootstrap, args.seed),
@@ -349,7 +372,8 @@ def markdown(results: list[dict], command: str) -> str:
             f"training. Logged through the API: {r['visits_logged']} visits, {r['page_views']} page views, "
             f"{r['impressions']} impressions, {r['suggestion_clicks']} suggestion clicks. Trained on "
             f"{r['train_sessions']} sessions ({r['learned_articles']} articles with learned vectors; served "
-            f"{r.get('scoring', '?')}, chosen by train-intent on its validation split); tested on "
+            f"{r.get('scoring', '?')}, {r.get('transitions', '?')}, both chosen by train-intent on its validation "
+            f"split); tested on "
             f"{r['test_sessions']} held-out visits ({r['test_steps']} steps). Trained / best item-ID model "
             f"({r['best_item_model']}) MRR@5: **{r['mrr_ratio_vs_best_item'][0]:.3f}×** [{lo:.3f}, {hi:.3f}]; "
             f"trained / zero-shot: {r['mrr_ratio_vs_zero_shot'][0]:.2f}×.",
@@ -375,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--min-clicks", type=int, default=5)
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--item-model", default="auto", help="train-intent's --item-model (auto: its validation split decides)")
     p.add_argument("--vsknn-k", type=int, default=100)
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)

@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from .errors import PluginError
+from .transitions import ITEM_MODELS
 from .versions import is_index_dir
 
 __all__ = ["main", "build_parser", "suggestion_count", "demo_cache_dir", "demo_index_dir", "build_demo_recommender"]
@@ -106,7 +107,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 def cmd_train_intent(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .content_training import ContentTrainConfig, choose_scoring, train_content_stamp
+    from .content_training import ContentTrainConfig, choose_scoring, choose_transitions, train_content_stamp
     from .event_log import click_sessions
     from .recommender import SessionRecommender
 
@@ -133,6 +134,13 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
     model, scoring = choose_scoring(rec, model, sessions, cfg)
     print(f"held-out MRR@{cfg.cutoff} through the recommender: plain scoring {scoring['plain']:.4f}, with the rules' "
           f"fusion {scoring['fused']:.4f}: serving with {'plain scoring' if model.config.plain_scoring else 'fusion'}")
+    model, blends = choose_transitions(rec, model, sessions, cfg, item_model=args.item_model)
+    if blends:
+        print(f"held-out MRR@{cfg.cutoff} with the log's transition counts blended in: "
+              + ", ".join(f"{name} {v:.4f}" for name, v in blends.items()))
+    t = model.transitions
+    print("serving " + (f"with the transition counts (decay {t.config.decay:g}, weight {t.config.weight:g})"
+                        if t is not None else "without transition counts"))
     rec.intent_model = model
     rec.save(args.index)
     print(f"installed the trained content STAMP into {args.index}")
@@ -237,6 +245,10 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     ti.add_argument("--dim", type=int, default=128)
     ti.add_argument("--min-clicks", type=int, default=5,
                     help="training clicks an article needs for a learned vector (0: text embeddings only)")
+    ti.add_argument("--item-model", choices=ITEM_MODELS, default="auto",
+                    help="item-to-item transition counts of the same log blended into the trained scores: "
+                         "auto (default: the held-out sessions decide whether, and with what weight), markov "
+                         "(always, best weight on the held-out sessions), none")
     ti.add_argument("--force", action="store_true", help="install even if it does not beat the zero-shot model")
     ti.add_argument("--quiet", action="store_true")
     ti.set_defaults(func=cmd_train_intent)

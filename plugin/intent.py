@@ -18,7 +18,9 @@ per last page, text-scored, stayed below Markov-1), a learned candidate vector c
 for those articles (`Intent.learned_scores`, a small numpy index beside FAISS's text search). Every other article
 reads, and is scored, as its text alone. `plain_scoring` says the recommender should score candidates as they
 were trained (plain cosine plus the learned part: no centring, lexical fusion, link bonus or interest split);
-train-intent sets it on its validation split. An article added after
+train-intent sets it on its validation split. `transitions` (plugin/transitions.py, optional) adds the log's
+item-to-item transition counts to the candidate scores the same way, through `learned_scores`: train-intent
+blends them in when its validation split says so, and they are saved and loaded beside the weights. An article added after
 training (outside `catalogue`) is ranked by the zero-shot intent (`cold_vector`) and keeps its zero-shot rank among
 the trained ranking (`rules.merge_cold_start`): nobody reached it in training, so its trained score says little.
 """
@@ -39,6 +41,7 @@ from torch import nn
 from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from .errors import DimensionMismatchError, IndexFormatError
 from .stamp import STAMP, STAMPConfig, zero_shot_query
+from .transitions import ItemTransitions
 
 __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 
@@ -80,6 +83,9 @@ class ContentSTAMP(nn.Module):
             nn.init.zeros_(self.out_vectors.weight)  # untrained: every candidate scored on its text, as before
         self._rows = {k: i + 1 for i, k in enumerate(config.item_keys)}
         self._catalogue = frozenset(config.catalogue) if config.catalogue else None
+        # Click counts from the same log, blended into the candidate scores (plugin/transitions.py); not weights
+        # of this module: fitted by counting, saved beside it, set by train-intent when validation wants them.
+        self.transitions: ItemTransitions | None = None
 
     def rows(self, keys: Sequence[str | None]) -> list[int]:
         """Learned-vector row of each article id (0: none, the article reads as its text alone)."""
@@ -134,17 +140,33 @@ class ContentSTAMP(nn.Module):
             vec, att_np = q[0].numpy(), att[0].abs().numpy()  # (D,), (L,)
         norm = float(np.linalg.norm(vec))
         att_np = att_np / max(float(att_np.sum()), 1e-12)
+        learned_ids: tuple[str, ...] = ()
         learned_scores = None
         if self.out_vectors is not None:
             # The learned halves of the candidate vectors, q . u_a for every article that has one: (K, D) @ (D,)
+            learned_ids = self.config.item_keys
             learned_scores = self.out_vectors.weight[1:].numpy() @ (vec / max(norm, 1e-12))  # (K,)
+        if self.transitions is not None and keys is not None:
+            learned_ids, learned_scores = self._add_transitions(learned_ids, learned_scores, keys)
         cold = None
         if self._catalogue is not None:
             cold, _ = zero_shot_query(items, self.config.zero_shot_temperature)  # (D,)
             cold = cold / max(float(np.linalg.norm(cold)), 1e-12)
         return Intent(vector=vec / max(norm, 1e-12), attention=att_np, cold_vector=cold, catalogue=self._catalogue,
-                      learned_ids=self.config.item_keys if learned_scores is not None else (),
-                      learned_scores=learned_scores)
+                      learned_ids=learned_ids if learned_scores is not None else (), learned_scores=learned_scores)
+
+    def _add_transitions(self, ids: tuple[str, ...], scores: np.ndarray | None,
+                         keys: Sequence[str | None]) -> tuple[tuple[str, ...], np.ndarray | None]:
+        """The learned candidate scores plus weight * T(j | session) of the transition component, over the union
+        of the articles either speaks for (an article in neither reads as its text alone)."""
+        assert self.transitions is not None
+        t_ids, t_scores = self.transitions.scores(keys)
+        if not t_ids:
+            return ids, scores
+        merged = dict(zip(ids, scores.tolist())) if scores is not None else {}
+        for a, t in zip(t_ids, t_scores.tolist()):
+            merged[a] = merged.get(a, 0.0) + t
+        return tuple(merged), np.fromiter(merged.values(), np.float32, len(merged))  # (K',)
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         d = Path(directory)
@@ -155,6 +177,10 @@ class ContentSTAMP(nn.Module):
         # Weights first, then the config recording their sha256: the pair commits with the second rename.
         sha = replace_keeping_committed(d / "intent_model.pt", buf.getvalue(), recorded_sha256(d / "intent_model.json"))
         atomic_write_json(d / "intent_model.json", {"type": "content-stamp", "config": cfg, "sha256": sha})
+        if self.transitions is not None:
+            self.transitions.save(d)
+        else:
+            (d / "transitions.json").unlink(missing_ok=True)  # a folder saved into again loses its old component
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> ContentSTAMP:
@@ -175,4 +201,6 @@ class ContentSTAMP(nn.Module):
             model.load_state_dict(state)  # RuntimeError when the weights do not fit the config
         except (OSError, KeyError, ValueError, RuntimeError) as exc:
             raise IndexFormatError(f"no readable content-STAMP model in {d}: {exc}") from None
+        if ItemTransitions.saved_in(d):
+            model.transitions = ItemTransitions.load(d)
         return model.eval()

@@ -34,7 +34,8 @@ class Intent:
     cold_vector: np.ndarray | None = None  # (D,) unit norm
     catalogue: frozenset[str] | None = None
     # A trained model's learned candidate vectors u_a: `learned_scores[i]` = vector . u_a of article
-    # `learned_ids[i]`, added to that article's text cosine (its score is vector . (e_a + u_a), as trained).
+    # `learned_ids[i]`, added to that article's text cosine (its score is vector . (e_a + u_a), as trained),
+    # plus, when the model has one, its transition component's weight * T(a | session) (plugin/transitions.py).
     learned_ids: tuple[str, ...] = ()
     learned_scores: np.ndarray | None = None  # (len(learned_ids),)
 

@@ -1,0 +1,151 @@
+"""Item-to-item transitions learned from the event log: where the readers of a page went next.
+
+The trained content intent scores articles by their text (plus learned vectors for the clicked ones); a count
+model over the same click sessions knows "after page i comes page j" outright, which is what the lab's Markov-1
+is best at (BENCHMARKS "Learning loop", round 2: the trained intent reached 0.88-0.91x Markov-1's MRR@5). This
+module is that count model as a component of the trained intent (`intent.ContentSTAMP.transitions`), blended
+into its scores:
+
+    P(j | i)   = C[i, j] / (sum_j' C[i, j'] + alpha)        C: consecutive clicks i -> j in training sessions
+    T(j | s)   = sum_{t=0..history-1} decay^t P(j | s_{n-t})  s_n: the page read last (unknown pages add nothing)
+    score(j)   = content score(j) + weight * T(j | s)
+
+alpha keeps a page read once from speaking with full confidence. An article nobody reached in training has
+T = 0 and keeps its content rank; one added after training (outside the intent's catalogue) keeps its zero-shot
+rank (`rules.merge_cold_start`). train-intent picks weight and decay on its own validation split
+(`content_training.choose_transitions`); weight 0 means the component is not installed.
+
+Persisted beside the intent model: `transitions.json` (config, article ids, the sha256 of the arrays) and
+`transitions.npz` (the CSR arrays of P, read with allow_pickle=False).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
+from .errors import ConfigError, IndexFormatError
+
+__all__ = ["ItemTransitions", "TransitionConfig", "ITEM_MODELS"]
+
+# What `train-intent --item-model` accepts: "auto" lets the validation split decide between the others.
+ITEM_MODELS = ("auto", "none", "markov")
+
+_META = "transitions.json"
+_ARRAYS = "transitions.npz"
+
+
+@dataclass(frozen=True)
+class TransitionConfig:
+    weight: float = 1.0  # added to the content score per unit of T (cosines live in [-1, 1], T in [0, 1 + decay + ...])
+    decay: float = 0.0  # weight of the page read t steps before the last: decay^t (0: the last page only, Markov-1)
+    history: int = 3  # pages read, newest first, that speak
+    alpha: float = 1.0  # additive smoothing of each row's total
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ConfigError(f"TransitionConfig.weight must be >= 0, got {self.weight}")
+        if not 0.0 <= self.decay < 1.0:
+            raise ConfigError(f"TransitionConfig.decay must be in [0, 1), got {self.decay}")
+        if self.history < 1:
+            raise ConfigError(f"TransitionConfig.history must be >= 1, got {self.history}")
+        if self.alpha < 0:
+            raise ConfigError(f"TransitionConfig.alpha must be >= 0, got {self.alpha}")
+
+
+class ItemTransitions:
+    """Smoothed first-order transition probabilities between article ids, scored against a session.
+
+    The matrix is kept in CSR form as three numpy arrays (row i's targets are indices[indptr[i]:indptr[i+1]]):
+    a session reads at most `history` rows, and numpy alone keeps `import plugin` and the CLI free of scipy."""
+
+    def __init__(self, keys: Sequence[str], indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+                 config: TransitionConfig | None = None) -> None:
+        self.keys = tuple(keys)
+        self.indptr = np.asarray(indptr, np.int64)  # (N + 1,)
+        self.indices = np.asarray(indices, np.int64)  # (nnz,) target rows
+        self.data = np.asarray(data, np.float32)  # (nnz,) P(target | row)
+        n = len(self.keys)
+        if (len(self.indptr) != n + 1 or self.indptr[0] != 0 or self.indptr[-1] != len(self.indices)
+                or len(self.indices) != len(self.data) or np.any(np.diff(self.indptr) < 0)
+                or (len(self.indices) and not 0 <= self.indices.min() <= self.indices.max() < n)):
+            raise ConfigError(f"transition arrays do not form a {n} x {n} CSR matrix")
+        self.config = config or TransitionConfig()
+        self._row = {k: i for i, k in enumerate(self.keys)}
+
+    @classmethod
+    def fit(cls, sessions: Sequence[Sequence[str]], config: TransitionConfig | None = None) -> ItemTransitions:
+        """Count consecutive clicks i -> j (i != j) in article-id sessions, oldest first."""
+        cfg = config or TransitionConfig()
+        pairs = Counter((a, b) for s in sessions for a, b in zip(s, s[1:]) if a != b)
+        keys = sorted({k for pair in pairs for k in pair})
+        row = {k: i for i, k in enumerate(keys)}
+        triples = sorted((row[a], row[b], c) for (a, b), c in pairs.items())  # row-major: the CSR order
+        src = np.array([t[0] for t in triples], np.int64)  # (nnz,)
+        counts = np.array([t[2] for t in triples], np.float64)  # (nnz,)
+        totals = np.bincount(src, weights=counts, minlength=len(keys))  # (N,)
+        data = counts / np.maximum(totals[src] + cfg.alpha, 1e-12)  # (nnz,)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=len(keys)))])  # (N + 1,)
+        return cls(keys, indptr, np.array([t[1] for t in triples], np.int64), data, cfg)
+
+    def with_config(self, config: TransitionConfig) -> ItemTransitions:
+        """The same probabilities blended with another weight/decay/history (alpha is fixed at fit time)."""
+        if config.alpha != self.config.alpha:
+            raise ConfigError("alpha is applied when the counts are fitted; fit again to change it")
+        return ItemTransitions(self.keys, self.indptr, self.indices, self.data, config)
+
+    def scores(self, session: Sequence[str | None]) -> tuple[list[str], np.ndarray]:
+        """weight * T(j | session) for every article j it is positive for: (ids, scores (n,))."""
+        cfg = self.config
+        if cfg.weight == 0.0:
+            return [], np.zeros(0, np.float32)
+        cols, vals = [], []
+        for t, key in enumerate(reversed(list(session)[-cfg.history:])):
+            w = cfg.decay ** t
+            if w == 0.0:
+                break
+            r = self._row.get(key) if key is not None else None
+            if r is not None:
+                lo, hi = self.indptr[r], self.indptr[r + 1]
+                cols.append(self.indices[lo:hi])
+                vals.append(w * self.data[lo:hi])
+        if not cols:
+            return [], np.zeros(0, np.float32)
+        targets, inverse = np.unique(np.concatenate(cols), return_inverse=True)  # (n,), (m,)
+        summed = np.bincount(inverse, weights=np.concatenate(vals), minlength=len(targets))  # (n,)
+        return [self.keys[j] for j in targets], (cfg.weight * summed).astype(np.float32)
+
+    def save(self, directory: str | os.PathLike[str]) -> None:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.savez(buf, indptr=self.indptr, indices=self.indices, data=self.data)
+        # Arrays first, then the metadata recording their sha256: the pair commits with the second rename.
+        sha = replace_keeping_committed(d / _ARRAYS, buf.getvalue(), recorded_sha256(d / _META))
+        atomic_write_json(d / _META, {"type": "item-transitions", "config": asdict(self.config),
+                                      "keys": list(self.keys), "sha256": sha})
+
+    @staticmethod
+    def saved_in(directory: str | os.PathLike[str]) -> bool:
+        return (Path(directory) / _META).exists()
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> ItemTransitions:
+        d = Path(directory)
+        try:
+            meta = json.loads((d / _META).read_text(encoding="utf-8"))
+            keys = [str(k) for k in meta["keys"]]
+            config = TransitionConfig(**meta["config"])
+            data = read_committed(d / _ARRAYS, meta.get("sha256"))
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                return cls(keys, z["indptr"], z["indices"], z["data"], config)
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise IndexFormatError(f"no readable item transitions in {d}: {exc}") from None
