@@ -72,6 +72,11 @@ class SuggestSettings(BaseModel):
         description="Discount on articles close to everything (CSLS, plugin.hubness): weight times the article's "
         "mean centred cosine to its 20 nearest articles is taken off its score. 0 turns it off.",
     )
+    title_weight: float = Field(
+        0.3, ge=0.0, le=1.0,
+        description="Weight of title similarity (the read pages' titles against each article's, plugin.titles) "
+        "added to the score. 0 turns it off.",
+    )
     topic_split: float | None = Field(
         0.1, ge=-1.0, le=1.0,
         description="Pages whose centred cosine to the newest page is below this are an earlier interest and get "

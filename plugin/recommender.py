@@ -43,6 +43,7 @@ from .lexical import LexicalIndex, LexicalScores
 from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_select, passes_filters
 from .session_store import InMemorySessionStore, SessionStore
 from .suggestion import Suggestion
+from .titles import TitleIndex
 from .versions import commit_version, current_version, resolve_version
 from .zero_shot import IntentModel, ZeroShotIntent
 
@@ -113,6 +114,7 @@ class SessionRecommender:
         self.event_log = event_log
         self.lexical = LexicalIndex(self._lexical_corpus)
         self.hubness = HubnessIndex(self._hubness_vectors)
+        self.titles = TitleIndex(self._title_vectors)
 
     def _lexical_corpus(self) -> tuple[list[str], list[str]]:
         ids = [a for a in self.index.ids() if a in self.kb]
@@ -122,13 +124,26 @@ class SessionRecommender:
         ids = self.index.ids()
         return ids, self._centred(self.index.vectors(ids))
 
+    def _title_vectors(self, allow_encoding: bool) -> tuple[list[str], np.ndarray] | None:
+        ids = [a for a in self.index.ids() if a in self.kb]
+        titles = [self.kb.get(a).title for a in ids]
+        inner = self.encoder.inner
+        if not allow_encoding and isinstance(inner, LazyEncoder) and not inner.loaded and any(
+                self.encoder.cache.get(content_key(self.encoder.name, t)) is None for t in titles):
+            return None  # would load the model just for titles: go without (see plugin.titles)
+        return ids, self.encoder.encode(titles)
+
     def warm(self) -> None:
-        """Build now what the first request would otherwise build (BM25 index, hubness discounts), so that
-        servers pay for it in their loading thread, not on a visitor's request."""
-        if self.settings.lexical_weight > 0 and self._embeds_text:
+        """Build now what the first request would otherwise build (BM25 index, hubness discounts, title vectors),
+        so that servers pay for it in their loading thread, not on a visitor's request."""
+        if not self._embeds_text:
+            return
+        if self.settings.lexical_weight > 0:
             self.lexical.warm()
-        if self.settings.hubness_weight > 0 and self._embeds_text:
+        if self.settings.hubness_weight > 0:
             self.hubness.warm()
+        if self.settings.title_weight > 0:
+            self.titles.warm()
 
     # ------------------------------------------------------------ building and persistence
 
@@ -157,18 +172,22 @@ class SessionRecommender:
             chunk = list(articles[start : start + _ENCODE_CHUNK])
             vecs = self.encoder.encode_documents([a.embed_text() for a in chunk], [a.title for a in chunk])
             self.index.upsert([a.id for a in chunk], vecs)
+            if self.settings.title_weight > 0 and self._embeds_text:
+                self.encoder.encode([a.title for a in chunk])  # into the cache saved with the index (plugin.titles)
             for a in chunk:
                 self.kb.upsert(a)
             bar.update(len(chunk))
         bar.close()
         self.lexical.invalidate()
         self.hubness.invalidate()
+        self.titles.invalidate()
 
     def remove_articles(self, ids: Sequence[str]) -> int:
         for aid in ids:
             self.kb.remove(aid)  # raises UnknownArticleError before anything changes for a bad id
         self.lexical.invalidate()
         self.hubness.invalidate()
+        self.titles.invalidate()
         return self.index.remove(ids)
 
     def save(self, directory: str | os.PathLike[str], *, keep_versions: int = 3) -> Path:
@@ -444,11 +463,12 @@ class SessionRecommender:
             texts = [self._item_text(signal[i], keys[i]) for i in rows]
             lexical = self._lexical_scores(texts, query, qw)
             linked = self._linked_from([keys[i] for i in rows])
+            titled = self.titles.query([keys[i] for i in rows]) if cfg.title_weight > 0 and self._embeds_text else None
             if plain:
                 cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags, learned=learned, centre=False)
             else:
                 cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags, lexical=lexical,
-                                         linked=linked, learned=learned)
+                                         linked=linked, learned=learned, titled=titled)
             if cold is not None and catalogue is not None and plain:
                 # articles added since the model was trained keep the rank the zero-shot recommender (its rules,
                 # interests and all) shows them at
@@ -540,11 +560,13 @@ class SessionRecommender:
         linked: set[str] | frozenset[str] = frozenset(),
         learned: dict[str, float] | None = None,
         centre: bool = True,
+        titled: np.ndarray | None = None,
     ) -> list[Candidate]:
         """Index hits (plus the best lexical matches) that pass the rules, best first by fused score.
 
         Score = centred cosine - hubness_weight * r(article) (`plugin.hubness`) + lexical_weight * BM25 + link_weight
-        (linked from a read page) + freshness; the floor applies to the plain cosine. A trained model's `learned` part (intent . u_a of the articles with a learned
+        (linked from a read page) + title_weight * title cosine (`plugin.titles`) + freshness; the floor applies to
+        the plain cosine. A trained model's `learned` part (intent . u_a of the articles with a learned
         candidate vector) is added to their score, and the best of them by their whole score join the pool: the
         text search alone would miss an article whose learned part, not its text, makes it the next page.
         Filters can reject most of a fixed-size pool (a rare locale, a narrow tag), so the pool grows until k
@@ -577,6 +599,8 @@ class SessionRecommender:
                     score = score + cfg.lexical_weight * lexical.get([a.id for a in arts])
                 if centred and cfg.hubness_weight > 0:
                     score = score - cfg.hubness_weight * self.hubness.get([a.id for a in arts])
+                if titled is not None:
+                    score = score + cfg.title_weight * self.titles.scores(titled, [a.id for a in arts])
                 if linked:
                     score = score + cfg.link_weight * np.array([a.id in linked for a in arts], dtype=np.float32)
                 if learned:

@@ -9,7 +9,7 @@ from plugin import Article, SessionRecommender, SuggestSettings
 from plugin import hubness
 from plugin.hubness import HubnessIndex, neighbourhood_similarity
 
-OPEN = dict(min_score=None, mmr_lambda=1.0, lexical_weight=0.0, link_weight=0.0, topic_split=None)
+OPEN = dict(min_score=None, mmr_lambda=1.0, lexical_weight=0.0, link_weight=0.0, topic_split=None, title_weight=0.0)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

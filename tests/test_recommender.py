@@ -141,7 +141,7 @@ def test_save_load_roundtrip_and_incremental_updates(rec, tmp_path, fake_encoder
     loaded.upsert_articles([Article("ser-json", "JSON guide v2", "https://kb.test/json", "json serialize text"),
                             Article("ser-yaml", "YAML serialization", "https://kb.test/yaml", "yaml serialize objects text")])
     loaded.remove_articles(["ser-marshal"])
-    assert loaded.encoder.misses - before == 2
+    assert loaded.encoder.misses - before == 4  # the two changed articles: each its text and its title
     assert "ser-marshal" not in {s.article.id for s in loaded.suggest("s", k=9)}
     with pytest.raises(UnknownArticleError):
         loaded.remove_articles(["ser-marshal"])
@@ -226,13 +226,14 @@ def test_visitor_pages_use_a_bounded_cache_that_is_not_saved(articles, fake_enco
     r = SessionRecommender.build(articles, encoder=fake_encoder, progress=False, page_cache_size=2)
     for i in range(5):
         r.track("s", url=f"https://blog.test/{i}", title=f"socket notes {i}", text="tcp socket network")
-    assert len(r.page_encoder.cache) == 2 and len(r.encoder.cache) == len(articles)
+    kb_entries = 2 * len(articles)  # each article's text and its title (plugin.titles); no visitor page
+    assert len(r.page_encoder.cache) == 2 and len(r.encoder.cache) == kb_entries
     events = r.events("s")
     assert r.needs_encoding(events)  # the oldest pages were evicted from the bounded cache
     assert not r.needs_encoding(events[-2:])
     assert r.suggest("s", k=1)  # evicted pages are simply embedded again
     r.save(tmp_path)
-    assert len(SessionRecommender.load(tmp_path, encoder=fake_encoder).encoder.cache) == len(articles)
+    assert len(SessionRecommender.load(tmp_path, encoder=fake_encoder).encoder.cache) == kb_entries
 
 
 def test_hub_pages_count_as_read_but_are_never_suggested(fake_encoder):

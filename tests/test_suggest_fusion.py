@@ -43,8 +43,9 @@ def _lexical_kb() -> list[Article]:
 
 @pytest.mark.parametrize("weight", [0.0, 0.5])
 def test_lexical_fusion_finds_what_an_uninformed_dense_model_misses(weight):
-    rec = SessionRecommender.build(_lexical_kb(), encoder=NoiseEncoder(), progress=False,
-                                   settings=SuggestSettings(**OPEN, lexical_weight=weight, topic_split=None))
+    rec = SessionRecommender.build(_lexical_kb(), encoder=NoiseEncoder(), progress=False,  # titles: noise too, off
+                                   settings=SuggestSettings(**OPEN, lexical_weight=weight, topic_split=None,
+                                                            title_weight=0.0))
     rec.track("s", article_id="read")
     top = rec.suggest("s", k=1)[0].article.id
     if weight:

@@ -1,0 +1,85 @@
+"""Title similarity: a second, short view of each article beside its pooled full-text vector.
+
+A page's title is the site author's own one-line summary of it, and pages of one section tend to share its words
+("GeoDjango Database API", "GeoDjango Management Commands"; "pg_enum", "pg_extension"). The full-text vector
+averages a whole page of windows and blurs that; BM25 misses it when the shared part is inside a token
+(`pg_enum`). So the recommender also compares titles: the mean of the read pages' centred title vectors against
+each candidate's, added with `SuggestSettings.title_weight` (chosen on the relevance benchmark's tuning chapters,
+BENCHMARKS.md, relevance round 3).
+
+Title vectors come from the index's own encoder through its embedding cache, which is saved with the index: an
+index built with titles already embedded needs no model to use them. One built before (no title in its cache)
+gets them embedded by whoever calls `warm()` (servers, in their loading thread); a one-shot call that would have
+to load the model just for titles goes without them instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["TitleIndex"]
+
+logger = logging.getLogger(__name__)
+
+
+class TitleIndex:
+    """Centred, unit title vectors of the KB's articles, rebuilt lazily after `invalidate`.
+
+    `source(allow_encoding)` returns (article ids, their title vectors (N, D)), or None when the vectors are not at
+    hand without loading a model and `allow_encoding` is False."""
+
+    def __init__(self, source: Callable[[bool], tuple[Sequence[str], np.ndarray] | None]) -> None:
+        self._source = source
+        self._lock = threading.Lock()
+        self._vecs: np.ndarray | None = None  # (N, D) centred, unit
+        self._row: dict[str, int] = {}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._vecs = None
+            self._row = {}
+
+    def warm(self) -> None:
+        """Embed any title missing from the cache now (it is otherwise left out of scoring until then)."""
+        self._built(allow_encoding=True)
+
+    def _built(self, allow_encoding: bool) -> tuple[np.ndarray | None, dict[str, int]]:
+        with self._lock:
+            if self._vecs is None:
+                got = self._source(allow_encoding)
+                if got is None:
+                    return None, {}
+                ids, vecs = got
+                vecs = np.asarray(vecs, dtype=np.float32)  # (N, D)
+                if len(ids):
+                    c = vecs - vecs.mean(0)  # (N, D): titles share "the", "how to", the product name
+                    vecs = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+                self._vecs, self._row = vecs, {a: i for i, a in enumerate(ids)}
+                logger.debug("title vectors ready for %d articles", len(ids))
+            return self._vecs, self._row
+
+    def query(self, ids: Sequence[str | None]) -> np.ndarray | None:
+        """The unit mean of these articles' title vectors, (D,); None when none of them has one (pages outside
+        the KB) or the titles are not embedded yet."""
+        vecs, row = self._built(allow_encoding=False)
+        rows = [row[a] for a in ids if a is not None and a in row]
+        if vecs is None or not rows:
+            return None
+        q = vecs[rows].mean(0)  # (D,)
+        n = float(np.linalg.norm(q))
+        return q / n if n > 1e-12 else None
+
+    def scores(self, query: np.ndarray, ids: Sequence[str]) -> np.ndarray:
+        """Cosine of each article's title vector with `query`, (len(ids),); 0 for an article without one."""
+        vecs, row = self._built(allow_encoding=False)
+        out = np.zeros(len(ids), dtype=np.float32)
+        if vecs is None:
+            return out
+        have = [i for i, a in enumerate(ids) if a in row]
+        if have:
+            out[have] = vecs[[row[ids[i]] for i in have]] @ query  # (n,)
+        return out
