@@ -343,12 +343,15 @@ def test_full_session_is_409_limit_exceeded(articles, fake_encoder):
 
 
 class _RateLimitedStore(InMemorySessionStore):
-    def append(self, event):
+    def append(self, event, content=None):
         raise RateLimitedError("too many events for this session; slow down", retry_after=2.5)
 
 
 class _BrokenStore(InMemorySessionStore):
     def read(self, session_id):
+        raise RuntimeError("disk on fire: secret internals")
+
+    def context(self, session_id, n):
         raise RuntimeError("disk on fire: secret internals")
 
 
@@ -457,6 +460,10 @@ def test_suggestions_embed_pages_tracked_by_another_worker_off_the_event_loop(ar
     _view(worker_a, sid, "https://blog.example/tcp", title="Our tcp notes", text="socket tcp connect send receive")
     assert on_loop == []  # worker A embedded the page; B has not seen it
 
+    r = worker_b.get(f"/v1/sessions/{sid}/suggestions")
+    assert r.status_code == 200, r.text
+    assert on_loop == [] and hops == []  # the page's vector is read from the shared store, not embedded again
+    _view(worker_a, sid, "https://blog.example/udp", title="Our udp notes")  # no text: nothing stored beside it
     r = worker_b.get(f"/v1/sessions/{sid}/suggestions")
     assert r.status_code == 200, r.text
     assert on_loop == [False] and len(hops) == 1  # embedded in the thread pool, not on the loop

@@ -356,10 +356,11 @@ def create_app(
         session_id = ids.check(request.path_params["session_id"])
         params = _suggest_params(request.query_params, cfg.default_k, cfg.max_k)
         # Embedding (a query, or a page another worker tracked) takes milliseconds: keep it off the event loop.
-        if params["query"] or (not local_store and rec.needs_encoding(rec.events(session_id))):
-            found = await run_in_threadpool(rec.suggest, session_id, **params)
+        context = rec.context(session_id)  # one store read, reused by suggest
+        if params["query"] or (not local_store and rec.needs_encoding(context.events)):
+            found = await run_in_threadpool(rec.suggest, session_id, context=context, **params)
         else:
-            found = rec.suggest(session_id, **params)
+            found = rec.suggest(session_id, context=context, **params)
         return _json({"session_id": session_id, "suggestions": render.many(found)})
 
     @app.post("/v1/sessions/{session_id}/chat", response_model=ChatOut, tags=["chat"])
