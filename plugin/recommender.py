@@ -251,7 +251,7 @@ class SessionRecommender:
             if content is None:
                 # embed now, so suggest() only reads the vector
                 vec = self.page_encoder.encode([event.content()])[0] if self._embeds_text else None
-                content = PageContent(event.content()[:QUERY_CHARS], vec)
+                content = PageContent((event.text or "")[:QUERY_CHARS], vec)
                 if kept.content_ref:
                     self.pages.put(kept.content_ref, content)
         stored = self.store.append(kept, content) if kept.content_ref and content else self.store.append(kept)
@@ -316,6 +316,10 @@ class SessionRecommender:
             vecs[kb_rows] = self.index.vectors([keys[i] for i in kb_rows])
         if text_rows:
             pages = self.pages.for_events(self.store, session_id, [signal[i] for i in text_rows])
+            for i in text_rows:  # a slim page gets its text's head back, for BM25 (which reads no further)
+                content = pages.get(signal[i].content_ref or "")
+                if content is not None:
+                    signal[i] = replace(signal[i], text=content.text)
             # a vector from another encoder (the index was rebuilt with one since) has the wrong size: embed again
             stored = [i for i in text_rows if (c := pages.get(signal[i].content_ref or "")) is not None
                       and c.vector is not None and c.vector.shape == (self.index.dim,)]
@@ -323,13 +327,8 @@ class SessionRecommender:
                 vecs[stored] = np.stack([pages[signal[i].content_ref].vector for i in stored])  # type: ignore[index,union-attr]
             rest = [i for i in text_rows if i not in stored]
             if rest:  # a page without text, a search, or one whose stored content expired: its words embedded
-                vecs[rest] = self.page_encoder.encode([self._page_text(signal[i]) for i in rest])
+                vecs[rest] = self.page_encoder.encode([signal[i].content() for i in rest])
         return vecs, signal, keys
-
-    def _page_text(self, event: Event) -> str:
-        """The text of a page outside the KB: its stored content's head when the event was kept slim."""
-        content = self.pages.get(event.content_ref)
-        return content.text if content is not None else event.content()
 
     def suggest(
         self,
@@ -522,7 +521,7 @@ class SessionRecommender:
 
     def _item_text(self, event: Event, key: str | None) -> str:
         art = self.kb.find(key) if key else None
-        return art.embed_text() if art is not None else self._page_text(event)
+        return art.embed_text() if art is not None else event.content()
 
     def _linked_from(self, keys: Sequence[str | None]) -> set[str]:
         """Ids of the articles the read KB pages link to in their text (hrefs resolved against the page's url)."""

@@ -30,7 +30,7 @@ class PageContent:
     """What a page outside the knowledge base adds to a suggestion, kept once per content hash beside the
     sessions that read it (the event itself keeps only the hash, see `Event.slim`)."""
 
-    text: str  # the head of the page's title and text: what the lexical half reads
+    text: str  # the head of the page's text: as much as the lexical half reads (lexical.QUERY_CHARS)
     vector: np.ndarray | None = None  # (D,) float32, the page's embedding; None: embed `text` again
 
 
