@@ -43,6 +43,7 @@ from .page_contents import PageContents
 from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_select, passes_filters
 from .session_store import InMemorySessionStore, PageContent, SessionContext, SessionStore
 from .suggestion import Suggestion
+from .threads import pin_threads
 from .versions import commit_version, current_version, resolve_version
 from .zero_shot import IntentModel, ZeroShotIntent
 
@@ -138,6 +139,7 @@ class SessionRecommender:
         kind = index_kind if index_kind != "auto" else ("hnsw" if len(arts) > _AUTO_HNSW_ABOVE else "flat")
         rec = cls(KnowledgeBase(), enc, ArticleIndex(enc.dim, kind, encoder_name=enc.name), **kwargs)
         rec.upsert_articles(arts, progress=progress)
+        pin_threads()  # indexing used the libraries' threads; the built recommender serves one query at a time
         return rec
 
     def upsert_articles(self, articles: Sequence[Article], *, progress: bool = False) -> None:
@@ -181,6 +183,7 @@ class SessionRecommender:
 
         With no `encoder`, the one the index was built with is made on first use only: suggesting for pages
         that are all in the index never loads the sentence-transformer."""
+        pin_threads()  # a loaded index serves: one small query at a time (SESSION_SUGGEST_THREADS=0: opt out)
         tried = current_version(directory)
         try:
             return cls._load_version(directory, encoder, kwargs)
