@@ -36,17 +36,22 @@ def threads_setting(environ: dict[str, str] | None = None) -> int:
 
 
 def pin_threads(n: int | None = None) -> int | None:
-    """Pin FAISS (OpenMP) and torch to `n` threads (default: SESSION_SUGGEST_THREADS, else 1).
+    """Pin FAISS (OpenMP), numpy's BLAS and torch to `n` threads (default: SESSION_SUGGEST_THREADS, else 1).
 
-    Returns the count pinned, or None when the setting is 0 and nothing was changed. torch is not imported for
-    this: if it is not loaded yet, OMP_NUM_THREADS is set so it starts with `n` threads when it is."""
+    Returns the count pinned, or None when the setting is 0 and nothing was changed. BLAS matters as much as
+    FAISS: MMR's (50, 384) @ (384, 50) product took 19 ms with OpenBLAS's 2 threads on a busy 2-core box (issue
+    #13 profile). The BLAS and OpenMP pools are set with threadpoolctl (scikit-learn's, which knows every BLAS
+    build's API). torch is not imported for this: if it is not loaded yet, OMP_NUM_THREADS is set so it starts
+    with `n` threads when it is."""
     n = threads_setting() if n is None else n
     if n < 0:
         raise ConfigError(f"thread count must be >= 0 (0 keeps the libraries' defaults), got {n}")
     if n == 0:
         return None
     import faiss
+    from threadpoolctl import threadpool_limits
 
+    threadpool_limits(limits=n)  # BLAS (numpy's OpenBLAS) and the OpenMP runtimes already loaded
     faiss.omp_set_num_threads(n)
     torch = sys.modules.get("torch")
     if torch is not None:

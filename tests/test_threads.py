@@ -30,7 +30,10 @@ elif path == "http":
     from adapters.http.app import single_threaded_compute
     single_threaded_compute()
 import torch
-print(json.dumps({"before": before, "faiss": faiss.omp_get_max_threads(), "torch": torch.get_num_threads()}))
+from threadpoolctl import threadpool_info
+blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+print(json.dumps({"before": before, "faiss": faiss.omp_get_max_threads(), "torch": torch.get_num_threads(),
+                  "blas": blas}))
 """
 
 
@@ -51,18 +54,19 @@ def test_serving_paths_pin_one_thread_by_default(path, tmp_path):
     got = _probe(path, tmp_path, None)
     assert got["before"] == 3  # the probe really starts unpinned
     assert got["faiss"] == 1 and got["torch"] == 1
+    assert got["blas"] and set(got["blas"]) == {1}  # numpy's BLAS too (MMR's matrix product)
 
 
 def test_opt_out_keeps_the_libraries_defaults(tmp_path):
     untouched = _probe("bare", tmp_path, None)  # what the libraries choose in this environment
     got = _probe("load", tmp_path, "0")
     assert untouched["faiss"] == got["faiss"] == 3
-    assert got["torch"] == untouched["torch"]
+    assert got["torch"] == untouched["torch"] and sorted(got["blas"]) == sorted(untouched["blas"])
 
 
 def test_a_count_is_honoured(tmp_path):
     got = _probe("build", tmp_path, "2")
-    assert got["faiss"] == 2 and got["torch"] == 2
+    assert got["faiss"] == 2 and got["torch"] == 2 and set(got["blas"]) == {2}
 
 
 @pytest.mark.parametrize("raw", ["-1", "two", "1.5", "²"])
