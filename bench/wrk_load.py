@@ -193,7 +193,9 @@ def main() -> int:
 
     load_start = os.getloadavg()[0]
     index = _index(args)
-    arts = [json.loads(line) for line in open(index / "articles.jsonl", encoding="utf-8")]
+    from plugin.versions import resolve_version
+
+    arts = [json.loads(line) for line in open(resolve_version(index)[0] / "articles.jsonl", encoding="utf-8")]
     kb = [(a["id"], a["url"]) for a in arts if a.get("url") and " " not in a["id"] and " " not in a["url"]]
     redis = Redis(args.redis_url or os.environ.get("REDIS_URL"))
     prefix = f"wrk-{os.getpid()}:"
