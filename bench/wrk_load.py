@@ -65,10 +65,12 @@ class Service:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SESSION_SUGGEST_SECRET": SECRET,
                "SESSION_SUGGEST_REDIS_PREFIX": prefix,
                "SESSION_SUGGEST_LIMITS": json.dumps({"trust_forwarded_for": True}), **(extra_env or {})}
+        # stderr to a file, not a pipe: a pipe nobody reads fills up and stalls the server mid-run
+        self.log = tempfile.NamedTemporaryFile(prefix="wrk-load-service-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "plugin", "serve", "--index", str(index), "--workers", str(workers),
              "--redis-url", redis_url, "--host", HOST, "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         self.url = f"http://{HOST}:{self.port}"
         self._wait(workers)
 
@@ -78,7 +80,7 @@ class Service:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the service exited: {self.proc.stderr.read() if self.proc.stderr else ''}")
+                raise RuntimeError(f"the service exited: {Path(self.log.name).read_text(errors='replace')[-2000:]}")
             try:
                 if httpx.get(self.url + "/v1/health", timeout=2).status_code == 200 and len(self.workers()) >= workers:
                     return
@@ -99,6 +101,9 @@ class Service:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
 
 
 async def _seed_visitors(url: str, n: int, kb_urls: list[str], seed: int) -> list[tuple[str, str]]:
