@@ -26,16 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-
-
-def _index(args: argparse.Namespace) -> Path:
-    if args.index:
-        return Path(args.index)
-    from plugin.cli import build_demo_recommender, demo_index_dir
-
-    cache = Path(args.cache) if args.cache else Path(tempfile.gettempdir()) / "session-suggest-bench"
-    rec = build_demo_recommender(cache, encoder="hashing:384", progress=False)
-    return demo_index_dir(cache, rec.encoder.name)
+from http_load import _index  # noqa: E402  (the demo index, built once and cached)
 
 
 def _fill(rec, rng: random.Random, n: int, long_events: int, text_chars: int, corpus: list[str], kb_urls: list[str]):
@@ -79,6 +70,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--index", help="index dir (default: the stdlib demo KB, built once and cached)")
     p.add_argument("--cache", help="where to build/cache the demo index (default: a temp dir)")
+    p.add_argument("--encoder", default="hashing:384", help="for the demo index (minilm: the real model)")
     p.add_argument("--store", default="memory,redis", help="comma-separated: memory, redis")
     p.add_argument("--redis-url", default=None, help="default: a private redis-server on 127.0.0.1")
     p.add_argument("--sessions", type=int, default=20, help="long sessions (and as many short ones)")

@@ -41,20 +41,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+from http_load import _index  # noqa: E402  (the demo index, built once and cached)
 from soak import HOST, Redis, _children, _free_port, _rss_kib  # noqa: E402
 
 WRK_DIR = ROOT / "bench" / "wrk"
 SECRET = "wrk-load-secret-" + "w" * 32
-
-
-def _index(args: argparse.Namespace) -> Path:
-    if args.index:
-        return Path(args.index)
-    from plugin.cli import build_demo_recommender, demo_index_dir
-
-    cache = Path(args.cache) if args.cache else Path(tempfile.gettempdir()) / "session-suggest-bench"
-    rec = build_demo_recommender(cache, encoder=args.encoder, progress=False)
-    return demo_index_dir(cache, rec.encoder.name)
 
 
 class Service:

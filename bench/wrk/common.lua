@@ -23,6 +23,27 @@ function M.seed(tid)
   math.randomseed(os.time() + tid * 7919)
 end
 
+-- setup() and init() of a script whose arguments start with the visitors file; `extra(args)` reads the rest.
+-- Returns the visitors table (filled in init) and a function giving the per-request delay.
+function M.install(extra)
+  local visitors, pause = {}, 0
+  local counter = 0
+  _G.setup = function(thread)
+    counter = counter + 1
+    thread:set("tid", counter)
+  end
+  _G.init = function(args)
+    M.seed(tid or 0)
+    for _, line in ipairs(M.lines(args[1])) do
+      local sid, ip = M.split(line)
+      visitors[#visitors + 1] = {sid = sid, ip = ip}
+    end
+    pause = extra(args) or 0
+  end
+  _G.delay = function() return pause end
+  return visitors
+end
+
 function M.done(summary, latency, requests, label)
   local e = summary.errors
   io.write(string.format(

@@ -6,8 +6,7 @@
 -- wrk ... -s bench/wrk/mixed.lua URL -- VISITORS_FILE ARTICLES_FILE DELAY_MS
 package.path = package.path .. ";" .. debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "?.lua"
 local common = require("common")
-local visitors, articles, pause = {}, {}, 0
-local counter = 0
+local articles = {}
 local words = {"json", "serialize", "socket", "network", "thread", "lock", "csv", "reader", "parse", "date",
                "time", "zone", "regex", "pattern", "http", "client", "server", "queue", "async", "file", "path",
                "encode", "decode", "unicode", "bytes", "buffer", "stream", "process", "signal", "test"}
@@ -17,27 +16,13 @@ for _, pair in ipairs({{"suggest", 35}, {"view", 20}, {"view_batch", 15}, {"impr
   for _ = 1, pair[2] do mix[#mix + 1] = pair[1] end
 end
 
-function setup(thread)
-  counter = counter + 1
-  thread:set("tid", counter)
-end
-
-function init(args)
-  common.seed(tid or 0)
-  for _, line in ipairs(common.lines(args[1])) do
-    local sid, ip = common.split(line)
-    visitors[#visitors + 1] = {sid = sid, ip = ip}
-  end
+local visitors = common.install(function(args)
   for _, line in ipairs(common.lines(args[2])) do
     local id, url = common.split(line)
     articles[#articles + 1] = {id = id, url = url}
   end
-  pause = tonumber(args[3] or "0") or 0
-end
-
-function delay()
-  return pause
-end
+  return tonumber(args[3] or "0")
+end)
 
 local function text(n)
   local out = {}
