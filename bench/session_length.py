@@ -6,9 +6,10 @@ Over one index (default: the stdlib demo KB with the 384-d hashing encoder, buil
 never embeds, so it costs what MiniLM's does), it fills --sessions long sessions — --long-events events each:
 page views of pages outside the KB with --text-chars of real KB wording, KB page views, searches, and an
 impression after each — and as many 3-page sessions (3 KB page views), then times `SessionRecommender.suggest`
-on them interleaved, --calls each, on one thread. With `--store redis` the sessions live in a private
-redis-server (or --redis-url), as in production, so the read includes the round trip.
-The number to watch is the ratio long p50 / short p50 (issue #13 goal: <= 1.2).
+on them interleaved, --calls each, on one thread. A third group holds exactly a full context (max_context_events
+intent events), the most any suggestion reads. With `--store redis` the sessions live in a private redis-server
+(or --redis-url), as in production, so the read includes the round trip. The ratios to watch: long / 3-page p50
+(issue #13 goal: <= 1.2) and long / full-context p50 (what session length adds once the context is full).
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 from http_load import _index  # noqa: E402  (the demo index, built once and cached)
 
 
-def _fill(rec, rng: random.Random, n: int, long_events: int, text_chars: int, corpus: list[str], kb_urls: list[str]):
-    longs, shorts = [], []
+def _reader(rec, rng: random.Random, n: int, long_events: int, text_chars: int, corpus: list[str],
+            kb_urls: list[str]) -> list[str]:
+    """n sessions of long_events events each (half of them impressions); their ids."""
+    out = []
     for s in range(n):
-        sid = f"long-{uuid.uuid4().hex}"
+        sid = f"reader-{uuid.uuid4().hex}"
         for i in range(long_events // 2):
             if i % 10 == 0:
                 rec.track(sid, "page_view", url=rng.choice(kb_urls))
@@ -45,20 +48,26 @@ def _fill(rec, rng: random.Random, n: int, long_events: int, text_chars: int, co
                 rec.track(sid, "page_view", url=f"https://site.test/{s}/{i}", title=f"Site page {s}.{i}",
                           text=words[:text_chars])
             rec.track(sid, "suggestion_impression", article_id=rec.kb.find(rng.choice(kb_urls)).id, position=0)
-        longs.append(sid)
+        out.append(sid)
+    return out
+
+
+def _short(rec, rng: random.Random, n: int, kb_urls: list[str]) -> list[str]:
+    out = []
+    for _ in range(n):
         sid = f"short-{uuid.uuid4().hex}"
         for url in rng.sample(kb_urls, 3):
             rec.track(sid, "page_view", url=url)
-        shorts.append(sid)
-    return longs, shorts
+        out.append(sid)
+    return out
 
 
-def _measure(rec, longs: list[str], shorts: list[str], calls: int, rng: random.Random) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"long": [], "short": []}
-    for sid in longs + shorts:  # warm-up: this process's caches, as a worker that served the session has them
+def _measure(rec, groups: dict[str, list[str]], calls: int, rng: random.Random) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {kind: [] for kind in groups}
+    for sid in [s for sids in groups.values() for s in sids]:  # warm-up: this worker's caches, as in serving
         rec.suggest(sid, k=3)
     for _ in range(calls):
-        for kind, sids in (("long", longs), ("short", shorts)):
+        for kind, sids in groups.items():
             sid = rng.choice(sids)
             t = time.perf_counter()
             rec.suggest(sid, k=3)
@@ -108,9 +117,16 @@ def main() -> int:
             arts = [rec.kb.get(a) for a in rec.index.ids()]
             corpus = [a.text[:400] for a in arts if a.text]
             kb_urls = [a.url for a in arts if a.url]
-            longs, shorts = _fill(rec, rng, args.sessions, args.long_events, args.text_chars, corpus, kb_urls)
-            t = _measure(rec, longs, shorts, args.calls, rng)
-            rows.append((kind, len(rec.events(longs[0])), {k: statistics.quantiles(v, n=100) for k, v in t.items()}))
+            groups = {
+                "long": _reader(rec, rng, args.sessions, args.long_events, args.text_chars, corpus, kb_urls),
+                # exactly a full context: as many intent events as max_context_events (and as many impressions)
+                "full": _reader(rec, rng, args.sessions, 2 * rec.settings.max_context_events, args.text_chars, corpus,
+                                kb_urls),
+                "short": _short(rec, rng, args.sessions, kb_urls),
+            }
+            t = _measure(rec, groups, args.calls, rng)
+            rows.append((kind, len(rec.events(groups["long"][0])), len(rec.events(groups["full"][0])),
+                         {k: statistics.quantiles(v, n=100) for k, v in t.items()}))
             if redis is not None and store is not None:
                 redis.close(store.prefix)
     finally:
@@ -118,14 +134,17 @@ def main() -> int:
             redis.proc.terminate()
     load1 = os.getloadavg()[0]
     print(f"\nsuggest(k=3) on one thread, {args.sessions} long sessions ({args.long_events} events: page views with "
-          f"{args.text_chars} chars of text, KB pages, searches, impressions) vs {args.sessions} 3-page sessions, "
-          f"{args.calls} calls each, interleaved; index {index_dir.name}; load average {load0:.2f} before, "
-          f"{load1:.2f} after\n")
-    print("| store | events held (long) | long p50 ms | long p90 ms | short p50 ms | short p90 ms | long/short p50 |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for kind, held, q in rows:
-        print(f"| {kind} | {held} | {q['long'][49] * 1e3:.2f} | {q['long'][89] * 1e3:.2f} | {q['short'][49] * 1e3:.2f} "
-              f"| {q['short'][89] * 1e3:.2f} | **{q['long'][49] / q['short'][49]:.2f}** |")
+          f"{args.text_chars} chars of text, KB pages, searches, impressions), as many sessions that just fill the "
+          f"context (max_context_events intent events) and {args.sessions} 3-page sessions, {args.calls} calls "
+          f"each, interleaved; index {index_dir.name}; load average {load0:.2f} before, {load1:.2f} after\n")
+    print("| store | events held: long / full context | long p50 ms (p90) | full-context p50 ms (p90) "
+          "| 3-page p50 ms (p90) | long / 3-page p50 | long / full-context p50 |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for kind, held, held_full, q in rows:
+        def cell(k: str) -> str:
+            return f"{q[k][49] * 1e3:.2f} ({q[k][89] * 1e3:.2f})"
+        print(f"| {kind} | {held} / {held_full} | {cell('long')} | {cell('full')} | {cell('short')} "
+              f"| **{q['long'][49] / q['short'][49]:.2f}** | **{q['long'][49] / q['full'][49]:.2f}** |")
     return 0
 
 
