@@ -512,7 +512,8 @@ def test_every_factory_pins_compute_to_one_thread(rec, tmp_path, monkeypatch):
         monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n: calls.append(("faiss", n)))
         monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(("torch", n)))
         assert TestClient(factory()).get("/v1/health").status_code == 200
-        assert sorted(calls) == [("faiss", 1), ("torch", 1)], factory.__module__
+        # the factory pins, and so does the recommender's load: every call asks for one thread
+        assert set(calls) == {("faiss", 1), ("torch", 1)}, factory.__module__
 
 
 def test_article_url_template_sets_href(rec):
