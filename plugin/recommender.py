@@ -101,11 +101,12 @@ class SessionRecommender:
         # Visitors' pages and queries get their own bounded cache: never saved with the index, and it cannot
         # grow with traffic the way a cache of everything ever posted would.
         self.page_encoder = CachedEncoder(self.encoder.inner, EmbeddingCache(encoder.dim, encoder.name, page_cache_size))
-        # Texts and vectors of the pages the sessions hold (the stored events keep only their hash).
-        self.pages = page_contents if page_contents is not None else PageContents()
         self.index = index
         self.version: str | None = None  # the index folder's version this was loaded from (None: built here or flat)
         self.session_settings = session_settings or SessionSettings()
+        # Texts and vectors of the pages the sessions hold (the stored events keep only their hash).
+        self.pages = page_contents if page_contents is not None else PageContents(
+            ttl_seconds=self.session_settings.ttl_seconds)
         self.store: SessionStore = store if store is not None else InMemorySessionStore(self.session_settings)
         self.intent_model: IntentModel = intent_model or ZeroShotIntent(encoder.dim)
         if self.intent_model.input_dim != encoder.dim:
@@ -289,6 +290,8 @@ class SessionRecommender:
         return self.store.context(session_id, self.settings.max_context_events)
 
     def erase(self, session_id: str) -> bool:
+        # this worker's copies of the session's pages go too (other workers' lapse within the session TTL)
+        self.pages.forget(e.content_ref for e in self.store.read(session_id) if e.content_ref)
         existed = self.store.erase(session_id)
         if self.event_log is not None:
             existed = bool(self.event_log.erase_session(session_id)) or existed

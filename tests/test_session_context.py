@@ -69,3 +69,31 @@ def test_redis_store_gives_the_same_answer(articles, fake_encoder, redis_url, re
     assert got == _whole_session_answer(writer, full)
     assert len(reader.pages) > 0
     assert writer.erase("s") and reader.store.contents("s", [e.content_hash() for e in full]) == {}
+
+
+def test_erase_drops_the_sessions_pages_from_this_workers_cache(articles, fake_encoder):
+    rec = _recommender(articles, fake_encoder)
+    full = _reading(rec, "gone")
+    rec.track("kept", "page_view", url="https://blog.test/k", title="Kept", text="socket tcp kept page")
+    refs = {e.content_hash() for e in full if e.text}
+    assert refs and all(rec.pages.get(d) is not None for d in refs)
+    assert rec.erase("gone")
+    assert all(rec.pages.get(d) is None for d in refs)
+    assert rec.store.contents("gone", sorted(refs)) == {}
+    assert rec.suggest("kept", k=1)  # other sessions' pages are untouched
+
+
+def test_worker_cache_entries_lapse_after_the_session_ttl():
+    import numpy as np
+
+    from plugin.session_store import PageContent
+
+    now = [0.0]
+    pages = PageContents(max_items=10, ttl_seconds=60, clock=lambda: now[0])
+    pages.put("a", PageContent("text a", np.ones(2, np.float32)))
+    now[0] = 50
+    assert pages.get("a") is not None  # a use keeps it
+    now[0] = 105
+    assert pages.get("a") is not None
+    now[0] = 170
+    assert pages.get("a") is None and len(pages) == 0
