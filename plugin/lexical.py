@@ -27,7 +27,7 @@ QUERY_CHARS = 4000
 # Scores of recently read texts, kept so a session's pages are tokenised and scored once, not on every request
 # (a page is read in many requests: every suggestion of its session). Bounded in floats, not entries: each
 # entry holds one score per article.
-_CACHE_FLOATS = 8_000_000
+_CACHE_FLOATS = 2_000_000  # 8 MB per worker
 
 
 class LexicalIndex:
