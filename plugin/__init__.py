@@ -34,7 +34,8 @@ from .knowledge_base import Article, KnowledgeBase, load_articles
 from .recommender import SessionRecommender
 from .redis_store import RedisSessionStore
 from .reload import ReloadingRecommender
-from .session_store import InMemorySessionStore, SessionStore
+from .session_store import InMemorySessionStore, PageContent, SessionContext, SessionStore
+from .threads import pin_threads
 from .suggestion import Suggestion
 from .urls import safe_url
 from .zero_shot import Intent, IntentModel, ZeroShotIntent
@@ -78,6 +79,7 @@ __all__ = [
     "KnowledgeBase",
     "LimitExceededError",
     "MAX_K",
+    "PageContent",
     "PluginError",
     "RateLimitedError",
     "RedisSessionStore",
@@ -85,6 +87,7 @@ __all__ = [
     "STAMP",
     "STAMPConfig",
     "SentenceTransformerEncoder",
+    "SessionContext",
     "SessionRecommender",
     "SessionSettings",
     "SessionStore",
@@ -97,6 +100,7 @@ __all__ = [
     "inject_reply",
     "load_articles",
     "make_event",
+    "pin_threads",
     "render",
     "safe_url",
     "suggest_for_reply",

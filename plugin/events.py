@@ -6,7 +6,7 @@ import hashlib
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .errors import InvalidEventError
@@ -39,6 +39,9 @@ class Event:
     query: str | None = None
     position: int | None = None  # rank of a shown/clicked suggestion
     meta: dict[str, Any] = field(default_factory=dict)
+    # Set on the stored form of a page whose text was moved to the session's content store (`slim`): the hash
+    # of the content it had, by which that text and its vector are found.
+    content_ref: str | None = None
 
     @property
     def key(self) -> str:
@@ -53,7 +56,24 @@ class Event:
         return "\n".join(parts) if parts else (self.url or "")
 
     def content_hash(self) -> str:
+        """Names the content: the same page text read in two sessions has one hash (kept by `slim`)."""
+        if self.content_ref is not None:
+            return self.content_ref
         return hashlib.sha256(self.content().encode("utf-8")).hexdigest()
+
+    def slim(self) -> Event:
+        """The event as a session store keeps it: without its page text, which lives once per content hash
+        beside the session (so reading a session costs the same whatever its pages held)."""
+        if self.text is None:
+            return self
+        return replace(self, text=None, content_ref=self.content_hash())
+
+    def seen_keys(self) -> tuple[str, ...]:
+        """What this event puts on the visitor's "already seen" list: 'a:' + article id and 'u:' + url of a visit."""
+        if self.kind not in CLICK_KINDS:  # a page the visitor was on, not a search or an impression
+            return ()
+        return tuple(k for k in (f"a:{self.article_id}" if self.article_id else None,
+                                 f"u:{self.url}" if self.url else None) if k)
 
     def label(self) -> str:
         """A short human name for reasons ("because you read …")."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,6 +43,13 @@ def _loose_url(url: str) -> str:
     """A second, looser key: without the query string (Sphinx's `?highlight=…`, tracking parameters) and without
     `.html` (hosts that serve `/a/b.html` as `/a/b`)."""
     return _PAGE_SUFFIX.sub("", normalize_url(url).split("?", 1)[0])
+
+
+@functools.lru_cache(maxsize=65_536)
+def _url_keys(url: str) -> tuple[str, str]:
+    """Both lookup keys of a url, remembered: every suggestion looks up each page of the session's context
+    again, and the two regex passes were half of a 20-page suggestion's time (issue #13 profile)."""
+    return normalize_url(url), _loose_url(url)
 
 
 @dataclass(frozen=True)
@@ -166,7 +174,8 @@ class KnowledgeBase:
             return None
         if id_or_url in self._by_id:
             return self._by_id[id_or_url]
-        aid = self._by_url.get(normalize_url(id_or_url)) or self._by_loose_url.get(_loose_url(id_or_url))
+        exact, loose = _url_keys(id_or_url)
+        aid = self._by_url.get(exact) or self._by_loose_url.get(loose)
         return self._by_id.get(aid) if aid else None
 
     def resolve(self, id_or_url: str) -> Article:

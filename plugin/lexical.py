@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["LexicalIndex", "LexicalScores"]
+__all__ = ["LexicalIndex", "LexicalScores", "QUERY_CHARS"]
 
 logger = logging.getLogger(__name__)
 
 # Enough of a page to carry its vocabulary; bounds the cost of a session query made of long pages.
-_QUERY_CHARS = 4000
+QUERY_CHARS = 4000
+# Scores of recently read texts, kept so a session's pages are tokenised and scored once, not on every request
+# (a page is read in many requests: every suggestion of its session). Bounded in floats, not entries: each
+# entry holds one score per article.
+_CACHE_FLOATS = 2_000_000  # 8 MB per worker
 
 
 class LexicalIndex:
@@ -34,10 +39,12 @@ class LexicalIndex:
         self._bm25 = None
         self._row: dict[str, int] = {}
         self._ids: list[str] = []
+        self._scores: OrderedDict[str, np.ndarray] = OrderedDict()  # text head -> (N,) scores / their best
 
     def invalidate(self) -> None:
         with self._lock:
             self._bm25 = None
+            self._scores.clear()
 
     def warm(self) -> None:
         """Build the index now (it is otherwise built at the first search): servers call this off the request
@@ -69,14 +76,30 @@ class LexicalIndex:
         for text, w in zip(texts, weights):
             if not row or w <= 0 or not text.strip():
                 continue
-            tokens = bm25s.tokenize(text[:_QUERY_CHARS], stopwords="en", return_ids=False, show_progress=False)[0]
-            if not tokens:
-                continue
-            s = np.asarray(bm25.get_scores(tokens), dtype=np.float32)  # (N,)
-            top = float(s.max())
-            if top > 0:
-                total += w * s / top
+            head = text[:QUERY_CHARS]
+            with self._lock:
+                scores = self._scores.get(head) if self._bm25 is bm25 else None
+                if scores is not None:
+                    self._scores.move_to_end(head)
+            if scores is None:
+                scores = self._normalised(bm25, bm25s.tokenize(head, stopwords="en", return_ids=False,
+                                                              show_progress=False)[0], len(row))
+                with self._lock:
+                    if self._bm25 is bm25:  # not an index rebuilt meanwhile
+                        self._scores[head] = scores
+                        while len(self._scores) * max(len(row), 1) > _CACHE_FLOATS and len(self._scores) > 1:
+                            self._scores.popitem(last=False)
+            total += w * scores
         return LexicalScores(total, row, ids)
+
+    @staticmethod
+    def _normalised(bm25, tokens: list[str], n: int) -> np.ndarray:
+        """BM25 of every article for these tokens divided by the best (zeros when nothing matches)."""
+        if not tokens:
+            return np.zeros(n, dtype=np.float32)
+        s = np.asarray(bm25.get_scores(tokens), dtype=np.float32)  # (N,)
+        top = float(s.max())
+        return s / top if top > 0 else np.zeros(n, dtype=np.float32)
 
 
 class LexicalScores:

@@ -39,10 +39,12 @@ from .index import ArticleIndex
 from .inject import inject_reply
 from .knowledge_base import Article, KnowledgeBase, iter_jsonl
 from .hubness import HubnessIndex
-from .lexical import LexicalIndex, LexicalScores
+from .lexical import QUERY_CHARS, LexicalIndex, LexicalScores
+from .page_contents import PageContents
 from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_select, passes_filters
-from .session_store import InMemorySessionStore, SessionStore
+from .session_store import InMemorySessionStore, PageContent, SessionContext, SessionStore
 from .suggestion import Suggestion
+from .threads import pin_threads
 from .titles import TitleIndex
 from .versions import commit_version, current_version, resolve_version
 from .zero_shot import IntentModel, ZeroShotIntent
@@ -83,6 +85,7 @@ class SessionRecommender:
         session_settings: SessionSettings | None = None,
         event_log: EventLog | None = None,
         page_cache_size: int = 50_000,
+        page_contents: PageContents | None = None,
     ) -> None:
         if index.dim != encoder.dim:
             raise DimensionMismatchError(
@@ -103,6 +106,9 @@ class SessionRecommender:
         self.index = index
         self.version: str | None = None  # the index folder's version this was loaded from (None: built here or flat)
         self.session_settings = session_settings or SessionSettings()
+        # Texts and vectors of the pages the sessions hold (the stored events keep only their hash).
+        self.pages = page_contents if page_contents is not None else PageContents(
+            ttl_seconds=self.session_settings.ttl_seconds)
         self.store: SessionStore = store if store is not None else InMemorySessionStore(self.session_settings)
         self.intent_model: IntentModel = intent_model or ZeroShotIntent(encoder.dim)
         if self.intent_model.input_dim != encoder.dim:
@@ -163,6 +169,7 @@ class SessionRecommender:
         kind = index_kind if index_kind != "auto" else ("hnsw" if len(arts) > _AUTO_HNSW_ABOVE else "flat")
         rec = cls(KnowledgeBase(), enc, ArticleIndex(enc.dim, kind, encoder_name=enc.name), **kwargs)
         rec.upsert_articles(arts, progress=progress)
+        pin_threads()  # indexing used the libraries' threads; the built recommender serves one query at a time
         return rec
 
     def upsert_articles(self, articles: Sequence[Article], *, progress: bool = False) -> None:
@@ -212,6 +219,7 @@ class SessionRecommender:
 
         With no `encoder`, the one the index was built with is made on first use only: suggesting for pages
         that are all in the index never loads the sentence-transformer."""
+        pin_threads()  # a loaded index serves: one small query at a time (SESSION_SUGGEST_THREADS=0: opt out)
         tried = current_version(directory)
         try:
             return cls._load_version(directory, encoder, kwargs)
@@ -276,9 +284,16 @@ class SessionRecommender:
             art = self.kb.find(event.url)
             if art is not None:
                 event = replace(event, article_id=art.id)
-        if event.kind in INTENT_KINDS and self._embeds_text and self._kb_article(event) is None:
-            self.page_encoder.encode([event.content()])  # embed now, so suggest() only reads the cache
-        stored = self.store.append(event)
+        kept, content = event.slim(), None  # the store keeps the text once per hash, beside the session
+        if event.kind in INTENT_KINDS and self._kb_article(event) is None:
+            content = self.pages.get(kept.content_ref) if kept.content_ref else None
+            if content is None:
+                # embed now, so suggest() only reads the vector
+                vec = self.page_encoder.encode([event.content()])[0] if self._embeds_text else None
+                content = PageContent((event.text or "")[:QUERY_CHARS], vec)
+                if kept.content_ref:
+                    self.pages.put(kept.content_ref, content)
+        stored = self.store.append(kept, content) if kept.content_ref and content else self.store.append(kept)
         if not stored:
             return None
         if self.event_log is not None:
@@ -300,11 +315,18 @@ class SessionRecommender:
         signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
         return any(
             self._kb_article(e) is None
+            and e.content_ref is None  # a stored page's vector is read from the store, not embedded again
             and self.page_encoder.cache.get(content_key(self.encoder.name, e.content())) is None
             for e in signal
         )
 
+    def context(self, session_id: str) -> SessionContext:
+        """What a suggestion reads of the session (its newest intent events and seen keys), in one store read."""
+        return self.store.context(session_id, self.settings.max_context_events)
+
     def erase(self, session_id: str) -> bool:
+        # this worker's copies of the session's pages go too (other workers' lapse within the session TTL)
+        self.pages.forget(e.content_ref for e in self.store.read(session_id) if e.content_ref)
         existed = self.store.erase(session_id)
         if self.event_log is not None:
             existed = bool(self.event_log.erase_session(session_id)) or existed
@@ -318,9 +340,10 @@ class SessionRecommender:
 
     # ------------------------------------------------------------ suggesting
 
-    def _session_items(self, events: Sequence[Event]) -> tuple[np.ndarray, list[Event], list[str | None]]:
-        """Vectors of the session's intent events (KB articles from the index, other pages from the
-        embedding cache), the events themselves, and their article ids (None off the KB)."""
+    def _session_items(self, events: Sequence[Event], session_id: str | None = None) -> tuple[np.ndarray, list[Event], list[str | None]]:
+        """Vectors of the session's intent events (KB articles from the index, pages the store holds from their
+        stored vectors, other pages from the embedding cache), the events themselves, and their article ids
+        (None off the KB)."""
         signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
         arts = [self._kb_article(e) for e in signal]
         if not self._embeds_text:  # an item-ID model only knows its catalogue
@@ -333,7 +356,19 @@ class SessionRecommender:
         if kb_rows:
             vecs[kb_rows] = self.index.vectors([keys[i] for i in kb_rows])
         if text_rows:
-            vecs[text_rows] = self.page_encoder.encode([signal[i].content() for i in text_rows])
+            pages = self.pages.for_events(self.store, session_id, [signal[i] for i in text_rows])
+            for i in text_rows:  # a slim page gets its text's head back, for BM25 (which reads no further)
+                content = pages.get(signal[i].content_ref or "")
+                if content is not None:
+                    signal[i] = replace(signal[i], text=content.text)
+            # a vector from another encoder (the index was rebuilt with one since) has the wrong size: embed again
+            stored = [i for i in text_rows if (c := pages.get(signal[i].content_ref or "")) is not None
+                      and c.vector is not None and c.vector.shape == (self.index.dim,)]
+            if stored:
+                vecs[stored] = np.stack([pages[signal[i].content_ref].vector for i in stored])  # type: ignore[index,union-attr]
+            rest = [i for i in text_rows if i not in stored]
+            if rest:  # a page without text, a search, or one whose stored content expired: its words embedded
+                vecs[rest] = self.page_encoder.encode([signal[i].content() for i in rest])
         return vecs, signal, keys
 
     def suggest(
@@ -348,17 +383,19 @@ class SessionRecommender:
         query_weight: float | None = None,
         min_score: float | None = None,
         exclude_seen: bool | None = None,
+        context: SessionContext | None = None,
     ) -> list[Suggestion]:
         """Top-k articles for what this session is about, each with a reason.
 
         `query` blends a free-text question into the session intent (weight `query_weight`, default from the
         settings); with no session events the query alone is used. Raises EmptySessionError when there is neither.
+        `context`: the session as `context(session_id)` just read it (saves reading it again).
         """
-        events = self.store.read(session_id)
-        vecs, signal, keys = self._session_items(events)
-        return self._suggest_from(vecs, signal, keys, events, k=k, locale=locale, tags=tags, exclude=exclude,
+        ctx = context if context is not None else self.context(session_id)
+        vecs, signal, keys = self._session_items(ctx.events, session_id)
+        return self._suggest_from(vecs, signal, keys, ctx.events, k=k, locale=locale, tags=tags, exclude=exclude,
                                   query=query, query_weight=query_weight, min_score=min_score,
-                                  exclude_seen=exclude_seen)
+                                  exclude_seen=exclude_seen, seen=ctx.seen)
 
     def suggest_for(self, viewed: Sequence[str], k: int | None = None, **kwargs: Any) -> list[Suggestion]:
         """Suggestions for an ad-hoc list of viewed article ids or urls (no session needed)."""
@@ -416,6 +453,7 @@ class SessionRecommender:
         min_score: float | None = None,
         exclude_seen: bool | None = None,
         intent_model: IntentModel | None = None,
+        seen: frozenset[str] | None = None,
     ) -> list[Suggestion]:
         cfg = self.settings
         model = self.intent_model if intent_model is None else intent_model
@@ -429,7 +467,11 @@ class SessionRecommender:
 
         seen_ids = set(exclude)
         seen_urls: set[str] = set()
-        if cfg.exclude_seen if exclude_seen is None else exclude_seen:
+        if (cfg.exclude_seen if exclude_seen is None else exclude_seen) and seen is not None:
+            # Event.seen_keys: track() already resolved a KB page's url to its article id
+            seen_ids.update(key[2:] for key in seen if key.startswith("a:") and key[2:] in self.index)
+            seen_urls.update(key[2:] for key in seen if key.startswith("u:"))
+        elif cfg.exclude_seen if exclude_seen is None else exclude_seen:
             for e in events:
                 if e.kind in ("page_view", "article_open", "suggestion_click"):
                     art = self._kb_article(e)
@@ -474,7 +516,7 @@ class SessionRecommender:
                 # interests and all) shows them at
                 zero = self._suggest_from(
                     vecs, signal, keys, events, k=k, locale=locale, tags=tags, exclude=exclude, query=query,
-                    query_weight=query_weight, min_score=min_score, exclude_seen=exclude_seen,
+                    query_weight=query_weight, min_score=min_score, exclude_seen=exclude_seen, seen=seen,
                     intent_model=ZeroShotIntent(vecs.shape[1], model.config.zero_shot_temperature))  # type: ignore[attr-defined]
                 cands = merge_cold_start(cands, [Candidate(s.article, s.score, s.score) for s in zero], catalogue)
             elif cold is not None and catalogue is not None:

@@ -12,6 +12,11 @@ Layout, per key prefix `P` and session id `S`:
     P seen      sorted set S -> last_seen (sweeps expired sessions, counts live ones)
     P lru       sorted set S -> access sequence number (evicts the least recently used past max_sessions)
     P seq       the access counter
+    P ctx:S     list of the intent events of ev:S, same order (a suggestion reads its newest few)
+    P vis:S     hash: seen key (Event.seen_keys) -> how many held events carry it (exclude_seen)
+    P refs:S    hash: content hash -> how many held events name it
+    P pc:H      hash: t (text head), v (vector, base64): a page's content, shared by the sessions that read it
+    P pco:H     sorted set: session -> last access, the sessions holding content H (gone with the last one)
 
 Expiry is enforced twice: logically against `clock()` on every access (so a test clock works and workers on
 one host agree), and physically by PEXPIRE on the per-session keys (so an idle session's data leaves Redis
@@ -23,39 +28,54 @@ redis-py is imported lazily (only by `from_url`): `import plugin` works without 
 
 from __future__ import annotations
 
+import base64
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from .config import SessionSettings
 from .errors import ConfigError, LimitExceededError
-from .events import Event
+from .events import INTENT_KINDS, Event
+from .session_store import PageContent, SessionContext, content_digest
 
 __all__ = ["RedisSessionStore"]
 
-# Deletes one session's keys and its entries in the two indexes. Key names are built inside the script
-# from the prefix because the sweeps touch sessions other than the one being written.
+# Deletes one session's keys, its entries in the two indexes, and the page contents only it held. Key names
+# are built inside the script from the prefix because the sweeps touch sessions other than the one being written.
 _DROP = """
-local function drop(prefix, sid)
-  local n = redis.call('DEL', prefix .. 'ev:' .. sid, prefix .. 'ids:' .. sid, prefix .. 'meta:' .. sid)
+local function cutoff(now, ttl) return '(' .. string.format('%.17g', now - ttl) end
+-- the session no longer holds content d: delete it when no live session does
+local function release(prefix, sid, d, now, ttl)
+  local owners = prefix .. 'pco:' .. d
+  redis.call('ZREM', owners, sid)
+  redis.call('ZREMRANGEBYSCORE', owners, '-inf', cutoff(now, ttl))
+  if redis.call('ZCARD', owners) == 0 then redis.call('DEL', owners, prefix .. 'pc:' .. d) end
+end
+local function drop(prefix, sid, now, ttl)
+  local refs = prefix .. 'refs:' .. sid
+  for _, d in ipairs(redis.call('HKEYS', refs)) do release(prefix, sid, d, now, ttl) end
+  local n = redis.call('DEL', prefix .. 'ev:' .. sid, prefix .. 'ids:' .. sid, prefix .. 'meta:' .. sid,
+                       prefix .. 'ctx:' .. sid, prefix .. 'vis:' .. sid, refs)
   redis.call('ZREM', prefix .. 'seen', sid)
   redis.call('ZREM', prefix .. 'lru', sid)
   return n
 end
 local function sweep(prefix, now, ttl, limit)
-  local args = {'ZRANGEBYSCORE', prefix .. 'seen', '-inf', '(' .. string.format('%.17g', now - ttl)}
+  local args = {'ZRANGEBYSCORE', prefix .. 'seen', '-inf', cutoff(now, ttl)}
   if limit > 0 then
     table.insert(args, 'LIMIT'); table.insert(args, 0); table.insert(args, limit)
   end
   local old = redis.call(unpack(args))
-  for _, sid in ipairs(old) do drop(prefix, sid) end
+  for _, sid in ipairs(old) do drop(prefix, sid, now, ttl) end
 end
 local function touch(prefix, sid, now, ttl_ms)
   redis.call('HSET', prefix .. 'meta:' .. sid, 'last_seen', now)
-  redis.call('PEXPIRE', prefix .. 'ev:' .. sid, ttl_ms)
-  redis.call('PEXPIRE', prefix .. 'ids:' .. sid, ttl_ms)
-  redis.call('PEXPIRE', prefix .. 'meta:' .. sid, ttl_ms)
+  for _, k in ipairs({'ev:', 'ids:', 'meta:', 'ctx:', 'vis:', 'refs:'}) do
+    redis.call('PEXPIRE', prefix .. k .. sid, ttl_ms)
+  end
   redis.call('ZADD', prefix .. 'seen', now, sid)
   redis.call('ZADD', prefix .. 'lru', redis.call('INCR', prefix .. 'seq'), sid)
 end
@@ -63,12 +83,13 @@ end
 local function live(prefix, sid, now, ttl)
   local last = redis.call('HGET', prefix .. 'meta:' .. sid, 'last_seen')
   if not last then return false end
-  if now - tonumber(last) > ttl then drop(prefix, sid); return false end
+  if now - tonumber(last) > ttl then drop(prefix, sid, now, ttl); return false end
   return true
 end
 """
 
-# ARGV: prefix, sid, now, ttl, max_events, reject, max_sessions, event_id, payload, window, kind, key, ts
+# ARGV: prefix, sid, now, ttl, max_events, reject, max_sessions, event_id, payload, window, kind, key, ts,
+#       intent ('1'/'0'), seen keys (JSON list), content hash ('' for none), content text, content vector (base64)
 # Returns 1 stored, 0 duplicate, -1 full (reject).
 _APPEND = _DROP + """
 local prefix, sid = ARGV[1], ARGV[2]
@@ -76,16 +97,18 @@ local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local max_events, reject, max_sessions = tonumber(ARGV[5]), ARGV[6] == '1', tonumber(ARGV[7])
 local event_id, payload = ARGV[8], ARGV[9]
 local window, kind, key, ts = tonumber(ARGV[10]), ARGV[11], ARGV[12], tonumber(ARGV[13])
+local intent, digest = ARGV[14] == '1', ARGV[16]
 local ev, ids, meta = prefix .. 'ev:' .. sid, prefix .. 'ids:' .. sid, prefix .. 'meta:' .. sid
+local ctx, vis, refs = prefix .. 'ctx:' .. sid, prefix .. 'vis:' .. sid, prefix .. 'refs:' .. sid
 local ttl_ms = math.ceil(ttl * 1000)
 
 sweep(prefix, now, ttl, 100)
 if not live(prefix, sid, now, ttl) then
-  drop(prefix, sid)
+  drop(prefix, sid, now, ttl)
   touch(prefix, sid, now, ttl_ms)
   local excess = redis.call('ZCARD', prefix .. 'lru') - max_sessions
   if excess > 0 then
-    for _, pair in ipairs(redis.call('ZRANGE', prefix .. 'lru', 0, excess - 1)) do drop(prefix, pair) end
+    for _, other in ipairs(redis.call('ZRANGE', prefix .. 'lru', 0, excess - 1)) do drop(prefix, other, now, ttl) end
   end
 end
 if redis.call('SISMEMBER', ids, event_id) == 1 then return 0 end
@@ -95,11 +118,37 @@ if window > 0 and (kind == 'page_view' or kind == 'article_open') and redis.call
 end
 if redis.call('LLEN', ev) >= max_events then
   if reject then return -1 end
-  local oldest = redis.call('LPOP', ev)
-  redis.call('SREM', ids, cjson.decode(oldest)['event_id'])
+  -- forget the oldest event everywhere it is counted (the same rules as Event.seen_keys, INTENT_KINDS)
+  local old = cjson.decode(redis.call('LPOP', ev))
+  redis.call('SREM', ids, old['event_id'])
+  local k = old['kind']
+  if k ~= 'suggestion_impression' then redis.call('LPOP', ctx) end  -- every other kind is in INTENT_KINDS
+  if k == 'page_view' or k == 'article_open' or k == 'suggestion_click' then
+    local keys = {}
+    if old['article_id'] then table.insert(keys, 'a:' .. old['article_id']) end
+    if old['url'] then table.insert(keys, 'u:' .. old['url']) end
+    for _, sk in ipairs(keys) do
+      if redis.call('HINCRBY', vis, sk, -1) <= 0 then redis.call('HDEL', vis, sk) end
+    end
+  end
+  local d = old['content_ref']
+  if d and redis.call('HEXISTS', refs, d) == 1 and redis.call('HINCRBY', refs, d, -1) <= 0 then
+    redis.call('HDEL', refs, d)
+    release(prefix, sid, d, now, ttl)
+  end
 end
 redis.call('RPUSH', ev, payload)
 redis.call('SADD', ids, event_id)
+if intent then redis.call('RPUSH', ctx, payload) end
+for _, sk in ipairs(cjson.decode(ARGV[15])) do redis.call('HINCRBY', vis, sk, 1) end
+if digest ~= '' then
+  local pc, owners = prefix .. 'pc:' .. digest, prefix .. 'pco:' .. digest
+  redis.call('HINCRBY', refs, digest, 1)
+  redis.call('HSET', pc, 't', ARGV[17], 'v', ARGV[18])
+  redis.call('ZADD', owners, now, sid)
+  redis.call('PEXPIRE', pc, ttl_ms)
+  redis.call('PEXPIRE', owners, ttl_ms)
+end
 redis.call('HSET', meta, 'kind', kind, 'key', key, 'ts', ARGV[13])
 touch(prefix, sid, now, ttl_ms)
 return 1
@@ -114,15 +163,52 @@ touch(prefix, sid, now, math.ceil(ttl * 1000))
 return redis.call('LRANGE', prefix .. 'ev:' .. sid, 0, -1)
 """
 
+# ARGV: prefix, sid, now, ttl, n. The newest n intent events and the seen keys: what a suggestion reads.
+# The page contents those events name stay alive while the session reads them.
+_CONTEXT = _DROP + """
+local prefix, sid, now, ttl, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if not live(prefix, sid, now, ttl) then return false end
+local ttl_ms = math.ceil(ttl * 1000)
+touch(prefix, sid, now, ttl_ms)
+local events = redis.call('LRANGE', prefix .. 'ctx:' .. sid, -n, -1)
+for _, raw in ipairs(events) do
+  local d = cjson.decode(raw)['content_ref']
+  if d then
+    redis.call('ZADD', prefix .. 'pco:' .. d, 'XX', now, sid)
+    redis.call('PEXPIRE', prefix .. 'pco:' .. d, ttl_ms)
+    redis.call('PEXPIRE', prefix .. 'pc:' .. d, ttl_ms)
+  end
+end
+return {events, redis.call('HKEYS', prefix .. 'vis:' .. sid)}
+"""
+
+# ARGV: prefix, sid, now, ttl, hash... Flat [hash, text, vector, ...] for the contents this session holds.
+_CONTENTS = _DROP + """
+local prefix, sid, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+if not live(prefix, sid, now, ttl) then return {} end
+local out = {}
+for i = 5, #ARGV do
+  local d = ARGV[i]
+  if redis.call('HEXISTS', prefix .. 'refs:' .. sid, d) == 1 then
+    local got = redis.call('HMGET', prefix .. 'pc:' .. d, 't', 'v')
+    if got[1] then
+      table.insert(out, d); table.insert(out, got[1]); table.insert(out, got[2] or '')
+    end
+  end
+end
+return out
+"""
+
+# ARGV: prefix, sid, now, ttl
 _ERASE = _DROP + """
-return drop(ARGV[1], ARGV[2])
+return drop(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
 """
 
 # ARGV: prefix, now, ttl. Sweeps a bounded batch (health checks call this often) and counts the rest exactly.
 _COUNT = _DROP + """
 local prefix, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 sweep(prefix, now, ttl, 1000)
-local expired = redis.call('ZCOUNT', prefix .. 'seen', '-inf', '(' .. string.format('%.17g', now - ttl))
+local expired = redis.call('ZCOUNT', prefix .. 'seen', '-inf', cutoff(now, ttl))
 return redis.call('ZCARD', prefix .. 'lru') - expired
 """
 
@@ -150,6 +236,8 @@ class RedisSessionStore:
         self._clock = clock
         self._append = client.register_script(_APPEND)
         self._read = client.register_script(_READ)
+        self._context = client.register_script(_CONTEXT)
+        self._contents = client.register_script(_CONTENTS)
         self._erase = client.register_script(_ERASE)
         self._count = client.register_script(_COUNT)
 
@@ -165,14 +253,23 @@ class RedisSessionStore:
     def _now(self) -> str:
         return repr(float(self._clock()))
 
-    def append(self, event: Event) -> bool:
+    def append(self, event: Event, content: PageContent | None = None) -> bool:
         s = self.settings
+        digest = content_digest(event) if content is not None else ""
         payload = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        text, vector = "", ""
+        if content is not None:
+            text = content.text
+            if content.vector is not None:
+                # base64, so a client with decode_responses=True reads it back as the same text
+                vector = base64.b64encode(np.asarray(content.vector, dtype="<f4").tobytes()).decode("ascii")
         result = self._append(
             args=[
-                self.prefix, event.session_id, self._now(), repr(float(s.ttl_seconds)), s.max_events,
+                self.prefix, event.session_id, self._now(), self._ttl(), s.max_events,
                 "1" if s.overflow == "reject" else "0", s.max_sessions, event.event_id, payload,
                 repr(float(s.dedupe_window_seconds)), event.kind, event.key, repr(float(event.ts)),
+                "1" if event.kind in INTENT_KINDS else "0", json.dumps(list(event.seen_keys()), ensure_ascii=False),
+                digest, text, vector,
             ]
         )
         if int(result) < 0:
@@ -182,22 +279,47 @@ class RedisSessionStore:
             )
         return int(result) == 1
 
+    def _ttl(self) -> str:
+        return repr(float(self.settings.ttl_seconds))
+
     def read(self, session_id: str) -> list[Event]:
-        raw = self._read(args=[self.prefix, session_id, self._now(), repr(float(self.settings.ttl_seconds)), "read"])
+        raw = self._read(args=[self.prefix, session_id, self._now(), self._ttl(), "read"])
         if not raw:
             return []
         return [Event.from_dict(json.loads(item)) for item in raw]
 
+    def context(self, session_id: str, n: int) -> SessionContext:
+        raw = self._context(args=[self.prefix, session_id, self._now(), self._ttl(), int(n)])
+        if not raw:
+            return SessionContext((), frozenset())
+        events, seen = raw
+        return SessionContext(tuple(Event.from_dict(json.loads(item)) for item in events),
+                              frozenset(_text(k) for k in seen))
+
+    def contents(self, session_id: str, digests: Sequence[str]) -> dict[str, PageContent]:
+        if not digests:
+            return {}
+        flat = self._contents(args=[self.prefix, session_id, self._now(), self._ttl(), *digests])
+        out: dict[str, PageContent] = {}
+        for i in range(0, len(flat), 3):
+            vec = _text(flat[i + 2])
+            vector = np.frombuffer(base64.b64decode(vec), dtype="<f4").astype(np.float32) if vec else None
+            out[_text(flat[i])] = PageContent(_text(flat[i + 1]), vector)
+        return out
+
     def exists(self, session_id: str) -> bool:
-        ttl = repr(float(self.settings.ttl_seconds))
-        return bool(self._read(args=[self.prefix, session_id, self._now(), ttl, "exists"]))
+        return bool(self._read(args=[self.prefix, session_id, self._now(), self._ttl(), "exists"]))
 
     def erase(self, session_id: str) -> bool:
-        return int(self._erase(args=[self.prefix, session_id])) > 0
+        return int(self._erase(args=[self.prefix, session_id, self._now(), self._ttl()])) > 0
 
     def __len__(self) -> int:
-        return int(self._count(args=[self.prefix, self._now(), repr(float(self.settings.ttl_seconds))]))
+        return int(self._count(args=[self.prefix, self._now(), self._ttl()]))
 
     def ping(self) -> bool:
         """Whether the server answers (for health checks)."""
         return bool(self.client.ping())
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value

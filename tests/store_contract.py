@@ -7,11 +7,14 @@ the TTL without sleeping, so implementations must take their notion of "now" fro
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
-from plugin import Event, LimitExceededError, SessionSettings, SessionStore, make_event
+from plugin import Event, InvalidEventError, LimitExceededError, SessionSettings, SessionStore, make_event
+from plugin.session_store import PageContent, SessionContext
 
 
 class FakeClock:
@@ -223,3 +226,94 @@ class SessionStoreContract:
         assert sorted(e.event_id for e in got) == sorted(e.event_id for e in shared)
         assert sum(sum(r) for r in results) == len(shared)
         assert all(len(store.read(f"own-{t}")) == per_thread for t in range(n_threads))
+
+    # ------------------------------------------------------------ what a suggestion reads
+
+    def test_context_is_the_newest_intent_events_and_every_seen_visit(self, clock):
+        store = self.store_with(clock, dedupe_window_seconds=0)
+        events = [view("s", i) for i in range(6)]
+        events.insert(2, make_event("s", "suggestion_impression", article_id="shown", ts=250.0))
+        events.insert(4, make_event("s", "search", query="how", ts=350.0))
+        for e in events:
+            store.append(e)
+        ctx = store.context("s", 3)
+        assert list(ctx.events) == [e for e in events if e.kind != "suggestion_impression"][-3:]
+        assert ctx.seen == {f"u:https://site.test/p{i}" for i in range(6)}
+        assert store.context("s", 100).events == tuple(e for e in events if e.kind != "suggestion_impression")
+        assert store.context("nobody", 3) == SessionContext((), frozenset())
+
+    def test_context_forgets_what_the_session_dropped(self, clock):
+        store = self.store_with(clock, max_events=3, dedupe_window_seconds=0)
+        events = [view("s", i) for i in range(3)] + [make_event("s", "suggestion_click", article_id="a-9", ts=999.0)]
+        for e in events:
+            store.append(e)
+        ctx = store.context("s", 10)
+        assert list(ctx.events) == events[1:]
+        assert ctx.seen == {"u:https://site.test/p1", "u:https://site.test/p2", "a:a-9"}
+
+    def test_context_keeps_a_session_alive(self, clock):
+        store = self.store_with(clock, ttl_seconds=60)
+        store.append(view("s", 1))
+        clock.advance(45)
+        assert len(store.context("s", 5).events) == 1
+        clock.advance(45)
+        assert store.exists("s")
+
+    # ------------------------------------------------------------ page contents
+
+    def page(self, sid: str, n: int, text: str) -> tuple[Event, PageContent]:
+        e = make_event(sid, "page_view", url=f"https://site.test/p{n}", title=f"Page {n}", text=text, ts=float(n))
+        return e.slim(), PageContent(text[:50], np.arange(4, dtype=np.float32) + n)
+
+    def test_contents_round_trip_for_the_session_that_stored_them(self, clock):
+        store = self.store_with(clock)
+        slim, content = self.page("s", 1, "a long page about backups")
+        assert slim.text is None and slim.content_ref == slim.content_hash()
+        assert store.append(slim, content)
+        got = store.contents("s", [slim.content_ref, "0" * 64])
+        assert list(got) == [slim.content_ref]
+        assert got[slim.content_ref].text == content.text
+        np.testing.assert_array_equal(got[slim.content_ref].vector, content.vector)
+        assert store.contents("other", [slim.content_ref]) == {}  # not reachable through another session
+
+    def test_content_needs_a_slim_event(self, clock):
+        store = self.store_with(clock)
+        full = make_event("s", "page_view", url="https://site.test/p", text="body", ts=1.0)
+        with pytest.raises(InvalidEventError, match="slim"):
+            store.append(full, PageContent("body"))
+        assert store.read("s") == []
+
+    def test_erase_removes_contents_only_that_session_held(self, clock):
+        store = self.store_with(clock)
+        shared_a, content = self.page("a", 1, "the same page")
+        shared_b, _ = self.page("b", 1, "the same page")
+        own, own_content = self.page("a", 2, "a page only a read")
+        store.append(shared_a, content)
+        store.append(own, own_content)
+        store.append(shared_b, content)
+        assert store.erase("a")
+        assert store.contents("a", [shared_a.content_ref, own.content_ref]) == {}
+        assert list(store.contents("b", [shared_b.content_ref])) == [shared_b.content_ref]
+        store.append(replace(own, session_id="b", event_id="x"))
+        # "b" now names the hash too, but never stored it: the erased session's own content is gone
+        assert store.contents("b", [own.content_ref]) == {}
+        assert store.erase("b")
+        assert store.contents("b", [shared_b.content_ref]) == {}
+
+    def test_dropped_event_releases_its_content(self, clock):
+        store = self.store_with(clock, max_events=2, dedupe_window_seconds=0)
+        first, content = self.page("s", 1, "first page")
+        store.append(first, content)
+        store.append(view("s", 2))
+        assert store.contents("s", [first.content_ref])
+        store.append(view("s", 3))  # drops the first page
+        assert store.contents("s", [first.content_ref]) == {}
+
+    def test_expired_session_contents_are_gone(self, clock):
+        store = self.store_with(clock, ttl_seconds=60)
+        slim, content = self.page("s", 1, "a page")
+        store.append(slim, content)
+        clock.advance(61)
+        assert store.contents("s", [slim.content_ref]) == {}
+        store.append(view("s", 5))  # a new session under that id starts without it
+        assert store.contents("s", [slim.content_ref]) == {}

@@ -15,6 +15,7 @@ EXPECTED = {
     "SentenceTransformerEncoder", "SessionRecommender", "SessionSettings", "SessionStore", "SuggestSettings",
     "Suggestion", "UnknownArticleError", "UnknownSessionError", "VectorIndex", "ZeroShotIntent", "inject_reply", "load_articles",
     "make_event", "render", "ChatPolicy", "ChatSuggestions", "MAX_K", "suggest_for_reply", "safe_url",
+    "PageContent", "SessionContext", "pin_threads",
 }
 
 

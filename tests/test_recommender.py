@@ -223,15 +223,23 @@ def test_an_index_built_by_another_encoder_of_the_same_size_is_refused(rec, tmp_
 
 
 def test_visitor_pages_use_a_bounded_cache_that_is_not_saved(articles, fake_encoder, tmp_path):
-    r = SessionRecommender.build(articles, encoder=fake_encoder, progress=False, page_cache_size=2)
+    from plugin.page_contents import PageContents
+
+    r = SessionRecommender.build(articles, encoder=fake_encoder, progress=False, page_cache_size=2,
+                                 page_contents=PageContents(max_items=2))
     for i in range(5):
-        r.track("s", url=f"https://blog.test/{i}", title=f"socket notes {i}", text="tcp socket network")
+        r.track("s", url=f"https://blog.test/{i}", title=f"socket notes {i}", text=f"tcp socket network {i}")
+    for i in range(3):
+        r.track("s", url=f"https://blog.test/t{i}", title=f"title only {i}")
     kb_entries = 2 * len(articles)  # each article's text and its title (plugin.titles); no visitor page
-    assert len(r.page_encoder.cache) == 2 and len(r.encoder.cache) == kb_entries
+    assert len(r.pages) == 2 and len(r.page_encoder.cache) == 2 and len(r.encoder.cache) == kb_entries
     events = r.events("s")
-    assert r.needs_encoding(events)  # the oldest pages were evicted from the bounded cache
+    assert all(e.text is None and e.content_ref for e in events[:5])  # the store keeps no page text in events
+    assert not r.needs_encoding(events[:5])  # pages with text: their vectors are read back from the store
+    assert r.needs_encoding(events)  # the oldest title-only page was evicted from the bounded cache
     assert not r.needs_encoding(events[-2:])
-    assert r.suggest("s", k=1)  # evicted pages are simply embedded again
+    found = r.suggest("s", k=1)  # evicted pages are read back or embedded again
+    assert found and len(r.pages) == 2
     r.save(tmp_path)
     assert len(SessionRecommender.load(tmp_path, encoder=fake_encoder).encoder.cache) == kb_entries
 

@@ -60,3 +60,24 @@ def test_plugin_imports_without_touching_redis():
 
     code = "import sys, plugin, plugin.redis_store; assert 'redis' not in sys.modules, 'redis imported eagerly'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_erase_leaves_no_key_of_the_session_or_its_pages(redis_url, redis_prefix):  # noqa: F811
+    """"Erase means gone everywhere": after erasing every session, only the prefix's empty bookkeeping is left."""
+    import numpy as np
+
+    from plugin import make_event
+    from plugin.redis_store import RedisSessionStore
+    from plugin.session_store import PageContent
+
+    client = redis.Redis.from_url(redis_url)
+    store = RedisSessionStore(client, SessionSettings(dedupe_window_seconds=0), prefix=redis_prefix)
+    for sid in ("a", "b"):
+        for i in range(3):
+            e = make_event(sid, "page_view", url=f"https://site.test/{i}", text=f"page {i} text", ts=float(i))
+            store.append(e.slim(), PageContent(f"page {i}", np.ones(4, np.float32)))
+        store.append(make_event(sid, "suggestion_impression", article_id="x", ts=9.0))
+    assert any(k.startswith(f"{redis_prefix}pc:".encode()) for k in client.scan_iter(match=redis_prefix + "*"))
+    assert store.erase("a") and store.erase("b")
+    left = {k.decode()[len(redis_prefix):] for k in client.scan_iter(match=redis_prefix + "*")}
+    assert left <= {"seq"}, left

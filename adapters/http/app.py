@@ -44,6 +44,7 @@ from plugin import (
 )
 from plugin.chat import MAX_K, ChatPolicy, suggest_for_reply
 from plugin.encoder import LazyEncoder
+from plugin.threads import pin_threads
 from plugin.urls import safe_url
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
@@ -356,10 +357,11 @@ def create_app(
         session_id = ids.check(request.path_params["session_id"])
         params = _suggest_params(request.query_params, cfg.default_k, cfg.max_k)
         # Embedding (a query, or a page another worker tracked) takes milliseconds: keep it off the event loop.
-        if params["query"] or (not local_store and rec.needs_encoding(rec.events(session_id))):
-            found = await run_in_threadpool(lambda: rec.suggest(session_id, **params))
+        context = rec.context(session_id)  # one store read, reused by suggest
+        if params["query"] or (not local_store and rec.needs_encoding(context.events)):
+            found = await run_in_threadpool(lambda: rec.suggest(session_id, context=context, **params))
         else:
-            found = rec.suggest(session_id, **params)
+            found = rec.suggest(session_id, context=context, **params)
         return _json({"session_id": session_id, "suggestions": render.many(found)})
 
     @app.post("/v1/sessions/{session_id}/chat", response_model=ChatOut, tags=["chat"])
@@ -420,14 +422,9 @@ def _lower_k_bounds(node: Any, max_k: int) -> None:
 
 
 def single_threaded_compute() -> None:
-    """Each request runs one small query: OpenMP and torch intra-op fan-out only add barrier waits (measured:
-    FAISS flat search 0.05 ms alone, 6 ms with 2 OpenMP threads on 2 busy cores), and several workers on few
-    cores would fight over them. For server processes only; called by the entry points, not by create_app."""
-    import faiss
-    import torch
-
-    faiss.omp_set_num_threads(1)
-    torch.set_num_threads(1)
+    """Pin FAISS and torch to one thread per server process (`plugin.threads.pin_threads`; SESSION_SUGGEST_THREADS
+    changes the count, 0 opts out). Kept for the entry points that call it; the recommender's load pins too."""
+    pin_threads()
 
 
 def settings_from_env() -> tuple[str, ServerSettings]:

@@ -1,0 +1,265 @@
+"""Production load measured from outside the process: wrk (C, its own process) against the hardened app with
+Redis and 2 uvicorn workers, as docs/production.md tells operators to run it.
+
+    python bench/wrk_load.py [--index DIR] [--rate 300] [--duration 60] [--workers 2] [--visitors 2000]
+                             [--suggest-connections 1,2,4,8,16] [--suggest-duration 10] [--skip-mixed] [--json OUT]
+
+Starts a private redis-server (or uses --redis-url) and `python -m plugin serve --index DIR --workers N
+--redis-url URL` on 127.0.0.1, with a fixed signing secret and `trust_forwarded_for` (the service sits behind a
+proxy; every simulated visitor sends its own X-Forwarded-For address, so the per-client and per-session rate
+limits run as in production rather than being lifted). It pre-creates --visitors signed sessions, seeds each
+with 3 KB page views, then runs:
+
+  mixed    bench/wrk/mixed.lua at --rate req/s for --duration s: GET suggestions, page views (KB pages and site
+           pages with text), page view + suggestions batches, impressions, clicks, searches, chat, new visitors.
+           Debian's wrk has no constant-rate mode (wrk2 has), so every connection waits a fixed delay before each
+           request; the delay is calibrated from a 10 s warm-up at the same rate and the achieved rate is reported.
+  suggest  bench/wrk/suggest.lua, GET suggestions only, closed loop at each --suggest-connections count:
+           the highest throughput whose p90 stays <= --p90-ms is reported.
+
+Every non-2xx answer and every socket error is an error. Workers' RSS is read from /proc before and after the
+mixed run (and sampled every 5 s). The 1-minute load average is printed beside the numbers: the box is shared.
+Exit status 1 on any error in the mixed run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from http_load import _index  # noqa: E402  (the demo index, built once and cached)
+from soak import HOST, Redis, _children, _free_port, _rss_kib  # noqa: E402
+
+WRK_DIR = ROOT / "bench" / "wrk"
+SECRET = "wrk-load-secret-" + "w" * 32
+
+
+class Service:
+    """`python -m plugin serve` (the hardened factory) with N workers on a free loopback port."""
+
+    def __init__(self, index: Path, workers: int, redis_url: str, prefix: str, extra_env: dict[str, str] | None = None):
+        self.port = _free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "SESSION_SUGGEST_SECRET": SECRET,
+               "SESSION_SUGGEST_REDIS_PREFIX": prefix,
+               "SESSION_SUGGEST_LIMITS": json.dumps({"trust_forwarded_for": True}), **(extra_env or {})}
+        # stderr to a file, not a pipe: a pipe nobody reads fills up and stalls the server mid-run
+        self.log = tempfile.NamedTemporaryFile(prefix="wrk-load-service-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "plugin", "serve", "--index", str(index), "--workers", str(workers),
+             "--redis-url", redis_url, "--host", HOST, "--port", str(self.port)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.url = f"http://{HOST}:{self.port}"
+        self._wait(workers)
+
+    def _wait(self, workers: int) -> None:
+        import httpx
+
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the service exited: {Path(self.log.name).read_text(errors='replace')[-2000:]}")
+            try:
+                if httpx.get(self.url + "/v1/health", timeout=2).status_code == 200 and len(self.workers()) >= workers:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError("the service did not answer /v1/health within 180 s")
+
+    def workers(self) -> list[int]:
+        return _children(self.proc.pid)
+
+    def rss_mib(self) -> list[float]:
+        return [round(_rss_kib(p) / 1024, 1) for p in self.workers()]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
+
+
+async def _seed_visitors(url: str, n: int, kb_urls: list[str], seed: int) -> list[tuple[str, str]]:
+    """n signed sessions, each with 3 KB page views; returns (session id, client address) pairs."""
+    import httpx
+
+    rng = random.Random(seed)
+    out: list[tuple[str, str]] = []
+    sem = asyncio.Semaphore(16)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+
+        async def one(i: int) -> None:
+            ip = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+            h = {"X-Forwarded-For": ip}
+            async with sem:
+                r = await http.post("/v1/sessions", headers=h)
+                r.raise_for_status()
+                sid = r.json()["session_id"]
+                for page in rng.sample(kb_urls, 3):
+                    (await http.post(f"/v1/sessions/{sid}/events", json={"kind": "page_view", "url": page},
+                                     headers=h)).raise_for_status()
+                out.append((sid, ip))
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+    return out
+
+
+def _wrk(script: str, url: str, connections: int, duration: float, threads: int, args: list[str]) -> dict[str, Any]:
+    cmd = ["wrk", "-t", str(min(threads, connections)), "-c", str(connections), "-d", f"{duration:g}s",
+           "--timeout", "10s", "-s", str(WRK_DIR / script), url, "--", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    line = next(ln for ln in reversed(out.splitlines()) if ln.startswith("{"))
+    r = json.loads(line)
+    r["errors"] = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    r["connections"] = connections
+    for p in ("p50", "p90", "p99", "max"):
+        r[f"{p}_ms"] = r.pop(f"{p}_us") / 1000
+    return r
+
+
+def _mixed(service: Service, files: tuple[str, str], rate: float, duration: float, connections: int,
+           threads: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    # calibrate the per-connection delay: connections / (delay + latency) = rate
+    delay_ms = 1000 * connections / rate
+    warm = _wrk("mixed.lua", service.url, connections, 10, threads, [*files, f"{delay_ms:.3f}"])
+    cycle_ms = 1000 * connections / warm["rps"]
+    delay_ms = max(0.0, delay_ms - (cycle_ms - delay_ms))
+    samples: list[list[float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(5):
+            samples.append(service.rss_mib())
+
+    before = service.rss_mib()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    run = _wrk("mixed.lua", service.url, connections, duration, threads, [*files, f"{delay_ms:.3f}"])
+    stop.set()
+    sampler.join()
+    run.update(delay_ms=round(delay_ms, 3), rss_before_mib=before, rss_after_mib=service.rss_mib(),
+               rss_samples_mib=samples)
+    return warm, run
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--index", help="index dir (default: the stdlib demo KB, built once and cached)")
+    p.add_argument("--cache", help="where to build/cache the demo index (default: a temp dir)")
+    p.add_argument("--encoder", default="hashing:384", help="for the demo index (minilm: the real model)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--visitors", type=int, default=2000)
+    p.add_argument("--rate", type=float, default=300.0, help="mixed traffic, requests/s")
+    p.add_argument("--duration", type=float, default=60.0, help="mixed run, seconds")
+    p.add_argument("--connections", type=int, default=8, help="mixed run connections")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (the box has few cores)")
+    p.add_argument("--suggest-connections", default="1,2,4,8,16")
+    p.add_argument("--suggest-duration", type=float, default=10.0)
+    p.add_argument("--p90-ms", type=float, default=7.0)
+    p.add_argument("--skip-mixed", action="store_true")
+    p.add_argument("--skip-suggest", action="store_true")
+    p.add_argument("--redis-url", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+
+    from tqdm.auto import tqdm
+
+    load_start = os.getloadavg()[0]
+    index = _index(args)
+    from plugin.versions import resolve_version
+
+    arts = [json.loads(line) for line in open(resolve_version(index)[0] / "articles.jsonl", encoding="utf-8")]
+    kb = [(a["id"], a["url"]) for a in arts if a.get("url") and " " not in a["id"] and " " not in a["url"]]
+    redis = Redis(args.redis_url or os.environ.get("REDIS_URL"))
+    prefix = f"wrk-{os.getpid()}:"
+    work = Path(tempfile.mkdtemp(prefix="wrk-load-"))
+    report: dict[str, Any] = {"workers": args.workers, "index": index.name, "articles": len(arts),
+                              "cpus": os.cpu_count()}
+    service = None
+    try:
+        service = Service(index, args.workers, redis.url, prefix)
+        visitors = asyncio.run(_seed_visitors(service.url, args.visitors, [u for _, u in kb], args.seed))
+        vfile, afile = work / "visitors.txt", work / "articles.txt"
+        vfile.write_text("".join(f"{sid} {ip}\n" for sid, ip in visitors))
+        afile.write_text("".join(f"{aid} {url}\n" for aid, url in kb))
+        if not args.skip_mixed:
+            load0 = os.getloadavg()[0]
+            warm, run = _mixed(service, (str(vfile), str(afile)), args.rate, args.duration, args.connections,
+                               args.threads)
+            report["mixed"] = {**run, "target_rate": args.rate, "load_before": load0, "load_after": os.getloadavg()[0],
+                               "warmup_rps": round(warm["rps"], 1), "warmup_errors": warm["errors"]}
+        if not args.skip_suggest:
+            rows = []
+            for c in tqdm([int(x) for x in args.suggest_connections.split(",")], desc="suggest runs"):
+                load0 = os.getloadavg()[0]
+                r = _wrk("suggest.lua", service.url, c, args.suggest_duration, args.threads, [str(vfile), "0"])
+                r.update(load_before=load0, load_after=os.getloadavg()[0])
+                rows.append(r)
+            report["suggest"] = rows
+            ok = [r for r in rows if r["p90_ms"] <= args.p90_ms and r["errors"] == 0]
+            report["suggest_best_under_p90"] = max(ok, key=lambda r: r["rps"]) if ok else None
+    finally:
+        if service is not None:
+            service.stop()
+        redis.close(prefix)
+        shutil.rmtree(work, ignore_errors=True)
+    report["load_start"], report["load_end"] = load_start, os.getloadavg()[0]
+    _print(report, args)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    return 1 if report.get("mixed", {}).get("errors", 0) else 0
+
+
+def _print(report: dict[str, Any], args: argparse.Namespace) -> None:
+    print(f"\nhardened app, `python -m plugin serve --workers {report['workers']} --redis-url …`, "
+          f"{report['articles']} articles ({report['index']}), {report['cpus']} CPUs shared with wrk and Redis; "
+          f"{args.visitors} signed visitors seeded with 3 KB page views; wrk {args.threads} thread(s)\n")
+    m = report.get("mixed")
+    if m:
+        print("| run | target req/s | achieved req/s | requests | errors | p50 ms | p90 ms | p99 ms | max ms "
+              "| worker RSS MiB before → after | load avg (1 min) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+        print(f"| mixed, {args.duration:.0f} s, {m['connections']} conns | {m['target_rate']:.0f} | {m['rps']:.1f} "
+              f"| {m['requests']} | {m['errors']} | {m['p50_ms']:.2f} | {m['p90_ms']:.2f} | {m['p99_ms']:.2f} "
+              f"| {m['max_ms']:.1f} | {m['rss_before_mib']} → {m['rss_after_mib']} "
+              f"| {m['load_before']:.2f} → {m['load_after']:.2f} |")
+        print()
+    rows = report.get("suggest")
+    if rows:
+        print("| GET suggestions, closed loop | req/s | p50 ms | p90 ms | p99 ms | errors | load avg (1 min) |")
+        print("|---|---:|---:|---:|---:|---:|---|")
+        for r in rows:
+            print(f"| {r['connections']} conns, {args.suggest_duration:.0f} s | {r['rps']:.0f} | {r['p50_ms']:.2f} "
+                  f"| {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {r['load_before']:.2f} → "
+                  f"{r['load_after']:.2f} |")
+        best = report.get("suggest_best_under_p90")
+        print(f"\nhighest GET suggestions throughput with p90 <= {args.p90_ms} ms: "
+              + (f"{best['rps']:.0f} req/s ({best['connections']} conns, p90 {best['p90_ms']:.2f} ms)" if best
+                 else "none of the runs"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

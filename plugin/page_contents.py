@@ -1,0 +1,88 @@
+"""Page contents by hash, in front of the session store: what a suggestion needs of a page outside the KB.
+
+A session's events keep only a hash of their page's text (`Event.slim`); the text's head and its embedding live
+once per hash in the session store (`SessionStore.append(event, content)`), and this process keeps the ones it
+used recently. A suggestion then reads a bounded amount whatever the pages held, and a page tracked by another
+worker costs one extra store read (not an embedding) the first time this worker meets it.
+
+Erase: the worker that erases a session drops that session's pages from its cache at once; every worker's entries
+also lapse `ttl_seconds` (the session TTL) after their last use, so a page only an erased session read is gone from
+every worker's memory within one TTL, as it is from the store at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+
+from .events import Event
+from .session_store import PageContent, SessionStore
+
+__all__ = ["PageContents"]
+
+
+class PageContents:
+    """Bounded LRU of `PageContent` by content hash; misses are read from the session store in one call.
+    An entry is at most ~5.5 kB (4,000 characters of text and a 384-d vector): 4,096 of them ≈ 22 MB a worker."""
+
+    def __init__(self, max_items: int = 4096, *, ttl_seconds: float = 1800.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_items = max_items
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
+        self._data: OrderedDict[str, tuple[PageContent, float]] = OrderedDict()  # hash -> (content, last use)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, digest: str | None) -> PageContent | None:
+        if digest is None:
+            return None
+        now = self._clock()
+        with self._lock:
+            held = self._data.get(digest)
+            if held is None:
+                return None
+            if now - held[1] > self.ttl_seconds:
+                del self._data[digest]
+                return None
+            self._data[digest] = (held[0], now)
+            self._data.move_to_end(digest)
+            return held[0]
+
+    def put(self, digest: str, content: PageContent) -> None:
+        now = self._clock()
+        with self._lock:
+            self._data[digest] = (content, now)
+            self._data.move_to_end(digest)
+            # least recently used first: evict past the bound, and drop what has lapsed
+            while self._data and (len(self._data) > self.max_items
+                                  or now - next(iter(self._data.values()))[1] > self.ttl_seconds):
+                self._data.popitem(last=False)
+
+    def forget(self, digests: Iterable[str]) -> None:
+        """Drop these pages (their session was erased)."""
+        with self._lock:
+            for digest in digests:
+                self._data.pop(digest, None)
+
+    def for_events(self, store: SessionStore, session_id: str | None, events: Sequence[Event]) -> dict[str, PageContent]:
+        """The contents the events name (by `content_ref`), from here or else from the session's store."""
+        found: dict[str, PageContent] = {}
+        missing: list[str] = []
+        for e in events:
+            if e.content_ref is None or e.content_ref in found:
+                continue
+            content = self.get(e.content_ref)
+            if content is not None:
+                found[e.content_ref] = content
+            else:
+                missing.append(e.content_ref)
+        if missing and session_id is not None:
+            for digest, content in store.contents(session_id, list(dict.fromkeys(missing))).items():
+                self.put(digest, content)
+                found[digest] = content
+        return found

@@ -1,0 +1,99 @@
+"""A suggestion reads a bounded part of the session (its newest intent events and seen keys) and page texts by
+hash: the answer must be the one the whole session with its texts gave, on both stores."""
+
+from __future__ import annotations
+
+import pytest
+from redis_server import redis_prefix, redis_url  # noqa: F401  (fixtures)
+
+from plugin import SessionRecommender, SessionSettings, SuggestSettings
+from plugin.page_contents import PageContents
+
+
+def _reading(rec: SessionRecommender, sid: str) -> list:
+    """A long session: KB pages, pages off the KB with long texts, searches, impressions; returns the full events."""
+    full = []
+    for i in range(30):
+        if i % 5 == 0:
+            e = rec.track(sid, "page_view", url="https://kb.test/" + ("json", "pickle", "socket")[i % 3])
+        elif i % 7 == 0:
+            e = rec.track(sid, "search", query=f"serialize objects {i}")
+        else:
+            e = rec.track(sid, "page_view", url=f"https://blog.test/{i}", title=f"Notes {i}",
+                          text=("serialize pickle objects binary " if i % 2 else "socket tcp network ") * 400 + str(i))
+        rec.track(sid, "suggestion_impression", article_id="ser-csv", position=0)
+        full.append(e)
+    return [e for e in full if e is not None]
+
+
+def _whole_session_answer(rec: SessionRecommender, full: list) -> list[tuple[str, float]]:
+    """What suggest() gave when it read every event with its text (the path before the bounded context)."""
+    vecs, signal, keys = rec._session_items(full)
+    return [(s.article.id, round(s.score, 5)) for s in rec._suggest_from(vecs, signal, keys, full, k=3)]
+
+
+def _recommender(articles, fake_encoder, **kwargs) -> SessionRecommender:
+    return SessionRecommender.build(articles, encoder=fake_encoder, progress=False,
+                                    settings=SuggestSettings(min_score=None, max_context_events=8), **kwargs)
+
+
+def test_bounded_context_gives_the_whole_sessions_answer(articles, fake_encoder):
+    rec = _recommender(articles, fake_encoder)
+    full = _reading(rec, "s")
+    assert all(e.text is None for e in rec.events("s"))  # no page text is kept in the events
+    got = [(s.article.id, round(s.score, 5)) for s in rec.suggest("s", k=3)]
+    assert got == _whole_session_answer(rec, full)
+    assert "ser-json" not in [a for a, _ in got]  # read at the start of the session: still excluded as seen
+
+
+def test_pages_come_back_from_the_store_when_this_process_forgot_them(articles, fake_encoder):
+    rec = _recommender(articles, fake_encoder, page_contents=PageContents(max_items=1), page_cache_size=1)
+    full = _reading(rec, "s")
+    calls = []
+    encode = rec.encoder.inner.encode
+    rec.encoder.inner.encode = lambda texts: calls.append(list(texts)) or encode(texts)
+    got = [(s.article.id, round(s.score, 5)) for s in rec.suggest("s", k=3)]
+    assert not any(len(t) > 1000 for batch in calls for t in batch)  # long pages were not embedded again
+    assert got == _whole_session_answer(rec, full)
+
+
+@pytest.mark.redis
+def test_redis_store_gives_the_same_answer(articles, fake_encoder, redis_url, redis_prefix):  # noqa: F811
+    from plugin.redis_store import RedisSessionStore
+
+    store = RedisSessionStore.from_url(redis_url, SessionSettings(), prefix=redis_prefix)
+    writer = _recommender(articles, fake_encoder, store=store)
+    full = _reading(writer, "s")
+    reader = _recommender(articles, fake_encoder, store=store)  # another worker: nothing cached
+    got = [(s.article.id, round(s.score, 5)) for s in reader.suggest("s", k=3)]
+    assert got == _whole_session_answer(writer, full)
+    assert len(reader.pages) > 0
+    assert writer.erase("s") and reader.store.contents("s", [e.content_hash() for e in full]) == {}
+
+
+def test_erase_drops_the_sessions_pages_from_this_workers_cache(articles, fake_encoder):
+    rec = _recommender(articles, fake_encoder)
+    full = _reading(rec, "gone")
+    rec.track("kept", "page_view", url="https://blog.test/k", title="Kept", text="socket tcp kept page")
+    refs = {e.content_hash() for e in full if e.text}
+    assert refs and all(rec.pages.get(d) is not None for d in refs)
+    assert rec.erase("gone")
+    assert all(rec.pages.get(d) is None for d in refs)
+    assert rec.store.contents("gone", sorted(refs)) == {}
+    assert rec.suggest("kept", k=1)  # other sessions' pages are untouched
+
+
+def test_worker_cache_entries_lapse_after_the_session_ttl():
+    import numpy as np
+
+    from plugin.session_store import PageContent
+
+    now = [0.0]
+    pages = PageContents(max_items=10, ttl_seconds=60, clock=lambda: now[0])
+    pages.put("a", PageContent("text a", np.ones(2, np.float32)))
+    now[0] = 50
+    assert pages.get("a") is not None  # a use keeps it
+    now[0] = 105
+    assert pages.get("a") is not None
+    now[0] = 170
+    assert pages.get("a") is None and len(pages) == 0
