@@ -133,10 +133,8 @@ class SessionRecommender:
     def _title_vectors(self, allow_encoding: bool) -> tuple[list[str], np.ndarray] | None:
         ids = [a for a in self.index.ids() if a in self.kb]
         titles = [self.kb.get(a).title for a in ids]
-        inner = self.encoder.inner
-        if not allow_encoding and isinstance(inner, LazyEncoder) and not inner.loaded and any(
-                self.encoder.cache.get(content_key(self.encoder.name, t)) is None for t in titles):
-            return None  # would load the model just for titles: go without (see plugin.titles)
+        if not allow_encoding and any(self.encoder.cache.get(content_key(self.encoder.name, t)) is None for t in titles):
+            return None  # a request does not embed titles: go without until warm() (see plugin.titles)
         return ids, self.encoder.encode(titles)
 
     def warm(self) -> None:

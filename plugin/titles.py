@@ -8,9 +8,9 @@ each candidate's, added with `SuggestSettings.title_weight` (chosen on the relev
 BENCHMARKS.md, relevance round 3).
 
 Title vectors come from the index's own encoder through its embedding cache, which is saved with the index: an
-index built with titles already embedded needs no model to use them. One built before (no title in its cache)
-gets them embedded by whoever calls `warm()` (servers, in their loading thread); a one-shot call that would have
-to load the model just for titles goes without them instead.
+index built with titles already embedded needs no model to use them. A request never embeds titles: when some
+are not in the cache (an index built before titles were, a recommender made around a fresh cache), they are left
+out of scoring until `warm()` embeds them (servers call it in their loading thread) or the KB changes.
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ class TitleIndex:
         self._lock = threading.Lock()
         self._vecs: np.ndarray | None = None  # (N, D) centred, unit
         self._row: dict[str, int] = {}
+        self._missing = False  # some title is not embedded: left out until warm() or a change
 
     def invalidate(self) -> None:
         with self._lock:
             self._vecs = None
             self._row = {}
+            self._missing = False
 
     def warm(self) -> None:
         """Embed any title missing from the cache now (it is otherwise left out of scoring until then)."""
@@ -50,8 +52,11 @@ class TitleIndex:
     def _built(self, allow_encoding: bool) -> tuple[np.ndarray | None, dict[str, int]]:
         with self._lock:
             if self._vecs is None:
+                if self._missing and not allow_encoding:
+                    return None, {}
                 got = self._source(allow_encoding)
                 if got is None:
+                    self._missing = True
                     return None, {}
                 ids, vecs = got
                 vecs = np.asarray(vecs, dtype=np.float32)  # (N, D)

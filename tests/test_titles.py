@@ -61,6 +61,7 @@ def test_a_cold_load_does_not_build_the_model_for_titles_until_warm(tmp_path):
     loaded.track("s", article_id="mailer-overview")
     assert loaded.suggest("s", k=3)
     assert built == [], "a one-shot suggestion must not load the model for titles"
+    assert loaded.titles.query(["mailer-overview"]) is None  # until warm()
     loaded.warm()  # a server's loading thread: embeds the missing titles
     assert built == [1]
     assert loaded.titles.query(["mailer-overview"]) is not None
