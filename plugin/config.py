@@ -73,7 +73,7 @@ class SuggestSettings(BaseModel):
         "mean centred cosine to its 20 nearest articles is taken off its score. 0 turns it off.",
     )
     title_weight: float = Field(
-        0.3, ge=0.0, le=1.0,
+        0.2, ge=0.0, le=1.0,
         description="Weight of title similarity (the read pages' titles against each article's, plugin.titles) "
         "added to the score. 0 turns it off.",
     )
