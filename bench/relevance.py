@@ -407,13 +407,14 @@ def tuning_grid() -> list[tuple[str, dict, frozenset[str]]]:
     """Candidate defaults scored on the tuning chapters (`--tune`): (name, settings, protocols to score them on).
     Round 2 (after main-content ingestion and pooled windows): the link bonus, then one knob at a time around the
     shipped defaults ("default" in the tables), to see whether the first round's choices still hold. Round 3 added
-    the hubness discount (plugin.hubness)."""
+    the hubness discount (plugin.hubness) and title similarity (plugin.titles)."""
     off = dict(centre=False, lexical_weight=0.0, topic_split=None, min_score=None, mmr_lambda=1.0, link_weight=0.0)
     grid: list[tuple[str, dict, frozenset[str]]] = [
         ("old default (tau 2, min 0.2, mmr 0.7)", dict(off, temperature=2.0, min_score=0.2, mmr_lambda=0.7), ALL),
     ]
     for key, values, protos in (
         ("hubness_weight", (0.0, 0.3, 0.8), SESSION),
+        ("title_weight", (0.0, 0.3, 0.5), ALL),
         ("link_weight", (0.05, 0.1, 0.2, 0.3), ALL),
         ("lexical_weight", (0.5, 1.0), SESSION),
         ("topic_split", (0.0, 0.2), SESSION),
