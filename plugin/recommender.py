@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin
@@ -29,8 +30,10 @@ from .encoder import (
     HashingEncoder,
     LazyEncoder,
     SentenceTransformerEncoder,
+    backend_of,
     content_key,
     default_encoder_name,
+    sentence_encoder,
 )
 from .errors import ConfigError, DimensionMismatchError, EmptySessionError, IndexFormatError
 from .event_log import EventLog
@@ -63,8 +66,9 @@ def _encoder_for(name: str, dim: int) -> Encoder:
     if name.startswith("item-model:"):
         raise ConfigError(f"this index holds a session model's item vectors ({name}); "
                           "serve it with plugin.serving.recommender_from_model(model_dir)")
-    if name == default_encoder_name() and dim > 0:
-        return LazyEncoder(SentenceTransformerEncoder, name, dim)
+    backend = backend_of(name)
+    if backend is not None and name == default_encoder_name(backend) and dim > 0:
+        return LazyEncoder(partial(sentence_encoder, backend), name, dim)
     return SentenceTransformerEncoder()  # the constructor then says which encoder the index wants
 
 
@@ -130,7 +134,7 @@ class SessionRecommender:
     ) -> SessionRecommender:
         """Embed and index the articles (tqdm progress); kwargs go to the constructor."""
         arts = list(articles)
-        enc = encoder if encoder is not None else SentenceTransformerEncoder()
+        enc = encoder if encoder is not None else sentence_encoder()
         kind = index_kind if index_kind != "auto" else ("hnsw" if len(arts) > _AUTO_HNSW_ABOVE else "flat")
         rec = cls(KnowledgeBase(), enc, ArticleIndex(enc.dim, kind, encoder_name=enc.name), **kwargs)
         rec.upsert_articles(arts, progress=progress)
