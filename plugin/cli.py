@@ -227,7 +227,9 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     ix = sub.add_parser("index", help="embed and index a KB (.jsonl file or folder of .md/.html)")
     ix.add_argument("source")
     ix.add_argument("--out", required=True, help="index directory (updated in place if it exists)")
-    ix.add_argument("--kind", choices=("auto", "flat", "hnsw"), default="auto")
+    ix.add_argument("--kind", choices=("auto", "flat", "ivf", "hnsw"), default="auto",
+                    help="vector index: auto (flat up to 20,000 articles, ivf above), flat (exact), ivf (inverted "
+                         "lists: approximate, updatable, memory-mapped by servers) or hnsw (approximate, no delete)")
     ix.add_argument("--encoder", default="minilm", help="minilm (default, packaged) or hashing[:DIM]")
     ix.add_argument("--backend", choices=ENCODER_BACKENDS, default="auto",
                     help="how minilm runs: onnx-int8 (ONNX Runtime, int8; what auto picks where onnxruntime is "

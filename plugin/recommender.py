@@ -52,8 +52,9 @@ __all__ = ["SessionRecommender"]
 
 logger = logging.getLogger(__name__)
 
-# Above this many articles `index_kind="auto"` picks HNSW: exact flat search stops fitting a 2 ms budget.
-_AUTO_HNSW_ABOVE = 20_000
+# Above this many articles `index_kind="auto"` picks ivf: exact flat search stops fitting a 2 ms budget. ivf
+# rather than hnsw: it deletes and updates in place and memory-maps (plugin.index; bench/million.py).
+_AUTO_IVF_ABOVE = 20_000
 _ENCODE_CHUNK = 128  # articles per encoder call: long ones make dozens of windows, and the bar should move
 
 
@@ -128,15 +129,17 @@ class SessionRecommender:
         articles: Iterable[Article],
         *,
         encoder: Encoder | None = None,
-        index_kind: Literal["auto", "flat", "hnsw"] = "auto",
+        index_kind: Literal["auto", "flat", "ivf", "hnsw"] = "auto",
         progress: bool = True,
         **kwargs: Any,
     ) -> SessionRecommender:
         """Embed and index the articles (tqdm progress); kwargs go to the constructor."""
         arts = list(articles)
         enc = encoder if encoder is not None else sentence_encoder()
-        kind = index_kind if index_kind != "auto" else ("hnsw" if len(arts) > _AUTO_HNSW_ABOVE else "flat")
-        rec = cls(KnowledgeBase(), enc, ArticleIndex(enc.dim, kind, encoder_name=enc.name), **kwargs)
+        kind = index_kind if index_kind != "auto" else ("ivf" if len(arts) > _AUTO_IVF_ABOVE else "flat")
+        # ivf clusters once, on every article (train_at), not on the first chunk the loop below adds
+        index = ArticleIndex(enc.dim, kind, encoder_name=enc.name, train_at=max(len(arts), 1))
+        rec = cls(KnowledgeBase(), enc, index, **kwargs)
         rec.upsert_articles(arts, progress=progress)
         return rec
 
