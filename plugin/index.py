@@ -201,8 +201,9 @@ class ArticleIndex:
             ivf.train(sample)
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by row id
             ivf.nprobe = self.nprobe
-            ivf.add_with_ids(vecs, rows)
+            # the flat copy goes before the lists fill: a million 384-d rows are 1.5 GB each
             self._index = ivf
+            ivf.add_with_ids(vecs, rows)
             self.nlist = nlist
 
     def _writable(self) -> None:
