@@ -235,9 +235,9 @@ def main() -> None:
     report["nlist"] = ix.nlist
     assert ix.trained and ix.nlist == auto_nlist(args.n)
     ivf = faiss.extract_index_ivf(ix._index)
-    report["index_mib"] = (ivf.ntotal * (D * 4 + 8) + ivf.nlist * D * 4) / 2**20  # codes + ids + centroids
-    print(f"built {args.n:,} x {D} ivf ({ix.nlist} lists) in {report['build_s']:.0f}s; "
-          f"vectors+ids+centroids {report['index_mib']:.0f} MiB", flush=True)
+    report["index_mib"] = (ivf.ntotal * (ivf.code_size + 8) + ivf.nlist * D * 4) / 2**20  # codes + ids + centroids
+    print(f"built {args.n:,} x {D} ivf ({ix.nlist} lists, {type(ivf).__name__}) in {report['build_s']:.0f}s; "
+          f"codes+ids+centroids {report['index_mib']:.0f} MiB", flush=True)
 
     faiss.omp_set_num_threads(1)
     qt, _ = intent_queries(x, topic, args.queries, seed=1)
@@ -250,12 +250,12 @@ def main() -> None:
     report["exact"] = summary([w for w, _ in exact], [c for _, c in exact])
     sweep = {}
     for nprobe in [int(v) for v in args.nprobe.split(",")]:
-        ivf.nprobe = nprobe
+        ix.set_nprobe(nprobe)
         r, lat = recall_and_latency(ix, qt, truth_t)
         sweep[nprobe] = {"recall_tuning": r, **lat}
         print(f"nprobe {nprobe}: recall@{K} {r:.3f} (tuning), search {_fmt(lat)}", flush=True)
     chosen = min((p for p, s in sweep.items() if s["recall_tuning"] >= args.target), default=max(sweep))
-    ivf.nprobe = ix.nprobe = chosen
+    ix.set_nprobe(chosen)
     r, lat = recall_and_latency(ix, qh, truth_h)
     report.update(sweep=sweep, nprobe=chosen, recall_heldout=r, search=lat)
     print(f"chosen nprobe {chosen}: held-out recall@{K} {r:.3f}, search {_fmt(lat)}; "

@@ -8,8 +8,9 @@ Which kinds allow what:
 | `ivf` | approximate (`nprobe` of `nlist` lists) | yes | yes (`remove_ids` through a hashed direct map) | yes |
 | `hnsw` | approximate | yes | tombstones until `compact()` (HNSW cannot delete) | no |
 
-`flat` is `IndexIDMap2(IndexFlatIP)`. `ivf` is `IndexIVFFlat` (inner product) holding the rows as its own ids,
-its direct map a hash table so that rows can be reconstructed and removed; until it is trained (`train_at`
+`flat` is `IndexIDMap2(IndexFlatIP)`. `ivf` is `IndexIVFScalarQuantizer` (inner product, 8-bit codes: `vectors()`
+gives them back to ~1e-2, and a search's scores are as close) over an HNSW coarse quantizer, holding the rows as its
+own ids, its direct map a hash table so that rows can be reconstructed and removed; until it is trained (`train_at`
 vectors, or `train()`), it is the flat index, exact. Its centroids stay as trained: adds and updates go to the
 nearest list without a rebuild; after the KB has changed shape a `rebuild()` (`--rebuild`) re-trains them.
 `hnsw` is `IndexIDMap2(IndexHNSWFlat)`: a removed or updated article's old row is filtered at search time until
@@ -190,21 +191,44 @@ class ArticleIndex:
             self._writable()
             rows = np.fromiter(self._id_of, dtype=np.int64, count=n)
             vecs = self._index.reconstruct_batch(rows)  # (n, D)
-            ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            # k-means on at most 64 points a list and 10 rounds: recall is set by nprobe, and the default
-            # 256 points x 25 rounds costs ~10x the build time for little gain (bench/million.py).
-            ivf.cp.max_points_per_centroid = 64
+            # The centroids are found through a small HNSW graph and the lists hold 8-bit codes (one byte a
+            # dimension): at 1M x 384 a query then reads ~3 MB instead of ~18 MB (every centroid plus 32 float
+            # lists), which is what kept IndexIVFFlat above 1 ms (bench/million.py).
+            quantizer = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            ivf = faiss.IndexIVFScalarQuantizer(quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                faiss.METRIC_INNER_PRODUCT, False)
+            # codes span each dimension's trained range widened by 20% a side: an article added after training
+            # that reaches past the sample's range is clipped less (8 bits still leave steps of ~1e-3 at 384-d)
+            ivf.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
+            ivf.sq.rangestat_arg = 0.2
+            quantizer.this.disown()
+            ivf.own_fields = True  # the C++ index frees its quantizer, as one read from a file does
+            clustering = faiss.IndexFlatIP(self.dim)  # k-means assigns exactly; the graph only serves queries
+            ivf.clustering_index = clustering
+            # k-means on at most 32 points a list and 10 rounds: recall is set by nprobe, and the default
+            # 256 points x 25 rounds costs ~20x the build time for little gain.
+            ivf.cp.max_points_per_centroid = 32
             ivf.cp.niter = 10
             sample = vecs
-            if n > 64 * nlist:
-                sample = vecs[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
+            if n > 32 * nlist:
+                sample = vecs[np.random.default_rng(0).choice(n, 32 * nlist, replace=False)]
             ivf.train(sample)
+            ivf.clustering_index = None
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by row id
-            ivf.nprobe = self.nprobe
+            _tune_ivf(ivf, self.nprobe)
             # the flat copy goes before the lists fill: a million 384-d rows are 1.5 GB each
             self._index = ivf
             ivf.add_with_ids(vecs, rows)
             self.nlist = nlist
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """Lists an ivf search visits: more is closer to exact and slower (bench/million.py measures both)."""
+        if nprobe < 1:
+            raise ConfigError(f"nprobe must be at least 1, got {nprobe}")
+        with self._lock:
+            self.nprobe = nprobe
+            if self.trained:
+                _tune_ivf(self._index, nprobe)
 
     def _writable(self) -> None:
         """A memory-mapped index is read-only: copy its lists into memory before the first change."""
@@ -378,13 +402,20 @@ class ArticleIndex:
         if self.kind == "hnsw":
             faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
         if isinstance(index, faiss.IndexIVF):
-            index.nprobe = self.nprobe
+            _tune_ivf(index, self.nprobe)
             self.nlist = int(index.nlist)
         self._row_of = {k: int(v) for k, v in meta["rows"].items()}
         self._id_of = {v: k for k, v in self._row_of.items()}
         self._next = int(meta["next"])
         self._tombstones = int(meta["tombstones"])
         return self
+
+
+def _tune_ivf(ivf: faiss.IndexIVF, nprobe: int) -> None:
+    ivf.nprobe = nprobe
+    quantizer = faiss.downcast_index(ivf.quantizer)
+    if isinstance(quantizer, faiss.IndexHNSW):  # the graph must find at least the nprobe nearest centroids
+        quantizer.hnsw.efSearch = max(64, 2 * nprobe)
 
 
 _DESERIALIZE_LOCK = threading.Lock()
