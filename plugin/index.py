@@ -8,9 +8,8 @@ Which kinds allow what:
 | `ivf` | approximate (`nprobe` of `nlist` lists) | yes | yes (`remove_ids` through a hashed direct map) | yes |
 | `hnsw` | approximate | yes | tombstones until `compact()` (HNSW cannot delete) | no |
 
-`flat` is `IndexIDMap2(IndexFlatIP)`. `ivf` is `IndexIVFScalarQuantizer` (inner product, 8-bit codes: `vectors()`
-gives them back to ~1e-2, and a search's scores are as close) over an HNSW coarse quantizer, holding the rows as its
-own ids, its direct map a hash table so that rows can be reconstructed and removed; until it is trained (`train_at`
+`flat` is `IndexIDMap2(IndexFlatIP)`. `ivf` is `IndexIVFFlat` (inner product) holding the rows as its own ids,
+its direct map a hash table so that rows can be reconstructed and removed; until it is trained (`train_at`
 vectors, or `train()`), it is the flat index, exact. Its centroids stay as trained: adds and updates go to the
 nearest list without a rebuild; after the KB has changed shape a `rebuild()` (`--rebuild`) re-trains them.
 `hnsw` is `IndexIDMap2(IndexHNSWFlat)`: a removed or updated article's old row is filtered at search time until
@@ -49,7 +48,8 @@ INDEX_KINDS = ("flat", "ivf", "hnsw")
 _FORMAT = "session-suggest/index/v1"
 
 # ivf defaults, chosen on synthetic clustered 384-d vectors (bench/million.py, its tuning queries): nprobe 32 of
-# auto_nlist(1M) = 4096 lists gave recall@10 >= 0.95 against exact search within a 1 ms p99 on one thread.
+# auto_nlist(1M) = 4096 lists is the smallest that gave recall@10 >= 0.95 against exact search (0.951); it costs
+# ~1.1 ms of CPU a search there, above the 1 ms goal (BENCHMARKS.md, "A million articles").
 IVF_NPROBE = 32
 IVF_TRAIN_AT = 50_000  # an ivf index grown article by article turns from exact to inverted lists here
 _MIN_POINTS_PER_LIST = 39  # k-means with fewer points a centroid is poorly determined (faiss warns likewise)
@@ -191,29 +191,17 @@ class ArticleIndex:
             self._writable()
             rows = np.fromiter(self._id_of, dtype=np.int64, count=n)
             vecs = self._index.reconstruct_batch(rows)  # (n, D)
-            # The centroids are found through a small HNSW graph and the lists hold 8-bit codes (one byte a
-            # dimension): at 1M x 384 a query then reads ~3 MB instead of ~18 MB (every centroid plus 32 float
-            # lists), which is what kept IndexIVFFlat above 1 ms (bench/million.py).
-            quantizer = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
-            ivf = faiss.IndexIVFScalarQuantizer(quantizer, self.dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                                faiss.METRIC_INNER_PRODUCT, False)
-            # codes span each dimension's trained range widened by 20% a side: an article added after training
-            # that reaches past the sample's range is clipped less (8 bits still leave steps of ~1e-3 at 384-d)
-            ivf.sq.rangestat = faiss.ScalarQuantizer.RS_minmax
-            ivf.sq.rangestat_arg = 0.2
-            quantizer.this.disown()
-            ivf.own_fields = True  # the C++ index frees its quantizer, as one read from a file does
-            clustering = faiss.IndexFlatIP(self.dim)  # k-means assigns exactly; the graph only serves queries
-            ivf.clustering_index = clustering
-            # k-means on at most 32 points a list and 10 rounds: recall is set by nprobe, and the default
-            # 256 points x 25 rounds costs ~20x the build time for little gain.
-            ivf.cp.max_points_per_centroid = 32
+            ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            # k-means on at most 64 points a list and 10 rounds: recall is set by nprobe, and the default
+            # 256 points x 25 rounds costs ~10x the build time. Flat lists, not 8-bit codes over an HNSW coarse
+            # quantizer: measured at 1M (bench/million.py), that variant lost recall (0.934 against 0.951 at
+            # nprobe 32) and gained only a quarter of the time; flat lists also give `vectors()` back exactly.
+            ivf.cp.max_points_per_centroid = 64
             ivf.cp.niter = 10
             sample = vecs
-            if n > 32 * nlist:
-                sample = vecs[np.random.default_rng(0).choice(n, 32 * nlist, replace=False)]
+            if n > 64 * nlist:
+                sample = vecs[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
             ivf.train(sample)
-            ivf.clustering_index = None
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by row id
             _tune_ivf(ivf, self.nprobe)
             # the flat copy goes before the lists fill: a million 384-d rows are 1.5 GB each
@@ -413,9 +401,6 @@ class ArticleIndex:
 
 def _tune_ivf(ivf: faiss.IndexIVF, nprobe: int) -> None:
     ivf.nprobe = nprobe
-    quantizer = faiss.downcast_index(ivf.quantizer)
-    if isinstance(quantizer, faiss.IndexHNSW):  # the graph must find at least the nprobe nearest centroids
-        quantizer.hnsw.efSearch = max(64, 2 * nprobe)
 
 
 _DESERIALIZE_LOCK = threading.Lock()
