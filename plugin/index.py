@@ -179,7 +179,7 @@ class ArticleIndex:
 
     def train(self) -> None:
         """Turn an ivf index that is still flat into inverted lists, clustering the vectors it holds now
-        (no-op for other kinds, once trained, or with fewer vectors than lists)."""
+        (no-op for other kinds, once trained, or with fewer than 39 vectors a list: it stays exact)."""
         with self._lock:
             if self.kind != "ivf" or self.trained:
                 return
@@ -203,7 +203,7 @@ class ArticleIndex:
                 sample = vecs[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
             ivf.train(sample)
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by row id
-            _tune_ivf(ivf, self.nprobe)
+            ivf.nprobe = self.nprobe
             # the flat copy goes before the lists fill: a million 384-d rows are 1.5 GB each
             self._index = ivf
             ivf.add_with_ids(vecs, rows)
@@ -216,7 +216,7 @@ class ArticleIndex:
         with self._lock:
             self.nprobe = nprobe
             if self.trained:
-                _tune_ivf(self._index, nprobe)
+                self._index.nprobe = nprobe
 
     def _writable(self) -> None:
         """A memory-mapped index is read-only: copy its lists into memory before the first change."""
@@ -390,17 +390,13 @@ class ArticleIndex:
         if self.kind == "hnsw":
             faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
         if isinstance(index, faiss.IndexIVF):
-            _tune_ivf(index, self.nprobe)
+            index.nprobe = self.nprobe
             self.nlist = int(index.nlist)
         self._row_of = {k: int(v) for k, v in meta["rows"].items()}
         self._id_of = {v: k for k, v in self._row_of.items()}
         self._next = int(meta["next"])
         self._tombstones = int(meta["tombstones"])
         return self
-
-
-def _tune_ivf(ivf: faiss.IndexIVF, nprobe: int) -> None:
-    ivf.nprobe = nprobe
 
 
 _DESERIALIZE_LOCK = threading.Lock()
