@@ -16,8 +16,6 @@ from plugin.encoder import (
     sentence_encoder,
 )
 
-pytest.importorskip("onnxruntime")
-
 TEXTS = [
     "How do I configure the database connection pool?",
     "Model forms validate user input and save it. " * 40,  # longer than the 256-piece window: truncated alike
