@@ -48,8 +48,8 @@ INDEX_KINDS = ("flat", "ivf", "hnsw")
 _FORMAT = "session-suggest/index/v1"
 
 # ivf defaults, chosen on synthetic clustered 384-d vectors (bench/million.py, its tuning queries): nprobe 32 of
-# auto_nlist(1M) = 4096 lists is the smallest that gave recall@10 >= 0.95 against exact search (0.951); it costs
-# ~1.1 ms of CPU a search there, above the 1 ms goal (BENCHMARKS.md, "A million articles").
+# auto_nlist(1M) = 4096 lists is the smallest that gave recall@10 >= 0.95 against exact search (0.951; 0.942 on
+# held-out queries); it costs ~1 ms of CPU a search there, p99 1.3 ms (BENCHMARKS.md, "A million articles").
 IVF_NPROBE = 32
 IVF_TRAIN_AT = 50_000  # an ivf index grown article by article turns from exact to inverted lists here
 _MIN_POINTS_PER_LIST = 39  # k-means with fewer points a centroid is poorly determined (faiss warns likewise)
