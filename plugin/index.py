@@ -35,10 +35,14 @@ from .atomic import (
     committed_file,
     read_committed,
     recorded_sha256,
-    replace_keeping_committed,
     replace_keeping_committed_with,
 )
-from .errors import ConfigError, DimensionMismatchError, IndexFormatError, UnknownArticleError
+from .errors import (
+    ConfigError,
+    DimensionMismatchError,
+    IndexFormatError,
+    UnknownArticleError,
+)
 
 __all__ = ["VectorIndex", "ArticleIndex", "INDEX_KINDS", "IVF_NPROBE", "IVF_TRAIN_AT", "auto_nlist"]
 

@@ -108,7 +108,7 @@ def _export_transformer(src: Path, out: str) -> None:
             # eager attention exports as plain MatMul/Softmax, which quantize_dynamic turns into int8 MatMuls
             self.bert = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
 
-        def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001 - traced, not called
+        def forward(self, input_ids, attention_mask, token_type_ids):  # traced by the export, not called
             return self.bert(input_ids=input_ids, attention_mask=attention_mask,
                              token_type_ids=token_type_ids).last_hidden_state
 

@@ -60,7 +60,7 @@ def ivf(data):
 
 
 def test_ivf_trains_once_at_its_size_and_keeps_recall_against_exact(data, ivf):
-    x, q, exact = data
+    _, q, exact = data
     assert ivf.trained and ivf.nlist == auto_nlist(N) == 512
     assert _recall(ivf, q, exact) >= 0.95
     faiss.extract_index_ivf(ivf._index).nprobe = 1  # the same index searching one list: approximate, so worse
@@ -68,7 +68,7 @@ def test_ivf_trains_once_at_its_size_and_keeps_recall_against_exact(data, ivf):
 
 
 def test_ivf_stays_exact_until_trained(data):
-    x, q, exact = data
+    x, q, _ = data
     ix = ArticleIndex(D, "ivf", train_at=N)
     ix.upsert([f"a{i}" for i in range(N // 2)], x[: N // 2])
     assert not ix.trained
@@ -126,7 +126,7 @@ def test_rebuild_retrains_ivf_on_what_the_index_holds(data, ivf):
 
 
 def test_builder_picks_ivf_above_the_threshold_and_the_version_keeps_it(monkeypatch, tmp_path):
-    import plugin.recommender as recommender
+    from plugin import recommender
 
     monkeypatch.setattr(recommender, "_AUTO_IVF_ABOVE", 30)
     arts = [Article(id=f"a{i}", title=f"topic {i % 5} page {i}", text=f"words about subject {i % 5}") for i in range(40)]
