@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from plugin import SessionRecommender, SuggestSettings
 from plugin.chunking import MAX_WINDOWS
+from plugin.encoder import ENCODER_BACKENDS, sentence_encoder
 from plugin.zero_shot import ZeroShotIntent
 
 from .docs_corpus import DocsCorpus, load_corpus, section_headings
@@ -337,6 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--only", choices=("tuning", "report", "both"), default="both")
     ap.add_argument("--max-windows", type=int, default=MAX_WINDOWS,
                     help=f"windows pooled per article (plugin.chunking; default {MAX_WINDOWS}, 0 = all)")
+    ap.add_argument("--backend", choices=ENCODER_BACKENDS, default="auto",
+                    help="how the packaged MiniLM runs (plugin.encoder.sentence_encoder; default auto). Give each "
+                         "backend its own --cache file: the cache is keyed by encoder name, so they never mix")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -352,9 +356,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     report: dict = {"command": "python -m bench.relevance " + " ".join(sys.argv[1:] if argv is None else argv),
                     "k": K, "seed": args.seed, "corpora": {}}
     md: list[str] = []
+    encoder = sentence_encoder(args.backend)
+    report["encoder"] = encoder.name
     for folder in args.docs:
         corpus = load_corpus(folder, name=_corpus_name(folder))
-        rec = build_recommender(corpus, cache_path=args.cache, max_windows=args.max_windows or None)
+        rec = build_recommender(corpus, cache_path=args.cache, encoder=encoder, max_windows=args.max_windows or None)
         tune_ch, report_ch = split_chapters(corpus.members(), args.seed)
         base = Baselines(rec, corpus, args.seed)
         entry: dict = {"articles": len(corpus.articles), "max_windows": args.max_windows or None,

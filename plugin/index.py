@@ -1,13 +1,26 @@
 """The vector index: article ids <-> FAISS rows, inner-product search, incremental updates, atomic save/load.
 
-`kind="flat"` is `IndexIDMap2(IndexFlatIP)`: exact, supports `remove_ids`. `kind="hnsw"` (large KBs) is
-`IndexIDMap2(IndexHNSWFlat)`: approximate and fast, but HNSW cannot delete, so a removed or updated article's
-old row is tombstoned (filtered at search time) until the next `compact()`.
+Which kinds allow what:
+
+| kind | search | add | update / delete | memory-mapped load (workers share one copy) |
+|---|---|---|---|---|
+| `flat` | exact, O(N) | yes | yes (`remove_ids`) | no: each process reads its own copy |
+| `ivf` | approximate (`nprobe` of `nlist` lists) | yes | yes (`remove_ids` through a hashed direct map) | yes |
+| `hnsw` | approximate | yes | tombstones until `compact()` (HNSW cannot delete) | no |
+
+`flat` is `IndexIDMap2(IndexFlatIP)`. `ivf` is `IndexIVFFlat` (inner product) holding the rows as its own ids,
+its direct map a hash table so that rows can be reconstructed and removed; until it is trained (`train_at`
+vectors, or `train()`), it is the flat index, exact. Its centroids stay as trained: adds and updates go to the
+nearest list without a rebuild; after the KB has changed shape a `rebuild()` (`--rebuild`) re-trains them.
+`hnsw` is `IndexIDMap2(IndexHNSWFlat)`: a removed or updated article's old row is filtered at search time until
+the next `compact()`, which is a full rebuild.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -17,14 +30,40 @@ from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
-from .errors import ConfigError, DimensionMismatchError, IndexFormatError, UnknownArticleError
+from .atomic import (
+    atomic_write_json,
+    committed_file,
+    read_committed,
+    recorded_sha256,
+    replace_keeping_committed_with,
+)
+from .errors import (
+    ConfigError,
+    DimensionMismatchError,
+    IndexFormatError,
+    UnknownArticleError,
+)
 from .lazy import LazyModule
 
-__all__ = ["VectorIndex", "ArticleIndex", "INDEX_KINDS"]
+__all__ = ["VectorIndex", "ArticleIndex", "INDEX_KINDS", "IVF_NPROBE", "IVF_TRAIN_AT", "auto_nlist"]
 
-INDEX_KINDS = ("flat", "hnsw")
+logger = logging.getLogger(__name__)
+
+INDEX_KINDS = ("flat", "ivf", "hnsw")
 _FORMAT = "session-suggest/index/v1"
+
+# ivf defaults, chosen on synthetic clustered 384-d vectors (bench/million.py, its tuning queries): nprobe 32 of
+# auto_nlist(1M) = 4096 lists is the smallest that gave recall@10 >= 0.95 against exact search (0.951; 0.942 on
+# held-out queries); it costs ~1 ms of CPU a search there, p99 1.3 ms (BENCHMARKS.md, "A million articles").
+IVF_NPROBE = 32
+IVF_TRAIN_AT = 50_000  # an ivf index grown article by article turns from exact to inverted lists here
+_MIN_POINTS_PER_LIST = 39  # k-means with fewer points a centroid is poorly determined (faiss warns likewise)
+
+
+def auto_nlist(n: int) -> int:
+    """Inverted lists for n vectors: the power of two nearest 4 * sqrt(n) (faiss's guideline), 16 to 65536."""
+    return int(min(65536, max(16, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))))
+
 
 
 def _tune(module: ModuleType) -> None:
@@ -61,11 +100,14 @@ class ArticleIndex:
     def __init__(
         self,
         dim: int,
-        kind: Literal["flat", "hnsw"] = "flat",
+        kind: Literal["flat", "ivf", "hnsw"] = "flat",
         *,
         encoder_name: str = "",
         hnsw_m: int = 32,
         ef_search: int = 64,
+        nlist: int | None = None,
+        nprobe: int = IVF_NPROBE,
+        train_at: int = IVF_TRAIN_AT,
     ) -> None:
         if kind not in INDEX_KINDS:
             raise ConfigError(f"unknown index kind {kind!r}. Valid kinds are: {', '.join(INDEX_KINDS)}")
@@ -74,8 +116,17 @@ class ArticleIndex:
         self.dim = dim
         self.kind = kind
         self.encoder_name = encoder_name
+        if nlist is not None and nlist < 1:
+            raise ConfigError(f"nlist must be at least 1 (or None: chosen from the size at training), got {nlist}")
+        if nprobe < 1 or train_at < 1:
+            raise ConfigError(f"nprobe and train_at must be at least 1, got {nprobe} and {train_at}")
         self.hnsw_m = hnsw_m
         self.ef_search = ef_search
+        self.nlist = nlist  # lists once trained (None before, when chosen from the size at training)
+        self._nlist_asked = nlist
+        self.nprobe = nprobe
+        self.train_at = train_at
+        self._mapped = False  # loaded memory-mapped (read-only): copied into memory before the first change
         self._index = self._new_faiss()
         self._row_of: dict[str, int] = {}  # article id -> faiss id
         self._id_of: dict[int, str] = {}  # faiss id -> article id (live rows only)
@@ -85,15 +136,21 @@ class ArticleIndex:
         self._lock = threading.RLock()
 
     def _new_faiss(self) -> faiss.Index:
-        if self.kind == "flat":
-            return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        inner.hnsw.efConstruction = 80
-        inner.hnsw.efSearch = self.ef_search
+        if self.kind in ("flat", "ivf"):  # an untrained ivf index is the flat one
+            inner = faiss.IndexFlatIP(self.dim)
+        else:
+            inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = 80
+            inner.hnsw.efSearch = self.ef_search
         return faiss.IndexIDMap2(inner)
 
     def __len__(self) -> int:
         return len(self._row_of)
+
+    @property
+    def trained(self) -> bool:
+        """True once an ivf index searches its inverted lists (before, it is exact)."""
+        return isinstance(self._index, faiss.IndexIVF)
 
     def __contains__(self, article_id: object) -> bool:
         return article_id in self._row_of
@@ -121,6 +178,7 @@ class ArticleIndex:
         if len(set(ids)) != len(ids):
             raise ConfigError("duplicate ids in one upsert")
         with self._lock:
+            self._writable()
             self._drop(ids)
             self._mean = None
             rows = np.arange(self._next, self._next + len(ids), dtype=np.int64)
@@ -130,6 +188,64 @@ class ArticleIndex:
             for aid, row in zip(ids, rows.tolist()):
                 self._row_of[aid] = row
                 self._id_of[row] = aid
+            if self.kind == "ivf" and not self.trained and len(self._row_of) >= self.train_at:
+                self.train()
+
+    def train(self) -> None:
+        """Turn an ivf index that is still flat into inverted lists, clustering the vectors it holds now
+        (no-op for other kinds, once trained, or with fewer than 39 vectors a list: it stays exact)."""
+        with self._lock:
+            if self.kind != "ivf" or self.trained:
+                return
+            n = len(self._row_of)
+            nlist = self._nlist_asked or auto_nlist(n)
+            if n < _MIN_POINTS_PER_LIST * nlist:
+                logger.info("ivf index stays exact: %d vectors are too few to train %d lists", n, nlist)
+                return
+            self._writable()
+            rows = np.fromiter(self._id_of, dtype=np.int64, count=n)
+            vecs = self._index.reconstruct_batch(rows)  # (n, D)
+            ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            # k-means on at most 64 points a list and 10 rounds: recall is set by nprobe, and the default
+            # 256 points x 25 rounds costs ~10x the build time. Flat lists, not 8-bit codes over an HNSW coarse
+            # quantizer: measured at 1M (bench/million.py), that variant lost recall (0.934 against 0.951 at
+            # nprobe 32) and gained only a quarter of the time; flat lists also give `vectors()` back exactly.
+            ivf.cp.max_points_per_centroid = 64
+            ivf.cp.niter = 10
+            sample = vecs
+            if n > 64 * nlist:
+                sample = vecs[np.random.default_rng(0).choice(n, 64 * nlist, replace=False)]
+            ivf.train(sample)
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by row id
+            ivf.nprobe = self.nprobe
+            # the flat copy goes before the lists fill: a million 384-d rows are 1.5 GB each
+            self._index = ivf
+            ivf.add_with_ids(vecs, rows)
+            self.nlist = nlist
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """Lists an ivf search visits: more is closer to exact and slower (bench/million.py measures both)."""
+        if nprobe < 1:
+            raise ConfigError(f"nprobe must be at least 1, got {nprobe}")
+        with self._lock:
+            self.nprobe = nprobe
+            if self.trained:
+                self._index.nprobe = nprobe
+
+    def _writable(self) -> None:
+        """A memory-mapped index is read-only: copy its lists into memory before the first change."""
+        if not self._mapped:
+            return
+        ivf = faiss.extract_index_ivf(self._index)
+        src = ivf.invlists
+        mem = faiss.ArrayInvertedLists(src.nlist, src.code_size)
+        for i in range(src.nlist):
+            size = src.list_size(i)
+            if size:
+                mem.add_entries(i, size, src.get_ids(i), src.get_codes(i))
+        ivf.replace_invlists(mem, True)  # frees the mapped lists
+        mem.this.disown()  # faiss owns the new lists now; python must not free them too
+        self._mapped = False
 
     def _drop(self, ids: Sequence[str]) -> int:
         rows = [self._row_of.pop(a) for a in ids if a in self._row_of]
@@ -138,7 +254,8 @@ class ArticleIndex:
         for r in rows:
             del self._id_of[r]
         if rows:
-            if self.kind == "flat":
+            self._writable()
+            if self.kind in ("flat", "ivf"):
                 # faiss's Python layer takes an id array; its stub names only IDSelector
                 self._index.remove_ids(np.array(rows, dtype=np.int64))  # type: ignore[arg-type]
             else:
@@ -194,13 +311,22 @@ class ArticleIndex:
         with self._lock:
             if not self._tombstones:
                 return
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        """A new FAISS index over the live vectors: drops HNSW tombstones and re-trains ivf centroids on the
+        articles the index holds now."""
+        with self._lock:
             ids = list(self._row_of)
             vecs = self.vectors(ids)
             self._index = self._new_faiss()
             self._row_of.clear()
             self._id_of.clear()
             self._tombstones = 0
+            self._mapped = False
+            self.nlist = self._nlist_asked
             self.upsert(ids, vecs)
+            self.train()
 
     # ------------------------------------------------------------ persistence
 
@@ -215,20 +341,31 @@ class ArticleIndex:
                 "encoder": self.encoder_name,
                 "hnsw_m": self.hnsw_m,
                 "ef_search": self.ef_search,
+                "nlist": self._nlist_asked,
+                "nprobe": self.nprobe,
+                "train_at": self.train_at,
+                "trained": self.trained,
                 "next": self._next,
                 "tombstones": self._tombstones,
                 "rows": self._row_of,
                 "ntotal": int(self._index.ntotal),
             }
-            blob = faiss.serialize_index(self._index)
-        # Index first, then metadata, which records the index's sha256 and so commits the pair: after a crash
-        # between the two renames, load finds the committed index in the backup kept by the first.
-        data = blob.tobytes()
-        meta["sha256"] = replace_keeping_committed(d / "index.faiss", data, recorded_sha256(d / "index.json"))
+            # Index first, then metadata, which records the index's sha256 and so commits the pair: after a crash
+            # between the two renames, load finds the committed index in the backup kept by the first. FAISS
+            # writes the file itself: a million-article index is never held in memory twice.
+            index = self._index
+            if self._mapped:
+                self._writable()  # write_index cannot read memory-mapped lists back into the file format
+            meta["sha256"] = replace_keeping_committed_with(
+                d / "index.faiss", lambda tmp: faiss.write_index(index, tmp), recorded_sha256(d / "index.json"))
         atomic_write_json(d / "index.json", meta)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str], *, expect_dim: int | None = None) -> ArticleIndex:
+    def load(cls, directory: str | os.PathLike[str], *, expect_dim: int | None = None,
+             mmap: bool | None = None) -> ArticleIndex:
+        """The index saved in `directory`. A trained ivf index is memory-mapped unless `mmap=False`: the
+        processes serving one index folder then share one copy of its lists in the page cache instead of each
+        holding its own (a change copies them into memory first)."""
         d = Path(directory)
         try:
             meta = json.loads((d / "index.json").read_text(encoding="utf-8"))
@@ -243,20 +380,33 @@ class ArticleIndex:
                 f"index at {d} was built with {meta['dim']}-d vectors ({meta.get('encoder')}), "
                 f"but the encoder gives {expect_dim}-d; rebuild the index with this encoder"
             )
+        mapped = bool(meta.get("kind") == "ivf" and meta.get("trained") and mmap is not False)
         try:
-            raw = np.frombuffer(read_committed(d / "index.faiss", meta.get("sha256")), dtype=np.uint8)
-            index = _deserialize_bounded(raw)
+            if mapped:
+                path = committed_file(d / "index.faiss", meta.get("sha256"))
+                index = _read_bounded(path, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+            else:
+                raw = np.frombuffer(read_committed(d / "index.faiss", meta.get("sha256")), dtype=np.uint8)
+                index = _deserialize_bounded(raw)
         except (OSError, RuntimeError, MemoryError, ValueError, OverflowError) as exc:
             raise IndexFormatError(f"{d / 'index.faiss'} is unreadable: {str(exc)[:300]}") from None
+        if meta.get("kind") == "ivf" and bool(meta.get("trained")) != isinstance(index, faiss.IndexIVF):
+            raise IndexFormatError(f"{d}: index.json says a{'' if meta.get('trained') else 'n un'}trained ivf index, "
+                                   f"index.faiss holds a {type(index).__name__}")
         if index.ntotal != meta["ntotal"] or index.d != meta["dim"]:
             raise IndexFormatError(
                 f"{d}: index.faiss holds {index.ntotal} x {index.d}, metadata says {meta['ntotal']} x {meta['dim']}"
             )
         self = cls(meta["dim"], meta["kind"], encoder_name=meta.get("encoder", ""), hnsw_m=meta["hnsw_m"],
-                   ef_search=meta["ef_search"])
+                   ef_search=meta["ef_search"], nlist=meta.get("nlist"), nprobe=int(meta.get("nprobe", IVF_NPROBE)),
+                   train_at=int(meta.get("train_at", IVF_TRAIN_AT)))
         self._index = index
+        self._mapped = mapped
         if self.kind == "hnsw":
-            faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search  # type: ignore[attr-defined]
+            faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search
+        if isinstance(index, faiss.IndexIVF):
+            index.nprobe = self.nprobe
+            self.nlist = int(index.nlist)
         self._row_of = {k: int(v) for k, v in meta["rows"].items()}
         self._id_of = {v: k for k, v in self._row_of.items()}
         self._next = int(meta["next"])
@@ -265,6 +415,17 @@ class ArticleIndex:
 
 
 _DESERIALIZE_LOCK = threading.Lock()
+
+
+def _read_bounded(path: Path, flags: int) -> faiss.Index:
+    """faiss.read_index under the same bound as `_deserialize_bounded`: the file's own length."""
+    with _DESERIALIZE_LOCK:
+        before = faiss.get_deserialization_vector_byte_limit()
+        faiss.set_deserialization_vector_byte_limit(4 * (path.stat().st_size + 64))
+        try:
+            return faiss.read_index(str(path), flags)
+        finally:
+            faiss.set_deserialization_vector_byte_limit(before)
 
 
 def _deserialize_bounded(raw: np.ndarray) -> faiss.Index:

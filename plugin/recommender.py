@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin
@@ -29,8 +30,10 @@ from .encoder import (
     HashingEncoder,
     LazyEncoder,
     SentenceTransformerEncoder,
+    backend_of,
     content_key,
     default_encoder_name,
+    sentence_encoder,
 )
 from .errors import ConfigError, DimensionMismatchError, EmptySessionError, IndexFormatError
 from .event_log import EventLog
@@ -53,8 +56,9 @@ __all__ = ["SessionRecommender"]
 
 logger = logging.getLogger(__name__)
 
-# Above this many articles `index_kind="auto"` picks HNSW: exact flat search stops fitting a 2 ms budget.
-_AUTO_HNSW_ABOVE = 20_000
+# Above this many articles `index_kind="auto"` picks ivf: exact flat search stops fitting a 2 ms budget. ivf
+# rather than hnsw: it deletes and updates in place and memory-maps (plugin.index; bench/million.py).
+_AUTO_IVF_ABOVE = 20_000
 _ENCODE_CHUNK = 128  # articles per encoder call: long ones make dozens of windows, and the bar should move
 
 
@@ -67,8 +71,9 @@ def _encoder_for(name: str, dim: int) -> Encoder:
     if name.startswith("item-model:"):
         raise ConfigError(f"this index holds a session model's item vectors ({name}); "
                           "serve it with plugin.serving.recommender_from_model(model_dir)")
-    if name == default_encoder_name() and dim > 0:
-        return LazyEncoder(SentenceTransformerEncoder, name, dim)
+    backend = backend_of(name)
+    if backend is not None and name == default_encoder_name(backend) and dim > 0:
+        return LazyEncoder(partial(sentence_encoder, backend), name, dim)
     return SentenceTransformerEncoder()  # the constructor then says which encoder the index wants
 
 
@@ -157,15 +162,17 @@ class SessionRecommender:
         articles: Iterable[Article],
         *,
         encoder: Encoder | None = None,
-        index_kind: Literal["auto", "flat", "hnsw"] = "auto",
+        index_kind: Literal["auto", "flat", "ivf", "hnsw"] = "auto",
         progress: bool = True,
         **kwargs: Any,
     ) -> SessionRecommender:
         """Embed and index the articles (tqdm progress); kwargs go to the constructor."""
         arts = list(articles)
-        enc = encoder if encoder is not None else SentenceTransformerEncoder()
-        kind = index_kind if index_kind != "auto" else ("hnsw" if len(arts) > _AUTO_HNSW_ABOVE else "flat")
-        rec = cls(KnowledgeBase(), enc, ArticleIndex(enc.dim, kind, encoder_name=enc.name), **kwargs)
+        enc = encoder if encoder is not None else sentence_encoder()
+        kind = index_kind if index_kind != "auto" else ("ivf" if len(arts) > _AUTO_IVF_ABOVE else "flat")
+        # ivf clusters once, on every article (train_at), not on the first chunk the loop below adds
+        index = ArticleIndex(enc.dim, kind, encoder_name=enc.name, train_at=max(len(arts), 1))
+        rec = cls(KnowledgeBase(), enc, index, **kwargs)
         rec.upsert_articles(arts, progress=progress)
         pin_threads()  # indexing used the libraries' threads; the built recommender serves one query at a time
         return rec

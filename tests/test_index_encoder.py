@@ -12,10 +12,23 @@ def _vecs(n, d=16, seed=0):
     return l2_normalize(np.random.RandomState(seed).randn(n, d))
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+# "ivf" as built small (still exact) and "ivf1": trained on its first 40 vectors into one list, so it is exact
+# and every result is comparable, while add, update, remove and save/load go through the inverted lists.
+_KINDS = {"flat": {}, "hnsw": {}, "ivf": {}, "ivf1": {"nlist": 1, "train_at": 40}}
+
+
+def _base(kind):
+    return "ivf" if kind.startswith("ivf") else kind
+
+
+def _index(kind, dim=16, **kw):
+    return ArticleIndex(dim, _base(kind), **_KINDS[kind], **kw)
+
+
+@pytest.mark.parametrize("kind", list(_KINDS))
 class TestIndexContract:
     def test_search_finds_itself_and_respects_updates(self, kind):
-        ix = ArticleIndex(16, kind)
+        ix = _index(kind)
         assert isinstance(ix, VectorIndex)
         v = _vecs(50)
         ids = [f"a{i}" for i in range(50)]
@@ -28,15 +41,17 @@ class TestIndexContract:
         assert ix.remove(["a1", "missing"]) == 1
         assert "a1" not in [i for i, _ in ix.search(v[1:2], 10)[0]] and len(ix) == 49
         np.testing.assert_allclose(ix.vectors(["a2"])[0], v[2], atol=1e-6)
+        assert ix.trained == (kind == "ivf1")
 
     def test_save_load_roundtrip(self, kind, tmp_path):
-        ix = ArticleIndex(16, kind, encoder_name="hashing:16")
-        v = _vecs(20)
-        ix.upsert([str(i) for i in range(20)], v)
+        ix = _index(kind, encoder_name="hashing:16")
+        v = _vecs(50)
+        ix.upsert([str(i) for i in range(50)], v)
         ix.remove(["3"])
         ix.save(tmp_path)
         back = ArticleIndex.load(tmp_path, expect_dim=16)
-        assert back.kind == kind and len(back) == 19 and back.encoder_name == "hashing:16"
+        assert back.kind == _base(kind) and len(back) == 49 and back.encoder_name == "hashing:16"
+        assert back.trained == ix.trained
         assert back.search(v[:4], 2) == ix.search(v[:4], 2)
         with pytest.raises(DimensionMismatchError, match="16-d"):
             ArticleIndex.load(tmp_path, expect_dim=384)
@@ -50,8 +65,8 @@ def test_index_input_validation(tmp_path):
         ix.upsert(["a", "a"], _vecs(2, 8))
     with pytest.raises(ConfigError, match="NaN"):
         ix.upsert(["a"], np.full((1, 8), np.nan, np.float32))
-    with pytest.raises(ConfigError, match="Valid kinds are: flat, hnsw"):
-        ArticleIndex(8, "ivf")
+    with pytest.raises(ConfigError, match="Valid kinds are: flat, ivf, hnsw"):
+        ArticleIndex(8, "ivfpq")
     assert ix.search(_vecs(2, 8), 3) == [[], []]
     with pytest.raises(IndexFormatError, match="index.json missing"):
         ArticleIndex.load(tmp_path)
