@@ -6,13 +6,10 @@ track (session store + event log) -> embed (cached encoder / index vectors) -> i
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin
@@ -20,19 +17,13 @@ from urllib.parse import urljoin
 import numpy as np
 from tqdm.auto import tqdm
 
-from .atomic import atomic_write_json, atomic_write_text
 from .chat import MAX_K, ChatPolicy, suggest_for_reply
 from .config import SessionSettings, SuggestSettings
 from .encoder import (
     CachedEncoder,
     EmbeddingCache,
     Encoder,
-    HashingEncoder,
-    LazyEncoder,
-    SentenceTransformerEncoder,
-    backend_of,
     content_key,
-    default_encoder_name,
     sentence_encoder,
 )
 from .errors import ConfigError, DimensionMismatchError, EmptySessionError, IndexFormatError
@@ -40,16 +31,18 @@ from .event_log import EventLog
 from .events import INTENT_KINDS, Event, make_event, short_title
 from .index import ArticleIndex
 from .inject import inject_reply
-from .knowledge_base import Article, KnowledgeBase, iter_jsonl
+from .knowledge_base import Article, KnowledgeBase
 from .hubness import HubnessIndex
+from . import explain
 from .lexical import QUERY_CHARS, LexicalIndex, LexicalScores
 from .page_contents import PageContents
+from .persistence import is_trained, load_version, write_version
 from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_select, passes_filters
 from .session_store import InMemorySessionStore, PageContent, SessionContext, SessionStore
 from .suggestion import Suggestion
 from .threads import pin_threads
 from .titles import TitleIndex
-from .versions import commit_version, current_version, resolve_version
+from .versions import commit_version, current_version
 from .zero_shot import IntentModel, ZeroShotIntent
 
 __all__ = ["SessionRecommender"]
@@ -60,21 +53,6 @@ logger = logging.getLogger(__name__)
 # rather than hnsw: it deletes and updates in place and memory-maps (plugin.index; bench/million.py).
 _AUTO_IVF_ABOVE = 20_000
 _ENCODE_CHUNK = 128  # articles per encoder call: long ones make dozens of windows, and the bar should move
-
-
-def _encoder_for(name: str, dim: int) -> Encoder:
-    """The encoder an index was built with, from the name and dimension it recorded. The packaged
-    sentence-transformer is made on first use only (`LazyEncoder`): loading it costs seconds, and a session
-    whose pages are all in the index never needs it."""
-    if name.startswith("hashing:"):
-        return HashingEncoder(int(name.split(":", 1)[1]))
-    if name.startswith("item-model:"):
-        raise ConfigError(f"this index holds a session model's item vectors ({name}); "
-                          "serve it with plugin.serving.recommender_from_model(model_dir)")
-    backend = backend_of(name)
-    if backend is not None and name == default_encoder_name(backend) and dim > 0:
-        return LazyEncoder(partial(sentence_encoder, backend), name, dim)
-    return SentenceTransformerEncoder()  # the constructor then says which encoder the index wants
 
 
 class SessionRecommender:
@@ -209,14 +187,7 @@ class SessionRecommender:
         return commit_version(directory, self._write_version, keep=keep_versions)
 
     def _write_version(self, d: Path) -> None:
-        """Every file of one version, into the empty folder `d`."""
-        lines = "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in self.kb)
-        atomic_write_text(d / "articles.jsonl", lines)
-        self.encoder.cache.save(d / "embeddings.npz")
-        if _is_trained(self.intent_model):
-            self.intent_model.save(d)
-        atomic_write_json(d / "settings.json", {"suggest": self.settings.model_dump()})
-        self.index.save(d)
+        write_version(self, d)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str], *, encoder: Encoder | None = None, **kwargs: Any) -> SessionRecommender:
@@ -237,36 +208,9 @@ class SessionRecommender:
             return cls._load_version(directory, encoder, kwargs)
 
     @classmethod
-    def _load_version(cls, directory: str | os.PathLike[str], encoder: Encoder | None, kwargs: dict[str, Any]) -> SessionRecommender:
-        kwargs = dict(kwargs)
-        d, version = resolve_version(directory)
-        if not (d / "index.json").exists():
-            raise IndexFormatError(f"no index in {directory}; build one with `python -m plugin index SOURCE --out {directory}`")
-        try:
-            meta = json.loads((d / "index.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise IndexFormatError(f"{d / 'index.json'} is unreadable: {exc}") from None
-        enc = encoder if encoder is not None else _encoder_for(meta.get("encoder", ""), int(meta.get("dim", 0)))
-        index = ArticleIndex.load(d, expect_dim=enc.dim)
-        try:
-            kb = KnowledgeBase(iter_jsonl(d / "articles.jsonl"))
-        except FileNotFoundError:
-            raise IndexFormatError(f"{d} has no articles.jsonl") from None
-        missing = set(index.ids()) - set(kb.ids())
-        if missing:
-            raise IndexFormatError(f"{d}: {len(missing)} indexed article(s) have no record in articles.jsonl")
-        cache = EmbeddingCache(enc.dim, enc.name)
-        if (d / "embeddings.npz").exists():
-            cache = EmbeddingCache.load(d / "embeddings.npz", enc.dim, enc.name)
-        if "intent_model" not in kwargs and (d / "intent_model.json").exists():
-            from .intent import ContentSTAMP  # torch: imported only when a trained model is installed
-
-            kwargs["intent_model"] = ContentSTAMP.load(d)
-        if "settings" not in kwargs and (d / "settings.json").exists():
-            kwargs["settings"] = SuggestSettings(**json.loads((d / "settings.json").read_text(encoding="utf-8"))["suggest"])
-        rec = cls(kb, CachedEncoder(enc, cache), index, **kwargs)
-        rec.version = version
-        return rec
+    def _load_version(cls, directory: str | os.PathLike[str], encoder: Encoder | None,
+                      kwargs: dict[str, Any]) -> SessionRecommender:
+        return load_version(cls, directory, encoder, kwargs)
 
     # ------------------------------------------------------------ tracking
 
@@ -540,8 +484,8 @@ class SessionRecommender:
         labels = [short_title(self.kb.get(key).title) if key and key in self.kb else e.label() for e, key in zip(signal, keys)]
         out = []
         for rank, (c, cvec) in enumerate(_share_slots(ranked, shares, k)):
-            drivers = _drivers(attention, vecs, cvec, labels)
-            out.append(Suggestion(c.article, c.score, _reason(drivers, query), tuple(drivers), rank))
+            drivers = explain.drivers(attention, vecs, cvec, labels)
+            out.append(Suggestion(c.article, c.score, explain.reason(drivers, query), tuple(drivers), rank))
         return out
 
     def _interests(self, vecs: np.ndarray) -> list[list[int]]:
@@ -707,18 +651,9 @@ class SessionRecommender:
             return {"reply": reply, "suggestions": []} if fmt == "json" else reply
 
 
-def _is_trained(model: IntentModel) -> bool:
-    """A trained content STAMP, saved with the index (a zero-shot one is rebuilt on load instead). Checked
-    without importing torch: no ContentSTAMP can exist unless plugin.intent was imported."""
-    intent_module = sys.modules.get(f"{__package__}.intent")
-    if intent_module is None or not isinstance(model, intent_module.ContentSTAMP):
-        return False
-    return not model.config.zero_shot
-
-
 def _plain_scoring(model: IntentModel) -> bool:
     """A trained content STAMP that asks to be served with the score it was trained on (`plain_scoring`)."""
-    return _is_trained(model) and bool(getattr(getattr(model, "config", None), "plain_scoring", False))
+    return is_trained(model) and bool(getattr(getattr(model, "config", None), "plain_scoring", False))
 
 
 def _blend(vector: np.ndarray, qvec: np.ndarray, weight: float) -> np.ndarray:
@@ -773,37 +708,3 @@ def _share_slots(ranked: Sequence[Sequence[tuple[Candidate, np.ndarray]]], share
         while len(taken) < k and take(g):
             pass
     return taken
-
-
-def _drivers(attention: np.ndarray, items: np.ndarray, article_vec: np.ndarray, labels: Sequence[str]) -> list[str]:
-    """Session pages that drove this suggestion: attention weight times their similarity to it."""
-    if len(labels) == 0:
-        return []
-    contrib = attention * np.maximum(items @ article_vec, 0.0)  # (L,)
-    top = float(contrib.max())
-    if top <= 0:
-        return []
-    out: list[str] = []
-    for j in np.argsort(-contrib, kind="stable"):
-        if contrib[j] < 0.35 * top or len(out) == 2:
-            break
-        if labels[j] not in out:
-            out.append(labels[j])
-    return out
-
-
-def _reason(drivers: Sequence[str], query: str | None) -> str:
-    read = [d for d in drivers if not d.startswith("your search")]
-    searched = [d for d in drivers if d.startswith("your search")]
-    parts = []
-    if read:
-        parts.append("because you read " + " and ".join(read))
-    if searched:
-        parts.append(("and " if parts else "because of ") + searched[0])
-    if not parts:
-        if not query:
-            return "related to this session"
-        short = " ".join(query.split())
-        short = short if len(short) <= 48 else short[:47].rsplit(" ", 1)[0] + "…"
-        return f"matches your question “{short}”"
-    return " ".join(parts)

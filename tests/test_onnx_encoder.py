@@ -68,14 +68,14 @@ def test_export_is_cached_and_not_redone(onnx_cache, onnx_encoders):
 
 @pytest.mark.real_model
 def test_names_record_the_backend_and_an_index_gets_its_own_back(onnx_encoders):
-    from plugin.recommender import _encoder_for
+    from plugin.persistence import encoder_for
 
     assert onnx_encoders["int8"].name == default_encoder_name("onnx-int8") == default_encoder_name() + "@onnx-int8"
     assert onnx_encoders["fp32"].name == default_encoder_name("onnx")
     for backend in ("torch", "onnx", "onnx-int8"):
         name = default_encoder_name(backend)
         assert backend_of(name) == backend
-        lazy = _encoder_for(name, 384)
+        lazy = encoder_for(name, 384)
         assert isinstance(lazy, LazyEncoder) and lazy.name == name and not lazy.loaded
 
 

@@ -1,0 +1,47 @@
+"""Why a suggestion was made: the session pages that drove it, and the one-line reason shown beside it.
+
+The recommender asks this after ranking, per suggestion: which read pages (weighted by the intent's attention)
+are most similar to the suggested article, and how to say that to the visitor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["drivers", "reason"]
+
+
+def drivers(attention: np.ndarray, items: np.ndarray, article_vec: np.ndarray, labels: Sequence[str]) -> list[str]:
+    """Session pages that drove this suggestion: attention weight times their similarity to it."""
+    if len(labels) == 0:
+        return []
+    contrib = attention * np.maximum(items @ article_vec, 0.0)  # (L,)
+    top = float(contrib.max())
+    if top <= 0:
+        return []
+    out: list[str] = []
+    for j in np.argsort(-contrib, kind="stable"):
+        if contrib[j] < 0.35 * top or len(out) == 2:
+            break
+        if labels[j] not in out:
+            out.append(labels[j])
+    return out
+
+
+def reason(drivers: Sequence[str], query: str | None) -> str:
+    read = [d for d in drivers if not d.startswith("your search")]
+    searched = [d for d in drivers if d.startswith("your search")]
+    parts = []
+    if read:
+        parts.append("because you read " + " and ".join(read))
+    if searched:
+        parts.append(("and " if parts else "because of ") + searched[0])
+    if not parts:
+        if not query:
+            return "related to this session"
+        short = " ".join(query.split())
+        short = short if len(short) <= 48 else short[:47].rsplit(" ", 1)[0] + "…"
+        return f"matches your question “{short}”"
+    return " ".join(parts)

@@ -1,0 +1,110 @@
+"""An index folder on disk: what one version holds, and how a recommender is made back from it.
+
+A version folder (`plugin.versions` commits them atomically) holds `articles.jsonl` (the KB), `embeddings.npz`
+(the encoder's cache: article windows pooled, titles), `index.json` + `index.faiss` (`plugin.index`),
+`settings.json` (the suggestion settings it was saved with) and, when one is installed, the trained intent model
+(`intent_model.json` + weights, `plugin.intent`). Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+from .atomic import atomic_write_json, atomic_write_text
+from .config import SuggestSettings
+from .encoder import (
+    CachedEncoder,
+    EmbeddingCache,
+    Encoder,
+    HashingEncoder,
+    LazyEncoder,
+    SentenceTransformerEncoder,
+    backend_of,
+    default_encoder_name,
+    sentence_encoder,
+)
+from .errors import ConfigError, IndexFormatError
+from .index import ArticleIndex
+from .knowledge_base import KnowledgeBase, iter_jsonl
+from .versions import resolve_version
+from .zero_shot import IntentModel
+
+if TYPE_CHECKING:
+    from .intent import ContentSTAMP
+    from .recommender import SessionRecommender
+
+__all__ = ["encoder_for", "is_trained", "load_version", "write_version"]
+
+
+def encoder_for(name: str, dim: int) -> Encoder:
+    """The encoder an index was built with, from the name and dimension it recorded. The packaged
+    sentence-transformer is made on first use only (`LazyEncoder`): loading it costs seconds, and a session
+    whose pages are all in the index never needs it."""
+    if name.startswith("hashing:"):
+        return HashingEncoder(int(name.split(":", 1)[1]))
+    if name.startswith("item-model:"):
+        raise ConfigError(f"this index holds a session model's item vectors ({name}); "
+                          "serve it with plugin.serving.recommender_from_model(model_dir)")
+    backend = backend_of(name)
+    if backend is not None and name == default_encoder_name(backend) and dim > 0:
+        return LazyEncoder(partial(sentence_encoder, backend), name, dim)
+    return SentenceTransformerEncoder()  # the constructor then says which encoder the index wants
+
+
+def is_trained(model: IntentModel) -> TypeGuard[ContentSTAMP]:
+    """A trained content STAMP, saved with the index (a zero-shot one is rebuilt on load instead). Checked
+    without importing torch: no ContentSTAMP can exist unless plugin.intent was imported."""
+    intent_module = sys.modules.get(f"{__package__}.intent")
+    if intent_module is None or not isinstance(model, intent_module.ContentSTAMP):
+        return False
+    return not model.config.zero_shot
+
+
+def write_version(rec: SessionRecommender, d: Path) -> None:
+    """Every file of one version, into the empty folder `d`."""
+    lines = "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in rec.kb)
+    atomic_write_text(d / "articles.jsonl", lines)
+    rec.encoder.cache.save(d / "embeddings.npz")
+    if is_trained(rec.intent_model):
+        rec.intent_model.save(d)
+    atomic_write_json(d / "settings.json", {"suggest": rec.settings.model_dump()})
+    rec.index.save(d)
+
+
+def load_version(cls: type[SessionRecommender], directory: str | os.PathLike[str], encoder: Encoder | None,
+                 kwargs: dict[str, Any]) -> SessionRecommender:
+    """One committed version of an index folder as a `cls` (SessionRecommender or a subclass)."""
+    kwargs = dict(kwargs)
+    d, version = resolve_version(directory)
+    if not (d / "index.json").exists():
+        raise IndexFormatError(f"no index in {directory}; build one with `python -m plugin index SOURCE --out {directory}`")
+    try:
+        meta = json.loads((d / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexFormatError(f"{d / 'index.json'} is unreadable: {exc}") from None
+    enc = encoder if encoder is not None else encoder_for(meta.get("encoder", ""), int(meta.get("dim", 0)))
+    index = ArticleIndex.load(d, expect_dim=enc.dim)
+    try:
+        kb = KnowledgeBase(iter_jsonl(d / "articles.jsonl"))
+    except FileNotFoundError:
+        raise IndexFormatError(f"{d} has no articles.jsonl") from None
+    missing = set(index.ids()) - set(kb.ids())
+    if missing:
+        raise IndexFormatError(f"{d}: {len(missing)} indexed article(s) have no record in articles.jsonl")
+    cache = EmbeddingCache(enc.dim, enc.name)
+    if (d / "embeddings.npz").exists():
+        cache = EmbeddingCache.load(d / "embeddings.npz", enc.dim, enc.name)
+    if "intent_model" not in kwargs and (d / "intent_model.json").exists():
+        from .intent import ContentSTAMP  # torch: imported only when a trained model is installed
+
+        kwargs["intent_model"] = ContentSTAMP.load(d)
+    if "settings" not in kwargs and (d / "settings.json").exists():
+        kwargs["settings"] = SuggestSettings(**json.loads((d / "settings.json").read_text(encoding="utf-8"))["suggest"])
+    rec = cls(kb, CachedEncoder(enc, cache), index, **kwargs)
+    rec.version = version
+    return rec
