@@ -303,7 +303,7 @@ class SessionRecommender:
         kb_rows = [i for i, k in enumerate(keys) if k is not None]
         text_rows = [i for i, k in enumerate(keys) if k is None]
         if kb_rows:
-            vecs[kb_rows] = self.index.vectors([keys[i] for i in kb_rows])
+            vecs[kb_rows] = self.index.vectors([k for k in keys if k is not None])
         if text_rows:
             pages = self.pages.for_events(self.store, session_id, [signal[i] for i in text_rows])
             for i in text_rows:  # a slim page gets its text's head back, for BM25 (which reads no further)
@@ -314,7 +314,7 @@ class SessionRecommender:
             stored = [i for i in text_rows if (c := pages.get(signal[i].content_ref or "")) is not None
                       and c.vector is not None and c.vector.shape == (self.index.dim,)]
             if stored:
-                vecs[stored] = np.stack([pages[signal[i].content_ref].vector for i in stored])  # type: ignore[index,union-attr]
+                vecs[stored] = np.stack([_stored_vector(pages, signal[i]) for i in stored])
             rest = [i for i in text_rows if i not in stored]
             if rest:  # a page without text, a search, or one whose stored content expired: its words embedded
                 vecs[rest] = self.page_encoder.encode([signal[i].content() for i in rest])
@@ -450,6 +450,7 @@ class SessionRecommender:
                     vector = _blend(vector, qvec, qw)
                     cold = None if cold is None else _blend(cold, qvec, qw)
             else:
+                assert qvec is not None  # no pages read: then there is a query (EmptySessionError above otherwise)
                 vector = qvec
             texts = [self._item_text(signal[i], keys[i]) for i in rows]
             lexical = self._lexical_scores(texts, query, qw)
@@ -521,7 +522,9 @@ class SessionRecommender:
         out: set[str] = set()
         for key in keys:
             art = self.kb.find(key) if key else None
-            for href in (art.meta.get("links") or ()) if art is not None else ():
+            if art is None:
+                continue
+            for href in art.meta.get("links") or ():
                 if isinstance(href, str):
                     target = self.kb.find(urljoin(art.url, href) if art.url else href) or self.kb.find(href)
                     if target is not None and target.id != art.id:
@@ -578,8 +581,8 @@ class SessionRecommender:
             top_learned = [learned_ids[i] for i in np.argsort(-whole, kind="stable")[:pool]] if learned_ids else []
             ids = list(dict.fromkeys([aid for aid, _ in hits] + (lexical.top(pool) if lexical is not None else [])
                                      + sorted(linked) + top_learned))
-            arts = [self.kb.find(a) for a in ids]
-            arts = [a for a in arts if a is not None and a.id in self.index and passes_filters(
+            found = [a for a in (self.kb.find(a) for a in ids) if a is not None]
+            arts = [a for a in found if a.id in self.index and passes_filters(
                 a, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags)]
             cands: list[Candidate] = []
             if arts:
@@ -708,3 +711,10 @@ def _share_slots(ranked: Sequence[Sequence[tuple[Candidate, np.ndarray]]], share
         while len(taken) < k and take(g):
             pass
     return taken
+
+
+def _stored_vector(pages: dict[str, PageContent], event: Event) -> np.ndarray:
+    """The stored vector of an event's page content (the caller checked that it is there)."""
+    content = pages[event.content_ref or ""]
+    assert content.vector is not None
+    return content.vector
