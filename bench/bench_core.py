@@ -60,7 +60,10 @@ def bench_suggest(n: int, queries: int, dim: int = 384, k: int = 3) -> list[str]
     kb = KnowledgeBase(Article(i, f"Article {i}", f"https://kb.test/{i}") for i in ids)
     rng = np.random.default_rng(1)
     sessions = [rng.choice(n, 10, replace=False) for _ in range(queries)]
-    rows = ["| method | index | p50 ms | p99 ms | ratio p50 vs numpy | top-k agreement with exact |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| method | index | p50 ms | p99 ms | ratio p50 vs numpy | top-k agreement with exact |",
+        "|---|---|---|---|---|---|",
+    ]
     picked: dict[str, list[list[str]]] = {}
 
     # numpy brute force baseline: mean intent, one mat-vec, top-k excluding seen

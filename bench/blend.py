@@ -61,8 +61,11 @@ class Blend:
 def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
     """All weight vectors of n non-negative multiples of ``step`` summing to 1."""
     units = int(round(1 / step))
-    return [tuple(c / units for c in combo) for combo in itertools.product(range(units + 1), repeat=n)
-            if sum(combo) == units]
+    return [
+        tuple(c / units for c in combo)
+        for combo in itertools.product(range(units + 1), repeat=n)
+        if sum(combo) == units
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,11 +109,17 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"weights": weights, "valid_HR@20": m["HR@20"], "valid_MRR@20": m["MRR@20"]})
     best = max(rows, key=lambda r: (r["valid_MRR@20"], r["valid_HR@20"]))
     print(json.dumps({"best_on_validation": best}), flush=True)
-    r = evaluate(Blend(full, best["weights"]), data.test, ks=(5, 10, 20), item_counts=data.item_counts(),
-                 progress=True)
-    result = {"model": "blend", "models": args.models, "weights": best["weights"], "validation": rows,
-              "examples": r.n_examples, "eval_seconds": round(r.seconds, 2), "threads": torch.get_num_threads(),
-              "metrics": r.metrics}
+    r = evaluate(Blend(full, best["weights"]), data.test, ks=(5, 10, 20), item_counts=data.item_counts(), progress=True)
+    result = {
+        "model": "blend",
+        "models": args.models,
+        "weights": best["weights"],
+        "validation": rows,
+        "examples": r.n_examples,
+        "eval_seconds": round(r.seconds, 2),
+        "threads": torch.get_num_threads(),
+        "metrics": r.metrics,
+    }
     Path(args.out).write_text(json.dumps(result) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "validation"}))
     return 0

@@ -28,9 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         got = (round(m["P@20"], 6), round(m["MRR@20"], 6))
         match = got == (hr, mrr)
         ok &= match
-        print(f"{name:9s} sessions {len(rf.session_ids):6d} examples {rf.ranks.size:6d}  "
-              f"P@20 {got[0]:.6f} MRR@20 {got[1]:.6f}  expected {hr:.6f}/{mrr:.6f}  {'OK' if match else 'MISMATCH'}  "
-              f"(HR@10 {m['HR@10']:.4f} MRR@10 {m['MRR@10']:.4f} HR@5 {m['HR@5']:.4f} MRR@5 {m['MRR@5']:.4f})")
+        print(
+            f"{name:9s} sessions {len(rf.session_ids):6d} examples {rf.ranks.size:6d}  "
+            f"P@20 {got[0]:.6f} MRR@20 {got[1]:.6f}  expected {hr:.6f}/{mrr:.6f}  {'OK' if match else 'MISMATCH'}  "
+            f"(HR@10 {m['HR@10']:.4f} MRR@10 {m['MRR@10']:.4f} HR@5 {m['HR@5']:.4f} MRR@5 {m['MRR@5']:.4f})"
+        )
     return 0 if ok else 1
 
 

@@ -27,8 +27,13 @@ REPO = Path(__file__).resolve().parents[1]
 def _run_once(tree: Path, argv: list[str]) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "plugin", *argv], cwd=tree, check=True, capture_output=True,
-                   env={**os.environ, "PYTHONPATH": str(tree)})
+    subprocess.run(
+        [sys.executable, "-m", "plugin", *argv],
+        cwd=tree,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -44,7 +49,9 @@ def main() -> int:
     args = p.parse_args()
     argv = ["suggest", "--index", str(Path(args.index).resolve()), *sum((["--viewed", v] for v in args.viewed), [])]
     with tempfile.TemporaryDirectory(prefix="cli-baseline-") as tmp:
-        archive = subprocess.run(["git", "archive", args.baseline_rev], cwd=REPO, check=True, capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", args.baseline_rev], cwd=REPO, check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         trees = {f"baseline {args.baseline_rev}": Path(tmp), "this tree": REPO}
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}

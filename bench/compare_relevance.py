@@ -12,8 +12,10 @@ from pathlib import Path
 
 
 def rows(a: dict, b: dict, method: str, name_a: str, name_b: str) -> list[str]:
-    out = [f"| corpus | split | protocol | metric | {name_a} [95% CI] | {name_b} [95% CI] | {name_b} inside {name_a}'s CI |",
-           "|---|---|---|---|---|---|---|"]
+    out = [
+        f"| corpus | split | protocol | metric | {name_a} [95% CI] | {name_b} [95% CI] | {name_b} inside {name_a}'s CI |",
+        "|---|---|---|---|---|---|---|",
+    ]
     inside = total = 0
     for corpus, ca in a["corpora"].items():
         cb = b["corpora"].get(corpus)
@@ -33,9 +35,11 @@ def rows(a: dict, b: dict, method: str, name_a: str, name_b: str) -> list[str]:
                     ok = sa["lo"] <= sb["mean"] <= sa["hi"]
                     inside += ok
                     total += 1
-                    out.append(f"| {corpus} | {split} | {proto} | {metric} | {sa['mean']:.3f} [{sa['lo']:.3f}, "
-                               f"{sa['hi']:.3f}] | {sb['mean']:.3f} [{sb['lo']:.3f}, {sb['hi']:.3f}] | "
-                               f"{'yes' if ok else '**no**'} |")
+                    out.append(
+                        f"| {corpus} | {split} | {proto} | {metric} | {sa['mean']:.3f} [{sa['lo']:.3f}, "
+                        f"{sa['hi']:.3f}] | {sb['mean']:.3f} [{sb['lo']:.3f}, {sb['hi']:.3f}] | "
+                        f"{'yes' if ok else '**no**'} |"
+                    )
     out.append(f"\n{inside} of {total} {name_b} means inside {name_a}'s 95% CI.")
     return out
 

@@ -39,10 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "train_sessions.txt", "".join(" ".join(map(str, s.tolist())) + "\n" for s in train))
     atomic_write_text(out / "test_examples.tsv", (Path(args.data) / "test_examples.tsv").read_text())
-    stats = {"derived_from": str(args.data), "fraction": args.fraction, "keep": args.keep,
-             "train_sessions": len(train), "train_examples": int(sum(s.size - 1 for s in train)),
-             "test_examples": len(data.test), "max_item_id": data.n_items,
-             "items_in_train": len({int(i) for s in train for i in s})}
+    stats = {
+        "derived_from": str(args.data),
+        "fraction": args.fraction,
+        "keep": args.keep,
+        "train_sessions": len(train),
+        "train_examples": int(sum(s.size - 1 for s in train)),
+        "test_examples": len(data.test),
+        "max_item_id": data.n_items,
+        "items_in_train": len({int(i) for s in train for i in s}),
+    }
     atomic_write_text(out / "stats.json", json.dumps(stats, indent=1))
     sys.stdout.write(json.dumps(stats) + "\n")
     return 0

@@ -43,8 +43,22 @@ _NAV_XPATH = (
 )
 _LIST_TAGS = {"ul", "ol", "dl"}
 _HEADING_XPATH = "//h2 | //h3"
-_BORING_HEADINGS = {"note", "notes", "see also", "examples", "example", "description", "parameters", "synopsis",
-                    "table of contents", "warning", "tip", "compatibility", "outputs", "notes:"}
+_BORING_HEADINGS = {
+    "note",
+    "notes",
+    "see also",
+    "examples",
+    "example",
+    "description",
+    "parameters",
+    "synopsis",
+    "table of contents",
+    "warning",
+    "tip",
+    "compatibility",
+    "outputs",
+    "notes:",
+}
 
 
 def _parse(path: Path):
@@ -178,9 +192,12 @@ def section_headings(path: Path) -> list[str]:
     for h in doc.xpath(_HEADING_XPATH):
         text = " ".join(h.text_content().replace("¶", " ").split())
         words = text.split()
-        while words and (words[0].rstrip(".").replace(".", "").isdigit() or words[0].rstrip(".").isupper() and
-                         len(words[0].rstrip(".")) <= 4 and words[0].rstrip(".").replace("I", "").replace("V", "")
-                         .replace("X", "") == ""):
+        while words and (
+            words[0].rstrip(".").replace(".", "").isdigit()
+            or words[0].rstrip(".").isupper()
+            and len(words[0].rstrip(".")) <= 4
+            and words[0].rstrip(".").replace("I", "").replace("V", "").replace("X", "") == ""
+        ):
             words = words[1:]  # "5.4.1." or "II." section numbers
         text = " ".join(words)
         if len(text) >= 4 and text.lower().strip(":") not in _BORING_HEADINGS and text not in out:
@@ -220,7 +237,7 @@ def _article_page(article: Article, root: Path, base_url: str) -> str:
     """The file an ingested article came from: its id when that is a relative path, else its url's path."""
     if (root / article.id).is_file():
         return article.id
-    url = article.url[len(base_url):] if base_url and article.url.startswith(base_url) else article.url
+    url = article.url[len(base_url) :] if base_url and article.url.startswith(base_url) else article.url
     path = urlsplit(url).path.lstrip("/")
     if not path or path.endswith("/"):
         path += "index.html"
@@ -235,8 +252,11 @@ def load_corpus(root_dir: str | Path, name: str | None = None, base_url: str = "
     chapter_of_page, hub_pages = chapters_of(tree)
     page_of = {a.id: _article_page(a, root, base_url) for a in articles}
     id_of_page = {p: aid for aid, p in page_of.items()}
-    chapter = {aid: id_of_page.get(chapter_of_page[p], chapter_of_page[p])
-               for aid, p in page_of.items() if p in chapter_of_page}
+    chapter = {
+        aid: id_of_page.get(chapter_of_page[p], chapter_of_page[p])
+        for aid, p in page_of.items()
+        if p in chapter_of_page
+    }
     titles = {a.id: a.title for a in articles}
     chapter_title = {ch: titles.get(ch, ch) for ch in set(chapter.values())}
     links: dict[str, tuple[str, ...]] = {}

@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         load = os.getloadavg()[0]
         r = evaluate(model, data.test, ks=(5, 10, 20), batch_size=args.batch_size, beyond_accuracy=False, screen=True)
         runs.append({"seconds": round(r.seconds, 2), "load1": round(load, 2)})
-        r32 = evaluate(model, data.test, ks=(5, 10, 20), batch_size=args.batch_size, beyond_accuracy=False,
-                       screen=False)
+        r32 = evaluate(
+            model, data.test, ks=(5, 10, 20), batch_size=args.batch_size, beyond_accuracy=False, screen=False
+        )
         fp32_runs.append({"seconds": round(r32.seconds, 2), "load1": round(os.getloadavg()[0], 2)})
         if not (r.ranks == r32.ranks).all():
             raise SystemExit("screened and float32 ranks differ")
@@ -52,13 +53,23 @@ def main(argv: list[str] | None = None) -> int:
     for lo in range(0, q.shape[0], args.batch_size):
         q[lo : lo + args.batch_size] @ v.t()
     matmul = time.perf_counter() - t0
-    print(json.dumps({"model": args.model, "examples": len(data.test), "items": data.n_items,
-                      "threads": torch.get_num_threads(), "accuracy_only_runs": runs,
-                      "float32_accuracy_only_runs": fp32_runs,
-                      "speedup_best": round(min(x["seconds"] for x in fp32_runs) / min(x["seconds"] for x in runs), 2),
-                      "with_coverage_and_popularity_s": round(with_top.seconds, 2),
-                      "bare_matmul_s": round(matmul, 2), "HR@20": with_top.metrics["HR@20"],
-                      "MRR@20": with_top.metrics["MRR@20"]}))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "examples": len(data.test),
+                "items": data.n_items,
+                "threads": torch.get_num_threads(),
+                "accuracy_only_runs": runs,
+                "float32_accuracy_only_runs": fp32_runs,
+                "speedup_best": round(min(x["seconds"] for x in fp32_runs) / min(x["seconds"] for x in runs), 2),
+                "with_coverage_and_popularity_s": round(with_top.seconds, 2),
+                "bare_matmul_s": round(matmul, 2),
+                "HR@20": with_top.metrics["HR@20"],
+                "MRR@20": with_top.metrics["MRR@20"],
+            }
+        )
+    )
     return 0
 
 

@@ -23,8 +23,18 @@ from tqdm import tqdm
 from plugin.html_extract import extract_page
 from plugin.ingest import DEFAULT_EXCLUDE, _matches
 
-CHROME = ("Quick search", "« previous", "Previous topic", "Next topic", "Table of contents", "Last update:",
-          "Prev Up", "Up Next", "Home Next", "Navigation header")
+CHROME = (
+    "Quick search",
+    "« previous",
+    "Previous topic",
+    "Next topic",
+    "Table of contents",
+    "Last update:",
+    "Prev Up",
+    "Up Next",
+    "Home Next",
+    "Navigation header",
+)
 
 
 def squash(s: str) -> str:
@@ -35,12 +45,20 @@ def references(html: str) -> tuple[list[str], list[str], list[str]]:
     doc = lxml.html.document_fromstring(html.encode("utf-8"))
     pres = [squash(ln) for pre in doc.iter("pre") for ln in pre.text_content().split("\n")[:3] if squash(ln)][:50]
     pres = [p for p in pres if len(p) > 8]
-    cells = [squash(td.text_content()) for t in doc.iter("table") if not (t.get("summary") or "").startswith("Navigation")
-             for td in t.iter("td")]
+    cells = [
+        squash(td.text_content())
+        for t in doc.iter("table")
+        if not (t.get("summary") or "").startswith("Navigation")
+        for td in t.iter("td")
+    ]
     cells = [c for c in cells if len(c) > 3][:100]
-    heads = [squash(h.text_content()).rstrip("¶") for h in doc.xpath(
-        "//div[contains(@class,'section') or starts-with(@class,'sect') or starts-with(@class,'refsect')]/*[self::h2 or self::h3]"
-        " | //div[contains(@class,'section') or starts-with(@class,'sect') or starts-with(@class,'refsect')]/div/div/div/*[self::h2 or self::h3]")]
+    heads = [
+        squash(h.text_content()).rstrip("¶")
+        for h in doc.xpath(
+            "//div[contains(@class,'section') or starts-with(@class,'sect') or starts-with(@class,'refsect')]/*[self::h2 or self::h3]"
+            " | //div[contains(@class,'section') or starts-with(@class,'sect') or starts-with(@class,'refsect')]/div/div/div/*[self::h2 or self::h3]"
+        )
+    ]
     return pres, cells, [h for h in heads if h]
 
 
@@ -63,8 +81,14 @@ def main() -> None:
         return f"{page.title}\n{page.text}"
 
     def general(html: str, rel: str) -> str:
-        out = trafilatura.extract(html, include_tables=True, include_comments=False, favor_recall=True,
-                                  with_metadata=True, output_format="json")
+        out = trafilatura.extract(
+            html,
+            include_tables=True,
+            include_comments=False,
+            favor_recall=True,
+            with_metadata=True,
+            output_format="json",
+        )
         data = json.loads(out) if out else {}
         return f"{data.get('title') or ''}\n{data.get('text') or ''}"
 
@@ -73,8 +97,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for folder in args.folders:
         root = Path(folder)
-        files = sorted(f for f in root.rglob("*.html")
-                       if not any(_matches(f.relative_to(root).as_posix(), pat) for pat in DEFAULT_EXCLUDE))
+        files = sorted(
+            f
+            for f in root.rglob("*.html")
+            if not any(_matches(f.relative_to(root).as_posix(), pat) for pat in DEFAULT_EXCLUDE)
+        )
         files = random.Random(args.seed).sample(files, min(args.pages, len(files)))
         pages = [(f.read_text(encoding="utf-8"), f.relative_to(root).as_posix()) for f in files]
         refs = [references(h) for h, _ in pages]

@@ -78,12 +78,19 @@ def build_app() -> Any:
 
     topics = ["json serialize", "socket network", "http client", "csv files", "turtle graphics", "ssl tls"]
     arts = [
-        Article(f"a{i}", f"{topics[i % 6].title()} part {i}", f"https://kb.test/{i}", f"{topics[i % 6]} article {i}",
-                tags=(topics[i % 6].split()[0],), locale="en" if i % 3 else "de")
+        Article(
+            f"a{i}",
+            f"{topics[i % 6].title()} part {i}",
+            f"https://kb.test/{i}",
+            f"{topics[i % 6]} article {i}",
+            tags=(topics[i % 6].split()[0],),
+            locale="en" if i % 3 else "de",
+        )
         for i in range(60)
     ]
-    rec = SessionRecommender.build(arts, encoder=HashingEncoder(128), progress=False,
-                                   settings=SuggestSettings(min_score=-1.0))
+    rec = SessionRecommender.build(
+        arts, encoder=HashingEncoder(128), progress=False, settings=SuggestSettings(min_score=-1.0)
+    )
     limits = LimitSettings(per_client=10**9, per_session=10**9)
     return create_hardened_app(rec, secrets=SECRET, limits=limits, limiter=InMemoryRateLimiter())
 
@@ -115,7 +122,9 @@ class Target:
             r = self.http.request(method, path, **kwargs)
         except Exception as exc:
             # the client itself refuses to build this request (e.g. a 20k-character query): nothing was sent
-            if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "h11") or isinstance(exc, (ValueError, TypeError)):
+            if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "h11") or isinstance(
+                exc, (ValueError, TypeError)
+            ):
                 self.tally.unsendable += 1
                 return 0
             raise
@@ -139,10 +148,16 @@ def fuzz_schemathesis(target: Target, examples: int) -> None:
     else:
         schema = schemathesis.openapi.from_url(f"{target.url}/openapi.json")
     live = target.new_session()
-    target.send("POST", f"/v1/sessions/{live}/events", "/v1/sessions/{session_id}/events", "seed",
-                json={"kind": "search", "query": "json serialize"})
-    cfg = settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                   suppress_health_check=list(HealthCheck))
+    target.send(
+        "POST",
+        f"/v1/sessions/{live}/events",
+        "/v1/sessions/{session_id}/events",
+        "seed",
+        json={"kind": "search", "query": "json serialize"},
+    )
+    cfg = settings(
+        max_examples=examples, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     for result in schema.get_all_operations():
         op = result.ok()
         variants: list[dict[str, Any]] = [{}]
@@ -163,7 +178,7 @@ def fuzz_schemathesis(target: Target, examples: int) -> None:
                         path = path.split("://", 1)[-1].split("/", 1)[-1]
                         path = "/" + path
                     else:
-                        path = path[len(target.url):] or "/"
+                        path = path[len(target.url) :] or "/"
                     kwargs.pop("method", None)
                     for drop in ("cookies", "follow_redirects", "allow_redirects", "timeout"):
                         kwargs.pop(drop, None)
@@ -175,12 +190,32 @@ def fuzz_schemathesis(target: Target, examples: int) -> None:
 _HOSTILE_TEXT = st.one_of(
     st.text(max_size=64),
     st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=300),
-    st.sampled_from([
-        "\x00", "\x00\x00json", "\u202e\u202dRTL", "<script>alert(1)</script>", "' OR 1=1 --", "{{7*7}}",
-        "../../etc/passwd", "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace"), "%00%ff",
-        "x" * 20_000, "x" * 20_001, "😀" * 5000, " ", "\n\t", "null", "[]", "{}",
-        "²", "1²", "١", "３", "⑤",  # str.isdigit() is True for these; int() rejects some
-    ]),
+    st.sampled_from(
+        [
+            "\x00",
+            "\x00\x00json",
+            "\u202e\u202dRTL",
+            "<script>alert(1)</script>",
+            "' OR 1=1 --",
+            "{{7*7}}",
+            "../../etc/passwd",
+            "\ud800".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
+            "%00%ff",
+            "x" * 20_000,
+            "x" * 20_001,
+            "😀" * 5000,
+            " ",
+            "\n\t",
+            "null",
+            "[]",
+            "{}",
+            "²",
+            "1²",
+            "١",
+            "３",
+            "⑤",  # str.isdigit() is True for these; int() rejects some
+        ]
+    ),
 )
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _HOSTILE_TEXT,
@@ -192,8 +227,9 @@ _KINDS = st.sampled_from(["page_view", "article_open", "search", "suggestion_imp
 
 def fuzz_raw(target: Target, examples: int) -> None:
     sid = target.new_session()
-    cfg = settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-                   suppress_health_check=list(HealthCheck))
+    cfg = settings(
+        max_examples=examples, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     posts = [
         ("/v1/sessions/{sid}/events", "/v1/sessions/{session_id}/events"),
         ("/v1/sessions/{sid}/chat", "/v1/sessions/{session_id}/chat"),
@@ -204,11 +240,21 @@ def fuzz_raw(target: Target, examples: int) -> None:
         path = concrete.format(sid=sid)
 
         @cfg
-        @given(body=st.binary(max_size=2048), ctype=st.sampled_from(
-            ["application/json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""]))
+        @given(
+            body=st.binary(max_size=2048),
+            ctype=st.sampled_from(
+                ["application/json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""]
+            ),
+        )
         def raw_bytes(body: bytes, ctype: str) -> None:
-            target.send("POST", path, template, f"bytes {body[:80]!r} {ctype}", content=body,
-                        headers={"content-type": ctype} if ctype else {})
+            target.send(
+                "POST",
+                path,
+                template,
+                f"bytes {body[:80]!r} {ctype}",
+                content=body,
+                headers={"content-type": ctype} if ctype else {},
+            )
 
         @cfg
         @given(body=_JSON)
@@ -219,13 +265,26 @@ def fuzz_raw(target: Target, examples: int) -> None:
         _run(any_json)
 
     @cfg
-    @given(kind=_KINDS, url=st.none() | _HOSTILE_TEXT, title=st.none() | _HOSTILE_TEXT, text=st.none() | _HOSTILE_TEXT,
-           article_id=st.none() | st.sampled_from(["a1", "a2", "missing", ""]) | _HOSTILE_TEXT,
-           query=st.none() | _HOSTILE_TEXT, position=st.none() | st.integers(-5, 200))
+    @given(
+        kind=_KINDS,
+        url=st.none() | _HOSTILE_TEXT,
+        title=st.none() | _HOSTILE_TEXT,
+        text=st.none() | _HOSTILE_TEXT,
+        article_id=st.none() | st.sampled_from(["a1", "a2", "missing", ""]) | _HOSTILE_TEXT,
+        query=st.none() | _HOSTILE_TEXT,
+        position=st.none() | st.integers(-5, 200),
+    )
     def events(kind, url, title, text, article_id, query, position) -> None:
-        body = {k: v for k, v in dict(kind=kind, url=url, title=title, text=text, article_id=article_id,
-                                      query=query, position=position).items() if v is not None}
-        target.send("POST", f"/v1/sessions/{sid}/events", "/v1/sessions/{session_id}/events", repr(body)[:300], json=body)
+        body = {
+            k: v
+            for k, v in dict(
+                kind=kind, url=url, title=title, text=text, article_id=article_id, query=query, position=position
+            ).items()
+            if v is not None
+        }
+        target.send(
+            "POST", f"/v1/sessions/{sid}/events", "/v1/sessions/{session_id}/events", repr(body)[:300], json=body
+        )
 
     @cfg
     @given(message=_HOSTILE_TEXT, k=st.none() | st.integers(-3, 30))
@@ -234,33 +293,59 @@ def fuzz_raw(target: Target, examples: int) -> None:
         target.send("POST", f"/v1/sessions/{sid}/chat", "/v1/sessions/{session_id}/chat", repr(body)[:300], json=body)
 
     @cfg
-    @given(k=st.none() | st.integers(-3, 150).map(str) | _HOSTILE_TEXT, locale=st.none() | _HOSTILE_TEXT,
-           tags=st.lists(_HOSTILE_TEXT, max_size=12), query=st.none() | _HOSTILE_TEXT)
+    @given(
+        k=st.none() | st.integers(-3, 150).map(str) | _HOSTILE_TEXT,
+        locale=st.none() | _HOSTILE_TEXT,
+        tags=st.lists(_HOSTILE_TEXT, max_size=12),
+        query=st.none() | _HOSTILE_TEXT,
+    )
     def suggestions(k, locale, tags, query) -> None:
         params: list[tuple[str, str]] = [("tags", t) for t in tags]
         for name, v in (("k", k), ("locale", locale), ("query", query)):
             if v is not None:
                 params.append((name, v))
-        target.send("GET", f"/v1/sessions/{sid}/suggestions", "/v1/sessions/{session_id}/suggestions",
-                    repr(params)[:300], params=params)
+        target.send(
+            "GET",
+            f"/v1/sessions/{sid}/suggestions",
+            "/v1/sessions/{session_id}/suggestions",
+            repr(params)[:300],
+            params=params,
+        )
 
     @cfg
-    @given(page=st.fixed_dictionaries({}, optional={"url": _HOSTILE_TEXT, "title": _HOSTILE_TEXT, "text": _HOSTILE_TEXT,
-                                                    "article_id": _HOSTILE_TEXT, "k": st.integers(-3, 30),
-                                                    "locale": _HOSTILE_TEXT}))
+    @given(
+        page=st.fixed_dictionaries(
+            {},
+            optional={
+                "url": _HOSTILE_TEXT,
+                "title": _HOSTILE_TEXT,
+                "text": _HOSTILE_TEXT,
+                "article_id": _HOSTILE_TEXT,
+                "k": st.integers(-3, 30),
+                "locale": _HOSTILE_TEXT,
+            },
+        )
+    )
     def pages(page) -> None:
         target.send("POST", "/v1/suggestions", "/v1/suggestions", repr(page)[:300], json=page)
 
     @cfg
-    @given(sid_guess=_HOSTILE_TEXT.filter(lambda s: "/" not in s and "?" not in s and "#" not in s and s.strip()),
-           method=st.sampled_from(["GET", "POST", "DELETE", "PUT", "PATCH"]),
-           tail=st.sampled_from(["", "/events", "/suggestions", "/chat", "/nope"]))
+    @given(
+        sid_guess=_HOSTILE_TEXT.filter(lambda s: "/" not in s and "?" not in s and "#" not in s and s.strip()),
+        method=st.sampled_from(["GET", "POST", "DELETE", "PUT", "PATCH"]),
+        tail=st.sampled_from(["", "/events", "/suggestions", "/chat", "/nope"]),
+    )
     def foreign_ids(sid_guess, method, tail) -> None:
         from urllib.parse import quote
 
         path = f"/v1/sessions/{quote(sid_guess, safe='')}{tail}"
-        target.send(method, path, "/v1/sessions/{guess}" + tail, f"{method} {path[:200]}",
-                    json={"kind": "search", "query": "x"} if method in ("POST", "PUT", "PATCH") else None)
+        target.send(
+            method,
+            path,
+            "/v1/sessions/{guess}" + tail,
+            f"{method} {path[:200]}",
+            json={"kind": "search", "query": "x"} if method in ("POST", "PUT", "PATCH") else None,
+        )
 
     for test in (events, chats, suggestions, pages, foreign_ids):
         _run(test)
@@ -311,8 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.json:
         args.json.write_text(text + "\n")
-    ok = report["server_errors"] == 0 and report["bad_error_shape"] == 0 and report["still_up"] \
+    ok = (
+        report["server_errors"] == 0
+        and report["bad_error_shape"] == 0
+        and report["still_up"]
         and report["control_session_intact"]
+    )
     return 0 if ok else 1
 
 

@@ -95,7 +95,9 @@ def _percentiles(lat_s: list[float]) -> tuple[float, float, float]:
     return q[49] * 1e3, q[89] * 1e3, q[98] * 1e3
 
 
-async def _seed(ports: list[int], n_sessions: int, article_ids: list[str], pages: int, rng: random.Random) -> dict[int, list[str]]:
+async def _seed(
+    ports: list[int], n_sessions: int, article_ids: list[str], pages: int, rng: random.Random
+) -> dict[int, list[str]]:
     by_port: dict[int, list[str]] = {p: [] for p in ports}
     conns = {p: Conn(p) for p in ports}
     for c in conns.values():
@@ -116,8 +118,16 @@ async def _seed(ports: list[int], n_sessions: int, article_ids: list[str], pages
     return by_port
 
 
-async def _run(by_port: dict[int, list[str]], connections: int, duration: float, max_requests: int,
-               rate: float | None, k: int, seed: int, server_pids: list[int]) -> dict[str, float]:
+async def _run(
+    by_port: dict[int, list[str]],
+    connections: int,
+    duration: float,
+    max_requests: int,
+    rate: float | None,
+    k: int,
+    seed: int,
+    server_pids: list[int],
+) -> dict[str, float]:
     ports = sorted(by_port)
     latencies: list[float] = []
     errors = 0
@@ -164,18 +174,47 @@ async def _run(by_port: dict[int, list[str]], connections: int, duration: float,
     server_cpu = (_cpu_seconds(server_pids) - server_cpu0) / n * 1e3
     client_cpu = (time.process_time() - cpu0) / n * 1e3
     p50, p90, p99 = _percentiles(latencies)
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50": p50, "p90": p90, "p99": p99,
-            "errors": errors, "server_cpu": server_cpu, "client_cpu": client_cpu}
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50": p50,
+        "p90": p90,
+        "p99": p99,
+        "errors": errors,
+        "server_cpu": server_cpu,
+        "client_cpu": client_cpu,
+    }
 
 
 def _start_servers(n: int, index_dir: Path, http: str, loop: str) -> tuple[list[subprocess.Popen], list[int]]:
-    env = {**os.environ, "SESSION_SUGGEST_INDEX": str(index_dir), "PYTHONPATH": str(ROOT),
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "SESSION_SUGGEST_INDEX": str(index_dir),
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     procs, ports = [], []
     for _ in range(n):
         port = _free_port()
-        cmd = [sys.executable, "-m", "uvicorn", "--factory", "adapters.http.app:app_from_env", "--host", HOST,
-               "--port", str(port), "--log-level", "warning", "--no-access-log", "--http", http, "--loop", loop]
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "adapters.http.app:app_from_env",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--http",
+            http,
+            "--loop",
+            loop,
+        ]
         procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT))
         ports.append(port)
     deadline = time.monotonic() + 120
@@ -217,8 +256,16 @@ def _baseline(index_dir: Path, n_sessions: int, pages: int, n_calls: int, k: int
     elapsed = time.perf_counter() - t0
     cpu = (time.process_time() - cpu0) / n_calls * 1e3
     p50, p90, p99 = _percentiles(lat)
-    return {"requests": n_calls, "rps": n_calls / elapsed, "p50": p50, "p90": p90, "p99": p99, "errors": 0,
-            "server_cpu": cpu, "client_cpu": 0.0}
+    return {
+        "requests": n_calls,
+        "rps": n_calls / elapsed,
+        "p50": p50,
+        "p90": p90,
+        "p99": p99,
+        "errors": 0,
+        "server_cpu": cpu,
+        "client_cpu": 0.0,
+    }
 
 
 def _index(args: argparse.Namespace) -> Path:
@@ -235,8 +282,11 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--index", help="index dir (default: the stdlib demo KB, built once and cached)")
     p.add_argument("--cache", help="where to build/cache the demo index (default: a temp dir)")
-    p.add_argument("--encoder", default="hashing:384",
-                   help="for the demo index; GET suggestions never embeds, so 384-d hashing costs what MiniLM does")
+    p.add_argument(
+        "--encoder",
+        default="hashing:384",
+        help="for the demo index; GET suggestions never embeds, so 384-d hashing costs what MiniLM does",
+    )
     p.add_argument("--workers", default="1,2", help="comma-separated worker counts to compare")
     p.add_argument("--sessions", type=int, default=1000)
     p.add_argument("--pages", type=int, default=3, help="page views seeded per session")
@@ -265,12 +315,14 @@ def main() -> int:
             by_port = asyncio.run(_seed(ports, args.sessions, ids, args.pages, rng))
             pids = [proc.pid for proc in procs]
             asyncio.run(_run(by_port, args.connections, 2.0, 5000, None, args.k, args.seed + 1, pids))  # warm-up
-            closed = asyncio.run(_run(by_port, args.connections, args.duration, args.max_requests, None, args.k,
-                                      args.seed, pids))
+            closed = asyncio.run(
+                _run(by_port, args.connections, args.duration, args.max_requests, None, args.k, args.seed, pids)
+            )
             rows.append((f"HTTP, {n} worker(s)", "closed loop", f"{args.connections} conns", closed))
             for rate in rates:
-                opened = asyncio.run(_run(by_port, args.connections, args.duration, args.max_requests, rate,
-                                          args.k, args.seed + 2, pids))
+                opened = asyncio.run(
+                    _run(by_port, args.connections, args.duration, args.max_requests, rate, args.k, args.seed + 2, pids)
+                )
                 rows.append((f"HTTP, {n} worker(s)", f"open loop {rate:.0f}/s", f"{args.connections} conns", opened))
         finally:
             for proc in procs:
@@ -278,17 +330,23 @@ def main() -> int:
             for proc in procs:
                 proc.wait(timeout=20)
 
-    print(f"\nGET /v1/sessions/{{id}}/suggestions?k={args.k} — {n_articles} articles ({index_dir.name}), "
-          f"{args.sessions} sessions x {args.pages} page views, {os.cpu_count()} CPUs, uvicorn --http {args.http} "
-          f"--loop {args.loop}, {args.duration:.0f} s per row\n")
+    print(
+        f"\nGET /v1/sessions/{{id}}/suggestions?k={args.k} — {n_articles} articles ({index_dir.name}), "
+        f"{args.sessions} sessions x {args.pages} page views, {os.cpu_count()} CPUs, uvicorn --http {args.http} "
+        f"--loop {args.loop}, {args.duration:.0f} s per row\n"
+    )
     load1, load5, _ = os.getloadavg()
     print(f"load average during the run: {load0[0]:.2f} before, {load1:.2f} after (1 min)\n")
-    print("| setup | load | client | requests | req/s | p50 ms | p90 ms | p99 ms | errors | server CPU ms/req "
-          "| client CPU ms/req |")
+    print(
+        "| setup | load | client | requests | req/s | p50 ms | p90 ms | p99 ms | errors | server CPU ms/req "
+        "| client CPU ms/req |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, mode, client, r in rows:
-        print(f"| {name} | {mode} | {client} | {r['requests']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} "
-              f"| {r['p99']:.2f} | {r['errors']} | {r['server_cpu']:.3f} | {r['client_cpu']:.3f} |")
+        print(
+            f"| {name} | {mode} | {client} | {r['requests']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p90']:.2f} "
+            f"| {r['p99']:.2f} | {r['errors']} | {r['server_cpu']:.3f} | {r['client_cpu']:.3f} |"
+        )
     return 0
 
 

@@ -21,8 +21,7 @@ import time
 import faiss
 import torch
 
-from plugin.chunking import split_windows
-from plugin.chunking import spread_windows
+from plugin.chunking import split_windows, spread_windows
 from plugin.encoder import ENCODER_BACKENDS, CachedEncoder, SentenceTransformerEncoder, sentence_encoder
 from plugin.ingest import scan_folder
 from plugin.onnx_encoder import cpu_flags
@@ -31,8 +30,10 @@ from plugin.onnx_encoder import cpu_flags
 def compare_backends(texts: list[str], titles: list[str], backends: list[str]) -> None:
     """Seconds of the raw encoder on the windows, then of the indexing path per backend, same texts."""
     flags = cpu_flags()
-    print(f"CPU: avx512_vnni={'avx512_vnni' in flags} avx512_bf16={'avx512_bf16' in flags} "
-          f"amx={'amx_tile' in flags} (detected from /proc/cpuinfo); 1 thread everywhere")
+    print(
+        f"CPU: avx512_vnni={'avx512_vnni' in flags} avx512_bf16={'avx512_bf16' in flags} "
+        f"amx={'amx_tile' in flags} (detected from /proc/cpuinfo); 1 thread everywhere"
+    )
     torch_enc = SentenceTransformerEncoder()
     windows = []
     for t, h in zip(texts, titles):
@@ -44,17 +45,20 @@ def compare_backends(texts: list[str], titles: list[str], backends: list[str]) -
     t0 = time.perf_counter()
     raw.encode(windows, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
     t_raw = time.perf_counter() - t0
-    print(f"| path | seconds | windows/s | raw encode / path |\n|---|---|---|---|\n"
-          f"| raw SentenceTransformer.encode (torch, batch 64) | {t_raw:.1f} | {len(windows) / t_raw:.1f} | 1.00 |",
-          flush=True)
+    print(
+        f"| path | seconds | windows/s | raw encode / path |\n|---|---|---|---|\n"
+        f"| raw SentenceTransformer.encode (torch, batch 64) | {t_raw:.1f} | {len(windows) / t_raw:.1f} | 1.00 |",
+        flush=True,
+    )
     for backend in backends:
         enc = torch_enc if backend == "torch" else sentence_encoder(backend, threads=1)
         enc.encode(windows[:8])  # warm-up (and, for ONNX, the one-time export before the clock starts)
         t0 = time.perf_counter()
         CachedEncoder(enc).encode_documents(texts, titles)
         dt = time.perf_counter() - t0
-        print(f"| indexing path, backend {backend} | {dt:.1f} | {len(windows) / dt:.1f} | "
-              f"{t_raw / dt:.2f} |", flush=True)
+        print(
+            f"| indexing path, backend {backend} | {dt:.1f} | {len(windows) / dt:.1f} | {t_raw / dt:.2f} |", flush=True
+        )
 
 
 def main() -> None:
@@ -81,8 +85,10 @@ def main() -> None:
     windows = [len(split_windows(t, enc.window_tokens, enc.count_tokens, h)[0]) for t, h in zip(texts, titles)]
     t_split = time.perf_counter() - t0
     tokens = sum(enc.count_tokens(texts))
-    print(f"{len(arts)} articles, {tokens} word pieces, {sum(windows)} windows "
-          f"({sum(w > 1 for w in windows)} articles longer than one window; splitting took {t_split:.1f}s)")
+    print(
+        f"{len(arts)} articles, {tokens} word pieces, {sum(windows)} windows "
+        f"({sum(w > 1 for w in windows)} articles longer than one window; splitting took {t_split:.1f}s)"
+    )
 
     t0 = time.perf_counter()
     CachedEncoder(enc).encode(texts)
@@ -95,8 +101,10 @@ def main() -> None:
     t0 = time.perf_counter()
     whole.encode_documents(texts, titles)
     t_again = time.perf_counter() - t0
-    print(f"head only (before): {t_head:.1f}s   whole articles (after): {t_whole:.1f}s ({t_whole / t_head:.1f}x)   "
-          f"re-index unchanged: {t_again:.2f}s, {whole.misses - before} encoded")
+    print(
+        f"head only (before): {t_head:.1f}s   whole articles (after): {t_whole:.1f}s ({t_whole / t_head:.1f}x)   "
+        f"re-index unchanged: {t_again:.2f}s, {whole.misses - before} encoded"
+    )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.http.replay import ReplayStats  # noqa: E402
 from plugin import Article, IndexFormatError, SessionRecommender, SuggestSettings  # noqa: E402
-from plugin.cli import _make_encoder, main as plugin_main  # noqa: E402
+from plugin.cli import _make_encoder  # noqa: E402
+from plugin.cli import main as plugin_main
 from plugin.content_training import with_scoring  # noqa: E402
 from plugin.event_log import click_sessions, read_records  # noqa: E402
 from plugin.intent import ContentSTAMP, Intent  # noqa: E402
@@ -56,12 +57,23 @@ logger = logging.getLogger("learning_loop")
 
 K = 5
 # Pages that are not articles: source listings, indexes, search, release notes, assets, whole-book TOCs.
-SKIP = re.compile(r"(^|/)(_modules|_static|_sources|_images|releases|genindex|py-modindex|search|contents|bookindex|"
-                  r"release-\d|release\.html|index\.html$)")
+SKIP = re.compile(
+    r"(^|/)(_modules|_static|_sources|_images|releases|genindex|py-modindex|search|contents|bookindex|"
+    r"release-\d|release\.html|index\.html$)"
+)
 # Site chrome around the text: Sphinx (Django's theme) and DocBook (PostgreSQL).
-CHROME = ("//div[@id='hd']", "//div[contains(concat(' ', @class, ' '), ' nav ')]", "//div[@id='sidebar']",
-          "//div[contains(@class, 'sphinxsidebar')]", "//div[@id='ft']", "//div[@class='navheader']",
-          "//div[@class='navfooter']", "//script", "//style", "//a[@class='headerlink']")
+CHROME = (
+    "//div[@id='hd']",
+    "//div[contains(concat(' ', @class, ' '), ' nav ')]",
+    "//div[@id='sidebar']",
+    "//div[contains(@class, 'sphinxsidebar')]",
+    "//div[@id='ft']",
+    "//div[@class='navheader']",
+    "//div[@class='navfooter']",
+    "//script",
+    "//style",
+    "//a[@class='headerlink']",
+)
 
 
 # --- corpus ------------------------------------------------------------------------------------------------
@@ -82,7 +94,7 @@ def load_site(root: Path, base_url: str) -> tuple[list[Article], dict[str, list[
         body = doc.find(".//body")
         text = " ".join((body.text_content() if body is not None else "").split())
         out = []
-        for a in (body.iter("a") if body is not None else ()):
+        for a in body.iter("a") if body is not None else ():
             href = a.get("href")
             if not href or "://" in href or href.startswith(("mailto:", "#")):
                 continue
@@ -154,8 +166,13 @@ def without_cold_start(model: ContentSTAMP) -> ContentSTAMP:
 def served(rec: SessionRecommender, intent_model) -> Callable[[Sequence[str]], list[str]]:
     """The recommender's own path (FAISS, read pages excluded, the trained model's cold-start merge) with this
     intent, pure ranking: no minimum score, no MMR, so every method is compared on its ranking alone."""
-    r = SessionRecommender(rec.kb, rec.encoder, rec.index, intent_model=intent_model,
-                           settings=SuggestSettings(min_score=None, mmr_lambda=1.0))
+    r = SessionRecommender(
+        rec.kb,
+        rec.encoder,
+        rec.index,
+        intent_model=intent_model,
+        settings=SuggestSettings(min_score=None, mmr_lambda=1.0),
+    )
     return lambda prefix: [s.article.id for s in r.suggest_for(prefix, k=K)]
 
 
@@ -183,7 +200,9 @@ def unit(v: np.ndarray) -> np.ndarray:
 # --- metrics -----------------------------------------------------------------------------------------------
 
 
-def reciprocal_ranks(rank: Callable[[Sequence[str]], list[str]], examples: list[tuple[int, list[str], str]]) -> np.ndarray:
+def reciprocal_ranks(
+    rank: Callable[[Sequence[str]], list[str]], examples: list[tuple[int, list[str], str]]
+) -> np.ndarray:
     out = np.zeros(len(examples))
     for j, (_, prefix, target) in enumerate(examples):
         top = rank(prefix)
@@ -242,8 +261,13 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
     by_id = {a.id: a for a in articles}
     rng = np.random.default_rng(args.seed)
     new_ids = set(rng.choice([a.id for a in articles], int(len(articles) * args.new_fraction), replace=False).tolist())
-    logger.info("%s: %d articles, %d in-text links, %d kept out until after training", name, len(articles),
-                sum(len(v) for v in graph.links), len(new_ids))
+    logger.info(
+        "%s: %d articles, %d in-text links, %d kept out until after training",
+        name,
+        len(articles),
+        sum(len(v) for v in graph.links),
+        len(new_ids),
+    )
 
     # Every article embedded once (cached across runs); the training index is that minus the new articles.
     full_dir, index_dir = work / "full-index", work / "index"
@@ -270,7 +294,9 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
     else:
         stats = log_visits(serving, [[by_id[a] for a in v] for v in visits], log)
         stats_file.write_text(json.dumps({"visits": visits, "stats": asdict(stats)}))
-    logger.info("%s: logged %s; %.1f%% of steps went through a shown suggestion", name, stats, 100 * stats.click_through)
+    logger.info(
+        "%s: logged %s; %.1f%% of steps went through a shown suggestion", name, stats, 100 * stats.click_through
+    )
 
     # Split the log by session time: first --walks visits train, the rest test.
     sessions = click_sessions(log, url_items=True)
@@ -282,9 +308,22 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
     test = [[url_to_id.get(i, i) for i in s.items] for s in sessions[args.walks :]]
     assert test == visits[args.walks :], "the log does not give back the visits replayed"
 
-    train_cmd = ["train-intent", "--index", str(index_dir), "--log", str(train_log), "--dim", str(args.dim),
-                 "--min-clicks", str(args.min_clicks), "--epochs", str(args.epochs), "--item-model", args.item_model,
-                 "--quiet"]
+    train_cmd = [
+        "train-intent",
+        "--index",
+        str(index_dir),
+        "--log",
+        str(train_log),
+        "--dim",
+        str(args.dim),
+        "--min-clicks",
+        str(args.min_clicks),
+        "--epochs",
+        str(args.epochs),
+        "--item-model",
+        args.item_model,
+        "--quiet",
+    ]
     logger.info("python -m plugin %s", " ".join(train_cmd))
     plugin_main(train_cmd)
     trained_rec = SessionRecommender.load(index_dir, encoder=encoder)
@@ -311,7 +350,8 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         methods["trained intent without its transition counts (diagnostic)"] = served(trained_rec, alone)
     if isinstance(trained, ContentSTAMP) and trained.config.catalogue:
         methods["trained intent, no cold-start merge: added articles scored on their text (diagnostic)"] = served(
-            trained_rec, without_cold_start(trained))
+            trained_rec, without_cold_start(trained)
+        )
     methods = {
         **methods,
         "zero-shot intent": served(trained_rec, ContentSTAMP.zero_shot(dim)),
@@ -319,7 +359,9 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         "last-page NN": served(trained_rec, LastPageIntent(dim)),
         **{label: item_model_ranker(m, keys) for label, m in item_models.items()},
         "bound: free query per last page, text-scored (diagnostic)": served(
-            trained_rec, FreeQueryIntent(train_sessions, serving.index.ids(), serving.index.vectors(serving.index.ids()), args.seed)),
+            trained_rec,
+            FreeQueryIntent(train_sessions, serving.index.ids(), serving.index.vectors(serving.index.ids()), args.seed),
+        ),
     }
     gpos = {p: i for i, p in enumerate(graph.ids)}
 
@@ -340,23 +382,36 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
     for sub, mask in subsets.items():
         if mask.sum() == 0:
             continue
-        tables[sub] = {"n": int(mask.sum()), "rows": bootstrap({m: r[mask] for m, r in rr.items()}, session[mask],
-                                                                 args.bootstrap, args.seed)}
+        tables[sub] = {
+            "n": int(mask.sum()),
+            "rows": bootstrap({m: r[mask] for m, r in rr.items()}, session[mask], args.bootstrap, args.seed),
+        }
     best_item = max(item_models, key=lambda m: rr[m].mean())
     main = "trained intent (train-intent)"
     return {
-        "corpus": name, "articles": len(articles), "links": int(sum(len(v) for v in graph.links)),
-        "new_articles": len(new_ids), "visits_logged": stats.visits, "page_views": stats.page_views,
-        "impressions": stats.impressions, "suggestion_clicks": stats.clicks,
-        "train_sessions": len(train_sessions), "test_sessions": len(test), "test_steps": len(examples),
+        "corpus": name,
+        "articles": len(articles),
+        "links": int(sum(len(v) for v in graph.links)),
+        "new_articles": len(new_ids),
+        "visits_logged": stats.visits,
+        "page_views": stats.page_views,
+        "impressions": stats.impressions,
+        "suggestion_clicks": stats.clicks,
+        "train_sessions": len(train_sessions),
+        "test_sessions": len(test),
+        "test_steps": len(examples),
         "learned_articles": len(trained.config.item_keys) if isinstance(trained, ContentSTAMP) else 0,
         "scoring": ("plain (as trained)" if trained.config.plain_scoring else "with the rules' fusion")
-        if isinstance(trained, ContentSTAMP) else "zero-shot",
-        "transitions": (f"blended with the log's transition counts (decay {trained.transitions.config.decay:g}, "
-                        f"weight {trained.transitions.config.weight:g})"
-                        if isinstance(trained, ContentSTAMP) and trained.transitions is not None
-                        else "without transition counts"),
-        "tables": tables, "best_item_model": best_item,
+        if isinstance(trained, ContentSTAMP)
+        else "zero-shot",
+        "transitions": (
+            f"blended with the log's transition counts (decay {trained.transitions.config.decay:g}, "
+            f"weight {trained.transitions.config.weight:g})"
+            if isinstance(trained, ContentSTAMP) and trained.transitions is not None
+            else "without transition counts"
+        ),
+        "tables": tables,
+        "best_item_model": best_item,
         "mrr_ratio_vs_best_item": ratio_ci(rr[main], rr[best_item], session, args.bootstrap, args.seed),
         "mrr_ratio_vs_zero_shot": ratio_ci(rr[main], rr["zero-shot intent"], session, args.bootstrap, args.seed),
         "seconds": time.perf_counter() - t0,
@@ -382,8 +437,10 @@ def markdown(results: list[dict], command: str) -> str:
         for sub, t in r["tables"].items():
             lines += [f"| {r['corpus']}: {sub} (n={t['n']}) | HR@5 [95% CI] | MRR@5 [95% CI] |", "|---|---|---|"]
             for m, v in t["rows"].items():
-                lines.append(f"| {m} | {v['HR'][0]:.3f} [{v['HR'][1]:.3f}, {v['HR'][2]:.3f}] | "
-                             f"{v['MRR'][0]:.3f} [{v['MRR'][1]:.3f}, {v['MRR'][2]:.3f}] |")
+                lines.append(
+                    f"| {m} | {v['HR'][0]:.3f} [{v['HR'][1]:.3f}, {v['HR'][2]:.3f}] | "
+                    f"{v['MRR'][0]:.3f} [{v['MRR'][1]:.3f}, {v['MRR'][2]:.3f}] |"
+                )
             lines.append("")
     return "\n".join(lines)
 
@@ -399,15 +456,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=128)
     p.add_argument("--min-clicks", type=int, default=5)
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--item-model", default="auto", help="train-intent's --item-model (auto: its validation split decides)")
+    p.add_argument(
+        "--item-model", default="auto", help="train-intent's --item-model (auto: its validation split decides)"
+    )
     p.add_argument("--vsknn-k", type=int, default=100)
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reuse-log", action="store_true",
-                   help="skip logging when WORK/NAME/replay.json says these same visits were logged already")
-    p.add_argument("--reuse-index", action="store_true",
-                   help="articles already in WORK/NAME/full-index keep the vectors saved there (an earlier run's "
-                        "encoder settings), so a rerun does not re-embed the corpus")
+    p.add_argument(
+        "--reuse-log",
+        action="store_true",
+        help="skip logging when WORK/NAME/replay.json says these same visits were logged already",
+    )
+    p.add_argument(
+        "--reuse-index",
+        action="store_true",
+        help="articles already in WORK/NAME/full-index keep the vectors saved there (an earlier run's "
+        "encoder settings), so a rerun does not re-embed the corpus",
+    )
     p.add_argument("--out", default=None, help="write the Markdown tables here (default: WORK/learning_loop.md)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -56,8 +56,9 @@ def synthetic(n: int, seed: int = 0, chunk: int = 100_000) -> tuple[np.ndarray, 
     topics = max(n // PER_TOPIC, 1)
     areas = rng.standard_normal((max(topics // 20, 1), D), dtype=np.float32)
     areas /= np.linalg.norm(areas, axis=1, keepdims=True)
-    centres = areas[rng.integers(0, len(areas), topics)] + rng.standard_normal((topics, D), dtype=np.float32) * \
-        np.float32(AREA_NOISE / np.sqrt(D))
+    centres = areas[rng.integers(0, len(areas), topics)] + rng.standard_normal(
+        (topics, D), dtype=np.float32
+    ) * np.float32(AREA_NOISE / np.sqrt(D))
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     topic = rng.integers(0, topics, n)
     x = np.empty((n, D), dtype=np.float32)
@@ -93,8 +94,10 @@ def intent_queries(x: np.ndarray, topic: np.ndarray, m: int, seed: int) -> tuple
 
 
 def _fmt(s: dict[str, float]) -> str:
-    return (f"p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms wall; "
-            f"CPU p50 {s['cpu_p50_ms']:.3f} ms, p99 {s['cpu_p99_ms']:.3f} ms")
+    return (
+        f"p50 {s['p50_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms wall; "
+        f"CPU p50 {s['cpu_p50_ms']:.3f} ms, p99 {s['cpu_p99_ms']:.3f} ms"
+    )
 
 
 def pct(a: list[float], p: float) -> float:
@@ -110,8 +113,13 @@ def timed(fn) -> tuple[object, float, float]:
 
 
 def summary(wall: list[float], cpu: list[float]) -> dict[str, float]:
-    return {"p50_ms": pct(wall, 50), "p90_ms": pct(wall, 90), "p99_ms": pct(wall, 99),
-            "cpu_p50_ms": pct(cpu, 50), "cpu_p99_ms": pct(cpu, 99)}
+    return {
+        "p50_ms": pct(wall, 50),
+        "p90_ms": pct(wall, 90),
+        "p99_ms": pct(wall, 99),
+        "cpu_p50_ms": pct(cpu, 50),
+        "cpu_p99_ms": pct(cpu, 99),
+    }
 
 
 def recall_and_latency(ix: ArticleIndex, q: np.ndarray, truth: np.ndarray) -> tuple[float, dict[str, float]]:
@@ -152,9 +160,16 @@ def worker(index_dir: str, queries: str, mmap: bool) -> None:
 
 
 def two_workers(index_dir: Path, queries: Path, mmap: bool) -> dict:
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", str(index_dir), "--queries-file", str(queries)]
-                              + ([] if mmap else ["--no-mmap"]), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--worker", str(index_dir), "--queries-file", str(queries)]
+            + ([] if mmap else ["--no-mmap"]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     out = []
     for p in procs:
         line = p.stdout.readline()
@@ -166,8 +181,12 @@ def two_workers(index_dir: Path, queries: Path, mmap: bool) -> dict:
     for p in procs:
         p.stdin.close()
         p.wait()
-    return {"workers": out, "rss_total_mib": sum(o["rss"] for o in out), "pss_total_mib": sum(o["pss"] for o in out),
-            "uss_total_mib": sum(o["uss"] for o in out)}
+    return {
+        "workers": out,
+        "rss_total_mib": sum(o["rss"] for o in out),
+        "pss_total_mib": sum(o["pss"] for o in out),
+        "uss_total_mib": sum(o["uss"] for o in out),
+    }
 
 
 def suggest_latency(ix: ArticleIndex, topic: np.ndarray, reads: list[list[int]], calls: int) -> dict:
@@ -177,8 +196,7 @@ def suggest_latency(ix: ArticleIndex, topic: np.ndarray, reads: list[list[int]],
     words = lambda t: [f"w{t}x{j}" for j in range(WORDS_PER_TOPIC)]  # noqa: E731 - topic vocabulary
     rng = np.random.default_rng(3)
     kb = KnowledgeBase(
-        Article(id=f"a{i}", title=" ".join([*rng.choice(words(int(t)), 3, replace=False), f"u{i}"]),
-                url=f"/kb/a{i}")
+        Article(id=f"a{i}", title=" ".join([*rng.choice(words(int(t)), 3, replace=False), f"u{i}"]), url=f"/kb/a{i}")
         for i, t in enumerate(tqdm(topic.tolist(), desc="knowledge base", unit="art", unit_scale=True))
     )
 
@@ -236,8 +254,11 @@ def main() -> None:
     assert ix.trained and ix.nlist == auto_nlist(args.n)
     ivf = faiss.extract_index_ivf(ix._index)
     report["index_mib"] = (ivf.ntotal * (ivf.code_size + 8) + ivf.nlist * D * 4) / 2**20  # codes + ids + centroids
-    print(f"built {args.n:,} x {D} ivf ({ix.nlist} lists, {type(ivf).__name__}) in {report['build_s']:.0f}s; "
-          f"codes+ids+centroids {report['index_mib']:.0f} MiB", flush=True)
+    print(
+        f"built {args.n:,} x {D} ivf ({ix.nlist} lists, {type(ivf).__name__}) in {report['build_s']:.0f}s; "
+        f"codes+ids+centroids {report['index_mib']:.0f} MiB",
+        flush=True,
+    )
 
     faiss.omp_set_num_threads(1)
     qt, _ = intent_queries(x, topic, args.queries, seed=1)
@@ -245,8 +266,9 @@ def main() -> None:
     t0 = time.perf_counter()
     _, truth_t = faiss.knn(qt, x, K, metric=faiss.METRIC_INNER_PRODUCT)
     _, truth_h = faiss.knn(qh, x, K, metric=faiss.METRIC_INNER_PRODUCT)
-    exact = [timed(lambda: faiss.knn(qh[i : i + 1], x, K, metric=faiss.METRIC_INNER_PRODUCT))[1:]
-             for i in range(50)]  # the exact baseline, one query at a time as suggest() asks
+    exact = [
+        timed(lambda: faiss.knn(qh[i : i + 1], x, K, metric=faiss.METRIC_INNER_PRODUCT))[1:] for i in range(50)
+    ]  # the exact baseline, one query at a time as suggest() asks
     report["exact"] = summary([w for w, _ in exact], [c for _, c in exact])
     sweep = {}
     for nprobe in [int(v) for v in args.nprobe.split(",")]:
@@ -258,14 +280,19 @@ def main() -> None:
     ix.set_nprobe(chosen)
     r, lat = recall_and_latency(ix, qh, truth_h)
     report.update(sweep=sweep, nprobe=chosen, recall_heldout=r, search=lat)
-    print(f"chosen nprobe {chosen}: held-out recall@{K} {r:.3f}, search {_fmt(lat)}; "
-          f"exact search {_fmt(report['exact'])}", flush=True)
+    print(
+        f"chosen nprobe {chosen}: held-out recall@{K} {r:.3f}, search {_fmt(lat)}; "
+        f"exact search {_fmt(report['exact'])}",
+        flush=True,
+    )
 
     if not args.skip_suggest:
         report["suggest"] = suggest_latency(ix, topic, reads, args.suggests)
         s = report["suggest"]
-        print(f"suggest() k=5, one thread: {_fmt(s)} ({s['calls']} calls; BM25 built in {s['bm25_build_s']:.0f}s)",
-              flush=True)
+        print(
+            f"suggest() k=5, one thread: {_fmt(s)} ({s['calls']} calls; BM25 built in {s['bm25_build_s']:.0f}s)",
+            flush=True,
+        )
 
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -279,10 +306,13 @@ def main() -> None:
         for mode, mmap in (("mmap", True), ("copy", False)):
             w = two_workers(args.work, queries, mmap)
             report[f"workers_{mode}"] = w
-            print(f"2 workers, {mode}: RSS {w['rss_total_mib']:.0f} MiB, PSS {w['pss_total_mib']:.0f} MiB, "
-                  f"USS {w['uss_total_mib']:.0f} MiB in all; load {[round(o['load_s'], 1) for o in w['workers']]} s, "
-                  f"search p99 {[round(o['p99_ms'], 3) for o in w['workers']]} ms "
-                  f"(CPU {[round(o['cpu_p99_ms'], 3) for o in w['workers']]} ms)", flush=True)
+            print(
+                f"2 workers, {mode}: RSS {w['rss_total_mib']:.0f} MiB, PSS {w['pss_total_mib']:.0f} MiB, "
+                f"USS {w['uss_total_mib']:.0f} MiB in all; load {[round(o['load_s'], 1) for o in w['workers']]} s, "
+                f"search p99 {[round(o['p99_ms'], 3) for o in w['workers']]} ms "
+                f"(CPU {[round(o['cpu_p99_ms'], 3) for o in w['workers']]} ms)",
+                flush=True,
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))

@@ -66,8 +66,12 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--work", default="runs/recbole")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--max-batches", type=int, default=None,
-                    help="time only the first N training batches per epoch (projected to a full epoch), skip the test")
+    ap.add_argument(
+        "--max-batches",
+        type=int,
+        default=None,
+        help="time only the first N training batches per epoch (projected to a full epoch), skip the test",
+    )
     args = ap.parse_args()
 
     import torch
@@ -80,16 +84,36 @@ def main() -> int:
     name = data.name
     work = Path(args.work)
     export(data, work, name)
-    config = Config(model=args.model, dataset=name, config_dict={
-        "data_path": str(work), "benchmark_filename": ["train", "valid", "test"],
-        "load_col": {"inter": ["session_id", "item_id_list", "item_id"]},
-        "USER_ID_FIELD": "session_id", "ITEM_ID_FIELD": "item_id", "alias_of_item_id": ["item_id_list"],
-        "MAX_ITEM_LIST_LENGTH": 50, "loss_type": "CE", "train_neg_sample_args": None,
-        "train_batch_size": 512, "eval_batch_size": 2048, "learning_rate": 0.001, "epochs": args.epochs,
-        "embedding_size": 100, "hidden_size": 100, "metrics": ["Recall", "MRR", "NDCG"], "topk": [5, 10, 20],
-        "valid_metric": "MRR@20", "eval_args": {"mode": "full", "order": "TO"}, "device": "cpu",
-        "use_gpu": False, "show_progress": False, "seed": 0, "reproducibility": True,
-    })
+    config = Config(
+        model=args.model,
+        dataset=name,
+        config_dict={
+            "data_path": str(work),
+            "benchmark_filename": ["train", "valid", "test"],
+            "load_col": {"inter": ["session_id", "item_id_list", "item_id"]},
+            "USER_ID_FIELD": "session_id",
+            "ITEM_ID_FIELD": "item_id",
+            "alias_of_item_id": ["item_id_list"],
+            "MAX_ITEM_LIST_LENGTH": 50,
+            "loss_type": "CE",
+            "train_neg_sample_args": None,
+            "train_batch_size": 512,
+            "eval_batch_size": 2048,
+            "learning_rate": 0.001,
+            "epochs": args.epochs,
+            "embedding_size": 100,
+            "hidden_size": 100,
+            "metrics": ["Recall", "MRR", "NDCG"],
+            "topk": [5, 10, 20],
+            "valid_metric": "MRR@20",
+            "eval_args": {"mode": "full", "order": "TO"},
+            "device": "cpu",
+            "use_gpu": False,
+            "show_progress": False,
+            "seed": 0,
+            "reproducibility": True,
+        },
+    )
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
@@ -104,10 +128,20 @@ def main() -> int:
         t0 = time.perf_counter()
         trainer._train_epoch(head, 0, show_progress=False)
         per_batch = (time.perf_counter() - t0) / args.max_batches
-        print(json.dumps({"recbole_model": args.model, "data": name, "batches_timed": args.max_batches,
-                          "batch_size": config["train_batch_size"], "batches_per_epoch": n_batches,
-                          "ms_per_batch": round(1000 * per_batch, 1),
-                          "projected_epoch_seconds": round(per_batch * n_batches, 1), "n_items": dataset.item_num}))
+        print(
+            json.dumps(
+                {
+                    "recbole_model": args.model,
+                    "data": name,
+                    "batches_timed": args.max_batches,
+                    "batch_size": config["train_batch_size"],
+                    "batches_per_epoch": n_batches,
+                    "ms_per_batch": round(1000 * per_batch, 1),
+                    "projected_epoch_seconds": round(per_batch * n_batches, 1),
+                    "n_items": dataset.item_num,
+                }
+            )
+        )
         return 0
     for epoch in range(args.epochs):
         t0 = time.perf_counter()
@@ -116,9 +150,18 @@ def main() -> int:
     t0 = time.perf_counter()
     result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
     eval_seconds = time.perf_counter() - t0
-    print(json.dumps({"recbole_model": args.model, "data": name, "epoch_seconds": epoch_seconds,
-                      "test_eval_seconds": eval_seconds, "n_items": dataset.item_num,
-                      "metrics": {k: float(v) for k, v in dict(result).items()}}))
+    print(
+        json.dumps(
+            {
+                "recbole_model": args.model,
+                "data": name,
+                "epoch_seconds": epoch_seconds,
+                "test_eval_seconds": eval_seconds,
+                "n_items": dataset.item_num,
+                "metrics": {k: float(v) for k, v in dict(result).items()},
+            }
+        )
+    )
     return 0
 
 

@@ -91,8 +91,9 @@ class Baselines:
         texts = {a.id: a.embed_text() for a in corpus.articles}
         self.texts = texts
         self.bm25 = bm25s.BM25()
-        self.bm25.index(bm25s.tokenize([texts[a] for a in self.ids], stopwords="en", show_progress=False),
-                        show_progress=False)
+        self.bm25.index(
+            bm25s.tokenize([texts[a] for a in self.ids], stopwords="en", show_progress=False), show_progress=False
+        )
 
     def _top(self, scores: np.ndarray, exclude: Sequence[str], hubs: bool = False) -> list[str]:
         scores = scores.astype(np.float64).copy()
@@ -119,8 +120,9 @@ class Baselines:
     def bm25_read(self, s: Session) -> list[str]:
         import bm25s
 
-        tokens = bm25s.tokenize(" ".join(self.texts[p] for p in s.pages), stopwords="en", return_ids=False,
-                                show_progress=False)[0]
+        tokens = bm25s.tokenize(
+            " ".join(self.texts[p] for p in s.pages), stopwords="en", return_ids=False, show_progress=False
+        )[0]
         return self._top(self.bm25.get_scores(tokens), s.pages)
 
     def random(self, s: Session) -> list[str]:
@@ -159,8 +161,9 @@ def variant(rec: SessionRecommender, *, temperature: float | None = None, **sett
 # ---------------------------------------------------------------- scoring
 
 
-def score_sessions(protocol: str, sessions: Sequence[Session], method: Method, corpus: DocsCorpus,
-                   members: dict[str, list[str]]) -> dict[str, list[float]]:
+def score_sessions(
+    protocol: str, sessions: Sequence[Session], method: Method, corpus: DocsCorpus, members: dict[str, list[str]]
+) -> dict[str, list[float]]:
     """Per-session metric values of one method on one protocol."""
     out: dict[str, list[float]] = {}
 
@@ -191,8 +194,9 @@ def score_sessions(protocol: str, sessions: Sequence[Session], method: Method, c
     return out
 
 
-def ceiling_values(protocol: str, sessions: Sequence[Session], corpus: DocsCorpus,
-                   members: dict[str, list[str]]) -> dict[str, list[float]]:
+def ceiling_values(
+    protocol: str, sessions: Sequence[Session], corpus: DocsCorpus, members: dict[str, list[str]]
+) -> dict[str, list[float]]:
     if protocol.startswith("topical"):
         v = [topical_ceiling(s, members, K) for s in sessions]
         return {"P@5": v, "hit@5": [float(x > 0) for x in v]}
@@ -220,16 +224,25 @@ def make_sessions(corpus: DocsCorpus, chapters: Sequence[str], n: int, seed: int
     }
 
 
-def evaluate(corpus: DocsCorpus, sessions: dict[str, list[Session]], methods: dict[str, Method],
-             progress: bool = True, only: dict[str, frozenset[str]] | None = None,
-             ) -> dict[str, dict[str, dict[str, list[float]]]]:
+def evaluate(
+    corpus: DocsCorpus,
+    sessions: dict[str, list[Session]],
+    methods: dict[str, Method],
+    progress: bool = True,
+    only: dict[str, frozenset[str]] | None = None,
+) -> dict[str, dict[str, dict[str, list[float]]]]:
     """protocol -> method -> metric -> per-session values (the ceiling included as a method). `only` limits a
     method to some protocols."""
     only = only or {}
     members = corpus.members()
     res: dict[str, dict[str, dict[str, list[float]]]] = {}
-    bar = tqdm(total=sum(len(v) for v in sessions.values()) * len(methods), desc=f"{corpus.name}", unit="sess",
-               disable=not progress, mininterval=10)
+    bar = tqdm(
+        total=sum(len(v) for v in sessions.values()) * len(methods),
+        desc=f"{corpus.name}",
+        unit="sess",
+        disable=not progress,
+        mininterval=10,
+    )
     for proto, sess in sessions.items():
         res[proto] = {}
         for name, m in methods.items():
@@ -253,8 +266,13 @@ def _fmt(values: Sequence[float], seed: int) -> str:
 
 
 def summarise(res: dict, seed: int) -> dict:
-    return {proto: {meth: {met: dict(zip(("mean", "lo", "hi"), bootstrap_ci(v, seed)), n=len(v))
-                           for met, v in mets.items()} for meth, mets in by.items()} for proto, by in res.items()}
+    return {
+        proto: {
+            meth: {met: dict(zip(("mean", "lo", "hi"), bootstrap_ci(v, seed)), n=len(v)) for met, v in mets.items()}
+            for meth, mets in by.items()
+        }
+        for proto, by in res.items()
+    }
 
 
 def tables(title: str, res: dict, seed: int, n_sessions: dict[str, int]) -> str:
@@ -271,8 +289,14 @@ def tables(title: str, res: dict, seed: int, n_sessions: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-GRID_COLUMNS = (("topical-2", "P@5"), ("topical-3", "P@5"), ("drift", "in B (newest)"), ("drift", "in A (earlier)"),
-                ("walk", "MRR@5"), ("query", "MRR@5"))
+GRID_COLUMNS = (
+    ("topical-2", "P@5"),
+    ("topical-3", "P@5"),
+    ("drift", "in B (newest)"),
+    ("drift", "in A (earlier)"),
+    ("walk", "MRR@5"),
+    ("query", "MRR@5"),
+)
 
 
 def grid_table(summary: dict) -> str:
@@ -295,12 +319,19 @@ def goals(title: str, res: dict, seed: int) -> tuple[str, dict]:
     for proto in ("topical-2", "topical-3"):
         r = ratio_ci(res[proto]["default"]["P@5"], res[proto]["session-mean NN"]["P@5"], seed)
         out[f"{proto} P@5 default / session-mean"] = r
-        rows.append((f"{proto}: P@5 default / session-mean NN", "≥ 1.10", f"{r[0]:.3f} [{r[1]:.3f}, {r[2]:.3f}]",
-                     r[0] >= 1.10))
+        rows.append(
+            (f"{proto}: P@5 default / session-mean NN", "≥ 1.10", f"{r[0]:.3f} [{r[1]:.3f}, {r[2]:.3f}]", r[0] >= 1.10)
+        )
         h = ratio_ci(res[proto]["default"]["P@5"], res[proto]["session-mean NN, hub pages allowed"]["P@5"], seed)
         out[f"{proto} P@5 default / session-mean, hub pages allowed"] = h
-        rows.append((f"{proto}: (for comparison) / session-mean NN allowed to suggest hub pages", "—",
-                     f"{h[0]:.3f} [{h[1]:.3f}, {h[2]:.3f}]", None))
+        rows.append(
+            (
+                f"{proto}: (for comparison) / session-mean NN allowed to suggest hub pages",
+                "—",
+                f"{h[0]:.3f} [{h[1]:.3f}, {h[2]:.3f}]",
+                None,
+            )
+        )
     d = res["drift"]["default"]
     b, a = bootstrap_ci(d["in B (newest)"], seed), bootstrap_ci(d["in A (earlier)"], seed)
     out["drift in B"], out["drift in A"] = b, a
@@ -308,8 +339,9 @@ def goals(title: str, res: dict, seed: int) -> tuple[str, dict]:
     rows.append(("drift: share in earlier chapter A", "≥ 0.15", f"{a[0]:.3f} [{a[1]:.3f}, {a[2]:.3f}]", a[0] >= 0.15))
     q = ratio_ci(res["query"]["default"]["MRR@5"], res["query"]["query-only"]["MRR@5"], seed)
     out["query MRR@5 default / query-only"] = q
-    rows.append(("query: MRR@5 of T, default / query-only", "> 1.00", f"{q[0]:.3f} [{q[1]:.3f}, {q[2]:.3f}]",
-                 q[0] > 1.0))
+    rows.append(
+        ("query: MRR@5 of T, default / query-only", "> 1.00", f"{q[0]:.3f} [{q[1]:.3f}, {q[2]:.3f}]", q[0] > 1.0)
+    )
     lines = [f"#### {title}: goals", "", "| goal | target | measured (95% CI) | met |", "|---|---|---|---|"]
     lines += [f"| {g} | {t} | {m} | {'' if ok is None else 'yes' if ok else '**no**'} |" for g, t, m, ok in rows]
     return "\n".join(lines) + "\n", out
@@ -336,11 +368,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write every number (means and CIs) here")
     ap.add_argument("--tune", action="store_true", help="also score the tuning grid on the tuning chapters")
     ap.add_argument("--only", choices=("tuning", "report", "both"), default="both")
-    ap.add_argument("--max-windows", type=int, default=MAX_WINDOWS,
-                    help=f"windows pooled per article (plugin.chunking; default {MAX_WINDOWS}, 0 = all)")
-    ap.add_argument("--backend", choices=ENCODER_BACKENDS, default="auto",
-                    help="how the packaged MiniLM runs (plugin.encoder.sentence_encoder; default auto). Give each "
-                         "backend its own --cache file: the cache is keyed by encoder name, so they never mix")
+    ap.add_argument(
+        "--max-windows",
+        type=int,
+        default=MAX_WINDOWS,
+        help=f"windows pooled per article (plugin.chunking; default {MAX_WINDOWS}, 0 = all)",
+    )
+    ap.add_argument(
+        "--backend",
+        choices=ENCODER_BACKENDS,
+        default="auto",
+        help="how the packaged MiniLM runs (plugin.encoder.sentence_encoder; default auto). Give each "
+        "backend its own --cache file: the cache is keyed by encoder name, so they never mix",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -353,8 +393,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
 
     t0 = time.perf_counter()
-    report: dict = {"command": "python -m bench.relevance " + " ".join(sys.argv[1:] if argv is None else argv),
-                    "k": K, "seed": args.seed, "corpora": {}}
+    report: dict = {
+        "command": "python -m bench.relevance " + " ".join(sys.argv[1:] if argv is None else argv),
+        "k": K,
+        "seed": args.seed,
+        "corpora": {},
+    }
     md: list[str] = []
     encoder = sentence_encoder(args.backend)
     report["encoder"] = encoder.name
@@ -363,11 +407,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         rec = build_recommender(corpus, cache_path=args.cache, encoder=encoder, max_windows=args.max_windows or None)
         tune_ch, report_ch = split_chapters(corpus.members(), args.seed)
         base = Baselines(rec, corpus, args.seed)
-        entry: dict = {"articles": len(corpus.articles), "max_windows": args.max_windows or None,
-                       "chapters_tuning": len(tune_ch),
-                       "chapters_report": len(report_ch), "settings": rec.settings.model_dump()}
-        md.append(f"### {corpus.name}: {len(corpus.articles)} articles, {len(tune_ch)} tuning / {len(report_ch)} "
-                  f"held-out chapters (≥ 3 pages)\n")
+        entry: dict = {
+            "articles": len(corpus.articles),
+            "max_windows": args.max_windows or None,
+            "chapters_tuning": len(tune_ch),
+            "chapters_report": len(report_ch),
+            "settings": rec.settings.model_dump(),
+        }
+        md.append(
+            f"### {corpus.name}: {len(corpus.articles)} articles, {len(tune_ch)} tuning / {len(report_ch)} "
+            f"held-out chapters (≥ 3 pages)\n"
+        )
         splits = {"tuning": tune_ch, "report": report_ch}
         for split, chapters in splits.items():
             if args.only not in (split, "both"):

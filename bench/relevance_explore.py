@@ -31,8 +31,13 @@ from .relevance_protocols import Session, ratio_ci, split_chapters
 
 K = 5
 PROTOCOLS = ("topical-2", "topical-3", "drift", "walk")
-COLUMNS = (("topical-2", "P@5"), ("topical-3", "P@5"), ("drift", "in B (newest)"), ("drift", "in A (earlier)"),
-           ("walk", "MRR@5"))
+COLUMNS = (
+    ("topical-2", "P@5"),
+    ("topical-3", "P@5"),
+    ("drift", "in B (newest)"),
+    ("drift", "in A (earlier)"),
+    ("walk", "MRR@5"),
+)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -57,8 +62,10 @@ class Affinities:
         n = len(self.ids)
         self.B = np.zeros((n, n), np.float32)  # row i: BM25 of every article for article i's text, best = 1
         for i, t in enumerate(texts):
-            s = np.asarray(bm.get_scores(bm25s.tokenize(t[:4000], stopwords="en", return_ids=False,
-                                                        show_progress=False)[0]), np.float32)
+            s = np.asarray(
+                bm.get_scores(bm25s.tokenize(t[:4000], stopwords="en", return_ids=False, show_progress=False)[0]),
+                np.float32,
+            )
             if s.max() > 0:
                 self.B[i] = s / s.max()
         self.L = np.zeros((n, n), np.float32)  # the plugin's link bonus: i's text links to j
@@ -97,11 +104,16 @@ def _diffusion(W: np.ndarray, alpha: float) -> np.ndarray:
 def methods(aff: Affinities, rec) -> dict[str, Callable[[Session], list[str]]]:
     S1 = aff.Vc @ aff.Vc.T
     extras = 0.7 * aff.B + 0.1 * aff.L  # the default's lexical and link terms
-    out = {"session mean": aff.mean_rows(aff.V @ aff.V.T), "centred": aff.mean_rows(S1),
-           "fuse (centred + BM25 + links)": aff.mean_rows(S1 + extras), "default (plugin suggest)": plugin_method(rec)}
+    out = {
+        "session mean": aff.mean_rows(aff.V @ aff.V.T),
+        "centred": aff.mean_rows(S1),
+        "fuse (centred + BM25 + links)": aff.mean_rows(S1 + extras),
+        "default (plugin suggest)": plugin_method(rec),
+    }
     for m, a in ((10, 0.5), (10, 0.8), (20, 0.5)):
         out[f"diffusion kNN {m}, alpha {a}"] = aff.mean_rows(_diffusion(_knn_graph(S1, m), a))
     for m, beta in ((5, 0.3), (10, 0.3)):
+
         def prf(s: Session, m: int = m, beta: float = beta) -> list[str]:
             rows = [aff.row[p] for p in s.pages]
             sc = (S1 + extras)[rows].mean(0)
@@ -109,12 +121,13 @@ def methods(aff: Affinities, rec) -> dict[str, Callable[[Session], list[str]]]:
             tmp[rows] = -np.inf
             tmp[aff.hub] = -np.inf
             return aff.top(sc + beta * (S1 + extras)[np.argsort(-tmp)[:m]].mean(0), s.pages)
+
         out[f"PRF top {m}, beta {beta} (fuse)"] = prf
     _, sv, Vt = np.linalg.svd(aff.C, full_matrices=False)
     for d in (1, 5):
         X = _unit(aff.C - (aff.C @ Vt[:d].T) @ Vt[:d])
         out[f"top {d} PCs removed (fuse)"] = aff.mean_rows(X @ X.T + extras)
-    var = sv ** 2 / len(aff.C)
+    var = sv**2 / len(aff.C)
     X = _unit((aff.C @ Vt.T) / np.sqrt(var + var.mean()))
     out["whitened, shrinkage 1 (fuse)"] = aff.mean_rows(X @ X.T + extras)
     In = aff.L.T
@@ -144,11 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sessions = make_sessions(corpus, chapters, args.sessions, args.seed + (0 if args.split == "tuning" else 100))
     aff = Affinities(rec, corpus)
     members = corpus.members()
-    res = {name: {p: score_sessions(p, sessions[p], m, corpus, members) for p in PROTOCOLS}
-           for name, m in methods(aff, rec).items()}
+    res = {
+        name: {p: score_sessions(p, sessions[p], m, corpus, members) for p in PROTOCOLS}
+        for name, m in methods(aff, rec).items()
+    }
     base = res["session mean"]
-    print(f"{corpus.name}, {args.split} chapters, {args.sessions} sessions per protocol; in brackets: / session mean "
-          "(paired 95% CI)\n")
+    print(
+        f"{corpus.name}, {args.split} chapters, {args.sessions} sessions per protocol; in brackets: / session mean "
+        "(paired 95% CI)\n"
+    )
     print("| method | " + " | ".join(f"{p} {m}" for p, m in COLUMNS) + " |")
     print("|---|" + "---|" * len(COLUMNS))
     for name, by in res.items():

@@ -22,9 +22,15 @@ logger = logging.getLogger(__name__)
 DEFAULT_CACHE = Path("runs/relevance-cache/embeddings.npz")
 
 
-def build_recommender(corpus: DocsCorpus, *, cache_path: Path = DEFAULT_CACHE, encoder: Encoder | None = None,
-                      progress: bool = True, max_windows: int | None = MAX_WINDOWS,
-                      **kwargs) -> SessionRecommender:
+def build_recommender(
+    corpus: DocsCorpus,
+    *,
+    cache_path: Path = DEFAULT_CACHE,
+    encoder: Encoder | None = None,
+    progress: bool = True,
+    max_windows: int | None = MAX_WINDOWS,
+    **kwargs,
+) -> SessionRecommender:
     """The plugin's own `SessionRecommender.build` over the corpus's articles, with cached embeddings
     (`max_windows`: windows pooled per article, `plugin.chunking`)."""
     inner = encoder if encoder is not None else SentenceTransformerEncoder()

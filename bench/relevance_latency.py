@@ -24,8 +24,10 @@ from .relevance_protocols import split_chapters
 SETTINGS = (
     ("default", {}),
     ("lexical_weight=0", dict(lexical_weight=0.0)),
-    ("old default", dict(centre=False, lexical_weight=0.0, topic_split=None, min_score=0.2, mmr_lambda=0.7,
-                         temperature=2.0)),
+    (
+        "old default",
+        dict(centre=False, lexical_weight=0.0, topic_split=None, min_score=0.2, mmr_lambda=0.7, temperature=2.0),
+    ),
 )
 
 

@@ -45,8 +45,9 @@ def split_chapters(members: Mapping[str, Sequence[str]], seed: int, min_size: in
     return sorted(eligible[:half]), sorted(eligible[half:])
 
 
-def topical_sessions(members: Mapping[str, Sequence[str]], chapters: Sequence[str], length: int, n: int,
-                     rng: random.Random) -> list[Session]:
+def topical_sessions(
+    members: Mapping[str, Sequence[str]], chapters: Sequence[str], length: int, n: int, rng: random.Random
+) -> list[Session]:
     """n sessions of `length` distinct pages from one chapter; the chapter is drawn uniformly (so a huge chapter
     does not dominate), then its pages."""
     pool = [ch for ch in chapters if len(members[ch]) > length]
@@ -59,8 +60,9 @@ def topical_sessions(members: Mapping[str, Sequence[str]], chapters: Sequence[st
     return out
 
 
-def drift_sessions(members: Mapping[str, Sequence[str]], chapters: Sequence[str], n: int,
-                   rng: random.Random) -> list[Session]:
+def drift_sessions(
+    members: Mapping[str, Sequence[str]], chapters: Sequence[str], n: int, rng: random.Random
+) -> list[Session]:
     """2 pages of chapter A, then 1 page of another chapter B."""
     pool = [ch for ch in chapters if len(members[ch]) >= 3]
     if len(pool) < 2:
@@ -73,8 +75,14 @@ def drift_sessions(members: Mapping[str, Sequence[str]], chapters: Sequence[str]
     return out
 
 
-def walk_sessions(links: Mapping[str, Sequence[str]], chapter: Mapping[str, str], chapters: Sequence[str],
-                  lengths: Sequence[int], n: int, rng: random.Random) -> list[Session]:
+def walk_sessions(
+    links: Mapping[str, Sequence[str]],
+    chapter: Mapping[str, str],
+    chapters: Sequence[str],
+    lengths: Sequence[int],
+    n: int,
+    rng: random.Random,
+) -> list[Session]:
     """Semi-synthetic visitors: walks along in-text links, each next page drawn uniformly from the current page's
     links not yet visited. A walk starts on a page of the given chapters (the split), reads `length` pages and the
     page opened next is the target. Walks that dead-end are dropped and redrawn."""
@@ -98,9 +106,14 @@ def walk_sessions(links: Mapping[str, Sequence[str]], chapter: Mapping[str, str]
     return out
 
 
-def query_sessions(members: Mapping[str, Sequence[str]], chapters: Sequence[str],
-                   headings: Callable[[str], Sequence[str]], titles: Mapping[str, str], n: int,
-                   rng: random.Random) -> list[Session]:
+def query_sessions(
+    members: Mapping[str, Sequence[str]],
+    chapters: Sequence[str],
+    headings: Callable[[str], Sequence[str]],
+    titles: Mapping[str, str],
+    n: int,
+    rng: random.Random,
+) -> list[Session]:
     """2 pages of a chapter plus a question about a third page T of the same chapter: one of T's section headings
     (never its title, and never a heading that merely repeats the title), as a visitor would type it."""
     cands: dict[str, list[tuple[str, list[str]]]] = {}

@@ -58,9 +58,27 @@ def main() -> int:
         ids = rec.index.ids()
         env = {**os.environ, "PYTHONPATH": str(REPO), "SESSION_SUGGEST_INDEX": str(d), "OMP_NUM_THREADS": "1"}
         ports = [_free_port() for _ in range(args.workers)]
-        procs = [subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "adapters.http.app:app_from_env",
-                                   "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-                                  cwd=REPO, env=env, stderr=subprocess.DEVNULL) for port in ports]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "adapters.http.app:app_from_env",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=REPO,
+                env=env,
+                stderr=subprocess.DEVNULL,
+            )
+            for port in ports
+        ]
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         statuses: Counter[int] = Counter()
         stop = threading.Event()
@@ -80,7 +98,10 @@ def main() -> int:
                     while not stop.is_set():
                         if i % 5 == 0:
                             sid = http.post("/v1/sessions").json()["session_id"]
-                        r = http.post(f"/v1/sessions/{sid}/events", json={"kind": "article_open", "article_id": ids[i * 7 % len(ids)]})
+                        r = http.post(
+                            f"/v1/sessions/{sid}/events",
+                            json={"kind": "article_open", "article_id": ids[i * 7 % len(ids)]},
+                        )
                         statuses[r.status_code] += 1
                         statuses[http.get(f"/v1/sessions/{sid}/suggestions", params={"k": 3}).status_code] += 1
                         i += 1
@@ -114,8 +135,10 @@ def main() -> int:
                 proc.wait()
     failed = sum(n for code, n in statuses.items() if code != 200)
     print(f"{args.workers} workers, {args.clients} clients, {len(ids)} articles, {args.swaps} new versions")
-    print(f"lag until every worker served the new version: median {statistics.median(lags):.2f} s, "
-          f"max {max(lags):.2f} s ({', '.join(f'{x:.2f}' for x in lags)})")
+    print(
+        f"lag until every worker served the new version: median {statistics.median(lags):.2f} s, "
+        f"max {max(lags):.2f} s ({', '.join(f'{x:.2f}' for x in lags)})"
+    )
     print(f"requests: {sum(statuses.values())}, failed: {failed} ({dict(statuses)})")
     return 0 if failed == 0 else 1
 

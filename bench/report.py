@@ -14,22 +14,52 @@ import json
 from pathlib import Path
 
 DATASETS = {"diginetica_srgnn": ("DIGINETICA", "DIGINETICA"), "yoochoose1_64_srgnn": ("YOOCHOOSE 1/64", "RSC15_64")}
-NAMES = {"pop": "POP", "spop": "S-POP", "markov": "Markov-1", "itemknn": "Item-KNN", "vsknn": "V-SKNN",
-         "gru4rec": "GRU4Rec", "stamp": "STAMP", "srgnn": "SR-GNN", "blend": "Blend (validation-weighted)"}
+NAMES = {
+    "pop": "POP",
+    "spop": "S-POP",
+    "markov": "Markov-1",
+    "itemknn": "Item-KNN",
+    "vsknn": "V-SKNN",
+    "gru4rec": "GRU4Rec",
+    "stamp": "STAMP",
+    "srgnn": "SR-GNN",
+    "blend": "Blend (validation-weighted)",
+}
 SESSION_REC = {"markov": "markov", "vsknn": "vsknn", "gru4rec": "gru4rec", "stamp": "stamp"}
 # Table A of ../shared/data/README.md (SR-GNN protocol), P@20 / MRR@20 in %, with its source tags
 TABLE_A = {
-    "yoochoose1_64_srgnn": {"pop": (6.71, 1.65, "2nd"), "spop": (30.44, 18.35, "2nd"), "itemknn": (51.60, 21.81, "R"),
-                            "gru4rec": (60.64, 22.89, "2nd"), "stamp": (68.74, 29.67, "log"),
-                            "srgnn": (70.57, 30.94, "2nd")},
-    "diginetica_srgnn": {"pop": (0.89, 0.20, "R"), "spop": (21.06, 13.68, "R"), "itemknn": (35.75, 11.57, "R"),
-                         "gru4rec": (29.45, 8.33, "R"), "stamp": (45.64, 14.32, "R"), "srgnn": (50.73, 17.59, "doc")},
+    "yoochoose1_64_srgnn": {
+        "pop": (6.71, 1.65, "2nd"),
+        "spop": (30.44, 18.35, "2nd"),
+        "itemknn": (51.60, 21.81, "R"),
+        "gru4rec": (60.64, 22.89, "2nd"),
+        "stamp": (68.74, 29.67, "log"),
+        "srgnn": (70.57, 30.94, "2nd"),
+    },
+    "diginetica_srgnn": {
+        "pop": (0.89, 0.20, "R"),
+        "spop": (21.06, 13.68, "R"),
+        "itemknn": (35.75, 11.57, "R"),
+        "gru4rec": (29.45, 8.33, "R"),
+        "stamp": (45.64, 14.32, "R"),
+        "srgnn": (50.73, 17.59, "doc"),
+    },
 }
 TARGETS = {  # the targets, P@20 / MRR@20
-    "diginetica_srgnn": {"stamp": (45.64, 14.32), "srgnn": (50.73, 17.59), "gru4rec": (50.97, 17.50),
-                         "vsknn": (52.03, 18.41), "blend": (54.0, 19.0)},
-    "yoochoose1_64_srgnn": {"stamp": (68.74, 29.67), "srgnn": (70.57, 30.94), "gru4rec": (65.28, 27.52),
-                            "vsknn": (69.61, 28.79), "blend": (71.5, 31.5)},
+    "diginetica_srgnn": {
+        "stamp": (45.64, 14.32),
+        "srgnn": (50.73, 17.59),
+        "gru4rec": (50.97, 17.50),
+        "vsknn": (52.03, 18.41),
+        "blend": (54.0, 19.0),
+    },
+    "yoochoose1_64_srgnn": {
+        "stamp": (68.74, 29.67),
+        "srgnn": (70.57, 30.94),
+        "gru4rec": (65.28, 27.52),
+        "vsknn": (69.61, 28.79),
+        "blend": (71.5, 31.5),
+    },
 }
 
 
@@ -38,7 +68,10 @@ def session_rec_table(path: Path) -> dict[tuple[str, str], tuple[float, float]]:
     with (path / "session_rec_result_tables.csv").open() as f:
         for row in csv.DictReader(f):
             if row["protocol"] == "single split" and row["HR@20"]:
-                out[(row["dataset_caption"], row["algorithm"])] = (100 * float(row["HR@20"]), 100 * float(row["MRR@20"]))
+                out[(row["dataset_caption"], row["algorithm"])] = (
+                    100 * float(row["HR@20"]),
+                    100 * float(row["MRR@20"]),
+                )
     return out
 
 
@@ -68,7 +101,9 @@ def _model_of(path: str) -> str:
 def _epochs_note(result: dict) -> str:
     if result.get("model") == "blend":
         if "models" in result:
-            parts = ", ".join(f"{NAMES.get(_model_of(p), p)} {w:g}" for p, w in zip(result["models"], result["weights"]) if w)
+            parts = ", ".join(
+                f"{NAMES.get(_model_of(p), p)} {w:g}" for p, w in zip(result["models"], result["weights"]) if w
+            )
             return f"weights {parts}, picked on validation"
         return f"V-SKNN+STAMP, weight {result['weight']} picked on validation"
     r = (result.get("train") or {}).get("report") or {}
@@ -76,17 +111,22 @@ def _epochs_note(result: dict) -> str:
     if not eps:
         return "counts, no epochs"
     secs = "/".join(f"{e['train_seconds']:.0f}" for e in eps)
-    return (f"{len(eps)} epochs ({secs} s; {eps[0]['units']:,} units/epoch), best {r.get('best_epoch')}, "
-            f"stop: {r.get('stopped')}")
+    return (
+        f"{len(eps)} epochs ({secs} s; {eps[0]['units']:,} units/epoch), best {r.get('best_epoch')}, "
+        f"stop: {r.get('stopped')}"
+    )
 
 
 def markdown(runs: dict, published: dict) -> str:
     lines = []
     for ds, (title, sr_name) in DATASETS.items():
-        lines += [f"### {title} (`{ds}`)", "",
-                  "| model | HR@5 | MRR@5 | HR@10 | MRR@10 | **P@20** | **MRR@20** | NDCG@20 | cov@20 | pop@20 "
-                  "| published, SR-GNN protocol (table A) | session-rec single split | target | eval s | training |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {title} (`{ds}`)",
+            "",
+            "| model | HR@5 | MRR@5 | HR@10 | MRR@10 | **P@20** | **MRR@20** | NDCG@20 | cov@20 | pop@20 "
+            "| published, SR-GNN protocol (table A) | session-rec single split | target | eval s | training |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for model in NAMES:
             r = runs.get((model, ds))
             a = TABLE_A[ds].get(model)
@@ -127,13 +167,13 @@ def plot(runs: dict, published: dict, path: Path) -> None:
             pub = [TABLE_A[ds].get(m) for m in models]
             xs = [i for i, p in enumerate(pub) if p]
             ys = [p[0 if metric == "HR" else 1] for p in pub if p]
-            ax.scatter([x + width for x in xs], ys, marker="*", s=120, color="black", zorder=3,
-                       label="published @20 (table A)")
+            ax.scatter(
+                [x + width for x in xs], ys, marker="*", s=120, color="black", zorder=3, label="published @20 (table A)"
+            )
             sr = [published.get((DATASETS[ds][1], SESSION_REC.get(m, "-"))) for m in models]
             xs2 = [i for i, p in enumerate(sr) if p]
             ys2 = [p[0 if metric == "HR" else 1] for p in sr if p]
-            ax.scatter([x + width for x in xs2], ys2, marker="x", s=80, color="red", zorder=3,
-                       label="session-rec @20")
+            ax.scatter([x + width for x in xs2], ys2, marker="x", s=80, color="red", zorder=3, label="session-rec @20")
             ax.set_xticks(range(len(models)))
             ax.set_xticklabels([NAMES[m] for m in models], rotation=20)
             ax.set_title(f"{DATASETS[ds][0]}: {metric}@k (%)")
@@ -146,8 +186,12 @@ def plot(runs: dict, published: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", nargs="+", default=["runs/bench"], help="run folders; a later folder's result for a "
-                    "model and dataset replaces an earlier one's")
+    ap.add_argument(
+        "--runs",
+        nargs="+",
+        default=["runs/bench"],
+        help="run folders; a later folder's result for a model and dataset replaces an earlier one's",
+    )
     ap.add_argument("--published", default="../shared/data/published_results")
     ap.add_argument("--out", default="runs/report")
     args = ap.parse_args(argv)

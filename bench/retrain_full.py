@@ -51,13 +51,17 @@ def _precision(device: torch.device, bf16: bool) -> str:
         return "bfloat16 autocast"
     if device.type != "cuda":
         return "float32"
-    return (f"float32 (TF32 matmul {torch.backends.cuda.matmul.allow_tf32}, "
-            f"TF32 cuDNN {torch.backends.cudnn.allow_tf32})")
+    return (
+        f"float32 (TF32 matmul {torch.backends.cuda.matmul.allow_tf32}, TF32 cuDNN {torch.backends.cudnn.allow_tf32})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    own = argparse.ArgumentParser(prog="retrain_full.py", description=__doc__ + "\nEvery other argument is "
-                                  "`python -m plugin train`'s.", formatter_class=argparse.RawDescriptionHelpFormatter)
+    own = argparse.ArgumentParser(
+        prog="retrain_full.py",
+        description=__doc__ + "\nEvery other argument is `python -m plugin train`'s.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     own.add_argument("--select-from", required=True, help="--out folder of the validation run")
     own.add_argument("--json-out", required=True, help="where to write this run's result (JSON)")
     own.add_argument("--wait", type=float, default=3600.0, help="seconds to wait for the validation run's report")
@@ -93,14 +97,25 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(5.0)
         chosen = _chosen_epoch(valid_out)
     result: dict[str, Any] = {
-        "stage": "full training split, epoch chosen on validation", "model": model.name, "data": str(args.data),
-        "argv": sys.argv, "device": str(device), "precision": _precision(device, cfg.bf16),
-        "units_per_epoch": n_units, "train_seconds": round(train_seconds, 1), "chosen_epoch": chosen,
-        "epochs": report["epochs"], "stopped": report["stopped"], "test": None,
+        "stage": "full training split, epoch chosen on validation",
+        "model": model.name,
+        "data": str(args.data),
+        "argv": sys.argv,
+        "device": str(device),
+        "precision": _precision(device, cfg.bf16),
+        "units_per_epoch": n_units,
+        "train_seconds": round(train_seconds, 1),
+        "chosen_epoch": chosen,
+        "epochs": report["epochs"],
+        "stopped": report["stopped"],
+        "test": None,
     }
     if chosen is None or chosen not in snapshots:
-        result["why_no_test"] = ("the validation run wrote no report in time" if chosen is None else
-                                 f"epoch {chosen} was not completed on the full split")
+        result["why_no_test"] = (
+            "the validation run wrote no report in time"
+            if chosen is None
+            else f"epoch {chosen} was not completed on the full split"
+        )
     else:
         model.net.load_state_dict(snapshots[chosen])
         model.net.eval()
@@ -108,8 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         r = evaluate(model, data.test, ks=(5, 10, 20), batch_size=1024, item_counts=data.item_counts())
         result["test"] = {"examples": r.n_examples, "eval_seconds": round(r.seconds, 2), "metrics": r.metrics}
     Path(mine.json_out).write_text(json.dumps(result, indent=1))
-    logger.info("chosen epoch %s, test %s", chosen, result["test"] and {
-        k: round(100 * v, 2) for k, v in result["test"]["metrics"].items() if k in ("HR@20", "MRR@20")})
+    logger.info(
+        "chosen epoch %s, test %s",
+        chosen,
+        result["test"]
+        and {k: round(100 * v, 2) for k, v in result["test"]["metrics"].items() if k in ("HR@20", "MRR@20")},
+    )
     return 0
 
 

@@ -66,9 +66,12 @@ def demo_shot(browser, out: Path, cache: Path | None, encoder: str) -> Path:
 def django_shots(browser, out: Path, docs: Path, encoder) -> list[Path]:
     """docs/widget-desktop.png and docs/widget-phone.png: the widget on Django's docs."""
     paths = []
-    with tempfile.TemporaryDirectory() as work, site_tests.serve_django_docs(
-        docs, Path(work), 'data-open="true" data-k="3" data-title="Ask the Django docs"', encoder=encoder
-    ) as served:
+    with (
+        tempfile.TemporaryDirectory() as work,
+        site_tests.serve_django_docs(
+            docs, Path(work), 'data-open="true" data-k="3" data-title="Ask the Django docs"', encoder=encoder
+        ) as served,
+    ):
         for kind, context in (("desktop", site_tests.DESKTOP), ("phone", site_tests.PHONE)):
             with site_tests._tab(browser, **context) as (_, page):
                 site_tests._visit(page, f"{served.site}/{READ_FIRST}", served.hits)
@@ -86,8 +89,12 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     ap.add_argument("--only", choices=("demo", "django"), default=None)
     ap.add_argument("--django-docs", type=Path, default=site_tests.DJANGO_DOCS)
-    ap.add_argument("--demo-cache", type=Path, default=None,
-                    help="the demo index cache, as `python -m plugin demo --cache` (default: the demo's own)")
+    ap.add_argument(
+        "--demo-cache",
+        type=Path,
+        default=None,
+        help="the demo index cache, as `python -m plugin demo --cache` (default: the demo's own)",
+    )
     ap.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")

@@ -29,8 +29,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from http_load import _index  # noqa: E402  (the demo index, built once and cached)
 
 
-def _reader(rec, rng: random.Random, n: int, long_events: int, text_chars: int, corpus: list[str],
-            kb_urls: list[str]) -> list[str]:
+def _reader(
+    rec, rng: random.Random, n: int, long_events: int, text_chars: int, corpus: list[str], kb_urls: list[str]
+) -> list[str]:
     """n sessions of long_events events each (half of them impressions); their ids."""
     out = []
     for s in range(n):
@@ -44,8 +45,13 @@ def _reader(rec, rng: random.Random, n: int, long_events: int, text_chars: int, 
                 words = " ".join(rng.choice(corpus) for _ in range(40))
                 while len(words) < text_chars:
                     words += " " + words
-                rec.track(sid, "page_view", url=f"https://site.test/{s}/{i}", title=f"Site page {s}.{i}",
-                          text=words[:text_chars])
+                rec.track(
+                    sid,
+                    "page_view",
+                    url=f"https://site.test/{s}/{i}",
+                    title=f"Site page {s}.{i}",
+                    text=words[:text_chars],
+                )
             rec.track(sid, "suggestion_impression", article_id=rec.kb.find(rng.choice(kb_urls)).id, position=0)
         out.append(sid)
     return out
@@ -93,8 +99,9 @@ def main() -> int:
 
     torch.set_num_threads(1)
     faiss.omp_set_num_threads(1)
-    from plugin import SessionRecommender, SessionSettings
     from tqdm.auto import tqdm
+
+    from plugin import SessionRecommender, SessionSettings
 
     load0 = os.getloadavg()[0]
     index_dir = _index(args)
@@ -105,8 +112,9 @@ def main() -> int:
             settings = SessionSettings(max_events=max(200, args.long_events), dedupe_window_seconds=0)
             store = None
             if kind == "redis":
-                from plugin.redis_store import RedisSessionStore
                 from soak import Redis
+
+                from plugin.redis_store import RedisSessionStore
 
                 redis = redis or Redis(args.redis_url or os.environ.get("REDIS_URL"))
                 store = RedisSessionStore.from_url(redis.url, settings, prefix=f"bench-len-{uuid.uuid4().hex[:8]}:")
@@ -119,31 +127,46 @@ def main() -> int:
             groups = {
                 "long": _reader(rec, rng, args.sessions, args.long_events, args.text_chars, corpus, kb_urls),
                 # exactly a full context: as many intent events as max_context_events (and as many impressions)
-                "full": _reader(rec, rng, args.sessions, 2 * rec.settings.max_context_events, args.text_chars, corpus,
-                                kb_urls),
+                "full": _reader(
+                    rec, rng, args.sessions, 2 * rec.settings.max_context_events, args.text_chars, corpus, kb_urls
+                ),
                 "short": _short(rec, rng, args.sessions, kb_urls),
             }
             t = _measure(rec, groups, args.calls, rng)
-            rows.append((kind, len(rec.events(groups["long"][0])), len(rec.events(groups["full"][0])),
-                         {k: statistics.quantiles(v, n=100) for k, v in t.items()}))
+            rows.append(
+                (
+                    kind,
+                    len(rec.events(groups["long"][0])),
+                    len(rec.events(groups["full"][0])),
+                    {k: statistics.quantiles(v, n=100) for k, v in t.items()},
+                )
+            )
             if redis is not None and store is not None:
                 redis.close(store.prefix)
     finally:
         if redis is not None and redis.proc is not None:
             redis.proc.terminate()
     load1 = os.getloadavg()[0]
-    print(f"\nsuggest(k=3) on one thread, {args.sessions} long sessions ({args.long_events} events: page views with "
-          f"{args.text_chars} chars of text, KB pages, searches, impressions), as many sessions that just fill the "
-          f"context (max_context_events intent events) and {args.sessions} 3-page sessions, {args.calls} calls "
-          f"each, interleaved; index {index_dir.name}; load average {load0:.2f} before, {load1:.2f} after\n")
-    print("| store | events held: long / full context | long p50 ms (p90) | full-context p50 ms (p90) "
-          "| 3-page p50 ms (p90) | long / 3-page p50 | long / full-context p50 |")
+    print(
+        f"\nsuggest(k=3) on one thread, {args.sessions} long sessions ({args.long_events} events: page views with "
+        f"{args.text_chars} chars of text, KB pages, searches, impressions), as many sessions that just fill the "
+        f"context (max_context_events intent events) and {args.sessions} 3-page sessions, {args.calls} calls "
+        f"each, interleaved; index {index_dir.name}; load average {load0:.2f} before, {load1:.2f} after\n"
+    )
+    print(
+        "| store | events held: long / full context | long p50 ms (p90) | full-context p50 ms (p90) "
+        "| 3-page p50 ms (p90) | long / 3-page p50 | long / full-context p50 |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|")
     for kind, held, held_full, q in rows:
+
         def cell(k: str, q: dict = q) -> str:
             return f"{q[k][49] * 1e3:.2f} ({q[k][89] * 1e3:.2f})"
-        print(f"| {kind} | {held} / {held_full} | {cell('long')} | {cell('full')} | {cell('short')} "
-              f"| **{q['long'][49] / q['short'][49]:.2f}** | **{q['long'][49] / q['full'][49]:.2f}** |")
+
+        print(
+            f"| {kind} | {held} / {held_full} | {cell('long')} | {cell('full')} | {cell('short')} "
+            f"| **{q['long'][49] / q['short'][49]:.2f}** | **{q['long'][49] / q['full'][49]:.2f}** |"
+        )
     return 0
 
 

@@ -37,8 +37,18 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 SECRET = "soak-secret-" + "s" * 32
-TOPICS = ["json serialize", "socket network", "http client", "csv files", "turtle graphics", "ssl tls",
-          "threads locks", "regex patterns", "dates times", "unit tests"]
+TOPICS = [
+    "json serialize",
+    "socket network",
+    "http client",
+    "csv files",
+    "turtle graphics",
+    "ssl tls",
+    "threads locks",
+    "regex patterns",
+    "dates times",
+    "unit tests",
+]
 
 
 def _free_port() -> int:
@@ -78,12 +88,18 @@ def build_index(directory: Path, n: int) -> None:
     from plugin import Article, HashingEncoder, SessionRecommender, SuggestSettings
 
     arts = [
-        Article(f"a{i}", f"{TOPICS[i % len(TOPICS)].title()} guide {i}", f"https://kb.test/{i}",
-                f"{TOPICS[i % len(TOPICS)]} article number {i} " * 5, tags=(TOPICS[i % len(TOPICS)].split()[0],))
+        Article(
+            f"a{i}",
+            f"{TOPICS[i % len(TOPICS)].title()} guide {i}",
+            f"https://kb.test/{i}",
+            f"{TOPICS[i % len(TOPICS)]} article number {i} " * 5,
+            tags=(TOPICS[i % len(TOPICS)].split()[0],),
+        )
         for i in range(n)
     ]
-    SessionRecommender.build(arts, encoder=HashingEncoder(256), progress=False,
-                             settings=SuggestSettings(min_score=-1.0)).save(directory)
+    SessionRecommender.build(
+        arts, encoder=HashingEncoder(256), progress=False, settings=SuggestSettings(min_score=-1.0)
+    ).save(directory)
 
 
 class Redis:
@@ -94,8 +110,10 @@ class Redis:
             port = _free_port()
             self.tmp = tempfile.mkdtemp(prefix="soak-redis-")
             binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-            self.proc = subprocess.Popen([binary, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly",
-                                          "no", "--dir", self.tmp], stdout=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                [binary, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", self.tmp],
+                stdout=subprocess.DEVNULL,
+            )
             url = f"redis://{HOST}:{port}/0"
         self.url = url
         import redis
@@ -135,15 +153,37 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     redis = Redis(args.redis_url or os.environ.get("REDIS_URL"))
     prefix = f"soak-{uuid.uuid4().hex[:8]}:"
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SESSION_SUGGEST_INDEX": str(work / "index"),
-           "SESSION_SUGGEST_SECRET": SECRET, "REDIS_URL": redis.url, "SESSION_SUGGEST_REDIS_PREFIX": prefix,
-           # one load generator is one client address: lift the per-client limit, keep the per-session one
-           "SESSION_SUGGEST_LIMITS": json.dumps({"per_client": 10**9}),
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "SESSION_SUGGEST_INDEX": str(work / "index"),
+        "SESSION_SUGGEST_SECRET": SECRET,
+        "REDIS_URL": redis.url,
+        "SESSION_SUGGEST_REDIS_PREFIX": prefix,
+        # one load generator is one client address: lift the per-client limit, keep the per-session one
+        "SESSION_SUGGEST_LIMITS": json.dumps({"per_client": 10**9}),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "adapters.http.hardened:app_from_env", "--host", HOST,
-         "--port", str(port), "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
-        cwd=REPO, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "adapters.http.hardened:app_from_env",
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=REPO,
+        env=env,
     )
     base = f"http://{HOST}:{port}"
     latencies: list[float] = []
@@ -151,8 +191,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=30,
-                                     limits=httpx.Limits(max_connections=args.connections)) as http:
+        async with httpx.AsyncClient(
+            base_url=base, timeout=30, limits=httpx.Limits(max_connections=args.connections)
+        ) as http:
             deadline = time.monotonic() + 120
             while True:
                 try:
@@ -183,8 +224,12 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                         topic = rng.choice(TOPICS)
                         if kind == "view":
                             i = rng.randrange(args.articles * 2)  # half KB pages, half other pages with text
-                            body = {"kind": "page_view", "url": f"https://site.test/{i}", "title": f"{topic} page",
-                                    "text": f"{topic} details {i} " * 20}
+                            body = {
+                                "kind": "page_view",
+                                "url": f"https://site.test/{i}",
+                                "title": f"{topic} page",
+                                "text": f"{topic} details {i} " * 20,
+                            }
                             r = await http.post(f"/v1/sessions/{v.sid}/events", json=body)
                             v.views += 1
                         elif kind == "search":
@@ -192,7 +237,9 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
                         elif kind == "suggest":
                             r = await http.get(f"/v1/sessions/{v.sid}/suggestions", params={"k": 3})
                         else:
-                            r = await http.post(f"/v1/sessions/{v.sid}/chat", json={"message": f"how do I use {topic}?"})
+                            r = await http.post(
+                                f"/v1/sessions/{v.sid}/chat", json={"message": f"how do I use {topic}?"}
+                            )
                         status = r.status_code
                         if status == 409 and kind == "suggest" and v.views == 0:
                             status = 200  # a brand-new visitor with nothing tracked yet: an expected answer
@@ -205,9 +252,13 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
 
             async def sampler(stop: asyncio.Event, t0: float) -> None:
                 while not stop.is_set():
-                    samples.append({"t": round(time.monotonic() - t0, 1),
-                                    "workers_rss_mib": [round(_rss_kib(p) / 1024, 1) for p in workers],
-                                    "redis_used_mib": round(redis.used_memory() / 2**20, 2)})
+                    samples.append(
+                        {
+                            "t": round(time.monotonic() - t0, 1),
+                            "workers_rss_mib": [round(_rss_kib(p) / 1024, 1) for p in workers],
+                            "redis_used_mib": round(redis.used_memory() / 2**20, 2),
+                        }
+                    )
                     try:
                         await asyncio.wait_for(stop.wait(), args.sample)
                     except asyncio.TimeoutError:
@@ -263,8 +314,10 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         "workers_rss_mib_last_third": round(last, 1),
         "workers_rss_growth": round(growth, 4),
         "memory_flat": abs(growth) <= args.rss_tolerance,
-        "redis_used_mib": {"start": samples[0]["redis_used_mib"] if samples else None,
-                           "end": samples[-1]["redis_used_mib"] if samples else None},
+        "redis_used_mib": {
+            "start": samples[0]["redis_used_mib"] if samples else None,
+            "end": samples[-1]["redis_used_mib"] if samples else None,
+        },
         "samples": samples,
     }
 

@@ -48,9 +48,24 @@ def run(examples: int, seed: int, extra: list[str]) -> tuple[int, str]:
         port = s.getsockname()[1]
     server, thread = serve(port)
     try:
-        cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"http://127.0.0.1:{port}/openapi.json",
-               "--checks", "all", "--max-examples", str(examples), "--seed", str(seed),
-               "--generation-deterministic", "--workers", "1", "--no-color", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"http://127.0.0.1:{port}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            str(examples),
+            "--seed",
+            str(seed),
+            "--generation-deterministic",
+            "--workers",
+            "1",
+            "--no-color",
+            *extra,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
         return proc.returncode, proc.stdout + proc.stderr
     finally:

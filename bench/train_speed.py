@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plugin.data import load_srgnn_folder, split_validation  # noqa: E402
 from plugin.models import get_model  # noqa: E402
-from plugin.models.cli import parse_options  # noqa: E402
 from plugin.models._neural import SoftmaxWorkspace  # noqa: E402
+from plugin.models.cli import parse_options  # noqa: E402
 from plugin.training import TrainConfig, batch_order, train_step  # noqa: E402
 
 
@@ -62,10 +62,25 @@ def main(argv: list[str] | None = None) -> int:
     for b in range(warm, warm + args.batches):
         step(b % per_epoch)
     per_batch = (time.perf_counter() - t0) / args.batches
-    print(json.dumps({"model": args.model, "options": args.option, "data": Path(args.data).name, "batches_timed": args.batches,
-                      "batch_size": args.batch_size, "units_per_epoch": len(units), "batches_per_epoch": per_epoch,
-                      "ms_per_batch": round(1000 * per_batch, 1), "projected_epoch_seconds": round(per_batch * per_epoch, 1),
-                      "bf16": not args.no_bf16, "bucket": args.bucket, "threads": args.threads, "load1": round(os.getloadavg()[0], 2)}))
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "options": args.option,
+                "data": Path(args.data).name,
+                "batches_timed": args.batches,
+                "batch_size": args.batch_size,
+                "units_per_epoch": len(units),
+                "batches_per_epoch": per_epoch,
+                "ms_per_batch": round(1000 * per_batch, 1),
+                "projected_epoch_seconds": round(per_batch * per_epoch, 1),
+                "bf16": not args.no_bf16,
+                "bucket": args.bucket,
+                "threads": args.threads,
+                "load1": round(os.getloadavg()[0], 2),
+            }
+        )
+    )
     return 0
 
 

@@ -24,9 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-import adapters.http.app as http_app  # noqa: E402
 import test_widget_real_site as site_tests  # noqa: E402
 from browser_helpers import chromium  # noqa: E402
+
+import adapters.http.app as http_app  # noqa: E402
 
 
 def measure(static_dir: Path, docs: Path, browser, work: Path) -> dict:
@@ -39,7 +40,9 @@ def measure(static_dir: Path, docs: Path, browser, work: Path) -> dict:
                 first = site_tests._visit(page, f"{site}/{site_tests.FIRST}", hits)
                 second = site_tests._visit(page, f"{site}/{site_tests.SECOND}", hits)
                 geo = page.evaluate(site_tests.GEOMETRY)
-                page.evaluate("document.querySelector('#session-suggest-widget').shadowRoot.querySelector('.ss-close').click()")
+                page.evaluate(
+                    "document.querySelector('#session-suggest-widget').shadowRoot.querySelector('.ss-close').click()"
+                )
                 page.wait_for_timeout(100)
                 closed = page.evaluate(site_tests.GEOMETRY)
                 out[size] = {
@@ -63,8 +66,12 @@ def main() -> int:
             old = work / "before-static"
             old.mkdir()
             for name in ("widget.js", "widget.css"):
-                text = subprocess.run(["git", "-C", str(ROOT), "show", f"{args.before}:adapters/static/{name}"],
-                                      check=True, capture_output=True, text=True).stdout
+                text = subprocess.run(
+                    ["git", "-C", str(ROOT), "show", f"{args.before}:adapters/static/{name}"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
                 (old / name).write_text(text, encoding="utf-8")
             widgets[f"widget at {args.before}"] = old
         widgets["widget in this tree"] = ROOT / "adapters" / "static"

@@ -58,8 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="the relevance benchmark's pooled cache")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--window-cache", type=Path, default=WINDOW_CACHE, help="per-window embedding cache (.npz)")
-    ap.add_argument("--count-only", action="store_true",
-                    help="only count the windows each cap keeps (no encoding); 'demo' as a folder is the demo KB")
+    ap.add_argument(
+        "--count-only",
+        action="store_true",
+        help="only count the windows each cap keeps (no encoding); 'demo' as a folder is the demo KB",
+    )
     ap.add_argument("--capped-only", action="store_true", help="encode only the windows the caps keep (no baseline)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -71,22 +74,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     caps: list[int | None] = [None, *sorted(set(args.caps))]
     inner = SentenceTransformerEncoder()
-    wcache = EmbeddingCache.load(args.window_cache, inner.dim, inner.name) if args.window_cache.exists() else \
-        EmbeddingCache(inner.dim, inner.name)
+    wcache = (
+        EmbeddingCache.load(args.window_cache, inner.dim, inner.name)
+        if args.window_cache.exists()
+        else EmbeddingCache(inner.dim, inner.name)
+    )
     wenc = CachedEncoder(inner, wcache)
-    pooled = EmbeddingCache.load(args.cache, inner.dim, inner.name) if args.cache.exists() else \
-        EmbeddingCache(inner.dim, inner.name)
+    pooled = (
+        EmbeddingCache.load(args.cache, inner.dim, inner.name)
+        if args.cache.exists()
+        else EmbeddingCache(inner.dim, inner.name)
+    )
     window = inner.window_tokens
-    report: dict = {"command": "python -m bench.window_cap " + " ".join(sys.argv[1:] if argv is None else argv),
-                    "corpora": {}}
+    report: dict = {
+        "command": "python -m bench.window_cap " + " ".join(sys.argv[1:] if argv is None else argv),
+        "corpora": {},
+    }
     for folder in args.docs:
         if args.count_only:
             arts = stdlib_articles(progress=False) if folder == "demo" else load_articles(folder)
             splits = [split_windows(a.embed_text(), window, inner.count_tokens, a.title) for a in arts]
             n = [len(ws) for ws, _ in splits]
             kept = {_label(c): sum(len(spread_windows(k, c)) for k in n) for c in caps}
-            print(f"{folder}: {len(arts)} articles, windows per article median {np.median(n):.0f}, p90 "
-                  f"{np.percentile(n, 90):.0f}, max {max(n)}; windows encoded: {kept}", flush=True)
+            print(
+                f"{folder}: {len(arts)} articles, windows per article median {np.median(n):.0f}, p90 "
+                f"{np.percentile(n, 90):.0f}, max {max(n)}; windows encoded: {kept}",
+                flush=True,
+            )
             continue
         corpus = load_corpus(folder, name=_corpus_name(folder))
         arts = corpus.articles
@@ -94,8 +108,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         offsets = np.cumsum([0] + [len(ws) for ws, _ in splits])
         flat = [w for ws, _ in splits for w in ws]
         # the windows some cap keeps first, so an interrupted run (or --capped-only) still has every cap's vectors
-        capped = sorted({int(offsets[i]) + j for i, (ws, _) in enumerate(splits) for cap in caps[1:]
-                         for j in spread_windows(len(ws), cap)})
+        capped = sorted(
+            {
+                int(offsets[i]) + j
+                for i, (ws, _) in enumerate(splits)
+                for cap in caps[1:]
+                for j in spread_windows(len(ws), cap)
+            }
+        )
         rest = sorted(set(range(len(flat))) - set(capped))
         t0, misses0 = time.perf_counter(), wenc.misses
         vecs = np.full((len(flat), inner.dim), np.nan, np.float32)  # (W, D)
@@ -117,14 +137,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             for cap in used:
                 keep = spread_windows(len(ws), cap)
                 counts[cap] = counts.get(cap, 0) + len(keep)
-                pooled.put(document_key(inner.name, window, cap, a.title, a.embed_text()),
-                           pool_windows(v[keep], [sizes[j] for j in keep]))
+                pooled.put(
+                    document_key(inner.name, window, cap, a.title, a.embed_text()),
+                    pool_windows(v[keep], [sizes[j] for j in keep]),
+                )
         pooled.save(args.cache)
         rate = encoded / secs if encoded else None
         n = np.array(per_article)
-        entry: dict = {"articles": len(arts), "windows": counts, "encoded_now": encoded, "seconds": round(secs, 1),
-                       "windows_per_s": rate, "windows_per_article": {"median": float(np.median(n)),
-                       "p90": float(np.percentile(n, 90)), "max": int(n.max())}}
+        entry: dict = {
+            "articles": len(arts),
+            "windows": counts,
+            "encoded_now": encoded,
+            "seconds": round(secs, 1),
+            "windows_per_s": rate,
+            "windows_per_article": {
+                "median": float(np.median(n)),
+                "p90": float(np.percentile(n, 90)),
+                "max": int(n.max()),
+            },
+        }
         tune_ch, _ = split_chapters(corpus.members(), args.seed)
         sessions = make_sessions(corpus, tune_ch, args.sessions, args.seed)
         methods = {}
@@ -152,8 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _table(name: str, entry: dict, caps: list[int | None], summary: dict, diffs: dict, n_chapters: int) -> str:
     rate = entry["windows_per_s"]
     wpa = entry["windows_per_article"]
-    lines = [f"#### {name}: {entry['articles']} articles, windows per article median {wpa['median']:.0f}, "
-             f"p90 {wpa['p90']:.0f}, max {wpa['max']}; tuning chapters ({n_chapters})", ""]
+    lines = [
+        f"#### {name}: {entry['articles']} articles, windows per article median {wpa['median']:.0f}, "
+        f"p90 {wpa['p90']:.0f}, max {wpa['max']}; tuning chapters ({n_chapters})",
+        "",
+    ]
     head = " | ".join(f"{p} {m}" for p, m in GRID_COLUMNS)
     lines += [f"| pooling | windows encoded | est. encode s | {head} |", "|---|---|---|" + "---|" * len(GRID_COLUMNS)]
     for cap in caps:
@@ -168,8 +202,11 @@ def _table(name: str, entry: dict, caps: list[int | None], summary: dict, diffs:
         est = f"{entry['windows'][cap] / rate:.0f}" if rate else "?"
         lines.append(f"| {_label(cap)} | {entry['windows'][cap]} | {est} | " + " | ".join(cells) + " |")
     rate_txt = f"{rate:.1f} windows/s" if rate else "all windows were cached"
-    lines += ["", f"(encoding rate this run: {rate_txt}; in brackets: the paired difference from all windows, "
-              "95% bootstrap CI)", ""]
+    lines += [
+        "",
+        f"(encoding rate this run: {rate_txt}; in brackets: the paired difference from all windows, 95% bootstrap CI)",
+        "",
+    ]
     return "\n".join(lines)
 
 

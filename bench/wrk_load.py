@@ -53,15 +53,38 @@ class Service:
 
     def __init__(self, index: Path, workers: int, redis_url: str, prefix: str, extra_env: dict[str, str] | None = None):
         self.port = _free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "SESSION_SUGGEST_SECRET": SECRET,
-               "SESSION_SUGGEST_REDIS_PREFIX": prefix,
-               "SESSION_SUGGEST_LIMITS": json.dumps({"trust_forwarded_for": True}), **(extra_env or {})}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "SESSION_SUGGEST_SECRET": SECRET,
+            "SESSION_SUGGEST_REDIS_PREFIX": prefix,
+            "SESSION_SUGGEST_LIMITS": json.dumps({"trust_forwarded_for": True}),
+            **(extra_env or {}),
+        }
         # stderr to a file, not a pipe: a pipe nobody reads fills up and stalls the server mid-run
         self.log = tempfile.NamedTemporaryFile(prefix="wrk-load-service-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "plugin", "serve", "--index", str(index), "--workers", str(workers),
-             "--redis-url", redis_url, "--host", HOST, "--port", str(self.port)],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
+            [
+                sys.executable,
+                "-m",
+                "plugin",
+                "serve",
+                "--index",
+                str(index),
+                "--workers",
+                str(workers),
+                "--redis-url",
+                redis_url,
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
         self.url = f"http://{HOST}:{self.port}"
         self._wait(workers)
 
@@ -114,8 +137,11 @@ async def _seed_visitors(url: str, n: int, kb_urls: list[str], seed: int) -> lis
                 r.raise_for_status()
                 sid = r.json()["session_id"]
                 for page in rng.sample(kb_urls, 3):
-                    (await http.post(f"/v1/sessions/{sid}/events", json={"kind": "page_view", "url": page},
-                                     headers=h)).raise_for_status()
+                    (
+                        await http.post(
+                            f"/v1/sessions/{sid}/events", json={"kind": "page_view", "url": page}, headers=h
+                        )
+                    ).raise_for_status()
                 out.append((sid, ip))
 
         await asyncio.gather(*(one(i) for i in range(n)))
@@ -123,8 +149,22 @@ async def _seed_visitors(url: str, n: int, kb_urls: list[str], seed: int) -> lis
 
 
 def _wrk(script: str, url: str, connections: int, duration: float, threads: int, args: list[str]) -> dict[str, Any]:
-    cmd = ["wrk", "-t", str(min(threads, connections)), "-c", str(connections), "-d", f"{duration:g}s",
-           "--timeout", "10s", "-s", str(WRK_DIR / script), url, "--", *args]
+    cmd = [
+        "wrk",
+        "-t",
+        str(min(threads, connections)),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_DIR / script),
+        url,
+        "--",
+        *args,
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
     line = next(ln for ln in reversed(out.splitlines()) if ln.startswith("{"))
     r = json.loads(line)
@@ -136,8 +176,9 @@ def _wrk(script: str, url: str, connections: int, duration: float, threads: int,
     return r
 
 
-def _mixed(service: Service, files: tuple[str, str], rate: float, duration: float, connections: int,
-           threads: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _mixed(
+    service: Service, files: tuple[str, str], rate: float, duration: float, connections: int, threads: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     # calibrate the per-connection delay: connections / (delay + latency) = rate
     delay_ms = 1000 * connections / rate
     warm = _wrk("mixed.lua", service.url, connections, 10, threads, [*files, f"{delay_ms:.3f}"])
@@ -156,8 +197,9 @@ def _mixed(service: Service, files: tuple[str, str], rate: float, duration: floa
     run = _wrk("mixed.lua", service.url, connections, duration, threads, [*files, f"{delay_ms:.3f}"])
     stop.set()
     sampler.join()
-    run.update(delay_ms=round(delay_ms, 3), rss_before_mib=before, rss_after_mib=service.rss_mib(),
-               rss_samples_mib=samples)
+    run.update(
+        delay_ms=round(delay_ms, 3), rss_before_mib=before, rss_after_mib=service.rss_mib(), rss_samples_mib=samples
+    )
     return warm, run
 
 
@@ -196,8 +238,12 @@ def main() -> int:
     redis = Redis(args.redis_url or os.environ.get("REDIS_URL"))
     prefix = f"wrk-{os.getpid()}:"
     work = Path(tempfile.mkdtemp(prefix="wrk-load-"))
-    report: dict[str, Any] = {"workers": args.workers, "index": index.name, "articles": len(arts),
-                              "cpus": os.cpu_count()}
+    report: dict[str, Any] = {
+        "workers": args.workers,
+        "index": index.name,
+        "articles": len(arts),
+        "cpus": os.cpu_count(),
+    }
     service = None
     try:
         service = Service(index, args.workers, redis.url, prefix)
@@ -207,10 +253,17 @@ def main() -> int:
         afile.write_text("".join(f"{aid} {url}\n" for aid, url in kb))
         if not args.skip_mixed:
             load0 = os.getloadavg()[0]
-            warm, run = _mixed(service, (str(vfile), str(afile)), args.rate, args.duration, args.connections,
-                               args.threads)
-            report["mixed"] = {**run, "target_rate": args.rate, "load_before": load0, "load_after": os.getloadavg()[0],
-                               "warmup_rps": round(warm["rps"], 1), "warmup_errors": warm["errors"]}
+            warm, run = _mixed(
+                service, (str(vfile), str(afile)), args.rate, args.duration, args.connections, args.threads
+            )
+            report["mixed"] = {
+                **run,
+                "target_rate": args.rate,
+                "load_before": load0,
+                "load_after": os.getloadavg()[0],
+                "warmup_rps": round(warm["rps"], 1),
+                "warmup_errors": warm["errors"],
+            }
         if not args.skip_suggest:
             rows = []
             for c in tqdm([int(x) for x in args.suggest_connections.split(",")], desc="suggest runs"):
@@ -234,31 +287,44 @@ def main() -> int:
 
 
 def _print(report: dict[str, Any], args: argparse.Namespace) -> None:
-    print(f"\nhardened app, `python -m plugin serve --workers {report['workers']} --redis-url …`, "
-          f"{report['articles']} articles ({report['index']}), {report['cpus']} CPUs shared with wrk and Redis; "
-          f"{args.visitors} signed visitors seeded with 3 KB page views; wrk {args.threads} thread(s)\n")
+    print(
+        f"\nhardened app, `python -m plugin serve --workers {report['workers']} --redis-url …`, "
+        f"{report['articles']} articles ({report['index']}), {report['cpus']} CPUs shared with wrk and Redis; "
+        f"{args.visitors} signed visitors seeded with 3 KB page views; wrk {args.threads} thread(s)\n"
+    )
     m = report.get("mixed")
     if m:
-        print("| run | target req/s | achieved req/s | requests | errors | p50 ms | p90 ms | p99 ms | max ms "
-              "| worker RSS MiB before → after | load avg (1 min) |")
+        print(
+            "| run | target req/s | achieved req/s | requests | errors | p50 ms | p90 ms | p99 ms | max ms "
+            "| worker RSS MiB before → after | load avg (1 min) |"
+        )
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
-        print(f"| mixed, {args.duration:.0f} s, {m['connections']} conns | {m['target_rate']:.0f} | {m['rps']:.1f} "
-              f"| {m['requests']} | {m['errors']} | {m['p50_ms']:.2f} | {m['p90_ms']:.2f} | {m['p99_ms']:.2f} "
-              f"| {m['max_ms']:.1f} | {m['rss_before_mib']} → {m['rss_after_mib']} "
-              f"| {m['load_before']:.2f} → {m['load_after']:.2f} |")
+        print(
+            f"| mixed, {args.duration:.0f} s, {m['connections']} conns | {m['target_rate']:.0f} | {m['rps']:.1f} "
+            f"| {m['requests']} | {m['errors']} | {m['p50_ms']:.2f} | {m['p90_ms']:.2f} | {m['p99_ms']:.2f} "
+            f"| {m['max_ms']:.1f} | {m['rss_before_mib']} → {m['rss_after_mib']} "
+            f"| {m['load_before']:.2f} → {m['load_after']:.2f} |"
+        )
         print()
     rows = report.get("suggest")
     if rows:
         print("| GET suggestions, closed loop | req/s | p50 ms | p90 ms | p99 ms | errors | load avg (1 min) |")
         print("|---|---:|---:|---:|---:|---:|---|")
         for r in rows:
-            print(f"| {r['connections']} conns, {args.suggest_duration:.0f} s | {r['rps']:.0f} | {r['p50_ms']:.2f} "
-                  f"| {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {r['load_before']:.2f} → "
-                  f"{r['load_after']:.2f} |")
+            print(
+                f"| {r['connections']} conns, {args.suggest_duration:.0f} s | {r['rps']:.0f} | {r['p50_ms']:.2f} "
+                f"| {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {r['load_before']:.2f} → "
+                f"{r['load_after']:.2f} |"
+            )
         best = report.get("suggest_best_under_p90")
-        print(f"\nhighest GET suggestions throughput with p90 <= {args.p90_ms} ms: "
-              + (f"{best['rps']:.0f} req/s ({best['connections']} conns, p90 {best['p90_ms']:.2f} ms)" if best
-                 else "none of the runs"))
+        print(
+            f"\nhighest GET suggestions throughput with p90 <= {args.p90_ms} ms: "
+            + (
+                f"{best['rps']:.0f} req/s ({best['connections']} conns, p90 {best['p90_ms']:.2f} ms)"
+                if best
+                else "none of the runs"
+            )
+        )
 
 
 if __name__ == "__main__":

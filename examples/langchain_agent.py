@@ -70,8 +70,9 @@ class ScriptedChatModel(BaseChatModel):
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ScriptedChatModel:
         return self
 
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None,
-                  **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         last = messages[-1]
         if isinstance(last, HumanMessage):
             query = re.sub(r"https?://\S+", " ", str(last.content)).strip()
@@ -103,19 +104,27 @@ def _chat_model(spec: str | None) -> BaseChatModel:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--encoder", default="minilm", help="minilm (default, packaged) or hashing[:DIM] (fast, offline)")
-    p.add_argument("--model", default=os.environ.get("SESSION_SUGGEST_CHAT_MODEL"),
-                   help="chat model for init_chat_model, e.g. openai:gpt-4o-mini (default: a scripted model)")
+    p.add_argument(
+        "--model",
+        default=os.environ.get("SESSION_SUGGEST_CHAT_MODEL"),
+        help="chat model for init_chat_model, e.g. openai:gpt-4o-mini (default: a scripted model)",
+    )
     p.add_argument("--cache", default=None, help=f"where the demo index is cached (default {demo_cache_dir()})")
-    p.add_argument("--min-score", type=float, default=None,
-                   help="relevance floor for injected suggestions (default 0.3 for minilm, 0.05 for hashing)")
+    p.add_argument(
+        "--min-score",
+        type=float,
+        default=None,
+        help="relevance floor for injected suggestions (default 0.3 for minilm, 0.05 for hashing)",
+    )
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    rec = build_demo_recommender(Path(args.cache) if args.cache else None, encoder=args.encoder,
-                                 progress=sys.stderr.isatty())
+    rec = build_demo_recommender(
+        Path(args.cache) if args.cache else None, encoder=args.encoder, progress=sys.stderr.isatty()
+    )
     # Bag-of-words hashing scores run lower than MiniLM cosine similarities.
     min_score = args.min_score if args.min_score is not None else (0.05 if args.encoder.startswith("hashing") else 0.3)
     model = _chat_model(args.model)

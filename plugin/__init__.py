@@ -35,8 +35,8 @@ from .recommender import SessionRecommender
 from .redis_store import RedisSessionStore
 from .reload import ReloadingRecommender
 from .session_store import InMemorySessionStore, PageContent, SessionContext, SessionStore
-from .threads import pin_threads
 from .suggestion import Suggestion
+from .threads import pin_threads
 from .urls import safe_url
 from .zero_shot import Intent, IntentModel, ZeroShotIntent
 
@@ -53,6 +53,7 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Article",

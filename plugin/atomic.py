@@ -96,6 +96,7 @@ def replace_keeping_committed(path: str | os.PathLike[str], data: bytes, committ
     `committed_sha256` is the hash the currently committed metadata names (None if there is none): only a
     file that matches it is kept, so an uncommitted leftover of a crashed save never replaces a good backup.
     """
+
     def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -103,8 +104,9 @@ def replace_keeping_committed(path: str | os.PathLike[str], data: bytes, committ
     return replace_keeping_committed_with(path, write, committed_sha256)
 
 
-def replace_keeping_committed_with(path: str | os.PathLike[str], writer: Callable[[str], None],
-                                   committed_sha256: str | None) -> str:
+def replace_keeping_committed_with(
+    path: str | os.PathLike[str], writer: Callable[[str], None], committed_sha256: str | None
+) -> str:
     """`replace_keeping_committed` for data that a writer puts in a file itself (a gigabyte-sized FAISS index is
     never held in memory twice); returns the written file's sha256."""
     target = Path(path)

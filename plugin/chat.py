@@ -34,8 +34,16 @@ if TYPE_CHECKING:
     from .recommender import SessionRecommender
     from .reload import ReloadingRecommender
 
-__all__ = ["MAX_K", "MAX_QUERY_CHARS", "ChatPolicy", "ChatSuggestions", "check_k", "suggest_for_reply",
-           "truncate_query", "shown_ids"]
+__all__ = [
+    "MAX_K",
+    "MAX_QUERY_CHARS",
+    "ChatPolicy",
+    "ChatSuggestions",
+    "check_k",
+    "suggest_for_reply",
+    "truncate_query",
+    "shown_ids",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +118,9 @@ def shown_ids(events: Sequence[Event]) -> list[str]:
     return out
 
 
-def _capped(events: Sequence[Event], policy: ChatPolicy, source: str, now: float,
-            replies_since_last: int | None) -> bool:
+def _capped(
+    events: Sequence[Event], policy: ChatPolicy, source: str, now: float, replies_since_last: int | None
+) -> bool:
     batches: dict[str, float] = {}
     for e in events:
         if e.kind == "suggestion_impression" and e.meta.get("source") == source and e.meta.get("batch"):
@@ -156,8 +165,14 @@ def suggest_for_reply(
         q, cut = truncate_query(query, policy.max_query_chars)
         try:
             found = rec.suggest(
-                session_id, n, exclude=sorted(excluded), query=q, query_weight=policy.query_weight,
-                min_score=policy.min_score, locale=policy.locale, tags=list(policy.tags) if policy.tags else None,
+                session_id,
+                n,
+                exclude=sorted(excluded),
+                query=q,
+                query_weight=policy.query_weight,
+                min_score=policy.min_score,
+                locale=policy.locale,
+                tags=list(policy.tags) if policy.tags else None,
             )
         except EmptySessionError:  # nothing read and nothing asked: nothing to suggest, not a failure
             return ChatSuggestions(skipped="empty_session", query_truncated=cut)
@@ -165,7 +180,8 @@ def suggest_for_reply(
         fresh = [s for s in found if not (s.article.url and s.article.url.rstrip("/") in linked)]
         # Reasons quote the question back ("matches your question “…”"); beside the answer to it, that is noise.
         chosen = tuple(
-            replace(s, reason="related to your question", rank=i) if s.reason.startswith("matches your question")
+            replace(s, reason="related to your question", rank=i)
+            if s.reason.startswith("matches your question")
             else replace(s, rank=i)
             for i, s in enumerate(fresh)
         )
@@ -173,8 +189,15 @@ def suggest_for_reply(
         if chosen and policy.record_impressions:
             batch = uuid.uuid4().hex
             for s in chosen:
-                rec.track(session_id, "suggestion_impression", article_id=s.article.id,
-                          url=s.article.url or None, position=s.rank, ts=now, meta={"source": source, "batch": batch})
+                rec.track(
+                    session_id,
+                    "suggestion_impression",
+                    article_id=s.article.id,
+                    url=s.article.url or None,
+                    position=s.rank,
+                    ts=now,
+                    meta={"source": source, "batch": batch},
+                )
         return ChatSuggestions(chosen, batch, None, cut)
     except Exception:  # the chat path never breaks a reply
         logger.warning("suggestions skipped for session %s…", str(session_id)[:8], exc_info=True)

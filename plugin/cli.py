@@ -41,8 +41,8 @@ def _make_encoder(name: str, backend: str = "auto", threads: int = 1):
         return sentence_encoder(backend, threads=threads)
     if name == "hashing":
         return HashingEncoder(256)
-    if name.startswith("hashing:") and name[len("hashing:"):].isdigit():
-        return HashingEncoder(int(name[len("hashing:"):]))
+    if name.startswith("hashing:") and name[len("hashing:") :].isdigit():
+        return HashingEncoder(int(name[len("hashing:") :]))
     raise PluginError(f"unknown encoder {name!r}. Valid encoders are: minilm, hashing[:DIM]")
 
 
@@ -65,8 +65,9 @@ def cmd_index(args: argparse.Namespace) -> int:
     if source.is_dir():
         from .ingest import scan_folder
 
-        scan = scan_folder(source, args.base_url, include=args.include, exclude=args.exclude,
-                                default_exclude=not args.keep_all)
+        scan = scan_folder(
+            source, args.base_url, include=args.include, exclude=args.exclude, default_exclude=not args.keep_all
+        )
         articles = scan.articles
         print(f"{source}: {scan.summary()}")
     else:
@@ -91,7 +92,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         rec = SessionRecommender.build(articles, encoder=encoder, index_kind=args.kind, progress=not args.quiet)
         encoded = rec.encoder.misses
     version = rec.save(out).name
-    print(f"indexed {len(rec.kb)} articles into {out} as version {version} ({encoded} encoded, the rest from the cache)")
+    print(
+        f"indexed {len(rec.kb)} articles into {out} as version {version} ({encoded} encoded, the rest from the cache)"
+    )
     return 0
 
 
@@ -142,26 +145,42 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
         plain_cfg = replace(cfg, output_vectors=False)
         other, other_report = train_content_stamp(sessions, rec.index, plain_cfg, progress=not args.quiet)
         key = f"MRR@{cfg.cutoff}"
-        print(f"held-out {key}: with learned candidate vectors {report.valid[key]:.4f}, without "
-              f"{other_report.valid[key]:.4f}")
+        print(
+            f"held-out {key}: with learned candidate vectors {report.valid[key]:.4f}, without "
+            f"{other_report.valid[key]:.4f}"
+        )
         if other_report.valid[key] > report.valid[key]:
             model, report, cfg = other, other_report, plain_cfg
-    print(f"{report.train_examples} training / {report.valid_examples} held-out examples from {len(sessions)} sessions; "
-          f"{report.learned_articles} articles with a learned vector; best epoch {report.best_epoch} of {report.epochs_run}")
+    print(
+        f"{report.train_examples} training / {report.valid_examples} held-out examples from {len(sessions)} sessions; "
+        f"{report.learned_articles} articles with a learned vector; best epoch {report.best_epoch} of {report.epochs_run}"
+    )
     print(f"held-out  trained: {report.valid}   zero-shot: {report.zero_shot_valid}")
     if not report.beats_zero_shot and not args.force:
-        print("the trained model does not beat the zero-shot one on held-out sessions: index left unchanged (--force to install it)")
+        print(
+            "the trained model does not beat the zero-shot one on held-out sessions: index left unchanged (--force to install it)"
+        )
         return 0
     model, scoring = choose_scoring(rec, model, sessions, cfg)
-    print(f"held-out MRR@{cfg.cutoff} through the recommender: plain scoring {scoring['plain']:.4f}, with the rules' "
-          f"fusion {scoring['fused']:.4f}: serving with {'plain scoring' if model.config.plain_scoring else 'fusion'}")
+    print(
+        f"held-out MRR@{cfg.cutoff} through the recommender: plain scoring {scoring['plain']:.4f}, with the rules' "
+        f"fusion {scoring['fused']:.4f}: serving with {'plain scoring' if model.config.plain_scoring else 'fusion'}"
+    )
     model, blends = choose_transitions(rec, model, sessions, cfg, item_model=args.item_model)
     if blends:
-        print(f"held-out MRR@{cfg.cutoff} with the log's transition counts blended in: "
-              + ", ".join(f"{name} {v:.4f}" for name, v in blends.items()))
+        print(
+            f"held-out MRR@{cfg.cutoff} with the log's transition counts blended in: "
+            + ", ".join(f"{name} {v:.4f}" for name, v in blends.items())
+        )
     t = model.transitions
-    print("serving " + (f"with the transition counts (decay {t.config.decay:g}, weight {t.config.weight:g})"
-                        if t is not None else "without transition counts"))
+    print(
+        "serving "
+        + (
+            f"with the transition counts (decay {t.config.decay:g}, weight {t.config.weight:g})"
+            if t is not None
+            else "without transition counts"
+        )
+    )
     rec.intent_model = model
     rec.save(args.index)
     print(f"installed the trained content STAMP into {args.index}")
@@ -238,24 +257,44 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     ix = sub.add_parser("index", help="embed and index a KB (.jsonl file or folder of .md/.html)")
     ix.add_argument("source")
     ix.add_argument("--out", required=True, help="index directory (updated in place if it exists)")
-    ix.add_argument("--kind", choices=("auto", "flat", "ivf", "hnsw"), default="auto",
-                    help="vector index: auto (flat up to 20,000 articles, ivf above), flat (exact), ivf (inverted "
-                         "lists: approximate, updatable, memory-mapped by servers) or hnsw (approximate, no delete)")
+    ix.add_argument(
+        "--kind",
+        choices=("auto", "flat", "ivf", "hnsw"),
+        default="auto",
+        help="vector index: auto (flat up to 20,000 articles, ivf above), flat (exact), ivf (inverted "
+        "lists: approximate, updatable, memory-mapped by servers) or hnsw (approximate, no delete)",
+    )
     ix.add_argument("--encoder", default="minilm", help="minilm (default, packaged) or hashing[:DIM]")
-    ix.add_argument("--backend", choices=ENCODER_BACKENDS, default="auto",
-                    help="how minilm runs: onnx-int8 (ONNX Runtime, int8; what auto picks where onnxruntime is "
-                         "installed, and for an existing index the backend it was built with), onnx (fp32) or torch")
-    ix.add_argument("--threads", type=int, default=0,
-                    help="ONNX Runtime threads for embedding (default: one per core)")
+    ix.add_argument(
+        "--backend",
+        choices=ENCODER_BACKENDS,
+        default="auto",
+        help="how minilm runs: onnx-int8 (ONNX Runtime, int8; what auto picks where onnxruntime is "
+        "installed, and for an existing index the backend it was built with), onnx (fp32) or torch",
+    )
+    ix.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads for embedding (default: one per core)")
     ix.add_argument("--base-url", default="", help="prefix for urls of folder articles")
     ix.add_argument("--rebuild", action="store_true", help="ignore an existing index in --out")
-    ix.add_argument("--include", action="append", default=[], metavar="GLOB",
-                    help="only files matching this pattern (repeatable; like .gitignore: 'ref/*', '*.html')")
-    ix.add_argument("--exclude", action="append", default=[], metavar="GLOB",
-                    help="skip files matching this pattern (repeatable), e.g. --exclude 'releases/*'")
-    ix.add_argument("--keep-all", action="store_true",
-                    help="also index what is skipped by default: source listings (_modules/), _static/, "
-                         "genindex, search and module-index pages, README/LICENSE files")
+    ix.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only files matching this pattern (repeatable; like .gitignore: 'ref/*', '*.html')",
+    )
+    ix.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip files matching this pattern (repeatable), e.g. --exclude 'releases/*'",
+    )
+    ix.add_argument(
+        "--keep-all",
+        action="store_true",
+        help="also index what is skipped by default: source listings (_modules/), _static/, "
+        "genindex, search and module-index pages, README/LICENSE files",
+    )
     ix.add_argument("--quiet", action="store_true")
     ix.set_defaults(func=cmd_index)
 
@@ -271,12 +310,20 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     ti.add_argument("--log", required=True, help="the event log (JSONL) written while serving")
     ti.add_argument("--epochs", type=int, default=30)
     ti.add_argument("--dim", type=int, default=128)
-    ti.add_argument("--min-clicks", type=int, default=5,
-                    help="training clicks an article needs for a learned vector (0: text embeddings only)")
-    ti.add_argument("--item-model", choices=ITEM_MODELS, default="auto",
-                    help="item-to-item transition counts of the same log blended into the trained scores: "
-                         "auto (default: the held-out sessions decide whether, and with what weight), markov "
-                         "(always, best weight on the held-out sessions), none")
+    ti.add_argument(
+        "--min-clicks",
+        type=int,
+        default=5,
+        help="training clicks an article needs for a learned vector (0: text embeddings only)",
+    )
+    ti.add_argument(
+        "--item-model",
+        choices=ITEM_MODELS,
+        default="auto",
+        help="item-to-item transition counts of the same log blended into the trained scores: "
+        "auto (default: the held-out sessions decide whether, and with what weight), markov "
+        "(always, best weight on the held-out sessions), none",
+    )
     ti.add_argument("--force", action="store_true", help="install even if it does not beat the zero-shot model")
     ti.add_argument("--quiet", action="store_true")
     ti.set_defaults(func=cmd_train_intent)

@@ -58,27 +58,37 @@ class SuggestSettings(BaseModel):
         "a common direction that says little about topic, and it otherwise favours generic articles.",
     )
     lexical_weight: float = Field(
-        0.7, ge=0.0, le=1.0,
+        0.7,
+        ge=0.0,
+        le=1.0,
         description="Weight of BM25 (the read pages' text against each article's text, best match = 1) added to the "
         "dense score; 0 turns lexical fusion off.",
     )
     link_weight: float = Field(
-        0.1, ge=0.0, le=1.0,
+        0.1,
+        ge=0.0,
+        le=1.0,
         description="Score bonus for articles that a read page links to in its text (Article.meta['links']); "
         "0 turns it off.",
     )
     hubness_weight: float = Field(
-        0.5, ge=0.0, le=1.0,
+        0.5,
+        ge=0.0,
+        le=1.0,
         description="Discount on articles close to everything (CSLS, plugin.hubness): weight times the article's "
         "mean centred cosine to its 20 nearest articles is taken off its score. 0 turns it off.",
     )
     title_weight: float = Field(
-        0.2, ge=0.0, le=1.0,
+        0.2,
+        ge=0.0,
+        le=1.0,
         description="Weight of title similarity (the read pages' titles against each article's, plugin.titles) "
         "added to the score. 0 turns it off.",
     )
     topic_split: float | None = Field(
-        0.1, ge=-1.0, le=1.0,
+        0.1,
+        ge=-1.0,
+        le=1.0,
         description="Pages whose centred cosine to the newest page is below this are an earlier interest and get "
         "their own share of the slots (a visitor who switched topic sees both); None keeps one interest.",
     )

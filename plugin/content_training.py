@@ -34,8 +34,15 @@ from .recommender import SessionRecommender
 from .stamp import STAMPConfig
 from .transitions import ITEM_MODELS, ItemTransitions, TransitionConfig
 
-__all__ = ["ContentTrainConfig", "ContentTrainReport", "choose_scoring", "choose_transitions", "train_content_stamp",
-           "with_scoring", "TRANSITION_GRID"]
+__all__ = [
+    "ContentTrainConfig",
+    "ContentTrainReport",
+    "choose_scoring",
+    "choose_transitions",
+    "train_content_stamp",
+    "with_scoring",
+    "TRANSITION_GRID",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +70,9 @@ class ContentTrainConfig:
         if not 0.0 <= self.item_dropout < 1.0:
             raise ConfigError(f"ContentTrainConfig.item_dropout must be in [0, 1), got {self.item_dropout}")
         if self.min_clicks < 0:
-            raise ConfigError(f"ContentTrainConfig.min_clicks must be >= 0 (0 learns no article vectors), got {self.min_clicks}")
+            raise ConfigError(
+                f"ContentTrainConfig.min_clicks must be >= 0 (0 learns no article vectors), got {self.min_clicks}"
+            )
 
 
 @dataclass(frozen=True)
@@ -99,8 +108,13 @@ def _examples(sessions: Sequence[Sequence[int]], max_len: int) -> tuple[torch.Te
 
 
 def _logits(
-    model: ContentSTAMP, table: torch.Tensor, items: torch.Tensor, mask: torch.Tensor, scale: float,
-    rows: torch.Tensor | None = None, row_of: torch.Tensor | None = None,
+    model: ContentSTAMP,
+    table: torch.Tensor,
+    items: torch.Tensor,
+    mask: torch.Tensor,
+    scale: float,
+    rows: torch.Tensor | None = None,
+    row_of: torch.Tensor | None = None,
 ) -> torch.Tensor:
     q, _ = model(table[items], mask, rows)  # (B, D)
     cands = table if row_of is None else model.candidate_vectors(table, row_of)  # (N, D)
@@ -108,8 +122,9 @@ def _logits(
 
 
 @torch.no_grad()
-def _evaluate(model: ContentSTAMP, table, items, mask, targets, cfg: ContentTrainConfig,
-              row_of: torch.Tensor | None = None) -> dict[str, float]:
+def _evaluate(
+    model: ContentSTAMP, table, items, mask, targets, cfg: ContentTrainConfig, row_of: torch.Tensor | None = None
+) -> dict[str, float]:
     model.eval()
     ranks = []
     for s in range(0, len(targets), 512):
@@ -120,7 +135,10 @@ def _evaluate(model: ContentSTAMP, table, items, mask, targets, cfg: ContentTrai
         ranks.append((logits >= logits.gather(1, t[:, None])).sum(1))  # (B,) pessimistic 1-based rank
     r = torch.cat(ranks).double()
     hit = r <= cfg.cutoff
-    return {f"HR@{cfg.cutoff}": float(hit.double().mean()), f"MRR@{cfg.cutoff}": float(torch.where(hit, 1.0 / r, 0.0).mean())}
+    return {
+        f"HR@{cfg.cutoff}": float(hit.double().mean()),
+        f"MRR@{cfg.cutoff}": float(torch.where(hit, 1.0 / r, 0.0).mean()),
+    }
 
 
 def _known_sessions(sessions: Sequence[Sequence[str]], ids: Sequence[str]) -> list[list[str]]:
@@ -148,8 +166,9 @@ def with_scoring(model: ContentSTAMP, plain: bool) -> ContentSTAMP:
     return out.eval()
 
 
-def _validation_steps(recommender: SessionRecommender, sessions: Sequence[Sequence[str]], cfg: ContentTrainConfig,
-                      max_steps: int) -> tuple[list[list[str]], list[tuple[list[str], str]]]:
+def _validation_steps(
+    recommender: SessionRecommender, sessions: Sequence[Sequence[str]], cfg: ContentTrainConfig, max_steps: int
+) -> tuple[list[list[str]], list[tuple[list[str], str]]]:
     """The sessions `train_content_stamp` trained on and the (prefix, next article) steps of those it held out."""
     seqs = _known_sessions(sessions, recommender.index.ids())
     n_valid = _n_valid(seqs, cfg)
@@ -157,12 +176,14 @@ def _validation_steps(recommender: SessionRecommender, sessions: Sequence[Sequen
     return seqs[:-n_valid], steps
 
 
-def _served_mrr(recommender: SessionRecommender, model: ContentSTAMP, steps: Sequence[tuple[list[str], str]],
-                cutoff: int) -> float:
+def _served_mrr(
+    recommender: SessionRecommender, model: ContentSTAMP, steps: Sequence[tuple[list[str], str]], cutoff: int
+) -> float:
     """MRR@cutoff of the next articles when `model` serves through the recommender, pure ranking (no floor, no MMR)."""
     settings = recommender.settings.model_copy(update={"min_score": None, "mmr_lambda": 1.0})
-    rec = SessionRecommender(recommender.kb, recommender.encoder, recommender.index, intent_model=model,
-                             settings=settings)
+    rec = SessionRecommender(
+        recommender.kb, recommender.encoder, recommender.index, intent_model=model, settings=settings
+    )
     rr = 0.0
     for prefix, target in steps:
         top = [s.article.id for s in rec.suggest_for(prefix, k=cutoff)]
@@ -171,8 +192,12 @@ def _served_mrr(recommender: SessionRecommender, model: ContentSTAMP, steps: Seq
 
 
 def choose_scoring(
-    recommender: SessionRecommender, model: ContentSTAMP, sessions: Sequence[Sequence[str]],
-    config: ContentTrainConfig | None = None, *, max_steps: int = 3000,
+    recommender: SessionRecommender,
+    model: ContentSTAMP,
+    sessions: Sequence[Sequence[str]],
+    config: ContentTrainConfig | None = None,
+    *,
+    max_steps: int = 3000,
 ) -> tuple[ContentSTAMP, dict[str, float]]:
     """Serve `model` with the score it was trained on, or with the recommender's centring, lexical fusion and
     interest split on top (tuned for the zero-shot intent): whichever ranks the held-out sessions' next articles
@@ -181,14 +206,21 @@ def choose_scoring(
     Returns the model set to the winner and {"plain": mrr, "fused": mrr}."""
     cfg = config or ContentTrainConfig()
     _, steps = _validation_steps(recommender, sessions, cfg, max_steps)
-    mrr = {name: _served_mrr(recommender, with_scoring(model, plain), steps, cfg.cutoff)
-           for name, plain in (("fused", False), ("plain", True))}
+    mrr = {
+        name: _served_mrr(recommender, with_scoring(model, plain), steps, cfg.cutoff)
+        for name, plain in (("fused", False), ("plain", True))
+    }
     logger.info("held-out MRR@%d through the recommender: %s", cfg.cutoff, mrr)
     return with_scoring(model, mrr["plain"] > mrr["fused"]), mrr
 
 
-def _plain_mrr(index: ArticleIndex, model: ContentSTAMP, steps: Sequence[tuple[list[str], str]], cutoff: int,
-               blends: Sequence[ItemTransitions]) -> list[float]:
+def _plain_mrr(
+    index: ArticleIndex,
+    model: ContentSTAMP,
+    steps: Sequence[tuple[list[str], str]],
+    cutoff: int,
+    blends: Sequence[ItemTransitions],
+) -> list[float]:
     """MRR@cutoff of `model` alone and with each transition blend, for a model served with plain scoring: the
     recommender then ranks the unread articles by text cosine + learned part + blend, which is computed here
     once per step for every blend (a pass through the recommender per blend costs ~20 ms a step). At training
@@ -215,8 +247,13 @@ def _plain_mrr(index: ArticleIndex, model: ContentSTAMP, steps: Sequence[tuple[l
 
 
 def choose_transitions(
-    recommender: SessionRecommender, model: ContentSTAMP, sessions: Sequence[Sequence[str]],
-    config: ContentTrainConfig | None = None, *, item_model: str = "auto", grid: Sequence[tuple[float, float]] = TRANSITION_GRID,
+    recommender: SessionRecommender,
+    model: ContentSTAMP,
+    sessions: Sequence[Sequence[str]],
+    config: ContentTrainConfig | None = None,
+    *,
+    item_model: str = "auto",
+    grid: Sequence[tuple[float, float]] = TRANSITION_GRID,
     max_steps: int = 3000,
 ) -> tuple[ContentSTAMP, dict[str, float]]:
     """Blend the log's item-to-item transition counts into `model`'s scores, or not, on validation.
@@ -282,10 +319,15 @@ def train_content_stamp(
     torch.manual_seed(cfg.seed)
     zero = ContentSTAMP.zero_shot(index.dim)
     zero_valid = _evaluate(zero, table, *va, cfg)
-    model = ContentSTAMP(ContentSTAMPConfig(
-        input_dim=index.dim, stamp=STAMPConfig(dim=cfg.dim), item_keys=tuple(ids[i] for i in learned), catalogue=tuple(ids),
-        output_vectors=cfg.output_vectors,
-    ))
+    model = ContentSTAMP(
+        ContentSTAMPConfig(
+            input_dim=index.dim,
+            stamp=STAMPConfig(dim=cfg.dim),
+            item_keys=tuple(ids[i] for i in learned),
+            catalogue=tuple(ids),
+            output_vectors=cfg.output_vectors,
+        )
+    )
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed)
     best, best_state, best_epoch, history, stale = -1.0, None, 0, [], 0
@@ -319,6 +361,14 @@ def train_content_stamp(
     assert best_state is not None
     model.load_state_dict(best_state)
     model.eval()
-    report = ContentTrainReport(len(tr[2]), len(va[2]), len(learned), best_epoch, len(history),
-                                {k: v for k, v in history[best_epoch - 1].items() if "@" in k}, zero_valid, history)
+    report = ContentTrainReport(
+        len(tr[2]),
+        len(va[2]),
+        len(learned),
+        best_epoch,
+        len(history),
+        {k: v for k, v in history[best_epoch - 1].items() if "@" in k},
+        zero_valid,
+        history,
+    )
     return model, report

@@ -92,9 +92,7 @@ def _ragged_gather(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts, lengths) + (np.arange(total) - row_start)
 
 
-def pad_left_aligned(
-    flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int | None = None
-) -> np.ndarray:
+def pad_left_aligned(flat: np.ndarray, starts: np.ndarray, ends: np.ndarray, max_len: int | None = None) -> np.ndarray:
     """Rows flat[start:end] (truncated to their last ``max_len``) into a (B, L) array, left-aligned, 0-padded."""
     starts = np.asarray(starts, dtype=np.int64)
     ends = np.asarray(ends, dtype=np.int64)
@@ -211,8 +209,11 @@ def load_srgnn_folder(directory: str | Path, n_items: int | None = None) -> Sess
         offsets=offsets,
         targets=np.asarray(targets, dtype=np.int64),
     )
-    max_id = max(int(max((s.max() for s in sessions), default=0)), int(test.items.max(initial=0)),
-                 int(test.targets.max(initial=0)))
+    max_id = max(
+        int(max((s.max() for s in sessions), default=0)),
+        int(test.items.max(initial=0)),
+        int(test.targets.max(initial=0)),
+    )
     stats = directory / "stats.json"
     if stats.is_file():
         try:
@@ -252,8 +253,12 @@ def read_diginetica_clicks(path: str | Path) -> list[Click]:
             for row in reader:
                 day = date.fromisoformat(row["eventdate"])
                 out.append(
-                    Click(row["session_id"], row["item_id"], float(row["timeframe"]),
-                          float(calendar.timegm(day.timetuple())))
+                    Click(
+                        row["session_id"],
+                        row["item_id"],
+                        float(row["timeframe"]),
+                        float(calendar.timegm(day.timetuple())),
+                    )
                 )
     except ValueError as exc:
         if isinstance(exc, DataFormatError):
@@ -263,7 +268,10 @@ def read_diginetica_clicks(path: str | Path) -> list[Click]:
 
 
 def read_click_csv(
-    path: str | Path, session_col: str = "session", item_col: str = "item", time_col: str = "time",
+    path: str | Path,
+    session_col: str = "session",
+    item_col: str = "item",
+    time_col: str = "time",
     delimiter: str = ",",
 ) -> list[Click]:
     """A plain click CSV with a header; time is epoch seconds or ISO-8601."""
@@ -286,7 +294,10 @@ def read_click_csv(
 
 
 def srgnn_preprocess(
-    clicks: Iterable[Click], test_days: float = 7.0, min_item_support: int = 5, sort_within_session: bool = True,
+    clicks: Iterable[Click],
+    test_days: float = 7.0,
+    min_item_support: int = 5,
+    sort_within_session: bool = True,
     name: str = "",
 ) -> SessionData:
     """SR-GNN ``datasets/preprocess.py`` as read (see ``diginetica_srgnn/SOURCE.md``), on clicks in file order.
@@ -350,7 +361,10 @@ def srgnn_preprocess(
 
 
 def read_jsonl_events(
-    path: str | Path, kinds: Iterable[str] | None = None, test_fraction: float = 0.1, collapse_repeats: bool = True,
+    path: str | Path,
+    kinds: Iterable[str] | None = None,
+    test_fraction: float = 0.1,
+    collapse_repeats: bool = True,
     name: str = "",
 ) -> SessionData:
     """Sessions from the plugin's event log (``event_log.click_sessions``, the reader every trainer shares): one
@@ -363,8 +377,12 @@ def read_jsonl_events(
     click). Torn or foreign lines are skipped with a warning. Items are numbered by first appearance in training.
     """
     path = Path(path)
-    logged = click_sessions(path, kinds=CLICK_KINDS if kinds is None else frozenset(kinds), url_items=True,
-                            collapse_repeats=collapse_repeats)
+    logged = click_sessions(
+        path,
+        kinds=CLICK_KINDS if kinds is None else frozenset(kinds),
+        url_items=True,
+        collapse_repeats=collapse_repeats,
+    )
     sessions = [(s.last_ts, list(s.items)) for s in logged]
     if len(sessions) < 2:
         raise DataFormatError(f"{path}: fewer than two sessions with two or more clicked items")
@@ -381,6 +399,7 @@ def read_jsonl_events(
     else:
         test_examples = augment(test)
     keys_sorted = tuple(sorted(item_index, key=item_index.__getitem__))
-    logger.info("%s: %d training sessions, %d test examples, %d items", path, len(train), len(test_examples),
-                len(keys_sorted))
+    logger.info(
+        "%s: %d training sessions, %d test examples, %d items", path, len(train), len(test_examples), len(keys_sorted)
+    )
     return SessionData(tuple(train), test_examples, len(keys_sorted), keys_sorted, name or path.stem)

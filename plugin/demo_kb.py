@@ -30,19 +30,56 @@ logger = logging.getLogger(__name__)
 
 # Modules with side effects on import, platform-only modules, and internals that are not user documentation.
 _SKIP_PREFIXES = (
-    "_", "antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "lib2to3", "ensurepip",
-    "pydoc_data", "msilib", "winreg", "winsound", "_msi", "nt", "msvcrt", "xxsubtype", "sre_", "encodings",
-    "distutils", "__phello__", "pyexpat", "idle", "ossaudiodev", "spwd", "crypt", "nis", "audioop", "cgi",
-    "cgitb", "chunk", "imghdr", "mailcap", "nntplib", "pipes", "sndhdr", "sunau", "telnetlib", "uu", "xdrlib",
-    "aifc", "asynchat", "asyncore", "smtpd", "imp",
+    "_",
+    "antigravity",
+    "this",
+    "idlelib",
+    "tkinter",
+    "turtle",
+    "turtledemo",
+    "test",
+    "lib2to3",
+    "ensurepip",
+    "pydoc_data",
+    "msilib",
+    "winreg",
+    "winsound",
+    "_msi",
+    "nt",
+    "msvcrt",
+    "xxsubtype",
+    "sre_",
+    "encodings",
+    "distutils",
+    "__phello__",
+    "pyexpat",
+    "idle",
+    "ossaudiodev",
+    "spwd",
+    "crypt",
+    "nis",
+    "audioop",
+    "cgi",
+    "cgitb",
+    "chunk",
+    "imghdr",
+    "mailcap",
+    "nntplib",
+    "pipes",
+    "sndhdr",
+    "sunau",
+    "telnetlib",
+    "uu",
+    "xdrlib",
+    "aifc",
+    "asynchat",
+    "asyncore",
+    "smtpd",
+    "imp",
 )
 
 DEFAULT_MODULES: tuple[str, ...] = tuple(
-    sorted(
-        m
-        for m in getattr(sys, "stdlib_module_names", ())
-        if not m.startswith(_SKIP_PREFIXES)
-    )
+    sorted(m for m in getattr(sys, "stdlib_module_names", ()) if not m.startswith(_SKIP_PREFIXES))
 )
 
 _MAX_TEXT = 6000
@@ -50,7 +87,11 @@ _MAX_TEXT = 6000
 
 def _module_article(name: str, version: str) -> Article | None:
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             mod = importlib.import_module(name)
             text = pydoc.render_doc(mod, title="%s", renderer=pydoc.plaintext)  # type: ignore[attr-defined]  # not in typeshed

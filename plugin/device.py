@@ -29,10 +29,14 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(f"device {name!r} is not valid. Valid devices are: {', '.join(DEVICE_CHOICES)}, cuda:N")
         if not torch.cuda.is_available():
             built = "built without CUDA" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-            raise ConfigError(f"device {name!r}: CUDA is not available here (torch {torch.__version__}, {built}, "
-                              f"no usable GPU). Valid devices here are: cpu, auto")
+            raise ConfigError(
+                f"device {name!r}: CUDA is not available here (torch {torch.__version__}, {built}, "
+                f"no usable GPU). Valid devices here are: cpu, auto"
+            )
         if index and int(index) >= torch.cuda.device_count():
-            raise ConfigError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here. "
-                              f"Valid devices are: cuda:0..cuda:{torch.cuda.device_count() - 1}, cpu, auto")
+            raise ConfigError(
+                f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here. "
+                f"Valid devices are: cuda:0..cuda:{torch.cuda.device_count() - 1}, cpu, auto"
+            )
         return torch.device(word)
     raise ConfigError(f"device {name!r} is not valid. Valid devices are: {', '.join(DEVICE_CHOICES)}, cuda:N")

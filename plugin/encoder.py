@@ -157,8 +157,9 @@ class SentenceTransformerEncoder:
         if len(texts) == 0:
             return []
         with self._lock:
-            ids = self._model.tokenizer(list(texts), add_special_tokens=False, truncation=False,
-                                        return_attention_mask=False, verbose=False)["input_ids"]
+            ids = self._model.tokenizer(
+                list(texts), add_special_tokens=False, truncation=False, return_attention_mask=False, verbose=False
+            )["input_ids"]
         return [len(x) for x in ids]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -198,8 +199,10 @@ class LazyEncoder:
                 if self._inner is None:
                     inner = self._factory()
                     if inner.name != self.name or inner.dim != self.dim:
-                        raise ConfigError(f"expected encoder {self.name!r} ({self.dim}-d), "
-                                          f"the factory made {inner.name!r} ({inner.dim}-d)")
+                        raise ConfigError(
+                            f"expected encoder {self.name!r} ({self.dim}-d), "
+                            f"the factory made {inner.name!r} ({inner.dim}-d)"
+                        )
                     self._inner = inner
         return self._inner
 
@@ -311,8 +314,9 @@ class EmbeddingCache:
 class CachedEncoder:
     """An Encoder that only encodes texts it has not seen (by content hash)."""
 
-    def __init__(self, inner: Encoder, cache: EmbeddingCache | None = None, *,
-                 max_windows: int | None = MAX_WINDOWS) -> None:
+    def __init__(
+        self, inner: Encoder, cache: EmbeddingCache | None = None, *, max_windows: int | None = MAX_WINDOWS
+    ) -> None:
         if max_windows is not None and max_windows < 1:
             raise ConfigError(f"max_windows must be at least 1 or None (pool every window), got {max_windows}")
         self.inner = inner

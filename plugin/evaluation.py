@@ -124,9 +124,16 @@ def _screened_batch(
 
 @torch.no_grad()
 def evaluate(
-    model: SessionModel, examples: Examples, ks: Iterable[int] = DEFAULT_KS, batch_size: int = 1024,
-    item_counts: np.ndarray | None = None, max_len: int | None = None, progress: bool = False,
-    beyond_accuracy: bool = True, exact_ranks: bool = False, screen: bool | None = None,
+    model: SessionModel,
+    examples: Examples,
+    ks: Iterable[int] = DEFAULT_KS,
+    batch_size: int = 1024,
+    item_counts: np.ndarray | None = None,
+    max_len: int | None = None,
+    progress: bool = False,
+    beyond_accuracy: bool = True,
+    exact_ranks: bool = False,
+    screen: bool | None = None,
 ) -> EvaluationResult:
     """Rank every target among all n_items items. ``item_counts`` (training clicks, (n_items+1,)) enables
     popularity bias; ``beyond_accuracy`` adds coverage@k and popularity@k from the top-k lists; ``screen``

@@ -72,7 +72,9 @@ class EventLog:
             keys = [pseudonym_keys] if isinstance(pseudonym_keys, (bytes, str)) else list(pseudonym_keys)
             self._given = [k.encode("utf-8") if isinstance(k, str) else bytes(k) for k in keys]
             if not self._given or any(len(k) < 16 for k in self._given):
-                raise ConfigError("EventLog pseudonym keys must be at least 16 bytes each (derive them from the server secret)")
+                raise ConfigError(
+                    "EventLog pseudonym keys must be at least 16 bytes each (derive them from the server secret)"
+                )
         self._mend_torn_tail()
 
     @contextmanager
@@ -246,7 +248,9 @@ def click_sessions(
     """
     if isinstance(source, EventLog):
         source = source.path
-    records: Iterable[Event | dict[str, Any]] = read_records(source) if isinstance(source, (str, os.PathLike)) else source
+    records: Iterable[Event | dict[str, Any]] = (
+        read_records(source) if isinstance(source, (str, os.PathLike)) else source
+    )
     wanted = frozenset(kinds)
     per: dict[str, list[tuple[float, int, str]]] = {}
     skipped = 0

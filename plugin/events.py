@@ -21,7 +21,7 @@ CLICK_KINDS = frozenset({"page_view", "article_open", "suggestion_click"})
 
 
 def short_title(title: str) -> str:
-    """"json — JSON encoder and decoder" reads better in a reason as "json"."""
+    """ "json — JSON encoder and decoder" reads better in a reason as "json"."""
     short = re.split(r"\s+[—|–]\s+|\s+-\s+", title.strip(), maxsplit=1)[0]
     return short if len(short) <= 60 else short[:59] + "…"
 
@@ -72,8 +72,9 @@ class Event:
         """What this event puts on the visitor's "already seen" list: 'a:' + article id and 'u:' + url of a visit."""
         if self.kind not in CLICK_KINDS:  # a page the visitor was on, not a search or an impression
             return ()
-        return tuple(k for k in (f"a:{self.article_id}" if self.article_id else None,
-                                 f"u:{self.url}" if self.url else None) if k)
+        return tuple(
+            k for k in (f"a:{self.article_id}" if self.article_id else None, f"u:{self.url}" if self.url else None) if k
+        )
 
     def label(self) -> str:
         """A short human name for reasons ("because you read …")."""

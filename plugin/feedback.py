@@ -103,12 +103,18 @@ def _table(title: str, rows: list[CTRRow], limit: int) -> list[str]:
 def format_report(report: FeedbackReport, *, limit: int = 20) -> str:
     """The report as Markdown tables."""
     e = report.effect
-    lines = ["## CTR by position", *_table("position", report.by_position, limit), "",
-             "## CTR by article", *_table("article", report.by_article, limit), "",
-             "## Sessions",
-             f"- sessions: {e.sessions}; shown suggestions: {e.shown}; clicked one: {e.clicked}"
-             + (f" ({e.clicked / e.shown:.1%} of those shown)" if e.shown else ""),
-             f"- clicks followed by reading the clicked article: {e.clicks_followed} of {e.clicks}",
-             f"- pages read per session: {e.reads_per_clicking_session:.2f} in sessions that clicked, "
-             f"{e.reads_per_other_shown_session:.2f} in sessions shown suggestions that did not"]
+    lines = [
+        "## CTR by position",
+        *_table("position", report.by_position, limit),
+        "",
+        "## CTR by article",
+        *_table("article", report.by_article, limit),
+        "",
+        "## Sessions",
+        f"- sessions: {e.sessions}; shown suggestions: {e.shown}; clicked one: {e.clicked}"
+        + (f" ({e.clicked / e.shown:.1%} of those shown)" if e.shown else ""),
+        f"- clicks followed by reading the clicked article: {e.clicks_followed} of {e.clicks}",
+        f"- pages read per session: {e.reads_per_clicking_session:.2f} in sessions that clicked, "
+        f"{e.reads_per_other_shown_session:.2f} in sessions shown suggestions that did not",
+    ]
     return "\n".join(lines)

@@ -35,25 +35,97 @@ _MAIN = (
 )
 
 # Site chrome inside or around the main content: navigation, sidebars, search boxes, permalinks.
-_CHROME = ", ".join((
-    "script", "style", "noscript", "template", "form", "button", "nav", "aside", "iframe", "svg",
-    "[role='navigation']", "[role='search']", "[role='banner']", "[role='contentinfo']",
-    "div.sphinxsidebar", "div.related", "div#hd", "div#ft", "div.nav", "#global-nav", "#sidebar",
-    "div.navheader", "div.navfooter", "div.searchbox", "#searchbox",
-    ".breadcrumb", ".breadcrumbs", "[aria-label='breadcrumb']", "[aria-label='breadcrumbs']",
-    ".headerlink", "a.anchor", "a.hash-link", "a.headeranchor",  # the ¶ / # permalinks beside headings
-    ".md-sidebar", ".md-footer", ".md-source", ".md-header", ".md-content__button",
-    ".pagination-nav", ".theme-doc-toc-desktop", ".theme-doc-toc-mobile", ".theme-doc-footer",
-    ".theme-edit-this-page", ".theme-last-updated", ".theme-doc-version-badge",
-    ".rst-footer-buttons", ".wy-breadcrumbs", ".prev-next-area", ".bd-sidebar",
-))
+_CHROME = ", ".join(
+    (
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "form",
+        "button",
+        "nav",
+        "aside",
+        "iframe",
+        "svg",
+        "[role='navigation']",
+        "[role='search']",
+        "[role='banner']",
+        "[role='contentinfo']",
+        "div.sphinxsidebar",
+        "div.related",
+        "div#hd",
+        "div#ft",
+        "div.nav",
+        "#global-nav",
+        "#sidebar",
+        "div.navheader",
+        "div.navfooter",
+        "div.searchbox",
+        "#searchbox",
+        ".breadcrumb",
+        ".breadcrumbs",
+        "[aria-label='breadcrumb']",
+        "[aria-label='breadcrumbs']",
+        ".headerlink",
+        "a.anchor",
+        "a.hash-link",
+        "a.headeranchor",  # the ¶ / # permalinks beside headings
+        ".md-sidebar",
+        ".md-footer",
+        ".md-source",
+        ".md-header",
+        ".md-content__button",
+        ".pagination-nav",
+        ".theme-doc-toc-desktop",
+        ".theme-doc-toc-mobile",
+        ".theme-doc-footer",
+        ".theme-edit-this-page",
+        ".theme-last-updated",
+        ".theme-doc-version-badge",
+        ".rst-footer-buttons",
+        ".wy-breadcrumbs",
+        ".prev-next-area",
+        ".bd-sidebar",
+    )
+)
 
 # Blocks that start a new line in the text; everything else flows inline.
-_BLOCK = frozenset((
-    "p", "div", "section", "article", "main", "li", "ul", "ol", "dl", "dt", "dd", "blockquote", "table",
-    "thead", "tbody", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "figure", "figcaption", "hr", "br", "pre",
-    "header", "footer", "details", "summary", "caption",
-))
+_BLOCK = frozenset(
+    (
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "blockquote",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "figure",
+        "figcaption",
+        "hr",
+        "br",
+        "pre",
+        "header",
+        "footer",
+        "details",
+        "summary",
+        "caption",
+    )
+)
 _CELL = frozenset(("td", "th"))
 _ABSOLUTE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")  # has a scheme or a host
 _SITE = "http://site.invalid/"  # a stand-in origin, so urljoin can resolve and then drop relative hrefs
@@ -131,7 +203,7 @@ def split_section_number(title: str) -> tuple[str, str]:
     """("5.1", "Table Basics") from DocBook's "5.1. Table Basics"; ("", title) when there is no number."""
     m = _SECTION_NUMBER.match(title)
     if m and len(title) > m.end():
-        return m.group(0).strip().rstrip("."), title[m.end():]
+        return m.group(0).strip().rstrip("."), title[m.end() :]
     return "", title
 
 
@@ -222,7 +294,7 @@ def _links(root: lxml.html.HtmlElement, page_path: str) -> tuple[str, ...]:
         target = urldefrag(urljoin(base, href)).url.split("?", 1)[0]
         if not target.startswith(_SITE):
             continue
-        rel = target[len(_SITE):]
+        rel = target[len(_SITE) :]
         if rel != page_path.lstrip("/"):
             seen.setdefault(rel, None)
     return tuple(seen)

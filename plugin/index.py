@@ -65,7 +65,6 @@ def auto_nlist(n: int) -> int:
     return int(min(65536, max(16, 2 ** round(math.log2(4 * math.sqrt(max(n, 1)))))))
 
 
-
 def _tune(module: ModuleType) -> None:
     # faiss picks BLAS for flat search when n_queries * dim >= this threshold (default 20 * 6400). BLAS is ~8x
     # faster for batches (100 queries) but ~3x slower for one query (measured: 100k x 384, one thread), so
@@ -357,12 +356,14 @@ class ArticleIndex:
             if self._mapped:
                 self._writable()  # write_index cannot read memory-mapped lists back into the file format
             meta["sha256"] = replace_keeping_committed_with(
-                d / "index.faiss", lambda tmp: faiss.write_index(index, tmp), recorded_sha256(d / "index.json"))
+                d / "index.faiss", lambda tmp: faiss.write_index(index, tmp), recorded_sha256(d / "index.json")
+            )
         atomic_write_json(d / "index.json", meta)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str], *, expect_dim: int | None = None,
-             mmap: bool | None = None) -> ArticleIndex:
+    def load(
+        cls, directory: str | os.PathLike[str], *, expect_dim: int | None = None, mmap: bool | None = None
+    ) -> ArticleIndex:
         """The index saved in `directory`. A trained ivf index is memory-mapped unless `mmap=False`: the
         processes serving one index folder then share one copy of its lists in the page cache instead of each
         holding its own (a change copies them into memory first)."""
@@ -370,7 +371,9 @@ class ArticleIndex:
         try:
             meta = json.loads((d / "index.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise IndexFormatError(f"no index at {d} (index.json missing); build one with `python -m plugin index`") from None
+            raise IndexFormatError(
+                f"no index at {d} (index.json missing); build one with `python -m plugin index`"
+            ) from None
         except ValueError as exc:
             raise IndexFormatError(f"{d / 'index.json'} is not valid JSON: {exc}") from None
         if meta.get("format") != _FORMAT:
@@ -391,15 +394,24 @@ class ArticleIndex:
         except (OSError, RuntimeError, MemoryError, ValueError, OverflowError) as exc:
             raise IndexFormatError(f"{d / 'index.faiss'} is unreadable: {str(exc)[:300]}") from None
         if meta.get("kind") == "ivf" and bool(meta.get("trained")) != isinstance(index, faiss.IndexIVF):
-            raise IndexFormatError(f"{d}: index.json says a{'' if meta.get('trained') else 'n un'}trained ivf index, "
-                                   f"index.faiss holds a {type(index).__name__}")
+            raise IndexFormatError(
+                f"{d}: index.json says a{'' if meta.get('trained') else 'n un'}trained ivf index, "
+                f"index.faiss holds a {type(index).__name__}"
+            )
         if index.ntotal != meta["ntotal"] or index.d != meta["dim"]:
             raise IndexFormatError(
                 f"{d}: index.faiss holds {index.ntotal} x {index.d}, metadata says {meta['ntotal']} x {meta['dim']}"
             )
-        self = cls(meta["dim"], meta["kind"], encoder_name=meta.get("encoder", ""), hnsw_m=meta["hnsw_m"],
-                   ef_search=meta["ef_search"], nlist=meta.get("nlist"), nprobe=int(meta.get("nprobe", IVF_NPROBE)),
-                   train_at=int(meta.get("train_at", IVF_TRAIN_AT)))
+        self = cls(
+            meta["dim"],
+            meta["kind"],
+            encoder_name=meta.get("encoder", ""),
+            hnsw_m=meta["hnsw_m"],
+            ef_search=meta["ef_search"],
+            nlist=meta.get("nlist"),
+            nprobe=int(meta.get("nprobe", IVF_NPROBE)),
+            train_at=int(meta.get("train_at", IVF_TRAIN_AT)),
+        )
         self._index = index
         self._mapped = mapped
         if self.kind == "hnsw":

@@ -34,14 +34,27 @@ PAGE_SUFFIXES = (".md", ".markdown", ".html", ".htm")
 
 DEFAULT_EXCLUDE = (
     # Sphinx: highlighted source listings, copies of the sources, assets, the indexes and the search page
-    "_modules/*", "_sources/*", "_static/*", "_images/*", "_downloads/*",
+    "_modules/*",
+    "_sources/*",
+    "_static/*",
+    "_images/*",
+    "_downloads/*",
     # at the top only: "search.html" deeper down may be an article (Django's topics/db/search.html); pages that
     # are indexes or search pages by their markup are skipped wherever they are (see `html_extract`)
-    "/genindex.html", "/genindex-*.html", "/py-modindex.html", "/search.html", "/404.html",
+    "/genindex.html",
+    "/genindex-*.html",
+    "/py-modindex.html",
+    "/search.html",
+    "/404.html",
     # DocBook's index; assets of any static site; dot-folders
-    "/bookindex.html", "assets/*", "node_modules/*", ".*",
+    "/bookindex.html",
+    "assets/*",
+    "node_modules/*",
+    ".*",
     # repository files that sit beside the pages
-    "README*", "LICENSE*", "CHANGELOG*",
+    "README*",
+    "LICENSE*",
+    "CHANGELOG*",
 )
 
 _WEB_URL = re.compile(r"^(?:https?://|/)[^\s]*$", re.I)
@@ -200,7 +213,7 @@ def strip_site_affixes(titles: Sequence[str], min_share: float = 0.3) -> list[st
         s = t
         p = next((p for p in common_pre if s.startswith(p) and len(s) > len(p)), None)
         if p:
-            s = s[len(p):]
+            s = s[len(p) :]
         x = next((x for x in common_suf if s.endswith(x) and len(s) > len(x)), None)
         if x:
             s = s[: -len(x)]

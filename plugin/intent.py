@@ -57,7 +57,9 @@ class ContentSTAMPConfig:
     zero_shot: bool = False
     item_keys: tuple[str, ...] = ()  # articles with a learned vector v_i (row i+1; row 0 is "none")
     catalogue: tuple[str, ...] = ()  # the articles trained over; others are ranked zero-shot (empty: none are)
-    zero_shot_temperature: float = ZERO_SHOT_TEMPERATURE  # tau of the zero-shot intent ranking articles outside the catalogue
+    zero_shot_temperature: float = (
+        ZERO_SHOT_TEMPERATURE  # tau of the zero-shot intent ranking articles outside the catalogue
+    )
     output_vectors: bool = False  # item_keys also get a learned candidate vector u_a (scored on e_a + u_a)
     plain_scoring: bool = False  # serve with the score trained: plain cosine + learned part, no rule-based fusion
 
@@ -114,7 +116,9 @@ class ContentSTAMP(nn.Module):
         out = self.stamp(x, mask)  # query (B, d), attention (B, L)
         q = out.query @ self.proj.weight  # (B, d) @ (d, D) -> (B, D): P^T q
         if rows is not None and self.next_vectors is not None:
-            last = rows.gather(1, (mask.sum(1).long() - 1).clamp(min=0).unsqueeze(1)).squeeze(1)  # (B,) last click's row
+            last = rows.gather(1, (mask.sum(1).long() - 1).clamp(min=0).unsqueeze(1)).squeeze(
+                1
+            )  # (B,) last click's row
             q = q + self.next_vectors(last)  # (B, D): where readers of the last page go next, in the index's space
         return q, out.attention
 
@@ -152,11 +156,18 @@ class ContentSTAMP(nn.Module):
         if self._catalogue is not None:
             cold, _ = zero_shot_query(items, self.config.zero_shot_temperature)  # (D,)
             cold = cold / max(float(np.linalg.norm(cold)), 1e-12)
-        return Intent(vector=vec / max(norm, 1e-12), attention=att_np, cold_vector=cold, catalogue=self._catalogue,
-                      learned_ids=learned_ids if learned_scores is not None else (), learned_scores=learned_scores)
+        return Intent(
+            vector=vec / max(norm, 1e-12),
+            attention=att_np,
+            cold_vector=cold,
+            catalogue=self._catalogue,
+            learned_ids=learned_ids if learned_scores is not None else (),
+            learned_scores=learned_scores,
+        )
 
-    def _add_transitions(self, ids: tuple[str, ...], scores: np.ndarray | None,
-                         keys: Sequence[str | None]) -> tuple[tuple[str, ...], np.ndarray | None]:
+    def _add_transitions(
+        self, ids: tuple[str, ...], scores: np.ndarray | None, keys: Sequence[str | None]
+    ) -> tuple[tuple[str, ...], np.ndarray | None]:
         """The learned candidate scores plus weight * T(j | session) of the transition component, over the union
         of the articles either speaks for (an article in neither reads as its text alone)."""
         assert self.transitions is not None
@@ -190,10 +201,14 @@ class ContentSTAMP(nn.Module):
             cfg = meta["config"]
             # Models saved before the hybrid have no item_keys or catalogue: they load as they were.
             config = ContentSTAMPConfig(
-                input_dim=cfg["input_dim"], stamp=STAMPConfig(**cfg["stamp"]), zero_shot=cfg["zero_shot"],
-                item_keys=tuple(cfg.get("item_keys", ())), catalogue=tuple(cfg.get("catalogue", ())),
+                input_dim=cfg["input_dim"],
+                stamp=STAMPConfig(**cfg["stamp"]),
+                zero_shot=cfg["zero_shot"],
+                item_keys=tuple(cfg.get("item_keys", ())),
+                catalogue=tuple(cfg.get("catalogue", ())),
                 zero_shot_temperature=float(cfg.get("zero_shot_temperature", 2.0)),
-                output_vectors=bool(cfg.get("output_vectors", False)), plain_scoring=bool(cfg.get("plain_scoring", False)),
+                output_vectors=bool(cfg.get("output_vectors", False)),
+                plain_scoring=bool(cfg.get("plain_scoring", False)),
             )
             weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
             state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)

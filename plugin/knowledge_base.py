@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-import functools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -259,4 +259,3 @@ def check_articles(articles: Sequence[Article], source: object) -> None:
         seen.add(a.id)
     if not articles:
         raise DataFormatError(f"no articles found in {source}")
-

@@ -82,8 +82,9 @@ class LexicalIndex:
                 if scores is not None:
                     self._scores.move_to_end(head)
             if scores is None:
-                scores = self._normalised(bm25, bm25s.tokenize(head, stopwords="en", return_ids=False,
-                                                              show_progress=False)[0], len(row))
+                scores = self._normalised(
+                    bm25, bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0], len(row)
+                )
                 with self._lock:
                     if self._bm25 is bm25:  # not an index rebuilt meanwhile
                         self._scores[head] = scores

@@ -68,8 +68,9 @@ def _model_fingerprint(model_path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def export_onnx(model_path: str | os.PathLike[str], variant: Literal["fp32", "int8"] = "int8",
-                cache: Path | None = None) -> Path:
+def export_onnx(
+    model_path: str | os.PathLike[str], variant: Literal["fp32", "int8"] = "int8", cache: Path | None = None
+) -> Path:
     """The ONNX file of the model's transformer (inputs: input_ids, attention_mask, token_type_ids; output: the
     last hidden state), exported (and quantised) now unless the cache already holds it."""
     if variant not in ONNX_VARIANTS:
@@ -91,8 +92,12 @@ def export_onnx(model_path: str | os.PathLike[str], variant: Literal["fp32", "in
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             logger.info("quantising %s to int8 (dynamic, per channel, reduce_range=%s)", fp32, reduce_range)
-            atomic_write_with(target, lambda tmp: quantize_dynamic(
-                fp32, tmp, weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range))
+            atomic_write_with(
+                target,
+                lambda tmp: quantize_dynamic(
+                    fp32, tmp, weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range
+                ),
+            )
     return target
 
 
@@ -103,15 +108,15 @@ def _export_transformer(src: Path, out: str) -> None:
     class Hidden(torch.nn.Module):
         """Keyword arguments only: BertModel.forward's positional order differs between transformers versions."""
 
-
         def __init__(self) -> None:
             super().__init__()
             # eager attention exports as plain MatMul/Softmax, which quantize_dynamic turns into int8 MatMuls
             self.bert = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
 
         def forward(self, input_ids, attention_mask, token_type_ids):  # traced by the export, not called
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                             token_type_ids=token_type_ids).last_hidden_state
+            return self.bert(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     model = Hidden().eval()
     ids = torch.ones((2, 16), dtype=torch.long)
@@ -120,14 +125,18 @@ def _export_transformer(src: Path, out: str) -> None:
     # and cannot yet export this model with dynamic axes on every torch the project supports (>= 2.1, < 2.14); the
     # deprecation is expected here and nowhere else.
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export",
-                                category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message="You are using the legacy TorchScript-based ONNX export", category=DeprecationWarning
+        )
         torch.onnx.export(
-            model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), out,
-            input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["last_hidden_state"],
-            dynamic_axes={"input_ids": dyn, "attention_mask": dyn, "token_type_ids": dyn,
-                          "last_hidden_state": dyn},
-            opset_version=17, dynamo=False,
+            model,
+            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+            out,
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": dyn, "attention_mask": dyn, "token_type_ids": dyn, "last_hidden_state": dyn},
+            opset_version=17,
+            dynamo=False,
         )
 
 
@@ -138,8 +147,10 @@ def _check_mean_pooling(model_path: Path) -> int:
     if not cfg.get("pooling_mode_mean_tokens") or any(
         cfg.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens")
     ):
-        raise ConfigError(f"the ONNX backend implements mean pooling only; {model_path} pools with {cfg or 'unknown'}. "
-                          "Use backend='torch' for this model")
+        raise ConfigError(
+            f"the ONNX backend implements mean pooling only; {model_path} pools with {cfg or 'unknown'}. "
+            "Use backend='torch' for this model"
+        )
     st = model_path / "sentence_bert_config.json"
     st_cfg = json.loads(st.read_text(encoding="utf-8")) if st.is_file() else {}
     if st_cfg.get("do_lower_case"):
@@ -153,8 +164,15 @@ class OnnxEncoder:
     `threads`: ONNX Runtime's intra-op threads. 1 suits serving (one request, many workers); batch indexing on an
     idle machine gains from one per core (`os.cpu_count()`)."""
 
-    def __init__(self, model_path: str | None = None, *, variant: Literal["fp32", "int8"] = "int8",
-                 batch_size: int = 32, threads: int = 1, cache: Path | None = None) -> None:
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        variant: Literal["fp32", "int8"] = "int8",
+        batch_size: int = 32,
+        threads: int = 1,
+        cache: Path | None = None,
+    ) -> None:
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
@@ -193,8 +211,9 @@ class OnnxEncoder:
         if len(texts) == 0:
             return []
         with self._lock:
-            ids = self._tokenizer(list(texts), add_special_tokens=False, truncation=False,
-                                  return_attention_mask=False, verbose=False)["input_ids"]
+            ids = self._tokenizer(
+                list(texts), add_special_tokens=False, truncation=False, return_attention_mask=False, verbose=False
+            )["input_ids"]
         return [len(x) for x in ids]
 
     def _run(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -210,8 +229,13 @@ class OnnxEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         clipped = [t[: self.max_chars].strip() if t else "" for t in texts]
         with self._lock:
-            ids = self._tokenizer(clipped, truncation="longest_first", max_length=self.max_seq_length,
-                                  return_attention_mask=False, verbose=False)["input_ids"]
+            ids = self._tokenizer(
+                clipped,
+                truncation="longest_first",
+                max_length=self.max_seq_length,
+                return_attention_mask=False,
+                verbose=False,
+            )["input_ids"]
         order = np.argsort([-len(x) for x in ids], kind="stable")  # longest first: padding stays within a batch
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), self.batch_size):

@@ -27,8 +27,9 @@ class PageContents:
     """Bounded LRU of `PageContent` by content hash; misses are read from the session store in one call.
     An entry is at most ~5.5 kB (4,000 characters of text and a 384-d vector): 4,096 of them ≈ 22 MB a worker."""
 
-    def __init__(self, max_items: int = 4096, *, ttl_seconds: float = 1800.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_items: int = 4096, *, ttl_seconds: float = 1800.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_items = max_items
         self.ttl_seconds = ttl_seconds
         self._clock = clock
@@ -59,8 +60,9 @@ class PageContents:
             self._data[digest] = (content, now)
             self._data.move_to_end(digest)
             # least recently used first: evict past the bound, and drop what has lapsed
-            while self._data and (len(self._data) > self.max_items
-                                  or now - next(iter(self._data.values()))[1] > self.ttl_seconds):
+            while self._data and (
+                len(self._data) > self.max_items or now - next(iter(self._data.values()))[1] > self.ttl_seconds
+            ):
                 self._data.popitem(last=False)
 
     def forget(self, digests: Iterable[str]) -> None:
@@ -69,7 +71,9 @@ class PageContents:
             for digest in digests:
                 self._data.pop(digest, None)
 
-    def for_events(self, store: SessionStore, session_id: str | None, events: Sequence[Event]) -> dict[str, PageContent]:
+    def for_events(
+        self, store: SessionStore, session_id: str | None, events: Sequence[Event]
+    ) -> dict[str, PageContent]:
         """The contents the events name (by `content_ref`), from here or else from the session's store."""
         found: dict[str, PageContent] = {}
         missing: list[str] = []

@@ -48,8 +48,10 @@ def encoder_for(name: str, dim: int) -> Encoder:
     if name.startswith("hashing:"):
         return HashingEncoder(int(name.split(":", 1)[1]))
     if name.startswith("item-model:"):
-        raise ConfigError(f"this index holds a session model's item vectors ({name}); "
-                          "serve it with plugin.serving.recommender_from_model(model_dir)")
+        raise ConfigError(
+            f"this index holds a session model's item vectors ({name}); "
+            "serve it with plugin.serving.recommender_from_model(model_dir)"
+        )
     backend = backend_of(name)
     if backend is not None and name == default_encoder_name(backend) and dim > 0:
         return LazyEncoder(partial(sentence_encoder, backend), name, dim)
@@ -76,13 +78,16 @@ def write_version(rec: SessionRecommender, d: Path) -> None:
     rec.index.save(d)
 
 
-def load_version(cls: type[SessionRecommender], directory: str | os.PathLike[str], encoder: Encoder | None,
-                 kwargs: dict[str, Any]) -> SessionRecommender:
+def load_version(
+    cls: type[SessionRecommender], directory: str | os.PathLike[str], encoder: Encoder | None, kwargs: dict[str, Any]
+) -> SessionRecommender:
     """One committed version of an index folder as a `cls` (SessionRecommender or a subclass)."""
     kwargs = dict(kwargs)
     d, version = resolve_version(directory)
     if not (d / "index.json").exists():
-        raise IndexFormatError(f"no index in {directory}; build one with `python -m plugin index SOURCE --out {directory}`")
+        raise IndexFormatError(
+            f"no index in {directory}; build one with `python -m plugin index SOURCE --out {directory}`"
+        )
     try:
         meta = json.loads((d / "index.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

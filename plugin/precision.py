@@ -70,8 +70,10 @@ def native_bf16() -> tuple[bool, str]:
     capability = torch.backends.cpu.get_cpu_capability()
     if flags:
         return True, f"CPU flags {', '.join(flags)} (PyTorch CPU capability {capability})"
-    return False, (f"no native bf16 CPU flag ({', '.join(BF16_FLAGS)}; PyTorch CPU capability {capability}): "
-                   "bf16 would be emulated, several times slower than float32")
+    return False, (
+        f"no native bf16 CPU flag ({', '.join(BF16_FLAGS)}; PyTorch CPU capability {capability}): "
+        "bf16 would be emulated, several times slower than float32"
+    )
 
 
 def resolve_precision(requested: str = "auto") -> Precision:

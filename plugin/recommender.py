@@ -17,6 +17,7 @@ from urllib.parse import urljoin
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import explain
 from .chat import MAX_K, ChatPolicy, suggest_for_reply
 from .config import SessionSettings, SuggestSettings
 from .encoder import (
@@ -29,11 +30,10 @@ from .encoder import (
 from .errors import ConfigError, DimensionMismatchError, EmptySessionError, IndexFormatError
 from .event_log import EventLog
 from .events import INTENT_KINDS, Event, make_event, short_title
+from .hubness import HubnessIndex
 from .index import ArticleIndex
 from .inject import inject_reply
 from .knowledge_base import Article, KnowledgeBase
-from .hubness import HubnessIndex
-from . import explain
 from .lexical import QUERY_CHARS, LexicalIndex, LexicalScores
 from .page_contents import PageContents
 from .persistence import is_trained, load_version, write_version
@@ -85,13 +85,16 @@ class SessionRecommender:
         self.encoder = encoder if isinstance(encoder, CachedEncoder) else CachedEncoder(encoder)
         # Visitors' pages and queries get their own bounded cache: never saved with the index, and it cannot
         # grow with traffic the way a cache of everything ever posted would.
-        self.page_encoder = CachedEncoder(self.encoder.inner, EmbeddingCache(encoder.dim, encoder.name, page_cache_size))
+        self.page_encoder = CachedEncoder(
+            self.encoder.inner, EmbeddingCache(encoder.dim, encoder.name, page_cache_size)
+        )
         self.index = index
         self.version: str | None = None  # the index folder's version this was loaded from (None: built here or flat)
         self.session_settings = session_settings or SessionSettings()
         # Texts and vectors of the pages the sessions hold (the stored events keep only their hash).
-        self.pages = page_contents if page_contents is not None else PageContents(
-            ttl_seconds=self.session_settings.ttl_seconds)
+        self.pages = (
+            page_contents if page_contents is not None else PageContents(ttl_seconds=self.session_settings.ttl_seconds)
+        )
         self.store: SessionStore = store if store is not None else InMemorySessionStore(self.session_settings)
         self.intent_model: IntentModel = intent_model or ZeroShotIntent(encoder.dim)
         if self.intent_model.input_dim != encoder.dim:
@@ -116,7 +119,9 @@ class SessionRecommender:
     def _title_vectors(self, allow_encoding: bool) -> tuple[list[str], np.ndarray] | None:
         ids = [a for a in self.index.ids() if a in self.kb]
         titles = [self.kb.get(a).title for a in ids]
-        if not allow_encoding and any(self.encoder.cache.get(content_key(self.encoder.name, t)) is None for t in titles):
+        if not allow_encoding and any(
+            self.encoder.cache.get(content_key(self.encoder.name, t)) is None for t in titles
+        ):
             return None  # a request does not embed titles: go without until warm() (see plugin.titles)
         return ids, self.encoder.encode(titles)
 
@@ -190,7 +195,9 @@ class SessionRecommender:
         write_version(self, d)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike[str], *, encoder: Encoder | None = None, **kwargs: Any) -> SessionRecommender:
+    def load(
+        cls, directory: str | os.PathLike[str], *, encoder: Encoder | None = None, **kwargs: Any
+    ) -> SessionRecommender:
         """The committed version of an index folder (or a flat one from before versioning).
 
         With no `encoder`, the one the index was built with is made on first use only: suggesting for pages
@@ -208,8 +215,9 @@ class SessionRecommender:
             return cls._load_version(directory, encoder, kwargs)
 
     @classmethod
-    def _load_version(cls, directory: str | os.PathLike[str], encoder: Encoder | None,
-                      kwargs: dict[str, Any]) -> SessionRecommender:
+    def _load_version(
+        cls, directory: str | os.PathLike[str], encoder: Encoder | None, kwargs: dict[str, Any]
+    ) -> SessionRecommender:
         return load_version(cls, directory, encoder, kwargs)
 
     # ------------------------------------------------------------ tracking
@@ -289,7 +297,9 @@ class SessionRecommender:
 
     # ------------------------------------------------------------ suggesting
 
-    def _session_items(self, events: Sequence[Event], session_id: str | None = None) -> tuple[np.ndarray, list[Event], list[str | None]]:
+    def _session_items(
+        self, events: Sequence[Event], session_id: str | None = None
+    ) -> tuple[np.ndarray, list[Event], list[str | None]]:
         """Vectors of the session's intent events (KB articles from the index, pages the store holds from their
         stored vectors, other pages from the embedding cache), the events themselves, and their article ids
         (None off the KB)."""
@@ -311,8 +321,13 @@ class SessionRecommender:
                 if content is not None:
                     signal[i] = replace(signal[i], text=content.text)
             # a vector from another encoder (the index was rebuilt with one since) has the wrong size: embed again
-            stored = [i for i in text_rows if (c := pages.get(signal[i].content_ref or "")) is not None
-                      and c.vector is not None and c.vector.shape == (self.index.dim,)]
+            stored = [
+                i
+                for i in text_rows
+                if (c := pages.get(signal[i].content_ref or "")) is not None
+                and c.vector is not None
+                and c.vector.shape == (self.index.dim,)
+            ]
             if stored:
                 vecs[stored] = np.stack([_stored_vector(pages, signal[i]) for i in stored])
             rest = [i for i in text_rows if i not in stored]
@@ -342,9 +357,21 @@ class SessionRecommender:
         """
         ctx = context if context is not None else self.context(session_id)
         vecs, signal, keys = self._session_items(ctx.events, session_id)
-        return self._suggest_from(vecs, signal, keys, ctx.events, k=k, locale=locale, tags=tags, exclude=exclude,
-                                  query=query, query_weight=query_weight, min_score=min_score,
-                                  exclude_seen=exclude_seen, seen=ctx.seen)
+        return self._suggest_from(
+            vecs,
+            signal,
+            keys,
+            ctx.events,
+            k=k,
+            locale=locale,
+            tags=tags,
+            exclude=exclude,
+            query=query,
+            query_weight=query_weight,
+            min_score=min_score,
+            exclude_seen=exclude_seen,
+            seen=ctx.seen,
+        )
 
     def suggest_for(self, viewed: Sequence[str], k: int | None = None, **kwargs: Any) -> list[Suggestion]:
         """Suggestions for an ad-hoc list of viewed article ids or urls (no session needed)."""
@@ -372,8 +399,18 @@ class SessionRecommender:
         kwargs as for `suggest` (locale, tags, exclude, query, ...).
         """
         s = self.session_settings
-        event = make_event("no-consent", "page_view", url=url, title=title, text=text, article_id=article_id, ts=0.0,
-                           max_text_chars=s.max_text_chars, max_title_chars=s.max_title_chars, max_url_chars=s.max_url_chars)
+        event = make_event(
+            "no-consent",
+            "page_view",
+            url=url,
+            title=title,
+            text=text,
+            article_id=article_id,
+            ts=0.0,
+            max_text_chars=s.max_text_chars,
+            max_title_chars=s.max_title_chars,
+            max_url_chars=s.max_url_chars,
+        )
         if event.article_id is None and event.url:
             art = self.kb.find(event.url)
             if art is not None:
@@ -384,7 +421,9 @@ class SessionRecommender:
         else:
             cached = self.page_encoder.cache.get(content_key(self.encoder.name, event.content()))
             vecs = cached[None, :] if cached is not None else self.encoder.inner.encode([event.content()])
-        return self._suggest_from(np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], k=k, **kwargs)
+        return self._suggest_from(
+            np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], k=k, **kwargs
+        )
 
     def _suggest_from(
         self,
@@ -457,23 +496,50 @@ class SessionRecommender:
             linked = self._linked_from([keys[i] for i in rows])
             titled = self.titles.query([keys[i] for i in rows]) if cfg.title_weight > 0 and self._embeds_text else None
             if plain:
-                cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags, learned=learned, centre=False)
+                cands = self._candidates(
+                    vector, k, floor, seen_ids, seen_urls, locale, tags, learned=learned, centre=False
+                )
             else:
-                cands = self._candidates(vector, k, floor, seen_ids, seen_urls, locale, tags, lexical=lexical,
-                                         linked=linked, learned=learned, titled=titled)
+                cands = self._candidates(
+                    vector,
+                    k,
+                    floor,
+                    seen_ids,
+                    seen_urls,
+                    locale,
+                    tags,
+                    lexical=lexical,
+                    linked=linked,
+                    learned=learned,
+                    titled=titled,
+                )
             if cold is not None and catalogue is not None and plain:
                 # articles added since the model was trained keep the rank the zero-shot recommender (its rules,
                 # interests and all) shows them at
                 zero = self._suggest_from(
-                    vecs, signal, keys, events, k=k, locale=locale, tags=tags, exclude=exclude, query=query,
-                    query_weight=query_weight, min_score=min_score, exclude_seen=exclude_seen, seen=seen,
-                    intent_model=ZeroShotIntent(vecs.shape[1], model.config.zero_shot_temperature))  # type: ignore[attr-defined]
+                    vecs,
+                    signal,
+                    keys,
+                    events,
+                    k=k,
+                    locale=locale,
+                    tags=tags,
+                    exclude=exclude,
+                    query=query,
+                    query_weight=query_weight,
+                    min_score=min_score,
+                    exclude_seen=exclude_seen,
+                    seen=seen,
+                    intent_model=ZeroShotIntent(vecs.shape[1], model.config.zero_shot_temperature),  # type: ignore[attr-defined]
+                )
                 cands = merge_cold_start(cands, [Candidate(s.article, s.score, s.score) for s in zero], catalogue)
             elif cold is not None and catalogue is not None:
                 # articles added since the model was trained keep their zero-shot rank
                 cands = merge_cold_start(
-                    cands, self._candidates(cold, k, floor, seen_ids, seen_urls, locale, tags, lexical=lexical,
-                                            linked=linked), catalogue)
+                    cands,
+                    self._candidates(cold, k, floor, seen_ids, seen_urls, locale, tags, lexical=lexical, linked=linked),
+                    catalogue,
+                )
             if not cands:
                 ranked.append([])
                 continue
@@ -482,7 +548,9 @@ class SessionRecommender:
             ranked.append([(cands[i], cand_vecs[i]) for i in order])
 
         # a KB page is named by its article's title even when the event carried only a url or id
-        labels = [short_title(self.kb.get(key).title) if key and key in self.kb else e.label() for e, key in zip(signal, keys)]
+        labels = [
+            short_title(self.kb.get(key).title) if key and key in self.kb else e.label() for e, key in zip(signal, keys)
+        ]
         out = []
         for rank, (c, cvec) in enumerate(_share_slots(ranked, shares, k)):
             drivers = explain.drivers(attention, vecs, cvec, labels)
@@ -579,11 +647,21 @@ class SessionRecommender:
         while True:
             hits = self.index.search(search[None, :], pool)[0]
             top_learned = [learned_ids[i] for i in np.argsort(-whole, kind="stable")[:pool]] if learned_ids else []
-            ids = list(dict.fromkeys([aid for aid, _ in hits] + (lexical.top(pool) if lexical is not None else [])
-                                     + sorted(linked) + top_learned))
+            ids = list(
+                dict.fromkeys(
+                    [aid for aid, _ in hits]
+                    + (lexical.top(pool) if lexical is not None else [])
+                    + sorted(linked)
+                    + top_learned
+                )
+            )
             found = [a for a in (self.kb.find(a) for a in ids) if a is not None]
-            arts = [a for a in found if a.id in self.index and passes_filters(
-                a, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags)]
+            arts = [
+                a
+                for a in found
+                if a.id in self.index
+                and passes_filters(a, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags)
+            ]
             cands: list[Candidate] = []
             if arts:
                 avecs = self.index.vectors([a.id for a in arts])  # (n, D)
@@ -646,8 +724,9 @@ class SessionRecommender:
         recorded with source "inject"). Never raises: on any failure the reply comes back unchanged."""
         try:
             pol = policy or ChatPolicy(k=min(self.settings.k, MAX_K) if k is None else k)
-            found = suggest_for_reply(self, session_id, reply, policy=pol, source="inject", query=query, k=k,
-                                      exclude=exclude).suggestions
+            found = suggest_for_reply(
+                self, session_id, reply, policy=pol, source="inject", query=query, k=k, exclude=exclude
+            ).suggestions
             return inject_reply(reply, found, fmt)
         except Exception:  # the chat path must never break a reply (an unknown fmt included)
             logger.warning("suggestions skipped for session %s", session_id[:8], exc_info=True)
@@ -679,8 +758,9 @@ def _quotas(shares: Sequence[float], k: int) -> list[int]:
     return quotas
 
 
-def _share_slots(ranked: Sequence[Sequence[tuple[Candidate, np.ndarray]]], shares: Sequence[float],
-                 k: int) -> list[tuple[Candidate, np.ndarray]]:
+def _share_slots(
+    ranked: Sequence[Sequence[tuple[Candidate, np.ndarray]]], shares: Sequence[float], k: int
+) -> list[tuple[Candidate, np.ndarray]]:
     """Merge each interest's ranked list into k slots: interest i gets about shares[i] * k of them (at least one
     when its share is positive), taken in turn, newest interest first; an interest that runs out leaves its slots
     to the others; an article already taken is skipped."""

@@ -91,7 +91,9 @@ end
 # ARGV: prefix, sid, now, ttl, max_events, reject, max_sessions, event_id, payload, window, kind, key, ts,
 #       intent ('1'/'0'), seen keys (JSON list), content hash ('' for none), content text, content vector (base64)
 # Returns 1 stored, 0 duplicate, -1 full (reject).
-_APPEND = _DROP + """
+_APPEND = (
+    _DROP
+    + """
 local prefix, sid = ARGV[1], ARGV[2]
 local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local max_events, reject, max_sessions = tonumber(ARGV[5]), ARGV[6] == '1', tonumber(ARGV[7])
@@ -153,19 +155,25 @@ redis.call('HSET', meta, 'kind', kind, 'key', key, 'ts', ARGV[13])
 touch(prefix, sid, now, ttl_ms)
 return 1
 """
+)
 
 # ARGV: prefix, sid, now, ttl, mode ('read' touches and returns events, 'exists' only checks)
-_READ = _DROP + """
+_READ = (
+    _DROP
+    + """
 local prefix, sid, now, ttl, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 if not live(prefix, sid, now, ttl) then return false end
 if mode == 'exists' then return 1 end
 touch(prefix, sid, now, math.ceil(ttl * 1000))
 return redis.call('LRANGE', prefix .. 'ev:' .. sid, 0, -1)
 """
+)
 
 # ARGV: prefix, sid, now, ttl, n. The newest n intent events and the seen keys: what a suggestion reads.
 # The page contents those events name stay alive while the session reads them.
-_CONTEXT = _DROP + """
+_CONTEXT = (
+    _DROP
+    + """
 local prefix, sid, now, ttl, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if not live(prefix, sid, now, ttl) then return false end
 local ttl_ms = math.ceil(ttl * 1000)
@@ -181,9 +189,12 @@ for _, raw in ipairs(events) do
 end
 return {events, redis.call('HKEYS', prefix .. 'vis:' .. sid)}
 """
+)
 
 # ARGV: prefix, sid, now, ttl, hash... Flat [hash, text, vector, ...] for the contents this session holds.
-_CONTENTS = _DROP + """
+_CONTENTS = (
+    _DROP
+    + """
 local prefix, sid, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 if not live(prefix, sid, now, ttl) then return {} end
 local out = {}
@@ -198,19 +209,26 @@ for i = 5, #ARGV do
 end
 return out
 """
+)
 
 # ARGV: prefix, sid, now, ttl
-_ERASE = _DROP + """
+_ERASE = (
+    _DROP
+    + """
 return drop(ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]))
 """
+)
 
 # ARGV: prefix, now, ttl. Sweeps a bounded batch (health checks call this often) and counts the rest exactly.
-_COUNT = _DROP + """
+_COUNT = (
+    _DROP
+    + """
 local prefix, now, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 sweep(prefix, now, ttl, 1000)
 local expired = redis.call('ZCOUNT', prefix .. 'seen', '-inf', cutoff(now, ttl))
 return redis.call('ZCARD', prefix .. 'lru') - expired
 """
+)
 
 
 class RedisSessionStore:
@@ -265,11 +283,24 @@ class RedisSessionStore:
                 vector = base64.b64encode(np.asarray(content.vector, dtype="<f4").tobytes()).decode("ascii")
         result = self._append(
             args=[
-                self.prefix, event.session_id, self._now(), self._ttl(), s.max_events,
-                "1" if s.overflow == "reject" else "0", s.max_sessions, event.event_id, payload,
-                repr(float(s.dedupe_window_seconds)), event.kind, event.key, repr(float(event.ts)),
-                "1" if event.kind in INTENT_KINDS else "0", json.dumps(list(event.seen_keys()), ensure_ascii=False),
-                digest, text, vector,
+                self.prefix,
+                event.session_id,
+                self._now(),
+                self._ttl(),
+                s.max_events,
+                "1" if s.overflow == "reject" else "0",
+                s.max_sessions,
+                event.event_id,
+                payload,
+                repr(float(s.dedupe_window_seconds)),
+                event.kind,
+                event.key,
+                repr(float(event.ts)),
+                "1" if event.kind in INTENT_KINDS else "0",
+                json.dumps(list(event.seen_keys()), ensure_ascii=False),
+                digest,
+                text,
+                vector,
             ]
         )
         if int(result) < 0:
@@ -293,8 +324,9 @@ class RedisSessionStore:
         if not raw:
             return SessionContext((), frozenset())
         events, seen = raw
-        return SessionContext(tuple(Event.from_dict(json.loads(item)) for item in events),
-                              frozenset(_text(k) for k in seen))
+        return SessionContext(
+            tuple(Event.from_dict(json.loads(item)) for item in events), frozenset(_text(k) for k in seen)
+        )
 
     def contents(self, session_id: str, digests: Sequence[str]) -> dict[str, PageContent]:
         if not digests:

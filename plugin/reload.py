@@ -57,7 +57,9 @@ class ReloadingRecommender:
         **kwargs: Any,
     ) -> None:
         if check_interval is not None and check_interval < 0:
-            raise ConfigError(f"check_interval must be >= 0 seconds or None (no automatic checks), got {check_interval}")
+            raise ConfigError(
+                f"check_interval must be >= 0 seconds or None (no automatic checks), got {check_interval}"
+            )
         state = {
             "_directory": Path(directory),
             "_encoder": encoder,
@@ -133,8 +135,12 @@ class ReloadingRecommender:
         try:
             version = current_version(self._directory)
         except PluginError:
-            logger.warning("cannot read the version of %s; serving version %s", self._directory,
-                           self._current.version, exc_info=True)
+            logger.warning(
+                "cannot read the version of %s; serving version %s",
+                self._directory,
+                self._current.version,
+                exc_info=True,
+            )
             return
         if version is None or version == self._current.version:
             return
@@ -146,8 +152,9 @@ class ReloadingRecommender:
                 return
             object.__setattr__(self, "_loading", True)
         if self._background:
-            threading.Thread(target=self._reload_logged, args=(version,), name="session-suggest-reload",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._reload_logged, args=(version,), name="session-suggest-reload", daemon=True
+            ).start()
         else:
             self._reload_logged(version)
 
@@ -156,8 +163,9 @@ class ReloadingRecommender:
             self._load_and_swap()
         except Exception:  # a bad version must not take serving down: keep the old one, say why
             object.__setattr__(self, "_failed", (version, time.monotonic()))
-            logger.exception("could not load the new version of %s; still serving version %s",
-                             self._directory, self._current.version)
+            logger.exception(
+                "could not load the new version of %s; still serving version %s", self._directory, self._current.version
+            )
         finally:
             object.__setattr__(self, "_loading", False)
 

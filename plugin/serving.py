@@ -93,4 +93,6 @@ def recommender_from_model(
     index.upsert(keys, vectors)
     # Raw inner products are not cosines: no cosine floor, and MMR off unless asked for.
     kwargs.setdefault("settings", SuggestSettings(min_score=None, mmr_lambda=1.0))
-    return SessionRecommender(kb, CatalogueOnlyEncoder(vectors.shape[1], model.name), index, intent_model=intent, **kwargs)
+    return SessionRecommender(
+        kb, CatalogueOnlyEncoder(vectors.shape[1], model.name), index, intent_model=intent, **kwargs
+    )

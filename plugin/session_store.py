@@ -224,8 +224,10 @@ class InMemorySessionStore:
 def content_digest(event: Event) -> str:
     """The hash a page content is stored under; InvalidEventError for content that comes without a slim event."""
     if event.content_ref is None:
-        raise InvalidEventError("page content is stored with the slim form of its event (Event.slim()), "
-                                "which names it by content_ref; this event carries its own text")
+        raise InvalidEventError(
+            "page content is stored with the slim form of its event (Event.slim()), "
+            "which names it by content_ref; this event carries its own text"
+        )
     return event.content_ref
 
 

@@ -31,7 +31,9 @@ def threads_setting(environ: dict[str, str] | None = None) -> int:
     if not raw:
         return 1
     if not (raw.isascii() and raw.isdigit()):
-        raise ConfigError(f"{ENV_THREADS} must be a whole number of threads (0 keeps the libraries' defaults), got {raw!r}")
+        raise ConfigError(
+            f"{ENV_THREADS} must be a whole number of threads (0 keeps the libraries' defaults), got {raw!r}"
+        )
     return int(raw)
 
 

@@ -37,8 +37,16 @@ from .errors import ConfigError
 from .metrics import popularity_ranks, rank_metrics
 from .precision import Precision, resolve_precision
 
-__all__ = ["TrainConfig", "EpochRecord", "TrainReport", "Trainable", "batch_order", "fit_neural", "seed_everything",
-           "train_step"]
+__all__ = [
+    "TrainConfig",
+    "EpochRecord",
+    "TrainReport",
+    "Trainable",
+    "batch_order",
+    "fit_neural",
+    "seed_everything",
+    "train_step",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +80,9 @@ class TrainConfig:
         if self.bucket < 0:
             raise ConfigError("TrainConfig.bucket must be >= 0")
         if self.select_metric not in _SELECT:
-            raise ConfigError(f"select_metric={self.select_metric!r} is not valid. Valid metrics are: {', '.join(_SELECT)}")
+            raise ConfigError(
+                f"select_metric={self.select_metric!r} is not valid. Valid metrics are: {', '.join(_SELECT)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -170,8 +180,13 @@ def _pop_valid(counts: np.ndarray | None, valid: Examples | None) -> dict[str, f
 
 
 def fit_neural(
-    model: Trainable, units: Examples, valid: Examples | None, config: TrainConfig, warm_start: bool = False,
-    pop_counts: np.ndarray | None = None, on_epoch: Callable[[EpochRecord], bool] | None = None,
+    model: Trainable,
+    units: Examples,
+    valid: Examples | None,
+    config: TrainConfig,
+    warm_start: bool = False,
+    pop_counts: np.ndarray | None = None,
+    on_epoch: Callable[[EpochRecord], bool] | None = None,
 ) -> TrainReport:
     """Train ``model.net`` in place. With ``warm_start`` the current weights are validated first and stay the
     selected state unless a new epoch beats them (continuing a time-boxed run). ``pop_counts`` ((N+1,) training
@@ -180,8 +195,7 @@ def fit_neural(
     every epoch while the validation run that picks one is still going)."""
     from .evaluation import evaluate  # late: evaluation imports the models package
 
-    precision: Precision = resolve_precision(
-        "auto" if config.bf16 is None else ("bf16" if config.bf16 else "fp32"))
+    precision: Precision = resolve_precision("auto" if config.bf16 is None else ("bf16" if config.bf16 else "fp32"))
     config = replace(config, bf16=precision.bf16)  # train_step sees the decision, not "auto"
     logger.info("precision %s: %s", precision.name, precision.reason)
     warnings: list[str] = []
@@ -191,12 +205,20 @@ def fit_neural(
         warnings.append(message)
 
     if precision.bf16 and not precision.native:
-        warn(f"bf16 forced on a CPU without native bf16 ({precision.reason}): expect steps several times slower "
-             "than --precision fp32")
+        warn(
+            f"bf16 forced on a CPU without native bf16 ({precision.reason}): expect steps several times slower "
+            "than --precision fp32"
+        )
 
     def validate() -> dict[str, float]:
-        r = evaluate(model, valid, ks=(10, 20), batch_size=1024, beyond_accuracy=False,  # type: ignore[arg-type]
-                     screen=precision.bf16)
+        r = evaluate(
+            model,  # type: ignore[arg-type]
+            valid,  # type: ignore[arg-type]
+            ks=(10, 20),
+            batch_size=1024,
+            beyond_accuracy=False,
+            screen=precision.bf16,
+        )
         return r.metrics
 
     rng = seed_everything(config.seed)
@@ -236,12 +258,18 @@ def fit_neural(
                 if config.time_budget_s is not None and elapsed > config.time_budget_s:
                     out_of_time = True  # validate what we have; the report says the epoch was partial
                     break
-                if (epoch == 1 and b == _PACE_CHECK_BATCHES and config.time_budget_s is not None
-                        and elapsed / b * len(batches) > config.time_budget_s):
-                    warn(f"at {elapsed / b:.2f} s a batch, epoch 1 ({len(batches)} batches) needs about "
-                         f"{elapsed / b * len(batches):.0f} s, more than the time budget of "
-                         f"{config.time_budget_s:.0f} s: training will stop inside the first epoch "
-                         f"(precision {precision.name}: {precision.reason})")
+                if (
+                    epoch == 1
+                    and b == _PACE_CHECK_BATCHES
+                    and config.time_budget_s is not None
+                    and elapsed / b * len(batches) > config.time_budget_s
+                ):
+                    warn(
+                        f"at {elapsed / b:.2f} s a batch, epoch 1 ({len(batches)} batches) needs about "
+                        f"{elapsed / b * len(batches):.0f} s, more than the time budget of "
+                        f"{config.time_budget_s:.0f} s: training will stop inside the first epoch "
+                        f"(precision {precision.name}: {precision.reason})"
+                    )
                 idx = batches[b]
                 loss = train_step(model, opt, units, idx, config)
                 total += loss * idx.size
@@ -253,9 +281,11 @@ def fit_neural(
             if not out_of_time:
                 full_epochs += 1
             elif full_epochs == 0:
-                warn(f"the time budget ({config.time_budget_s:.0f} s) ended epoch 1 after {count} of "
-                     f"{sum(x.size for x in batches)} training units: no full epoch was trained, and the "
-                     "validation below is of a partial epoch")
+                warn(
+                    f"the time budget ({config.time_budget_s:.0f} s) ended epoch 1 after {count} of "
+                    f"{sum(x.size for x in batches)} training units: no full epoch was trained, and the "
+                    "validation below is of a partial epoch"
+                )
             metrics: dict[str, float] = {}
             valid_s = 0.0
             if valid is not None and len(valid):
@@ -269,10 +299,12 @@ def fit_neural(
             if metrics and pop and beats_pop is None:
                 beats_pop = metrics[config.select_metric] > _POP_MARGIN * pop[config.select_metric]
                 if not beats_pop:
-                    warn(f"NOT LEARNING: the first validation ({config.select_metric} "
-                         f"{metrics[config.select_metric]:.4f}, loss {rec.loss:.3f}) is not clearly above POP "
-                         f"({pop[config.select_metric]:.4f}, x{_POP_MARGIN} needed) on the same examples; check lr "
-                         f"({config.lr:g}), the time budget and the data")
+                    warn(
+                        f"NOT LEARNING: the first validation ({config.select_metric} "
+                        f"{metrics[config.select_metric]:.4f}, loss {rec.loss:.3f}) is not clearly above POP "
+                        f"({pop[config.select_metric]:.4f}, x{_POP_MARGIN} needed) on the same examples; check lr "
+                        f"({config.lr:g}), the time budget and the data"
+                    )
             if on_epoch is not None and on_epoch(rec):
                 stopped = "on_epoch"
                 break
@@ -295,6 +327,13 @@ def fit_neural(
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
-    return TrainReport(epochs=tuple(records), best_epoch=best_epoch, stopped=stopped,
-                       precision=precision.to_dict(), full_epochs=full_epochs, pop_valid=pop,
-                       first_valid_beats_pop=beats_pop, warnings=tuple(warnings))
+    return TrainReport(
+        epochs=tuple(records),
+        best_epoch=best_epoch,
+        stopped=stopped,
+        precision=precision.to_dict(),
+        full_epochs=full_epochs,
+        pop_valid=pop,
+        first_valid_beats_pop=beats_pop,
+        warnings=tuple(warnings),
+    )

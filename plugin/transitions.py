@@ -67,16 +67,27 @@ class ItemTransitions:
     The matrix is kept in CSR form as three numpy arrays (row i's targets are indices[indptr[i]:indptr[i+1]]):
     a session reads at most `history` rows, and numpy alone keeps `import plugin` and the CLI free of scipy."""
 
-    def __init__(self, keys: Sequence[str], indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
-                 config: TransitionConfig | None = None) -> None:
+    def __init__(
+        self,
+        keys: Sequence[str],
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        data: np.ndarray,
+        config: TransitionConfig | None = None,
+    ) -> None:
         self.keys = tuple(keys)
         self.indptr = np.asarray(indptr, np.int64)  # (N + 1,)
         self.indices = np.asarray(indices, np.int64)  # (nnz,) target rows
         self.data = np.asarray(data, np.float32)  # (nnz,) P(target | row)
         n = len(self.keys)
-        if (len(self.indptr) != n + 1 or self.indptr[0] != 0 or self.indptr[-1] != len(self.indices)
-                or len(self.indices) != len(self.data) or np.any(np.diff(self.indptr) < 0)
-                or (len(self.indices) and not 0 <= self.indices.min() <= self.indices.max() < n)):
+        if (
+            len(self.indptr) != n + 1
+            or self.indptr[0] != 0
+            or self.indptr[-1] != len(self.indices)
+            or len(self.indices) != len(self.data)
+            or np.any(np.diff(self.indptr) < 0)
+            or (len(self.indices) and not 0 <= self.indices.min() <= self.indices.max() < n)
+        ):
             raise ConfigError(f"transition arrays do not form a {n} x {n} CSR matrix")
         self.config = config or TransitionConfig()
         self._row = {k: i for i, k in enumerate(self.keys)}
@@ -108,8 +119,8 @@ class ItemTransitions:
         if cfg.weight == 0.0:
             return [], np.zeros(0, np.float32)
         cols, vals = [], []
-        for t, key in enumerate(reversed(list(session)[-cfg.history:])):
-            w = cfg.decay ** t
+        for t, key in enumerate(reversed(list(session)[-cfg.history :])):
+            w = cfg.decay**t
             if w == 0.0:
                 break
             r = self._row.get(key) if key is not None else None
@@ -130,8 +141,10 @@ class ItemTransitions:
         np.savez(buf, indptr=self.indptr, indices=self.indices, data=self.data)
         # Arrays first, then the metadata recording their sha256: the pair commits with the second rename.
         sha = replace_keeping_committed(d / _ARRAYS, buf.getvalue(), recorded_sha256(d / _META))
-        atomic_write_json(d / _META, {"type": "item-transitions", "config": asdict(self.config),
-                                      "keys": list(self.keys), "sha256": sha})
+        atomic_write_json(
+            d / _META,
+            {"type": "item-transitions", "config": asdict(self.config), "keys": list(self.keys), "sha256": sha},
+        )
 
     @staticmethod
     def saved_in(directory: str | os.PathLike[str]) -> bool:

@@ -45,8 +45,11 @@ def _scheme_ok(url: str) -> bool:
     except ValueError:  # e.g. an unbalanced IPv6 bracket
         return False
     if parts.scheme:
-        return parts.scheme.lower() in ALLOWED_SCHEMES and url[len(parts.scheme) : len(parts.scheme) + 3] == "://" \
+        return (
+            parts.scheme.lower() in ALLOWED_SCHEMES
+            and url[len(parts.scheme) : len(parts.scheme) + 3] == "://"
             and bool(parts.netloc)
+        )
     if url.startswith("//"):  # protocol-relative: another host
         return False
     # No scheme, so no colon before the first slash: some parsers would read one there (`javascript%3A`).

@@ -29,8 +29,15 @@ from filelock import FileLock
 from .atomic import atomic_write_text, fsync_dir
 from .errors import ConfigError, IndexFormatError
 
-__all__ = ["CURRENT", "VERSIONS", "commit_version", "current_version", "is_index_dir", "prune_versions",
-           "resolve_version"]
+__all__ = [
+    "CURRENT",
+    "VERSIONS",
+    "commit_version",
+    "current_version",
+    "is_index_dir",
+    "prune_versions",
+    "resolve_version",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +45,17 @@ CURRENT = "CURRENT"
 VERSIONS = "versions"
 _TMP_PREFIX = ".tmp-"
 # What a flat (pre-versioning) index folder holds: removed from the top once a version supersedes them.
-_FLAT_FILES = ("index.json", "index.faiss", "index.prev.faiss", "articles.jsonl", "embeddings.npz",
-               "settings.json", "intent_model.json", "intent_model.pt", "intent_model.prev.pt")
+_FLAT_FILES = (
+    "index.json",
+    "index.faiss",
+    "index.prev.faiss",
+    "articles.jsonl",
+    "embeddings.npz",
+    "settings.json",
+    "intent_model.json",
+    "intent_model.pt",
+    "intent_model.prev.pt",
+)
 
 
 def current_version(directory: str | os.PathLike[str]) -> str | None:
@@ -64,8 +80,10 @@ def resolve_version(directory: str | os.PathLike[str]) -> tuple[Path, str | None
         return d, None
     folder = d / VERSIONS / name
     if not folder.is_dir():
-        raise IndexFormatError(f"{d / CURRENT} names version {name}, but {folder} is missing; "
-                               f"rebuild with `python -m plugin index SOURCE --out {d}`")
+        raise IndexFormatError(
+            f"{d / CURRENT} names version {name}, but {folder} is missing; "
+            f"rebuild with `python -m plugin index SOURCE --out {d}`"
+        )
     return folder, name
 
 

@@ -49,7 +49,9 @@ class WalkConfig:
         if self.drift + self.noise >= 1.0:
             raise ConfigError("WalkConfig.drift + noise must leave some probability to following links (< 1)")
         if not 1 <= self.min_length <= self.max_length:
-            raise ConfigError(f"WalkConfig needs 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}")
+            raise ConfigError(
+                f"WalkConfig needs 1 <= min_length <= max_length, got {self.min_length}, {self.max_length}"
+            )
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class WalkGenerator:
         deg = graph.in_degree()
         rank = np.empty(n, dtype=np.float64)  # (N,) 1 = most linked-to
         rank[np.argsort(-deg, kind="stable")] = np.arange(1, n + 1)
-        self.entry = rank ** -cfg.entry_zipf  # (N,) unnormalised
+        self.entry = rank**-cfg.entry_zipf  # (N,) unnormalised
         self.entry /= self.entry.sum()
         self._link_weights = [
             (deg[list(out)] + 1.0) ** cfg.link_popularity / (np.arange(len(out)) + 1.0) ** cfg.position_decay

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 import torch
+from models_fixtures import N_ITEMS, TOPIC_A, TOPIC_B, topic_sessions
 
 from plugin.data import Examples, augment, read_diginetica_clicks, srgnn_preprocess
 from plugin.errors import DimensionMismatchError, UnknownArticleError
@@ -23,8 +24,6 @@ from plugin.evaluation import evaluate
 from plugin.metrics import popularity_ranks, rank_metrics
 from plugin.models import DotProductModel, SessionModel, get_model, load_model
 from plugin.training import TrainConfig
-
-from models_fixtures import N_ITEMS, TOPIC_A, TOPIC_B, topic_sessions
 
 torch.set_num_threads(1)
 
@@ -79,9 +78,9 @@ class SessionModelContract:
         assert np.isfinite(s[:, 1:]).all()
         assert 0 not in np.argsort(-s, axis=1)[:, :N_ITEMS].ravel()
 
-    @pytest.mark.parametrize("bad", [[[0, 3]], [[N_ITEMS + 1]], [[-1]], [1, 2]], ids=["not-left-aligned",
-                                                                                       "out-of-range", "negative",
-                                                                                       "1-d"])
+    @pytest.mark.parametrize(
+        "bad", [[[0, 3]], [[N_ITEMS + 1]], [[-1]], [1, 2]], ids=["not-left-aligned", "out-of-range", "negative", "1-d"]
+    )
     def test_invalid_prefixes_are_refused(self, fitted, bad):
         with pytest.raises(DimensionMismatchError):
             fitted.score(np.array(bad))

@@ -16,7 +16,14 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-__all__ = ["free_port", "uvicorn_in_thread", "files_in_thread", "uvicorn_processes", "wait_until_healthy", "stop_processes"]
+__all__ = [
+    "free_port",
+    "uvicorn_in_thread",
+    "files_in_thread",
+    "uvicorn_processes",
+    "wait_until_healthy",
+    "stop_processes",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -65,15 +72,31 @@ def files_in_thread(directory: str | os.PathLike[str], port: int = 0, host: str 
 
 
 @contextmanager
-def uvicorn_processes(factory: str, n: int, *, env: Mapping[str, str], cwd: Path, timeout: float = 90) -> Iterator[list[str]]:
+def uvicorn_processes(
+    factory: str, n: int, *, env: Mapping[str, str], cwd: Path, timeout: float = 90
+) -> Iterator[list[str]]:
     """n separate uvicorn processes serving the app factory `factory` on free ports; yields their base urls once
     each answers GET /v1/health, and stops them afterwards."""
     ports = [free_port() for _ in range(n)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
-            cwd=cwd, env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                factory,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            cwd=cwd,
+            env=dict(env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for port in ports
     ]

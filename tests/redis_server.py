@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
 from net_helpers import free_port, stop_processes
 from services import unavailable
 
@@ -42,15 +41,31 @@ def redis_url() -> Iterator[str]:
             unavailable(f"REDIS_URL={url} does not answer")
         yield url
         return
-    binary = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+    binary = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
     if binary is None:
         unavailable("no REDIS_URL and no redis-server binary (apt-get install redis-server)")
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="redis-test-")
     proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", workdir, "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"redis://127.0.0.1:{port}/0"
     try:

@@ -7,8 +7,8 @@ the TTL without sleeping, so implementations must take their notion of "now" fro
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -29,8 +29,14 @@ class FakeClock:
 
 
 def view(sid: str, n: int, ts: float | None = None, **kw) -> Event:
-    return make_event(sid, "page_view", url=f"https://site.test/p{n}", title=f"Page {n}",
-                      ts=float(n) * 100 if ts is None else ts, **kw)
+    return make_event(
+        sid,
+        "page_view",
+        url=f"https://site.test/p{n}",
+        title=f"Page {n}",
+        ts=float(n) * 100 if ts is None else ts,
+        **kw,
+    )
 
 
 class SessionStoreContract:
@@ -58,8 +64,15 @@ class SessionStoreContract:
     def test_append_then_read_round_trips_every_field_in_order(self, clock):
         store = self.store_with(clock)
         events = [
-            make_event("s1", "page_view", url="https://site.test/ü", title="Grüße — ünïcode ✓", text="body text",
-                       ts=1.5, meta={"lang": "de", "n": 3}),
+            make_event(
+                "s1",
+                "page_view",
+                url="https://site.test/ü",
+                title="Grüße — ünïcode ✓",
+                text="body text",
+                ts=1.5,
+                meta={"lang": "de", "n": 3},
+            ),
             make_event("s1", "search", query="how to json", ts=2.25),
             make_event("s1", "suggestion_click", article_id="a-1", position=2, ts=3.0),
         ]

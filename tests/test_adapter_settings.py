@@ -29,8 +29,9 @@ def _settings(query_weight: float) -> SuggestSettings:
 
 
 def _rec(query_weight: float, articles=TOPIC_ARTICLES) -> SessionRecommender:
-    return SessionRecommender.build(articles, encoder=HashingEncoder(1024), progress=False,
-                                    settings=_settings(query_weight))
+    return SessionRecommender.build(
+        articles, encoder=HashingEncoder(1024), progress=False, settings=_settings(query_weight)
+    )
 
 
 def _read_serialization(rec, sid: str = "s") -> None:
@@ -48,7 +49,8 @@ def _tool_top(rec) -> str:
 
 def _retriever_top(rec) -> str:
     docs = KnowledgeBaseRetriever(recommender=rec, k=1, use_session=True).invoke(
-        QUESTION, {"configurable": {"session_id": "s"}})
+        QUESTION, {"configurable": {"session_id": "s"}}
+    )
     return docs[0].metadata["id"]
 
 
@@ -88,8 +90,10 @@ def test_an_explicit_query_weight_still_overrides_the_settings():
     rec = _rec(0.05)
     _read_serialization(rec)
     tool = SuggestArticlesTool(recommender=rec, query_weight=0.95)
-    msg = tool.invoke({"name": "suggest_articles", "args": {"query": QUESTION, "k": 1}, "id": "c1",
-                       "type": "tool_call"}, {"configurable": {"session_id": "s"}})
+    msg = tool.invoke(
+        {"name": "suggest_articles", "args": {"query": QUESTION, "k": 1}, "id": "c1", "type": "tool_call"},
+        {"configurable": {"session_id": "s"}},
+    )
     assert msg.artifact[0]["id"] == "misc-turtle"
 
 
@@ -109,8 +113,10 @@ def test_tool_accepts_a_reloading_recommender_and_follows_new_versions(handle):
     _read_serialization(handle)
 
     def ids() -> list[str]:
-        msg = tool.invoke({"name": "suggest_articles", "args": {"query": "yaml config", "k": 5}, "id": "c1",
-                           "type": "tool_call"}, {"configurable": {"session_id": "s"}})
+        msg = tool.invoke(
+            {"name": "suggest_articles", "args": {"query": "yaml config", "k": 5}, "id": "c1", "type": "tool_call"},
+            {"configurable": {"session_id": "s"}},
+        )
         return [row["id"] for row in msg.artifact]
 
     before = ids()
@@ -129,10 +135,13 @@ async def test_retriever_accepts_a_reloading_recommender_and_follows_new_version
     assert (await retriever.ainvoke("yaml config serialize"))[0].id == "ser-yaml"
 
 
-@pytest.mark.parametrize("make", [
-    lambda r: SuggestArticlesTool(recommender=r),
-    lambda r: KnowledgeBaseRetriever(recommender=r),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda r: SuggestArticlesTool(recommender=r),
+        lambda r: KnowledgeBaseRetriever(recommender=r),
+    ],
+)
 def test_anything_else_is_still_rejected(make):
     with pytest.raises(ValidationError):
         make("not a recommender")

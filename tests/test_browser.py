@@ -19,10 +19,9 @@ pytestmark = [pytest.mark.browser]
 
 require_browser()
 
-from plugin import Article, EventLog, HashingEncoder, SessionRecommender, SuggestSettings  # noqa: E402
-
 from adapters.http import ServerSettings  # noqa: E402
 from adapters.http.demo_site import create_demo_app  # noqa: E402
+from plugin import Article, EventLog, HashingEncoder, SessionRecommender, SuggestSettings  # noqa: E402
 
 XSS_TITLE = 'Objects <img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> serialize'
 XSS_ARTICLE = Article(
@@ -125,12 +124,20 @@ def test_read_ask_click(site, page, tmp_path):
     page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
 
     events = rec.events(sid)
-    assert [e.article_id for e in events if e.kind == "page_view"] == ["ser-json", "ser-pickle", target]  # not the index
+    assert [e.article_id for e in events if e.kind == "page_view"] == [
+        "ser-json",
+        "ser-pickle",
+        target,
+    ]  # not the index
     clicks = [e for e in events if e.kind == "suggestion_click"]
     assert [(c.article_id, c.position) for c in clicks] == [(target, 0)]
     impressions = {e.article_id for e in events if e.kind == "suggestion_impression"}
     assert set(shown) <= impressions
-    logged = [e for e in EventLog(log).iter_events() if e.session_id == rec.event_log.pseudonym(sid) and e.kind == "suggestion_click"]
+    logged = [
+        e
+        for e in EventLog(log).iter_events()
+        if e.session_id == rec.event_log.pseudonym(sid) and e.kind == "suggestion_click"
+    ]
     assert [e.article_id for e in logged] == [target]
     assert page.errors == []  # type: ignore[attr-defined]
 
@@ -189,23 +196,44 @@ def _embedding_page(api: str, title: str, body: str, **tag: str) -> str:
 def other_site(site, tmp_path):
     """A site owner's pages on another origin that embed the widget with the one tag."""
     api = site[0]
-    (tmp_path / "notes.html").write_text(_embedding_page(
-        api, "Our networking notes",
-        """<main><h1>Networking notes</h1><p>How we open a tcp socket, connect, send and receive over the
+    (tmp_path / "notes.html").write_text(
+        _embedding_page(
+            api,
+            "Our networking notes",
+            """<main><h1>Networking notes</h1><p>How we open a tcp socket, connect, send and receive over the
 network, and wrap the socket in tls with a certificate.</p></main>""",
-        send_text="true", open="true", k="2"), encoding="utf-8")
+            send_text="true",
+            open="true",
+            k="2",
+        ),
+        encoding="utf-8",
+    )
     # A stylesheet that would wreck a naive widget: tiny root font, every div transformed (a transformed
     # ancestor captures position:fixed), huge margins.
-    (tmp_path / "hostile.html").write_text(_embedding_page(
-        api, "Hostile styles",
-        """<style>html { font-size: 6px } div { transform: translateX(300px) scale(.4); filter: blur(0);
+    (tmp_path / "hostile.html").write_text(
+        _embedding_page(
+            api,
+            "Hostile styles",
+            """<style>html { font-size: 6px } div { transform: translateX(300px) scale(.4); filter: blur(0);
 margin: 900px; display: block !important } button { font-size: 40px !important }</style>
 <main><h1>Sockets</h1><p>tcp socket network tls certificate</p></main>""",
-        send_text="true", open="true", k="2"), encoding="utf-8")
+            send_text="true",
+            open="true",
+            k="2",
+        ),
+        encoding="utf-8",
+    )
     # A site that declares it is light only: the widget is light too, whatever the visitor's system prefers.
-    (tmp_path / "light.html").write_text(_embedding_page(
-        api, "Light only", '<meta name="color-scheme" content="light"><main><p>tcp socket</p></main>',
-        send_text="true", open="true"), encoding="utf-8")
+    (tmp_path / "light.html").write_text(
+        _embedding_page(
+            api,
+            "Light only",
+            '<meta name="color-scheme" content="light"><main><p>tcp socket</p></main>',
+            send_text="true",
+            open="true",
+        ),
+        encoding="utf-8",
+    )
     with files_in_thread(tmp_path) as base:
         yield base
 

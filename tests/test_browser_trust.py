@@ -23,11 +23,10 @@ from playwright import sync_api  # noqa: E402
 # The Chromium fixture is test_browser's.
 from test_browser import browser  # noqa: E402, F401  (fixture)
 
-from plugin import Article, HashingEncoder, SessionRecommender, SuggestSettings
-from plugin.urls import is_safe_url
-
 from adapters.http import ServerSettings
 from adapters.http.demo_site import create_demo_app
+from plugin import Article, HashingEncoder, SessionRecommender, SuggestSettings
+from plugin.urls import is_safe_url
 
 pytestmark = [pytest.mark.browser]
 
@@ -49,14 +48,20 @@ HOSTILE = [
 def sites():
     from conftest import TOPIC_ARTICLES
 
-    rec = SessionRecommender.build([*TOPIC_ARTICLES, *HOSTILE], encoder=HashingEncoder(256), progress=False,
-                                   settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0))
+    rec = SessionRecommender.build(
+        [*TOPIC_ARTICLES, *HOSTILE],
+        encoder=HashingEncoder(256),
+        progress=False,
+        settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0),
+    )
     assert all(rec.kb.get(a.id).url == "" for a in HOSTILE)  # ingestion dropped every one
     for a in HOSTILE:  # ... and now a KB that never passed ingestion holds them
         rec.kb._by_id[a.id] = a
     with contextlib.ExitStack() as stack:
         demo = stack.enter_context(uvicorn_in_thread(create_demo_app(rec)))
-        kb_links = stack.enter_context(uvicorn_in_thread(create_demo_app(rec, settings=ServerSettings(article_url_template=""))))
+        kb_links = stack.enter_context(
+            uvicorn_in_thread(create_demo_app(rec, settings=ServerSettings(article_url_template="")))
+        )
         yield [demo, kb_links]
 
 
@@ -67,8 +72,14 @@ def page(browser):
     dialogs: list[str] = []
     pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     # Nothing leaves the machine: other hosts get a stub page (a followed external link is fine, not a script).
-    pg.route("**/*", lambda route: route.continue_() if urlsplit(route.request.url).hostname == "127.0.0.1"
-             else route.fulfill(status=200, body="external", content_type="text/plain"))
+    pg.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if urlsplit(route.request.url).hostname == "127.0.0.1"
+            else route.fulfill(status=200, body="external", content_type="text/plain")
+        ),
+    )
     pg.dialogs = dialogs  # type: ignore[attr-defined]
     # Each page load is a new visitor: otherwise the hostile articles, once read or clicked, are not suggested.
     pg.add_init_script("try { localStorage.clear(); } catch (e) {}")

@@ -33,10 +33,18 @@ def test_read_clicked_and_linked_are_excluded_but_shown_may_return(reader):
     assert ids(again) == ids(first)  # shown, not opened: still allowed
     reader.track("s", "suggestion_click", article_id=ids(first)[0], position=0)
     linked_url = reader.kb.get(ids(first)[1]).url
-    third = suggest_for_reply(reader, "s", f"See {linked_url} for that.", policy=policy, source="chat", query="serialize")
+    third = suggest_for_reply(
+        reader, "s", f"See {linked_url} for that.", policy=policy, source="chat", query="serialize"
+    )
     assert ids(first)[0] not in ids(third) and ids(first)[1] not in ids(third)
-    strict = suggest_for_reply(reader, "s", "A reply.", policy=ChatPolicy(k=3, min_score=-1.0, exclude_shown=True),
-                               source="chat", query="serialize")
+    strict = suggest_for_reply(
+        reader,
+        "s",
+        "A reply.",
+        policy=ChatPolicy(k=3, min_score=-1.0, exclude_shown=True),
+        source="chat",
+        query="serialize",
+    )
     assert not set(ids(strict)) & set(ids(first))
 
 

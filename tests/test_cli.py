@@ -18,7 +18,23 @@ def test_index_then_suggest_json(kb_file, tmp_path, capsys):
     out = tmp_path / "ix"
     assert main(["index", str(kb_file), "--out", str(out), "--encoder", "hashing:1024", "--quiet"]) == 0
     assert "indexed 10 articles" in capsys.readouterr().out
-    assert main(["suggest", "--index", str(out), "--viewed", "ser-json", "--viewed", "https://kb.test/pickle", "-k", "2", "--json"]) == 0
+    assert (
+        main(
+            [
+                "suggest",
+                "--index",
+                str(out),
+                "--viewed",
+                "ser-json",
+                "--viewed",
+                "https://kb.test/pickle",
+                "-k",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 2 and set(rows[0]) == {"id", "title", "url", "score", "reason"}
     assert {r["id"] for r in rows} <= {"ser-shelve", "ser-marshal", "ser-csv"}
@@ -47,7 +63,10 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["suggest", "--index", "IX", "--viewed", "ser-json", "-k", "0"], "argument -k: must be between 1 and 100, got 0"),
+        (
+            ["suggest", "--index", "IX", "--viewed", "ser-json", "-k", "0"],
+            "argument -k: must be between 1 and 100, got 0",
+        ),
         (["suggest", "--index", "IX", "--viewed", "ser-json", "-k", "101"], "must be between 1 and 100, got 101"),
         (["suggest", "--index", "IX", "--viewed", "ser-json", "-k", "three"], "expected a whole number, got 'three'"),
         (["demo", "--no-serve", "-k", "-1"], "must be between 1 and 100, got -1"),
@@ -85,7 +104,7 @@ def test_index_a_site_folder_with_include_exclude_and_default_skips(tmp_path, ca
     site = tmp_path / "site"
     for rel, body in {
         "index.html": '<h1>Home</h1><div class="toctree-wrapper"><a href="guide/a.html">alpha sessions guide</a> <a href="guide/b.html">beta sessions guide</a>'
-                      ' <a href="releases/1.0.html">1.0</a></div>',
+        ' <a href="releases/1.0.html">1.0</a></div>',
         "guide/a.html": '<h1>Alpha guide</h1><p>alpha sessions cookies</p><a href="b.html">see b</a>',
         "guide/b.html": "<h1>Beta guide</h1><p>beta sessions storage</p>",
         "releases/1.0.html": "<h1>Release 1.0</h1><p>sessions fixed</p>",
@@ -96,7 +115,17 @@ def test_index_a_site_folder_with_include_exclude_and_default_skips(tmp_path, ca
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
         (site / rel).write_text(body)
     out = tmp_path / "ix"
-    args = ["index", str(site), "--out", str(out), "--encoder", "hashing:256", "--base-url", "https://d.test/", "--quiet"]
+    args = [
+        "index",
+        str(site),
+        "--out",
+        str(out),
+        "--encoder",
+        "hashing:256",
+        "--base-url",
+        "https://d.test/",
+        "--quiet",
+    ]
     assert main([*args, "--exclude", "releases/*"]) == 0
     msg = capsys.readouterr().out
     assert "3 articles (1 hub/TOC pages" in msg and "1 --exclude releases/*" in msg and "1 _modules/*" in msg
@@ -121,7 +150,17 @@ def test_a_quiet_run_prints_no_library_debug_lines(kb_file, tmp_path):
     assert main(["index", str(kb_file), "--out", str(tmp_path / "ix"), "--encoder", "hashing:64", "--quiet"]) == 0
 
     def suggest(*flags: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "plugin", *flags, "suggest", "--index", str(tmp_path / "ix"), "--viewed", "ser-json"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "plugin",
+            *flags,
+            "suggest",
+            "--index",
+            str(tmp_path / "ix"),
+            "--viewed",
+            "ser-json",
+        ]
         return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=repo, timeout=300)
 
     quiet, loud = suggest(), suggest("-v")

@@ -62,8 +62,16 @@ def test_events_and_records_read_alike(tmp_path):
     from_records = click_sessions(LOG, url_items=True)
     el = EventLog(tmp_path / "copy.jsonl")
     for r in LOG:
-        el.append(make_event(r["session_id"], r["kind"], article_id=r.get("article_id"), url=r.get("url"),
-                             position=r.get("position"), ts=r["ts"]))
+        el.append(
+            make_event(
+                r["session_id"],
+                r["kind"],
+                article_id=r.get("article_id"),
+                url=r.get("url"),
+                position=r.get("position"),
+                ts=r["ts"],
+            )
+        )
     from_events = click_sessions(list(el.iter_events()), url_items=True)
     assert from_file == from_records
     # EventLog writes a pseudonym where the raw records carry the session id: the sessions are the same

@@ -19,8 +19,17 @@ N_THREADS, PER_THREAD, N_SESSIONS = 8, 10_000, 40
 
 def _hammer(store, n_threads: int = N_THREADS, per_thread: int = PER_THREAD) -> None:
     events = [
-        [make_event(f"s{i % N_SESSIONS}", "page_view", url=f"https://site.test/{t}/{i}", ts=float(i),
-                    event_id=f"t{t}-e{i}", meta={"t": t, "i": i}) for i in range(per_thread)]
+        [
+            make_event(
+                f"s{i % N_SESSIONS}",
+                "page_view",
+                url=f"https://site.test/{t}/{i}",
+                ts=float(i),
+                event_id=f"t{t}-e{i}",
+                meta={"t": t, "i": i},
+            )
+            for i in range(per_thread)
+        ]
         for t in range(n_threads)
     ]
     accepted = [0] * n_threads

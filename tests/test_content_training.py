@@ -16,9 +16,16 @@ from plugin.intent import ContentSTAMP
 
 # Visitors hop across topics in a fixed pattern (e.g. JSON docs -> HTTP client docs).
 NEXT = {
-    "ser-json": "net-http", "net-http": "ser-pickle", "ser-pickle": "net-socket", "net-socket": "ser-shelve",
-    "ser-shelve": "net-url", "net-url": "ser-marshal", "ser-marshal": "net-ssl", "net-ssl": "ser-csv",
-    "ser-csv": "misc-turtle", "misc-turtle": "ser-json",
+    "ser-json": "net-http",
+    "net-http": "ser-pickle",
+    "ser-pickle": "net-socket",
+    "net-socket": "ser-shelve",
+    "ser-shelve": "net-url",
+    "net-url": "ser-marshal",
+    "ser-marshal": "net-ssl",
+    "net-ssl": "ser-csv",
+    "ser-csv": "misc-turtle",
+    "misc-turtle": "ser-json",
 }
 
 
@@ -39,9 +46,12 @@ def sessions_from_events(events, known=None):
 
 def test_click_sessions_orders_filters_and_collapses():
     evs = [
-        make_event("b", "article_open", article_id="x", ts=5), make_event("a", "page_view", article_id="y", ts=1),
-        make_event("a", "page_view", article_id="y", ts=2), make_event("a", "search", query="q", ts=3),
-        make_event("a", "article_open", article_id="z", ts=4), make_event("b", "article_open", article_id="w", ts=6),
+        make_event("b", "article_open", article_id="x", ts=5),
+        make_event("a", "page_view", article_id="y", ts=1),
+        make_event("a", "page_view", article_id="y", ts=2),
+        make_event("a", "search", query="q", ts=3),
+        make_event("a", "article_open", article_id="z", ts=4),
+        make_event("b", "article_open", article_id="w", ts=6),
         make_event("c", "article_open", article_id="x", ts=7),
     ]
     assert sessions_from_events(evs) == [["y", "z"], ["x", "w"]]
@@ -75,7 +85,23 @@ def test_cli_trains_and_installs(rec, tmp_path, capsys):
     rec.save(tmp_path / "ix")
     log = tmp_path / "events.jsonl"
     log.write_text("".join(json.dumps(e.to_dict()) + "\n" for e in _logged_events()))
-    assert main(["train-intent", "--index", str(tmp_path / "ix"), "--log", str(log), "--epochs", "25", "--dim", "32", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train-intent",
+                "--index",
+                str(tmp_path / "ix"),
+                "--log",
+                str(log),
+                "--epochs",
+                "25",
+                "--dim",
+                "32",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "installed the trained content STAMP" in out
     assert isinstance(SessionRecommender.load(tmp_path / "ix").intent_model, ContentSTAMP)  # in the new version
@@ -97,7 +123,9 @@ def test_the_serving_score_is_chosen_on_the_held_out_sessions(rec, monkeypatch):
         assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), model.state_dict().values()))
     # only the last valid_fraction of the sessions is read: the first ones may be anything
     seen = []
-    monkeypatch.setattr(SessionRecommender, "suggest_for", lambda self, prefix, k=None, **kw: seen.append(list(prefix)) or [])
+    monkeypatch.setattr(
+        SessionRecommender, "suggest_for", lambda self, prefix, k=None, **kw: seen.append(list(prefix)) or []
+    )
     content_training.choose_scoring(rec, model, sessions, cfg)
     n_valid = max(1, int(len(sessions) * cfg.valid_fraction))
     assert {tuple(p[:1]) for p in seen} == {tuple(s[:1]) for s in sessions[-n_valid:]}

@@ -30,8 +30,7 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def _demo(checkout: Path) -> list[str]:
-    subprocess.run(["bash", "./dev", "demo", "--no-serve"], cwd=checkout, check=True, capture_output=True,
-                   timeout=60)
+    subprocess.run(["bash", "./dev", "demo", "--no-serve"], cwd=checkout, check=True, capture_output=True, timeout=60)
     return (checkout / "calls.log").read_text().splitlines()
 
 

@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from models_fixtures import N_ITEMS, sessions, topic_sessions, valid_examples  # noqa: F401
 
 from plugin.device import resolve_device
 from plugin.errors import ConfigError
 from plugin.models import get_model, load_model
 from plugin.models.cli import main
 from plugin.training import TrainConfig
-
-from models_fixtures import N_ITEMS, sessions, topic_sessions, valid_examples  # noqa: F401
 
 torch.set_num_threads(1)
 
@@ -56,32 +55,54 @@ def test_cuda_without_cuda_is_a_clean_error(word: str, no_cuda: None) -> None:
 def test_trainer_refuses_cuda_without_cuda_before_training(no_cuda: None, sessions) -> None:  # noqa: F811
     m = get_model("srgnn", dim=8)
     with pytest.raises(ConfigError, match="CUDA is not available"):
-        m.fit(sessions, N_ITEMS, train_config=TrainConfig(epochs=1, batch_size=64, bf16=False, progress=False,
-                                                           device="cuda"))
+        m.fit(
+            sessions,
+            N_ITEMS,
+            train_config=TrainConfig(epochs=1, batch_size=64, bf16=False, progress=False, device="cuda"),
+        )
 
 
 @pytest.mark.parametrize("model", ["srgnn", "gru4rec"])
-def test_cli_train_and_evaluate_on_cpu_device(model: str, srgnn_folder: Path, tmp_path: Path, capsys,
-                                              no_cuda: None) -> None:
+def test_cli_train_and_evaluate_on_cpu_device(
+    model: str, srgnn_folder: Path, tmp_path: Path, capsys, no_cuda: None
+) -> None:
     out = tmp_path / model
-    args = ["train", "--model", model, "--data", str(srgnn_folder), "--out", str(out), "--quiet", "--epochs", "1",
-            "--batch-size", "32", "--option", "dim=8", "--device", "auto"]
+    args = [
+        "train",
+        "--model",
+        model,
+        "--data",
+        str(srgnn_folder),
+        "--out",
+        str(out),
+        "--quiet",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--option",
+        "dim=8",
+        "--device",
+        "auto",
+    ]
     assert main(args) == 0
     report = json.loads((out / "train_report.json").read_text())
     assert report["device"] == "cpu" and report["report"]["best_epoch"] == 1
     capsys.readouterr()
-    assert main(["evaluate", "--model", str(out), "--data", str(srgnn_folder), "--json", "--quiet",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(["evaluate", "--model", str(out), "--data", str(srgnn_folder), "--json", "--quiet", "--device", "cpu"])
+        == 0
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["device"] == "cpu" and result["examples"] > 0
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])
-def test_cli_cuda_without_cuda_exits_2_and_writes_nothing(command: str, srgnn_folder: Path, tmp_path: Path, capsys,
-                                                          no_cuda: None) -> None:
+def test_cli_cuda_without_cuda_exits_2_and_writes_nothing(
+    command: str, srgnn_folder: Path, tmp_path: Path, capsys, no_cuda: None
+) -> None:
     out = tmp_path / "never"
-    args = (["train", "--model", "srgnn", "--out", str(out)] if command == "train" else
-            ["evaluate", "--model", str(out)])
+    args = ["train", "--model", "srgnn", "--out", str(out)] if command == "train" else ["evaluate", "--model", str(out)]
     assert main([*args, "--data", str(srgnn_folder), "--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: device 'cuda': CUDA is not available") and "Traceback" not in err
@@ -107,8 +128,12 @@ def test_on_epoch_sees_every_epoch_and_stops_training(sessions) -> None:  # noqa
         return rec.epoch == 2
 
     m = get_model("gru4rec", dim=8, hidden=8)
-    report = m.fit(sessions, N_ITEMS, train_config=TrainConfig(epochs=5, batch_size=64, bf16=False, progress=False),
-                   on_epoch=stop_after_two)
+    report = m.fit(
+        sessions,
+        N_ITEMS,
+        train_config=TrainConfig(epochs=5, batch_size=64, bf16=False, progress=False),
+        on_epoch=stop_after_two,
+    )
     assert seen == [1, 2] and report["stopped"] == "on_epoch" and len(report["epochs"]) == 2
 
 
@@ -127,9 +152,33 @@ def test_retrain_full_stops_at_the_validation_choice_and_tests_that_epoch(srgnn_
     valid.mkdir()
     (valid / "train_report.json").write_text(json.dumps({"report": {"best_epoch": 2}}))  # a finished validation run
     out, result = tmp_path / "full", tmp_path / "full.json"
-    assert _retrain_full().main(["--model", "srgnn", "--data", str(srgnn_folder), "--out", str(out), "--quiet",
-                                 "--epochs", "6", "--batch-size", "32", "--option", "dim=8", "--no-bf16",
-                                 "--device", "cpu", "--select-from", str(valid), "--json-out", str(result)]) == 0
+    assert (
+        _retrain_full().main(
+            [
+                "--model",
+                "srgnn",
+                "--data",
+                str(srgnn_folder),
+                "--out",
+                str(out),
+                "--quiet",
+                "--epochs",
+                "6",
+                "--batch-size",
+                "32",
+                "--option",
+                "dim=8",
+                "--no-bf16",
+                "--device",
+                "cpu",
+                "--select-from",
+                str(valid),
+                "--json-out",
+                str(result),
+            ]
+        )
+        == 0
+    )
     r = json.loads(result.read_text())
     assert r["chosen_epoch"] == 2 and [e["epoch"] for e in r["epochs"]] == [1, 2] and r["stopped"] == "on_epoch"
     assert r["units_per_epoch"] == r["epochs"][0]["units"]  # the whole training split, not 90%

@@ -134,16 +134,27 @@ def test_index_survives_sigkill_mid_save(tmp_path, monkeypatch):
     v1_idx = _index([f"a{i}" for i in range(20)], seed=1)
     v2_idx = _index([f"a{i}" for i in range(20)], seed=1)
     v2_idx.remove([f"a{i}" for i in range(5)])
-    v2_idx.upsert([f"b{i}" for i in range(10)], _index([f"b{i}" for i in range(10)], 2).vectors([f"b{i}" for i in range(10)]))
+    v2_idx.upsert(
+        [f"b{i}" for i in range(10)], _index([f"b{i}" for i in range(10)], 2).vectors([f"b{i}" for i in range(10)])
+    )
     v1_idx.save(tmp_path / "ref1")
     v2_idx.save(tmp_path / "ref2")
-    _check_every_kill_point(tmp_path, monkeypatch, v1_idx.save, v2_idx.save, _index_fingerprint,
-                            _index_fingerprint(tmp_path / "ref1"), _index_fingerprint(tmp_path / "ref2"))
+    _check_every_kill_point(
+        tmp_path,
+        monkeypatch,
+        v1_idx.save,
+        v2_idx.save,
+        _index_fingerprint,
+        _index_fingerprint(tmp_path / "ref1"),
+        _index_fingerprint(tmp_path / "ref2"),
+    )
 
 
 def test_two_crashed_saves_in_a_row_keep_the_committed_index(tmp_path, monkeypatch):
     """The second crashed save must not take the first one's uncommitted leftover for the good version."""
-    v1, v2, v3 = (_index([f"{p}{i}" for i in range(n)], seed) for p, n, seed in (("a", 20, 1), ("b", 30, 2), ("c", 40, 3)))
+    v1, v2, v3 = (
+        _index([f"{p}{i}" for i in range(n)], seed) for p, n, seed in (("a", 20, 1), ("b", 30, 2), ("c", 40, 3))
+    )
     d = tmp_path / "idx"
     v1.save(d)
     want = _index_fingerprint(d)
@@ -171,8 +182,15 @@ def test_embedding_cache_survives_sigkill_mid_save(tmp_path, monkeypatch):
         return len(c)
 
     c1, c2 = cache(10), cache(300)
-    _check_every_kill_point(tmp_path, monkeypatch, lambda d: c1.save(d / "embeddings.npz"),
-                            lambda d: c2.save(d / "embeddings.npz"), load, 10, 300)
+    _check_every_kill_point(
+        tmp_path,
+        monkeypatch,
+        lambda d: c1.save(d / "embeddings.npz"),
+        lambda d: c2.save(d / "embeddings.npz"),
+        load,
+        10,
+        300,
+    )
 
 
 def test_intent_model_survives_sigkill_mid_save(tmp_path, monkeypatch):
@@ -187,8 +205,15 @@ def test_intent_model_survives_sigkill_mid_save(tmp_path, monkeypatch):
     m1, m2 = model(8, 0), model(12, 1)  # another shape too: a mixed pair would not even load
     m1.save(tmp_path / "ref1")
     m2.save(tmp_path / "ref2")
-    _check_every_kill_point(tmp_path, monkeypatch, m1.save, m2.save, fingerprint,
-                            fingerprint(tmp_path / "ref1"), fingerprint(tmp_path / "ref2"))
+    _check_every_kill_point(
+        tmp_path,
+        monkeypatch,
+        m1.save,
+        m2.save,
+        fingerprint,
+        fingerprint(tmp_path / "ref1"),
+        fingerprint(tmp_path / "ref2"),
+    )
 
 
 def test_recommender_directory_survives_sigkill_mid_save(tmp_path, monkeypatch, articles):
@@ -204,8 +229,15 @@ def test_recommender_directory_survives_sigkill_mid_save(tmp_path, monkeypatch, 
         assert rec.suggest_for([rec.index.ids()[0]], k=2)  # it serves, not just loads
         return tuple(sorted(rec.index.ids()))
 
-    _check_every_kill_point(tmp_path, monkeypatch, v1.save, v2.save, fingerprint,
-                            tuple(sorted(v1.index.ids())), tuple(sorted(v2.index.ids())))
+    _check_every_kill_point(
+        tmp_path,
+        monkeypatch,
+        v1.save,
+        v2.save,
+        fingerprint,
+        tuple(sorted(v1.index.ids())),
+        tuple(sorted(v2.index.ids())),
+    )
 
 
 _SAVER = textwrap.dedent(
@@ -229,8 +261,12 @@ _SAVER = textwrap.dedent(
 
 def test_interpreter_killed_at_random_moments_while_saving(tmp_path):
     d = tmp_path / "rec"
-    proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(d)], cwd=REPO, stdout=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SAVER, str(d)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         assert proc.stdout.readline().strip() == b"ready"
         rng = np.random.default_rng(0)
@@ -286,8 +322,12 @@ def test_event_log_writer_killed_mid_stream(tmp_path):
                 print("go", flush=True)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=REPO, stdout=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.stdout.readline().strip() == b"go"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -326,8 +366,12 @@ def test_erasing_a_session_loses_nothing_another_process_appends(tmp_path):
     log = EventLog(path)
     for i in range(2000):  # a log long enough that an erase's read-to-rename window is wide
         log.append(make_event("bulk", "page_view", url=f"https://site.test/bulk/{i}", ts=float(i)))
-    proc = subprocess.Popen([sys.executable, "-c", code, str(path), str(n)], cwd=REPO, stdout=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(path), str(n)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.stdout.readline().strip() == b"go"
     erases = 0
     while True:

@@ -9,10 +9,50 @@ from plugin.demo_kb import stdlib_articles
 
 pytestmark = pytest.mark.real_model
 
-SERIALIZATION = {"shelve", "marshal", "copyreg", "pickletools", "json.decoder", "json.encoder", "json.tool", "csv", "plistlib", "dbm", "xdrlib", "configparser", "tomllib", "json.scanner"}
-MODULES = sorted(SERIALIZATION | {"json", "pickle", "socket", "http.client", "asyncio", "math", "random", "statistics",
-                                  "email.message", "smtplib", "urllib.request", "threading", "subprocess", "re", "string",
-                                  "datetime", "calendar", "zipfile", "tarfile", "gzip", "logging", "unittest", "argparse"})
+SERIALIZATION = {
+    "shelve",
+    "marshal",
+    "copyreg",
+    "pickletools",
+    "json.decoder",
+    "json.encoder",
+    "json.tool",
+    "csv",
+    "plistlib",
+    "dbm",
+    "xdrlib",
+    "configparser",
+    "tomllib",
+    "json.scanner",
+}
+MODULES = sorted(
+    SERIALIZATION
+    | {
+        "json",
+        "pickle",
+        "socket",
+        "http.client",
+        "asyncio",
+        "math",
+        "random",
+        "statistics",
+        "email.message",
+        "smtplib",
+        "urllib.request",
+        "threading",
+        "subprocess",
+        "re",
+        "string",
+        "datetime",
+        "calendar",
+        "zipfile",
+        "tarfile",
+        "gzip",
+        "logging",
+        "unittest",
+        "argparse",
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +79,12 @@ def test_reading_json_and_pickle_suggests_serialization_never_what_was_read(real
 def test_switching_topic_moves_the_suggestions(real_rec):
     sid = "switcher"
     real_rec.track(sid, url=real_rec.kb.get("pickle").url, title=real_rec.kb.get("pickle").title)
-    real_rec.track(sid, url="https://blog.example/mail", title="Sending email from Python",
-                   text="How to compose an email message and send it through an SMTP server.")
+    real_rec.track(
+        sid,
+        url="https://blog.example/mail",
+        title="Sending email from Python",
+        text="How to compose an email message and send it through an SMTP server.",
+    )
     ids = [s.article.id for s in real_rec.suggest(sid, k=2)]
     assert set(ids) & {"smtplib", "email.message"}, ids
     injected = real_rec.inject(sid, "You can use smtplib.", k=2)

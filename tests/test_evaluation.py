@@ -39,22 +39,32 @@ def _case(seed: int, n_items: int = 3000, d: int = 24, n: int = 600) -> tuple[_F
     targets = torch.randint(1, n_items + 1, (n,), generator=g)
     targets[n // 4 : n // 4 + 20] = 55  # a tied target
     targets[: n // 8] = torch.argmax(queries[: n // 8] @ table[1:].t(), 1) + 1  # rank-1 targets
-    ex = Examples(items=np.arange(1, n + 1, dtype=np.int64), offsets=np.arange(n + 1, dtype=np.int64),
-                  targets=targets.numpy().astype(np.int64))
+    ex = Examples(
+        items=np.arange(1, n + 1, dtype=np.int64),
+        offsets=np.arange(n + 1, dtype=np.int64),
+        targets=targets.numpy().astype(np.int64),
+    )
     return _FixedDotModel(queries, table), ex
 
 
 def test_screened_ranks_and_top_lists_equal_float32() -> None:
     for seed in range(3):
         model, ex = _case(seed)
-        fast = evaluate(model, ex, ks=(5, 10, 20), batch_size=128,  # type: ignore[arg-type]
-                        screen=True)
+        fast = evaluate(
+            model,
+            ex,
+            ks=(5, 10, 20),
+            batch_size=128,  # type: ignore[arg-type]
+            screen=True,
+        )
         slow = evaluate(model, ex, ks=(5, 10, 20), batch_size=128, screen=False)  # type: ignore[arg-type]
         exact = evaluate(model, ex, ks=(20,), batch_size=128, exact_ranks=True)  # type: ignore[arg-type]
         np.testing.assert_array_equal(fast.ranks, slow.ranks)
         np.testing.assert_array_equal(fast.ranks, np.minimum(exact.ranks, 21))
         for key, value in slow.metrics.items():  # coverage may differ only by the order of exactly tied items
-            assert fast.metrics[key] == value if not key.startswith("coverage") else abs(fast.metrics[key] - value) < 2e-3
+            assert (
+                fast.metrics[key] == value if not key.startswith("coverage") else abs(fast.metrics[key] - value) < 2e-3
+            )
         assert 0.1 < fast.metrics["HR@20"] < 1.0  # the case has hits and misses
         # tied targets (item 55 shares its vector with 40 and 50..59) are ranked pessimistically
         tied = fast.ranks[150:170]

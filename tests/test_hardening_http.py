@@ -32,8 +32,14 @@ OTHER_SECRET = "o" * 40
 
 
 def _app(rec, *, secret=SECRET, limits=None, settings=None, responder=None):
-    return create_hardened_app(rec, secrets=secret, limits=limits or LimitSettings(), settings=settings,
-                               limiter=InMemoryRateLimiter(), responder=responder)
+    return create_hardened_app(
+        rec,
+        secrets=secret,
+        limits=limits or LimitSettings(),
+        settings=settings,
+        limiter=InMemoryRateLimiter(),
+        responder=responder,
+    )
 
 
 @pytest.fixture
@@ -107,8 +113,14 @@ def test_too_long_text_is_422(client, rec):
 
 def test_full_session_is_409_and_keeps_its_events(articles, fake_encoder):
     settings = SessionSettings(max_events=3, overflow="reject")
-    rec = SessionRecommender.build(articles, encoder=fake_encoder, progress=False, session_settings=settings,
-                                   store=InMemorySessionStore(settings), settings=SuggestSettings(min_score=-1.0))
+    rec = SessionRecommender.build(
+        articles,
+        encoder=fake_encoder,
+        progress=False,
+        session_settings=settings,
+        store=InMemorySessionStore(settings),
+        settings=SuggestSettings(min_score=-1.0),
+    )
     client = TestClient(_app(rec))
     sid = _sid(client)
     urls = ["https://kb.test/json", "https://kb.test/pickle", "https://kb.test/csv"]
@@ -151,12 +163,17 @@ def test_per_client_rate_limit_and_forwarded_for(rec):
     forged = {"x-forwarded-for": "198.51.100.7, 203.0.113.1"}
     _error(behind_proxy.post("/v1/sessions", headers=forged), 429, "rate_limited")
 
-    two_proxies = TestClient(_app(rec, limits=limits.model_copy(update={"trust_forwarded_for": True, "trusted_proxies": 2})))
+    two_proxies = TestClient(
+        _app(rec, limits=limits.model_copy(update={"trust_forwarded_for": True, "trusted_proxies": 2}))
+    )
     for i in range(4):
         hops = {"x-forwarded-for": f"198.51.100.{i}, 203.0.113.1, 10.0.0.1"}
         assert two_proxies.post("/v1/sessions", headers=hops).status_code == 201
-    _error(two_proxies.post("/v1/sessions", headers={"x-forwarded-for": "198.51.100.99, 203.0.113.1, 10.0.0.2"}),
-           429, "rate_limited")
+    _error(
+        two_proxies.post("/v1/sessions", headers={"x-forwarded-for": "198.51.100.99, 203.0.113.1, 10.0.0.2"}),
+        429,
+        "rate_limited",
+    )
 
 
 def test_rate_limit_window_resets():
@@ -273,8 +290,15 @@ def test_full_session_ids_never_reach_the_logs(rec, caplog):
 
 def test_access_log_lines_carry_no_full_session_id():
     sid = SignedSessionIds(SECRET).issue()
-    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1:5000", "GET", f"/v1/sessions/{sid}/suggestions?k=3", "1.1", 200), None)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", f"/v1/sessions/{sid}/suggestions?k=3", "1.1", 200),
+        None,
+    )
     assert RedactSessionIds().filter(record) is True
     line = record.getMessage()
     assert sid not in line and f"/v1/sessions/{sid[:8]}" in line and "/suggestions?k=3" in line
@@ -328,8 +352,15 @@ def test_fuzz_every_endpoint_small_budget():
     assert report["bad_error_shape"] == 0, report["failures"]
     assert report["still_up"] and report["control_session_intact"]
     operations = {op.split(" ", 1)[1] for op in report["per_operation"]}
-    assert {"/v1/health", "/v1/sessions", "/v1/sessions/{session_id}", "/v1/sessions/{session_id}/events",
-            "/v1/sessions/{session_id}/suggestions", "/v1/sessions/{session_id}/chat", "/v1/suggestions"} <= operations
+    assert {
+        "/v1/health",
+        "/v1/sessions",
+        "/v1/sessions/{session_id}",
+        "/v1/sessions/{session_id}/events",
+        "/v1/sessions/{session_id}/suggestions",
+        "/v1/sessions/{session_id}/chat",
+        "/v1/suggestions",
+    } <= operations
     assert report["inputs"] >= 100
 
 
@@ -337,8 +368,9 @@ def test_fuzz_every_endpoint_small_budget():
 
 
 def _bound_app(rec, secret=SECRET):
-    return create_hardened_app(rec, secrets=secret, limiter=InMemoryRateLimiter(), bind_to_browser=True,
-                               secure_cookie=False)  # the test client speaks plain http
+    return create_hardened_app(
+        rec, secrets=secret, limiter=InMemoryRateLimiter(), bind_to_browser=True, secure_cookie=False
+    )  # the test client speaks plain http
 
 
 def test_another_visitors_id_is_rejected_when_ids_are_bound_to_the_browser(rec):

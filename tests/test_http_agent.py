@@ -9,11 +9,11 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("langchain")
 
+from fake_models import FakeToolModel  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from langchain.agents import create_agent  # noqa: E402
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage  # noqa: E402
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
-from fake_models import FakeToolModel  # noqa: E402
 
 from adapters.http import create_app  # noqa: E402
 from adapters.langchain import SuggestArticlesTool  # noqa: E402
@@ -21,7 +21,9 @@ from adapters.langchain import SuggestArticlesTool  # noqa: E402
 
 def test_create_agent_answers_through_the_chat_endpoint(rec):
     call = AIMessage(content="", tool_calls=[{"name": "suggest_articles", "args": {}, "id": "call-1"}])
-    model = FakeToolModel(messages=iter([call, AIMessage("Pickle handles arbitrary objects."), AIMessage("Yes, binary.")]))
+    model = FakeToolModel(
+        messages=iter([call, AIMessage("Pickle handles arbitrary objects."), AIMessage("Yes, binary.")])
+    )
     agent = create_agent(model, tools=[SuggestArticlesTool(recommender=rec)], checkpointer=InMemorySaver())
     client = TestClient(create_app(rec, responder=agent))
     sid = client.post("/v1/sessions").json()["session_id"]

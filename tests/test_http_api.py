@@ -18,9 +18,9 @@ from adapters.http.demo_site import create_demo_app  # noqa: E402
 from adapters.http.responder import Reply  # noqa: E402
 from plugin import (  # noqa: E402
     Article,
-    HashingEncoder,
     ConfigError,
     EventLog,
+    HashingEncoder,
     InMemorySessionStore,
     RateLimitedError,
     SessionRecommender,
@@ -55,15 +55,26 @@ def _error(r, status: int, code: str) -> str:
 
 def test_public_api_is_pinned():
     assert sorted(http_adapter.__all__) == [
-        "ExtractiveResponder", "Reply", "Responder", "ServerSettings", "SessionIds",
-        "app_from_env", "as_responder", "create_app",
+        "ExtractiveResponder",
+        "Reply",
+        "Responder",
+        "ServerSettings",
+        "SessionIds",
+        "app_from_env",
+        "as_responder",
+        "create_app",
     ]
 
 
 def test_health(client, rec):
     body = client.get("/v1/health").json()
-    assert body == {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": 0,
-                    "index_version": None}
+    assert body == {
+        "status": "ok",
+        "articles": len(rec.kb),
+        "encoder": rec.encoder.name,
+        "sessions": 0,
+        "index_version": None,
+    }
 
 
 def test_sessions_are_unguessable_and_distinct(client):
@@ -71,7 +82,9 @@ def test_sessions_are_unguessable_and_distinct(client):
     assert r.status_code == 201
     ids = {client.post("/v1/sessions").json()["session_id"] for _ in range(50)}
     assert len(ids) == 50
-    assert all(len(i) == 43 and set(i) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for i in ids)
+    assert all(
+        len(i) == 43 and set(i) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") for i in ids
+    )
     assert r.json()["expires_in"] == SessionSettings().ttl_seconds
 
 
@@ -184,10 +197,15 @@ def test_suggestions_error_paths(client, sid):
     assert "between 1 and 20" in msg
     _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"query": "q" * 501}), 422, "invalid_request")
     _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"locale": "x" * 21}), 422, "invalid_request")
-    msg = _error(client.get(f"/v1/sessions/{sid}/suggestions", params=[("tags", str(i)) for i in range(11)]),
-                 422, "invalid_request")
+    msg = _error(
+        client.get(f"/v1/sessions/{sid}/suggestions", params=[("tags", str(i)) for i in range(11)]),
+        422,
+        "invalid_request",
+    )
     assert msg.startswith("query.tags:")
-    msg = _error(client.get(f"/v1/sessions/{sid}/suggestions", params={"k": "-1", "query": "q" * 501}), 422, "invalid_request")
+    msg = _error(
+        client.get(f"/v1/sessions/{sid}/suggestions", params={"k": "-1", "query": "q" * 501}), 422, "invalid_request"
+    )
     assert "query.k" in msg and "query.query" in msg
 
 
@@ -204,7 +222,9 @@ def test_chat_enforces_max_k_like_get(rec):
     _view(c, sid, "https://kb.test/json", title="JSON")
     msg = _error(c.post(f"/v1/sessions/{sid}/chat", json={"message": "tcp sockets", "k": 5}), 422, "invalid_request")
     assert "between 1 and 3" in msg
-    assert "between 1 and 3" in _error(c.get(f"/v1/sessions/{sid}/suggestions", params={"k": 5}), 422, "invalid_request")
+    assert "between 1 and 3" in _error(
+        c.get(f"/v1/sessions/{sid}/suggestions", params={"k": 5}), 422, "invalid_request"
+    )
     # and the OpenAPI document says so, for both
     spec = c.get("/openapi.json").json()
     assert spec["components"]["schemas"]["ChatIn"]["properties"]["k"]["anyOf"][0]["maximum"] == 3
@@ -227,7 +247,9 @@ def test_empty_session_with_a_query_still_gets_suggestions(client, sid):
         ("DELETE", "", None),
     ],
 )
-@pytest.mark.parametrize("bad", ["A" * 43, "short", "x" * 129, "../../etc", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA!"])
+@pytest.mark.parametrize(
+    "bad", ["A" * 43, "short", "x" * 129, "../../etc", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA!"]
+)
 def test_unknown_or_forged_session_ids_are_404_everywhere(client, method, path, body, bad):
     r = client.request(method, f"/v1/sessions/{bad}{path}", json=body)
     if bad == "../../etc":
@@ -254,7 +276,9 @@ def test_chat_on_an_empty_session_uses_the_question(client, sid):
     assert body["suggestions"] and body["source"]["id"] == "net-ssl"
 
 
-@pytest.mark.parametrize("payload", [{"message": ""}, {"message": "x" * 2001}, {"text": "hi"}, {"message": "hi", "k": 0}])
+@pytest.mark.parametrize(
+    "payload", [{"message": ""}, {"message": "x" * 2001}, {"text": "hi"}, {"message": "hi", "k": 0}]
+)
 def test_chat_rejects_bad_bodies(client, sid, payload):
     _error(client.post(f"/v1/sessions/{sid}/chat", json=payload), 422, "invalid_request")
 
@@ -278,8 +302,12 @@ def test_pluggable_responders(rec):
         def invoke(self, message, config=None):
             return {"messages": [SimpleNamespace(content="q"), SimpleNamespace(content="agent answer")]}
 
-    cases = [(plain, "echo: hello", "plain"), (session_aware, "custom", "mine"),
-             (FakeChatModel(), "from llm", "FakeChatModel"), (FakeAgent(), "agent answer", "FakeAgent")]
+    cases = [
+        (plain, "echo: hello", "plain"),
+        (session_aware, "custom", "mine"),
+        (FakeChatModel(), "from llm", "FakeChatModel"),
+        (FakeAgent(), "agent answer", "FakeAgent"),
+    ]
     sids = {}
     for responder, text, label in cases:
         c = TestClient(create_app(rec, responder=responder))
@@ -335,7 +363,9 @@ def test_event_log_gets_impressions_and_clicks_without_page_text(rec, tmp_path):
 
 def test_full_session_is_409_limit_exceeded(articles, fake_encoder):
     tight = SessionRecommender.build(
-        articles, encoder=fake_encoder, progress=False,
+        articles,
+        encoder=fake_encoder,
+        progress=False,
         session_settings=SessionSettings(max_events=1, overflow="reject"),
     )
     c = TestClient(create_app(tight))
@@ -386,8 +416,12 @@ def test_openapi_documents_every_endpoint(client):
     spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     assert set(paths) == {
-        "/v1/health", "/v1/sessions", "/v1/sessions/{session_id}", "/v1/sessions/{session_id}/events",
-        "/v1/sessions/{session_id}/suggestions", "/v1/sessions/{session_id}/chat",
+        "/v1/health",
+        "/v1/sessions",
+        "/v1/sessions/{session_id}",
+        "/v1/sessions/{session_id}/events",
+        "/v1/sessions/{session_id}/suggestions",
+        "/v1/sessions/{session_id}/chat",
         "/v1/sessions/{session_id}/events/batch",
     }
     assert "404" in paths["/v1/sessions/{session_id}/suggestions"]["get"]["responses"]
@@ -404,7 +438,9 @@ def test_widget_assets_and_cors(client):
     assert js.headers["cache-control"] == "public, max-age=3600"
     assert "innerHTML" not in js.text.replace("never innerHTML", "")  # server data is only ever textContent
     assert client.get("/static/widget.css").headers["content-type"].startswith("text/css")
-    pre = client.options("/v1/sessions", headers={"Origin": "https://site.test", "Access-Control-Request-Method": "POST"})
+    pre = client.options(
+        "/v1/sessions", headers={"Origin": "https://site.test", "Access-Control-Request-Method": "POST"}
+    )
     assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "*"
 
 
@@ -528,7 +564,9 @@ def test_article_url_template_sets_href(rec):
 
 
 def test_demo_site_pages_escape_kb_text(articles, fake_encoder):
-    evil = Article("evil.mod", "<script>alert(1)</script> title", "https://kb.test/evil", "<img src=x onerror=alert(1)>")
+    evil = Article(
+        "evil.mod", "<script>alert(1)</script> title", "https://kb.test/evil", "<img src=x onerror=alert(1)>"
+    )
     r_ = SessionRecommender.build([*articles, evil], encoder=fake_encoder, progress=False)
     c = TestClient(create_demo_app(r_))
     index = c.get("/")
@@ -541,7 +579,10 @@ def test_demo_site_pages_escape_kb_text(articles, fake_encoder):
     assert 'src="/static/widget.js"' in page
     _error(c.get("/docs/nope"), 404, "unknown_article")
     sid = c.post("/v1/sessions").json()["session_id"]
-    c.post(f"/v1/sessions/{sid}/events", json={"kind": "page_view", "url": "http://127.0.0.1/docs/ser-json", "article_id": "ser-json"})
+    c.post(
+        f"/v1/sessions/{sid}/events",
+        json={"kind": "page_view", "url": "http://127.0.0.1/docs/ser-json", "article_id": "ser-json"},
+    )
     s = c.get(f"/v1/sessions/{sid}/suggestions").json()["suggestions"]
     assert all(x["href"] == f"/docs/{x['id']}" for x in s) and "ser-json" not in {x["id"] for x in s}
 
@@ -610,15 +651,21 @@ def test_extractive_answer_leans_towards_what_was_read(rec, monkeypatch):
     rec.track("reader", "article_open", article_id="ser-json")
     assert responder("how?", session_id="reader").source.id == "ser-pickle"  # close to json, which was read
     assert ExtractiveResponder(rec, session_weight=0.0)("how?", session_id="reader").source.id == "net-http"
-    assert [a.id for a, _ in rec.search("how?", 2, session_id="reader", session_weight=0.5)] == ["ser-pickle", "net-http"]
+    assert [a.id for a, _ in rec.search("how?", 2, session_id="reader", session_weight=0.5)] == [
+        "ser-pickle",
+        "net-http",
+    ]
 
 
 def test_extractive_answer_never_quotes_a_hub_page(fake_encoder):
     from adapters.http import ExtractiveResponder
 
-    arts = [Article("toc", "Pickle and json contents", "https://kb.test/toc", "pickle json objects bytes",
-                    meta={"hub": True}),
-            Article("pickle", "Pickle", "https://kb.test/pickle", "Pickle turns python objects into bytes and back.")]
+    arts = [
+        Article(
+            "toc", "Pickle and json contents", "https://kb.test/toc", "pickle json objects bytes", meta={"hub": True}
+        ),
+        Article("pickle", "Pickle", "https://kb.test/pickle", "Pickle turns python objects into bytes and back."),
+    ]
     r = SessionRecommender.build(arts, encoder=fake_encoder, progress=False)
     reply = ExtractiveResponder(r)("pickle json objects bytes", session_id="s")
     assert reply.source is not None and reply.source.id == "pickle"  # the TOC matches the question best
@@ -627,9 +674,11 @@ def test_extractive_answer_never_quotes_a_hub_page(fake_encoder):
 def test_extractive_answer_quotes_prose_once():
     from adapters.http.responder import _best_sentences
 
-    text = ("Pickle turns objects into bytes and back again. | | dump(obj, file) -> None | |\n\n"
-            "MODULE REFERENCE https://docs.python.org/3/library/pickle.html\n\n"
-            "Pickle turns objects into bytes and back again. Unrelated words about something else here.")
+    text = (
+        "Pickle turns objects into bytes and back again. | | dump(obj, file) -> None | |\n\n"
+        "MODULE REFERENCE https://docs.python.org/3/library/pickle.html\n\n"
+        "Pickle turns objects into bytes and back again. Unrelated words about something else here."
+    )
     out = _best_sentences("how do I turn objects into bytes", text, 3, 600)
     assert out.count("Pickle turns objects into bytes") == 1
     assert "|" not in out and "MODULE REFERENCE" not in out
@@ -653,13 +702,18 @@ def test_chat_messages_stay_out_of_the_saved_kb_cache(client, sid, rec):
     assert len(rec.encoder.cache) == before  # the KB cache is saved with the index; visitors' text is not
 
 
-@pytest.mark.parametrize("send", [
-    lambda c, sid: c.post(f"/v1/sessions/{sid}/events", json={"kind": "k" * 3000}),
-    lambda c, sid: c.post(f"/v1/sessions/{sid}/events", json={"kind": "suggestion_click", "url": "https://x.test/" + "u" * 2000}),
-    lambda c, sid: c.post(f"/v1/sessions/{sid}/events", json={"kind": "suggestion_click", "article_id": "a" * 200}),
-    lambda c, sid: c.get("/v1/" + "p" * 3000),
-    lambda c, sid: c.get(f"/v1/sessions/{'s' * 3000}/suggestions"),
-])
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda c, sid: c.post(f"/v1/sessions/{sid}/events", json={"kind": "k" * 3000}),
+        lambda c, sid: c.post(
+            f"/v1/sessions/{sid}/events", json={"kind": "suggestion_click", "url": "https://x.test/" + "u" * 2000}
+        ),
+        lambda c, sid: c.post(f"/v1/sessions/{sid}/events", json={"kind": "suggestion_click", "article_id": "a" * 200}),
+        lambda c, sid: c.get("/v1/" + "p" * 3000),
+        lambda c, sid: c.get(f"/v1/sessions/{'s' * 3000}/suggestions"),
+    ],
+)
 def test_no_error_message_echoes_the_whole_input(client, sid, send):
     r = send(client, sid)
     assert 400 <= r.status_code < 500

@@ -10,23 +10,29 @@ import pytest
 pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient  # noqa: E402
+from test_http_api import _error, client, sid  # noqa: E402,F401 (the API tests' fixtures: an app, a session)
 
 from adapters.http import ServerSettings, create_app  # noqa: E402
 from adapters.http.hardened import create_hardened_app  # noqa: E402
 from adapters.http.limits import LimitSettings  # noqa: E402
-from test_http_api import _error, client, sid  # noqa: E402,F401 (the API tests' fixtures: an app, a session)
 
 SECRET = "x" * 48
 
 
 def _batch(client, sid, body, content_type="text/plain;charset=UTF-8"):
-    return client.post(f"/v1/sessions/{sid}/events/batch", content=json.dumps(body), headers={"Content-Type": content_type})
+    return client.post(
+        f"/v1/sessions/{sid}/events/batch", content=json.dumps(body), headers={"Content-Type": content_type}
+    )
 
 
 @pytest.mark.parametrize("content_type", ["text/plain;charset=UTF-8", "application/json"])
 def test_page_view_and_suggestions_in_one_request(client, sid, rec, content_type):
-    r = _batch(client, sid, {"events": [{"kind": "page_view", "url": "https://kb.test/json", "event_id": "view-0001"}],
-                             "suggest": 2}, content_type)
+    r = _batch(
+        client,
+        sid,
+        {"events": [{"kind": "page_view", "url": "https://kb.test/json", "event_id": "view-0001"}], "suggest": 2},
+        content_type,
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["results"] == [{"stored": True, "event_id": "view-0001", "article_id": "ser-json"}]
@@ -37,14 +43,18 @@ def test_page_view_and_suggestions_in_one_request(client, sid, rec, content_type
 
 def test_impressions_of_one_render_are_stored_in_order_and_retries_dedupe(client, sid, rec):
     _batch(client, sid, {"events": [{"kind": "page_view", "url": "https://kb.test/json"}]})
-    shown = [{"kind": "suggestion_impression", "article_id": a, "position": i, "event_id": f"imp-0000{i}"}
-             for i, a in enumerate(["ser-pickle", "ser-shelve", "net-ssl"])]
+    shown = [
+        {"kind": "suggestion_impression", "article_id": a, "position": i, "event_id": f"imp-0000{i}"}
+        for i, a in enumerate(["ser-pickle", "ser-shelve", "net-ssl"])
+    ]
     first = _batch(client, sid, {"events": shown}).json()
     assert [x["stored"] for x in first["results"]] == [True, True, True] and first["suggestions"] is None
     again = _batch(client, sid, {"events": shown}).json()  # a beacon resent on page hide
     assert [x["stored"] for x in again["results"]] == [False, False, False]
     assert [(e.kind, e.article_id) for e in rec.events(sid)][1:] == [
-        ("suggestion_impression", "ser-pickle"), ("suggestion_impression", "ser-shelve"), ("suggestion_impression", "net-ssl")
+        ("suggestion_impression", "ser-pickle"),
+        ("suggestion_impression", "ser-shelve"),
+        ("suggestion_impression", "net-ssl"),
     ]
 
 
@@ -54,8 +64,16 @@ def test_nothing_read_yet_is_an_empty_list_not_an_error(client, sid):
 
 
 def test_a_bad_feedback_event_stores_nothing_of_its_batch(client, sid, rec):
-    r = _batch(client, sid, {"events": [{"kind": "page_view", "url": "https://kb.test/json"},
-                                        {"kind": "suggestion_impression", "article_id": "no-such", "position": 0}]})
+    r = _batch(
+        client,
+        sid,
+        {
+            "events": [
+                {"kind": "page_view", "url": "https://kb.test/json"},
+                {"kind": "suggestion_impression", "article_id": "no-such", "position": 0},
+            ]
+        },
+    )
     _error(r, 409, "unknown_article")  # as POST .../events: the session exists, the body names no KB article
     assert rec.events(sid) == []
 
@@ -64,9 +82,21 @@ def test_a_bad_feedback_event_stores_nothing_of_its_batch(client, sid, rec):
     ("raw", "content_type", "status", "code", "says"),
     [
         ("{not json", "text/plain", 422, "invalid_request", "json"),
-        (json.dumps({"events": [{"kind": "page_view", "url": "u", "extra": 1}]}), "text/plain", 422, "invalid_request", "page_view.extra"),
+        (
+            json.dumps({"events": [{"kind": "page_view", "url": "u", "extra": 1}]}),
+            "text/plain",
+            422,
+            "invalid_request",
+            "page_view.extra",
+        ),
         (json.dumps({"events": [{"kind": "scroll"}]}), "text/plain", 422, "invalid_request", "kind"),
-        (json.dumps({"events": [{"kind": "page_view", "url": "u"}] * 51}), "text/plain", 422, "invalid_request", "events"),
+        (
+            json.dumps({"events": [{"kind": "page_view", "url": "u"}] * 51}),
+            "text/plain",
+            422,
+            "invalid_request",
+            "events",
+        ),
         (json.dumps({"events": [], "suggest": 0}), "application/json", 422, "invalid_request", "suggest"),
         (json.dumps({"events": []}), "application/x-www-form-urlencoded", 415, "unsupported_media_type", "text/plain"),
         (json.dumps({"events": []}), None, 415, "unsupported_media_type", "application/json"),
@@ -84,8 +114,11 @@ def test_unknown_session_is_404_like_every_session_call(client):
 
 
 def test_text_plain_needs_no_preflight_but_keeps_cors_headers(client, sid):
-    r = client.post(f"/v1/sessions/{sid}/events/batch", content=b'{"events": []}',
-                    headers={"Content-Type": "text/plain", "Origin": "https://site.test"})
+    r = client.post(
+        f"/v1/sessions/{sid}/events/batch",
+        content=b'{"events": []}',
+        headers={"Content-Type": "text/plain", "Origin": "https://site.test"},
+    )
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "*"
 
 
@@ -114,8 +147,10 @@ def test_suggest_count_takes_whole_numbers_and_the_servers_bound(rec):
     in its OpenAPI document and refuses more (schemathesis found both)."""
     low = TestClient(create_app(rec, settings=ServerSettings(max_k=3, default_k=2)))
     s = low.post("/v1/sessions").json()["session_id"]
-    r = low.post(f"/v1/sessions/{s}/events/batch",
-                 json={"events": [{"kind": "page_view", "url": "https://kb.test/json"}], "suggest": 2.0})
+    r = low.post(
+        f"/v1/sessions/{s}/events/batch",
+        json={"events": [{"kind": "page_view", "url": "https://kb.test/json"}], "suggest": 2.0},
+    )
     assert r.status_code == 200 and len(r.json()["suggestions"]) == 2
     _error(low.post(f"/v1/sessions/{s}/events/batch", json={"events": [], "suggest": 4}), 422, "invalid_request")
     body = low.get("/openapi.json").json()["paths"]["/v1/sessions/{session_id}/events/batch"]["post"]["requestBody"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plugin import Article, SessionRecommender, SuggestSettings
-from plugin import hubness
+from plugin import Article, SessionRecommender, SuggestSettings, hubness
 from plugin.hubness import HubnessIndex, neighbourhood_similarity
 
 OPEN = dict(min_score=None, mmr_lambda=1.0, lexical_weight=0.0, link_weight=0.0, topic_split=None, title_weight=0.0)
@@ -58,8 +57,10 @@ def test_neighbourhood_similarity_is_the_mean_of_each_rows_k_best_other_cosines(
 def test_a_large_kb_is_estimated_against_a_sample_close_to_the_exact_values(monkeypatch):
     rng = np.random.default_rng(2)  # 10 clusters, from tight to loose: r differs a lot between them
     centres = _unit(rng.standard_normal((10, 16)))
-    x = _unit(np.repeat(centres, 60, axis=0) + np.repeat(np.linspace(0.2, 2.0, 10), 60)[:, None]
-              * _unit(rng.standard_normal((600, 16))))
+    x = _unit(
+        np.repeat(centres, 60, axis=0)
+        + np.repeat(np.linspace(0.2, 2.0, 10), 60)[:, None] * _unit(rng.standard_normal((600, 16)))
+    )
     exact = neighbourhood_similarity(x, 20)
     monkeypatch.setattr(hubness, "_EXACT_MAX", 300)  # sample half the KB, k scaled to 10
     approx = neighbourhood_similarity(x, 20)
@@ -73,8 +74,9 @@ def test_bridge_pages_stop_crowding_out_the_topic_being_read():
         bridges = on_topic = 0
         for seed in range(3):
             arts, enc = _bridged_kb(seed)
-            rec = SessionRecommender.build(arts, encoder=enc, progress=False,
-                                           settings=SuggestSettings(**OPEN, hubness_weight=weight))
+            rec = SessionRecommender.build(
+                arts, encoder=enc, progress=False, settings=SuggestSettings(**OPEN, hubness_weight=weight)
+            )
             for t in range(6):
                 sid = f"s{t}"
                 rec.track(sid, article_id=f"t{t}-0")

@@ -21,7 +21,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def _hybrid(**kw) -> ContentSTAMP:
     torch.manual_seed(0)
-    cfg = ContentSTAMPConfig(input_dim=12, stamp=STAMPConfig(dim=6), item_keys=("a", "b"), catalogue=("a", "b", "c"), **kw)
+    cfg = ContentSTAMPConfig(
+        input_dim=12, stamp=STAMPConfig(dim=6), item_keys=("a", "b"), catalogue=("a", "b", "c"), **kw
+    )
     model = ContentSTAMP(cfg)
     with torch.no_grad():  # rows of a and b; row 0 stays the "no learned vector" zero
         model.item_vectors.weight[1:].normal_()
@@ -85,8 +87,9 @@ def test_cold_start_merge_puts_new_articles_at_their_zero_shot_rank():
     assert merged[-1] == "new3"  # below every trained candidate, as far down as zero-shot put it
     scores = [c.score for c in merge_cold_start(trained, zero, {"k1", "k2", "k3", "k4"})]
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)  # MMR keeps the order
-    assert [c.article.id for c in merge_cold_start(trained, zero, {"k1", "k2", "k3", "k4", "new1", "new2", "new3"})] == [
-        "k1", "new1", "k2", "k3", "k4"]  # nothing new: the trained ranking as it was
+    assert [
+        c.article.id for c in merge_cold_start(trained, zero, {"k1", "k2", "k3", "k4", "new1", "new2", "new3"})
+    ] == ["k1", "new1", "k2", "k3", "k4"]  # nothing new: the trained ranking as it was
 
 
 # --- learned candidate vectors (output side) and how the recommender serves them ---------------------------------
@@ -94,8 +97,14 @@ def test_cold_start_merge_puts_new_articles_at_their_zero_shot_rank():
 
 def _with_outputs(plain: bool = False) -> ContentSTAMP:
     torch.manual_seed(0)
-    cfg = ContentSTAMPConfig(input_dim=12, stamp=STAMPConfig(dim=6), item_keys=("a", "b"), catalogue=("a", "b", "c"),
-                             output_vectors=True, plain_scoring=plain)
+    cfg = ContentSTAMPConfig(
+        input_dim=12,
+        stamp=STAMPConfig(dim=6),
+        item_keys=("a", "b"),
+        catalogue=("a", "b", "c"),
+        output_vectors=True,
+        plain_scoring=plain,
+    )
     model = ContentSTAMP(cfg)
     with torch.no_grad():
         model.out_vectors.weight[1:].normal_()
@@ -121,25 +130,46 @@ def test_output_vectors_and_scoring_survive_save_load(tmp_path):
     model.save(tmp_path)
     loaded = ContentSTAMP.load(tmp_path)
     assert loaded.config.output_vectors and loaded.config.plain_scoring
-    np.testing.assert_allclose(model.intent(ITEMS, ["a", "b", "c"]).learned_scores,
-                               loaded.intent(ITEMS, ["a", "b", "c"]).learned_scores, atol=1e-6)
+    np.testing.assert_allclose(
+        model.intent(ITEMS, ["a", "b", "c"]).learned_scores,
+        loaded.intent(ITEMS, ["a", "b", "c"]).learned_scores,
+        atol=1e-6,
+    )
 
 
-TOPICS = {"json": "json serialization encode decode", "http": "http client request response",
-          "sql": "sqlite database query table", "tk": "tkinter widget window button"}
+TOPICS = {
+    "json": "json serialization encode decode",
+    "http": "http client request response",
+    "sql": "sqlite database query table",
+    "tk": "tkinter widget window button",
+}
 
 
 def _recommender(model) -> SessionRecommender:
-    arts = [Article(f"{t}{i}", f"{t} {i}", f"https://kb.test/{t}{i}", f"{text} part {i} {text}")
-            for t, text in TOPICS.items() for i in range(3)]
-    return SessionRecommender.build(arts, encoder=HashingEncoder(64), progress=False, intent_model=model,
-                                    settings=SuggestSettings(min_score=None, mmr_lambda=1.0))
+    arts = [
+        Article(f"{t}{i}", f"{t} {i}", f"https://kb.test/{t}{i}", f"{text} part {i} {text}")
+        for t, text in TOPICS.items()
+        for i in range(3)
+    ]
+    return SessionRecommender.build(
+        arts,
+        encoder=HashingEncoder(64),
+        progress=False,
+        intent_model=model,
+        settings=SuggestSettings(min_score=None, mmr_lambda=1.0),
+    )
 
 
 def _learned_model(keys: tuple[str, ...], catalogue: tuple[str, ...], plain: bool) -> ContentSTAMP:
     torch.manual_seed(0)
-    cfg = ContentSTAMPConfig(input_dim=64, stamp=STAMPConfig(dim=8), item_keys=keys, catalogue=catalogue,
-                             output_vectors=True, plain_scoring=plain)
+    cfg = ContentSTAMPConfig(
+        input_dim=64,
+        stamp=STAMPConfig(dim=8),
+        item_keys=keys,
+        catalogue=catalogue,
+        output_vectors=True,
+        plain_scoring=plain,
+    )
     return ContentSTAMP(cfg).eval()
 
 

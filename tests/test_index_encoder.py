@@ -3,7 +3,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from plugin import ArticleIndex, CachedEncoder, ConfigError, DimensionMismatchError, EmbeddingCache, HashingEncoder, IndexFormatError
+from plugin import (
+    ArticleIndex,
+    CachedEncoder,
+    ConfigError,
+    DimensionMismatchError,
+    EmbeddingCache,
+    HashingEncoder,
+    IndexFormatError,
+)
 from plugin.encoder import Encoder, l2_normalize
 from plugin.index import VectorIndex
 

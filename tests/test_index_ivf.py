@@ -100,8 +100,9 @@ def test_ivf_saved_index_loads_memory_mapped_and_a_change_copies_it(data, ivf, t
     assert isinstance(faiss.downcast_InvertedLists(lists), faiss.OnDiskInvertedLists)
     assert mapped.search(q[:20], K) == before and mapped.nprobe == IVF_NPROBE
     copy = ArticleIndex.load(tmp_path, mmap=False)
-    assert isinstance(faiss.downcast_InvertedLists(faiss.extract_index_ivf(copy._index).invlists),
-                      faiss.ArrayInvertedLists)
+    assert isinstance(
+        faiss.downcast_InvertedLists(faiss.extract_index_ivf(copy._index).invlists), faiss.ArrayInvertedLists
+    )
     file_bytes = (tmp_path / "index.faiss").read_bytes()
     mapped.upsert(["fresh"], x[11][None, :])
     mapped.remove(["a11"])
@@ -129,7 +130,9 @@ def test_builder_picks_ivf_above_the_threshold_and_the_version_keeps_it(monkeypa
     from plugin import recommender
 
     monkeypatch.setattr(recommender, "_AUTO_IVF_ABOVE", 30)
-    arts = [Article(id=f"a{i}", title=f"topic {i % 5} page {i}", text=f"words about subject {i % 5}") for i in range(40)]
+    arts = [
+        Article(id=f"a{i}", title=f"topic {i % 5} page {i}", text=f"words about subject {i % 5}") for i in range(40)
+    ]
     small = SessionRecommender.build(arts[:20], encoder=HashingEncoder(64), progress=False)
     assert small.index.kind == "flat"
     rec = SessionRecommender.build(arts, encoder=HashingEncoder(64), progress=False)

@@ -10,26 +10,36 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from services import unavailable
 
 from plugin import load_articles
 from plugin.html_extract import extract_page
 from plugin.ingest import _skip_reason, scan_folder, strip_site_affixes
 
-from services import unavailable
-
 DJANGO = Path("/usr/share/doc/python-django-doc/html")
 POSTGRES = Path("/usr/share/doc/postgresql-doc-15/html")
 
 # Theme chrome that must never reach an article's text.
-DJANGO_CHROME = ("Quick search", "Table of contents", "« previous", "previous |", "Previous topic", "Next topic",
-                 "Last update", "Module index", "¶")
+DJANGO_CHROME = (
+    "Quick search",
+    "Table of contents",
+    "« previous",
+    "previous |",
+    "Previous topic",
+    "Next topic",
+    "Last update",
+    "Module index",
+    "¶",
+)
 DOCBOOK_CHROME = ("Prev Up", "Prev\nUp", "Navigation header", "Home\n", "Submit correction")
 
 
 def _page(root: Path, rel: str):
     path = root / rel
     if not path.exists():
-        unavailable(f"{path} is missing: install Debian's {'python-django-doc' if root == DJANGO else 'postgresql-doc-15'}")
+        unavailable(
+            f"{path} is missing: install Debian's {'python-django-doc' if root == DJANGO else 'postgresql-doc-15'}"
+        )
     return extract_page(path.read_text(encoding="utf-8"), rel)
 
 
@@ -72,9 +82,19 @@ def test_django_generated_pages_are_recognised_by_their_markup(rel):
 
 def test_django_folder_scan_skips_non_articles_and_cleans_titles():
     _page(DJANGO, "index.html")
-    scan = scan_folder(DJANGO, "https://docs.test/en/",
-                       include=["topics/http/*", "/search.html", "/genindex.html", "/py-modindex.html", "_static/*",
-                                "_modules/django/contrib/sessions/*", "topics/db/search.html"])
+    scan = scan_folder(
+        DJANGO,
+        "https://docs.test/en/",
+        include=[
+            "topics/http/*",
+            "/search.html",
+            "/genindex.html",
+            "/py-modindex.html",
+            "_static/*",
+            "_modules/django/contrib/sessions/*",
+            "topics/db/search.html",
+        ],
+    )
     arts = {a.id: a for a in scan.articles}
     assert "topics/http/sessions.html" in arts and "topics/db/search.html" in arts  # an article called search
     assert not any(a.startswith(("_modules/", "_static/")) for a in arts)
@@ -177,9 +197,23 @@ def test_mkdocs_like_page():
 def test_docusaurus_like_page():
     p = extract_page(DOCUSAURUS, "docs/configure.html")
     assert p.title == "Configure the widget" and p.has_h1
-    assert p.text.startswith("The widget reads its settings") and '<script src="widget.js" data-k="3"></script>' in p.text
-    _no_chrome(p.text, ("Edit this page", "Previous «", "Next »", "Breadcrumbs", "Home", "Version: 2.0",
-                        "On this page", "Copyright", "Intro"))
+    assert (
+        p.text.startswith("The widget reads its settings") and '<script src="widget.js" data-k="3"></script>' in p.text
+    )
+    _no_chrome(
+        p.text,
+        (
+            "Edit this page",
+            "Previous «",
+            "Next »",
+            "Breadcrumbs",
+            "Home",
+            "Version: 2.0",
+            "On this page",
+            "Copyright",
+            "Intro",
+        ),
+    )
     assert p.links == ("docs/api",)
 
 
@@ -188,8 +222,9 @@ def test_plain_page_and_title_affixes(tmp_path):
     assert p.title == "Refund policy" and p.text == "Refunds are paid within 14 days of the return reaching us."
     titles = ["Refund policy — Shop Help", "Shipping — Shop Help", "Shop Help", "Returns: how — Shop Help"]
     assert strip_site_affixes(titles) == ["Refund policy", "Shipping", "Shop Help", "Returns: how"]
-    assert strip_site_affixes(["PostgreSQL: Documentation: 15: CREATE TABLE"] * 2 + ["PostgreSQL: Documentation: 15: 5.1. Table Basics"]) \
-        == ["CREATE TABLE", "CREATE TABLE", "5.1. Table Basics"]
+    assert strip_site_affixes(
+        ["PostgreSQL: Documentation: 15: CREATE TABLE"] * 2 + ["PostgreSQL: Documentation: 15: 5.1. Table Basics"]
+    ) == ["CREATE TABLE", "CREATE TABLE", "5.1. Table Basics"]
     # pages without an h1 get their <title> with the site's affix learned across the folder taken off
     for name in ("a", "b", "c"):
         (tmp_path / f"{name}.html").write_text(f"<title>Page {name} | Acme Docs</title><p>Body of {name}.</p>")
@@ -207,5 +242,7 @@ def test_broken_and_empty_html_never_raise(tmp_path):
     (tmp_path / "ok.html").write_text("<h1>Ok</h1><p>Fine.</p>")
     (tmp_path / "untitled.html").write_text("<p>No title anywhere.</p>")
     scan = scan_folder(tmp_path)
-    assert [a.id for a in scan.articles] == ["ok.html", "untitled.html"] and scan.skipped == {"without text": ["empty.html"]}
+    assert [a.id for a in scan.articles] == ["ok.html", "untitled.html"] and scan.skipped == {
+        "without text": ["empty.html"]
+    }
     assert scan.articles[1].title == "untitled"

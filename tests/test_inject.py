@@ -25,7 +25,9 @@ def test_markdown_and_html_escape_titles_and_drop_unsafe_urls():
     html = inject_reply("ok", [evil], "html")
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "href" not in html  # the unsafe url is not linked at all
-    assert safe_url("/docs/json") == "/docs/json" and safe_url("//evil.test") == "" and safe_url("data:text/html,x") == ""
+    assert (
+        safe_url("/docs/json") == "/docs/json" and safe_url("//evil.test") == "" and safe_url("data:text/html,x") == ""
+    )
 
 
 def test_json_form_is_structured():
@@ -36,7 +38,10 @@ def test_json_form_is_structured():
 
 def test_nothing_to_add_leaves_the_reply_untouched():
     assert inject_reply("hello", [], "markdown") == "hello"
-    assert inject_reply("hello https://kb.test/p", [_s("a", "P", "https://kb.test/p")], "html") == "hello https://kb.test/p"
+    assert (
+        inject_reply("hello https://kb.test/p", [_s("a", "P", "https://kb.test/p")], "html")
+        == "hello https://kb.test/p"
+    )
     assert links_in('<a href="/docs/x">x</a> and (/docs/y)') == {"/docs/x", "/docs/y"}
 
 

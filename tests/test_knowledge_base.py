@@ -10,8 +10,15 @@ from plugin import Article, DataFormatError, KnowledgeBase, UnknownArticleError,
 def test_jsonl_with_all_fields(tmp_path):
     p = tmp_path / "kb.jsonl"
     rows = [
-        {"id": "a", "title": "A", "url": "https://x.test/a/", "text": "alpha", "tags": ["t"], "locale": "en",
-         "updated_at": "2024-01-02T03:04:05Z"},
+        {
+            "id": "a",
+            "title": "A",
+            "url": "https://x.test/a/",
+            "text": "alpha",
+            "tags": ["t"],
+            "locale": "en",
+            "updated_at": "2024-01-02T03:04:05Z",
+        },
         {"id": "b", "title": "B", "updated_at": 1700000000},
     ]
     p.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
@@ -52,17 +59,25 @@ def test_non_utf8_file_names_the_byte(tmp_path):
 
 def test_folder_of_markdown_and_html(tmp_path):
     (tmp_path / "guides").mkdir()
-    (tmp_path / "guides" / "install.md").write_text("---\ntitle: Installing\ntags: [setup, pip]\n---\n# ignored\nRun pip.")
+    (tmp_path / "guides" / "install.md").write_text(
+        "---\ntitle: Installing\ntags: [setup, pip]\n---\n# ignored\nRun pip."
+    )
     (tmp_path / "faq.md").write_text("# Frequently asked\n\nAnswers.")
-    (tmp_path / "page.html").write_text("<html><head><title>Page &amp; co</title><script>evil()</script></head>"
-                                        "<body><nav>menu</nav><h1>Head &amp; co</h1><p>Body text</p></body></html>")
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>Page &amp; co</title><script>evil()</script></head>"
+        "<body><nav>menu</nav><h1>Head &amp; co</h1><p>Body text</p></body></html>"
+    )
     (tmp_path / "notes.txt").write_text("ignored")
     arts = {a.id: a for a in load_articles(tmp_path, base_url="https://docs.test")}
     assert set(arts) == {"guides/install.md", "faq.md", "page.html"}
     assert arts["guides/install.md"].title == "Installing" and arts["guides/install.md"].tags == ("setup", "pip")
     assert arts["faq.md"].title == "Frequently asked" and arts["faq.md"].url == "https://docs.test/faq.md"
     assert arts["page.html"].title == "Head & co"  # the page's own heading, not the site-styled <title>
-    assert "Body text" in arts["page.html"].text and "evil" not in arts["page.html"].text and "menu" not in arts["page.html"].text
+    assert (
+        "Body text" in arts["page.html"].text
+        and "evil" not in arts["page.html"].text
+        and "menu" not in arts["page.html"].text
+    )
 
 
 def test_missing_source_and_wrong_type(tmp_path):
@@ -88,25 +103,44 @@ def test_articles_sharing_a_url_and_entities_in_html_titles(tmp_path):
 
 
 def test_page_urls_map_to_articles_the_way_browsers_send_them():
-    kb = KnowledgeBase([
-        Article("index.html", "Docs home", "https://docs.test/en/index.html"),
-        Article("topics/index.html", "Topics", "https://docs.test/en/topics/index.html"),
-        Article("topics/s.html", "Sessions", "https://docs.test/en/topics/s.html",
-                meta={"canonical": "https://www.docs.test/stable/topics/sessions/"}),
-        Article("q3", "Dynamic 3", "https://help.test/article?id=3"),
-        Article("q4", "Dynamic 4", "https://help.test/article?id=4"),
-    ])
+    kb = KnowledgeBase(
+        [
+            Article("index.html", "Docs home", "https://docs.test/en/index.html"),
+            Article("topics/index.html", "Topics", "https://docs.test/en/topics/index.html"),
+            Article(
+                "topics/s.html",
+                "Sessions",
+                "https://docs.test/en/topics/s.html",
+                meta={"canonical": "https://www.docs.test/stable/topics/sessions/"},
+            ),
+            Article("q3", "Dynamic 3", "https://help.test/article?id=3"),
+            Article("q4", "Dynamic 4", "https://help.test/article?id=4"),
+        ]
+    )
     found = lambda u: (kb.find(u) or Article("-", "-")).id  # noqa: E731
-    for u in ("https://docs.test/en/", "https://docs.test/en", "http://DOCS.test/en/index.html", "docs.test/en/index",
-              "https://docs.test/en/?highlight=x", "https://docs.test/en/#top"):
+    for u in (
+        "https://docs.test/en/",
+        "https://docs.test/en",
+        "http://DOCS.test/en/index.html",
+        "docs.test/en/index",
+        "https://docs.test/en/?highlight=x",
+        "https://docs.test/en/#top",
+    ):
         assert found(u) == "index.html", u
     assert found("https://docs.test/en/topics/") == "topics/index.html"
-    for u in ("https://docs.test/en/topics/s.html?highlight=cookie", "https://docs.test/en/topics/s.html#s-x",
-              "https://docs.test/en/topics/s", "https://www.docs.test/stable/topics/sessions/",
-              "https://www.docs.test/stable/topics/sessions/?utm_source=x#frag"):
+    for u in (
+        "https://docs.test/en/topics/s.html?highlight=cookie",
+        "https://docs.test/en/topics/s.html#s-x",
+        "https://docs.test/en/topics/s",
+        "https://www.docs.test/stable/topics/sessions/",
+        "https://www.docs.test/stable/topics/sessions/?utm_source=x#frag",
+    ):
         assert found(u) == "topics/s.html", u
     # a query string that names the article still does
     assert found("https://help.test/article?id=3") == "q3" and found("https://help.test/article?id=4") == "q4"
     assert kb.find("https://docs.test/en/topics/other.html") is None
     kb.remove("topics/s.html")  # all its urls go with it
-    assert kb.find("https://www.docs.test/stable/topics/sessions/") is None and kb.find("https://docs.test/en/topics/s") is None
+    assert (
+        kb.find("https://www.docs.test/stable/topics/sessions/") is None
+        and kb.find("https://docs.test/en/topics/s") is None
+    )

@@ -23,7 +23,9 @@ from plugin import HashingEncoder, SessionRecommender, SuggestSettings
 def _rec() -> SessionRecommender:
     """The topic KB with the hashing encoder; shared read-only by the suites (they track nothing)."""
     return SessionRecommender.build(
-        TOPIC_ARTICLES, encoder=HashingEncoder(256), progress=False,
+        TOPIC_ARTICLES,
+        encoder=HashingEncoder(256),
+        progress=False,
         settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0),
     )
 
@@ -94,6 +96,11 @@ def test_plugin_and_adapters_import_without_langchain():
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('langchain', 'langchain_core', 'langgraph')); "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert done.returncode == 0, done.stdout + done.stderr

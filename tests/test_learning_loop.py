@@ -30,8 +30,14 @@ def _site() -> tuple[list[Article], dict[str, list[str]]]:
     for t, topic in enumerate(TOPICS):
         for p in range(PAGES):
             aid = f"t{t}p{p}"
-            arts.append(Article(aid, f"{topic.title()} part {p}", f"https://kb.test/{aid}",
-                                f"{topic} {topic} guide chapter {aid} " + " ".join(f"{topic} notes" for _ in range(3))))
+            arts.append(
+                Article(
+                    aid,
+                    f"{topic.title()} part {p}",
+                    f"https://kb.test/{aid}",
+                    f"{topic} {topic} guide chapter {aid} " + " ".join(f"{topic} notes" for _ in range(3)),
+                )
+            )
             nxt = (t + 1) % len(TOPICS)
             links[aid] = [f"t{nxt}p{p}", f"t{nxt}p{(p + 1) % PAGES}", f"t{t}p{(p + 1) % PAGES}"]
     return arts, links
@@ -57,8 +63,9 @@ def test_learning_loop_end_to_end(tmp_path):
     gen = WalkGenerator(LinkGraph.from_mapping(links), WalkConfig(drift=0.05, noise=0.0, stop=0.35, position_decay=0.0))
     enc = HashingEncoder(512)
     pure_ranking = SuggestSettings(min_score=None, mmr_lambda=1.0)
-    serving = SessionRecommender.build([a for a in arts if a.id != NEW], encoder=enc, progress=False,
-                                       settings=pure_ranking)
+    serving = SessionRecommender.build(
+        [a for a in arts if a.id != NEW], encoder=enc, progress=False, settings=pure_ranking
+    )
     serving.save(tmp_path / "ix")
 
     log = tmp_path / "events.jsonl"
@@ -76,10 +83,28 @@ def test_learning_loop_end_to_end(tmp_path):
     assert kinds.count("suggestion_click") == stats.clicks > 0
     # The log gives the visits back (the new article's views carry only its url: it is not in the KB yet).
     assert [list(s.items) for s in click_sessions(log, url_items=True)] == [
-        [by_id[a].url if a == NEW else a for a in v] for v in train_visits]
+        [by_id[a].url if a == NEW else a for a in v] for v in train_visits
+    ]
 
-    assert plugin_main(["train-intent", "--index", str(tmp_path / "ix"), "--log", str(log), "--epochs", "40",
-                        "--dim", "32", "--min-clicks", "3", "--quiet"]) == 0
+    assert (
+        plugin_main(
+            [
+                "train-intent",
+                "--index",
+                str(tmp_path / "ix"),
+                "--log",
+                str(log),
+                "--epochs",
+                "40",
+                "--dim",
+                "32",
+                "--min-clicks",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     trained = SessionRecommender.load(tmp_path / "ix", encoder=enc)
     assert isinstance(trained.intent_model, ContentSTAMP) and not trained.intent_model.config.zero_shot
     assert len(trained.intent_model.config.item_keys) > 0  # the hybrid learned vectors for clicked articles

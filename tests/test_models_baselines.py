@@ -5,11 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from models_fixtures import N_ITEMS, sessions, topic_sessions  # noqa: F401  (fixtures)
 
 from plugin.errors import ConfigError, IndexFormatError
 from plugin.models import MODEL_NAMES, get_model, load_model
-
-from models_fixtures import N_ITEMS, sessions, topic_sessions  # noqa: F401  (fixtures)
 
 torch.set_num_threads(1)
 

@@ -6,11 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from models_fixtures import topic_sessions
 
 from plugin.models import load_model
 from plugin.models.cli import main
-
-from models_fixtures import topic_sessions
 
 torch.set_num_threads(1)
 
@@ -63,8 +62,12 @@ def test_init_continues_a_saved_neural_model(srgnn_folder: Path, tmp_path: Path)
     first, second = tmp_path / "first", tmp_path / "second"
     common = ["--data", str(srgnn_folder), "--quiet", "--batch-size", "32", "--option", "dim=8", "--no-bf16"]
     assert main(["train", "--model", "stamp", "--out", str(first), "--epochs", "1", *common]) == 0
-    assert main(["train", "--model", "stamp", "--out", str(second), "--epochs", "1", "--init", str(first), *common]) == 0
+    assert (
+        main(["train", "--model", "stamp", "--out", str(second), "--epochs", "1", "--init", str(first), *common]) == 0
+    )
     epochs = json.loads((second / "train_report.json").read_text())["report"]["epochs"]
     assert [e["epoch"] for e in epochs] == [0, 1]  # epoch 0 = the loaded weights, validated first
-    assert not np.array_equal(load_model(first).item_vectors(), load_model(second).item_vectors()) or \
-        json.loads((second / "train_report.json").read_text())["report"]["best_epoch"] == 0
+    assert (
+        not np.array_equal(load_model(first).item_vectors(), load_model(second).item_vectors())
+        or json.loads((second / "train_report.json").read_text())["report"]["best_epoch"] == 0
+    )

@@ -71,6 +71,9 @@ class TestSRGNN(SessionModelContract):
 
 def test_every_registered_model_runs_the_contract() -> None:
     here = sys.modules[__name__]
-    covered = {cls.name for cls in vars(here).values()
-               if isinstance(cls, type) and issubclass(cls, SessionModelContract) and cls is not SessionModelContract}
+    covered = {
+        cls.name
+        for cls in vars(here).values()
+        if isinstance(cls, type) and issubclass(cls, SessionModelContract) and cls is not SessionModelContract
+    }
     assert covered == set(MODEL_NAMES)

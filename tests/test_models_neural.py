@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from models_fixtures import N_ITEMS, sessions, valid_examples  # noqa: F401  (fixtures)
 
 from plugin.data import augment
 from plugin.errors import DimensionMismatchError
@@ -13,15 +14,17 @@ from plugin.models import get_model, load_model
 from plugin.models.srgnn import session_graphs
 from plugin.training import TrainConfig
 
-from models_fixtures import N_ITEMS, sessions, valid_examples  # noqa: F401  (fixtures)
-
 torch.set_num_threads(1)
 
 NEURAL = ("stamp", "gru4rec", "srgnn")
 _SAMPLED = {"dim": 16, "hidden": 16, "negatives": "sampled", "n_sample": 6}
-SMALL = {"stamp": {"dim": 16}, "gru4rec": {"dim": 16, "hidden": 16}, "srgnn": {"dim": 16},
-         "gru4rec-bpr-max": {**_SAMPLED, "loss": "bpr-max", "elu_param": 1.0, "bpreg": 0.5},
-         "gru4rec-sampled-ce": {**_SAMPLED, "logq": 1.0}}
+SMALL = {
+    "stamp": {"dim": 16},
+    "gru4rec": {"dim": 16, "hidden": 16},
+    "srgnn": {"dim": 16},
+    "gru4rec-bpr-max": {**_SAMPLED, "loss": "bpr-max", "elu_param": 1.0, "bpreg": 0.5},
+    "gru4rec-sampled-ce": {**_SAMPLED, "logq": 1.0},
+}
 VARIANTS = (*NEURAL, "gru4rec-bpr-max", "gru4rec-sampled-ce")
 QUICK = TrainConfig(epochs=1, batch_size=64, lr=1e-2, progress=False, bf16=False)
 
@@ -57,8 +60,12 @@ def test_overfits_one_tiny_batch(name: str, sessions) -> None:  # noqa: F811
 
 def test_early_stopping_restores_the_best_epoch(sessions, valid_examples) -> None:  # noqa: F811
     m = get_model("stamp", dim=16)
-    rep = m.fit(sessions, N_ITEMS, valid=valid_examples,
-                train_config=TrainConfig(epochs=4, batch_size=64, lr=1e-2, patience=0, progress=False, bf16=False))
+    rep = m.fit(
+        sessions,
+        N_ITEMS,
+        valid=valid_examples,
+        train_config=TrainConfig(epochs=4, batch_size=64, lr=1e-2, patience=0, progress=False, bf16=False),
+    )
     assert 1 <= rep["best_epoch"] <= len(rep["epochs"])
     best = rep["epochs"][rep["best_epoch"] - 1]["valid"]
     again = evaluate(m, valid_examples, ks=(10, 20), beyond_accuracy=False).metrics
@@ -188,8 +195,9 @@ def test_bpr_max_loss_known_answer() -> None:
     torch.testing.assert_close(got, want)
 
 
-@pytest.mark.parametrize("options", [{"loss": "bpr-max"}, {"loss": "top1"}, {"negatives": "some"},
-                                     {"negatives": "sampled", "n_sample": -1}])
+@pytest.mark.parametrize(
+    "options", [{"loss": "bpr-max"}, {"loss": "top1"}, {"negatives": "some"}, {"negatives": "sampled", "n_sample": -1}]
+)
 def test_gru4rec_rejects_bad_loss_options(options) -> None:
     from plugin.errors import ConfigError
 
@@ -243,6 +251,7 @@ def test_every_neural_fit_reports_epochs_and_stops_when_on_epoch_says(name: str,
         seen.append(rec.epoch)
         return rec.epoch == 2
 
-    rep = _model(name).fit(sessions[:40], N_ITEMS, train_config=TrainConfig(**{**QUICK.__dict__, "epochs": 5}),
-                           on_epoch=on_epoch)
+    rep = _model(name).fit(
+        sessions[:40], N_ITEMS, train_config=TrainConfig(**{**QUICK.__dict__, "epochs": 5}), on_epoch=on_epoch
+    )
     assert seen == [1, 2] and rep["stopped"] == "on_epoch"

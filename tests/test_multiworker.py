@@ -28,12 +28,20 @@ def workers(tmp_path_factory, redis_url):  # noqa: F811
     from plugin import HashingEncoder, SessionRecommender, SuggestSettings
 
     index_dir = tmp_path_factory.mktemp("index")
-    SessionRecommender.build(TOPIC_ARTICLES, encoder=HashingEncoder(256), progress=False,
-                             settings=SuggestSettings(min_score=-1.0)).save(index_dir)
+    SessionRecommender.build(
+        TOPIC_ARTICLES, encoder=HashingEncoder(256), progress=False, settings=SuggestSettings(min_score=-1.0)
+    ).save(index_dir)
     prefix = f"test-mw-{uuid.uuid4().hex[:8]}:"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SESSION_SUGGEST_INDEX": str(index_dir),
-           "SESSION_SUGGEST_SECRET": SECRET, "REDIS_URL": redis_url, "SESSION_SUGGEST_REDIS_PREFIX": prefix,
-           "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "SESSION_SUGGEST_INDEX": str(index_dir),
+        "SESSION_SUGGEST_SECRET": SECRET,
+        "REDIS_URL": redis_url,
+        "SESSION_SUGGEST_REDIS_PREFIX": prefix,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
     try:
         with uvicorn_processes("adapters.http.hardened:app_from_env", 2, env=env, cwd=REPO) as urls:
             yield urls, prefix, redis_url
@@ -56,8 +64,12 @@ def test_one_session_stays_consistent_across_workers(workers):
 
         def send(i: int, retry: bool = False) -> tuple[int, bool]:
             worker = (a, b)[(i + retry) % 2]  # a retry goes to the other worker
-            body = {"kind": "page_view", "url": f"https://site.test/{i}", "title": f"Serialize page {i}",
-                    "event_id": f"evt-{i:06d}"}
+            body = {
+                "kind": "page_view",
+                "url": f"https://site.test/{i}",
+                "title": f"Serialize page {i}",
+                "event_id": f"evt-{i:06d}",
+            }
             resp = http.post(f"{worker}/v1/sessions/{sid}/events", json=body)
             assert resp.status_code == 200, resp.text
             return i, resp.json()["stored"]
@@ -84,4 +96,3 @@ def test_one_session_stays_consistent_across_workers(workers):
         assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_session"
         r = http.post(f"{a}/v1/sessions/{sid}/events", json={"kind": "search", "query": "json"})
         assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_session"
-

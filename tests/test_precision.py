@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from models_fixtures import N_ITEMS, topic_sessions
 
 import plugin.evaluation as evaluation
 import plugin.precision as precision
@@ -26,12 +27,11 @@ from plugin.models.srgnn import SRGNN
 from plugin.models.stamp import STAMPModel
 from plugin.training import TrainConfig
 
-from models_fixtures import N_ITEMS, topic_sessions
-
 torch.set_num_threads(1)
 
-X86 = ("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n\n"
-       "processor\t: 1\nflags\t\t: fpu avx2\n")
+X86 = (
+    "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n\nprocessor\t: 1\nflags\t\t: fpu avx2\n"
+)
 ARM = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
 OLD_X86 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
 
@@ -90,8 +90,12 @@ def test_trainer_autocasts_only_where_bf16_is_native(fixture: str, expect_bf16: 
     monkeypatch.setattr(evaluation, "_screened_batch", lambda *a: screened.append(True) or real_screen(*a))
     model, seen = get_model("stamp", dim=8), []
     model.build_net = _wrap_build(model, seen)
-    report = model.fit(topic_sessions(60), N_ITEMS, valid=augment(topic_sessions(10, seed=1)),
-                       train_config=TrainConfig(epochs=1, batch_size=64, progress=False))  # bf16=None: auto
+    report = model.fit(
+        topic_sessions(60),
+        N_ITEMS,
+        valid=augment(topic_sessions(10, seed=1)),
+        train_config=TrainConfig(epochs=1, batch_size=64, progress=False),
+    )  # bf16=None: auto
     assert seen and set(seen) == {expect_bf16}
     assert report["precision"]["name"] == ("bf16" if expect_bf16 else "fp32")
     assert bool(screened) is expect_bf16  # the validation's bf16 screen follows the same decision
@@ -138,8 +142,12 @@ def _popular_first_data() -> tuple[list[np.ndarray], object]:
 def test_a_run_not_above_pop_says_so(caplog) -> None:
     train, valid = _popular_first_data()
     model = get_model("stamp", dim=8)
-    report = model.fit(train, N_ITEMS, valid=valid,
-                       train_config=TrainConfig(epochs=1, batch_size=64, lr=1e-6, progress=False, bf16=False))
+    report = model.fit(
+        train,
+        N_ITEMS,
+        valid=valid,
+        train_config=TrainConfig(epochs=1, batch_size=64, lr=1e-6, progress=False, bf16=False),
+    )
     assert report["pop_valid"]["MRR@20"] == 1.0
     assert report["first_valid_beats_pop"] is False
     assert any("NOT LEARNING" in w for w in report["warnings"])
@@ -148,8 +156,12 @@ def test_a_run_not_above_pop_says_so(caplog) -> None:
 
 def test_a_run_above_pop_has_no_warning() -> None:
     model = get_model("stamp", dim=8)
-    report = model.fit(topic_sessions(120), N_ITEMS, valid=augment(topic_sessions(20, seed=1)),
-                       train_config=TrainConfig(epochs=2, batch_size=32, lr=1e-2, progress=False, bf16=False))
+    report = model.fit(
+        topic_sessions(120),
+        N_ITEMS,
+        valid=augment(topic_sessions(20, seed=1)),
+        train_config=TrainConfig(epochs=2, batch_size=32, lr=1e-2, progress=False, bf16=False),
+    )
     assert report["first_valid_beats_pop"] is True and report["warnings"] == []
     assert report["full_epochs"] == 2
 
@@ -169,9 +181,12 @@ def test_a_time_budget_inside_the_first_epoch_says_so(monkeypatch) -> None:
     monkeypatch.setattr(training.time, "perf_counter", _Clock())
     model = get_model("stamp", dim=8)
     sessions = topic_sessions(100)  # ~250 units at batch 1: the epoch needs far more than the budget
-    report = model.fit(sessions, N_ITEMS, valid=augment(topic_sessions(10, seed=1)),
-                       train_config=TrainConfig(epochs=3, batch_size=1, time_budget_s=60, progress=False,
-                                                bf16=False))
+    report = model.fit(
+        sessions,
+        N_ITEMS,
+        valid=augment(topic_sessions(10, seed=1)),
+        train_config=TrainConfig(epochs=3, batch_size=1, time_budget_s=60, progress=False, bf16=False),
+    )
     assert report["stopped"] == "time budget" and report["full_epochs"] == 0
     assert any("epoch 1" in w and "more than the time budget" in w for w in report["warnings"])  # early, by pace
     assert any("no full epoch was trained" in w for w in report["warnings"])
@@ -197,8 +212,20 @@ def _folder(tmp_path: Path) -> Path:
 
 def test_cli_uses_the_models_defaults_and_reports_the_precision(tmp_path: Path, no_native_bf16, capsys) -> None:
     out = tmp_path / "m"
-    argv = ["train", "--model", "stamp", "--data", str(_folder(tmp_path)), "--out", str(out), "--quiet",
-            "--epochs", "1", "--option", "dim=8"]
+    argv = [
+        "train",
+        "--model",
+        "stamp",
+        "--data",
+        str(_folder(tmp_path)),
+        "--out",
+        str(out),
+        "--quiet",
+        "--epochs",
+        "1",
+        "--option",
+        "dim=8",
+    ]
     assert main(argv) == 0
     report = json.loads((out / "train_report.json").read_text())
     assert report["train_config"]["lr"] == 5e-3 and report["train_config"]["epochs"] == 1

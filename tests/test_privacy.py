@@ -23,8 +23,13 @@ SECRET = "Zebra-Quokka-4711 private page text"
 
 
 def _rec(articles, fake_encoder, **kwargs) -> SessionRecommender:
-    return SessionRecommender.build(articles, encoder=fake_encoder, progress=False,
-                                    settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0), **kwargs)
+    return SessionRecommender.build(
+        articles,
+        encoder=fake_encoder,
+        progress=False,
+        settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0),
+        **kwargs,
+    )
 
 
 def test_default_ttl_is_thirty_minutes():
@@ -50,8 +55,9 @@ def test_no_consent_suggests_from_the_current_page_and_keeps_nothing(articles, f
     rec.track("earlier", "article_open", article_id="net-http")  # another visitor's history must not leak in
     cached = len(rec.encoder.cache)
     log_size = log.path.stat().st_size
-    got = rec.suggest_for_page(3, url="https://elsewhere.test/page", title="Serialize objects",
-                               text=f"pickle json serialize objects {SECRET}")
+    got = rec.suggest_for_page(
+        3, url="https://elsewhere.test/page", title="Serialize objects", text=f"pickle json serialize objects {SECRET}"
+    )
     assert got and all(s.article.id.startswith("ser-") for s in got)
     assert len(rec.store) == 1 and not rec.store.exists("no-consent")
     assert len(rec.encoder.cache) == cached  # not even the embedding of the page text
@@ -141,8 +147,12 @@ def test_event_log_holds_pseudonyms_that_group_and_erase_but_are_not_ids(tmp_pat
     rotated = EventLog(path, pseudonym_keys=[b"n" * 32, b"o" * 32])
     EventLog(path, pseudonym_keys=b"o" * 32).append(make_event("visitor-3", "search", query="old key"))
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(_json.dumps({"session_id": "visitor-3", "kind": "search", "ts": 1.0, "event_id": "legacy01",
-                              "query": "raw id"}) + "\n")
+        fh.write(
+            _json.dumps(
+                {"session_id": "visitor-3", "kind": "search", "ts": 1.0, "event_id": "legacy01", "query": "raw id"}
+            )
+            + "\n"
+        )
     assert rotated.erase_session("visitor-3") == 2
     assert a.erase_session("visitor-1") == 2 and [e.query for e in a] == ["tls"]
     with pytest.raises(ConfigError):

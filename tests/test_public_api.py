@@ -8,14 +8,55 @@ import sys
 import plugin
 
 EXPECTED = {
-    "Article", "ArticleIndex", "CachedEncoder", "ConfigError", "ContentSTAMP", "DataFormatError",
-    "DimensionMismatchError", "EVENT_KINDS", "EmbeddingCache", "EmptySessionError", "Encoder", "Event", "EventLog",
-    "HashingEncoder", "InMemorySessionStore", "IndexFormatError", "Intent", "IntentModel", "InvalidEventError",
-    "KnowledgeBase", "LimitExceededError", "PluginError", "RateLimitedError", "RedisSessionStore", "ReloadingRecommender", "STAMP", "STAMPConfig",
-    "SentenceTransformerEncoder", "SessionRecommender", "SessionSettings", "SessionStore", "SuggestSettings",
-    "Suggestion", "UnknownArticleError", "UnknownSessionError", "VectorIndex", "ZeroShotIntent", "inject_reply", "load_articles",
-    "make_event", "render", "ChatPolicy", "ChatSuggestions", "MAX_K", "suggest_for_reply", "safe_url",
-    "PageContent", "SessionContext", "pin_threads",
+    "Article",
+    "ArticleIndex",
+    "CachedEncoder",
+    "ConfigError",
+    "ContentSTAMP",
+    "DataFormatError",
+    "DimensionMismatchError",
+    "EVENT_KINDS",
+    "EmbeddingCache",
+    "EmptySessionError",
+    "Encoder",
+    "Event",
+    "EventLog",
+    "HashingEncoder",
+    "InMemorySessionStore",
+    "IndexFormatError",
+    "Intent",
+    "IntentModel",
+    "InvalidEventError",
+    "KnowledgeBase",
+    "LimitExceededError",
+    "PluginError",
+    "RateLimitedError",
+    "RedisSessionStore",
+    "ReloadingRecommender",
+    "STAMP",
+    "STAMPConfig",
+    "SentenceTransformerEncoder",
+    "SessionRecommender",
+    "SessionSettings",
+    "SessionStore",
+    "SuggestSettings",
+    "Suggestion",
+    "UnknownArticleError",
+    "UnknownSessionError",
+    "VectorIndex",
+    "ZeroShotIntent",
+    "inject_reply",
+    "load_articles",
+    "make_event",
+    "render",
+    "ChatPolicy",
+    "ChatSuggestions",
+    "MAX_K",
+    "suggest_for_reply",
+    "safe_url",
+    "PageContent",
+    "SessionContext",
+    "pin_threads",
 }
 
 
@@ -52,8 +93,10 @@ def _run(code: str) -> str:
 
 def test_import_plugin_and_the_web_layer_leave_torch_and_faiss_unloaded():
     # seconds of import a user of the HTTP or LangChain layer pays only once a model or an index is used
-    loaded = _run("import sys, plugin, adapters.http, adapters.langchain;"
-                  "print(','.join(m for m in ('torch', 'faiss') if m in sys.modules))")
+    loaded = _run(
+        "import sys, plugin, adapters.http, adapters.langchain;"
+        "print(','.join(m for m in ('torch', 'faiss') if m in sys.modules))"
+    )
     assert loaded == ""
 
 

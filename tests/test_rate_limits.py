@@ -27,8 +27,11 @@ def _limiters(redis_url, redis_prefix):  # noqa: F811
     redis = pytest.importorskip("redis")
     from adapters.http.limits import RedisRateLimiter
 
-    return [InMemoryRateLimiter(), _OneAtATime(),
-            RedisRateLimiter(redis.Redis.from_url(redis_url), prefix=redis_prefix + "rl:")]
+    return [
+        InMemoryRateLimiter(),
+        _OneAtATime(),
+        RedisRateLimiter(redis.Redis.from_url(redis_url), prefix=redis_prefix + "rl:"),
+    ]
 
 
 @pytest.mark.redis

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from conftest import TOPIC_ARTICLES
+
 from plugin import (
     Article,
     DimensionMismatchError,
@@ -52,7 +52,9 @@ def test_reasons_name_the_pages_that_drove_each_suggestion(rec):
 
 
 def test_pages_outside_the_kb_are_first_class(rec):
-    rec.track("s", url="https://blog.example/networking", title="Notes on tcp sockets", text="socket tcp network connect")
+    rec.track(
+        "s", url="https://blog.example/networking", title="Notes on tcp sockets", text="socket tcp network connect"
+    )
     ids = [s.article.id for s in rec.suggest("s", k=2)]
     assert set(ids) <= NET
 
@@ -75,11 +77,23 @@ def test_locale_tag_exclude_and_min_score_rules(rec):
 
 def test_freshness_boost_reorders_near_ties(articles, fake_encoder):
     now = datetime.now(timezone.utc)
-    arts = [Article("old", "pickle serialize objects", "https://kb.test/o", "pickle serialize", updated_at=now - timedelta(days=900)),
-            Article("new", "pickle serialize objects", "https://kb.test/n", "pickle serialize", updated_at=now),
-            Article("seed", "pickle", "https://kb.test/s", "pickle serialize")]
-    fresh = SessionRecommender.build(arts, encoder=fake_encoder, progress=False,
-                                     settings=SuggestSettings(freshness_weight=0.2, min_score=-1, mmr_lambda=1.0))
+    arts = [
+        Article(
+            "old",
+            "pickle serialize objects",
+            "https://kb.test/o",
+            "pickle serialize",
+            updated_at=now - timedelta(days=900),
+        ),
+        Article("new", "pickle serialize objects", "https://kb.test/n", "pickle serialize", updated_at=now),
+        Article("seed", "pickle", "https://kb.test/s", "pickle serialize"),
+    ]
+    fresh = SessionRecommender.build(
+        arts,
+        encoder=fake_encoder,
+        progress=False,
+        settings=SuggestSettings(freshness_weight=0.2, min_score=-1, mmr_lambda=1.0),
+    )
     fresh.track("s", article_id="seed")
     top = fresh.suggest("s", k=2)
     assert [s.article.id for s in top] == ["new", "old"]
@@ -87,14 +101,29 @@ def test_freshness_boost_reorders_near_ties(articles, fake_encoder):
 
 
 def test_mmr_trades_relevance_for_diversity(fake_encoder):
-    arts = [Article(f"dup{i}", "pickle serialize objects binary", f"https://kb.test/d{i}", "pickle serialize objects binary") for i in range(3)]
-    arts += [Article("other", "json serialize objects text", "https://kb.test/j", "json serialize objects text"),
-             Article("seed", "pickle serialize objects", "https://kb.test/s", "pickle serialize objects")]
+    arts = [
+        Article(
+            f"dup{i}", "pickle serialize objects binary", f"https://kb.test/d{i}", "pickle serialize objects binary"
+        )
+        for i in range(3)
+    ]
+    arts += [
+        Article("other", "json serialize objects text", "https://kb.test/j", "json serialize objects text"),
+        Article("seed", "pickle serialize objects", "https://kb.test/s", "pickle serialize objects"),
+    ]
     # no hubness discount: it would demote the three identical pages too, and this is about MMR alone
-    plain = SessionRecommender.build(arts, encoder=fake_encoder, progress=False,
-                                     settings=SuggestSettings(mmr_lambda=1.0, min_score=-1, hubness_weight=0))
-    diverse = SessionRecommender.build(arts, encoder=fake_encoder, progress=False,
-                                       settings=SuggestSettings(mmr_lambda=0.3, min_score=-1, hubness_weight=0))
+    plain = SessionRecommender.build(
+        arts,
+        encoder=fake_encoder,
+        progress=False,
+        settings=SuggestSettings(mmr_lambda=1.0, min_score=-1, hubness_weight=0),
+    )
+    diverse = SessionRecommender.build(
+        arts,
+        encoder=fake_encoder,
+        progress=False,
+        settings=SuggestSettings(mmr_lambda=0.3, min_score=-1, hubness_weight=0),
+    )
     for r in (plain, diverse):
         r.track("s", article_id="seed")
     assert "other" not in [s.article.id for s in plain.suggest("s", k=2)]
@@ -135,11 +164,17 @@ def test_save_load_roundtrip_and_incremental_updates(rec, tmp_path, fake_encoder
     loaded = SessionRecommender.load(tmp_path, encoder=fake_encoder)
     assert len(loaded.kb) == len(rec.kb)
     loaded.track("s", article_id="ser-json")
-    assert [s.article.id for s in loaded.suggest("s", k=3)] == [s.article.id for s in rec.suggest_for(["ser-json"], k=3)]
+    assert [s.article.id for s in loaded.suggest("s", k=3)] == [
+        s.article.id for s in rec.suggest_for(["ser-json"], k=3)
+    ]
     # update one article, add one, delete one: no rebuild, only the changed texts are encoded
     before = loaded.encoder.misses
-    loaded.upsert_articles([Article("ser-json", "JSON guide v2", "https://kb.test/json", "json serialize text"),
-                            Article("ser-yaml", "YAML serialization", "https://kb.test/yaml", "yaml serialize objects text")])
+    loaded.upsert_articles(
+        [
+            Article("ser-json", "JSON guide v2", "https://kb.test/json", "json serialize text"),
+            Article("ser-yaml", "YAML serialization", "https://kb.test/yaml", "yaml serialize objects text"),
+        ]
+    )
     loaded.remove_articles(["ser-marshal"])
     assert loaded.encoder.misses - before == 4  # the two changed articles: each its text and its title
     assert "ser-marshal" not in {s.article.id for s in loaded.suggest("s", k=9)}
@@ -159,8 +194,13 @@ def test_index_built_with_another_dimension_is_refused(rec, tmp_path):
 
 
 def test_hnsw_index_supports_updates_and_deletes(articles, fake_encoder):
-    r = SessionRecommender.build(articles, encoder=fake_encoder, index_kind="hnsw", progress=False,
-                                 settings=SuggestSettings(min_score=-1, mmr_lambda=1.0))
+    r = SessionRecommender.build(
+        articles,
+        encoder=fake_encoder,
+        index_kind="hnsw",
+        progress=False,
+        settings=SuggestSettings(min_score=-1, mmr_lambda=1.0),
+    )
     r.remove_articles(["ser-pickle"])
     r.track("s", article_id="ser-json")
     ids = [s.article.id for s in r.suggest("s", k=9)]
@@ -184,11 +224,20 @@ def test_reasons_use_the_kb_title_when_the_event_carried_only_a_url(rec):
 
 
 def test_filters_find_rare_matches_beyond_the_first_candidate_pool(fake_encoder):
-    arts = [Article(f"en{i}", f"pickle serialize objects part {i}", f"https://kb.test/en{i}", "pickle serialize objects",
-                    locale="en") for i in range(80)]
+    arts = [
+        Article(
+            f"en{i}",
+            f"pickle serialize objects part {i}",
+            f"https://kb.test/en{i}",
+            "pickle serialize objects",
+            locale="en",
+        )
+        for i in range(80)
+    ]
     arts.append(Article("de0", "Turtle Grafik", "https://kb.test/de0", "turtle zeichnen", locale="de", tags=("fun",)))
-    r = SessionRecommender.build(arts, encoder=fake_encoder, progress=False,
-                                 settings=SuggestSettings(min_score=None, candidate_pool=5))
+    r = SessionRecommender.build(
+        arts, encoder=fake_encoder, progress=False, settings=SuggestSettings(min_score=None, candidate_pool=5)
+    )
     r.track("s", article_id="en0")
     assert [s.article.id for s in r.suggest("s", k=3, locale="de")] == ["de0"]
     assert [s.article.id for s in r.suggest("s", k=3, tags=["fun"])] == ["de0"]
@@ -225,8 +274,9 @@ def test_an_index_built_by_another_encoder_of_the_same_size_is_refused(rec, tmp_
 def test_visitor_pages_use_a_bounded_cache_that_is_not_saved(articles, fake_encoder, tmp_path):
     from plugin.page_contents import PageContents
 
-    r = SessionRecommender.build(articles, encoder=fake_encoder, progress=False, page_cache_size=2,
-                                 page_contents=PageContents(max_items=2))
+    r = SessionRecommender.build(
+        articles, encoder=fake_encoder, progress=False, page_cache_size=2, page_contents=PageContents(max_items=2)
+    )
     for i in range(5):
         r.track("s", url=f"https://blog.test/{i}", title=f"socket notes {i}", text=f"tcp socket network {i}")
     for i in range(3):
@@ -246,14 +296,25 @@ def test_visitor_pages_use_a_bounded_cache_that_is_not_saved(articles, fake_enco
 
 def test_hub_pages_count_as_read_but_are_never_suggested(fake_encoder):
     arts = [
-        Article("index.html", "Serialization docs home", "https://kb.test/docs/index.html",
-                "json pickle shelve marshal serialize objects", meta={"hub": True}),
-        Article("ser/index.html", "Serialization formats", "https://kb.test/docs/ser/index.html",
-                "json pickle serialize objects formats", meta={"hub": True}),
+        Article(
+            "index.html",
+            "Serialization docs home",
+            "https://kb.test/docs/index.html",
+            "json pickle shelve marshal serialize objects",
+            meta={"hub": True},
+        ),
+        Article(
+            "ser/index.html",
+            "Serialization formats",
+            "https://kb.test/docs/ser/index.html",
+            "json pickle serialize objects formats",
+            meta={"hub": True},
+        ),
         *[a for a in TOPIC_ARTICLES if a.id.startswith(("ser-", "net-"))],
     ]
-    r = SessionRecommender.build(arts, encoder=fake_encoder, progress=False,
-                                 settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0))
+    r = SessionRecommender.build(
+        arts, encoder=fake_encoder, progress=False, settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0)
+    )
     r.track("v", url="https://kb.test/docs/?highlight=json")  # the root, as a browser sends it
     assert r.events("v")[0].article_id == "index.html"
     got = [s.article.id for s in r.suggest("v", k=20)]

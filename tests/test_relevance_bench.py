@@ -7,39 +7,53 @@ from pathlib import Path
 
 import pytest
 
-from bench.docs_corpus import chapters_of, content_links, load_corpus, read_toc, section_headings
 from bench import relevance_protocols as rp
+from bench.docs_corpus import chapters_of, content_links, load_corpus, read_toc, section_headings
 
 NAV = '<div class="navheader"><a href="index.html">Home</a> <a href="{nxt}">Next</a></div>'
 
 
 def _page(title: str, body: str, nav_next: str = "index.html") -> str:
-    return (f"<html><head><title>{title}</title></head><body>{NAV.format(nxt=nav_next)}"
-            f"<div class='chapter'><h1>{title}</h1>{body}</div>"
-            f"<div class='navfooter'><a href='{nav_next}'>Next</a></div></body></html>")
+    return (
+        f"<html><head><title>{title}</title></head><body>{NAV.format(nxt=nav_next)}"
+        f"<div class='chapter'><h1>{title}</h1>{body}</div>"
+        f"<div class='navfooter'><a href='{nav_next}'>Next</a></div></body></html>"
+    )
 
 
 def _docbook_site(root: Path) -> None:
     """index -> part I (hub) -> chapters 1, 2 (each with sections); a preface of leaf sections."""
     files = {
-        "index.html": _page("Manual", "<div class='toc'><dl class='toc'>"
-                            "<dt><a href='preface.html'>Preface</a></dt><dd><dl>"
-                            "<dt><a href='pre-a.html'>1. What</a></dt><dt><a href='pre-b.html'>2. History</a></dt>"
-                            "</dl></dd>"
-                            "<dt><a href='part1.html'>I. Part</a></dt><dd><dl>"
-                            "<dt><a href='ch1.html'>1. Alpha</a></dt><dt><a href='ch2.html'>2. Beta</a></dt>"
-                            "</dl></dd></dl></div>"),
+        "index.html": _page(
+            "Manual",
+            "<div class='toc'><dl class='toc'>"
+            "<dt><a href='preface.html'>Preface</a></dt><dd><dl>"
+            "<dt><a href='pre-a.html'>1. What</a></dt><dt><a href='pre-b.html'>2. History</a></dt>"
+            "</dl></dd>"
+            "<dt><a href='part1.html'>I. Part</a></dt><dd><dl>"
+            "<dt><a href='ch1.html'>1. Alpha</a></dt><dt><a href='ch2.html'>2. Beta</a></dt>"
+            "</dl></dd></dl></div>",
+        ),
         "preface.html": _page("Preface", "<p>About.</p>"),
         "pre-a.html": _page("What", "<p>what is it</p>"),
         "pre-b.html": _page("History", "<p>history</p>"),
-        "part1.html": _page("Part", "<div class='toc'><dl><dt><a href='ch1.html'>1. Alpha</a></dt>"
-                            "<dt><a href='ch2.html'>2. Beta</a></dt></dl></div>"),
-        "ch1.html": _page("Alpha", "<div class='toc'><dl><dt><a href='ch1-s1.html'>1.1 One</a></dt><dd><dl>"
-                          "<dt><a href='ch1-s1.html#x'>1.1.1 anchor</a></dt></dl></dd>"
-                          "<dt><a href='ch1-s2.html'>1.2 Two</a></dt></dl></div><p>Alpha intro.</p>"),
-        "ch1-s1.html": _page("One", "<p>See <a href='ch2-s1.html#q'>beta one</a> and "
-                             "<a href='ch1-s2.html'>two</a>.</p><h2>1.1.1. Check Constraints</h2><h2>Note</h2>",
-                             nav_next="ch1-s2.html"),
+        "part1.html": _page(
+            "Part",
+            "<div class='toc'><dl><dt><a href='ch1.html'>1. Alpha</a></dt>"
+            "<dt><a href='ch2.html'>2. Beta</a></dt></dl></div>",
+        ),
+        "ch1.html": _page(
+            "Alpha",
+            "<div class='toc'><dl><dt><a href='ch1-s1.html'>1.1 One</a></dt><dd><dl>"
+            "<dt><a href='ch1-s1.html#x'>1.1.1 anchor</a></dt></dl></dd>"
+            "<dt><a href='ch1-s2.html'>1.2 Two</a></dt></dl></div><p>Alpha intro.</p>",
+        ),
+        "ch1-s1.html": _page(
+            "One",
+            "<p>See <a href='ch2-s1.html#q'>beta one</a> and "
+            "<a href='ch1-s2.html'>two</a>.</p><h2>1.1.1. Check Constraints</h2><h2>Note</h2>",
+            nav_next="ch1-s2.html",
+        ),
         "ch1-s2.html": _page("Two", "<p>text <a href='http://example.com/x.html'>ext</a></p>"),
         "ch2.html": _page("Beta", "<div class='toc'><dl><dt><a href='ch2-s1.html'>2.1 Beta one</a></dt></dl></div>"),
         "ch2-s1.html": _page("Beta one", "<p>back to <a href='ch1-s1.html'>one</a></p>"),
@@ -51,23 +65,31 @@ def _docbook_site(root: Path) -> None:
 def _sphinx_site(root: Path) -> None:
     """contents -> topics/index (hub: children with children) -> topics/db/index (chapter) -> pages."""
     (root / "topics" / "db").mkdir(parents=True)
-    toc = ("<div class='toctree-wrapper compound'><ul>"
-           "<li class='toctree-l1'><a href='topics/index.html'>Using</a><ul>"
-           "<li class='toctree-l2'><a href='topics/db/index.html'>Databases</a><ul>"
-           "<li class='toctree-l3'><a href='topics/db/models.html'>Models</a></li>"
-           "<li class='toctree-l3'><a href='topics/db/models.html#fields'>Fields</a></li>"
-           "</ul></li><li class='toctree-l2'><a href='topics/install.html'>Install</a></li></ul></li>"
-           "<li class='toctree-l1'><a href='faq.html'>FAQ</a></li></ul></div>")
+    toc = (
+        "<div class='toctree-wrapper compound'><ul>"
+        "<li class='toctree-l1'><a href='topics/index.html'>Using</a><ul>"
+        "<li class='toctree-l2'><a href='topics/db/index.html'>Databases</a><ul>"
+        "<li class='toctree-l3'><a href='topics/db/models.html'>Models</a></li>"
+        "<li class='toctree-l3'><a href='topics/db/models.html#fields'>Fields</a></li>"
+        "</ul></li><li class='toctree-l2'><a href='topics/install.html'>Install</a></li></ul></li>"
+        "<li class='toctree-l1'><a href='faq.html'>FAQ</a></li></ul></div>"
+    )
     (root / "contents.html").write_text(_page("Contents", toc), encoding="utf-8")
     (root / "faq.html").write_text(_page("FAQ", "<p>questions</p>"), encoding="utf-8")
     (root / "topics" / "index.html").write_text(_page("Using", "<p>x</p>"), encoding="utf-8")
     (root / "topics" / "install.html").write_text(_page("Install", "<p>pip</p>"), encoding="utf-8")
     (root / "topics" / "db" / "index.html").write_text(
-        _page("Databases", "<div class='toctree-wrapper'><ul><li><a href='models.html'>Models</a></li>"
-                           "<li><a href='queries.html'>Queries</a></li></ul></div>"), encoding="utf-8")
+        _page(
+            "Databases",
+            "<div class='toctree-wrapper'><ul><li><a href='models.html'>Models</a></li>"
+            "<li><a href='queries.html'>Queries</a></li></ul></div>",
+        ),
+        encoding="utf-8",
+    )
     (root / "topics" / "db" / "models.html").write_text(
         _page("Models", "<p>see <a href='queries.html?highlight=x'>queries</a> <a href='../install.html'>i</a></p>"),
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (root / "topics" / "db" / "queries.html").write_text(_page("Queries", "<p>q</p>"), encoding="utf-8")
 
 
@@ -104,7 +126,9 @@ def test_content_links_skip_navigation_toc_offsite_and_fragments(tmp_path: Path)
     assert content_links(tmp_path / "ch1.html", "ch1.html") == []  # TOC links are structure, not text links
     _sphinx_site(tmp_path)
     assert content_links(tmp_path / "topics/db/models.html", "topics/db/models.html") == [
-        "topics/db/queries.html", "topics/install.html"]
+        "topics/db/queries.html",
+        "topics/install.html",
+    ]
 
 
 def test_section_headings_strip_numbers_and_boilerplate(tmp_path: Path) -> None:
@@ -169,7 +193,9 @@ def test_metrics() -> None:
     assert rp.rank_metrics(["x"] * 5 + ["t"], "t", 5) == (0.0, 0.0)
     s = rp.Session(("a1", "a2"), "a")
     assert rp.topical_ceiling(s, MEMBERS, 5) == pytest.approx(0.4)
-    assert rp.walk_ceiling(rp.Session(("a2", "a1"), "a", target="b1"), {"a1": ["a2", "b1", "c1"]}, 1) == pytest.approx(0.5)
+    assert rp.walk_ceiling(rp.Session(("a2", "a1"), "a", target="b1"), {"a1": ["a2", "b1", "c1"]}, 1) == pytest.approx(
+        0.5
+    )
 
 
 def test_bootstrap_intervals() -> None:

@@ -315,7 +315,9 @@ def test_http_app_under_concurrent_requests_serves_new_versions_with_no_failed_r
             statuses[r.status_code] += 1
             sessions[worker] = r.json()["session_id"]
         sid = sessions[worker]
-        r = client.post(f"/v1/sessions/{sid}/events", json={"kind": "article_open", "article_id": ids[(worker + i) % 10]})
+        r = client.post(
+            f"/v1/sessions/{sid}/events", json={"kind": "article_open", "article_id": ids[(worker + i) % 10]}
+        )
         statuses[r.status_code] += 1
         r = client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 3})
         statuses[r.status_code] += 1
@@ -325,7 +327,9 @@ def test_http_app_under_concurrent_requests_serves_new_versions_with_no_failed_r
             statuses[r.status_code] += 1
             assert r.status_code == 200, r.text
 
-    errors, lags, made = _serve_and_swap(tmp_path, request_once, lambda: client.get("/v1/health").json()["index_version"])
+    errors, lags, made = _serve_and_swap(
+        tmp_path, request_once, lambda: client.get("/v1/health").json()["index_version"]
+    )
     assert errors == [] and set(statuses) <= {200, 201} and made > 20, (errors[:3], statuses)
     assert all(lag < 2.0 for lag in lags)
 
@@ -343,7 +347,18 @@ def test_two_uvicorn_workers_pick_up_a_reindex_from_the_cli_with_no_failed_reque
     kb.write_text("".join(json.dumps(a.to_dict()) + "\n" for a in TOPIC_ARTICLES))
     d = tmp_path / "ix"
     env = {**os.environ, "PYTHONPATH": str(REPO), "SESSION_SUGGEST_INDEX": str(d), "OMP_NUM_THREADS": "1"}
-    index_cmd = [sys.executable, "-m", "plugin", "index", str(kb), "--out", str(d), "--encoder", "hashing:256", "--quiet"]
+    index_cmd = [
+        sys.executable,
+        "-m",
+        "plugin",
+        "index",
+        str(kb),
+        "--out",
+        str(d),
+        "--encoder",
+        "hashing:256",
+        "--quiet",
+    ]
     subprocess.run(index_cmd, cwd=REPO, env=env, check=True, capture_output=True)
     with uvicorn_processes("adapters.http.app:app_from_env", 2, env=env, cwd=REPO) as urls:
         statuses: Counter[int] = Counter()
@@ -354,7 +369,10 @@ def test_two_uvicorn_workers_pick_up_a_reindex_from_the_cli_with_no_failed_reque
                 sid = http.post("/v1/sessions").json()["session_id"]
                 i = 0
                 while not stop.is_set():
-                    r = http.post(f"/v1/sessions/{sid}/events", json={"kind": "article_open", "article_id": TOPIC_ARTICLES[i % 10].id})
+                    r = http.post(
+                        f"/v1/sessions/{sid}/events",
+                        json={"kind": "article_open", "article_id": TOPIC_ARTICLES[i % 10].id},
+                    )
                     statuses[r.status_code] += 1
                     statuses[http.get(f"/v1/sessions/{sid}/suggestions", params={"k": 3}).status_code] += 1
                     i += 1
@@ -406,8 +424,14 @@ def test_suggesting_from_a_saved_index_loads_neither_torch_nor_the_sentence_tran
         f"assert main(['suggest', '--index', {str(d)!r}, '--viewed', 'ser-json', '-k', '2']) == 0;"
         "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'fastapi') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
-                         env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout
     assert "because you read JSON serialization guide" in out  # it answered ...
     assert out.strip().splitlines()[-1] == "[]"  # ... without importing any of them
 

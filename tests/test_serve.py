@@ -21,21 +21,33 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _args(**kw):
-    base = {"index": "/srv/index", "event_log": None, "redis_url": None, "article_url_template": None, "secret": None,
-            "bind_cookie": False, "workers": 1}
+    base = {
+        "index": "/srv/index",
+        "event_log": None,
+        "redis_url": None,
+        "article_url_template": None,
+        "secret": None,
+        "bind_cookie": False,
+        "workers": 1,
+    }
     return argparse.Namespace(**{**base, **kw})
 
 
 def test_options_map_to_the_environment_and_a_secret_is_always_set(capsys):
-    env = serve_environment(_args(event_log="/tmp/e.jsonl", redis_url="redis://r/0", bind_cookie=True,
-                                  article_url_template="/docs/{id}"), {})
+    env = serve_environment(
+        _args(event_log="/tmp/e.jsonl", redis_url="redis://r/0", bind_cookie=True, article_url_template="/docs/{id}"),
+        {},
+    )
     assert env["SESSION_SUGGEST_INDEX"] == "/srv/index" and env["SESSION_SUGGEST_EVENT_LOG"] == "/tmp/e.jsonl"
     assert env["REDIS_URL"] == "redis://r/0" and env["SESSION_SUGGEST_BIND_COOKIE"] == "1"
     assert env["SESSION_SUGGEST_ARTICLE_URL_TEMPLATE"] == "/docs/{id}"
     assert len(env["SESSION_SUGGEST_SECRET"]) >= 32 and "drawn for this run" in capsys.readouterr().err
     kept = serve_environment(_args(), {"SESSION_SUGGEST_SECRET": "k" * 40})
     assert kept["SESSION_SUGGEST_SECRET"] == "k" * 40
-    assert serve_environment(_args(secret="c" * 40), {"SESSION_SUGGEST_SECRET": "k" * 40})["SESSION_SUGGEST_SECRET"] == "c" * 40
+    assert (
+        serve_environment(_args(secret="c" * 40), {"SESSION_SUGGEST_SECRET": "k" * 40})["SESSION_SUGGEST_SECRET"]
+        == "c" * 40
+    )
     serve_environment(_args(workers=2), {"SESSION_SUGGEST_SECRET": "k" * 40})
     assert "--redis-url" in capsys.readouterr().err
 
@@ -47,13 +59,19 @@ def served(tmp_path_factory):
     from plugin import HashingEncoder, SessionRecommender, SuggestSettings
 
     index_dir = tmp_path_factory.mktemp("index")
-    SessionRecommender.build(TOPIC_ARTICLES, encoder=HashingEncoder(256), progress=False,
-                             settings=SuggestSettings(min_score=-1.0)).save(index_dir)
+    SessionRecommender.build(
+        TOPIC_ARTICLES, encoder=HashingEncoder(256), progress=False, settings=SuggestSettings(min_score=-1.0)
+    ).save(index_dir)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_SUGGEST_") and k != "REDIS_URL"}
     env.update({"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    proc = subprocess.Popen([sys.executable, "-m", "plugin", "serve", "--index", str(index_dir), "--port", str(port)],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plugin", "serve", "--index", str(index_dir), "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, proc, "plugin serve")

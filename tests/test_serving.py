@@ -80,8 +80,12 @@ def test_a_saved_stamp_from_the_benchmark_pipeline_serves_through_the_recommende
     n_items = 40
     sessions = [rng.choice(np.arange(1, n_items + 1), size=rng.integers(2, 6), replace=False) for _ in range(300)]
     model = get_model("stamp", dim=16)
-    model.fit(sessions, n_items, item_keys=[f"sku{i}" for i in range(1, n_items + 1)],
-              train_config=TrainConfig(epochs=2, batch_size=64, lr=1e-2, progress=False, bf16=False))
+    model.fit(
+        sessions,
+        n_items,
+        item_keys=[f"sku{i}" for i in range(1, n_items + 1)],
+        train_config=TrainConfig(epochs=2, batch_size=64, lr=1e-2, progress=False, bf16=False),
+    )
     model.save(tmp_path / "stamp")
 
     rec = recommender_from_model(tmp_path / "stamp")

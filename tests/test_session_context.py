@@ -19,8 +19,13 @@ def _reading(rec: SessionRecommender, sid: str) -> list:
         elif i % 7 == 0:
             e = rec.track(sid, "search", query=f"serialize objects {i}")
         else:
-            e = rec.track(sid, "page_view", url=f"https://blog.test/{i}", title=f"Notes {i}",
-                          text=("serialize pickle objects binary " if i % 2 else "socket tcp network ") * 400 + str(i))
+            e = rec.track(
+                sid,
+                "page_view",
+                url=f"https://blog.test/{i}",
+                title=f"Notes {i}",
+                text=("serialize pickle objects binary " if i % 2 else "socket tcp network ") * 400 + str(i),
+            )
         rec.track(sid, "suggestion_impression", article_id="ser-csv", position=0)
         full.append(e)
     return [e for e in full if e is not None]
@@ -33,8 +38,13 @@ def _whole_session_answer(rec: SessionRecommender, full: list) -> list[tuple[str
 
 
 def _recommender(articles, fake_encoder, **kwargs) -> SessionRecommender:
-    return SessionRecommender.build(articles, encoder=fake_encoder, progress=False,
-                                    settings=SuggestSettings(min_score=None, max_context_events=8), **kwargs)
+    return SessionRecommender.build(
+        articles,
+        encoder=fake_encoder,
+        progress=False,
+        settings=SuggestSettings(min_score=None, max_context_events=8),
+        **kwargs,
+    )
 
 
 def test_bounded_context_gives_the_whole_sessions_answer(articles, fake_encoder):

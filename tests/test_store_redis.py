@@ -63,7 +63,7 @@ def test_plugin_imports_without_touching_redis():
 
 
 def test_erase_leaves_no_key_of_the_session_or_its_pages(redis_url, redis_prefix):  # noqa: F811
-    """"Erase means gone everywhere": after erasing every session, only the prefix's empty bookkeeping is left."""
+    """ "Erase means gone everywhere": after erasing every session, only the prefix's empty bookkeeping is left."""
     import numpy as np
 
     from plugin import make_event
@@ -79,5 +79,5 @@ def test_erase_leaves_no_key_of_the_session_or_its_pages(redis_url, redis_prefix
         store.append(make_event(sid, "suggestion_impression", article_id="x", ts=9.0))
     assert any(k.startswith(f"{redis_prefix}pc:".encode()) for k in client.scan_iter(match=redis_prefix + "*"))
     assert store.erase("a") and store.erase("b")
-    left = {k.decode()[len(redis_prefix):] for k in client.scan_iter(match=redis_prefix + "*")}
+    left = {k.decode()[len(redis_prefix) :] for k in client.scan_iter(match=redis_prefix + "*")}
     assert left <= {"seq"}, left

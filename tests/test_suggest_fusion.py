@@ -33,8 +33,16 @@ class NoiseEncoder:
 
 
 def _lexical_kb() -> list[Article]:
-    filler = ["gardening soil compost", "weather rain forecast", "cooking pasta sauce", "music guitar chords",
-              "football league table", "painting canvas brushes", "hiking trail boots", "coffee beans roast"]
+    filler = [
+        "gardening soil compost",
+        "weather rain forecast",
+        "cooking pasta sauce",
+        "music guitar chords",
+        "football league table",
+        "painting canvas brushes",
+        "hiking trail boots",
+        "coffee beans roast",
+    ]
     arts = [Article(f"f{i}", f"Topic {i}", text=f"{t} general notes about {t}") for i, t in enumerate(filler)]
     arts.append(Article("vac", "Routine upkeep", text="autovacuum thresholds tune autovacuum workers and freeze age"))
     arts.append(Article("read", "Reading", text="how autovacuum decides when to freeze old rows"))
@@ -43,9 +51,12 @@ def _lexical_kb() -> list[Article]:
 
 @pytest.mark.parametrize("weight", [0.0, 0.5])
 def test_lexical_fusion_finds_what_an_uninformed_dense_model_misses(weight):
-    rec = SessionRecommender.build(_lexical_kb(), encoder=NoiseEncoder(), progress=False,  # titles: noise too, off
-                                   settings=SuggestSettings(**OPEN, lexical_weight=weight, topic_split=None,
-                                                            title_weight=0.0))
+    rec = SessionRecommender.build(
+        _lexical_kb(),
+        encoder=NoiseEncoder(),
+        progress=False,  # titles: noise too, off
+        settings=SuggestSettings(**OPEN, lexical_weight=weight, topic_split=None, title_weight=0.0),
+    )
     rec.track("s", article_id="read")
     top = rec.suggest("s", k=1)[0].article.id
     if weight:
@@ -68,8 +79,12 @@ def test_lexical_index_scores_and_rebuilds_after_invalidate():
 
 def test_a_topic_switch_gets_slots_for_both_interests(articles, fake_encoder):
     def composition(share: float) -> tuple[str, int, int]:
-        rec = SessionRecommender.build(articles, encoder=fake_encoder, progress=False,
-                                       settings=SuggestSettings(**OPEN, topic_split=0.2, newest_share=share))
+        rec = SessionRecommender.build(
+            articles,
+            encoder=fake_encoder,
+            progress=False,
+            settings=SuggestSettings(**OPEN, topic_split=0.2, newest_share=share),
+        )
         for aid in ("ser-json", "ser-pickle", "net-http"):
             rec.track("s", article_id=aid)
         got = [s.article.id for s in rec.suggest("s", k=5)]
@@ -82,8 +97,9 @@ def test_a_topic_switch_gets_slots_for_both_interests(articles, fake_encoder):
 
 
 def test_one_topic_sessions_are_not_split(articles, fake_encoder):
-    rec = SessionRecommender.build(articles, encoder=fake_encoder, progress=False,
-                                   settings=SuggestSettings(**OPEN, topic_split=0.2))
+    rec = SessionRecommender.build(
+        articles, encoder=fake_encoder, progress=False, settings=SuggestSettings(**OPEN, topic_split=0.2)
+    )
     for aid in ("ser-pickle", "ser-shelve"):  # centred cosine 0.3 with this encoder
         rec.track("s", article_id=aid)
     assert len(rec._interests(rec._session_items(rec.events("s"))[0])) == 1
@@ -117,8 +133,12 @@ def test_index_mean_vector_follows_changes():
 
 def test_query_weight_comes_from_the_settings(articles, fake_encoder):
     def top(qw: float) -> str:
-        rec = SessionRecommender.build(articles, encoder=fake_encoder, progress=False,
-                                       settings=SuggestSettings(**OPEN, query_weight=qw, lexical_weight=0.0))
+        rec = SessionRecommender.build(
+            articles,
+            encoder=fake_encoder,
+            progress=False,
+            settings=SuggestSettings(**OPEN, query_weight=qw, lexical_weight=0.0),
+        )
         rec.track("s", article_id="ser-json")
         rec.track("s", article_id="ser-pickle")
         return rec.suggest("s", k=1, query="turtle graphics drawing canvas")[0].article.id
@@ -129,12 +149,24 @@ def test_query_weight_comes_from_the_settings(articles, fake_encoder):
 
 @pytest.mark.parametrize("weight", [0.0, 0.5])
 def test_a_page_linked_from_the_read_page_is_boosted(weight):
-    arts = [Article(f"p{i}", f"Page {i}", url=f"https://docs.test/p{i}.html", text=f"unrelated words {i}")
-            for i in range(8)]
-    arts.append(Article("read", "Read", url="https://docs.test/guide/read.html", text="x",
-                        meta={"links": ["../p5.html", "https://elsewhere.test/x.html", "read.html"]}))
-    rec = SessionRecommender.build(arts, encoder=NoiseEncoder(), progress=False,
-                                   settings=SuggestSettings(**OPEN, lexical_weight=0.0, link_weight=weight))
+    arts = [
+        Article(f"p{i}", f"Page {i}", url=f"https://docs.test/p{i}.html", text=f"unrelated words {i}") for i in range(8)
+    ]
+    arts.append(
+        Article(
+            "read",
+            "Read",
+            url="https://docs.test/guide/read.html",
+            text="x",
+            meta={"links": ["../p5.html", "https://elsewhere.test/x.html", "read.html"]},
+        )
+    )
+    rec = SessionRecommender.build(
+        arts,
+        encoder=NoiseEncoder(),
+        progress=False,
+        settings=SuggestSettings(**OPEN, lexical_weight=0.0, link_weight=weight),
+    )
     rec.track("s", url="https://docs.test/guide/read.html")
     top = rec.suggest("s", k=1)[0].article.id
     assert (top == "p5") == bool(weight)

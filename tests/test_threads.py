@@ -44,8 +44,15 @@ def _probe(path: str, tmp_path, threads: str | None) -> dict[str, int]:
         env["SESSION_SUGGEST_THREADS"] = threads
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root
-    out = subprocess.run([sys.executable, "-c", _PROBE, path, str(tmp_path / "idx")], env=env, cwd=root,
-                         capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, path, str(tmp_path / "idx")],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

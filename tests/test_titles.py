@@ -10,8 +10,7 @@ import pytest
 from plugin import Article, HashingEncoder, SessionRecommender, SuggestSettings
 from plugin.encoder import LazyEncoder
 
-OPEN = dict(min_score=None, mmr_lambda=1.0, lexical_weight=0.0, link_weight=0.0, topic_split=None,
-            hubness_weight=0.0)
+OPEN = dict(min_score=None, mmr_lambda=1.0, lexical_weight=0.0, link_weight=0.0, topic_split=None, hubness_weight=0.0)
 SUBJECTS = ("geodjango", "mailer", "caching", "sessions")
 
 
@@ -29,8 +28,9 @@ def _kb() -> list[Article]:
 
 
 def _on_subject(weight: float) -> int:
-    rec = SessionRecommender.build(_kb(), encoder=HashingEncoder(256), progress=False,
-                                   settings=SuggestSettings(**OPEN, title_weight=weight))
+    rec = SessionRecommender.build(
+        _kb(), encoder=HashingEncoder(256), progress=False, settings=SuggestSettings(**OPEN, title_weight=weight)
+    )
     hits = 0
     for s in SUBJECTS:
         rec.track(s, article_id=f"{s}-overview")
@@ -47,8 +47,9 @@ def test_titles_bring_the_read_subjects_pages_forward():
 
 
 def test_a_cold_load_does_not_build_the_model_for_titles_until_warm(tmp_path):
-    rec = SessionRecommender.build(_kb(), encoder=HashingEncoder(256), progress=False,
-                                   settings=SuggestSettings(**OPEN, title_weight=0.0))  # titles never embedded
+    rec = SessionRecommender.build(
+        _kb(), encoder=HashingEncoder(256), progress=False, settings=SuggestSettings(**OPEN, title_weight=0.0)
+    )  # titles never embedded
     rec.save(tmp_path)
     built = []
 
@@ -56,8 +57,9 @@ def test_a_cold_load_does_not_build_the_model_for_titles_until_warm(tmp_path):
         built.append(1)
         return HashingEncoder(256)
 
-    loaded = SessionRecommender.load(tmp_path, encoder=LazyEncoder(factory, "hashing:256", 256),
-                                     settings=SuggestSettings(**OPEN, title_weight=0.3))
+    loaded = SessionRecommender.load(
+        tmp_path, encoder=LazyEncoder(factory, "hashing:256", 256), settings=SuggestSettings(**OPEN, title_weight=0.3)
+    )
     loaded.track("s", article_id="mailer-overview")
     assert loaded.suggest("s", k=3)
     assert built == [], "a one-shot suggestion must not load the model for titles"

@@ -36,9 +36,16 @@ PURE = SuggestSettings(min_score=None, mmr_lambda=1.0)
 
 def _articles() -> list[Article]:
     # A page-specific word repeated p + 1 times keeps the pages of a topic from tying in cosine.
-    return [Article(f"t{t}p{p}", f"{topic.title()} part {p}", f"https://kb.test/t{t}p{p}",
-                    f"{topic} {topic} guide chapter " + f"t{t}p{p} " * (p + 1) + " ".join(f"{topic} notes" for _ in range(3)))
-            for t, topic in enumerate(TOPICS) for p in range(PAGES)]
+    return [
+        Article(
+            f"t{t}p{p}",
+            f"{topic.title()} part {p}",
+            f"https://kb.test/t{t}p{p}",
+            f"{topic} {topic} guide chapter " + f"t{t}p{p} " * (p + 1) + " ".join(f"{topic} notes" for _ in range(3)),
+        )
+        for t, topic in enumerate(TOPICS)
+        for p in range(PAGES)
+    ]
 
 
 def _cross(i: int) -> list[str]:
@@ -79,8 +86,7 @@ def test_probabilities_are_smoothed_counts_of_consecutive_clicks():
     # b -> b is not a transition; b's row is {c: 1/3, a: 1/3}. decay 0.5: the page before the last speaks at half.
     blend = t.with_config(TransitionConfig(weight=2.0, decay=0.5))
     ids, scores = blend.scores(["zzz", "b", "a"])  # an unknown page adds nothing
-    assert dict(zip(ids, scores.tolist())) == pytest.approx(
-        {"a": 2 * 0.5 / 3, "b": 2 * 0.5, "c": 2 * (0.25 + 0.5 / 3)})
+    assert dict(zip(ids, scores.tolist())) == pytest.approx({"a": 2 * 0.5 / 3, "b": 2 * 0.5, "c": 2 * (0.25 + 0.5 / 3)})
     assert blend.scores(["zzz", None]) == ([], pytest.approx(np.zeros(0)))
     assert t.with_config(TransitionConfig(weight=0.0)).scores(["a"])[0] == []
     assert ItemTransitions.fit([]).scores(["a"])[0] == []
@@ -105,7 +111,9 @@ def test_saved_and_loaded_with_the_intent_model_and_a_damaged_file_is_refused(tm
     assert t is not None and t.config == model.transitions.config and t.keys == model.transitions.keys
     np.testing.assert_array_equal(t.data, model.transitions.data)
     viewed = ["t0p0", "t0p1"]
-    assert [s.article.id for s in loaded.suggest_for(viewed, k=5)] == [s.article.id for s in rec2.suggest_for(viewed, k=5)]
+    assert [s.article.id for s in loaded.suggest_for(viewed, k=5)] == [
+        s.article.id for s in rec2.suggest_for(viewed, k=5)
+    ]
 
     # Saved again without the component: it is gone from the folder, not left behind to be loaded.
     model.transitions = None
@@ -185,11 +193,16 @@ def test_an_article_without_clicks_keeps_its_place(rec):
     its zero-shot rank, and an article of the catalogue nobody clicked is still ranked by its text."""
     model = _content_model(rec)
     model.transitions = ItemTransitions.fit([_cross(i) for i in range(30)], TransitionConfig(weight=4.0))
-    new = Article("t0p9", "Json Serialization part 9", "https://kb.test/t0p9",
-                  "json serialization json serialization guide chapter " + " ".join("json serialization notes" for _ in range(3)))
+    new = Article(
+        "t0p9",
+        "Json Serialization part 9",
+        "https://kb.test/t0p9",
+        "json serialization json serialization guide chapter " + " ".join("json serialization notes" for _ in range(3)),
+    )
     zero = SessionRecommender.build([*_articles(), new], encoder=HashingEncoder(256), progress=False, settings=PURE)
-    trained = SessionRecommender.build([*_articles()], encoder=HashingEncoder(256), progress=False, settings=PURE,
-                                       intent_model=model)
+    trained = SessionRecommender.build(
+        [*_articles()], encoder=HashingEncoder(256), progress=False, settings=PURE, intent_model=model
+    )
     trained.upsert_articles([new])
     viewed = ["t0p0", "t0p1"]
     zero_top = [s.article.id for s in zero.suggest_for(viewed, k=5)]
@@ -216,8 +229,28 @@ def test_train_intent_installs_the_component_and_a_running_server_picks_it_up(tm
             log.append(make_event(f"visit-{s}", "page_view", article_id=aid, ts=float(10 * s + j)))
     before = [s.article.id for s in handle.suggest_for(["t2p3"], k=1)]
 
-    assert plugin_main(["train-intent", "--index", str(d), "--log", str(log.path), "--epochs", "2", "--dim", "16",
-                        "--min-clicks", "0", "--item-model", "markov", "--force", "--quiet"]) == 0
+    assert (
+        plugin_main(
+            [
+                "train-intent",
+                "--index",
+                str(d),
+                "--log",
+                str(log.path),
+                "--epochs",
+                "2",
+                "--dim",
+                "16",
+                "--min-clicks",
+                "0",
+                "--item-model",
+                "markov",
+                "--force",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "serving with the transition counts" in out and "markov decay=0 weight=0.5" in out
     assert handle.check()  # the new version, intent and transition counts together, is swapped in

@@ -41,11 +41,19 @@ def _busy_session(client, rec) -> str:
     assert client.post(f"/v1/sessions/{sid}/events", json={"kind": "search", "query": "serialize"}).status_code == 200
     shown = client.get(f"/v1/sessions/{sid}/suggestions").json()["suggestions"]
     for pos, s in enumerate(shown):
-        r = client.post(f"/v1/sessions/{sid}/events", json={"kind": "suggestion_impression", "article_id": s["id"],
-                                                           "position": pos, "event_id": f"imp-{pos:08d}"})
+        r = client.post(
+            f"/v1/sessions/{sid}/events",
+            json={
+                "kind": "suggestion_impression",
+                "article_id": s["id"],
+                "position": pos,
+                "event_id": f"imp-{pos:08d}",
+            },
+        )
         assert r.status_code == 200
-    r = client.post(f"/v1/sessions/{sid}/events", json={"kind": "suggestion_click", "article_id": shown[0]["id"],
-                                                       "position": 0})
+    r = client.post(
+        f"/v1/sessions/{sid}/events", json={"kind": "suggestion_click", "article_id": shown[0]["id"], "position": 0}
+    )
     assert r.status_code == 200
     assert client.post(f"/v1/sessions/{sid}/chat", json={"message": "how do I save objects?"}).status_code == 200
     return sid
@@ -61,8 +69,9 @@ def _refused(client, sid: str) -> bool:
 def test_no_value_in_the_event_log_opens_a_session_and_erase_revokes_the_id(rec, tmp_path):
     log = tmp_path / "events.jsonl"
     limiter = InMemoryRateLimiter()
-    app = create_hardened_app(rec, secrets=SECRET, settings=ServerSettings(event_log=log),
-                              limits=LimitSettings(), limiter=limiter)
+    app = create_hardened_app(
+        rec, secrets=SECRET, settings=ServerSettings(event_log=log), limits=LimitSettings(), limiter=limiter
+    )
     client = TestClient(app)
     sid = _busy_session(client, rec)
     other = _busy_session(client, rec)
@@ -126,4 +135,3 @@ def test_with_redis_no_key_names_the_erased_session(rec, redis_url, redis_prefix
     other = TestClient(create_hardened_app(rec, secrets=SECRET, limiter=limiter, revocations=revocations))
     assert _refused(other, sid)
     client_r.close()
-

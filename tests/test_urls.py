@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from plugin import Article, HashingEncoder, KnowledgeBase, SessionRecommender, SuggestSettings, Suggestion
+from plugin import Article, HashingEncoder, KnowledgeBase, SessionRecommender, Suggestion, SuggestSettings
 from plugin.inject import render
 from plugin.urls import checked_article, safe_url
 
@@ -35,8 +35,14 @@ HOSTILE_URLS = [
     'https://kb.test/"onmouseover="alert(1)',
     "file:///etc/passwd",
 ]
-GOOD_URLS = ["https://kb.test/json", "HTTP://KB.test/a?b=1&c=2#x", "/docs/json", "guide/json.html", "#top",
-             "https://kb.test/über"]
+GOOD_URLS = [
+    "https://kb.test/json",
+    "HTTP://KB.test/a?b=1&c=2#x",
+    "/docs/json",
+    "guide/json.html",
+    "#top",
+    "https://kb.test/über",
+]
 
 
 @pytest.mark.parametrize("url", HOSTILE_URLS)
@@ -71,8 +77,9 @@ def _bypassing_ingest(rec: SessionRecommender, article: Article) -> None:
 
 @pytest.fixture
 def legacy(articles):
-    rec = SessionRecommender.build(articles, encoder=HashingEncoder(256), progress=False,
-                                   settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0))
+    rec = SessionRecommender.build(
+        articles, encoder=HashingEncoder(256), progress=False, settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0)
+    )
     evil = Article("ser-json", "JSON serialization guide", "javascript:alert(1)", "json")
     _bypassing_ingest(rec, evil)
     return rec, evil

@@ -27,25 +27,30 @@ pytestmark = [pytest.mark.browser]
 
 require_browser()
 
-from plugin import Encoder, HashingEncoder, SessionRecommender, SuggestSettings, load_articles  # noqa: E402
-
 from adapters.http import ServerSettings  # noqa: E402
 from adapters.http.hardened import create_hardened_app  # noqa: E402
+from plugin import Encoder, HashingEncoder, SessionRecommender, SuggestSettings, load_articles  # noqa: E402
 
 DJANGO_DOCS = Path(os.environ.get("DJANGO_DOCS", "/usr/share/doc/python-django-doc/html"))
 KB_SECTIONS = ("topics/db", "ref/models")  # 30 pages: the KB the suggestions come from
 FIRST, SECOND = "topics/db/models.html", "topics/db/queries.html"
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
-PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True,
-         "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-                       "Chrome/126.0 Mobile Safari/537.36"}
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "device_scale_factor": 3,
+    "is_mobile": True,
+    "has_touch": True,
+    "user_agent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Mobile Safari/537.36",
+}
 READY = "#session-suggest-widget:is([data-state=ready],[data-state=empty],[data-state=error])"
 
 
 def _copy_with_tag(src: Path, dst: Path, tag: str) -> int:
     """Copy the docs (symlinks into /usr/share/javascript followed) with `tag` before </body> of every page."""
-    shutil.copytree(src, dst, symlinks=False, ignore_dangling_symlinks=True,
-                    ignore=shutil.ignore_patterns("_sources", "_images"))
+    shutil.copytree(
+        src, dst, symlinks=False, ignore_dangling_symlinks=True, ignore=shutil.ignore_patterns("_sources", "_images")
+    )
     pages = 0
     for page in dst.rglob("*.html"):
         html = page.read_text(encoding="utf-8")
@@ -64,8 +69,9 @@ class DjangoSite:
 
 
 @contextlib.contextmanager
-def serve_django_docs(docs: Path, work: Path, tag_attrs: str = 'data-open="true" data-k="3"',
-                      encoder: Encoder | None = None) -> Iterator[DjangoSite]:
+def serve_django_docs(
+    docs: Path, work: Path, tag_attrs: str = 'data-open="true" data-k="3"', encoder: Encoder | None = None
+) -> Iterator[DjangoSite]:
     """Django's docs copied under `work` with the widget tag, and the API over a KB of KB_SECTIONS, both served.
     The KB goes through the plugin's own ingestion (`load_articles`: main content, clean titles); `encoder`
     defaults to the hashing one (bench/screenshots.py passes MiniLM)."""
@@ -74,8 +80,9 @@ def serve_django_docs(docs: Path, work: Path, tag_attrs: str = 'data-open="true"
     root = work / "html"
     assert _copy_with_tag(docs, root, f'<script src="{api}/static/widget.js" {tag_attrs} defer></script>') > 600
     articles = load_articles(docs, base_url=site, include=[f"{section}/*" for section in KB_SECTIONS])
-    rec = SessionRecommender.build(articles, encoder=encoder or HashingEncoder(512), progress=False,
-                                   settings=SuggestSettings(min_score=-1.0))
+    rec = SessionRecommender.build(
+        articles, encoder=encoder or HashingEncoder(512), progress=False, settings=SuggestSettings(min_score=-1.0)
+    )
     app = create_hardened_app(rec, secrets="s" * 48, settings=ServerSettings())
     # CORS preflights never reach the page's request events (Chromium's network service answers them), so
     # requests are counted where they arrive.
@@ -94,8 +101,11 @@ def serve_django_docs(docs: Path, work: Path, tag_attrs: str = 'data-open="true"
 def django_site(tmp_path_factory):
     if not (DJANGO_DOCS / "index.html").exists():
         unavailable(f"Django's docs are not at {DJANGO_DOCS} (apt-get install python-django-doc)", module_level=False)
-    with serve_django_docs(DJANGO_DOCS, tmp_path_factory.mktemp("django-docs"),
-                           'data-open="true" data-k="3" data-title="Ask the Django docs"') as served:
+    with serve_django_docs(
+        DJANGO_DOCS,
+        tmp_path_factory.mktemp("django-docs"),
+        'data-open="true" data-k="3" data-title="Ask the Django docs"',
+    ) as served:
         yield served
 
 
@@ -142,9 +152,15 @@ SLACK = 1.0  # px: sub-pixel rounding of transformed boxes
 
 def in_view(box: dict | None, vv: dict) -> bool:
     """Whether a box (getBoundingClientRect) lies inside the visual viewport `vv` (both from GEOMETRY)."""
-    return (box is not None and box["width"] > 0 and box["height"] > 0
-            and box["left"] >= vv["left"] - SLACK and box["top"] >= vv["top"] - SLACK
-            and box["right"] <= vv["right"] + SLACK and box["bottom"] <= vv["bottom"] + SLACK)
+    return (
+        box is not None
+        and box["width"] > 0
+        and box["height"] > 0
+        and box["left"] >= vv["left"] - SLACK
+        and box["top"] >= vv["top"] - SLACK
+        and box["right"] <= vv["right"] + SLACK
+        and box["bottom"] <= vv["bottom"] + SLACK
+    )
 
 
 def _inside(box: dict | None, vv: dict, what: str) -> None:
@@ -241,7 +257,11 @@ def test_widget_is_in_view_cards_whole_few_requests_and_clicks_land(django_site,
     page.wait_for_selector(READY, state="attached", timeout=15_000)
     page.wait_for_load_state("networkidle")
     events = rec.events(sid)
-    assert [e.article_id for e in events if e.kind == "page_view"] == [f"topics/db/{FIRST.split('/')[-1]}", f"topics/db/{SECOND.split('/')[-1]}", target["id"]]
+    assert [e.article_id for e in events if e.kind == "page_view"] == [
+        f"topics/db/{FIRST.split('/')[-1]}",
+        f"topics/db/{SECOND.split('/')[-1]}",
+        target["id"],
+    ]
     assert [(e.article_id, e.position) for e in events if e.kind == "suggestion_click"] == [(target["id"], 0)]
     shown = {e.article_id for e in events if e.kind == "suggestion_impression"}
     assert {c["id"] for c in cards} <= shown
@@ -267,15 +287,19 @@ def test_pinch_zoom_keeps_the_widget_in_view_and_its_size(django_site, browser):
         assert vv["scale"] == pytest.approx(2.5, abs=0.01)
         _inside(geo["panel"], vv, "panel when zoomed in")
         # Same size on screen as before the zoom: CSS size times the zoom is what the visitor sees.
-        assert geo["panel"]["width"] * vv["scale"] == pytest.approx(before["panel"]["width"] * before["vv"]["scale"], abs=2)
+        assert geo["panel"]["width"] * vv["scale"] == pytest.approx(
+            before["panel"]["width"] * before["vv"]["scale"], abs=2
+        )
 
 
 def test_keyboard_and_screen_reader(django_site, browser):
     site, hits = django_site.site, django_site.hits
     with _tab(browser, **DESKTOP) as (ctx, page):
         _visit(page, f"{site}/{FIRST}", hits)
-        active = "() => { const r = document.querySelector('#session-suggest-widget').shadowRoot; " \
-                 "const a = r.activeElement; return a ? (a.getAttribute('aria-label') || a.className) : null; }"
+        active = (
+            "() => { const r = document.querySelector('#session-suggest-widget').shadowRoot; "
+            "const a = r.activeElement; return a ? (a.getAttribute('aria-label') || a.className) : null; }"
+        )
         dialog = page.get_by_role("dialog", name="Ask the Django docs")
         launcher = page.get_by_role("button", name="Ask the Django docs")
         assert dialog.is_visible() and launcher.get_attribute("aria-expanded") == "true"
@@ -299,7 +323,9 @@ def test_keyboard_and_screen_reader(django_site, browser):
         assert not dialog.is_visible() and page.evaluate(active) == "ss-launcher"
         launcher.click()
 
-        side = "() => document.querySelector('#session-suggest-widget').shadowRoot.querySelector('.ss-frame').dataset.side"
+        side = (
+            "() => document.querySelector('#session-suggest-widget').shadowRoot.querySelector('.ss-frame').dataset.side"
+        )
         page.get_by_role("button", name="Move to the other side").click()  # off the page's own corner
         assert page.evaluate(side) == "left"
         geo = page.evaluate(GEOMETRY)

@@ -12,7 +12,6 @@ the JSON itself instead of re-validating it.
 from __future__ import annotations
 
 import copy
-
 import functools
 import json
 import logging
@@ -22,12 +21,13 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Path as PathParam, Request, Response
+from fastapi import FastAPI, Request, Response
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 
@@ -48,7 +48,17 @@ from plugin.threads import pin_threads
 from plugin.urls import safe_url
 
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
-from .models import ChatIn, ChatOut, EventIn, EventOut, EventsBatchIn, EventsBatchOut, HealthOut, SessionOut, SuggestionsOut
+from .models import (
+    ChatIn,
+    ChatOut,
+    EventIn,
+    EventOut,
+    EventsBatchIn,
+    EventsBatchOut,
+    HealthOut,
+    SessionOut,
+    SuggestionsOut,
+)
 from .responder import ExtractiveResponder, Reply, as_responder
 from .sessions import SessionIds
 from .settings import ServerSettings
@@ -81,19 +91,44 @@ SessionPath = Annotated[str, PathParam(description="Session id from POST /v1/ses
 def suggest_parameters(max_k: int) -> list[dict[str, Any]]:
     """The GET suggestions parameters as the OpenAPI document states them (checked by `_suggest_params`)."""
     return [
-        {"name": "session_id", "in": "path", "required": True, "description": "Session id from POST /v1/sessions.",
-         "schema": {"type": "string"}},
-        {"name": "k", "in": "query", "required": False, "description": "How many suggestions (default 3).",
-         "schema": {"type": "integer", "minimum": 1, "maximum": max_k}},
-        {"name": "locale", "in": "query", "required": False, "description": "Only articles in this locale.",
-         "schema": {"type": "string", "maxLength": 20}},
-        {"name": "tags", "in": "query", "required": False, "description": "Only articles with one of these tags.",
-         "schema": {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 10},
-         "style": "form", "explode": True},
-        {"name": "query", "in": "query", "required": False, "description": "Free text blended into the session intent.",
-         "schema": {"type": "string", "maxLength": 500}},
+        {
+            "name": "session_id",
+            "in": "path",
+            "required": True,
+            "description": "Session id from POST /v1/sessions.",
+            "schema": {"type": "string"},
+        },
+        {
+            "name": "k",
+            "in": "query",
+            "required": False,
+            "description": "How many suggestions (default 3).",
+            "schema": {"type": "integer", "minimum": 1, "maximum": max_k},
+        },
+        {
+            "name": "locale",
+            "in": "query",
+            "required": False,
+            "description": "Only articles in this locale.",
+            "schema": {"type": "string", "maxLength": 20},
+        },
+        {
+            "name": "tags",
+            "in": "query",
+            "required": False,
+            "description": "Only articles with one of these tags.",
+            "schema": {"type": "array", "items": {"type": "string", "maxLength": 100}, "maxItems": 10},
+            "style": "form",
+            "explode": True,
+        },
+        {
+            "name": "query",
+            "in": "query",
+            "required": False,
+            "description": "Free text blended into the session intent.",
+            "schema": {"type": "string", "maxLength": 500},
+        },
     ]
-
 
 
 def _suggest_params(qp: QueryParams, default_k: int, max_k: int) -> dict[str, Any]:
@@ -142,12 +177,17 @@ def _batch_body(content_type: str | None, raw: bytes) -> EventsBatchIn:
     """The batch in a request body; 415 for another media type, 422 (like any body) when it does not validate."""
     media = (content_type or "").split(";", 1)[0].strip().lower()
     if media not in _BATCH_MEDIA_TYPES:
-        raise HTTPException(415, f"send the batch as JSON with Content-Type {' or '.join(_BATCH_MEDIA_TYPES)}, "
-                                 f"not {media or 'no Content-Type'}")
+        raise HTTPException(
+            415,
+            f"send the batch as JSON with Content-Type {' or '.join(_BATCH_MEDIA_TYPES)}, "
+            f"not {media or 'no Content-Type'}",
+        )
     try:
         return EventsBatchIn.model_validate_json(raw)
     except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
 
 
 class SuggestionJSON:
@@ -166,8 +206,17 @@ class SuggestionJSON:
 
     def __call__(self, s: Suggestion) -> dict[str, Any]:
         a = s.article
-        return {"id": a.id, "title": a.title, "url": safe_url(a.url), "href": self.href(a), "snippet": self._snippet(a),
-                "reason": s.reason, "drivers": list(s.drivers), "score": round(float(s.score), 6), "rank": s.rank}
+        return {
+            "id": a.id,
+            "title": a.title,
+            "url": safe_url(a.url),
+            "href": self.href(a),
+            "snippet": self._snippet(a),
+            "reason": s.reason,
+            "drivers": list(s.drivers),
+            "score": round(float(s.score), 6),
+            "rank": s.rank,
+        }
 
     def many(self, found: Sequence[Suggestion]) -> list[dict[str, Any]]:
         return [self(s) for s in found]
@@ -217,8 +266,12 @@ def create_app(
     cfg = settings or ServerSettings()
     if cfg.event_log is not None and rec.event_log is None:
         rec.event_log = EventLog(cfg.event_log, log_text=cfg.log_text, pseudonym_keys=log_pseudonym_keys)
-    ids = session_ids if session_ids is not None else SessionIds(
-        rec.store, ttl_seconds=rec.session_settings.ttl_seconds, max_sessions=rec.session_settings.max_sessions
+    ids = (
+        session_ids
+        if session_ids is not None
+        else SessionIds(
+            rec.store, ttl_seconds=rec.session_settings.ttl_seconds, max_sessions=rec.session_settings.max_sessions
+        )
     )
     respond = as_responder(responder) if responder is not None else ExtractiveResponder(rec)
     render = SuggestionJSON(cfg.article_url_template)
@@ -230,8 +283,9 @@ def create_app(
 
     def check_k(k: int, loc: tuple[str, ...]) -> int:
         if k > cfg.max_k:  # the schema's maximum (see _spec_max_k): the same 422 as any schema violation
-            raise RequestValidationError([{"loc": loc, "msg": f"Input should be between 1 and {cfg.max_k}",
-                                           "type": "value_error"}])
+            raise RequestValidationError(
+                [{"loc": loc, "msg": f"Input should be between 1 and {cfg.max_k}", "type": "value_error"}]
+            )
         return k
 
     app = FastAPI(
@@ -262,8 +316,13 @@ def create_app(
 
     @app.get("/v1/health", response_model=HealthOut, tags=["service"])
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "articles": len(rec.kb), "encoder": rec.encoder.name, "sessions": len(rec.store),
-                "index_version": rec.version}
+        return {
+            "status": "ok",
+            "articles": len(rec.kb),
+            "encoder": rec.encoder.name,
+            "sessions": len(rec.store),
+            "index_version": rec.version,
+        }
 
     @app.post("/v1/sessions", response_model=SessionOut, status_code=201, tags=["sessions"])
     async def create_session() -> dict[str, Any]:
@@ -375,13 +434,15 @@ def create_app(
             logger.exception("responder failed for session %s", session_id[:8])
             return error_response(503, "responder_unavailable", "the assistant could not answer; try again shortly")
         exclude = [reply.source.id] if reply.source is not None else []
-        found = suggest_for_reply(rec, session_id, reply.text, policy=chat_policy, source="chat", query=body.message,
-                                  k=k, exclude=exclude).suggestions
+        found = suggest_for_reply(
+            rec, session_id, reply.text, policy=chat_policy, source="chat", query=body.message, k=k, exclude=exclude
+        ).suggestions
         source = None
         if reply.source is not None:
             source = {"id": reply.source.id, "title": reply.source.title, "href": render.href(reply.source)}
-        return _json({"reply": reply.text, "responder": reply.responder, "source": source,
-                      "suggestions": render.many(found)})
+        return _json(
+            {"reply": reply.text, "responder": reply.responder, "source": source, "suggestions": render.many(found)}
+        )
 
     app.mount("/static", _WidgetFiles(directory=STATIC_DIR), name="static")
     _spec_max_k(app, cfg.max_k)

@@ -1,8 +1,8 @@
 """Subcommands the HTTP adapter adds to `python -m plugin` (entry point group session_suggest.cli):
 
-    report   CTR per article and position, and how suggestions changed sessions, from an event log
-    serve    the production HTTP API (`hardened.app_from_env`: signed ids, limits, redacted access log) over a
-             saved index; the quick-start settings are options, everything else reads the environment
+report   CTR per article and position, and how suggestions changed sessions, from an event log
+serve    the production HTTP API (`hardened.app_from_env`: signed ids, limits, redacted access log) over a
+         saved index; the quick-start settings are options, everything else reads the environment
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = feedback_report(log.iter_events())
     if args.json:
         rows = lambda rs: [{**asdict(r), "ctr": round(r.ctr, 4)} for r in rs]  # noqa: E731
-        out: dict[str, Any] = {"by_article": rows(report.by_article), "by_position": rows(report.by_position),
-                               "sessions": asdict(report.effect)}
+        out: dict[str, Any] = {
+            "by_article": rows(report.by_article),
+            "by_position": rows(report.by_position),
+            "sessions": asdict(report.effect),
+        }
         print(json.dumps(out, indent=1))
     else:
         print(format_report(report, limit=args.limit))
@@ -47,19 +50,28 @@ def serve_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict
 
     env = dict(environ)
     env[ENV_INDEX] = args.index
-    for name, value in ((ENV_EVENT_LOG, args.event_log), (ENV_REDIS_URL, args.redis_url),
-                        (ENV_URL_TEMPLATE, args.article_url_template), (ENV_SECRET, args.secret)):
+    for name, value in (
+        (ENV_EVENT_LOG, args.event_log),
+        (ENV_REDIS_URL, args.redis_url),
+        (ENV_URL_TEMPLATE, args.article_url_template),
+        (ENV_SECRET, args.secret),
+    ):
         if value:
             env[name] = value
     if args.bind_cookie:
         env[ENV_BIND_COOKIE] = "1"
     if not env.get(ENV_SECRET):
         env[ENV_SECRET] = secrets.token_urlsafe(48)
-        print(f"{ENV_SECRET} is not set: signing session ids with a secret drawn for this run; sessions end when "
-              "it stops. Set it (shared by every worker and restart) for real traffic.", file=sys.stderr)
+        print(
+            f"{ENV_SECRET} is not set: signing session ids with a secret drawn for this run; sessions end when "
+            "it stops. Set it (shared by every worker and restart) for real traffic.",
+            file=sys.stderr,
+        )
     if args.workers > 1 and not env.get(ENV_REDIS_URL):
-        print("several workers without REDIS_URL: each keeps its own sessions and rate limits; pass --redis-url",
-              file=sys.stderr)
+        print(
+            "several workers without REDIS_URL: each keeps its own sessions and rate limits; pass --redis-url",
+            file=sys.stderr,
+        )
     return env
 
 
@@ -68,8 +80,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # Workers are started by uvicorn and read their settings from the environment they inherit.
     os.environ.update(serve_environment(args, dict(os.environ)))
-    uvicorn.run("adapters.http.hardened:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="warning", proxy_headers=False, server_header=False)
+    uvicorn.run(
+        "adapters.http.hardened:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level="warning",
+        proxy_headers=False,
+        server_header=False,
+    )
     return 0
 
 
@@ -84,13 +104,22 @@ def register(subparsers: Any) -> None:
     sv.add_argument("--index", required=True, help="index directory built with `python -m plugin index`")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--workers", type=int, default=1,
-                    help="uvicorn worker processes (more than one needs --redis-url for shared sessions and limits)")
+    sv.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes (more than one needs --redis-url for shared sessions and limits)",
+    )
     sv.add_argument("--event-log", default=None, help="JSONL event log (sessions appear under keyed pseudonyms)")
-    sv.add_argument("--redis-url", default=None, help="shared session store, rate limits and revocations (or $REDIS_URL)")
-    sv.add_argument("--secret", default=None,
-                    help="session-signing secret, >= 32 bytes; prefer $SESSION_SUGGEST_SECRET (a command line is "
-                    "visible to other users); with neither, one is drawn per run")
+    sv.add_argument(
+        "--redis-url", default=None, help="shared session store, rate limits and revocations (or $REDIS_URL)"
+    )
+    sv.add_argument(
+        "--secret",
+        default=None,
+        help="session-signing secret, >= 32 bytes; prefer $SESSION_SUGGEST_SECRET (a command line is "
+        "visible to other users); with neither, one is drawn per run",
+    )
     sv.add_argument("--article-url-template", default=None, help="e.g. '/docs/{id}': suggestion links to your pages")
     sv.add_argument("--bind-cookie", action="store_true", help="bind ids to the creating browser (same-origin API)")
     sv.set_defaults(func=cmd_serve)

@@ -113,7 +113,9 @@ def create_demo_app(
     return app
 
 
-def serve_demo(rec: SessionRecommender, host: str = "127.0.0.1", port: int = 8000, *, event_log: Path | None = None) -> int:
+def serve_demo(
+    rec: SessionRecommender, host: str = "127.0.0.1", port: int = 8000, *, event_log: Path | None = None
+) -> int:
     """Serve the demo site with uvicorn (one process) until interrupted."""
     from plugin.cli import demo_cache_dir
 

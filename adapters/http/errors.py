@@ -1,11 +1,11 @@
 """Every error leaves the service as JSON `{"error": {"code", "message"}}` with the right status.
 
-    UnknownSessionError   404 unknown_session      UnknownArticleError  404 unknown_article (409 when a body names it)
-    InvalidEventError     422 invalid_event        request validation   422 invalid_request
-    ConfigError           400 invalid_argument     EmptySessionError    409 empty_session
-    LimitExceededError    409 limit_exceeded       RateLimitedError     429 rate_limited (+ Retry-After)
-    HTTP errors (404 route, 405 method, …) keep their status with code not_found / method_not_allowed / …
-    anything else         500 internal (logged; the message says nothing about internals)
+UnknownSessionError   404 unknown_session      UnknownArticleError  404 unknown_article (409 when a body names it)
+InvalidEventError     422 invalid_event        request validation   422 invalid_request
+ConfigError           400 invalid_argument     EmptySessionError    409 empty_session
+LimitExceededError    409 limit_exceeded       RateLimitedError     429 rate_limited (+ Retry-After)
+HTTP errors (404 route, 405 method, …) keep their status with code not_found / method_not_allowed / …
+anything else         500 internal (logged; the message says nothing about internals)
 """
 
 from __future__ import annotations
@@ -47,15 +47,23 @@ _PLUGIN_ERRORS: tuple[tuple[type[PluginError], int, str], ...] = (
     (ConfigError, 400, "invalid_argument"),
 )
 
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-               415: "unsupported_media_type"}
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
 
 # For the OpenAPI document: the error shape of the 4xx answers.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "A body that is not JSON, or an argument out of range", "model": ErrorOut},
     404: {"description": "Unknown (or erased) session, or unknown article in the path", "model": ErrorOut},
-    409: {"description": "Nothing to suggest from yet, a session limit was hit, or feedback names an article "
-                         "the knowledge base does not hold", "model": ErrorOut},
+    409: {
+        "description": "Nothing to suggest from yet, a session limit was hit, or feedback names an article "
+        "the knowledge base does not hold",
+        "model": ErrorOut,
+    },
     413: {"description": "Request body over the size limit", "model": ErrorOut},
     422: {"description": "Invalid request body or parameters", "model": ErrorOut},
     429: {"description": "Too many requests for this session or client; see Retry-After", "model": ErrorOut},

@@ -26,11 +26,20 @@ from plugin.chat import MAX_K
 from .app import SuggestionJSON, create_app, recommender_from_env, settings_from_env
 from .limits import InMemoryRateLimiter, LimitSettings, RateLimiter, RedisRateLimiter, install_limits
 from .models import VISIBLE, SuggestionsOut, check_one_of, needs_one_of, whole_int
-from .settings import ServerSettings
 from .revocation import InMemoryRevocations, RedisRevocations, Revocations
+from .settings import ServerSettings
 from .signing import SignedSessionIds, install_session_binding, log_pseudonym_keys, secrets_from_env
 
-__all__ = ["create_hardened_app", "app_from_env", "PageIn", "RedactSessionIds", "ENV_REDIS_URL", "ENV_REDIS_PREFIX", "ENV_TTL", "ENV_LIMITS"]
+__all__ = [
+    "create_hardened_app",
+    "app_from_env",
+    "PageIn",
+    "RedactSessionIds",
+    "ENV_REDIS_URL",
+    "ENV_REDIS_PREFIX",
+    "ENV_TTL",
+    "ENV_LIMITS",
+]
 
 ENV_REDIS_URL = "REDIS_URL"
 ENV_TTL = "SESSION_SUGGEST_TTL_SECONDS"
@@ -43,8 +52,9 @@ class PageIn(BaseModel):
     """The page the visitor is on, for a visitor who has not consented to tracking: nothing is stored.
     Needs url, title, text or article_id."""
 
-    model_config = ConfigDict(extra="forbid", strict=True,
-                              json_schema_extra=needs_one_of("url", "title", "text", "article_id"))
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra=needs_one_of("url", "title", "text", "article_id")
+    )
 
     url: str | None = Field(None, max_length=2048, pattern=VISIBLE, description="Url of the current page.")
     title: str | None = Field(None, max_length=500, pattern=VISIBLE)
@@ -74,7 +84,9 @@ class RedactSessionIds(logging.Filter):
         return True
 
 
-def _page_router(rec: SessionRecommender | ReloadingRecommender, cfg: ServerSettings, render: SuggestionJSON) -> APIRouter:
+def _page_router(
+    rec: SessionRecommender | ReloadingRecommender, cfg: ServerSettings, render: SuggestionJSON
+) -> APIRouter:
     router = APIRouter()
 
     @router.post("/v1/suggestions", response_model=SuggestionsOut, tags=["suggestions"])
@@ -82,10 +94,12 @@ def _page_router(rec: SessionRecommender | ReloadingRecommender, cfg: ServerSett
         """Suggestions for the current page alone (consent=false): no session, no log, nothing kept."""
         k = page.k or cfg.default_k
         if k > cfg.max_k:  # the schema's maximum, as for chat
-            raise RequestValidationError([{"loc": ("body", "k"), "msg": f"Input should be between 1 and {cfg.max_k}",
-                                           "type": "value_error"}])
-        found = rec.suggest_for_page(k, url=page.url, title=page.title, text=page.text,
-                                     article_id=page.article_id, locale=page.locale)
+            raise RequestValidationError(
+                [{"loc": ("body", "k"), "msg": f"Input should be between 1 and {cfg.max_k}", "type": "value_error"}]
+            )
+        found = rec.suggest_for_page(
+            k, url=page.url, title=page.title, text=page.text, article_id=page.article_id, locale=page.locale
+        )
         return {"session_id": "", "suggestions": render.many(found)}
 
     return router
@@ -112,8 +126,9 @@ def create_hardened_app(
     """
     cfg = settings or ServerSettings()
     ids = SignedSessionIds(secrets, revocations=revocations if revocations is not None else InMemoryRevocations())
-    app = create_app(recommender, settings=cfg, responder=responder, session_ids=ids,
-                     log_pseudonym_keys=log_pseudonym_keys(secrets))
+    app = create_app(
+        recommender, settings=cfg, responder=responder, session_ids=ids, log_pseudonym_keys=log_pseudonym_keys(secrets)
+    )
     app.include_router(_page_router(recommender, cfg, app.state.suggestion_json))
     install_limits(app, limits, limiter if limiter is not None else InMemoryRateLimiter())
     if bind_to_browser:
@@ -144,5 +159,12 @@ def app_from_env() -> FastAPI:
     if not any(isinstance(f, RedactSessionIds) for f in access.filters):
         access.addFilter(RedactSessionIds())
     bind = os.environ.get(ENV_BIND_COOKIE, "").lower() in ("1", "true", "yes")
-    return create_hardened_app(rec, secrets=keys, settings=settings, limits=limits, limiter=limiter,
-                               bind_to_browser=bind, revocations=revocations)
+    return create_hardened_app(
+        rec,
+        secrets=keys,
+        settings=settings,
+        limits=limits,
+        limiter=limiter,
+        bind_to_browser=bind,
+        revocations=revocations,
+    )

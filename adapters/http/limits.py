@@ -147,8 +147,10 @@ class RedisRateLimiter:
 
     def hit_many(self, checks: Sequence[tuple[str, int]], window: float) -> tuple[int, float] | None:
         """`hit_all` in one round trip (the profile of a GET suggestions counted the two hits as a third of it)."""
-        pos, ttl_ms = self._hit(keys=[self._prefix + key for key, _ in checks],
-                                args=[max(1, int(window * 1000)), *(limit for _, limit in checks)])
+        pos, ttl_ms = self._hit(
+            keys=[self._prefix + key for key, _ in checks],
+            args=[max(1, int(window * 1000)), *(limit for _, limit in checks)],
+        )
         return None if int(pos) < 0 else (int(pos), max(int(ttl_ms), 1) / 1000.0)
 
 
@@ -182,8 +184,12 @@ class LimitsMiddleware:
     def _client(self, scope: dict[str, Any]) -> str:
         if self.settings.trust_forwarded_for:
             # Each proxy appends the address it received from, so only the right-most entries are trustworthy.
-            hops = [h.strip() for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"
-                    for h in value.decode("latin-1").split(",")]
+            hops = [
+                h.strip()
+                for name, value in scope.get("headers", ())
+                if name == b"x-forwarded-for"
+                for h in value.decode("latin-1").split(",")
+            ]
             n = self.settings.trusted_proxies
             if len(hops) >= n and hops[-n]:
                 return hops[-n]
@@ -205,7 +211,8 @@ class LimitsMiddleware:
         _, limit, who = checks[over[0]]
         wait = over[1]
         return _error(
-            429, "rate_limited",
+            429,
+            "rate_limited",
             f"too many requests for {who}: at most {limit} per {cfg.window_seconds:g} s; retry in {math.ceil(wait)} s",
             {"Retry-After": str(max(1, math.ceil(wait)))},
         )
@@ -215,7 +222,9 @@ class LimitsMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.settings.max_body_bytes
-        too_big = _error(413, "payload_too_large", f"request body over {limit} bytes; send less (text is cut at 20,000 characters)")
+        too_big = _error(
+            413, "payload_too_large", f"request body over {limit} bytes; send less (text is cut at 20,000 characters)"
+        )
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:

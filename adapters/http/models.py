@@ -73,15 +73,21 @@ def check_one_of(model: BaseModel, *names: str) -> None:
 
 
 class _EventFields(_Strict):
-    url: str | None = Field(None, max_length=2048, pattern=VISIBLE, description="Page url (the page the visitor is on).")
+    url: str | None = Field(
+        None, max_length=2048, pattern=VISIBLE, description="Page url (the page the visitor is on)."
+    )
     title: str | None = Field(None, max_length=500, pattern=VISIBLE)
-    text: str | None = Field(None, max_length=20_000, pattern=VISIBLE,
-                             description="Main text of the page; only sent on opt-in.")
+    text: str | None = Field(
+        None, max_length=20_000, pattern=VISIBLE, description="Main text of the page; only sent on opt-in."
+    )
     article_id: str | None = Field(None, min_length=1, max_length=200, pattern=VISIBLE)
     query: str | None = Field(None, max_length=500, pattern=VISIBLE)
     position: whole_int(0, 100) | None = Field(None, description="0-based rank of the shown/clicked suggestion.")
     event_id: str | None = Field(
-        None, min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+        None,
+        min_length=8,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
         description="Client-chosen id; a retried event with the same id is stored once.",
     )
 
@@ -185,7 +191,8 @@ class HealthOut(BaseModel):
     encoder: str
     sessions: int
     index_version: str | None = Field(
-        None, description="The index folder's version this worker serves (None: an index built in memory or a flat folder)."
+        None,
+        description="The index folder's version this worker serves (None: an index built in memory or a flat folder).",
     )
 
 

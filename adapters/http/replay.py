@@ -55,12 +55,18 @@ class ReplayStats:
 
 def _ok(response: Any) -> Any:
     if response.status_code >= 400:
-        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}")
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text}"
+        )
     return response.json() if response.status_code != 204 else None
 
 
 async def replay_visits(
-    client: HTTPClient, visits: Iterable[Sequence[Article]], *, k: int = 5, progress: bool = False,
+    client: HTTPClient,
+    visits: Iterable[Sequence[Article]],
+    *,
+    k: int = 5,
+    progress: bool = False,
     total: int | None = None,
 ) -> ReplayStats:
     """Log each visit (articles in reading order) through the API; returns what was logged."""
@@ -81,8 +87,11 @@ async def replay_visits(
                 break
             shown = _ok(await client.get(f"/v1/sessions/{sid}/suggestions", params={"k": k}))["suggestions"]
             for s in shown:
-                _ok(await client.post(events, json={"kind": "suggestion_impression", "article_id": s["id"],
-                                                    "position": s["rank"]}))
+                _ok(
+                    await client.post(
+                        events, json={"kind": "suggestion_impression", "article_id": s["id"], "position": s["rank"]}
+                    )
+                )
             shown_n += len(shown)
             hit = next((s for s in shown if s["id"] == visit[i + 1].id), None)
             if hit is not None:

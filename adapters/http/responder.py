@@ -40,7 +40,9 @@ class Responder(Protocol):
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+|\n{2,}")
 _WORD = re.compile(r"[a-z0-9_]+")
 _BOILERPLATE = re.compile(r"MODULE REFERENCE|automatically generated|https?://")
-_STOP = frozenset("a an and are be can do does for from how i in is it my of on or the to what when where which with you".split())
+_STOP = frozenset(
+    "a an and are be can do does for from how i in is it my of on or the to what when where which with you".split()
+)
 
 
 class ExtractiveResponder:
@@ -85,10 +87,13 @@ def _best_sentences(question: str, text: str, n: int, max_chars: int) -> str:
     q = {w for w in _WORD.findall(question.lower()) if w not in _STOP}
     # dict.fromkeys: the pydoc body repeats the docstring, so drop repeated sentences, keep the order
     # and skip fragments of pydoc's class/signature listings (" | ", "->"), which read badly as prose
-    sentences = list(dict.fromkeys(
-        " ".join(s.split()) for s in _SENTENCE_SPLIT.split(text)
-        if len(s.split()) >= 4 and "|" not in s and "->" not in s and not _BOILERPLATE.search(s)
-    ))[:200]
+    sentences = list(
+        dict.fromkeys(
+            " ".join(s.split())
+            for s in _SENTENCE_SPLIT.split(text)
+            if len(s.split()) >= 4 and "|" not in s and "->" not in s and not _BOILERPLATE.search(s)
+        )
+    )[:200]
     if not sentences:
         return ""
     scored = sorted(

@@ -64,9 +64,7 @@ class SessionIds:
                 del self._issued[session_id]
         if self._store.exists(session_id):
             return session_id
-        raise UnknownSessionError(
-            "unknown or expired session; create a new one with POST /v1/sessions"
-        )
+        raise UnknownSessionError("unknown or expired session; create a new one with POST /v1/sessions")
 
     def forget(self, session_id: str) -> bool:
         with self._lock:

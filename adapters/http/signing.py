@@ -218,10 +218,24 @@ class SessionBindingMiddleware:
         parts = scope.get("path", "").split("/")
         if len(parts) >= 4 and parts[1] == "v1" and parts[2] == "sessions" and parts[3]:
             if scope.get("method") != "OPTIONS" and not self._bound(scope, parts[3]):
-                body = json.dumps({"error": {"code": "unknown_session",
-                                             "message": "unknown or expired session; create a new one with POST /v1/sessions"}}).encode()
-                await send({"type": "http.response.start", "status": 404,
-                            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                body = json.dumps(
+                    {
+                        "error": {
+                            "code": "unknown_session",
+                            "message": "unknown or expired session; create a new one with POST /v1/sessions",
+                        }
+                    }
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 404,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
             await self.app(scope, receive, send)

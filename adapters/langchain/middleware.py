@@ -124,9 +124,15 @@ class SuggestionMiddleware(AgentMiddleware):
         super().__init__()
         # validates k (1..MAX_K), the caps and the weight; errors are ConfigError, a ValueError
         self.policy = ChatPolicy(
-            k=k, min_score=min_score, query_weight=query_weight, max_per_session=max_per_session,
-            min_interval_s=min_interval_s, min_replies_between=min_replies_between, exclude_shown=exclude_shown,
-            locale=locale, tags=tuple(article_tags) if article_tags else None,
+            k=k,
+            min_score=min_score,
+            query_weight=query_weight,
+            max_per_session=max_per_session,
+            min_interval_s=min_interval_s,
+            min_replies_between=min_replies_between,
+            exclude_shown=exclude_shown,
+            locale=locale,
+            tags=tuple(article_tags) if article_tags else None,
         )
         if fmt not in ("markdown", "html"):
             raise ConfigError(f"unknown format {fmt!r}. Valid formats are: markdown, html")
@@ -158,8 +164,14 @@ class SuggestionMiddleware(AgentMiddleware):
                 for url in sorted(links_in(_text(message))):
                     art = rec.kb.find(url)
                     if art is not None:
-                        rec.track(sid, "page_view", article_id=art.id, url=art.url or None, title=art.title,
-                                  meta={"source": "message"})
+                        rec.track(
+                            sid,
+                            "page_view",
+                            article_id=art.id,
+                            url=art.url or None,
+                            title=art.title,
+                            meta={"source": "message"},
+                        )
 
     def _still_on(self, sid: str, page: Mapping[str, Any]) -> bool:
         """Whether the visitor's latest page is this one: asking again from the same page is not a new view."""
@@ -202,8 +214,14 @@ class SuggestionMiddleware(AgentMiddleware):
             meta = doc.metadata or {}
             art = rec.kb.find(meta.get("id") or doc.id) or rec.kb.find(meta.get("url") or meta.get("source"))
             if art is not None:
-                rec.track(sid, "article_open", article_id=art.id, url=art.url or None, title=art.title,
-                          meta={"source": "tool", "tool": request.tool_call.get("name")})
+                rec.track(
+                    sid,
+                    "article_open",
+                    article_id=art.id,
+                    url=art.url or None,
+                    title=art.title,
+                    meta={"source": "tool", "tool": request.tool_call.get("name")},
+                )
 
     def wrap_tool_call(
         self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], ToolMessage | Command]
@@ -238,8 +256,13 @@ class SuggestionMiddleware(AgentMiddleware):
             plain += 1
         return None
 
-    def _inject(self, response: ModelResponse, messages: Sequence[AnyMessage], config: Mapping[str, Any],
-                runtime: Runtime | None) -> tuple[ModelResponse, list[dict[str, Any]]]:
+    def _inject(
+        self,
+        response: ModelResponse,
+        messages: Sequence[AnyMessage],
+        config: Mapping[str, Any],
+        runtime: Runtime | None,
+    ) -> tuple[ModelResponse, list[dict[str, Any]]]:
         """The response with suggestions appended to its final reply, and the suggestions as dicts ([]: none)."""
         if response.structured_response is not None or not response.result:
             return response, []
@@ -254,12 +277,19 @@ class SuggestionMiddleware(AgentMiddleware):
             return response, []
         words = _URL_RE.sub(" ", "\n".join(_text(m) for m in _latest_human_turn(messages)))  # links are pages
         with one_version(self.recommender) as rec:
-            chosen = suggest_for_reply(rec, sid, reply, policy=self.policy, source="middleware",
-                                       query=words, replies_since_last=self._replies_since_block(messages),
-                                       clock=self.clock).suggestions
+            chosen = suggest_for_reply(
+                rec,
+                sid,
+                reply,
+                policy=self.policy,
+                source="middleware",
+                query=words,
+                replies_since_last=self._replies_since_block(messages),
+                clock=self.clock,
+            ).suggestions
         if not chosen:
             return response, []
-        added = str(inject_reply(reply, chosen, self.fmt))[len(reply.rstrip()):]
+        added = str(inject_reply(reply, chosen, self.fmt))[len(reply.rstrip()) :]
         if isinstance(last.content, str):
             content: str | list[Any] = reply.rstrip() + added
         else:  # content blocks: keep them, add the suggestions as one more text block
@@ -270,8 +300,9 @@ class SuggestionMiddleware(AgentMiddleware):
         result = [*response.result[:-1], updated]
         return ModelResponse(result=result, structured_response=response.structured_response), rows
 
-    def _safe_inject(self, response: Any, request: ModelRequest,
-                     config: Mapping[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+    def _safe_inject(
+        self, response: Any, request: ModelRequest, config: Mapping[str, Any]
+    ) -> tuple[Any, list[dict[str, Any]]]:
         if not isinstance(response, ModelResponse):
             return response, []
         try:
@@ -291,9 +322,7 @@ class SuggestionMiddleware(AgentMiddleware):
         except Exception:  # not streaming, or no graph context: the reply already carries them
             logger.debug("no stream writer for the suggestions event", exc_info=True)
 
-    def wrap_model_call(
-        self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
-    ) -> ModelResponse:
+    def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]) -> ModelResponse:
         response = handler(_without_injected_blocks(request))
         response, rows = self._safe_inject(response, request, ensure_config())
         self._emit(request, rows)

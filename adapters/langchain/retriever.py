@@ -44,7 +44,11 @@ DOCUMENT_HEADER = (
 def to_document(s: Suggestion, *, quoted: bool = True) -> Document:
     art = s.article
     url = safe_url(art.url)
-    content = fence(DOCUMENT_HEADER, {"title": art.title, "url": url, "text": art.text}) if quoted else (art.text or art.title)
+    content = (
+        fence(DOCUMENT_HEADER, {"title": art.title, "url": url, "text": art.text})
+        if quoted
+        else (art.text or art.title)
+    )
     return Document(
         page_content=content,
         id=art.id,
@@ -68,12 +72,19 @@ class KnowledgeBaseRetriever(BaseRetriever):
 
     # A ReloadingRecommender is how production serves (hot reload); it stands in for a SessionRecommender.
     recommender: SessionRecommender | ReloadingRecommender = Field(exclude=True)
-    k: int = Field(default=4, ge=1, le=MAX_K, description="Documents returned per query (fewer only when the KB "
-                   "has fewer that pass locale, tags and min_score).")
+    k: int = Field(
+        default=4,
+        ge=1,
+        le=MAX_K,
+        description="Documents returned per query (fewer only when the KB "
+        "has fewer that pass locale, tags and min_score).",
+    )
     use_session: bool = Field(default=False, description="Blend the session's reading intent into the query.")
     session_id: str | None = Field(default=None, description="Session used when the run config names none.")
     query_weight: float | None = Field(
-        default=None, ge=0.0, le=1.0,
+        default=None,
+        ge=0.0,
+        le=1.0,
         description="Weight of the query against the session intent when blending; None uses the recommender's "
         "tuned setting (SuggestSettings.query_weight).",
     )
@@ -101,7 +112,9 @@ class KnowledgeBaseRetriever(BaseRetriever):
         with one_version(self.recommender) as rec:
             return self._search_with(rec, query, k, session_id)
 
-    def _search_with(self, rec: SessionRecommender, query: str, k: int | None, session_id: str | None) -> list[Document]:
+    def _search_with(
+        self, rec: SessionRecommender, query: str, k: int | None, session_id: str | None
+    ) -> list[Document]:
         n = check_k(self.k if k is None else k)
         floor = -1.0 if self.min_score is None else self.min_score  # -1 is the cosine minimum: no floor
         opts: dict[str, Any] = {"locale": self.locale, "tags": self.article_tags, "min_score": floor}

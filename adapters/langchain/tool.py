@@ -100,7 +100,9 @@ class SuggestArticlesTool(BaseTool):
         default=None, description="Only suggest articles with one of these tags (`tags` is LangChain's, for tracing)."
     )
     query_weight: float | None = Field(
-        default=None, ge=0.0, le=1.0,
+        default=None,
+        ge=0.0,
+        le=1.0,
         description="Weight of the query against the session intent; None uses the recommender's tuned setting.",
     )
     min_score: float | None = Field(default=None, description="Relevance floor; None uses the recommender's.")
@@ -123,15 +125,22 @@ class SuggestArticlesTool(BaseTool):
             if q is None:
                 return NO_SESSION, []
             try:
-                found = rec.suggest_for([], k, query=q, locale=self.locale, tags=self.article_tags,
-                                        min_score=self.min_score)
+                found = rec.suggest_for(
+                    [], k, query=q, locale=self.locale, tags=self.article_tags, min_score=self.min_score
+                )
             except Exception as exc:  # details go to the log, not into the model's context
                 logger.exception("suggest_articles failed")
                 raise ToolException(UNAVAILABLE) from exc
             return format_suggestions(found) + note, [s.to_dict() for s in found]
-        policy = ChatPolicy(k=k, min_score=self.min_score, query_weight=self.query_weight,
-                            exclude_shown=self.exclude_suggested, record_impressions=self.record_impressions,
-                            locale=self.locale, tags=tuple(self.article_tags) if self.article_tags else None)
+        policy = ChatPolicy(
+            k=k,
+            min_score=self.min_score,
+            query_weight=self.query_weight,
+            exclude_shown=self.exclude_suggested,
+            record_impressions=self.record_impressions,
+            locale=self.locale,
+            tags=tuple(self.article_tags) if self.article_tags else None,
+        )
         got = suggest_for_reply(rec, sid, "", policy=policy, source="tool", query=q)
         if got.skipped == "error":
             raise ToolException(UNAVAILABLE)

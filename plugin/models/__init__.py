@@ -1,7 +1,7 @@
 """Session models behind one interface (`SessionModel`), one file per algorithm, and a registry.
 
-    get_model("vsknn", k=100)          a fresh, unfitted model (config options as keyword arguments)
-    load_model("runs/stamp_digi")      a saved model, whatever its kind
+get_model("vsknn", k=100)          a fresh, unfitted model (config options as keyword arguments)
+load_model("runs/stamp_digi")      a saved model, whatever its kind
 """
 
 from __future__ import annotations

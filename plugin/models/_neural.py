@@ -53,8 +53,13 @@ class SoftmaxWorkspace:
         if self._lent:
             return torch.empty(rows, cols, dtype=dtype, device=device), False
         buf = self._buf
-        if (buf is None or buf.dtype != dtype or buf.shape[1] != cols or buf.shape[0] < rows
-                or buf.device != torch.device(device or "cpu")):
+        if (
+            buf is None
+            or buf.dtype != dtype
+            or buf.shape[1] != cols
+            or buf.shape[0] < rows
+            or buf.device != torch.device(device or "cpu")
+        ):
             self._buf = buf = torch.empty(rows, cols, dtype=dtype, device=device)
         self._lent = True
         return buf[:rows], True
@@ -110,7 +115,10 @@ class _FullSoftmaxCE(torch.autograd.Function):
 
 
 def full_softmax_loss(
-    query: torch.Tensor, table: torch.Tensor, targets: torch.Tensor, workspace: SoftmaxWorkspace | None = None,
+    query: torch.Tensor,
+    table: torch.Tensor,
+    targets: torch.Tensor,
+    workspace: SoftmaxWorkspace | None = None,
 ) -> torch.Tensor:
     """Cross-entropy of the target among all items: (B, d) x (d, N+1), padding column masked; bfloat16
     matmuls when the caller runs under autocast on the query's device (the trainer's ``bf16``). ``workspace``
@@ -160,9 +168,14 @@ class NeuralModel(DotProductModel):
         return full_softmax_loss(q, table, torch.from_numpy(targets).to(dev), self.workspace)
 
     def fit(
-        self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
-        item_keys: Sequence[str] | None = None, train_config: TrainConfig | None = None,
-        warm_start: bool = False, on_epoch: Callable[[EpochRecord], bool] | None = None,
+        self,
+        train: Sequence[np.ndarray],
+        n_items: int,
+        valid: Examples | None = None,
+        item_keys: Sequence[str] | None = None,
+        train_config: TrainConfig | None = None,
+        warm_start: bool = False,
+        on_epoch: Callable[[EpochRecord], bool] | None = None,
     ) -> dict[str, Any]:
         """``warm_start``: keep the current (loaded) weights and continue training them; ``on_epoch``: see
         `fit_neural`."""
@@ -175,8 +188,9 @@ class NeuralModel(DotProductModel):
         self.workspace = SoftmaxWorkspace()
         try:
             counts = np.bincount(np.concatenate(train), minlength=n_items + 1) if len(train) else None  # (N+1,)
-            report = fit_neural(self, self.training_units(train), valid, cfg, warm_start=keep, pop_counts=counts,
-                                on_epoch=on_epoch)
+            report = fit_neural(
+                self, self.training_units(train), valid, cfg, warm_start=keep, pop_counts=counts, on_epoch=on_epoch
+            )
         finally:
             self.workspace = None  # frees the buffer
         return report.to_dict()

@@ -12,7 +12,14 @@ from scipy import sparse
 from ..data import Examples
 from .base import SessionModel
 
-__all__ = ["SessionMatrixModel", "session_item_matrix", "csr_to_arrays", "csr_from_arrays", "last_items", "topk_per_row"]
+__all__ = [
+    "SessionMatrixModel",
+    "session_item_matrix",
+    "csr_to_arrays",
+    "csr_from_arrays",
+    "last_items",
+    "topk_per_row",
+]
 
 
 def session_item_matrix(sessions: Sequence[np.ndarray], n_items: int, binary: bool) -> sparse.csr_matrix:
@@ -20,9 +27,7 @@ def session_item_matrix(sessions: Sequence[np.ndarray], n_items: int, binary: bo
     lengths = np.fromiter((len(s) for s in sessions), dtype=np.int64, count=len(sessions))
     rows = np.repeat(np.arange(len(sessions)), lengths)
     cols = np.concatenate(sessions).astype(np.int64) if len(sessions) else np.zeros(0, dtype=np.int64)
-    m = sparse.csr_matrix(
-        (np.ones(cols.size, dtype=np.float64), (rows, cols)), shape=(len(sessions), n_items + 1)
-    )
+    m = sparse.csr_matrix((np.ones(cols.size, dtype=np.float64), (rows, cols)), shape=(len(sessions), n_items + 1))
     m.sum_duplicates()
     if binary:
         m.data[:] = 1.0
@@ -32,7 +37,9 @@ def session_item_matrix(sessions: Sequence[np.ndarray], n_items: int, binary: bo
 
 def csr_to_arrays(prefix: str, m: sparse.csr_matrix) -> dict[str, np.ndarray]:
     return {
-        f"{prefix}_data": m.data, f"{prefix}_indices": m.indices, f"{prefix}_indptr": m.indptr,
+        f"{prefix}_data": m.data,
+        f"{prefix}_indices": m.indices,
+        f"{prefix}_indptr": m.indptr,
         f"{prefix}_shape": np.asarray(m.shape, dtype=np.int64),
     }
 
@@ -63,7 +70,10 @@ class SessionMatrixModel(SessionModel):
     """A count model fitted from the training sessions' (session x item) click-count matrix."""
 
     def fit(
-        self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
+        self,
+        train: Sequence[np.ndarray],
+        n_items: int,
+        valid: Examples | None = None,
         item_keys: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         self._start_fit(n_items, item_keys)

@@ -63,7 +63,10 @@ class SessionModel(ABC):
     # --- training and scoring -----------------------------------------------------------------------------
     @abstractmethod
     def fit(
-        self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
+        self,
+        train: Sequence[np.ndarray],
+        n_items: int,
+        valid: Examples | None = None,
         item_keys: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """Fit on training sessions; ``valid`` (prefix examples) is for early stopping only. Returns a report."""

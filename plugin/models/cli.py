@@ -26,8 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import SessionData, augment, load_srgnn_folder, read_click_csv, read_diginetica_clicks
-from ..data import read_jsonl_events, split_validation, srgnn_preprocess
+from ..data import (
+    SessionData,
+    augment,
+    load_srgnn_folder,
+    read_click_csv,
+    read_diginetica_clicks,
+    read_jsonl_events,
+    split_validation,
+    srgnn_preprocess,
+)
 from ..device import DEVICE_CHOICES, resolve_device
 from ..errors import ConfigError, PluginError
 from ..precision import PRECISIONS
@@ -92,9 +100,16 @@ def train_config(args: argparse.Namespace, device: torch.device, model_cls: type
     # bf16 autocast is a CPU speed measure; a GPU trains these small nets in float32 at no cost
     bf16 = False if device.type != "cpu" else (None if precision == "auto" else precision == "bf16")
     return model_cls.default_train_config(
-        **given, max_len=args.max_len, max_valid=args.max_valid, max_epoch_units=args.max_epoch_units,
-        time_budget_s=args.time_budget, seed=args.seed, bucket=args.bucket, progress=not args.quiet,
-        bf16=bf16, device=str(device),
+        **given,
+        max_len=args.max_len,
+        max_valid=args.max_valid,
+        max_epoch_units=args.max_epoch_units,
+        time_budget_s=args.time_budget,
+        seed=args.seed,
+        bucket=args.bucket,
+        progress=not args.quiet,
+        bf16=bf16,
+        device=str(device),
     )
 
 
@@ -108,8 +123,10 @@ def _train(args: argparse.Namespace) -> int:
     if args.init:
         model = load_model(args.init)
         if model.name != args.model or model.n_items != data.n_items:
-            raise ConfigError(f"--init {args.init} holds a {model.name} over {model.n_items} items, not "
-                              f"{args.model} over {data.n_items}")
+            raise ConfigError(
+                f"--init {args.init} holds a {model.name} over {model.n_items} items, not "
+                f"{args.model} over {data.n_items}"
+            )
         fit_kwargs["warm_start"] = True
     else:
         model = get_model(args.model, **parse_options(args.option))
@@ -124,9 +141,16 @@ def _train(args: argparse.Namespace) -> int:
         report = model.fit(data.train_sessions, data.n_items, **fit_kwargs)
     seconds = time.perf_counter() - t0
     out = model.save(args.out)
-    summary = {"model": model.name, "data": str(args.data), "n_items": data.n_items, "seconds": seconds,
-               "argv": sys.argv, "report": report, "torch_threads": torch.get_num_threads(),
-               "device": str(device)}
+    summary = {
+        "model": model.name,
+        "data": str(args.data),
+        "n_items": data.n_items,
+        "seconds": seconds,
+        "argv": sys.argv,
+        "report": report,
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
     if "train_config" in fit_kwargs:
         summary["train_config"] = asdict(fit_kwargs["train_config"])
     (out / "train_report.json").write_text(json.dumps(summary, indent=1))
@@ -149,13 +173,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     data = load_data(args.data)
     if data.n_items != model.n_items:
         raise ConfigError(f"the model knows {model.n_items} items but {args.data} has {data.n_items}")
-    r = evaluate(model, data.test, ks=(5, 10, 20), batch_size=args.batch_size, item_counts=data.item_counts(),
-                 progress=not args.quiet, exact_ranks=args.ranks_out is not None)
+    r = evaluate(
+        model,
+        data.test,
+        ks=(5, 10, 20),
+        batch_size=args.batch_size,
+        item_counts=data.item_counts(),
+        progress=not args.quiet,
+        exact_ranks=args.ranks_out is not None,
+    )
     if args.ranks_out:
         np.save(args.ranks_out, r.ranks, allow_pickle=False)
-    result = {"model": model.name, "model_dir": str(args.model), "data": str(args.data), "examples": r.n_examples,
-              "eval_seconds": round(r.seconds, 2), "threads": torch.get_num_threads(), "device": str(device),
-              "metrics": r.metrics}
+    result = {
+        "model": model.name,
+        "model_dir": str(args.model),
+        "data": str(args.data),
+        "examples": r.n_examples,
+        "eval_seconds": round(r.seconds, 2),
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "metrics": r.metrics,
+    }
     if args.json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:
@@ -201,19 +239,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--max-len", type=int, default=None)
     t.add_argument("--max-valid", type=int, default=30000)
     t.add_argument("--max-epoch-units", type=int, default=None)
-    t.add_argument("--time-budget", type=float, default=None,
-                   help="seconds; once spent, the current epoch stops and is validated (a warning says so when "
-                        "that is the first epoch)")
+    t.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="seconds; once spent, the current epoch stops and is validated (a warning says so when "
+        "that is the first epoch)",
+    )
     t.add_argument("--valid-fraction", type=float, default=0.1)
     t.add_argument("--init", default=None, help="continue training a saved neural model (its weights and config)")
     t.add_argument("--content", default=None, help="(n_items, c) .npy content matrix for hybrid STAMP")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=2)
-    t.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="bf16 autocast or float32 training; auto: bf16 only where the CPU has it natively")
+    t.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="bf16 autocast or float32 training; auto: bf16 only where the CPU has it natively",
+    )
     t.add_argument("--no-bf16", action="store_true", help="same as --precision fp32")
-    t.add_argument("--bucket", type=int, default=64,
-                   help="batches of similar-length units from shuffled pools of BUCKET batches (0: plain shuffle)")
+    t.add_argument(
+        "--bucket",
+        type=int,
+        default=64,
+        help="batches of similar-length units from shuffled pools of BUCKET batches (0: plain shuffle)",
+    )
     t.add_argument("--device", default="cpu", help=_DEVICE_HELP + " (a GPU trains in float32)")
     t.add_argument("--quiet", action="store_true")
     t.set_defaults(func=_guard(_train))
@@ -230,8 +280,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m plugin.models.cli", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m plugin.models.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

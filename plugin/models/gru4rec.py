@@ -67,8 +67,9 @@ class GRU4RecConfig:
         if self.loss not in _LOSSES:
             raise ConfigError(f"GRU4Rec loss {self.loss!r} is not valid. Valid losses are: {', '.join(_LOSSES)}")
         if self.negatives not in _NEGATIVES:
-            raise ConfigError(f"GRU4Rec negatives {self.negatives!r} is not valid. Valid values are: "
-                              f"{', '.join(_NEGATIVES)}")
+            raise ConfigError(
+                f"GRU4Rec negatives {self.negatives!r} is not valid. Valid values are: {', '.join(_NEGATIVES)}"
+            )
         if self.loss == "bpr-max" and self.negatives != "sampled":
             raise ConfigError("GRU4Rec loss='bpr-max' needs negatives='sampled'")
         if self.n_sample < 0 or self.sample_alpha < 0 or self.bpreg < 0 or self.logq < 0 or self.elu_param < 0:

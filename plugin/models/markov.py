@@ -30,7 +30,10 @@ class Markov(SessionModel):
     config_class = MarkovConfig
 
     def fit(
-        self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
+        self,
+        train: Sequence[np.ndarray],
+        n_items: int,
+        valid: Examples | None = None,
         item_keys: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         self._start_fit(n_items, item_keys)

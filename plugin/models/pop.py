@@ -24,7 +24,10 @@ class POP(SessionModel):
     config_class: ClassVar[type] = POPConfig
 
     def fit(
-        self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
+        self,
+        train: Sequence[np.ndarray],
+        n_items: int,
+        valid: Examples | None = None,
         item_keys: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         self._start_fit(n_items, item_keys)

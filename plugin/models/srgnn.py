@@ -106,8 +106,14 @@ class SRGNN(NeuralModel):
     config_class = SRGNNConfig
     # official code (CRIPAC-DIG/SR-GNN pytorch_code/main.py): Adam, lr 1e-3, batch 100, L2 1e-5, lr x0.1 every
     # 3 epochs, 30 epochs; our patience (2) replaces its 10, which only outlasts the decayed lr (1e-6 by epoch 9)
-    train_defaults: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 100, "weight_decay": 1e-5,
-                                                "lr_decay": 0.1, "lr_decay_every": 3, "epochs": 30}
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "lr": 1e-3,
+        "batch_size": 100,
+        "weight_decay": 1e-5,
+        "lr_decay": 0.1,
+        "lr_decay_every": 3,
+        "epochs": 30,
+    }
 
     def build_net(self) -> _SRGNNNet:
         return _SRGNNNet(self.config, self.n_items)

@@ -84,9 +84,15 @@ class STAMPModel(NeuralModel):
     train_defaults: ClassVar[dict[str, Any]] = {"lr": 5e-3, "batch_size": 512, "lr_decay": 1.0, "epochs": 10}
 
     def fit(
-        self, train: Sequence[np.ndarray], n_items: int, valid: Examples | None = None,
-        item_keys: Sequence[str] | None = None, train_config: TrainConfig | None = None,
-        warm_start: bool = False, on_epoch: Callable[[EpochRecord], bool] | None = None, *,
+        self,
+        train: Sequence[np.ndarray],
+        n_items: int,
+        valid: Examples | None = None,
+        item_keys: Sequence[str] | None = None,
+        train_config: TrainConfig | None = None,
+        warm_start: bool = False,
+        on_epoch: Callable[[EpochRecord], bool] | None = None,
+        *,
         content: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """``content`` (hybrid mode only): (n_items, c) float matrix, row j = content vector of item j+1."""
