@@ -37,6 +37,7 @@ from .knowledge_base import Article, KnowledgeBase
 from .lexical import QUERY_CHARS, LexicalIndex, LexicalScores
 from .page_contents import PageContents
 from .persistence import is_trained, load_version, write_version
+from .request import SuggestRequest
 from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_select, passes_filters
 from .session_store import InMemorySessionStore, PageContent, SessionContext, SessionStore
 from .suggestion import Suggestion
@@ -355,14 +356,9 @@ class SessionRecommender:
         settings); with no session events the query alone is used. Raises EmptySessionError when there is neither.
         `context`: the session as `context(session_id)` just read it (saves reading it again).
         """
-        ctx = context if context is not None else self.context(session_id)
-        vecs, signal, keys = self._session_items(ctx.events, session_id)
-        return self._suggest_from(
-            vecs,
-            signal,
-            keys,
-            ctx.events,
-            k=k,
+        req = SuggestRequest.resolve(
+            self.settings,
+            k,
             locale=locale,
             tags=tags,
             exclude=exclude,
@@ -370,18 +366,21 @@ class SessionRecommender:
             query_weight=query_weight,
             min_score=min_score,
             exclude_seen=exclude_seen,
-            seen=ctx.seen,
         )
+        ctx = context if context is not None else self.context(session_id)
+        vecs, signal, keys = self._session_items(ctx.events, session_id)
+        return self._suggest_from(vecs, signal, keys, ctx.events, req, seen=ctx.seen)
 
     def suggest_for(self, viewed: Sequence[str], k: int | None = None, **kwargs: Any) -> list[Suggestion]:
         """Suggestions for an ad-hoc list of viewed article ids or urls (no session needed)."""
+        req = SuggestRequest.resolve(self.settings, k, **kwargs)
         arts = [self.kb.resolve(v) for v in viewed]
         events = [
             make_event("adhoc", "article_open", article_id=a.id, url=a.url or None, title=a.title, ts=float(i))
             for i, a in enumerate(arts)
         ]
         vecs, signal, keys = self._session_items(events)
-        return self._suggest_from(vecs, signal, keys, events, k=k, **kwargs)
+        return self._suggest_from(vecs, signal, keys, events, req)
 
     def suggest_for_page(
         self,
@@ -398,6 +397,7 @@ class SessionRecommender:
         Nothing is kept: no session, no event-log line, and the page text's embedding is not cached.
         kwargs as for `suggest` (locale, tags, exclude, query, ...).
         """
+        req = SuggestRequest.resolve(self.settings, k, **kwargs)
         s = self.session_settings
         event = make_event(
             "no-consent",
@@ -421,9 +421,7 @@ class SessionRecommender:
         else:
             cached = self.page_encoder.cache.get(content_key(self.encoder.name, event.content()))
             vecs = cached[None, :] if cached is not None else self.encoder.inner.encode([event.content()])
-        return self._suggest_from(
-            np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], k=k, **kwargs
-        )
+        return self._suggest_from(np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], req)
 
     def _suggest_from(
         self,
@@ -431,35 +429,26 @@ class SessionRecommender:
         signal: list[Event],
         keys: list[str | None],
         events: Sequence[Event],
+        req: SuggestRequest,
         *,
-        k: int | None,
-        locale: str | None = None,
-        tags: Sequence[str] | None = None,
-        exclude: Sequence[str] = (),
-        query: str | None = None,
-        query_weight: float | None = None,
-        min_score: float | None = None,
-        exclude_seen: bool | None = None,
         intent_model: IntentModel | None = None,
         seen: frozenset[str] | None = None,
     ) -> list[Suggestion]:
         cfg = self.settings
         model = self.intent_model if intent_model is None else intent_model
-        k = cfg.k if k is None else k
-        if k < 1 or k > 100:
-            raise ConfigError(f"k must be between 1 and 100, got {k}")
-        qw = cfg.query_weight if query_weight is None else query_weight
+        k, query, qw, floor = req.k, req.query, req.query_weight, req.floor
+        locale, tags = req.locale, req.tags
         qvec = self.page_encoder.encode([query])[0] if query and query.strip() else None
         if not signal and qvec is None:
             raise EmptySessionError("the session has no page views, article opens or searches yet")
 
-        seen_ids = set(exclude)
+        seen_ids = set(req.exclude)
         seen_urls: set[str] = set()
-        if (cfg.exclude_seen if exclude_seen is None else exclude_seen) and seen is not None:
+        if req.exclude_seen and seen is not None:
             # Event.seen_keys: track() already resolved a KB page's url to its article id
             seen_ids.update(key[2:] for key in seen if key.startswith("a:") and key[2:] in self.index)
             seen_urls.update(key[2:] for key in seen if key.startswith("u:"))
-        elif cfg.exclude_seen if exclude_seen is None else exclude_seen:
+        elif req.exclude_seen:
             for e in events:
                 if e.kind in ("page_view", "article_open", "suggestion_click"):
                     art = self._kb_article(e)
@@ -467,7 +456,6 @@ class SessionRecommender:
                         seen_ids.add(art.id)
                     if e.url:
                         seen_urls.add(e.url)
-        floor = cfg.min_score if min_score is None else min_score
 
         # A model trained to score candidates its own way (plain cosine + learned candidate vectors) is served with
         # that score: the rule-based extras were tuned for the zero-shot intent (train-intent decides, on validation).
@@ -521,14 +509,7 @@ class SessionRecommender:
                     signal,
                     keys,
                     events,
-                    k=k,
-                    locale=locale,
-                    tags=tags,
-                    exclude=exclude,
-                    query=query,
-                    query_weight=query_weight,
-                    min_score=min_score,
-                    exclude_seen=exclude_seen,
+                    req,
                     seen=seen,
                     intent_model=ZeroShotIntent(vecs.shape[1], model.config.zero_shot_temperature),  # type: ignore[attr-defined]
                 )

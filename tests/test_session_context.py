@@ -8,6 +8,7 @@ from redis_server import redis_prefix, redis_url  # noqa: F401  (fixtures)
 
 from plugin import SessionRecommender, SessionSettings, SuggestSettings
 from plugin.page_contents import PageContents
+from plugin.request import SuggestRequest
 
 
 def _reading(rec: SessionRecommender, sid: str) -> list:
@@ -34,7 +35,10 @@ def _reading(rec: SessionRecommender, sid: str) -> list:
 def _whole_session_answer(rec: SessionRecommender, full: list) -> list[tuple[str, float]]:
     """What suggest() gave when it read every event with its text (the path before the bounded context)."""
     vecs, signal, keys = rec._session_items(full)
-    return [(s.article.id, round(s.score, 5)) for s in rec._suggest_from(vecs, signal, keys, full, k=3)]
+    return [
+        (s.article.id, round(s.score, 5))
+        for s in rec._suggest_from(vecs, signal, keys, full, SuggestRequest.resolve(rec.settings, 3))
+    ]
 
 
 def _recommender(articles, fake_encoder, **kwargs) -> SessionRecommender:
