@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .errors import ConfigError
+
 __all__ = ["HUBNESS_K", "MAX_ARTICLES", "HubnessIndex", "neighbourhood_similarity"]
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ def neighbourhood_similarity(vectors: np.ndarray, k: int = HUBNESS_K, *, seed: i
     """r(a) for every row: the mean cosine of the row to its k most similar other rows. vectors: (N, D)
     unit rows -> (N,) float32; zeros when there are fewer than 2 rows."""
     if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+        raise ConfigError(f"k must be at least 1, got {k}")
     x = np.asarray(vectors, dtype=np.float32)  # (N, D)
     n = len(x)
     if n < 2:
@@ -72,10 +74,11 @@ def neighbourhood_similarity(vectors: np.ndarray, k: int = HUBNESS_K, *, seed: i
 
 
 class HubnessIndex:
-    """r(a) of the KB's articles, rebuilt lazily after `invalidate`. `vectors` is called to (re)build and returns
-    (article ids, their unit vectors in the space the recommender scores in)."""
+    """r(a) of the KB's articles, rebuilt lazily after `invalidate`. `vectors(limit)` is called to (re)build and
+    returns (article ids, their unit vectors in the space the recommender scores in), or None when the KB holds
+    more than `limit` articles (without reading their vectors)."""
 
-    def __init__(self, vectors: Callable[[], tuple[Sequence[str], np.ndarray]], k: int = HUBNESS_K) -> None:
+    def __init__(self, vectors: Callable[[int], tuple[Sequence[str], np.ndarray] | None], k: int = HUBNESS_K) -> None:
         self._vectors = vectors
         self._k = k
         self._lock = threading.Lock()
@@ -92,11 +95,12 @@ class HubnessIndex:
     def _built(self) -> dict[str, float]:
         with self._lock:
             if self._r is None:
-                ids, vecs = self._vectors()
-                if len(ids) > MAX_ARTICLES:
-                    logger.info("hubness discount off: %d articles is over %d", len(ids), MAX_ARTICLES)
+                got = self._vectors(MAX_ARTICLES)
+                if got is None:
+                    logger.info("hubness discount off: the KB holds more than %d articles", MAX_ARTICLES)
                     self._r = {}
                 else:
+                    ids, vecs = got
                     r = neighbourhood_similarity(vecs, self._k)
                     self._r = dict(zip(ids, r.tolist()))
                     logger.debug("neighbourhood similarity computed for %d articles", len(ids))

@@ -113,7 +113,9 @@ class SessionRecommender:
         ids = [a for a in self.index.ids() if a in self.kb]
         return ids, [self.kb.get(a).embed_text() for a in ids]
 
-    def _hubness_vectors(self) -> tuple[list[str], np.ndarray]:
+    def _hubness_vectors(self, limit: int) -> tuple[list[str], np.ndarray] | None:
+        if len(self.index) > limit:
+            return None
         ids = self.index.ids()
         return ids, self._centred(self.index.vectors(ids))
 

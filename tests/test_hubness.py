@@ -95,7 +95,7 @@ def test_bridge_pages_stop_crowding_out_the_topic_being_read():
 def test_discounts_follow_changes_to_the_kb():
     ids = ["a", "b", "c"]
     vecs = {"a": _unit(np.array([1.0, 0.0])), "b": _unit(np.array([1.0, 0.1])), "c": _unit(np.array([0.0, 1.0]))}
-    hub = HubnessIndex(lambda: (list(ids), np.stack([vecs[i] for i in ids])), k=1)
+    hub = HubnessIndex(lambda limit: (list(ids), np.stack([vecs[i] for i in ids])), k=1)
     before = hub.get(["a", "c", "zz"])
     assert before[0] > 0.99 and before[2] == 0.0  # a's nearest is b; an unknown article gets no discount
     ids.remove("b")
@@ -110,3 +110,15 @@ def test_the_recommender_recomputes_discounts_after_upserts(articles, fake_encod
     first = rec.hubness.get([articles[0].id])[0]
     rec.upsert_articles([Article("near-dup", "dup", text=articles[0].text)])
     assert rec.hubness.get([articles[0].id])[0] > first  # it now has an identical neighbour
+
+
+def test_a_kb_over_the_limit_goes_without_the_discount_and_without_reading_its_vectors(
+    articles, fake_encoder, monkeypatch
+):
+    rec = SessionRecommender.build(articles, encoder=fake_encoder, progress=False)
+    monkeypatch.setattr(hubness, "MAX_ARTICLES", len(articles) - 1)
+    read = []
+    monkeypatch.setattr(rec.index, "vectors", lambda ids: read.append(len(ids)) or np.zeros((len(ids), 1)))
+    rec.hubness.invalidate()
+    assert rec.hubness.get([a.id for a in articles]).tolist() == [0.0] * len(articles)
+    assert read == []
