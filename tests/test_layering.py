@@ -31,13 +31,31 @@ def _modules(package: str) -> dict[str, Path]:
     return {_module_name(p): p for p in sorted((ROOT / package.replace(".", "/")).rglob("*.py"))}
 
 
-def imported(name: str, path: Path) -> set[str]:
+def _load_time(statements: list[ast.stmt]) -> list[ast.stmt]:
+    """The import statements run when the module is imported: module level, not under TYPE_CHECKING, not
+    inside a function or class body."""
+    out: list[ast.stmt] = []
+    for node in statements:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            out.append(node)
+        elif isinstance(node, ast.If):
+            if "TYPE_CHECKING" not in ast.unparse(node.test):
+                out += _load_time(node.body) + _load_time(node.orelse)
+        elif isinstance(node, ast.Try):
+            out += _load_time(node.body) + _load_time(node.orelse) + _load_time(node.finalbody)
+            for handler in node.handlers:
+                out += _load_time(handler.body)
+    return out
+
+
+def imported(name: str, path: Path, *, load_time_only: bool = False) -> set[str]:
     """The modules of this repository's `plugin` package that `path` imports (`from . import x` counts as
-    plugin.x when x is a module, else as the package)."""
+    plugin.x when x is a module, else as the package); every import, or only those run at import time."""
     known = _modules("plugin")
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in _load_time(tree.body) if load_time_only else ast.walk(tree):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -58,13 +76,22 @@ def _in_lab(module: str) -> bool:
     return module == LAB or module.startswith(LAB + ".")
 
 
-def test_the_reader_sees_relative_lazy_and_absolute_imports():
+def test_the_reader_sees_relative_lazy_and_absolute_imports(tmp_path):
     # the checks below pass vacuously if the reader misses imports: pin that it finds the ones we know of
     assert "plugin.models.base" in imported("plugin.serving", ROOT / "plugin/serving.py")
     assert "plugin.models.cli" in imported("plugin.cli", ROOT / "plugin/cli.py")  # inside a function
     assert "plugin.explain" in imported("plugin.recommender", ROOT / "plugin/recommender.py")  # from . import x
     assert {"plugin.errors", "plugin.models.data"} <= imported("plugin.models.base", ROOT / "plugin/models/base.py")
     assert "plugin.models.metrics" in imported("tests.test_metrics", ROOT / "tests/test_metrics.py")
+    source = tmp_path / "mod.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "try:\n    from . import events\nexcept ImportError:\n    events = None\n"
+        "if TYPE_CHECKING:\n    from .recommender import SessionRecommender\n"
+        "def f():\n    import plugin.index\n"
+    )
+    assert imported("plugin.mod", source) == {"plugin.events", "plugin.recommender", "plugin.index"}
+    assert imported("plugin.mod", source, load_time_only=True) == {"plugin.events"}
 
 
 def test_the_core_reaches_the_lab_only_through_its_bridge():
@@ -90,3 +117,22 @@ def test_adapters_use_the_core_only():
     for name, path in _modules("adapters").items():
         bad = sorted(t for t in imported(name, path) if _in_lab(t) or t == "plugin.cli")
         assert not bad, (name, bad)
+
+
+def test_the_import_time_graph_has_no_cycle():
+    # a cycle at import time works or breaks by the order modules happen to be imported in; the few arrows back
+    # (type hints, a loader that builds on the module it is called from) stay under TYPE_CHECKING or in functions
+    graph = {m: imported(m, p, load_time_only=True) for m, p in _modules("plugin").items()}
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        assert module not in path, " -> ".join((*path[path.index(module) :], module))
+        if module in done:
+            return
+        for target in sorted(graph.get(module, ())):
+            visit(target, (*path, module))
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, ())
+    assert len(done) == len(graph) > 40
