@@ -91,3 +91,29 @@ def test_get_suggestions_reads_the_session_once(articles, fake_encoder, monkeypa
     assert len(ids) == 2 and not {"ser-json", "ser-pickle"} & set(ids)  # seen pages excluded: from that one read
     assert len(contexts) == 1 and reads == []
     assert not [c for c in finds if c[0].startswith("https://")]  # stored events carry their article ids
+
+
+def test_a_chat_request_reads_the_session_once(articles, fake_encoder, monkeypatch):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from adapters.http import create_app
+    from plugin import SuggestSettings
+
+    store = InMemorySessionStore()
+    rec = SessionRecommender.build(
+        articles, encoder=fake_encoder, store=store, progress=False, settings=SuggestSettings(min_score=-1.0)
+    )
+    # a responder that answers without reading the session (the extractive default searches with it: its read)
+    client = TestClient(create_app(rec, responder=lambda message: "json.dump(obj, fh) writes it as JSON."))
+    sid = client.post("/v1/sessions").json()["session_id"]
+    assert client.post(
+        f"/v1/sessions/{sid}/events", json={"kind": "page_view", "url": "https://kb.test/json"}
+    ).is_success
+    reads = _counting(monkeypatch, store, "read")
+    contexts = _counting(monkeypatch, store, "context")
+    r = client.post(f"/v1/sessions/{sid}/chat", json={"message": "how do I store objects on disk?", "k": 2})
+    assert r.status_code == 200, r.text
+    ids = [s["id"] for s in r.json()["suggestions"]]
+    assert ids and "ser-json" not in ids  # the page read is excluded: the context came from that one read
+    assert len(reads) == 1 and contexts == []  # the policy's read (cap, impressions) is the suggestion's too
