@@ -26,11 +26,11 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugin.data import augment, load_srgnn_folder, split_validation  # noqa: E402
-from plugin.evaluation import evaluate  # noqa: E402
-from plugin.metrics import pessimistic_ranks, rank_metrics  # noqa: E402
 from plugin.models import get_model, load_model  # noqa: E402
 from plugin.models._neural import NeuralModel  # noqa: E402
+from plugin.models.data import augment, load_srgnn_folder, split_validation  # noqa: E402
+from plugin.models.evaluation import evaluate  # noqa: E402
+from plugin.models.metrics import pessimistic_ranks, rank_metrics  # noqa: E402
 
 
 def _distribution(model, prefixes: np.ndarray) -> torch.Tensor:

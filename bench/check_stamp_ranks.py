@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugin.metrics import rank_metrics, read_rank_tsv  # noqa: E402
+from plugin.models.metrics import rank_metrics, read_rank_tsv  # noqa: E402
 
 EXPECTED = {"rsc15_64": (0.687484, 0.296793), "rsc15_4": (0.704444, 0.300045), "cikm16": (0.620395, 0.273871)}
 

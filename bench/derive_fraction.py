@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from plugin.atomic import atomic_write_text  # noqa: E402
-from plugin.data import load_srgnn_folder  # noqa: E402
+from plugin.models.data import load_srgnn_folder  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,9 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugin.data import load_srgnn_folder  # noqa: E402
-from plugin.evaluation import evaluate  # noqa: E402
 from plugin.models import load_model  # noqa: E402
+from plugin.models.data import load_srgnn_folder  # noqa: E402
+from plugin.models.evaluation import evaluate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ Per corpus (an installed HTML documentation folder; nothing is copied into the r
 1. pages and their in-text links (lxml; the main text without headers, sidebars and prev/next bars);
    a share of the pages (`--new-fraction`) is kept out of the KB until after training;
 2. the KB without them is indexed (MiniLM) and served by the real HTTP app (adapters.http, in process through httpx.ASGITransport);
-3. semi-synthetic visits (`plugin.walks`: walks along the in-text links with popular entry pages, topic
+3. semi-synthetic visits (`plugin.models.walks`: walks along the in-text links with popular entry pages, topic
    drift and noise clicks) are logged through the API into the JSONL event log: page views, an impression
    for every suggestion shown, and a click when the visit's next page was among them;
 4. the log is split by session time: the first `--walks` visits train (`python -m plugin train-intent`, which
@@ -51,7 +51,7 @@ from plugin.content_training import with_scoring  # noqa: E402
 from plugin.event_log import click_sessions, read_records  # noqa: E402
 from plugin.intent import ContentSTAMP, Intent  # noqa: E402
 from plugin.models import get_model  # noqa: E402
-from plugin.walks import LinkGraph, WalkConfig, WalkGenerator  # noqa: E402
+from plugin.models.walks import LinkGraph, WalkConfig, WalkGenerator  # noqa: E402
 
 logger = logging.getLogger("learning_loop")
 

@@ -27,13 +27,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugin.device import resolve_device  # noqa: E402
 from plugin.errors import ConfigError  # noqa: E402
-from plugin.evaluation import evaluate  # noqa: E402
 from plugin.models import get_model  # noqa: E402
 from plugin.models._neural import NeuralModel  # noqa: E402
 from plugin.models.cli import load_data, parse_options, register, train_config  # noqa: E402
-from plugin.training import EpochRecord  # noqa: E402
+from plugin.models.device import resolve_device  # noqa: E402
+from plugin.models.evaluation import evaluate  # noqa: E402
+from plugin.models.training import EpochRecord  # noqa: E402
 
 logger = logging.getLogger("retrain_full")
 

@@ -19,11 +19,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugin.data import load_srgnn_folder, split_validation  # noqa: E402
 from plugin.models import get_model  # noqa: E402
 from plugin.models._neural import SoftmaxWorkspace  # noqa: E402
 from plugin.models.cli import parse_options  # noqa: E402
-from plugin.training import TrainConfig, batch_order, train_step  # noqa: E402
+from plugin.models.data import load_srgnn_folder, split_validation  # noqa: E402
+from plugin.models.training import TrainConfig, batch_order, train_step  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

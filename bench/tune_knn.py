@@ -21,9 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from plugin.data import augment, load_srgnn_folder, split_validation  # noqa: E402
-from plugin.evaluation import evaluate  # noqa: E402
 from plugin.models import get_model  # noqa: E402
+from plugin.models.data import augment, load_srgnn_folder, split_validation  # noqa: E402
+from plugin.models.evaluation import evaluate  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

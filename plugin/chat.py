@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ConfigError, EmptySessionError
 from .inject import links_in
+from .session_store import SessionContext
 from .suggestion import Suggestion
 
 if TYPE_CHECKING:
@@ -163,10 +164,13 @@ def suggest_for_reply(
         if policy.exclude_shown:
             excluded.update(shown_ids(events))
         q, cut = truncate_query(query, policy.max_query_chars)
+        # the suggestion reads the same session: from this read, not a second one
+        context = SessionContext.from_events(events, rec.settings.max_context_events)
         try:
             found = rec.suggest(
                 session_id,
                 n,
+                context=context,
                 exclude=sorted(excluded),
                 query=q,
                 query_weight=policy.query_weight,

@@ -240,12 +240,9 @@ class SessionRecommender:
             max_url_chars=s.max_url_chars,
             **fields,
         )
-        if event.article_id is None and event.url:
-            art = self.kb.find(event.url)
-            if art is not None:
-                event = replace(event, article_id=art.id)
+        event, art = self._linked(event, resolve=event.kind in INTENT_KINDS)
         kept, content = event.slim(), None  # the store keeps the text once per hash, beside the session
-        if event.kind in INTENT_KINDS and self._kb_article(event) is None:
+        if event.kind in INTENT_KINDS and art is None:
             content = self.pages.get(kept.content_ref) if kept.content_ref else None
             if content is None:
                 # embed now, so suggest() only reads the vector
@@ -291,6 +288,17 @@ class SessionRecommender:
         if self.event_log is not None:
             existed = bool(self.event_log.erase_session(session_id)) or existed
         return existed
+
+    def _linked(self, event: Event, *, resolve: bool = True) -> tuple[Event, Article | None]:
+        """The event linked to the KB article its url names (when it names none by id), and the indexed article
+        it stands for (None off the KB, or when `resolve` is False and the event named its article by id).
+        The page's url is looked up once: the article found by it is the one the event stands for."""
+        if event.article_id is None and event.url:
+            art = self.kb.find(event.url)
+            if art is None:
+                return event, None
+            return replace(event, article_id=art.id), art if art.id in self.index else None
+        return event, self._kb_article(event) if resolve else None
 
     def _kb_article(self, event: Event) -> Article | None:
         art = self.kb.find(event.article_id) if event.article_id else None
@@ -413,17 +421,17 @@ class SessionRecommender:
             max_title_chars=s.max_title_chars,
             max_url_chars=s.max_url_chars,
         )
-        if event.article_id is None and event.url:
-            art = self.kb.find(event.url)
-            if art is not None:
-                event = replace(event, article_id=art.id)
-        art = self._kb_article(event)
+        event, art = self._linked(event)
         if art is not None:
             vecs = self.index.vectors([art.id])
         else:
             cached = self.page_encoder.cache.get(content_key(self.encoder.name, event.content()))
             vecs = cached[None, :] if cached is not None else self.encoder.inner.encode([event.content()])
-        return self._suggest_from(np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], req)
+        # the page is excluded as read by what it was just resolved to, not by looking it up again
+        seen = frozenset(([f"a:{art.id}"] if art else []) + ([f"u:{event.url}"] if event.url else []))
+        return self._suggest_from(
+            np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], req, seen=seen
+        )
 
     def _suggest_from(
         self,

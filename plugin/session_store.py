@@ -41,6 +41,13 @@ class SessionContext:
     events: tuple[Event, ...]  # the newest intent events (INTENT_KINDS), oldest first
     seen: frozenset[str]  # Event.seen_keys of every visit the session holds ('a:' article id, 'u:' url)
 
+    @classmethod
+    def from_events(cls, events: Sequence[Event], n: int) -> SessionContext:
+        """What `SessionStore.context(session_id, n)` answers, from the session's events already read in full:
+        a caller that needs the whole session (the chat policy counts impressions) suggests from that one read."""
+        intent = [e for e in events if e.kind in INTENT_KINDS]
+        return cls(tuple(intent[max(len(intent) - n, 0) :]), frozenset(k for e in events for k in e.seen_keys()))
+
 
 @runtime_checkable
 class SessionStore(Protocol):

@@ -18,12 +18,12 @@ import pytest
 import torch
 from models_fixtures import N_ITEMS, TOPIC_A, TOPIC_B, topic_sessions
 
-from plugin.data import Examples, augment, read_diginetica_clicks, srgnn_preprocess
 from plugin.errors import DimensionMismatchError, UnknownArticleError
-from plugin.evaluation import evaluate
-from plugin.metrics import popularity_ranks, rank_metrics
 from plugin.models import DotProductModel, SessionModel, get_model, load_model
-from plugin.training import TrainConfig
+from plugin.models.data import Examples, augment, read_diginetica_clicks, srgnn_preprocess
+from plugin.models.evaluation import evaluate
+from plugin.models.metrics import popularity_ranks, rank_metrics
+from plugin.models.training import TrainConfig
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from plugin.data import augment
+from plugin.models.data import augment
 
 N_ITEMS = 20  # items 1..10 are topic A, 11..20 topic B
 TOPIC_A = set(range(1, 11))

@@ -264,6 +264,20 @@ class SessionStoreContract:
         assert list(ctx.events) == events[1:]
         assert ctx.seen == {"u:https://site.test/p1", "u:https://site.test/p2", "a:a-9"}
 
+    def test_context_is_what_the_full_read_gives(self, clock):
+        # the chat path reads the whole session once and derives its context from that read
+        store = self.store_with(clock, max_events=6, dedupe_window_seconds=0)
+        events = [view("s", i) for i in range(4)]
+        events.insert(1, make_event("s", "suggestion_impression", article_id="shown", ts=150.0))
+        events.insert(3, make_event("s", "search", query="how", ts=250.0))
+        events.append(make_event("s", "suggestion_click", article_id="a-9", ts=999.0))
+        for e in events:
+            store.append(e)
+        assert len(store.read("s")) == 6  # the first view was dropped: its url is no longer seen
+        for n in (1, 3, 100):
+            assert SessionContext.from_events(store.read("s"), n) == store.context("s", n)
+        assert "u:https://site.test/p0" not in SessionContext.from_events(store.read("s"), 3).seen
+
     def test_context_keeps_a_session_alive(self, clock):
         store = self.store_with(clock, ttl_seconds=60)
         store.append(view("s", 1))

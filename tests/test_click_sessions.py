@@ -7,9 +7,9 @@ import json
 import logging
 from pathlib import Path
 
-from plugin.data import read_jsonl_events
 from plugin.event_log import EventLog, click_sessions
 from plugin.events import make_event
+from plugin.models.data import read_jsonl_events
 
 
 def _write(path: Path, records: list[dict], torn_tail: str = "") -> Path:

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from plugin.data import (
+from plugin.errors import ConfigError, DataFormatError
+from plugin.models.data import (
     Click,
     augment,
     load_srgnn_folder,
@@ -16,7 +17,6 @@ from plugin.data import (
     split_validation,
     srgnn_preprocess,
 )
-from plugin.errors import ConfigError, DataFormatError
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -12,11 +12,11 @@ import pytest
 import torch
 from models_fixtures import N_ITEMS, sessions, topic_sessions, valid_examples  # noqa: F401
 
-from plugin.device import resolve_device
 from plugin.errors import ConfigError
 from plugin.models import get_model, load_model
 from plugin.models.cli import main
-from plugin.training import TrainConfig
+from plugin.models.device import resolve_device
+from plugin.models.training import TrainConfig
 
 torch.set_num_threads(1)
 

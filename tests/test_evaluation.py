@@ -1,12 +1,12 @@
-"""The bf16-screened evaluation gives the float32 ranks and top-k lists (plugin.evaluation)."""
+"""The bf16-screened evaluation gives the float32 ranks and top-k lists (plugin.models.evaluation)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from plugin.data import Examples
-from plugin.evaluation import evaluate
+from plugin.models.data import Examples
+from plugin.models.evaluation import evaluate
 
 
 class _FixedDotModel:

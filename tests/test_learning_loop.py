@@ -16,7 +16,7 @@ from plugin import Article, HashingEncoder, SessionRecommender, SuggestSettings 
 from plugin.cli import main as plugin_main  # noqa: E402
 from plugin.event_log import click_sessions, read_records  # noqa: E402
 from plugin.intent import ContentSTAMP  # noqa: E402
-from plugin.walks import LinkGraph, WalkConfig, WalkGenerator  # noqa: E402
+from plugin.models.walks import LinkGraph, WalkConfig, WalkGenerator  # noqa: E402
 
 TOPICS = ("json serialization", "http networking", "sqlite database", "turtle graphics", "unit testing")
 PAGES = 6

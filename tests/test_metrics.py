@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from plugin.errors import DataFormatError, DimensionMismatchError
-from plugin.metrics import coverage, pessimistic_ranks, popularity_bias, rank_metrics, read_rank_tsv
+from plugin.models.metrics import coverage, pessimistic_ranks, popularity_bias, rank_metrics, read_rank_tsv
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ import sys
 from model_contract import SessionModelContract
 
 from plugin.models import MODEL_NAMES
-from plugin.training import TrainConfig
+from plugin.models.training import TrainConfig
 
 # 20 epochs of a few batches: enough for the two topics, seconds per model on one thread
 _NEURAL = TrainConfig(epochs=20, batch_size=64, lr=1e-2, progress=False, bf16=False)

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from plugin.data import augment, load_srgnn_folder
-from plugin.evaluation import evaluate
-from plugin.metrics import popularity_ranks, rank_metrics
 from plugin.models import get_model
+from plugin.models.data import augment, load_srgnn_folder
+from plugin.models.evaluation import evaluate
+from plugin.models.metrics import popularity_ranks, rank_metrics
 
 torch.set_num_threads(1)
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 from models_fixtures import N_ITEMS, sessions, valid_examples  # noqa: F401  (fixtures)
 
-from plugin.data import augment
 from plugin.errors import DimensionMismatchError
-from plugin.evaluation import evaluate
 from plugin.models import get_model, load_model
+from plugin.models.data import augment
+from plugin.models.evaluation import evaluate
 from plugin.models.srgnn import session_graphs
-from plugin.training import TrainConfig
+from plugin.models.training import TrainConfig
 
 torch.set_num_threads(1)
 
@@ -206,7 +206,7 @@ def test_gru4rec_rejects_bad_loss_options(options) -> None:
 
 
 def test_batch_order_visits_every_unit_once_with_similar_lengths_per_batch() -> None:
-    from plugin.training import batch_order
+    from plugin.models.training import batch_order
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 60, size=5000)

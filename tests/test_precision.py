@@ -1,4 +1,4 @@
-"""Hardware-aware precision (plugin.precision) and the trainer's loud failures (issue #11).
+"""Hardware-aware precision (plugin.models.precision) and the trainer's loud failures (issue #11).
 
 The dev box has avx512_bf16, so the float32 path is tested by forcing it and by monkeypatching the detector.
 """
@@ -13,19 +13,19 @@ import pytest
 import torch
 from models_fixtures import N_ITEMS, topic_sessions
 
-import plugin.evaluation as evaluation
-import plugin.precision as precision
-import plugin.training as training
-from plugin.data import augment
+import plugin.models.evaluation as evaluation
+import plugin.models.precision as precision
+import plugin.models.training as training
 from plugin.errors import ConfigError
-from plugin.evaluation import evaluate
-from plugin.metrics import pessimistic_ranks, popularity_ranks
 from plugin.models import get_model
 from plugin.models.cli import main
+from plugin.models.data import augment
+from plugin.models.evaluation import evaluate
 from plugin.models.gru4rec import GRU4Rec
+from plugin.models.metrics import pessimistic_ranks, popularity_ranks
 from plugin.models.srgnn import SRGNN
 from plugin.models.stamp import STAMPModel
-from plugin.training import TrainConfig
+from plugin.models.training import TrainConfig
 
 torch.set_num_threads(1)
 

@@ -73,7 +73,7 @@ def test_a_saved_stamp_from_the_benchmark_pipeline_serves_through_the_recommende
     import torch
 
     from plugin.models import get_model
-    from plugin.training import TrainConfig
+    from plugin.models.training import TrainConfig
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)

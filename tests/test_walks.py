@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from plugin import ConfigError
-from plugin.walks import LinkGraph, WalkConfig, WalkGenerator
+from plugin.models.walks import LinkGraph, WalkConfig, WalkGenerator
 
 # Page "hub" is linked from everywhere; "a" links to b then c (b first in its text).
 LINKS = {"hub": ["a"], "a": ["b", "c", "a", "nowhere"], "b": ["hub", "c"], "c": ["hub"], "d": ["hub"]}

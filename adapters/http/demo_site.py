@@ -113,16 +113,17 @@ def create_demo_app(
     return app
 
 
-def serve_demo(
-    rec: SessionRecommender, host: str = "127.0.0.1", port: int = 8000, *, event_log: Path | None = None
-) -> int:
-    """Serve the demo site with uvicorn (one process) until interrupted."""
-    from plugin.cli import demo_cache_dir
+def serve_demo(rec: SessionRecommender, host: str = "127.0.0.1", port: int = 8000, *, event_log: Path) -> int:
+    """Serve the demo site with uvicorn (one process) until interrupted; impressions and clicks go to `event_log`.
 
+    `python -m plugin demo` finds this function by entry point and passes the log in its demo cache: the site
+    never imports the command line back (that made a cycle)."""
     single_threaded_compute()
-    log = event_log or demo_cache_dir() / "events.jsonl"
-    app = create_demo_app(rec, settings=ServerSettings(event_log=log))
+    app = create_demo_app(rec, settings=ServerSettings(event_log=event_log))
     print(f"\nDemo site with the chat widget: http://{host}:{port}/   (Ctrl-C to stop)")
-    print(f"Impressions and clicks go to {log}; see them with: python -m plugin report --log {log}\n", flush=True)
+    print(
+        f"Impressions and clicks go to {event_log}; see them with: python -m plugin report --log {event_log}\n",
+        flush=True,
+    )
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
     return 0

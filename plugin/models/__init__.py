@@ -1,4 +1,8 @@
-"""Session models behind one interface (`SessionModel`), one file per algorithm, and a registry.
+"""The model lab: session models behind one interface (`SessionModel`), one file per algorithm, and a registry;
+beside them their data (`data`, `walks`), trainer (`training`, `device`, `precision`) and evaluation (`metrics`,
+`evaluation`). The chat core reaches this package only through `plugin.serving` (and the CLI, for `train` and
+`evaluate`); the lab uses only the core's leaves (errors, atomic saves, events, the STAMP maths), never its
+pipeline (tests/test_layering.py).
 
 get_model("vsknn", k=100)          a fresh, unfitted model (config options as keyword arguments)
 load_model("runs/stamp_digi")      a saved model, whatever its kind

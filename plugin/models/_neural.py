@@ -1,5 +1,5 @@
 """Shared plumbing of the neural dot-product models: a network with an item table and a query, trained by
-`plugin.training.fit_neural`, persisted as its ``state_dict`` in ``state.npz``.
+`plugin.models.training.fit_neural`, persisted as its ``state_dict`` in ``state.npz``.
 
 A network (`ItemQueryNet`) provides ``item_table() -> (N+1, d)`` (row 0 = padding) and
 ``query(prefixes (B, L), table) -> (B, d)``; the score of item j is ``query . table[j]`` — exactly what a
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Examples, augment
-from ..training import EpochRecord, TrainConfig, fit_neural
 from .base import DotProductModel
+from .data import Examples, augment
+from .training import EpochRecord, TrainConfig, fit_neural
 
 __all__ = ["ItemQueryNet", "NeuralModel", "SoftmaxWorkspace", "full_softmax_loss"]
 

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from ..data import Examples
 from .base import SessionModel
+from .data import Examples
 
 __all__ = [
     "SessionMatrixModel",

@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
-from ..data import Examples
 from ..errors import ConfigError, DimensionMismatchError, IndexFormatError, UnknownArticleError
+from .data import Examples
 
 __all__ = ["SessionModel", "DotProductModel", "FORMAT_VERSION", "read_config", "config_from_dict"]
 

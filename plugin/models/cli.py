@@ -26,7 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import (
+from ..errors import ConfigError, PluginError
+from . import MODEL_NAMES, get_model, load_model
+from ._neural import NeuralModel
+from .data import (
     SessionData,
     augment,
     load_srgnn_folder,
@@ -36,12 +39,9 @@ from ..data import (
     split_validation,
     srgnn_preprocess,
 )
-from ..device import DEVICE_CHOICES, resolve_device
-from ..errors import ConfigError, PluginError
-from ..precision import PRECISIONS
-from ..training import TrainConfig
-from . import MODEL_NAMES, get_model, load_model
-from ._neural import NeuralModel
+from .device import DEVICE_CHOICES, resolve_device
+from .precision import PRECISIONS
+from .training import TrainConfig
 
 __all__ = ["register", "main", "load_data", "parse_options", "train_config"]
 
@@ -163,7 +163,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate
+    from .evaluation import evaluate
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -33,9 +33,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..data import Examples
 from ..errors import ConfigError
 from ._neural import ItemQueryNet, NeuralModel, full_softmax_loss
+from .data import Examples
 
 __all__ = ["GRU4Rec", "GRU4RecConfig", "bpr_max_loss"]
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from ..data import Examples
 from ._sparse import csr_from_arrays, csr_to_arrays, last_items
 from .base import SessionModel
+from .data import Examples
 
 __all__ = ["Markov", "MarkovConfig"]
 

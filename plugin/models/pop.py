@@ -8,8 +8,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..data import Examples
 from .base import SessionModel
+from .data import Examples
 
 __all__ = ["POP", "POPConfig"]
 

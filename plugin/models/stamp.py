@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Examples
 from ..errors import ConfigError, DimensionMismatchError
 from ..stamp import STAMP, STAMPConfig
-from ..training import EpochRecord, TrainConfig
 from ._neural import ItemQueryNet, NeuralModel
+from .data import Examples
+from .training import EpochRecord, TrainConfig
 
 __all__ = ["STAMPModel", "STAMPModelConfig"]
 

@@ -2,11 +2,11 @@
 
 The model supplies its network and a loss on a batch of training units (prefix examples for STAMP/SR-GNN,
 whole sessions for GRU4Rec); this module shuffles, batches, runs Adam, decays the learning rate, evaluates
-the validation split after every epoch (`plugin.evaluation`), keeps the best epoch's weights (early stopping on
+the validation split after every epoch (`plugin.models.evaluation`), keeps the best epoch's weights (early stopping on
 ``select_metric``, MRR@20 by default, ties broken by HR@20) and restores them at the end. The test set never
 comes near it.
 
-Precision: ``bf16=None`` (the default) asks `plugin.precision` whether this CPU runs bfloat16 natively and uses
+Precision: ``bf16=None`` (the default) asks `plugin.models.precision` whether this CPU runs bfloat16 natively and uses
 bf16 autocast (and the bf16 evaluation screen) only then; float32 elsewhere. The choice and its reason go in the
 report and the log.
 
@@ -31,9 +31,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
 from .data import Examples
 from .device import resolve_device
-from .errors import ConfigError
 from .metrics import popularity_ranks, rank_metrics
 from .precision import Precision, resolve_precision
 
@@ -72,7 +72,7 @@ class TrainConfig:
     bf16: bool | None = None  # bfloat16 autocast for the training matmuls; None: only where the CPU has it natively
     bucket: int = 64  # mini-batches of similar-length units drawn from shuffled pools of bucket x batch_size (0: off)
     progress: bool = True
-    device: str = "cpu"  # where the net and its batches live while training (`plugin.device.resolve_device`)
+    device: str = "cpu"  # where the net and its batches live while training (`plugin.models.device.resolve_device`)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 0:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ConfigError, DataFormatError, DimensionMismatchError
+from ..errors import ConfigError, DataFormatError, DimensionMismatchError
 
 __all__ = [
     "DEFAULT_KS",

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["PRECISIONS", "BF16_FLAGS", "Precision", "cpu_bf16_flags", "native_bf16", "resolve_precision"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["DEVICE_CHOICES", "resolve_device"]
 

@@ -1,7 +1,7 @@
 """Batched full-catalogue evaluation of a `SessionModel` on prefix examples (SR-GNN protocol).
 
 Scores every item of the id space for each example, ranks the target with ties counted against it
-(`plugin.metrics.pessimistic_ranks`), and averages HR/MRR/NDCG@k over examples. Examples are scored in
+(`plugin.models.metrics.pessimistic_ranks`), and averages HR/MRR/NDCG@k over examples. Examples are scored in
 batches sorted by prefix length (less padding for the neural models); rank counting and top-k run in torch.
 
 Speed: the metrics only need ranks up to max(k), so by default the rank comes from one ``torch.topk`` per
@@ -13,7 +13,7 @@ Dot-product models (``score_parts``: queries and item table) are screened in bfl
 float32 (`_screened_batch`): the bf16 matmul is ~4x faster than float32 on avx512_bf16 CPUs, its error has a
 proven per-row bound, and every row the bound cannot settle is scored again in float32, so ranks and top-k
 lists are those of float32 scoring. ``screen=False`` scores everything in float32, as does a model on a GPU;
-``screen=None`` (the default) screens only where the CPU runs bf16 natively (`plugin.precision`): emulated bf16 is
+``screen=None`` (the default) screens only where the CPU runs bf16 natively (`plugin.models.precision`): emulated bf16 is
 slower than float32.
 """
 
@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..errors import ConfigError
+from .base import SessionModel
 from .data import Examples
-from .errors import ConfigError
 from .metrics import DEFAULT_KS, coverage, pessimistic_ranks, popularity_bias, rank_metrics
-from .models.base import SessionModel
 from .precision import resolve_precision
 
 __all__ = ["EvaluationResult", "evaluate"]

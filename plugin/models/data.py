@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DataFormatError
-from .event_log import click_sessions, parse_ts
-from .events import CLICK_KINDS
+from ..errors import ConfigError, DataFormatError
+from ..event_log import click_sessions, parse_ts
+from ..events import CLICK_KINDS
 
 __all__ = [
     "Examples",
