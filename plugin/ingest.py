@@ -51,6 +51,18 @@ DEFAULT_EXCLUDE = (
     "assets/*",
     "node_modules/*",
     ".*",
+    # Doxygen's and Javadoc's highlighted source listings; Javadoc's generated indexes, trees and "Uses of" pages
+    "*_source.html",
+    "src-html/*",
+    "index-all.html",
+    "index-files/*",
+    "allclasses*.html",
+    "allpackages-index.html",
+    "overview-tree.html",
+    "package-tree.html",
+    "class-use/*",
+    "deprecated-list.html",
+    "help-doc.html",
     # repository files that sit beside the pages
     "README*",
     "LICENSE*",

@@ -122,6 +122,11 @@ def test_include_exclude_patterns_and_defaults():
     assert _skip_reason("releases/3.2.html", (), ("releases/*",), True) == "--exclude releases/*"
     assert _skip_reason("topics/a.html", ("ref/*",), (), True) == "outside --include"
     assert _skip_reason("_modules/x.html", (), (), False) is None
+    # other generators' listings and indexes
+    assert _skip_reason("buffer_8h_source.html", (), (), True) == "*_source.html"
+    assert _skip_reason("api/java/util/class-use/List.html", (), (), True) == "class-use/*"
+    assert _skip_reason("api/index-all.html", (), (), True) == "index-all.html"
+    assert _skip_reason("api/java/util/ArrayList.html", (), (), True) is None
 
 
 # ---------------------------------------------------------------- DocBook (PostgreSQL)
