@@ -51,7 +51,16 @@ from .errors import (
 )
 from .lazy import LazyModule
 
-__all__ = ["VectorIndex", "ArticleIndex", "INDEX_KINDS", "IVF_NPROBE", "IVF_TRAIN_AT", "PQ_RERANK", "auto_nlist"]
+__all__ = [
+    "VectorIndex",
+    "ArticleIndex",
+    "INDEX_KINDS",
+    "IVF_NPROBE",
+    "IVF_TRAIN_AT",
+    "PQ_NPROBE",
+    "PQ_RERANK",
+    "auto_nlist",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +75,12 @@ IVF_NPROBE = 32
 # ivfpq: 4-bit sub-quantisers a code, by default one per 2 dimensions (192 at 384-d: 96 bytes a vector, 1/16 of
 # the float vector). Measured on bench/million.py's tuning queries at 60,000 articles (nprobe 32): one per 4
 # dimensions needed 4x the re-ranked rows for the same recall (0.985 at 400 against 100), residual codes no better.
+# ivfpq's nprobe and re-ranked rows, chosen at a million articles on the tuning queries of bench/million.py
+# (BENCHMARKS.md, "A million articles"): the lowest CPU p99 among configurations with tuning recall@10 >= 0.96 --
+# the goal 0.95 plus the 0.01 by which held-out recall fell short of tuning recall in the ivf measurement before
+# it (0.951 tuning, 0.942 held-out). Its PQ codes cost a fifth of the flat lists' CPU a probed list, so it affords
+# 3x the lists at half ivf's time.
+PQ_NPROBE = 96
 PQ_RERANK = 100  # ivfpq: rows re-scored exactly a query (at least k)
 IVF_TRAIN_AT = 50_000  # an ivf index grown article by article turns from exact to inverted lists here
 _MIN_POINTS_PER_LIST = 39  # k-means with fewer points a centroid is poorly determined (faiss warns likewise)
@@ -116,7 +131,7 @@ class ArticleIndex:
         hnsw_m: int = 32,
         ef_search: int = 64,
         nlist: int | None = None,
-        nprobe: int = IVF_NPROBE,
+        nprobe: int | None = None,
         train_at: int = IVF_TRAIN_AT,
         pq_m: int | None = None,
         rerank: int = PQ_RERANK,
@@ -130,6 +145,7 @@ class ArticleIndex:
         self.encoder_name = encoder_name
         if nlist is not None and nlist < 1:
             raise ConfigError(f"nlist must be at least 1 (or None: chosen from the size at training), got {nlist}")
+        nprobe = nprobe or (PQ_NPROBE if kind == "ivfpq" else IVF_NPROBE)
         if nprobe < 1 or train_at < 1 or rerank < 1:
             raise ConfigError(f"nprobe, train_at and rerank must be at least 1, got {nprobe}, {train_at}, {rerank}")
         pq_m = pq_m or (dim // 2 if dim % 2 == 0 else dim)
@@ -481,7 +497,7 @@ class ArticleIndex:
             hnsw_m=meta["hnsw_m"],
             ef_search=meta["ef_search"],
             nlist=meta.get("nlist"),
-            nprobe=int(meta.get("nprobe", IVF_NPROBE)),
+            nprobe=meta.get("nprobe"),
             train_at=int(meta.get("train_at", IVF_TRAIN_AT)),
             pq_m=meta.get("pq_m"),
             rerank=int(meta.get("rerank", PQ_RERANK)),

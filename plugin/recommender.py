@@ -53,6 +53,9 @@ logger = logging.getLogger(__name__)
 # Above this many articles `index_kind="auto"` picks ivf: exact flat search stops fitting a 2 ms budget. ivf
 # rather than hnsw: it deletes and updates in place and memory-maps (plugin.index; bench/million.py).
 _AUTO_IVF_ABOVE = 20_000
+# Above this many `auto` picks ivfpq: at a million articles it searched at half ivf's CPU for the same recall; at
+# 60,000 the two cost the same (bench/million.py, BENCHMARKS.md "A million articles").
+_AUTO_IVFPQ_ABOVE = 500_000
 _ENCODE_CHUNK = 128  # articles per encoder call: long ones make dozens of windows, and the bar should move
 
 
@@ -155,7 +158,10 @@ class SessionRecommender:
         """Embed and index the articles (tqdm progress); kwargs go to the constructor."""
         arts = list(articles)
         enc = encoder if encoder is not None else sentence_encoder()
-        kind = index_kind if index_kind != "auto" else ("ivf" if len(arts) > _AUTO_IVF_ABOVE else "flat")
+        kind = index_kind
+        if kind == "auto":
+            n = len(arts)
+            kind = "ivfpq" if n > _AUTO_IVFPQ_ABOVE else "ivf" if n > _AUTO_IVF_ABOVE else "flat"
         # ivf clusters once, on every article (train_at), not on the first chunk the loop below adds
         index = ArticleIndex(enc.dim, kind, encoder_name=enc.name, train_at=max(len(arts), 1))
         rec = cls(KnowledgeBase(), enc, index, **kwargs)

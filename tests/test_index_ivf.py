@@ -220,3 +220,15 @@ def test_ivfpq_checks_its_settings():
         ArticleIndex(D, "ivfpq", pq_m=5)
     with pytest.raises(ConfigError, match="rerank"):
         ArticleIndex(D, "ivfpq", rerank=0)
+
+
+def test_builder_picks_ivfpq_above_its_threshold_with_its_own_nprobe(monkeypatch):
+    from plugin import recommender
+    from plugin.index import PQ_NPROBE
+
+    monkeypatch.setattr(recommender, "_AUTO_IVF_ABOVE", 10)
+    monkeypatch.setattr(recommender, "_AUTO_IVFPQ_ABOVE", 30)
+    arts = [Article(id=f"a{i}", title=f"page {i}", text=f"words about subject {i % 5}") for i in range(40)]
+    assert SessionRecommender.build(arts[:20], encoder=HashingEncoder(64), progress=False).index.kind == "ivf"
+    rec = SessionRecommender.build(arts, encoder=HashingEncoder(64), progress=False)
+    assert rec.index.kind == "ivfpq" and rec.index.nprobe == PQ_NPROBE and rec.suggest_for(["a1"], k=3)
