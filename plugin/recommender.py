@@ -132,10 +132,12 @@ class SessionRecommender:
         return ids, self.encoder.encode(titles)
 
     def warm(self) -> None:
-        """Build now what the first request would otherwise build (BM25 index, hubness discounts, title vectors),
-        so that servers pay for it in their loading thread, not on a visitor's request."""
+        """Build now what the first request would otherwise build (BM25 index, hubness discounts, title vectors,
+        the index's mean vector), so that servers pay for it in their loading thread, not on a visitor's request."""
         if not self._embeds_text:
             return
+        if self.settings.centre:
+            self.index.mean_vector()  # reads every vector: seconds at a million articles
         if self.settings.lexical_weight > 0:
             self.lexical.warm()
         if self.settings.hubness_weight > 0:
