@@ -185,22 +185,30 @@ class LexicalScores:
         return np.array([self._scores[self._row[a]] if a in self._row else 0.0 for a in ids], dtype=np.float32)
 
     def _get_candidates(self, ids: Sequence[str]) -> np.ndarray:
-        """BM25 of these articles for each text, divided by the text's best over them, summed with the weights."""
-        import scipy.sparse as sp
+        """BM25 of these articles for each text, divided by the text's best over them, summed with the weights.
 
+        Read from the articles' rows alone (numpy, no sparse product: scipy's converts a matrix as wide as the
+        vocabulary on every call, ~1.3 ms at 200,000 articles)."""
         assert self._candidates is not None
         docs, queries, weights = self._candidates
         out = np.zeros(len(ids), dtype=np.float32)  # (n,)
         have = [i for i, a in enumerate(ids) if a in self._row]
         if not have or not queries:
             return out
-        sub = docs[[self._row[ids[i]] for i in have]]  # type: ignore[index]  # (m, V) CSR rows
-        cols = np.concatenate([np.full(len(t), j, dtype=np.int64) for j, (t, _) in enumerate(queries)])
-        q = sp.csc_matrix(
-            (np.concatenate([c for _, c in queries]), (np.concatenate([t for t, _ in queries]), cols)),
-            shape=(sub.shape[1], len(queries)),
-        )  # (V, T): each text's token counts
-        s = np.asarray((sub @ q).todense(), dtype=np.float32)  # (m, T): BM25 of each article for each text
+        indptr, indices, data = docs.indptr, docs.indices, docs.data  # type: ignore[attr-defined]
+        rows = np.array([self._row[ids[i]] for i in have], dtype=np.int64)  # (m,)
+        starts, ends = indptr[rows], indptr[rows + 1]  # (m,)
+        lengths = (ends - starts).astype(np.int64)
+        at = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
+        tokens, scores = indices[at], data[at]  # (nnz,) each article's tokens and their BM25 parts
+        owner = np.repeat(np.arange(len(rows)), lengths)  # (nnz,) which article each belongs to
+        s = np.zeros((len(rows), len(queries)), dtype=np.float32)  # (m, T)
+        for j, (tok, counts) in enumerate(queries):  # tok sorted (np.unique)
+            if not len(tok):
+                continue
+            pos = np.minimum(np.searchsorted(tok, tokens), len(tok) - 1)
+            hit = tok[pos] == tokens
+            s[:, j] = np.bincount(owner[hit], weights=scores[hit] * counts[pos[hit]], minlength=len(rows))
         top = s.max(axis=0)  # (T,)
         s = np.divide(s, top, out=np.zeros_like(s), where=top > 0)
         out[have] = s @ np.asarray(weights, dtype=np.float32)  # (m,)
