@@ -54,12 +54,14 @@ class LexicalIndex:
         self._docs = None  # above full_scan_max: the scores article-major (scipy CSR, N x vocabulary)
         self._scores: OrderedDict[str, np.ndarray] = OrderedDict()  # text head -> (N,) scores / their best
         self._tokens: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()  # head -> (token ids, counts)
+        self._token_numbers = 0  # numbers held by _tokens: bounded like _scores, by _CACHE_FLOATS
 
     def invalidate(self) -> None:
         with self._lock:
             self._bm25 = None
             self._scores.clear()
             self._tokens.clear()
+            self._token_numbers = 0
 
     def warm(self) -> None:
         """Build the index now (it is otherwise built at the first search): servers call this off the request
@@ -134,9 +136,12 @@ class LexicalIndex:
                 tok, counts = np.unique(np.asarray(bm25.get_tokens_ids(tokens), dtype=np.int64), return_counts=True)
                 q = (tok, counts.astype(np.float32))
                 with self._lock:
-                    self._tokens[head] = q
-                    while len(self._tokens) > _CACHE_FLOATS // 1000:  # a text's tokens: ~1,000 numbers at most
-                        self._tokens.popitem(last=False)
+                    if head not in self._tokens:
+                        self._tokens[head] = q
+                        self._token_numbers += 2 * len(q[0])
+                    while self._token_numbers > _CACHE_FLOATS and len(self._tokens) > 1:
+                        _, old = self._tokens.popitem(last=False)
+                        self._token_numbers -= 2 * len(old[0])
             queries.append(q)
             kept.append(w)
         return LexicalScores(np.zeros(0, dtype=np.float32), row, [], candidates=(docs, queries, kept))
