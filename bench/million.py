@@ -231,7 +231,13 @@ def main() -> None:
     ap.add_argument("--kind", choices=("ivf", "ivfpq"), default="ivfpq")
     ap.add_argument("--nprobe", default="32,48,64", help="nprobe values tried on the tuning queries")
     ap.add_argument("--rerank", default="50,100,200", help="ivfpq: rows re-scored exactly, tried on tuning queries")
-    ap.add_argument("--target", type=float, default=0.95, help="recall@10 the chosen nprobe must reach (tuning)")
+    ap.add_argument(
+        "--target",
+        type=float,
+        default=0.96,
+        help="recall@10 the chosen configuration must reach on the tuning queries: the goal 0.95 plus the 0.01 by "
+        "which held-out recall fell short of tuning recall in the first million-article run (BENCHMARKS.md)",
+    )
     ap.add_argument("--suggests", type=int, default=2000, help="timed suggest() calls (as many warm-up calls)")
     ap.add_argument("--build-threads", type=int, default=2, help="OpenMP threads for k-means and adding")
     ap.add_argument("--skip-suggest", action="store_true")
