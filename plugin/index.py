@@ -74,12 +74,13 @@ _FORMAT = "session-suggest/index/v1"
 IVF_NPROBE = 32
 # ivfpq: 4-bit sub-quantisers a code, by default one per 2 dimensions (192 at 384-d: 96 bytes a vector, 1/16 of
 # the float vector). Measured on bench/million.py's tuning queries at 60,000 articles (nprobe 32): one per 4
-# dimensions needed 4x the re-ranked rows for the same recall (0.985 at 400 against 100), residual codes no better.
+# dimensions needed 4x the re-ranked rows for the same recall (0.985 at 400 against 100); residual codes were no
+# more accurate and slower.
 # ivfpq's nprobe and re-ranked rows, chosen at a million articles on the tuning queries of bench/million.py
 # (BENCHMARKS.md, "A million articles"): the lowest CPU p99 among configurations with tuning recall@10 >= 0.96 --
 # the goal 0.95 plus the 0.01 by which held-out recall fell short of tuning recall in the ivf measurement before
-# it (0.951 tuning, 0.942 held-out). Its PQ codes cost a fifth of the flat lists' CPU a probed list, so it affords
-# 3x the lists at half ivf's time.
+# it (0.951 tuning, 0.942 held-out). At nprobe 96 its scan costs a third of the flat lists' CPU (p50 0.67 against
+# 1.98 ms) and less than ivf's default nprobe 32 (0.98 ms), at higher recall.
 PQ_NPROBE = 96
 PQ_RERANK = 100  # ivfpq: rows re-scored exactly a query (at least k)
 IVF_TRAIN_AT = 50_000  # an ivf index grown article by article turns from exact to inverted lists here
