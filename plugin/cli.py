@@ -259,10 +259,11 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
     ix.add_argument("--out", required=True, help="index directory (updated in place if it exists)")
     ix.add_argument(
         "--kind",
-        choices=("auto", "flat", "ivf", "hnsw"),
+        choices=("auto", "flat", "ivf", "ivfpq", "hnsw"),
         default="auto",
         help="vector index: auto (flat up to 20,000 articles, ivf above), flat (exact), ivf (inverted "
-        "lists: approximate, updatable, memory-mapped by servers) or hnsw (approximate, no delete)",
+        "lists: approximate, updatable, memory-mapped by servers), ivfpq (ivf scanned through 4-bit PQ codes and "
+        "re-ranked exactly: for hundreds of thousands of articles and more) or hnsw (approximate, no delete)",
     )
     ix.add_argument("--encoder", default="minilm", help="minilm (default, packaged) or hashing[:DIM]")
     ix.add_argument(

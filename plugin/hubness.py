@@ -14,8 +14,9 @@ Chosen on the relevance benchmark's tuning chapters (BENCHMARKS.md, "Relevance o
 k = 20 and weight 0.5 lifted topical P@5 by 2-7% over centred cosine + BM25 on both manuals; k in 10-50 and
 weights 0.3-0.8 were all within a point of it.
 
-r depends on the whole KB, so it is computed lazily after a load or a change (like the BM25 index) and cached;
-`warm()` lets a server do that off the request path.
+r depends on the whole KB, so it is computed lazily after a change (like the BM25 index) and cached; `warm()`
+lets a server do that off the request path. An index folder's version carries the r it was saved with
+(`hubness.npz`, `plugin.persistence`): loading it costs a file read, not the (N x sample) products again.
 """
 
 from __future__ import annotations
@@ -105,6 +106,19 @@ class HubnessIndex:
                     self._r = dict(zip(ids, r.tolist()))
                     logger.debug("neighbourhood similarity computed for %d articles", len(ids))
             return self._r
+
+    def export(self) -> tuple[list[str], np.ndarray]:
+        """(article ids, their r as float32), computed now if need be; empty when the discount is off (too many
+        articles)."""
+        r = self._built()
+        return list(r), np.fromiter(r.values(), dtype=np.float32, count=len(r))
+
+    def preload(self, ids: Sequence[str], r: np.ndarray) -> None:
+        """Install r computed earlier for exactly this KB (a saved version's), instead of computing it."""
+        if len(ids) != len(r):
+            raise ConfigError(f"{len(ids)} ids but {len(r)} neighbourhood similarities")
+        with self._lock:
+            self._r = dict(zip(ids, np.asarray(r, dtype=np.float32).tolist()))
 
     def get(self, ids: Sequence[str]) -> np.ndarray:
         """r of these articles, (len(ids),) float32; 0 for an article the KB does not hold."""

@@ -6,12 +6,18 @@ Which kinds allow what:
 |---|---|---|---|---|
 | `flat` | exact, O(N) | yes | yes (`remove_ids`) | no: each process reads its own copy |
 | `ivf` | approximate (`nprobe` of `nlist` lists) | yes | yes (`remove_ids` through a hashed direct map) | yes |
+| `ivfpq` | approximate: 4-bit PQ fast scan of `nprobe` lists, the best `rerank` re-scored exactly | yes | yes (both sets of lists) | yes (the exact lists; the PQ codes, ~N x 96 bytes at 384-d, are read) |
 | `hnsw` | approximate | yes | tombstones until `compact()` (HNSW cannot delete) | no |
 
 `flat` is `IndexIDMap2(IndexFlatIP)`. `ivf` is `IndexIVFFlat` (inner product) holding the rows as its own ids,
 its direct map a hash table so that rows can be reconstructed and removed; until it is trained (`train_at`
 vectors, or `train()`), it is the flat index, exact. Its centroids stay as trained: adds and updates go to the
 nearest list without a rebuild; after the KB has changed shape a `rebuild()` (`--rebuild`) re-trains them.
+`ivfpq` is the `ivf` index plus a second set of lists over the same centroids holding 4-bit product-quantised
+codes (`IndexIVFPQFastScan`, `pq_m` sub-quantisers): a search scans the codes (SIMD lookup tables, several times
+faster than float vectors) for the best `rerank` rows, then re-scores those exactly against the `ivf` lists'
+vectors, so its order is exact among them and `vectors()` stays exact. Untrained it is the flat index, like `ivf`.
+Chosen for a million articles on tuning queries (bench/million.py, BENCHMARKS.md "A million articles").
 `hnsw` is `IndexIDMap2(IndexHNSWFlat)`: a removed or updated article's old row is filtered at search time until
 the next `compact()`, which is a full rebuild.
 """
@@ -45,17 +51,38 @@ from .errors import (
 )
 from .lazy import LazyModule
 
-__all__ = ["VectorIndex", "ArticleIndex", "INDEX_KINDS", "IVF_NPROBE", "IVF_TRAIN_AT", "auto_nlist"]
+__all__ = [
+    "VectorIndex",
+    "ArticleIndex",
+    "INDEX_KINDS",
+    "IVF_NPROBE",
+    "IVF_TRAIN_AT",
+    "PQ_NPROBE",
+    "PQ_RERANK",
+    "auto_nlist",
+]
 
 logger = logging.getLogger(__name__)
 
-INDEX_KINDS = ("flat", "ivf", "hnsw")
+INDEX_KINDS = ("flat", "ivf", "ivfpq", "hnsw")
+_IVF_KINDS = ("ivf", "ivfpq")
 _FORMAT = "session-suggest/index/v1"
 
 # ivf defaults, chosen on synthetic clustered 384-d vectors (bench/million.py, its tuning queries): nprobe 32 of
 # auto_nlist(1M) = 4096 lists is the smallest that gave recall@10 >= 0.95 against exact search (0.951; 0.942 on
 # held-out queries); it costs ~1 ms of CPU a search there, p99 1.3 ms (BENCHMARKS.md, "A million articles").
 IVF_NPROBE = 32
+# ivfpq: 4-bit sub-quantisers a code, by default one per 2 dimensions (192 at 384-d: 96 bytes a vector, 1/16 of
+# the float vector). Measured on bench/million.py's tuning queries at 60,000 articles (nprobe 32): one per 4
+# dimensions needed 4x the re-ranked rows for the same recall (0.985 at 400 against 100); residual codes were no
+# more accurate and slower.
+# ivfpq's nprobe and re-ranked rows, chosen at a million articles on the tuning queries of bench/million.py
+# (BENCHMARKS.md, "A million articles"): the lowest CPU p99 among configurations with tuning recall@10 >= 0.96 --
+# the goal 0.95 plus the 0.01 by which held-out recall fell short of tuning recall in the ivf measurement before
+# it (0.951 tuning, 0.942 held-out). At nprobe 96 its scan costs a third of the flat lists' CPU (p50 0.67 against
+# 1.98 ms) and less than ivf's default nprobe 32 (0.98 ms), at higher recall.
+PQ_NPROBE = 96
+PQ_RERANK = 100  # ivfpq: rows re-scored exactly a query (at least k)
 IVF_TRAIN_AT = 50_000  # an ivf index grown article by article turns from exact to inverted lists here
 _MIN_POINTS_PER_LIST = 39  # k-means with fewer points a centroid is poorly determined (faiss warns likewise)
 
@@ -99,14 +126,16 @@ class ArticleIndex:
     def __init__(
         self,
         dim: int,
-        kind: Literal["flat", "ivf", "hnsw"] = "flat",
+        kind: Literal["flat", "ivf", "ivfpq", "hnsw"] = "flat",
         *,
         encoder_name: str = "",
         hnsw_m: int = 32,
         ef_search: int = 64,
         nlist: int | None = None,
-        nprobe: int = IVF_NPROBE,
+        nprobe: int | None = None,
         train_at: int = IVF_TRAIN_AT,
+        pq_m: int | None = None,
+        rerank: int = PQ_RERANK,
     ) -> None:
         if kind not in INDEX_KINDS:
             raise ConfigError(f"unknown index kind {kind!r}. Valid kinds are: {', '.join(INDEX_KINDS)}")
@@ -117,8 +146,15 @@ class ArticleIndex:
         self.encoder_name = encoder_name
         if nlist is not None and nlist < 1:
             raise ConfigError(f"nlist must be at least 1 (or None: chosen from the size at training), got {nlist}")
-        if nprobe < 1 or train_at < 1:
-            raise ConfigError(f"nprobe and train_at must be at least 1, got {nprobe} and {train_at}")
+        nprobe = nprobe or (PQ_NPROBE if kind == "ivfpq" else IVF_NPROBE)
+        if nprobe < 1 or train_at < 1 or rerank < 1:
+            raise ConfigError(f"nprobe, train_at and rerank must be at least 1, got {nprobe}, {train_at}, {rerank}")
+        pq_m = pq_m or (dim // 2 if dim % 2 == 0 else dim)
+        if kind == "ivfpq" and (pq_m < 1 or dim % pq_m):
+            raise ConfigError(f"pq_m must divide the dimension {dim}, got {pq_m}")
+        self.pq_m = pq_m
+        self.rerank = rerank
+        self._scan: faiss.Index | None = None  # ivfpq once trained: the PQ fast-scan lists
         self.hnsw_m = hnsw_m
         self.ef_search = ef_search
         self.nlist = nlist  # lists once trained (None before, when chosen from the size at training)
@@ -135,7 +171,7 @@ class ArticleIndex:
         self._lock = threading.RLock()
 
     def _new_faiss(self) -> faiss.Index:
-        if self.kind in ("flat", "ivf"):  # an untrained ivf index is the flat one
+        if self.kind in ("flat", *_IVF_KINDS):  # an untrained ivf index is the flat one
             inner = faiss.IndexFlatIP(self.dim)
         else:
             inner = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
@@ -183,18 +219,23 @@ class ArticleIndex:
             rows = np.arange(self._next, self._next + len(ids), dtype=np.int64)
             self._next += len(ids)
             if len(ids):
-                self._index.add_with_ids(v, rows)
+                self._add(v, rows)
             for aid, row in zip(ids, rows.tolist()):
                 self._row_of[aid] = row
                 self._id_of[row] = aid
-            if self.kind == "ivf" and not self.trained and len(self._row_of) >= self.train_at:
+            if self.kind in _IVF_KINDS and not self.trained and len(self._row_of) >= self.train_at:
                 self.train()
+
+    def _add(self, v: np.ndarray, rows: np.ndarray) -> None:
+        self._index.add_with_ids(v, rows)
+        if self._scan is not None:
+            self._scan.add_with_ids(v, rows)
 
     def train(self) -> None:
         """Turn an ivf index that is still flat into inverted lists, clustering the vectors it holds now
         (no-op for other kinds, once trained, or with fewer than 39 vectors a list: it stays exact)."""
         with self._lock:
-            if self.kind != "ivf" or self.trained:
+            if self.kind not in _IVF_KINDS or self.trained:
                 return
             n = len(self._row_of)
             nlist = self._nlist_asked or auto_nlist(n)
@@ -217,9 +258,19 @@ class ArticleIndex:
             ivf.train(sample)
             ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by row id
             ivf.nprobe = self.nprobe
+            if self.kind == "ivfpq":
+                # codes trained on the same sample; by_residual off: measured no better here, and it costs a
+                # table per probed list
+                scan = faiss.IndexIVFPQFastScan(
+                    ivf.quantizer, self.dim, nlist, self.pq_m, 4, faiss.METRIC_INNER_PRODUCT
+                )
+                scan.by_residual = False
+                scan.train(sample)
+                scan.nprobe = self.nprobe
+                self._scan = scan
             # the flat copy goes before the lists fill: a million 384-d rows are 1.5 GB each
             self._index = ivf
-            ivf.add_with_ids(vecs, rows)
+            self._add(vecs, rows)
             self.nlist = nlist
 
     def set_nprobe(self, nprobe: int) -> None:
@@ -230,6 +281,8 @@ class ArticleIndex:
             self.nprobe = nprobe
             if self.trained:
                 self._index.nprobe = nprobe
+            if self._scan is not None:
+                self._scan.nprobe = nprobe
 
     def _writable(self) -> None:
         """A memory-mapped index is read-only: copy its lists into memory before the first change."""
@@ -254,9 +307,11 @@ class ArticleIndex:
             del self._id_of[r]
         if rows:
             self._writable()
-            if self.kind in ("flat", "ivf"):
+            if self.kind in ("flat", *_IVF_KINDS):
                 # faiss's Python layer takes an id array; its stub names only IDSelector
                 self._index.remove_ids(np.array(rows, dtype=np.int64))  # type: ignore[arg-type]
+                if self._scan is not None:  # no direct map (fast-scan lists have none): a pass over its ids
+                    self._scan.remove_ids(np.array(rows, dtype=np.int64))  # type: ignore[arg-type]
             else:
                 self._tombstones += len(rows)
         return len(rows)
@@ -295,6 +350,8 @@ class ArticleIndex:
         with self._lock:
             if not self._row_of:
                 return [[] for _ in range(len(q))]
+            if self._scan is not None:
+                return self._search_rerank(q, k)
             fetch = min(k + self._tombstones, self._index.ntotal)
             scores, rows = self._index.search(q, fetch)
             id_of = self._id_of
@@ -303,6 +360,21 @@ class ArticleIndex:
             for srow, rrow in zip(scores, rows):
                 hits = [(id_of[r], float(s)) for s, r in zip(srow.tolist(), rrow.tolist()) if r in id_of]
                 out.append(hits[:k])
+        return out
+
+    def _search_rerank(self, q: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """ivfpq: the best `rerank` rows by their PQ codes, re-scored exactly (caller holds the lock)."""
+        assert self._scan is not None
+        _, rows = self._scan.search(q, min(max(self.rerank, k), self._scan.ntotal))  # (nq, R)
+        out: list[list[tuple[str, float]]] = []
+        for qi, rrow in enumerate(rows):
+            live = rrow[rrow >= 0]  # (r,)
+            if not len(live):
+                out.append([])
+                continue
+            exact = self._index.reconstruct_batch(live) @ q[qi]  # (r,)
+            best = np.argsort(-exact, kind="stable")[:k]
+            out.append([(self._id_of[int(live[j])], float(exact[j])) for j in best])
         return out
 
     def compact(self) -> None:
@@ -319,6 +391,7 @@ class ArticleIndex:
             ids = list(self._row_of)
             vecs = self.vectors(ids)
             self._index = self._new_faiss()
+            self._scan = None
             self._row_of.clear()
             self._id_of.clear()
             self._tombstones = 0
@@ -343,6 +416,8 @@ class ArticleIndex:
                 "nlist": self._nlist_asked,
                 "nprobe": self.nprobe,
                 "train_at": self.train_at,
+                "pq_m": self.pq_m,
+                "rerank": self.rerank,
                 "trained": self.trained,
                 "next": self._next,
                 "tombstones": self._tombstones,
@@ -358,6 +433,13 @@ class ArticleIndex:
             meta["sha256"] = replace_keeping_committed_with(
                 d / "index.faiss", lambda tmp: faiss.write_index(index, tmp), recorded_sha256(d / "index.json")
             )
+            scan = self._scan
+            if scan is not None:
+                meta["scan_sha256"] = replace_keeping_committed_with(
+                    d / "scan.faiss",
+                    lambda tmp: faiss.write_index(scan, tmp),
+                    recorded_sha256(d / "index.json", "scan_sha256"),
+                )
         atomic_write_json(d / "index.json", meta)
 
     @classmethod
@@ -383,7 +465,9 @@ class ArticleIndex:
                 f"index at {d} was built with {meta['dim']}-d vectors ({meta.get('encoder')}), "
                 f"but the encoder gives {expect_dim}-d; rebuild the index with this encoder"
             )
-        mapped = bool(meta.get("kind") == "ivf" and meta.get("trained") and mmap is not False)
+        ivf_kind = meta.get("kind") in _IVF_KINDS
+        mapped = bool(ivf_kind and meta.get("trained") and mmap is not False)
+        scan = None
         try:
             if mapped:
                 path = committed_file(d / "index.faiss", meta.get("sha256"))
@@ -391,13 +475,18 @@ class ArticleIndex:
             else:
                 raw = np.frombuffer(read_committed(d / "index.faiss", meta.get("sha256")), dtype=np.uint8)
                 index = _deserialize_bounded(raw)
+            if meta.get("kind") == "ivfpq" and meta.get("trained"):
+                raw = np.frombuffer(read_committed(d / "scan.faiss", meta.get("scan_sha256")), dtype=np.uint8)
+                scan = _deserialize_bounded(raw)
         except (OSError, RuntimeError, MemoryError, ValueError, OverflowError) as exc:
             raise IndexFormatError(f"{d / 'index.faiss'} is unreadable: {str(exc)[:300]}") from None
-        if meta.get("kind") == "ivf" and bool(meta.get("trained")) != isinstance(index, faiss.IndexIVF):
+        if ivf_kind and bool(meta.get("trained")) != isinstance(index, faiss.IndexIVF):
             raise IndexFormatError(
                 f"{d}: index.json says a{'' if meta.get('trained') else 'n un'}trained ivf index, "
                 f"index.faiss holds a {type(index).__name__}"
             )
+        if scan is not None and (scan.ntotal != index.ntotal or not isinstance(scan, faiss.IndexIVF)):
+            raise IndexFormatError(f"{d}: scan.faiss does not match index.faiss ({scan.ntotal} vs {index.ntotal} rows)")
         if index.ntotal != meta["ntotal"] or index.d != meta["dim"]:
             raise IndexFormatError(
                 f"{d}: index.faiss holds {index.ntotal} x {index.d}, metadata says {meta['ntotal']} x {meta['dim']}"
@@ -409,10 +498,15 @@ class ArticleIndex:
             hnsw_m=meta["hnsw_m"],
             ef_search=meta["ef_search"],
             nlist=meta.get("nlist"),
-            nprobe=int(meta.get("nprobe", IVF_NPROBE)),
+            nprobe=meta.get("nprobe"),
             train_at=int(meta.get("train_at", IVF_TRAIN_AT)),
+            pq_m=meta.get("pq_m"),
+            rerank=int(meta.get("rerank", PQ_RERANK)),
         )
         self._index = index
+        self._scan = scan
+        if scan is not None:
+            scan.nprobe = self.nprobe
         self._mapped = mapped
         if self.kind == "hnsw":
             faiss.downcast_index(index.index).hnsw.efSearch = self.ef_search

@@ -7,6 +7,12 @@ visitor has read, and adds that (scaled to [0, 1] per session) to the dense scor
 The BM25 maths is the `bm25s` library's (Lucene's variant, sparse matrices, no pickle involved). The index is
 built from the KB's own texts, which the index folder already stores atomically in articles.jsonl, so it is
 rebuilt lazily after a load or a change instead of being saved beside it.
+
+Up to `FULL_SCAN_MAX` articles every article is scored (and the best lexical matches join the dense candidates).
+Above it, a request scores only the candidates it is asked about (`LexicalScores.get`): a dense array over a
+million articles, summed and partitioned on every request, cost more than everything else in a suggestion
+(BENCHMARKS.md, "A million articles"). There each text's scores are divided by their best over those candidates
+instead of over the whole KB, and no article joins the candidates on its words alone.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["LexicalIndex", "LexicalScores", "QUERY_CHARS"]
+__all__ = ["FULL_SCAN_MAX", "LexicalIndex", "LexicalScores", "QUERY_CHARS"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,23 +34,34 @@ QUERY_CHARS = 4000
 # (a page is read in many requests: every suggestion of its session). Bounded in floats, not entries: each
 # entry holds one score per article.
 _CACHE_FLOATS = 2_000_000  # 8 MB per worker
+# Above this many articles BM25 scores the dense candidates only (see the module docstring). The relevance
+# benchmark's KBs (hundreds to thousands of pages) stay far below it: their suggestions do not change.
+FULL_SCAN_MAX = 200_000
 
 
 class LexicalIndex:
     """BM25 scores of the KB's articles for a text. `texts` is called to (re)build after `invalidate`."""
 
-    def __init__(self, texts: Callable[[], tuple[Sequence[str], Sequence[str]]]) -> None:
+    def __init__(
+        self, texts: Callable[[], tuple[Sequence[str], Sequence[str]]], *, full_scan_max: int = FULL_SCAN_MAX
+    ) -> None:
         self._texts = texts  # -> (article ids, texts)
+        self._full_scan_max = full_scan_max
         self._lock = threading.Lock()
         self._bm25 = None
         self._row: dict[str, int] = {}
         self._ids: list[str] = []
+        self._docs = None  # above full_scan_max: the scores article-major (scipy CSR, N x vocabulary)
         self._scores: OrderedDict[str, np.ndarray] = OrderedDict()  # text head -> (N,) scores / their best
+        self._tokens: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()  # head -> (token ids, counts)
+        self._token_numbers = 0  # numbers held by _tokens: bounded like _scores, by _CACHE_FLOATS
 
     def invalidate(self) -> None:
         with self._lock:
             self._bm25 = None
             self._scores.clear()
+            self._tokens.clear()
+            self._token_numbers = 0
 
     def warm(self) -> None:
         """Build the index now (it is otherwise built at the first search): servers call this off the request
@@ -62,6 +79,7 @@ class LexicalIndex:
                     bm25.index(bm25s.tokenize(list(texts), stopwords="en", show_progress=False), show_progress=False)
                 self._row = {a: i for i, a in enumerate(ids)}
                 self._ids = list(ids)
+                self._docs = _article_major(bm25) if len(ids) > self._full_scan_max else None
                 self._bm25 = bm25
                 logger.debug("BM25 index built over %d articles", len(ids))
             return self._bm25, self._row, self._ids
@@ -72,6 +90,9 @@ class LexicalIndex:
         import bm25s
 
         bm25, row, ids = self._built()
+        docs = self._docs
+        if docs is not None and self._bm25 is bm25:
+            return self._candidate_scores(bm25, docs, row, texts, weights)
         total = np.zeros(len(row), dtype=np.float32)  # (N,)
         for text, w in zip(texts, weights):
             if not row or w <= 0 or not text.strip():
@@ -93,6 +114,38 @@ class LexicalIndex:
             total += w * scores
         return LexicalScores(total, row, ids)
 
+    def _candidate_scores(
+        self, bm25, docs, row: dict[str, int], texts: Sequence[str], weights: Sequence[float]
+    ) -> LexicalScores:
+        """Scores computed later, for the candidates asked about: each text's tokens (cached like the full
+        scores) as a query."""
+        import bm25s
+
+        queries: list[tuple[np.ndarray, np.ndarray]] = []
+        kept: list[float] = []
+        for text, w in zip(texts, weights):
+            if not row or w <= 0 or not text.strip():
+                continue
+            head = text[:QUERY_CHARS]
+            with self._lock:
+                q = self._tokens.get(head)
+                if q is not None:
+                    self._tokens.move_to_end(head)
+            if q is None:
+                tokens = bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0]
+                tok, counts = np.unique(np.asarray(bm25.get_tokens_ids(tokens), dtype=np.int64), return_counts=True)
+                q = (tok, counts.astype(np.float32))
+                with self._lock:
+                    if head not in self._tokens:
+                        self._tokens[head] = q
+                        self._token_numbers += 2 * len(q[0])
+                    while self._token_numbers > _CACHE_FLOATS and len(self._tokens) > 1:
+                        _, old = self._tokens.popitem(last=False)
+                        self._token_numbers -= 2 * len(old[0])
+            queries.append(q)
+            kept.append(w)
+        return LexicalScores(np.zeros(0, dtype=np.float32), row, [], candidates=(docs, queries, kept))
+
     @staticmethod
     def _normalised(bm25, tokens: list[str], n: int) -> np.ndarray:
         """BM25 of every article for these tokens divided by the best (zeros when nothing matches)."""
@@ -103,19 +156,72 @@ class LexicalIndex:
         return s / top if top > 0 else np.zeros(n, dtype=np.float32)
 
 
+def _article_major(bm25):
+    """bm25s's precomputed scores (token-major CSC: a token's column lists the articles holding it) as an
+    article-major CSR matrix, N x vocabulary, so that a few articles' scores are read without touching the rest."""
+    import scipy.sparse as sp
+
+    s = bm25.scores
+    if getattr(bm25, "nonoccurrence_array", None) is not None:  # BM25L / BM25+ (not the default Lucene variant)
+        raise NotImplementedError("candidate-only BM25 needs a variant without a non-occurrence score")
+    shape = (int(s["num_docs"]), len(s["indptr"]) - 1)
+    return sp.csc_matrix((s["data"], s["indices"], s["indptr"]), shape=shape).tocsr()
+
+
 class LexicalScores:
     """One search's scores over the KB, looked up by article id."""
 
-    def __init__(self, scores: np.ndarray, row: dict[str, int], ids: list[str]) -> None:
-        self._scores = scores  # (N,)
+    def __init__(
+        self,
+        scores: np.ndarray,
+        row: dict[str, int],
+        ids: list[str],
+        *,
+        candidates: tuple[object, list[tuple[np.ndarray, np.ndarray]], list[float]] | None = None,
+    ) -> None:
+        self._scores = scores  # (N,); empty when scored per candidate
         self._row = row  # article id -> position in scores
         self._ids = ids  # position -> article id
+        self._candidates = candidates  # (article-major scores, each text's (token ids, counts), weights)
 
     def get(self, ids: Sequence[str]) -> np.ndarray:
+        if self._candidates is not None:
+            return self._get_candidates(ids)
         return np.array([self._scores[self._row[a]] if a in self._row else 0.0 for a in ids], dtype=np.float32)
 
+    def _get_candidates(self, ids: Sequence[str]) -> np.ndarray:
+        """BM25 of these articles for each text, divided by the text's best over them, summed with the weights.
+
+        Read from the articles' rows alone (numpy, no sparse product: scipy's converts a matrix as wide as the
+        vocabulary on every call, ~1.3 ms at 200,000 articles)."""
+        assert self._candidates is not None
+        docs, queries, weights = self._candidates
+        out = np.zeros(len(ids), dtype=np.float32)  # (n,)
+        have = [i for i, a in enumerate(ids) if a in self._row]
+        if not have or not queries:
+            return out
+        indptr, indices, data = docs.indptr, docs.indices, docs.data  # type: ignore[attr-defined]
+        rows = np.array([self._row[ids[i]] for i in have], dtype=np.int64)  # (m,)
+        starts, ends = indptr[rows], indptr[rows + 1]  # (m,)
+        lengths = (ends - starts).astype(np.int64)
+        at = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
+        tokens, scores = indices[at], data[at]  # (nnz,) each article's tokens and their BM25 parts
+        owner = np.repeat(np.arange(len(rows)), lengths)  # (nnz,) which article each belongs to
+        s = np.zeros((len(rows), len(queries)), dtype=np.float32)  # (m, T)
+        for j, (tok, counts) in enumerate(queries):  # tok sorted (np.unique)
+            if not len(tok):
+                continue
+            pos = np.minimum(np.searchsorted(tok, tokens), len(tok) - 1)
+            hit = tok[pos] == tokens
+            s[:, j] = np.bincount(owner[hit], weights=scores[hit] * counts[pos[hit]], minlength=len(rows))
+        top = s.max(axis=0)  # (T,)
+        s = np.divide(s, top, out=np.zeros_like(s), where=top > 0)
+        out[have] = s @ np.asarray(weights, dtype=np.float32)  # (m,)
+        return out
+
     def top(self, n: int) -> list[str]:
-        """Ids of the n best-scoring articles with a positive score, best first."""
+        """Ids of the n best-scoring articles with a positive score, best first (none when scored per
+        candidate: finding them would be the full scan)."""
         if n <= 0 or not len(self._scores):
             return []
         n = min(n, len(self._scores))

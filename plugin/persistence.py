@@ -2,20 +2,25 @@
 
 A version folder (`plugin.versions` commits them atomically) holds `articles.jsonl` (the KB), `embeddings.npz`
 (the encoder's cache: article windows pooled, titles), `index.json` + `index.faiss` (`plugin.index`),
-`settings.json` (the suggestion settings it was saved with) and, when one is installed, the trained intent model
+`settings.json` (the suggestion settings it was saved with), what the recommender derives from the whole KB and
+would otherwise recompute at every load (`hubness.npz`: each article's neighbourhood similarity, `plugin.hubness`;
+`titles.npz`: the centred title vectors, `plugin.titles`) and, when one is installed, the trained intent model
 (`intent_model.json` + weights, `plugin.intent`). Nothing is pickled.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from .atomic import atomic_write_json, atomic_write_text
+import numpy as np
+
+from .atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from .config import SuggestSettings
 from .encoder import (
     CachedEncoder,
@@ -39,6 +44,8 @@ if TYPE_CHECKING:
     from .recommender import SessionRecommender
 
 __all__ = ["encoder_for", "is_trained", "load_version", "write_version"]
+
+logger = logging.getLogger(__name__)
 
 
 def encoder_for(name: str, dim: int) -> Encoder:
@@ -75,7 +82,57 @@ def write_version(rec: SessionRecommender, d: Path) -> None:
     if is_trained(rec.intent_model):
         rec.intent_model.save(d)
     atomic_write_json(d / "settings.json", {"suggest": rec.settings.model_dump()})
+    _write_derived(rec, d)
     rec.index.save(d)
+
+
+def _write_derived(rec: SessionRecommender, d: Path) -> None:
+    """hubness.npz and titles.npz, for the parts the settings use (computed now if not yet)."""
+    if not getattr(rec, "_embeds_text", True):
+        return
+    if rec.settings.hubness_weight > 0 and rec.settings.centre:
+        ids, r = rec.hubness.export()
+        if ids:
+            _write_npz(d / "hubness.npz", ids=np.array(ids, dtype=str), r=r, centre=np.array(rec.settings.centre))
+    if rec.settings.title_weight > 0:
+        got = rec.titles.export()
+        if got is not None and got[0]:
+            _write_npz(d / "titles.npz", ids=np.array(got[0], dtype=str), vectors=got[1])
+
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, allow_pickle=False, **arrays)
+
+    atomic_write_with(path, write)
+
+
+def _read_derived(rec: SessionRecommender, d: Path) -> None:
+    """Preload what the version saved of hubness and titles; a file that does not fit this KB is left unused (it is
+    then recomputed, as for a version saved before these files existed)."""
+    dim = rec.index.dim
+    for name in ("hubness.npz", "titles.npz"):
+        path = d / name
+        if not path.exists():
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                ids = z["ids"].tolist()
+                if name == "hubness.npz":
+                    r = z["r"]
+                    if r.shape == (len(ids),) and bool(z["centre"]) == rec.settings.centre:
+                        rec.hubness.preload(ids, r)
+                        continue
+                else:
+                    vecs = z["vectors"]
+                    if vecs.shape == (len(ids), dim):
+                        rec.titles.preload(ids, vecs)
+                        continue
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("%s unreadable (%s): recomputed when needed", path, exc)
+            continue
+        logger.warning("%s does not fit this index: recomputed when needed", path)
 
 
 def load_version(
@@ -112,4 +169,5 @@ def load_version(
         kwargs["settings"] = SuggestSettings(**json.loads((d / "settings.json").read_text(encoding="utf-8"))["suggest"])
     rec = cls(kb, CachedEncoder(enc, cache), index, **kwargs)
     rec.version = version
+    _read_derived(rec, d)
     return rec

@@ -53,6 +53,9 @@ logger = logging.getLogger(__name__)
 # Above this many articles `index_kind="auto"` picks ivf: exact flat search stops fitting a 2 ms budget. ivf
 # rather than hnsw: it deletes and updates in place and memory-maps (plugin.index; bench/million.py).
 _AUTO_IVF_ABOVE = 20_000
+# Above this many `auto` picks ivfpq: at a million articles it searched at half ivf's CPU for the same recall; at
+# 60,000 the two cost the same (bench/million.py, BENCHMARKS.md "A million articles").
+_AUTO_IVFPQ_ABOVE = 500_000
 _ENCODE_CHUNK = 128  # articles per encoder call: long ones make dozens of windows, and the bar should move
 
 
@@ -129,10 +132,12 @@ class SessionRecommender:
         return ids, self.encoder.encode(titles)
 
     def warm(self) -> None:
-        """Build now what the first request would otherwise build (BM25 index, hubness discounts, title vectors),
-        so that servers pay for it in their loading thread, not on a visitor's request."""
+        """Build now what the first request would otherwise build (BM25 index, hubness discounts, title vectors,
+        the index's mean vector), so that servers pay for it in their loading thread, not on a visitor's request."""
         if not self._embeds_text:
             return
+        if self.settings.centre:
+            self.index.mean_vector()  # reads every vector: seconds at a million articles
         if self.settings.lexical_weight > 0:
             self.lexical.warm()
         if self.settings.hubness_weight > 0:
@@ -148,14 +153,17 @@ class SessionRecommender:
         articles: Iterable[Article],
         *,
         encoder: Encoder | None = None,
-        index_kind: Literal["auto", "flat", "ivf", "hnsw"] = "auto",
+        index_kind: Literal["auto", "flat", "ivf", "ivfpq", "hnsw"] = "auto",
         progress: bool = True,
         **kwargs: Any,
     ) -> SessionRecommender:
         """Embed and index the articles (tqdm progress); kwargs go to the constructor."""
         arts = list(articles)
         enc = encoder if encoder is not None else sentence_encoder()
-        kind = index_kind if index_kind != "auto" else ("ivf" if len(arts) > _AUTO_IVF_ABOVE else "flat")
+        kind = index_kind
+        if kind == "auto":
+            n = len(arts)
+            kind = "ivfpq" if n > _AUTO_IVFPQ_ABOVE else "ivf" if n > _AUTO_IVF_ABOVE else "flat"
         # ivf clusters once, on every article (train_at), not on the first chunk the loop below adds
         index = ArticleIndex(enc.dim, kind, encoder_name=enc.name, train_at=max(len(arts), 1))
         rec = cls(KnowledgeBase(), enc, index, **kwargs)
@@ -330,7 +338,7 @@ class SessionRecommender:
             for i in text_rows:  # a slim page gets its text's head back, for BM25 (which reads no further)
                 content = pages.get(signal[i].content_ref or "")
                 if content is not None:
-                    signal[i] = replace(signal[i], text=content.text)
+                    signal[i] = _with_text(signal[i], content.text)
             # a vector from another encoder (the index was rebuilt with one since) has the wrong size: embed again
             stored = [
                 i
@@ -538,10 +546,7 @@ class SessionRecommender:
             order = mmr_select(cands, cand_vecs, k, cfg.mmr_lambda)
             ranked.append([(cands[i], cand_vecs[i]) for i in order])
 
-        # a KB page is named by its article's title even when the event carried only a url or id
-        labels = [
-            short_title(self.kb.get(key).title) if key and key in self.kb else e.label() for e, key in zip(signal, keys)
-        ]
+        labels = _Labels(self.kb, signal, keys)
         out = []
         for rank, (c, cvec) in enumerate(_share_slots(ranked, shares, k)):
             drivers = explain.drivers(attention, vecs, cvec, labels)
@@ -638,14 +643,18 @@ class SessionRecommender:
         while True:
             hits = self.index.search(search[None, :], pool)[0]
             top_learned = [learned_ids[i] for i in np.argsort(-whole, kind="stable")[:pool]] if learned_ids else []
-            ids = list(
-                dict.fromkeys(
+            # seen articles go before their records are looked up (the rules below would drop them anyway): a
+            # long session has many, and the pool grows by as many
+            ids = [
+                aid
+                for aid in dict.fromkeys(
                     [aid for aid, _ in hits]
                     + (lexical.top(pool) if lexical is not None else [])
                     + sorted(linked)
                     + top_learned
                 )
-            )
+                if aid not in seen_ids
+            ]
             found = [a for a in (self.kb.find(a) for a in ids) if a is not None]
             arts = [
                 a
@@ -782,6 +791,36 @@ def _share_slots(
         while len(taken) < k and take(g):
             pass
     return taken
+
+
+class _Labels(Sequence[str]):
+    """The session pages' names for reasons, each made when a reason first asks for it: reasons name at most two
+    pages per suggestion, and naming all of a long session's pages on every request was part of what it cost
+    over a short one (bench/session_length.py)."""
+
+    def __init__(self, kb: KnowledgeBase, signal: Sequence[Event], keys: Sequence[str | None]) -> None:
+        self._kb, self._signal, self._keys = kb, signal, keys
+        self._made: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._signal)
+
+    def __getitem__(self, j: int) -> str:  # type: ignore[override]  # an int index is all drivers() uses
+        if j not in self._made:
+            key, e = self._keys[j], self._signal[j]
+            # a KB page is named by its article's title even when the event carried only a url or id
+            self._made[j] = short_title(self._kb.get(key).title) if key and key in self._kb else e.label()
+        return self._made[j]
+
+
+def _with_text(event: Event, text: str | None) -> Event:
+    """`dataclasses.replace(event, text=text)` at a seventh of its cost: replace re-runs the constructor, and a long
+    session restores the text of up to `max_context_events` pages on every request (half its extra cost over a
+    short one, bench/session_length.py). Event is a plain frozen dataclass (no slots, no __post_init__)."""
+    clone = object.__new__(Event)
+    clone.__dict__.update(event.__dict__)
+    clone.__dict__["text"] = text
+    return clone
 
 
 def _stored_vector(pages: dict[str, PageContent], event: Event) -> np.ndarray:

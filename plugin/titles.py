@@ -11,6 +11,11 @@ Title vectors come from the index's own encoder through its embedding cache, whi
 index built with titles already embedded needs no model to use them. A request never embeds titles: when some
 are not in the cache (an index built before titles were, a recommender made around a fresh cache), they are left
 out of scoring until `warm()` embeds them (servers call it in their loading thread) or the KB changes.
+
+The centred title matrix is saved with the index folder's version (`titles.npz`, `plugin.persistence`), so a load
+reads it instead of centring every title vector again. Above `COMPACT_ABOVE` articles it is kept in float16: it
+would otherwise double the memory of the index's own vectors, and a title cosine (one small term of the score)
+needs no more precision; below, float32, so that no suggestion of an ordinary KB moves.
 """
 
 from __future__ import annotations
@@ -21,9 +26,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["TitleIndex"]
+from .errors import ConfigError
+
+__all__ = ["COMPACT_ABOVE", "TitleIndex"]
 
 logger = logging.getLogger(__name__)
+
+COMPACT_ABOVE = 200_000
 
 
 class TitleIndex:
@@ -35,7 +44,7 @@ class TitleIndex:
     def __init__(self, source: Callable[[bool], tuple[Sequence[str], np.ndarray] | None]) -> None:
         self._source = source
         self._lock = threading.Lock()
-        self._vecs: np.ndarray | None = None  # (N, D) centred, unit
+        self._vecs: np.ndarray | None = None  # (N, D) centred, unit (float16 above COMPACT_ABOVE articles)
         self._row: dict[str, int] = {}
         self._missing = False  # some title is not embedded: left out until warm() or a change
 
@@ -63,9 +72,21 @@ class TitleIndex:
                 if len(ids):
                     c = vecs - vecs.mean(0)  # (N, D): titles share "the", "how to", the product name
                     vecs = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
-                self._vecs, self._row = vecs, {a: i for i, a in enumerate(ids)}
+                self._vecs, self._row = _compact(vecs), {a: i for i, a in enumerate(ids)}
                 logger.debug("title vectors ready for %d articles", len(ids))
             return self._vecs, self._row
+
+    def export(self) -> tuple[list[str], np.ndarray] | None:
+        """(article ids, their centred title vectors (N, D)) when they are ready without a model."""
+        vecs, row = self._built(allow_encoding=False)
+        return None if vecs is None else (list(row), vecs)
+
+    def preload(self, ids: Sequence[str], vecs: np.ndarray) -> None:
+        """Install centred title vectors saved earlier for exactly this KB (a saved version's)."""
+        if len(ids) != len(vecs):
+            raise ConfigError(f"{len(ids)} ids but {len(vecs)} title vectors")
+        with self._lock:
+            self._vecs, self._row, self._missing = _compact(vecs), {a: i for i, a in enumerate(ids)}, False
 
     def query(self, ids: Sequence[str | None]) -> np.ndarray | None:
         """The unit mean of these articles' title vectors, (D,); None when none of them has one (pages outside
@@ -74,7 +95,7 @@ class TitleIndex:
         rows = [row[a] for a in ids if a is not None and a in row]
         if vecs is None or not rows:
             return None
-        q = vecs[rows].mean(0)  # (D,)
+        q = vecs[rows].astype(np.float32).mean(0)  # (D,)
         n = float(np.linalg.norm(q))
         return q / n if n > 1e-12 else None
 
@@ -86,5 +107,9 @@ class TitleIndex:
             return out
         have = [i for i, a in enumerate(ids) if a in row]
         if have:
-            out[have] = vecs[[row[ids[i]] for i in have]] @ query  # (n,)
+            out[have] = vecs[[row[ids[i]] for i in have]].astype(np.float32) @ query  # (n,)
         return out
+
+
+def _compact(vecs: np.ndarray) -> np.ndarray:
+    return np.asarray(vecs, dtype=np.float16 if len(vecs) > COMPACT_ABOVE else np.float32)

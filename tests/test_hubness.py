@@ -122,3 +122,31 @@ def test_a_kb_over_the_limit_goes_without_the_discount_and_without_reading_its_v
     rec.hubness.invalidate()
     assert rec.hubness.get([a.id for a in articles]).tolist() == [0.0] * len(articles)
     assert read == []
+
+
+def test_a_saved_version_carries_r_and_a_load_does_not_recompute_it(articles, fake_encoder, tmp_path, monkeypatch):
+    rec = SessionRecommender.build(articles, encoder=fake_encoder, progress=False)
+    ids = [a.id for a in articles]
+    expected = rec.hubness.get(ids)
+    rec.save(tmp_path)
+    calls = []
+    real = hubness.neighbourhood_similarity
+    monkeypatch.setattr(hubness, "neighbourhood_similarity", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    back = SessionRecommender.load(tmp_path, encoder=fake_encoder)
+    np.testing.assert_array_equal(back.hubness.get(ids), expected)
+    assert calls == []  # read from hubness.npz
+    back.upsert_articles([Article("near-dup", "dup", text=articles[0].text)])
+    assert back.hubness.get([articles[0].id])[0] > expected[0] and calls == [1]  # a change recomputes it
+
+
+def test_a_saved_r_that_does_not_fit_is_recomputed(articles, fake_encoder, tmp_path):
+    from plugin.versions import resolve_version
+
+    rec = SessionRecommender.build(articles, encoder=fake_encoder, progress=False)
+    ids = [a.id for a in articles]
+    expected = rec.hubness.get(ids)
+    rec.save(tmp_path)
+    d, _ = resolve_version(tmp_path)
+    np.savez(d / "hubness.npz", ids=np.array(ids[:2]), r=np.zeros(5, np.float32), centre=np.array(True))
+    back = SessionRecommender.load(tmp_path, encoder=fake_encoder)
+    np.testing.assert_allclose(back.hubness.get(ids), expected, rtol=1e-6)

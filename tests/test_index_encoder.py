@@ -22,11 +22,18 @@ def _vecs(n, d=16, seed=0):
 
 # "ivf" as built small (still exact) and "ivf1": trained on its first 40 vectors into one list, so it is exact
 # and every result is comparable, while add, update, remove and save/load go through the inverted lists.
-_KINDS = {"flat": {}, "hnsw": {}, "ivf": {}, "ivf1": {"nlist": 1, "train_at": 40}}
+_KINDS = {
+    "flat": {},
+    "hnsw": {},
+    "ivf": {},
+    "ivf1": {"nlist": 1, "train_at": 40},
+    "ivfpq": {},
+    "ivfpq1": {"nlist": 1, "train_at": 40},
+}
 
 
 def _base(kind):
-    return "ivf" if kind.startswith("ivf") else kind
+    return kind.rstrip("1")
 
 
 def _index(kind, dim=16, **kw):
@@ -49,7 +56,7 @@ class TestIndexContract:
         assert ix.remove(["a1", "missing"]) == 1
         assert "a1" not in [i for i, _ in ix.search(v[1:2], 10)[0]] and len(ix) == 49
         np.testing.assert_allclose(ix.vectors(["a2"])[0], v[2], atol=1e-6)
-        assert ix.trained == (kind == "ivf1")
+        assert ix.trained == (kind in ("ivf1", "ivfpq1"))
 
     def test_save_load_roundtrip(self, kind, tmp_path):
         ix = _index(kind, encoder_name="hashing:16")
@@ -73,8 +80,8 @@ def test_index_input_validation(tmp_path):
         ix.upsert(["a", "a"], _vecs(2, 8))
     with pytest.raises(ConfigError, match="NaN"):
         ix.upsert(["a"], np.full((1, 8), np.nan, np.float32))
-    with pytest.raises(ConfigError, match="Valid kinds are: flat, ivf, hnsw"):
-        ArticleIndex(8, "ivfpq")
+    with pytest.raises(ConfigError, match="Valid kinds are: flat, ivf, ivfpq, hnsw"):
+        ArticleIndex(8, "ivf-pq")
     assert ix.search(_vecs(2, 8), 3) == [[], []]
     with pytest.raises(IndexFormatError, match="index.json missing"):
         ArticleIndex.load(tmp_path)

@@ -140,3 +140,95 @@ def test_builder_picks_ivf_above_the_threshold_and_the_version_keeps_it(monkeypa
     rec.save(tmp_path)
     back = SessionRecommender.load(tmp_path)
     assert back.index.kind == "ivf" and back.suggest_for(["a1"], k=3)
+
+
+# ------------------------------------------------------------ ivfpq: PQ fast scan + exact re-rank
+
+
+@pytest.fixture()
+def ivfpq(data):
+    x, _, _ = data
+    ix = ArticleIndex(D, "ivfpq", train_at=N)
+    ix.upsert([f"a{i}" for i in range(N)], x)
+    return ix
+
+
+def test_ivfpq_scans_codes_and_reranks_exactly(data, ivfpq):
+    _, q, exact = data
+    assert ivfpq.trained and ivfpq._scan is not None and ivfpq._scan.ntotal == N
+    reranked = _recall(ivfpq, q, exact)
+    assert reranked >= 0.95
+    got = ivfpq.search(q[:5], K)
+    for hits, query in zip(got, q[:5]):  # re-ranked: the scores are the exact inner products, best first
+        vecs = ivfpq.vectors([a for a, _ in hits])
+        np.testing.assert_allclose([s for _, s in hits], vecs @ query, rtol=1e-5, atol=1e-6)
+        assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+    ivfpq.rerank = K  # re-scoring only as many rows as asked for leaves the choice to the 4-bit codes: worse
+    assert _recall(ivfpq, q, exact) < reranked - 0.02
+
+
+def test_ivfpq_add_update_delete_reach_both_sets_of_lists(data, ivfpq):
+    x, _, _ = data
+    far = -x[7]
+    ivfpq.upsert(["a7", "new"], np.stack([far, x[3]]))
+    assert ivfpq.remove(["a3", "a99999"]) == 1
+    assert len(ivfpq) == N and ivfpq._scan.ntotal == ivfpq._index.ntotal == N
+    np.testing.assert_allclose(ivfpq.vectors(["a7"])[0], far, atol=1e-6)
+    top = [a for a, _ in ivfpq.search(x[3][None, :], 3)[0]]
+    assert top[0] == "new" and "a3" not in top
+    assert ivfpq.search(far[None, :], 1)[0][0][0] == "a7"
+    assert "a7" not in [a for a, _ in ivfpq.search(x[7][None, :], K)[0]]
+
+
+def test_ivfpq_saves_both_lists_and_loads_the_exact_ones_memory_mapped(data, ivfpq, tmp_path):
+    x, q, _ = data
+    ivfpq.set_nprobe(16)
+    ivfpq.rerank = 64
+    ivfpq.save(tmp_path)
+    before = ivfpq.search(q[:20], K)
+    back = ArticleIndex.load(tmp_path)
+    assert back.kind == "ivfpq" and back.nprobe == 16 and back.rerank == 64 and back._scan.nprobe == 16
+    assert isinstance(
+        faiss.downcast_InvertedLists(faiss.extract_index_ivf(back._index).invlists), faiss.OnDiskInvertedLists
+    )
+    assert back.search(q[:20], K) == before
+    back.upsert(["fresh"], x[11][None, :])
+    back.remove(["a11"])
+    assert back.search(x[11][None, :], 1)[0][0][0] == "fresh"
+    (tmp_path / "scan.faiss").write_bytes(b"not an index")
+    from plugin.errors import IndexFormatError
+
+    with pytest.raises(IndexFormatError):
+        ArticleIndex.load(tmp_path)
+
+
+def test_ivfpq_rebuild_retrains_both(data, ivfpq):
+    x, _, _ = data
+    ivfpq.remove([f"a{i}" for i in range(0, N, 2)])
+    other, _ = _clustered(N // 2, seed=5)
+    ivfpq.upsert([f"b{i}" for i in range(N // 2)], other)
+    old_scan = ivfpq._scan
+    ivfpq.rebuild()
+    assert ivfpq.trained and ivfpq._scan is not old_scan and ivfpq._scan.ntotal == len(ivfpq) == N
+    assert ivfpq.search(x[1][None, :], 1)[0][0][0] == "a1" and ivfpq.search(other[3][None, :], 1)[0][0][0] == "b3"
+
+
+def test_ivfpq_checks_its_settings():
+    from plugin.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pq_m"):
+        ArticleIndex(D, "ivfpq", pq_m=5)
+    with pytest.raises(ConfigError, match="rerank"):
+        ArticleIndex(D, "ivfpq", rerank=0)
+
+
+def test_builder_picks_ivfpq_above_its_threshold_with_its_own_nprobe(monkeypatch):
+    from plugin import recommender
+    from plugin.index import PQ_NPROBE
+
+    monkeypatch.setattr(recommender, "_AUTO_IVF_ABOVE", 10)
+    monkeypatch.setattr(recommender, "_AUTO_IVFPQ_ABOVE", 30)
+    arts = [Article(id=f"a{i}", title=f"page {i}", text=f"words about subject {i % 5}") for i in range(40)]
+    assert SessionRecommender.build(arts[:20], encoder=HashingEncoder(64), progress=False).index.kind == "ivf"
+    rec = SessionRecommender.build(arts, encoder=HashingEncoder(64), progress=False)
+    assert rec.index.kind == "ivfpq" and rec.index.nprobe == PQ_NPROBE and rec.suggest_for(["a1"], k=3)

@@ -111,3 +111,31 @@ def test_worker_cache_entries_lapse_after_the_session_ttl():
     assert pages.get("a") is not None
     now[0] = 170
     assert pages.get("a") is None and len(pages) == 0
+
+
+def test_restoring_a_stored_pages_text_is_dataclasses_replace():
+    from dataclasses import replace
+
+    from plugin.events import make_event
+    from plugin.recommender import _with_text
+
+    e = make_event("s", "page_view", url="https://blog.test/1", title="Notes", text="body", ts=1.0).slim()
+    restored = _with_text(e, "body")
+    assert restored == replace(e, text="body") and restored.content() == "Notes\nbody"
+    assert e.text is None  # the stored event is not touched
+
+
+def test_reasons_name_the_pages_as_before_but_only_those_asked_for(articles, fake_encoder):
+    from plugin.events import make_event, short_title
+    from plugin.recommender import _Labels
+
+    rec = _recommender(articles, fake_encoder)
+    art = next(iter(rec.kb))
+    signal = [
+        make_event("s", "article_open", article_id=art.id, ts=0.0),
+        make_event("s", "search", query="how to serialize", ts=1.0),
+        make_event("s", "page_view", url="https://blog.test/x", title="Notes — a blog", ts=2.0),
+    ]
+    labels = _Labels(rec.kb, signal, [art.id, None, None])
+    assert len(labels) == 3 and labels._made == {}
+    assert [labels[i] for i in range(3)] == [short_title(art.title), "your search “how to serialize”", "Notes"]

@@ -178,3 +178,26 @@ def test_quotas_split_k_by_share():
     assert _quotas([0.9, 0.1], 3) == [2, 1]  # an interest with a positive share keeps one slot
     assert _quotas([1.0, 0.0], 3) == [3, 0]
     assert _quotas([0.5, 0.5], 1) == [1, 0]
+
+
+def test_above_the_full_scan_limit_bm25_scores_only_the_candidates_asked_about():
+    docs = {
+        "a": "postgres vacuum analyze tables",
+        "b": "vacuum full locks the table",
+        "c": "django models and migrations",
+        "d": "migrations for postgres in django",
+        "e": "analyze statistics planner",
+    }
+    full = LexicalIndex(lambda: (list(docs), list(docs.values())))
+    per_candidate = LexicalIndex(lambda: (list(docs), list(docs.values())), full_scan_max=len(docs) - 1)
+    texts, weights = ["vacuum analyze on postgres tables", "django migrations"], [0.7, 0.3]
+    asked = ["b", "d", "e", "zz"]
+    # the same BM25 as the full scan, each text divided by its best over the candidates instead of over the KB
+    expected = np.zeros(len(asked))
+    for text, w in zip(texts, weights):
+        s = full.search([text], [1.0]).get(asked)
+        expected += w * s / s.max()
+    got = per_candidate.search(texts, weights)
+    np.testing.assert_allclose(got.get(asked), expected, rtol=1e-5)
+    assert got.get(["zz"]).tolist() == [0.0] and got.top(3) == []  # no lexical-only candidates: that is the scan
+    assert per_candidate._docs is not None and full._docs is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from plugin import Article, HashingEncoder, SessionRecommender, SuggestSettings
@@ -72,3 +73,30 @@ def test_a_cold_load_does_not_build_the_model_for_titles_until_warm(tmp_path):
 def test_title_weight_is_validated():
     with pytest.raises(ValueError):
         SuggestSettings(title_weight=1.5)
+
+
+def test_a_saved_version_carries_the_centred_title_vectors(tmp_path, monkeypatch):
+    rec = SessionRecommender.build(
+        _kb(), encoder=HashingEncoder(256), progress=False, settings=SuggestSettings(**OPEN, title_weight=0.3)
+    )
+    q = rec.titles.query(["mailer-overview", "mailer-settings"])
+    ids = [a.id for a in _kb()]
+    expected = rec.titles.scores(q, ids)
+    rec.save(tmp_path)
+    loaded = SessionRecommender.load(tmp_path)
+    monkeypatch.setattr(loaded, "_title_vectors", lambda allow: pytest.fail("titles recomputed at load"))
+    np.testing.assert_array_equal(loaded.titles.query(["mailer-overview", "mailer-settings"]), q)
+    np.testing.assert_array_equal(loaded.titles.scores(q, ids), expected)
+    assert loaded.titles._vecs.dtype == np.float32  # float16 only above titles.COMPACT_ABOVE articles
+
+
+def test_a_huge_kb_keeps_its_title_vectors_in_float16(monkeypatch):
+    from plugin import titles
+
+    monkeypatch.setattr(titles, "COMPACT_ABOVE", 5)
+    rec = SessionRecommender.build(
+        _kb(), encoder=HashingEncoder(256), progress=False, settings=SuggestSettings(**OPEN, title_weight=0.3)
+    )
+    q = rec.titles.query(["mailer-overview"])
+    assert rec.titles._vecs.dtype == np.float16 and q.dtype == np.float32
+    assert rec.titles.scores(q, ["mailer-overview"])[0] == pytest.approx(1.0, abs=2e-3)
