@@ -71,7 +71,9 @@ def simplex_grid(n: int, step: float) -> list[tuple[float, ...]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
-    ap.add_argument("--models", nargs="+", required=True, help="saved model folders (count models are refitted on 90%%)")
+    ap.add_argument(
+        "--models", nargs="+", required=True, help="saved model folders (count models are refitted on 90%%)"
+    )
     ap.add_argument("--step", type=float, default=0.1, help="weight grid step over the simplex")
     ap.add_argument("--max-valid", type=int, default=15000)
     ap.add_argument("--batch-size", type=int, default=512)
