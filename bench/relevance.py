@@ -49,6 +49,7 @@ from .relevance_index import DEFAULT_CACHE, build_recommender
 from .relevance_protocols import (
     Session,
     bootstrap_ci,
+    drift_ceiling,
     drift_sessions,
     hit_at,
     precision_at,
@@ -203,6 +204,10 @@ def ceiling_values(
     if protocol == "walk":
         v = [walk_ceiling(s, corpus.links, K) for s in sessions]
         return {"HR@5": v}
+    if protocol == "drift":
+        hubs = {a.id for a in corpus.articles if a.meta.get("hub")}
+        rows = [drift_ceiling(s, members, hubs, K) for s in sessions]
+        return {m: [r[m] for r in rows] for m in rows[0]} if rows else {}
     return {}
 
 
@@ -278,7 +283,7 @@ def summarise(res: dict, seed: int) -> dict:
 def tables(title: str, res: dict, seed: int, n_sessions: dict[str, int]) -> str:
     lines = [f"#### {title}", ""]
     for proto, by in res.items():
-        metrics = list(next(iter(by.values())).keys())
+        metrics = list(dict.fromkeys(m for mets in by.values() for m in mets))  # the ceiling may add a column
         lines.append(f"*{proto}* ({n_sessions[proto]} sessions)")
         lines.append("")
         lines.append("| method | " + " | ".join(metrics) + " |")

@@ -6,7 +6,7 @@ No model and no I/O here, so tests can pin every piece on tiny hand-made inputs.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +24,7 @@ __all__ = [
     "bootstrap_ci",
     "ratio_ci",
     "topical_ceiling",
+    "drift_ceiling",
     "walk_ceiling",
 ]
 
@@ -182,6 +183,13 @@ def topical_ceiling(session: Session, members: Mapping[str, Sequence[str]], k: i
     """Best P@k given the chapter's size: every unread page of the chapter, up to k."""
     unread = len(set(members[session.chapter]) - set(session.pages))
     return min(k, unread) / k
+
+
+def drift_ceiling(session: Session, members: Mapping[str, Sequence[str]], never: Set[str], k: int) -> dict[str, float]:
+    """Best shares on a drift session: every slot in B ("in B (newest)"), or one slot kept for A and the rest in B
+    ("in B, one slot for A"), counting only pages the plugin may suggest (unread, not in `never`: hub pages)."""
+    b = len(set(members[session.chapter]) - set(session.pages) - never)
+    return {"in B (newest)": min(k, b) / k, "in B, one slot for A": min(k - 1, b) / k}
 
 
 def walk_ceiling(session: Session, links: Mapping[str, Sequence[str]], k: int) -> float:
