@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -27,16 +27,19 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .cold_start import CalibrationStep, ColdStartCalibration, fit_calibration
 from .errors import ConfigError, DataFormatError
 from .index import ArticleIndex
 from .intent import ContentSTAMP, ContentSTAMPConfig
 from .recommender import SessionRecommender
 from .stamp import STAMPConfig
 from .transitions import ITEM_MODELS, ItemTransitions, TransitionConfig
+from .zero_shot import ZeroShotIntent
 
 __all__ = [
     "ContentTrainConfig",
     "ContentTrainReport",
+    "choose_cold_start",
     "choose_scoring",
     "choose_transitions",
     "train_content_stamp",
@@ -47,6 +50,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _STEPS_PER_EPOCH = 50
+# choose_cold_start: the share of the catalogue its stand-in model is trained without (the bench's own share of
+# articles added after training), and the validation steps into them it needs before it fits a calibration.
+COLD_START_HELD_FRACTION = 0.1
+COLD_START_MIN_STEPS = 30
 _MIN_BATCH = 16
 
 
@@ -293,17 +300,182 @@ def choose_transitions(
     return served, mrr
 
 
+def _rebuilt(model: ContentSTAMP, **changes: object) -> ContentSTAMP:
+    """The same trained weights and transition component under a config with `changes`."""
+    out = ContentSTAMP(replace(model.config, **changes))  # type: ignore[arg-type]
+    out.load_state_dict(model.state_dict())
+    out.transitions = model.transitions
+    return out.eval()
+
+
+def _zero_shot_rankings(
+    recommender: SessionRecommender, model: ContentSTAMP, steps: Sequence[tuple[list[str], str]], depth: int
+) -> list[tuple[list[str], np.ndarray]]:
+    """The zero-shot recommender's top `depth` (ids, scores) for each step's prefix, as the served cold-start
+    merge asks it (its rules and all; pure ranking, like `_served_mrr`)."""
+    settings = recommender.settings.model_copy(update={"min_score": None, "mmr_lambda": 1.0})
+    zero = SessionRecommender(
+        recommender.kb,
+        recommender.encoder,
+        recommender.index,
+        intent_model=ZeroShotIntent(recommender.index.dim, model.config.zero_shot_temperature),
+        settings=settings,
+    )
+    out = []
+    for prefix, _ in steps:
+        top = zero.suggest_for(prefix, k=depth)
+        out.append(([s.article.id for s in top], np.array([s.score for s in top], np.float64)))
+    return out
+
+
+def _cold_start_steps(
+    index: ArticleIndex,
+    stand_in: ContentSTAMP,
+    transitions: TransitionConfig | None,
+    train: Sequence[Sequence[str]],
+    steps: Sequence[tuple[list[str], str]],
+    zero: Sequence[tuple[list[str], np.ndarray]],
+    held: Collection[str],
+) -> list[CalibrationStep]:
+    """The validation steps as a model trained without the `held` articles sees them: `stand_in` was trained on
+    the training sessions without them, and the transition counts are refitted the same way (as the log of a KB
+    without them would give). The held articles that the zero-shot top list (`zero`, per step) shows are the new
+    articles, with their zero-shot score and rank; the other unread articles keep their served score."""
+    ids = index.ids()
+    pos = {a: i for i, a in enumerate(ids)}
+    table = index.vectors(ids)  # (N, D)
+    is_held = np.array([a in held for a in ids])  # (N,)
+    counts = None
+    if transitions is not None:
+        counts = ItemTransitions.fit([[a for a in s if a not in held] for s in train], transitions)
+    out: list[CalibrationStep] = []
+    for (prefix, target), (z_ids, z_scores) in zip(steps, zero):
+        keys = [None if a in held else a for a in prefix]
+        intent = stand_in.intent(index.vectors(prefix), keys)
+        score = table @ intent.vector  # (N,) served scores of the known articles: text cosine ...
+        if intent.learned_scores is not None:  # ... + learned part (none for a held article: never clicked) ...
+            score[[pos[a] for a in intent.learned_ids]] += intent.learned_scores
+        if counts is not None:  # ... + transition counts
+            t_ids, t_scores = counts.scores(keys)
+            score[[pos[a] for a in t_ids]] += t_scores
+        unread = np.ones(len(ids), bool)
+        unread[[pos[a] for a in prefix]] = False
+        known = np.flatnonzero(unread & ~is_held)  # (K,)
+        new = [r for r, a in enumerate(z_ids) if a in held]  # zero-shot ranks of the new ones it shows
+        if target not in held:
+            where = int(np.searchsorted(known, pos[target]))
+        else:
+            r = z_ids.index(target) if target in z_ids else -1
+            where = len(known) + new.index(r) if r >= 0 else -1
+        out.append(CalibrationStep(score[known], z_scores[new], np.array(new, np.int64), where))
+    return out
+
+
+def _cold_start_mrr(
+    steps: Sequence[CalibrationStep], calibration: ColdStartCalibration, cutoff: int
+) -> dict[str, float]:
+    """MRR@cutoff of the replayed steps when the new articles are scored by `calibration` ("score") or put at
+    their zero-shot rank ("rank", `rules.merge_cold_start`'s rule), overall and on the steps into a new article."""
+    rr = {name: np.zeros(len(steps)) for name in ("score", "rank")}
+    for i, s in enumerate(steps):
+        nk = len(s.known)
+        if s.target < 0:  # a new article the zero-shot list missed: neither way can show it
+            continue
+        new = calibration.scores(s.zero_scores, s.zero_ranks)  # (H,)
+        allv = np.concatenate([s.known, new])  # (K + H,)
+        rank = int((allv >= allv[s.target]).sum())  # ties count against the target
+        rr["score"][i] = 1.0 / rank if rank <= cutoff else 0.0
+        if s.target >= nk:
+            place = int(s.zero_ranks[s.target - nk])
+        else:
+            place = int((s.known >= s.known[s.target]).sum()) - 1  # its place among the known ones, ties against it
+            for r in np.sort(s.zero_ranks):  # every new article placed at or before it pushes it one down
+                if r > place:
+                    break
+                place += 1
+        rr["rank"][i] = 1.0 / (place + 1) if place < cutoff else 0.0
+    into_new = np.array([s.target < 0 or s.target >= len(s.known) for s in steps])
+    out = {name: float(v.mean()) for name, v in rr.items()}
+    if into_new.any():
+        out.update({f"{name} (into new)": float(v[into_new].mean()) for name, v in rr.items()})
+    return out
+
+
+def choose_cold_start(
+    recommender: SessionRecommender,
+    model: ContentSTAMP,
+    sessions: Sequence[Sequence[str]],
+    config: ContentTrainConfig | None = None,
+    *,
+    held_fraction: float = COLD_START_HELD_FRACTION,
+    min_new_steps: int = COLD_START_MIN_STEPS,
+    max_steps: int = 3000,
+    progress: bool = False,
+) -> tuple[ContentSTAMP, dict[str, float]]:
+    """How `model` will rank articles added after training (outside its catalogue), chosen on validation.
+
+    A stand-in model is trained like `model` on the same training sessions, but as if a random `held_fraction`
+    of the catalogue had not been written yet (`train_content_stamp(exclude=...)`); the held-out sessions' steps
+    (the same validation split as training, never the test) are then ranked with those articles as the new ones
+    (`_cold_start_steps`). A model trained with them would know them better than it can know a real new article,
+    and its known scores in the steps that lead to them would be lower than a model without them gives: the
+    calibration would come out too generous to new articles. A `cold_start.ColdStartCalibration` is fitted on
+    the steps by maximum likelihood; it serves ("score") when it ranks their next articles better (MRR@cutoff)
+    than putting the new articles at their zero-shot rank ("rank", ties, and whenever fewer than `min_new_steps`
+    steps lead to a held article: too few to fit on). Only for a model served with plain scoring: under the
+    rules' fusion the recommender's own scores are not the trained ones.
+    Returns the model with the chosen policy and the stand-in's MRRs (empty when nothing was fitted)."""
+    cfg = config or ContentTrainConfig()
+    if not model.config.plain_scoring or not model.config.catalogue:
+        return model, {}
+    if not 0.0 < held_fraction < 1.0:
+        raise ConfigError(f"choose_cold_start's held_fraction must be in (0, 1), got {held_fraction}")
+    train, steps = _validation_steps(recommender, sessions, cfg, max_steps)
+    ids = recommender.index.ids()
+    rng = np.random.default_rng(cfg.seed)
+    held = set(rng.choice(ids, max(1, int(len(ids) * held_fraction)), replace=False).tolist())
+    n_new = sum(target in held for _, target in steps)
+    keep = _rebuilt(model, cold_start="rank", cold_calibration=())
+    if n_new < min_new_steps:
+        logger.info("cold start: %d validation steps into held articles (< %d); zero-shot rank", n_new, min_new_steps)
+        return keep, {}
+    stand_in, _ = train_content_stamp(
+        train,
+        recommender.index,
+        replace(cfg, output_vectors=model.config.output_vectors),
+        progress=progress,
+        exclude=held,
+    )
+    zero = _zero_shot_rankings(recommender, model, steps, cfg.cutoff)
+    tconfig = model.transitions.config if model.transitions is not None else None
+    replayed = _cold_start_steps(recommender.index, stand_in, tconfig, train, steps, zero, held)
+    try:
+        calibration, scale = fit_calibration(replayed, init_scale=cfg.logit_scale)
+    except ConfigError as exc:
+        logger.info("cold start: no calibration (%s); zero-shot rank", exc)
+        return keep, {}
+    mrr = _cold_start_mrr(replayed, calibration, cfg.cutoff)
+    logger.info(
+        "cold-start MRR@%d of the stand-in: %s (calibration %s, scale %.3f)", cfg.cutoff, mrr, calibration, scale
+    )
+    # kept under either policy: an operator (or the bench) can switch to it without refitting
+    policy = "score" if mrr["score"] > mrr["rank"] else "rank"
+    return _rebuilt(model, cold_start=policy, cold_calibration=calibration.as_tuple()), mrr
+
+
 def train_content_stamp(
     sessions: Sequence[Sequence[str]],
     index: ArticleIndex,
     config: ContentTrainConfig | None = None,
     *,
     progress: bool = True,
+    exclude: Collection[str] = frozenset(),
 ) -> tuple[ContentSTAMP, ContentTrainReport]:
     """Fit a hybrid ContentSTAMP on logged article-id sessions (`click_sessions(...)` items); returns the
-    best-on-validation model and a report."""
+    best-on-validation model and a report. `exclude`: articles trained as if the KB did not hold them yet (out
+    of the sessions, the candidates and the catalogue), as `choose_cold_start`'s stand-in model needs."""
     cfg = config or ContentTrainConfig()
-    ids = index.ids()
+    ids = [a for a in index.ids() if a not in exclude]
     pos = {a: i for i, a in enumerate(ids)}
     seqs = [[pos[a] for a in s] for s in _known_sessions(sessions, ids)]
     if len(seqs) < 10:
