@@ -54,6 +54,9 @@ _STEPS_PER_EPOCH = 50
 # articles added after training), and the validation steps into them it needs before it fits a calibration.
 COLD_START_HELD_FRACTION = 0.1
 COLD_START_MIN_STEPS = 30
+# Shifts of the fitted calibration's bias (served score units: cosines plus learned parts) tried on validation
+# to keep new articles at zero-shot quality (`_keep_zero_shot_quality`).
+COLD_START_SHIFTS = tuple(np.round(np.arange(-0.5, 1.0001, 0.05), 3).tolist())
 _MIN_BATCH = 16
 
 
@@ -454,13 +457,32 @@ def choose_cold_start(
     except ConfigError as exc:
         logger.info("cold start: no calibration (%s); zero-shot rank", exc)
         return keep, {}
-    mrr = _cold_start_mrr(replayed, calibration, cfg.cutoff)
+    calibration, mrr = _keep_zero_shot_quality(replayed, calibration, cfg.cutoff)
     logger.info(
         "cold-start MRR@%d of the stand-in: %s (calibration %s, scale %.3f)", cfg.cutoff, mrr, calibration, scale
     )
     # kept under either policy: an operator (or the bench) can switch to it without refitting
-    policy = "score" if mrr["score"] > mrr["rank"] else "rank"
+    policy = "score" if mrr["score"] > mrr["rank"] and mrr["score (into new)"] >= mrr["rank (into new)"] else "rank"
     return _rebuilt(model, cold_start=policy, cold_calibration=calibration.as_tuple()), mrr
+
+
+def _keep_zero_shot_quality(
+    steps: Sequence[CalibrationStep], calibration: ColdStartCalibration, cutoff: int
+) -> tuple[ColdStartCalibration, dict[str, float]]:
+    """The maximum-likelihood calibration with its bias moved by the shift of `COLD_START_SHIFTS` that ranks the
+    steps best (MRR@cutoff) while their steps into a new article rank at least as well as at the zero-shot rank:
+    new articles must stay at zero-shot quality (issue #14.4), and the likelihood alone would trade them for the
+    known ones. With no such shift, the unshifted one (the caller then keeps the zero-shot rank)."""
+    best: tuple[float, ColdStartCalibration, dict[str, float]] | None = None
+    for shift in COLD_START_SHIFTS:
+        cand = replace(calibration, bias=calibration.bias + shift)
+        mrr = _cold_start_mrr(steps, cand, cutoff)
+        logger.info("cold-start bias shift %+.3f: %s", shift, mrr)
+        if mrr["score (into new)"] >= mrr["rank (into new)"] and (best is None or mrr["score"] > best[0]):
+            best = (mrr["score"], cand, {**mrr, "bias shift": shift})
+    if best is None:
+        return calibration, _cold_start_mrr(steps, calibration, cutoff)
+    return best[1], best[2]
 
 
 def train_content_stamp(

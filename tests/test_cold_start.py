@@ -11,7 +11,7 @@ import torch
 
 from plugin import Article, ConfigError, HashingEncoder, SessionRecommender, STAMPConfig, SuggestSettings
 from plugin.cold_start import CalibrationStep, ColdStartCalibration, fit_calibration, zero_shot_features
-from plugin.content_training import ContentTrainConfig, _cold_start_mrr, choose_cold_start
+from plugin.content_training import ContentTrainConfig, _cold_start_mrr, _keep_zero_shot_quality, choose_cold_start
 from plugin.intent import ContentSTAMP, ContentSTAMPConfig
 from plugin.zero_shot import ZeroShotIntent
 
@@ -177,3 +177,14 @@ def test_choose_cold_start_keeps_the_rank_merge_for_a_model_under_the_rules_fusi
     sessions = [["json0", "json1", "json2"]] * 20
     out, mrr = choose_cold_start(rec, fused, sessions, ContentTrainConfig())
     assert out is fused and mrr == {}
+
+
+def test_the_bias_shift_keeps_new_articles_at_zero_shot_quality():
+    # zero-shot shows the new article first (score 0.8); the fitted calibration puts it at 0.3, below both known
+    into_new = CalibrationStep(np.array([0.9, 0.5]), np.array([0.8]), np.array([0]), target=2)
+    into_known = CalibrationStep(np.array([0.9, 0.5]), np.array([0.8]), np.array([0]), target=0)
+    cal, mrr = _keep_zero_shot_quality([into_new, into_known], ColdStartCalibration(1.0, 0.0, -0.5), cutoff=10)
+    # parity on the step into it needs a score above 0.9 (a tie counts against it): the smallest such shift, +0.65
+    assert mrr["bias shift"] == pytest.approx(0.65)
+    assert cal.bias == pytest.approx(0.15)
+    assert mrr["score (into new)"] == mrr["rank (into new)"] == 1.0
