@@ -187,7 +187,7 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
             else "without transition counts"
         )
     )
-    model, cold = choose_cold_start(rec, model, sessions, cfg, progress=not args.quiet)
+    model, cold = choose_cold_start(rec, model, sessions, cfg, progress=not args.quiet, policy=args.cold_start)
     if cold:
         print(
             f"held-out MRR@{cfg.cutoff} of a stand-in trained without a tenth of the articles, which play ones "
@@ -343,6 +343,14 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
         help="item-to-item transition counts of the same log blended into the trained scores: "
         "auto (default: the held-out sessions decide whether, and with what weight), markov "
         "(always, best weight on the held-out sessions), none",
+    )
+    ti.add_argument(
+        "--cold-start",
+        choices=("auto", "rank", "score"),
+        default="auto",
+        help="articles added after training: auto (default: the held-out sessions decide, with a stand-in model "
+        "trained without a tenth of the articles), rank (at their zero-shot rank: zero-shot quality for them, "
+        "no extra training), score (on the trained scale, calibrated on the stand-in)",
     )
     ti.add_argument("--force", action="store_true", help="install even if it does not beat the zero-shot model")
     ti.add_argument("--quiet", action="store_true")

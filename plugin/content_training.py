@@ -12,7 +12,8 @@ The last 10% of sessions (by time) are held out; the best epoch on them is kept,
 it beats the zero-shot model on the same held-out examples. `choose_scoring` then decides on the same held-out
 sessions, through the recommender, whether the model is served with that score as trained or with the
 recommender's rule-based fusion (centring, BM25, interest split) on top, and `choose_transitions` whether
-(and with what weight) the item-to-item transition counts of the same log (`transitions.py`) join its scores.
+(and with what weight) the item-to-item transition counts of the same log (`transitions.py`) join its scores,
+and `choose_cold_start` how articles added after training are ranked (`cold_start.py`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .cold_start import CalibrationStep, ColdStartCalibration, fit_calibration
+from .cold_start import COLD_START_POLICIES, CalibrationStep, ColdStartCalibration, fit_calibration
 from .errors import ConfigError, DataFormatError
 from .index import ArticleIndex
 from .intent import ContentSTAMP, ContentSTAMPConfig
@@ -414,8 +415,11 @@ def choose_cold_start(
     min_new_steps: int = COLD_START_MIN_STEPS,
     max_steps: int = 3000,
     progress: bool = False,
+    policy: str = "auto",
 ) -> tuple[ContentSTAMP, dict[str, float]]:
-    """How `model` will rank articles added after training (outside its catalogue), chosen on validation.
+    """How `model` will rank articles added after training (outside its catalogue), chosen on validation
+    (`policy="auto"`), or as asked: "rank" (no stand-in is trained) or "score" (served whenever a calibration
+    could be fitted).
 
     A stand-in model is trained like `model` on the same training sessions, but as if a random `held_fraction`
     of the catalogue had not been written yet (`train_content_stamp(exclude=...)`); the held-out sessions' steps
@@ -429,8 +433,14 @@ def choose_cold_start(
     rules' fusion the recommender's own scores are not the trained ones.
     Returns the model with the chosen policy and the stand-in's MRRs (empty when nothing was fitted)."""
     cfg = config or ContentTrainConfig()
+    if policy not in ("auto", *COLD_START_POLICIES):
+        raise ConfigError(
+            f"unknown cold-start policy {policy!r}. Valid policies are: auto, {', '.join(COLD_START_POLICIES)}"
+        )
     if not model.config.plain_scoring or not model.config.catalogue:
         return model, {}
+    if policy == "rank":
+        return _rebuilt(model, cold_start="rank", cold_calibration=()), {}
     if not 0.0 < held_fraction < 1.0:
         raise ConfigError(f"choose_cold_start's held_fraction must be in (0, 1), got {held_fraction}")
     train, steps = _validation_steps(recommender, sessions, cfg, max_steps)
@@ -462,7 +472,9 @@ def choose_cold_start(
         "cold-start MRR@%d of the stand-in: %s (calibration %s, scale %.3f)", cfg.cutoff, mrr, calibration, scale
     )
     # kept under either policy: an operator (or the bench) can switch to it without refitting
-    policy = "score" if mrr["score"] > mrr["rank"] and mrr["score (into new)"] >= mrr["rank (into new)"] else "rank"
+    if policy == "auto":
+        better = mrr["score"] > mrr["rank"] and mrr.get("score (into new)", 0.0) >= mrr.get("rank (into new)", 0.0)
+        policy = "score" if better else "rank"
     return _rebuilt(model, cold_start=policy, cold_calibration=calibration.as_tuple()), mrr
 
 

@@ -188,3 +188,13 @@ def test_the_bias_shift_keeps_new_articles_at_zero_shot_quality():
     assert mrr["bias shift"] == pytest.approx(0.65)
     assert cal.bias == pytest.approx(0.15)
     assert mrr["score (into new)"] == mrr["rank (into new)"] == 1.0
+
+
+def test_choose_cold_start_as_asked_rank_trains_no_stand_in_and_a_bad_policy_names_the_valid_ones():
+    rec = _recommender()
+    model = _model(tuple(rec.index.ids()), (1.0, 0.0, 0.0))  # plain scoring, a calibration served
+    sessions = [["json0", "json1", "json2"]] * 20
+    out, mrr = choose_cold_start(rec, model, sessions, ContentTrainConfig(), policy="rank")
+    assert (out.config.cold_start, out.config.cold_calibration, mrr) == ("rank", (), {})
+    with pytest.raises(ConfigError, match="Valid policies are: auto, rank, score"):
+        choose_cold_start(rec, model, sessions, ContentTrainConfig(), policy="slots")
