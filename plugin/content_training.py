@@ -55,6 +55,7 @@ _STEPS_PER_EPOCH = 50
 # articles added after training), and the validation steps into them it needs before it fits a calibration.
 COLD_START_HELD_FRACTION = 0.1
 COLD_START_MIN_STEPS = 30
+COLD_START_STAND_INS = 2  # stand-in models, each without its own tenth (one more training each)
 # Shifts of the fitted calibration's bias (served score units: cosines plus learned parts) tried on validation
 # to keep new articles at zero-shot quality (`_keep_zero_shot_quality`).
 COLD_START_SHIFTS = tuple(np.round(np.arange(-0.5, 1.0001, 0.05), 3).tolist())
@@ -412,6 +413,7 @@ def choose_cold_start(
     config: ContentTrainConfig | None = None,
     *,
     held_fraction: float = COLD_START_HELD_FRACTION,
+    stand_ins: int = COLD_START_STAND_INS,
     min_new_steps: int = COLD_START_MIN_STEPS,
     max_steps: int = 3000,
     progress: bool = False,
@@ -421,8 +423,9 @@ def choose_cold_start(
     (`policy="auto"`), or as asked: "rank" (no stand-in is trained) or "score" (served whenever a calibration
     could be fitted).
 
-    A stand-in model is trained like `model` on the same training sessions, but as if a random `held_fraction`
-    of the catalogue had not been written yet (`train_content_stamp(exclude=...)`); the held-out sessions' steps
+    `stand_ins` stand-in models are trained like `model` on the same training sessions, each as if its own random
+    `held_fraction` of the catalogue (disjoint) had not been written yet (`train_content_stamp(exclude=...)`);
+    the held-out sessions' steps
     (the same validation split as training, never the test) are then ranked with those articles as the new ones
     (`_cold_start_steps`). A model trained with them would know them better than it can know a real new article,
     and its known scores in the steps that lead to them would be lower than a model without them gives: the
@@ -445,23 +448,28 @@ def choose_cold_start(
         raise ConfigError(f"choose_cold_start's held_fraction must be in (0, 1), got {held_fraction}")
     train, steps = _validation_steps(recommender, sessions, cfg, max_steps)
     ids = recommender.index.ids()
-    rng = np.random.default_rng(cfg.seed)
-    held = set(rng.choice(ids, max(1, int(len(ids) * held_fraction)), replace=False).tolist())
-    n_new = sum(target in held for _, target in steps)
+    # disjoint tenths of the catalogue, one stand-in each: their steps are pooled (one tenth alone is a noisy
+    # estimate of how new articles fare)
+    order = np.random.default_rng(cfg.seed).permutation(len(ids))
+    size = max(1, int(len(ids) * held_fraction))
+    helds = [{ids[i] for i in order[k * size : (k + 1) * size]} for k in range(min(stand_ins, len(ids) // size))]
+    n_new = sum(target in held for held in helds for _, target in steps)
     keep = _rebuilt(model, cold_start="rank", cold_calibration=())
     if n_new < min_new_steps:
         logger.info("cold start: %d validation steps into held articles (< %d); zero-shot rank", n_new, min_new_steps)
         return keep, {}
-    stand_in, _ = train_content_stamp(
-        train,
-        recommender.index,
-        replace(cfg, output_vectors=model.config.output_vectors),
-        progress=progress,
-        exclude=held,
-    )
     zero = _zero_shot_rankings(recommender, model, steps, cfg.cutoff)
     tconfig = model.transitions.config if model.transitions is not None else None
-    replayed = _cold_start_steps(recommender.index, stand_in, tconfig, train, steps, zero, held)
+    replayed: list[CalibrationStep] = []
+    for held in helds:
+        stand_in, _ = train_content_stamp(
+            train,
+            recommender.index,
+            replace(cfg, output_vectors=model.config.output_vectors),
+            progress=progress,
+            exclude=held,
+        )
+        replayed += _cold_start_steps(recommender.index, stand_in, tconfig, train, steps, zero, held)
     try:
         calibration, scale = fit_calibration(replayed, init_scale=cfg.logit_scale)
     except ConfigError as exc:
