@@ -48,7 +48,7 @@ from plugin import Article, IndexFormatError, SessionRecommender, SuggestSetting
 from plugin.cli import _make_encoder  # noqa: E402
 from plugin.cli import main as plugin_main
 from plugin.content_training import with_scoring  # noqa: E402
-from plugin.event_log import click_sessions, read_records  # noqa: E402
+from plugin.event_log import EventLog, click_sessions, read_records  # noqa: E402
 from plugin.intent import ContentSTAMP, Intent  # noqa: E402
 from plugin.models import get_model  # noqa: E402
 from plugin.models.walks import LinkGraph, WalkConfig, WalkGenerator  # noqa: E402
@@ -158,6 +158,21 @@ def without_cold_start(model: ContentSTAMP) -> ContentSTAMP:
     """The trained model with no catalogue: articles added after training are ranked by its intent on their text
     like any article nobody clicked, instead of at their zero-shot rank. What the merge costs the other steps."""
     out = ContentSTAMP(replace(model.config, catalogue=()))
+    out.load_state_dict(model.state_dict())
+    out.transitions = model.transitions
+    return out.eval()
+
+
+COLD_START_LABELS = {
+    "rank": "added articles at their zero-shot rank (round 3's merge)",
+    "score": "added articles on the trained scale (calibrated on validation)",
+}
+
+
+def with_cold_start(model: ContentSTAMP, policy: str) -> ContentSTAMP:
+    """The trained model under the other cold-start policy, for the same-run comparison (train-intent keeps the
+    calibration it fitted on its validation split even when it chose the rank merge)."""
+    out = ContentSTAMP(replace(model.config, cold_start=policy))
     out.load_state_dict(model.state_dict())
     out.transitions = model.transitions
     return out.eval()
@@ -300,7 +315,10 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
 
     # Split the log by session time: first --walks visits train, the rest test.
     sessions = click_sessions(log, url_items=True)
-    assert [s.session_id for s in sessions] == list(stats.session_ids), "sessions in the log are not the visits"
+    pseudonym = EventLog(log).pseudonym  # the log keeps a keyed pseudonym of each session id, never the id
+    assert [s.session_id for s in sessions] == [pseudonym(s) for s in stats.session_ids], (
+        "sessions in the log are not the visits"
+    )
     url_to_id = {a.url: a.id for a in articles}
     train_sids = {s.session_id for s in sessions[: args.walks]}
     train_log = work / "train-events.jsonl"
@@ -349,6 +367,11 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         alone.transitions = None
         methods["trained intent without its transition counts (diagnostic)"] = served(trained_rec, alone)
     if isinstance(trained, ContentSTAMP) and trained.config.catalogue:
+        other = "score" if trained.config.cold_start == "rank" else "rank"
+        if other == "rank" or trained.config.cold_calibration:
+            methods[f"trained intent, {COLD_START_LABELS[other]} (diagnostic)"] = served(
+                trained_rec, with_cold_start(trained, other)
+            )
         methods["trained intent, no cold-start merge: added articles scored on their text (diagnostic)"] = served(
             trained_rec, without_cold_start(trained)
         )
@@ -404,6 +427,9 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         "scoring": ("plain (as trained)" if trained.config.plain_scoring else "with the rules' fusion")
         if isinstance(trained, ContentSTAMP)
         else "zero-shot",
+        "cold_start": COLD_START_LABELS.get(trained.config.cold_start, "?")
+        if isinstance(trained, ContentSTAMP) and trained.config.catalogue
+        else "-",
         "transitions": (
             f"blended with the log's transition counts (decay {trained.transitions.config.decay:g}, "
             f"weight {trained.transitions.config.weight:g})"
@@ -427,8 +453,8 @@ def markdown(results: list[dict], command: str) -> str:
             f"training. Logged through the API: {r['visits_logged']} visits, {r['page_views']} page views, "
             f"{r['impressions']} impressions, {r['suggestion_clicks']} suggestion clicks. Trained on "
             f"{r['train_sessions']} sessions ({r['learned_articles']} articles with learned vectors; served "
-            f"{r.get('scoring', '?')}, {r.get('transitions', '?')}, both chosen by train-intent on its validation "
-            f"split); tested on "
+            f"{r.get('scoring', '?')}, {r.get('transitions', '?')}, {r.get('cold_start', '?')}, all chosen by "
+            f"train-intent on its validation split); tested on "
             f"{r['test_sessions']} held-out visits ({r['test_steps']} steps). Trained / best item-ID model "
             f"({r['best_item_model']}) MRR@5: **{r['mrr_ratio_vs_best_item'][0]:.3f}×** [{lo:.3f}, {hi:.3f}]; "
             f"trained / zero-shot: {r['mrr_ratio_vs_zero_shot'][0]:.2f}×.",

@@ -12,14 +12,15 @@ The last 10% of sessions (by time) are held out; the best epoch on them is kept,
 it beats the zero-shot model on the same held-out examples. `choose_scoring` then decides on the same held-out
 sessions, through the recommender, whether the model is served with that score as trained or with the
 recommender's rule-based fusion (centring, BM25, interest split) on top, and `choose_transitions` whether
-(and with what weight) the item-to-item transition counts of the same log (`transitions.py`) join its scores.
+(and with what weight) the item-to-item transition counts of the same log (`transitions.py`) join its scores,
+and `choose_cold_start` how articles added after training are ranked (`cold_start.py`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -27,16 +28,19 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .cold_start import COLD_START_POLICIES, CalibrationStep, ColdStartCalibration, fit_calibration
 from .errors import ConfigError, DataFormatError
 from .index import ArticleIndex
 from .intent import ContentSTAMP, ContentSTAMPConfig
 from .recommender import SessionRecommender
 from .stamp import STAMPConfig
 from .transitions import ITEM_MODELS, ItemTransitions, TransitionConfig
+from .zero_shot import ZeroShotIntent
 
 __all__ = [
     "ContentTrainConfig",
     "ContentTrainReport",
+    "choose_cold_start",
     "choose_scoring",
     "choose_transitions",
     "train_content_stamp",
@@ -47,6 +51,14 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _STEPS_PER_EPOCH = 50
+# choose_cold_start: the share of the catalogue its stand-in model is trained without (the bench's own share of
+# articles added after training), and the validation steps into them it needs before it fits a calibration.
+COLD_START_HELD_FRACTION = 0.1
+COLD_START_MIN_STEPS = 30
+COLD_START_STAND_INS = 2  # stand-in models, each without its own tenth (one more training each)
+# Shifts of the fitted calibration's bias (served score units: cosines plus learned parts) tried on validation
+# to keep new articles at zero-shot quality (`_keep_zero_shot_quality`).
+COLD_START_SHIFTS = tuple(np.round(np.arange(-0.5, 1.0001, 0.05), 3).tolist())
 _MIN_BATCH = 16
 
 
@@ -293,17 +305,219 @@ def choose_transitions(
     return served, mrr
 
 
+def _rebuilt(model: ContentSTAMP, **changes: object) -> ContentSTAMP:
+    """The same trained weights and transition component under a config with `changes`."""
+    out = ContentSTAMP(replace(model.config, **changes))  # type: ignore[arg-type]
+    out.load_state_dict(model.state_dict())
+    out.transitions = model.transitions
+    return out.eval()
+
+
+def _zero_shot_rankings(
+    recommender: SessionRecommender, model: ContentSTAMP, steps: Sequence[tuple[list[str], str]], depth: int
+) -> list[tuple[list[str], np.ndarray]]:
+    """The zero-shot recommender's top `depth` (ids, scores) for each step's prefix, as the served cold-start
+    merge asks it (its rules and all; pure ranking, like `_served_mrr`)."""
+    settings = recommender.settings.model_copy(update={"min_score": None, "mmr_lambda": 1.0})
+    zero = SessionRecommender(
+        recommender.kb,
+        recommender.encoder,
+        recommender.index,
+        intent_model=ZeroShotIntent(recommender.index.dim, model.config.zero_shot_temperature),
+        settings=settings,
+    )
+    out = []
+    for prefix, _ in steps:
+        top = zero.suggest_for(prefix, k=depth)
+        out.append(([s.article.id for s in top], np.array([s.score for s in top], np.float64)))
+    return out
+
+
+def _cold_start_steps(
+    index: ArticleIndex,
+    stand_in: ContentSTAMP,
+    transitions: TransitionConfig | None,
+    train: Sequence[Sequence[str]],
+    steps: Sequence[tuple[list[str], str]],
+    zero: Sequence[tuple[list[str], np.ndarray]],
+    held: Collection[str],
+) -> list[CalibrationStep]:
+    """The validation steps as a model trained without the `held` articles sees them: `stand_in` was trained on
+    the training sessions without them, and the transition counts are refitted the same way (as the log of a KB
+    without them would give). The held articles that the zero-shot top list (`zero`, per step) shows are the new
+    articles, with their zero-shot score and rank; the other unread articles keep their served score."""
+    ids = index.ids()
+    pos = {a: i for i, a in enumerate(ids)}
+    table = index.vectors(ids)  # (N, D)
+    is_held = np.array([a in held for a in ids])  # (N,)
+    counts = None
+    if transitions is not None:
+        counts = ItemTransitions.fit([[a for a in s if a not in held] for s in train], transitions)
+    out: list[CalibrationStep] = []
+    for (prefix, target), (z_ids, z_scores) in zip(steps, zero):
+        keys = [None if a in held else a for a in prefix]
+        intent = stand_in.intent(index.vectors(prefix), keys)
+        score = table @ intent.vector  # (N,) served scores of the known articles: text cosine ...
+        if intent.learned_scores is not None:  # ... + learned part (none for a held article: never clicked) ...
+            score[[pos[a] for a in intent.learned_ids]] += intent.learned_scores
+        if counts is not None:  # ... + transition counts
+            t_ids, t_scores = counts.scores(keys)
+            score[[pos[a] for a in t_ids]] += t_scores
+        unread = np.ones(len(ids), bool)
+        unread[[pos[a] for a in prefix]] = False
+        known = np.flatnonzero(unread & ~is_held)  # (K,)
+        new = [r for r, a in enumerate(z_ids) if a in held]  # zero-shot ranks of the new ones it shows
+        if target not in held:
+            where = int(np.searchsorted(known, pos[target]))
+        else:
+            r = z_ids.index(target) if target in z_ids else -1
+            where = len(known) + new.index(r) if r >= 0 else -1
+        out.append(CalibrationStep(score[known], z_scores[new], np.array(new, np.int64), where))
+    return out
+
+
+def _cold_start_mrr(
+    steps: Sequence[CalibrationStep], calibration: ColdStartCalibration, cutoff: int
+) -> dict[str, float]:
+    """MRR@cutoff of the replayed steps when the new articles are scored by `calibration` ("score") or put at
+    their zero-shot rank ("rank", `rules.merge_cold_start`'s rule), overall and on the steps into a new article."""
+    rr = {name: np.zeros(len(steps)) for name in ("score", "rank")}
+    for i, s in enumerate(steps):
+        nk = len(s.known)
+        if s.target < 0:  # a new article the zero-shot list missed: neither way can show it
+            continue
+        new = calibration.scores(s.zero_scores, s.zero_ranks)  # (H,)
+        allv = np.concatenate([s.known, new])  # (K + H,)
+        rank = int((allv >= allv[s.target]).sum())  # ties count against the target
+        rr["score"][i] = 1.0 / rank if rank <= cutoff else 0.0
+        if s.target >= nk:
+            place = int(s.zero_ranks[s.target - nk])
+        else:
+            place = int((s.known >= s.known[s.target]).sum()) - 1  # its place among the known ones, ties against it
+            for r in np.sort(s.zero_ranks):  # every new article placed at or before it pushes it one down
+                if r > place:
+                    break
+                place += 1
+        rr["rank"][i] = 1.0 / (place + 1) if place < cutoff else 0.0
+    into_new = np.array([s.target < 0 or s.target >= len(s.known) for s in steps])
+    out = {name: float(v.mean()) for name, v in rr.items()}
+    if into_new.any():
+        out.update({f"{name} (into new)": float(v[into_new].mean()) for name, v in rr.items()})
+    return out
+
+
+def choose_cold_start(
+    recommender: SessionRecommender,
+    model: ContentSTAMP,
+    sessions: Sequence[Sequence[str]],
+    config: ContentTrainConfig | None = None,
+    *,
+    held_fraction: float = COLD_START_HELD_FRACTION,
+    stand_ins: int = COLD_START_STAND_INS,
+    min_new_steps: int = COLD_START_MIN_STEPS,
+    max_steps: int = 3000,
+    progress: bool = False,
+    policy: str = "auto",
+) -> tuple[ContentSTAMP, dict[str, float]]:
+    """How `model` will rank articles added after training (outside its catalogue), chosen on validation
+    (`policy="auto"`), or as asked: "rank" (no stand-in is trained) or "score" (served whenever a calibration
+    could be fitted).
+
+    `stand_ins` stand-in models are trained like `model` on the same training sessions, each as if its own random
+    `held_fraction` of the catalogue (disjoint) had not been written yet (`train_content_stamp(exclude=...)`);
+    the held-out sessions' steps
+    (the same validation split as training, never the test) are then ranked with those articles as the new ones
+    (`_cold_start_steps`). A model trained with them would know them better than it can know a real new article,
+    and its known scores in the steps that lead to them would be lower than a model without them gives: the
+    calibration would come out too generous to new articles. A `cold_start.ColdStartCalibration` is fitted on
+    the steps by maximum likelihood; it serves ("score") when it ranks their next articles better (MRR@cutoff)
+    than putting the new articles at their zero-shot rank ("rank", ties, and whenever fewer than `min_new_steps`
+    steps lead to a held article: too few to fit on). Only for a model served with plain scoring: under the
+    rules' fusion the recommender's own scores are not the trained ones.
+    Returns the model with the chosen policy and the stand-in's MRRs (empty when nothing was fitted)."""
+    cfg = config or ContentTrainConfig()
+    if policy not in ("auto", *COLD_START_POLICIES):
+        raise ConfigError(
+            f"unknown cold-start policy {policy!r}. Valid policies are: auto, {', '.join(COLD_START_POLICIES)}"
+        )
+    if not model.config.plain_scoring or not model.config.catalogue:
+        return model, {}
+    if policy == "rank":
+        return _rebuilt(model, cold_start="rank", cold_calibration=()), {}
+    if not 0.0 < held_fraction < 1.0:
+        raise ConfigError(f"choose_cold_start's held_fraction must be in (0, 1), got {held_fraction}")
+    train, steps = _validation_steps(recommender, sessions, cfg, max_steps)
+    ids = recommender.index.ids()
+    # disjoint tenths of the catalogue, one stand-in each: their steps are pooled (one tenth alone is a noisy
+    # estimate of how new articles fare)
+    order = np.random.default_rng(cfg.seed).permutation(len(ids))
+    size = max(1, int(len(ids) * held_fraction))
+    helds = [{ids[i] for i in order[k * size : (k + 1) * size]} for k in range(min(stand_ins, len(ids) // size))]
+    n_new = sum(target in held for held in helds for _, target in steps)
+    keep = _rebuilt(model, cold_start="rank", cold_calibration=())
+    if n_new < min_new_steps:
+        logger.info("cold start: %d validation steps into held articles (< %d); zero-shot rank", n_new, min_new_steps)
+        return keep, {}
+    zero = _zero_shot_rankings(recommender, model, steps, cfg.cutoff)
+    tconfig = model.transitions.config if model.transitions is not None else None
+    replayed: list[CalibrationStep] = []
+    for held in helds:
+        stand_in, _ = train_content_stamp(
+            train,
+            recommender.index,
+            replace(cfg, output_vectors=model.config.output_vectors),
+            progress=progress,
+            exclude=held,
+        )
+        replayed += _cold_start_steps(recommender.index, stand_in, tconfig, train, steps, zero, held)
+    try:
+        calibration, scale = fit_calibration(replayed, init_scale=cfg.logit_scale)
+    except ConfigError as exc:
+        logger.info("cold start: no calibration (%s); zero-shot rank", exc)
+        return keep, {}
+    calibration, mrr = _keep_zero_shot_quality(replayed, calibration, cfg.cutoff)
+    logger.info(
+        "cold-start MRR@%d of the stand-in: %s (calibration %s, scale %.3f)", cfg.cutoff, mrr, calibration, scale
+    )
+    # kept under either policy: an operator (or the bench) can switch to it without refitting
+    if policy == "auto":
+        better = mrr["score"] > mrr["rank"] and mrr.get("score (into new)", 0.0) >= mrr.get("rank (into new)", 0.0)
+        policy = "score" if better else "rank"
+    return _rebuilt(model, cold_start=policy, cold_calibration=calibration.as_tuple()), mrr
+
+
+def _keep_zero_shot_quality(
+    steps: Sequence[CalibrationStep], calibration: ColdStartCalibration, cutoff: int
+) -> tuple[ColdStartCalibration, dict[str, float]]:
+    """The maximum-likelihood calibration with its bias moved by the shift of `COLD_START_SHIFTS` that ranks the
+    steps best (MRR@cutoff) while their steps into a new article rank at least as well as at the zero-shot rank:
+    new articles must stay at zero-shot quality (issue #14.4), and the likelihood alone would trade them for the
+    known ones. With no such shift, the unshifted one (the caller then keeps the zero-shot rank)."""
+    best: tuple[float, ColdStartCalibration, dict[str, float]] | None = None
+    for shift in COLD_START_SHIFTS:
+        cand = replace(calibration, bias=calibration.bias + shift)
+        mrr = _cold_start_mrr(steps, cand, cutoff)
+        logger.info("cold-start bias shift %+.3f: %s", shift, mrr)
+        if mrr["score (into new)"] >= mrr["rank (into new)"] and (best is None or mrr["score"] > best[0]):
+            best = (mrr["score"], cand, {**mrr, "bias shift": shift})
+    if best is None:
+        return calibration, _cold_start_mrr(steps, calibration, cutoff)
+    return best[1], best[2]
+
+
 def train_content_stamp(
     sessions: Sequence[Sequence[str]],
     index: ArticleIndex,
     config: ContentTrainConfig | None = None,
     *,
     progress: bool = True,
+    exclude: Collection[str] = frozenset(),
 ) -> tuple[ContentSTAMP, ContentTrainReport]:
     """Fit a hybrid ContentSTAMP on logged article-id sessions (`click_sessions(...)` items); returns the
-    best-on-validation model and a report."""
+    best-on-validation model and a report. `exclude`: articles trained as if the KB did not hold them yet (out
+    of the sessions, the candidates and the catalogue), as `choose_cold_start`'s stand-in model needs."""
     cfg = config or ContentTrainConfig()
-    ids = index.ids()
+    ids = [a for a in index.ids() if a not in exclude]
     pos = {a: i for i, a in enumerate(ids)}
     seqs = [[pos[a] for a in s] for s in _known_sessions(sessions, ids)]
     if len(seqs) < 10:

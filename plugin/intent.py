@@ -21,8 +21,10 @@ were trained (plain cosine plus the learned part: no centring, lexical fusion, l
 train-intent sets it on its validation split. `transitions` (plugin/transitions.py, optional) adds the log's
 item-to-item transition counts to the candidate scores the same way, through `learned_scores`: train-intent
 blends them in when its validation split says so, and they are saved and loaded beside the weights. An article added after
-training (outside `catalogue`) is ranked by the zero-shot intent (`cold_vector`) and keeps its zero-shot rank among
-the trained ranking (`rules.merge_cold_start`): nobody reached it in training, so its trained score says little.
+training (outside `catalogue`) has no learned part, so its trained score says little: it is either put at the rank
+the zero-shot intent (`cold_vector`) gives it (`cold_start="rank"`, `rules.merge_cold_start`) or scored on the
+trained scale from that rank and the zero-shot score (`cold_start="score"`, `plugin/cold_start.py`), whichever
+train-intent's validation split, with some known articles playing new ones, prefers.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
-from .errors import DimensionMismatchError, IndexFormatError
+from .cold_start import COLD_START_POLICIES, ColdStartCalibration
+from .errors import ConfigError, DimensionMismatchError, IndexFormatError
 from .stamp import STAMP, STAMPConfig, zero_shot_query
 from .transitions import ItemTransitions
 
@@ -62,6 +65,19 @@ class ContentSTAMPConfig:
     )
     output_vectors: bool = False  # item_keys also get a learned candidate vector u_a (scored on e_a + u_a)
     plain_scoring: bool = False  # serve with the score trained: plain cosine + learned part, no rule-based fusion
+    # How articles outside `catalogue` are ranked (plugin/cold_start.py): "rank" = at their zero-shot rank,
+    # "score" = on the trained scale through `cold_calibration` (zero_shot_weight, rank_weight, bias), which
+    # train-intent fits on its validation split and keeps under either policy (switching needs no refit).
+    cold_start: str = "rank"
+    cold_calibration: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.cold_start not in COLD_START_POLICIES:
+            raise ConfigError(
+                f"unknown cold-start policy {self.cold_start!r}. Valid policies are: {', '.join(COLD_START_POLICIES)}"
+            )
+        if self.cold_start == "score":
+            ColdStartCalibration.from_tuple(self.cold_calibration)  # ConfigError unless three numbers
 
 
 class ContentSTAMP(nn.Module):
@@ -152,15 +168,18 @@ class ContentSTAMP(nn.Module):
             learned_scores = self.out_vectors.weight[1:].numpy() @ (vec / max(norm, 1e-12))  # (K,)
         if self.transitions is not None and keys is not None:
             learned_ids, learned_scores = self._add_transitions(learned_ids, learned_scores, keys)
-        cold = None
+        cold, calibration = None, None
         if self._catalogue is not None:
             cold, _ = zero_shot_query(items, self.config.zero_shot_temperature)  # (D,)
             cold = cold / max(float(np.linalg.norm(cold)), 1e-12)
+            if self.config.cold_start == "score":
+                calibration = ColdStartCalibration.from_tuple(self.config.cold_calibration)
         return Intent(
             vector=vec / max(norm, 1e-12),
             attention=att_np,
             cold_vector=cold,
             catalogue=self._catalogue,
+            cold_calibration=calibration,
             learned_ids=learned_ids if learned_scores is not None else (),
             learned_scores=learned_scores,
         )
@@ -209,6 +228,8 @@ class ContentSTAMP(nn.Module):
                 zero_shot_temperature=float(cfg.get("zero_shot_temperature", 2.0)),
                 output_vectors=bool(cfg.get("output_vectors", False)),
                 plain_scoring=bool(cfg.get("plain_scoring", False)),
+                cold_start=str(cfg.get("cold_start", "rank")),
+                cold_calibration=tuple(float(x) for x in cfg.get("cold_calibration", ())),
             )
             weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
             state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)

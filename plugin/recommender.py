@@ -483,12 +483,12 @@ class SessionRecommender:
         attention = np.zeros(len(signal), dtype=np.float32)  # (L,)
         ranked: list[list[tuple[Candidate, np.ndarray]]] = []
         for rows, share in zip(groups, shares):
-            cold, catalogue, learned = None, None, None
+            cold, catalogue, learned, calibration = None, None, None, None
             if rows:
                 intent = model.intent(vecs[rows], [keys[i] for i in rows])
                 vector = intent.vector
                 attention[rows] += share * intent.attention
-                cold, catalogue = intent.cold_vector, intent.catalogue
+                cold, catalogue, calibration = intent.cold_vector, intent.catalogue, intent.cold_calibration
                 if intent.learned_scores is not None and qvec is None:  # learned for reading, not for a question
                     learned = dict(zip(intent.learned_ids, intent.learned_scores.tolist()))
                 if qvec is not None:
@@ -521,7 +521,8 @@ class SessionRecommender:
                 )
             if cold is not None and catalogue is not None and plain:
                 # articles added since the model was trained keep the rank the zero-shot recommender (its rules,
-                # interests and all) shows them at
+                # interests and all) shows them at, or are scored from that rank and score on the trained scale
+                # when the model carries a calibration for it (plugin/cold_start.py)
                 zero = self._suggest_from(
                     vecs,
                     signal,
@@ -531,7 +532,11 @@ class SessionRecommender:
                     seen=seen,
                     intent_model=ZeroShotIntent(vecs.shape[1], model.config.zero_shot_temperature),  # type: ignore[attr-defined]
                 )
-                cands = merge_cold_start(cands, [Candidate(s.article, s.score, s.score) for s in zero], catalogue)
+                zero_cands = [Candidate(s.article, s.score, s.score) for s in zero]
+                if calibration is not None:
+                    cands = calibration.merge(cands, zero_cands, catalogue)
+                else:
+                    cands = merge_cold_start(cands, zero_cands, catalogue)
             elif cold is not None and catalogue is not None:
                 # articles added since the model was trained keep their zero-shot rank
                 cands = merge_cold_start(

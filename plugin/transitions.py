@@ -11,8 +11,8 @@ into its scores:
     score(j)   = content score(j) + weight * T(j | s)
 
 alpha keeps a page read once from speaking with full confidence. An article nobody reached in training has
-T = 0 and keeps its content rank; one added after training (outside the intent's catalogue) keeps its zero-shot
-rank (`rules.merge_cold_start`). train-intent picks weight and decay on its own validation split
+T = 0 and keeps its content rank; one added after training (outside the intent's catalogue) is ranked by the
+intent's cold-start policy (its zero-shot rank, or a calibrated score: `plugin/cold_start.py`). train-intent picks weight and decay on its own validation split
 (`content_training.choose_transitions`); weight 0 means the component is not installed.
 
 Persisted beside the intent model: `transitions.json` (config, article ids, the sha256 of the arrays) and

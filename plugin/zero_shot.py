@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .cold_start import ColdStartCalibration
 from .errors import DimensionMismatchError, EmptySessionError
 
 __all__ = ["Intent", "IntentModel", "ZeroShotIntent", "ZERO_SHOT_TEMPERATURE", "session_items", "zero_shot_query"]
@@ -33,6 +34,9 @@ class Intent:
     # is ranked by the zero-shot intent `cold_vector` instead (rules.merge_cold_start). None: rank by `vector`.
     cold_vector: np.ndarray | None = None  # (D,) unit norm
     catalogue: frozenset[str] | None = None
+    # Set when the model scores those articles on its own scale instead of merging them at their zero-shot rank:
+    # from the zero-shot recommender's score and rank of each (plugin/cold_start.py).
+    cold_calibration: ColdStartCalibration | None = None
     # A trained model's learned candidate vectors u_a: `learned_scores[i]` = vector . u_a of article
     # `learned_ids[i]`, added to that article's text cosine (its score is vector . (e_a + u_a), as trained),
     # plus, when the model has one, its transition component's weight * T(a | session) (plugin/transitions.py).
