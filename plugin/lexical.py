@@ -17,6 +17,7 @@ instead of over the whole KB, and no article joins the candidates on its words a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -34,6 +35,16 @@ QUERY_CHARS = 4000
 # (a page is read in many requests: every suggestion of its session). Bounded in floats, not entries: each
 # entry holds one score per article.
 _CACHE_FLOATS = 2_000_000  # 8 MB per worker
+# ... and in entries: with a small KB the float bound alone would allow hundreds of thousands of entries. Entries are
+# keyed by a digest of the text, not the text: keys of up to QUERY_CHARS characters each were outside the float
+# bound and grew a worker by ~0.4 MiB/s under bench/wrk_load.py's mixed traffic (every site page a new text).
+_CACHE_ENTRIES = 8192
+
+
+def _cache_key(head: str) -> bytes:
+    return hashlib.blake2b(head.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
 # Above this many articles BM25 scores the dense candidates only (see the module docstring). The relevance
 # benchmark's KBs (hundreds to thousands of pages) stay far below it: their suggestions do not change.
 FULL_SCAN_MAX = 200_000
@@ -52,8 +63,8 @@ class LexicalIndex:
         self._row: dict[str, int] = {}
         self._ids: list[str] = []
         self._docs = None  # above full_scan_max: the scores article-major (scipy CSR, N x vocabulary)
-        self._scores: OrderedDict[str, np.ndarray] = OrderedDict()  # text head -> (N,) scores / their best
-        self._tokens: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()  # head -> (token ids, counts)
+        self._scores: OrderedDict[bytes, np.ndarray] = OrderedDict()  # digest of a text head -> (N,) scores / best
+        self._tokens: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()  # -> (token ids, counts)
         self._token_numbers = 0  # numbers held by _tokens: bounded like _scores, by _CACHE_FLOATS
 
     def invalidate(self) -> None:
@@ -98,18 +109,21 @@ class LexicalIndex:
             if not row or w <= 0 or not text.strip():
                 continue
             head = text[:QUERY_CHARS]
+            key = _cache_key(head)
             with self._lock:
-                scores = self._scores.get(head) if self._bm25 is bm25 else None
+                scores = self._scores.get(key) if self._bm25 is bm25 else None
                 if scores is not None:
-                    self._scores.move_to_end(head)
+                    self._scores.move_to_end(key)
             if scores is None:
                 scores = self._normalised(
                     bm25, bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0], len(row)
                 )
                 with self._lock:
                     if self._bm25 is bm25:  # not an index rebuilt meanwhile
-                        self._scores[head] = scores
-                        while len(self._scores) * max(len(row), 1) > _CACHE_FLOATS and len(self._scores) > 1:
+                        self._scores[key] = scores
+                        while len(self._scores) > 1 and (
+                            len(self._scores) * max(len(row), 1) > _CACHE_FLOATS or len(self._scores) > _CACHE_ENTRIES
+                        ):
                             self._scores.popitem(last=False)
             total += w * scores
         return LexicalScores(total, row, ids)
@@ -127,19 +141,22 @@ class LexicalIndex:
             if not row or w <= 0 or not text.strip():
                 continue
             head = text[:QUERY_CHARS]
+            key = _cache_key(head)
             with self._lock:
-                q = self._tokens.get(head)
+                q = self._tokens.get(key)
                 if q is not None:
-                    self._tokens.move_to_end(head)
+                    self._tokens.move_to_end(key)
             if q is None:
                 tokens = bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0]
                 tok, counts = np.unique(np.asarray(bm25.get_tokens_ids(tokens), dtype=np.int64), return_counts=True)
                 q = (tok, counts.astype(np.float32))
                 with self._lock:
-                    if head not in self._tokens:
-                        self._tokens[head] = q
+                    if key not in self._tokens:
+                        self._tokens[key] = q
                         self._token_numbers += 2 * len(q[0])
-                    while self._token_numbers > _CACHE_FLOATS and len(self._tokens) > 1:
+                    while len(self._tokens) > 1 and (
+                        self._token_numbers > _CACHE_FLOATS or len(self._tokens) > _CACHE_ENTRIES
+                    ):
                         _, old = self._tokens.popitem(last=False)
                         self._token_numbers -= 2 * len(old[0])
             queries.append(q)

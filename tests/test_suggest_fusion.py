@@ -201,3 +201,27 @@ def test_above_the_full_scan_limit_bm25_scores_only_the_candidates_asked_about()
     np.testing.assert_allclose(got.get(asked), expected, rtol=1e-5)
     assert got.get(["zz"]).tolist() == [0.0] and got.top(3) == []  # no lexical-only candidates: that is the scan
     assert per_candidate._docs is not None and full._docs is None
+
+
+def test_the_lexical_caches_stay_bounded_with_a_small_kb_and_many_new_texts(monkeypatch):
+    # Every site page a visitor reads is a new text; with 3 articles the float bound alone would keep ~700,000 of
+    # them, each keyed by up to 4,000 characters. The caches are keyed by a 16-byte digest and capped in entries.
+    import plugin.lexical as lexical
+
+    monkeypatch.setattr(lexical, "_CACHE_ENTRIES", 50)
+    docs = {"a": "backup and restore with pg_dump", "b": "indexes speed up queries", "c": "vacuum reclaims space"}
+    full = LexicalIndex(lambda: (list(docs), list(docs.values())))
+    per_candidate = LexicalIndex(lambda: (list(docs), list(docs.values())), full_scan_max=2)
+    for i in range(200):
+        text = f"page {i} about backup and restore " + "filler words " * 300
+        for lex in (full, per_candidate):
+            assert lex.search([text], [1.0]).get(["a"])[0] > 0
+    assert len(full._scores) == 50 and all(isinstance(k, bytes) and len(k) == 16 for k in full._scores)
+    assert len(per_candidate._tokens) == 50 and all(len(k) == 16 for k in per_candidate._tokens)
+    # a text served from the cache scores as an index that never saw it before
+    again = "page 199 about backup and restore " + "filler words " * 300
+    fresh = LexicalIndex(lambda: (list(docs), list(docs.values())))
+    assert (
+        full.search([again], [1.0]).get(["a", "b", "c"]).tolist()
+        == fresh.search([again], [1.0]).get(["a", "b", "c"]).tolist()
+    )
