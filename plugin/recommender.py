@@ -71,7 +71,7 @@ class SessionRecommender:
         settings: SuggestSettings | None = None,
         session_settings: SessionSettings | None = None,
         event_log: EventLog | None = None,
-        page_cache_size: int = 50_000,
+        page_cache_size: int = 10_000,
         page_contents: PageContents | None = None,
     ) -> None:
         if index.dim != encoder.dim:
@@ -88,7 +88,9 @@ class SessionRecommender:
         self.kb = kb
         self.encoder = encoder if isinstance(encoder, CachedEncoder) else CachedEncoder(encoder)
         # Visitors' pages and queries get their own bounded cache: never saved with the index, and it cannot
-        # grow with traffic the way a cache of everything ever posted would.
+        # grow with traffic the way a cache of everything ever posted would. 10,000 vectors of 384 floats is ~17 MB
+        # a worker (50,000 was ~85 MB, filled over an hour of bench/wrk_load.py's traffic, every page a new text);
+        # a read page's vector also lives in PageContents and the session store, so a miss here costs one encode.
         self.page_encoder = CachedEncoder(
             self.encoder.inner, EmbeddingCache(encoder.dim, encoder.name, page_cache_size)
         )
