@@ -709,7 +709,9 @@ class SessionRecommender:
         out = [(a, float(s)) for a, s in ((self.kb.find(aid), s) for aid, s in self.index.search(qvec, k)[0]) if a]
         if not (session_id and session_weight > 0 and out):
             return out
-        read = [e.article_id for e in self.events(session_id) if e.article_id and e.article_id in self.index][-5:]
+        # the bounded context (newest intent events), not the whole session: only the last five reads count
+        events = self.context(session_id).events
+        read = [e.article_id for e in events if e.article_id and e.article_id in self.index][-5:]
         if not read:
             return out
         sims = self.index.vectors([a.id for a, _ in out]) @ self.index.vectors(read).T  # (k, read)
