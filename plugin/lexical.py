@@ -21,7 +21,8 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,6 +46,41 @@ def _cache_key(head: str) -> bytes:
     return hashlib.blake2b(head.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
+class _TextCache:
+    """Least recently used values per text (keyed by `_cache_key`), bounded in the numbers they hold
+    (`_CACHE_FLOATS`) and in entries (`_CACHE_ENTRIES`). Not thread-safe: the index holds its lock around it."""
+
+    def __init__(self) -> None:
+        self._data: OrderedDict[bytes, tuple[Any, int]] = OrderedDict()  # key -> (value, numbers it holds)
+        self.numbers = 0
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._data)
+
+    def get(self, key: bytes) -> Any | None:
+        hit = self._data.get(key)
+        if hit is None:
+            return None
+        self._data.move_to_end(key)
+        return hit[0]
+
+    def put(self, key: bytes, value: Any, numbers: int) -> None:
+        if key in self._data:
+            return
+        self._data[key] = (value, numbers)
+        self.numbers += numbers
+        while len(self._data) > 1 and (self.numbers > _CACHE_FLOATS or len(self._data) > _CACHE_ENTRIES):
+            _, (_, n) = self._data.popitem(last=False)
+            self.numbers -= n
+
+    def clear(self) -> None:
+        self._data.clear()
+        self.numbers = 0
+
+
 # Above this many articles BM25 scores the dense candidates only (see the module docstring). The relevance
 # benchmark's KBs (hundreds to thousands of pages) stay far below it: their suggestions do not change.
 FULL_SCAN_MAX = 200_000
@@ -63,16 +99,14 @@ class LexicalIndex:
         self._row: dict[str, int] = {}
         self._ids: list[str] = []
         self._docs = None  # above full_scan_max: the scores article-major (scipy CSR, N x vocabulary)
-        self._scores: OrderedDict[bytes, np.ndarray] = OrderedDict()  # digest of a text head -> (N,) scores / best
-        self._tokens: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()  # -> (token ids, counts)
-        self._token_numbers = 0  # numbers held by _tokens: bounded like _scores, by _CACHE_FLOATS
+        self._scores = _TextCache()  # text head -> (N,) scores / their best
+        self._tokens = _TextCache()  # text head -> (token ids, counts), above full_scan_max
 
     def invalidate(self) -> None:
         with self._lock:
             self._bm25 = None
             self._scores.clear()
             self._tokens.clear()
-            self._token_numbers = 0
 
     def warm(self) -> None:
         """Build the index now (it is otherwise built at the first search): servers call this off the request
@@ -112,19 +146,13 @@ class LexicalIndex:
             key = _cache_key(head)
             with self._lock:
                 scores = self._scores.get(key) if self._bm25 is bm25 else None
-                if scores is not None:
-                    self._scores.move_to_end(key)
             if scores is None:
                 scores = self._normalised(
                     bm25, bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0], len(row)
                 )
                 with self._lock:
                     if self._bm25 is bm25:  # not an index rebuilt meanwhile
-                        self._scores[key] = scores
-                        while len(self._scores) > 1 and (
-                            len(self._scores) * max(len(row), 1) > _CACHE_FLOATS or len(self._scores) > _CACHE_ENTRIES
-                        ):
-                            self._scores.popitem(last=False)
+                        self._scores.put(key, scores, len(scores))
             total += w * scores
         return LexicalScores(total, row, ids)
 
@@ -144,21 +172,12 @@ class LexicalIndex:
             key = _cache_key(head)
             with self._lock:
                 q = self._tokens.get(key)
-                if q is not None:
-                    self._tokens.move_to_end(key)
             if q is None:
                 tokens = bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0]
                 tok, counts = np.unique(np.asarray(bm25.get_tokens_ids(tokens), dtype=np.int64), return_counts=True)
                 q = (tok, counts.astype(np.float32))
                 with self._lock:
-                    if key not in self._tokens:
-                        self._tokens[key] = q
-                        self._token_numbers += 2 * len(q[0])
-                    while len(self._tokens) > 1 and (
-                        self._token_numbers > _CACHE_FLOATS or len(self._tokens) > _CACHE_ENTRIES
-                    ):
-                        _, old = self._tokens.popitem(last=False)
-                        self._token_numbers -= 2 * len(old[0])
+                    self._tokens.put(key, q, 2 * len(tok))
             queries.append(q)
             kept.append(w)
         return LexicalScores(np.zeros(0, dtype=np.float32), row, [], candidates=(docs, queries, kept))
