@@ -51,12 +51,15 @@ def data():
     return x, q, exact
 
 
-@pytest.fixture()
-def ivf(data):
-    x, _, _ = data
-    ix = ArticleIndex(D, "ivf", train_at=N)
+def _trained(kind: str, x: np.ndarray) -> ArticleIndex:
+    ix = ArticleIndex(D, kind, train_at=N)
     ix.upsert([f"a{i}" for i in range(N)], x)
     return ix
+
+
+@pytest.fixture()
+def ivf(data):
+    return _trained("ivf", data[0])
 
 
 def test_ivf_trains_once_at_its_size_and_keeps_recall_against_exact(data, ivf):
@@ -147,10 +150,7 @@ def test_builder_picks_ivf_above_the_threshold_and_the_version_keeps_it(monkeypa
 
 @pytest.fixture()
 def ivfpq(data):
-    x, _, _ = data
-    ix = ArticleIndex(D, "ivfpq", train_at=N)
-    ix.upsert([f"a{i}" for i in range(N)], x)
-    return ix
+    return _trained("ivfpq", data[0])
 
 
 def test_ivfpq_scans_codes_and_reranks_exactly(data, ivfpq):
