@@ -18,7 +18,9 @@ with 3 KB page views, then runs:
            the highest throughput whose p90 stays <= --p90-ms is reported.
 
 Every non-2xx answer and every socket error is an error. Workers' RSS is read from /proc before and after the
-mixed run (and sampled every 5 s). The 1-minute load average is printed beside the numbers: the box is shared.
+mixed run (and sampled every 5 s). `--steady S` first runs the same traffic for S seconds, so the measured minute
+shows a server whose bounded caches have filled (steady state) rather than one that has just started. The
+1-minute load average is printed beside the numbers: the box is shared.
 Exit status 1 on any error in the mixed run.
 """
 
@@ -177,7 +179,13 @@ def _wrk(script: str, url: str, connections: int, duration: float, threads: int,
 
 
 def _mixed(
-    service: Service, files: tuple[str, str], rate: float, duration: float, connections: int, threads: int
+    service: Service,
+    files: tuple[str, str],
+    rate: float,
+    duration: float,
+    connections: int,
+    threads: int,
+    steady: float = 0.0,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     # calibrate the per-connection delay: connections / (delay + latency) = rate
     delay_ms = 1000 * connections / rate
@@ -186,20 +194,26 @@ def _mixed(
     delay_ms = max(0.0, delay_ms - (cycle_ms - delay_ms))
     samples: list[list[float]] = []
     stop = threading.Event()
+    t0 = time.monotonic()
 
     def sample() -> None:
         while not stop.wait(5):
-            samples.append(service.rss_mib())
+            samples.append([round(time.monotonic() - t0, 1), *service.rss_mib()])
 
-    before = service.rss_mib()
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    steady_run = None
+    if steady > 0:  # the same traffic first, so the bounded caches fill before the measured run
+        steady_run = _wrk("mixed.lua", service.url, connections, steady, threads, [*files, f"{delay_ms:.3f}"])
+    before = service.rss_mib()
     run = _wrk("mixed.lua", service.url, connections, duration, threads, [*files, f"{delay_ms:.3f}"])
     stop.set()
     sampler.join()
     run.update(
         delay_ms=round(delay_ms, 3), rss_before_mib=before, rss_after_mib=service.rss_mib(), rss_samples_mib=samples
     )
+    if steady_run is not None:
+        run["steady"] = {k: steady_run[k] for k in ("requests", "rps", "errors", "p99_ms")} | {"seconds": steady}
     return warm, run
 
 
@@ -213,6 +227,12 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=300.0, help="mixed traffic, requests/s")
     p.add_argument("--duration", type=float, default=60.0, help="mixed run, seconds")
     p.add_argument("--connections", type=int, default=8, help="mixed run connections")
+    p.add_argument(
+        "--steady",
+        type=float,
+        default=0.0,
+        help="seconds of the same mixed traffic before the measured run (caches fill: RSS at steady state)",
+    )
     p.add_argument("--threads", type=int, default=1, help="wrk threads (the box has few cores)")
     p.add_argument("--suggest-connections", default="1,2,4,8,16")
     p.add_argument("--suggest-duration", type=float, default=10.0)
@@ -254,7 +274,7 @@ def main() -> int:
         if not args.skip_mixed:
             load0 = os.getloadavg()[0]
             warm, run = _mixed(
-                service, (str(vfile), str(afile)), args.rate, args.duration, args.connections, args.threads
+                service, (str(vfile), str(afile)), args.rate, args.duration, args.connections, args.threads, args.steady
             )
             report["mixed"] = {
                 **run,
@@ -305,6 +325,15 @@ def _print(report: dict[str, Any], args: argparse.Namespace) -> None:
             f"| {m['max_ms']:.1f} | {m['rss_before_mib']} → {m['rss_after_mib']} "
             f"| {m['load_before']:.2f} → {m['load_after']:.2f} |"
         )
+        if "steady" in m:
+            st = m["steady"]
+            print(
+                f"\nbefore it, {st['seconds']:.0f} s of the same traffic: {st['requests']} requests, "
+                f"{st['rps']:.1f} req/s, {st['errors']} errors, p99 {st['p99_ms']:.2f} ms"
+            )
+        print("\nworker RSS MiB every 5 s (seconds since the first run began, one column per worker):")
+        for t, *rss in m["rss_samples_mib"]:
+            print(f"  {t:7.1f} s  " + "  ".join(f"{r:7.1f}" for r in rss))
         print()
     rows = report.get("suggest")
     if rows:
