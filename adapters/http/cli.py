@@ -76,21 +76,25 @@ def serve_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from .workers import serve
 
-    # Workers are started by uvicorn and read their settings from the environment they inherit.
+    # Workers read their settings from the environment they inherit. Several workers each accept on their own
+    # SO_REUSEPORT socket (adapters/http/workers.py): uvicorn's shared socket let one worker take every connection.
     os.environ.update(serve_environment(args, dict(os.environ)))
-    uvicorn.run(
-        "adapters.http.hardened:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level="warning",
-        proxy_headers=False,
-        server_header=False,
-    )
-    return 0
+    try:
+        return serve(
+            "adapters.http.hardened:app_from_env",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            factory=True,
+            log_level="warning",
+            proxy_headers=False,
+            server_header=False,
+        )
+    except OSError as exc:  # the address is taken, or not this machine's
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 def register(subparsers: Any) -> None:
