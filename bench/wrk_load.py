@@ -53,7 +53,15 @@ SECRET = "wrk-load-secret-" + "w" * 32
 class Service:
     """`python -m plugin serve` (the hardened factory) with N workers on a free loopback port."""
 
-    def __init__(self, index: Path, workers: int, redis_url: str, prefix: str, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        index: Path,
+        workers: int,
+        redis_url: str,
+        prefix: str,
+        extra_env: dict[str, str] | None = None,
+        serve_args: tuple[str, ...] = (),
+    ):
         self.port = _free_port()
         env = {
             **os.environ,
@@ -81,6 +89,7 @@ class Service:
                 HOST,
                 "--port",
                 str(self.port),
+                *serve_args,
             ],
             cwd=ROOT,
             env=env,
@@ -239,6 +248,9 @@ def main() -> int:
     p.add_argument("--p90-ms", type=float, default=7.0)
     p.add_argument("--skip-mixed", action="store_true")
     p.add_argument("--skip-suggest", action="store_true")
+    p.add_argument(
+        "--shared-socket", action="store_true", help="serve --shared-socket: uvicorn's workers on one socket (before)"
+    )
     p.add_argument("--redis-url", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None)
@@ -263,10 +275,13 @@ def main() -> int:
         "index": index.name,
         "articles": len(arts),
         "cpus": os.cpu_count(),
+        "sockets": "one shared (uvicorn)" if args.shared_socket else "one per worker (SO_REUSEPORT)",
     }
     service = None
     try:
-        service = Service(index, args.workers, redis.url, prefix)
+        service = Service(
+            index, args.workers, redis.url, prefix, serve_args=("--shared-socket",) if args.shared_socket else ()
+        )
         visitors = asyncio.run(_seed_visitors(service.url, args.visitors, [u for _, u in kb], args.seed))
         vfile, afile = work / "visitors.txt", work / "articles.txt"
         vfile.write_text("".join(f"{sid} {ip}\n" for sid, ip in visitors))
@@ -310,6 +325,7 @@ def _print(report: dict[str, Any], args: argparse.Namespace) -> None:
     print(
         f"\nhardened app, `python -m plugin serve --workers {report['workers']} --redis-url …`, "
         f"{report['articles']} articles ({report['index']}), {report['cpus']} CPUs shared with wrk and Redis; "
+        f"listening sockets: {report['sockets']}; "
         f"{args.visitors} signed visitors seeded with 3 KB page views; wrk {args.threads} thread(s)\n"
     )
     m = report.get("mixed")

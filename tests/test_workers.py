@@ -141,3 +141,16 @@ def test_an_app_that_cannot_start_stops_the_server_with_status_1() -> None:
     port = free_port()
     proc = _start("tests.pid_app:broken", port)
     assert proc.wait(60) == 1  # not a restart loop
+
+
+def test_shared_socket_is_uvicorns_own_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the escape hatch and the benchmark's "before": nothing of ours runs, uvicorn gets the workers
+    import uvicorn
+
+    from adapters.http import workers
+
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    monkeypatch.setattr(workers, "_check_free", lambda *a: pytest.fail("no reuse-port path expected"))
+    assert workers.serve("tests.pid_app:app", host="127.0.0.1", port=1, workers=2, shared_socket=True) == 0
+    assert calls == [{"app": "tests.pid_app:app", "host": "127.0.0.1", "port": 1, "workers": 2}]

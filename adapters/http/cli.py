@@ -87,6 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
+            shared_socket=args.shared_socket,
             factory=True,
             log_level="warning",
             proxy_headers=False,
@@ -113,6 +114,12 @@ def register(subparsers: Any) -> None:
         type=int,
         default=1,
         help="uvicorn worker processes (more than one needs --redis-url for shared sessions and limits)",
+    )
+    sv.add_argument(
+        "--shared-socket",
+        action="store_true",
+        help="uvicorn's own workers on one shared socket instead of one SO_REUSEPORT socket each (see "
+        "docs/production.md: a burst of connections may then all land on one worker)",
     )
     sv.add_argument("--event-log", default=None, help="JSONL event log (sessions appear under keyed pseudonyms)")
     sv.add_argument(

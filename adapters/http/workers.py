@@ -123,12 +123,14 @@ class _Supervisor:
                     w.process.join()
 
 
-def serve(app: str, *, host: str, port: int, workers: int, **options: Any) -> int:
+def serve(app: str, *, host: str, port: int, workers: int, shared_socket: bool = False, **options: Any) -> int:
     """Serve the ASGI app import string `app` with `workers` processes; `options` are uvicorn.Config's
-    (factory, log_level, ...). Returns the exit status: 0 on a clean stop, 1 if a worker could not start."""
+    (factory, log_level, ...). `shared_socket`: uvicorn's own workers on one socket (the comparison, or a
+    platform where reuse-port misbehaves). Returns the exit status: 0 on a clean stop, 1 if a worker could not
+    start."""
     import uvicorn
 
-    if workers <= 1 or not reuse_port_available():
+    if workers <= 1 or shared_socket or not reuse_port_available():
         uvicorn.run(app, host=host, port=port, workers=workers, **options)
         return 0
     _check_free(host, port)
