@@ -151,13 +151,17 @@ class LexicalIndex:
         if docs is not None and self._bm25 is bm25:
             return self._candidate_scores(bm25, docs, row, texts, weights, named)
         total = np.zeros(len(row), dtype=np.float32)  # (N,)
+        with self._lock:  # the named ones at once: a long session names 20
+            cached = (
+                {i: self._scores.get(name) for i, name in enumerate(named) if name is not None and weights[i] > 0}
+                if self._bm25 is bm25
+                else {}
+            )
         for i, (w, name) in enumerate(zip(weights, named)):
             if not row or w <= 0:
                 continue
-            scores = None
-            if name is not None:  # a cached text was not blank: only a blank one is skipped below, never cached
-                with self._lock:
-                    scores = self._scores.get(name) if self._bm25 is bm25 else None
+            # a cached text was not blank: only a blank one is skipped below, never cached
+            scores = cached.get(i)
             if scores is None:
                 text = texts[i]
                 if not text.strip():
@@ -165,7 +169,8 @@ class LexicalIndex:
                 head = text[:QUERY_CHARS]
                 key = name if name is not None else _cache_key(head)
                 with self._lock:
-                    scores = self._scores.get(key) if self._bm25 is bm25 and name is None else None
+                    # again for a name: the same page can come twice in one call, and its first use put it there
+                    scores = self._scores.get(key) if self._bm25 is bm25 else None
                 if scores is None:
                     scores = self._normalised(
                         bm25, bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0], len(row)
@@ -205,7 +210,7 @@ class LexicalIndex:
                 head = text[:QUERY_CHARS]
                 key = name if name is not None else _cache_key(head)
                 with self._lock:
-                    q = self._tokens.get(key) if name is None else None
+                    q = self._tokens.get(key)
             if q is None:
                 tokens = bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0]
                 tok, counts = np.unique(np.asarray(bm25.get_tokens_ids(tokens), dtype=np.int64), return_counts=True)

@@ -181,3 +181,23 @@ def test_named_texts_score_as_their_text_and_are_not_read_once_cached(full_scan_
     assert lex.search(again, [0.5, 0.3, 0.2], names).get([a.id for a in arts]).tolist() == plain.tolist()
     assert again.read == [2]  # the blank text was never cached: it is looked at (and skipped) each time
     assert first.read == [0, 1, 2]
+
+
+def test_seen_keys_split_into_ids_and_urls_in_one_pass():
+    from plugin.recommender import _split_seen
+
+    ids, urls = _split_seen(["a:db1", "u:https://kb.test/x", "a:u:odd", "zz", "u:"])
+    assert sorted(ids) == ["db1", "u:odd"] and sorted(urls) == ["", "https://kb.test/x"]
+
+
+def test_bm25_names_a_page_only_where_the_name_fixes_its_text(rec):
+    from plugin.events import make_event
+
+    kb_page = make_event("s", "page_view", article_id="db1")
+    page = make_event("s", "page_view", url="https://site.test/p", title="P", text="vacuum lock words").slim()
+    restored = page.__class__(**{**page.__dict__, "text": "vacuum lock words"})
+    search = make_event("s", "search", query="vacuum")
+    assert rec._text_key(kb_page, "db1") == ("a", "db1")
+    assert rec._text_key(restored, None) == ("p", page.content_ref)
+    assert rec._text_key(page, None) is None  # its stored text lapsed: it stands for its title, or its url
+    assert rec._text_key(search, None) is None
