@@ -380,7 +380,8 @@ class ArticleIndex:
                 continue
             exact = self._index.reconstruct_batch(live) @ q[qi]  # (r,)
             best = np.argsort(-exact, kind="stable")[:k]
-            out.append([(self._id_of[int(live[j])], float(exact[j])) for j in best])
+            # as Python ints and floats in one conversion each, not one numpy scalar per hit
+            out.append(list(zip(map(self._id_of.__getitem__, live[best].tolist()), exact[best].tolist())))
         return out
 
     def compact(self) -> None:

@@ -276,11 +276,12 @@ class LexicalScores:
         assert self._candidates is not None
         docs, queries, weights = self._candidates
         out = np.zeros(len(ids), dtype=np.float32)  # (n,)
-        have = [i for i, a in enumerate(ids) if a in self._row]
-        if not have or not queries:
+        every = np.fromiter(map(self._row.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))  # (n,) -1: none
+        have = np.flatnonzero(every >= 0)  # (m,)
+        if not len(have) or not queries:
             return out
         indptr, indices, data = docs.indptr, docs.indices, docs.data  # type: ignore[attr-defined]
-        rows = np.array([self._row[ids[i]] for i in have], dtype=np.int64)  # (m,)
+        rows = every[have]  # (m,)
         starts, ends = indptr[rows], indptr[rows + 1]  # (m,)
         lengths = (ends - starts).astype(np.int64)
         at = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())

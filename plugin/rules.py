@@ -102,16 +102,15 @@ def mmr_order(scores: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> li
     # Only the chosen rows of the similarity matrix are ever read: k matrix-vector products instead of the
     # (n, n) product, which was most of this function's time with a pool of 100+ candidates.
     chosen: list[int] = []
-    max_sim = np.full(n, -np.inf, dtype=np.float32)  # (n,) similarity to the closest chosen candidate
-    available = np.ones(n, dtype=bool)
-    for _ in range(min(k, n)):
-        penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
-        mmr = lam * scores - (1.0 - lam) * penalty
-        mmr[~available] = -np.inf
+    relevance = lam * scores  # (n,)
+    penalty = np.zeros(n, dtype=np.float32)  # (n,) similarity to the closest chosen candidate (0 before any)
+    for step in range(min(k, n)):
+        mmr = relevance - (1.0 - lam) * penalty
+        mmr[chosen] = -np.inf
         i = int(np.argmax(mmr))
         chosen.append(i)
-        available[i] = False
-        max_sim = np.maximum(max_sim, vectors @ vectors[i])  # (n,)
+        sims = vectors @ vectors[i]  # (n,)
+        penalty = sims if step == 0 else np.maximum(penalty, sims)
     return chosen
 
 
