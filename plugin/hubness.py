@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -123,4 +124,4 @@ class HubnessIndex:
     def get(self, ids: Sequence[str]) -> np.ndarray:
         """r of these articles, (len(ids),) float32; 0 for an article the KB does not hold."""
         r = self._built()
-        return np.array([r.get(a, 0.0) for a in ids], dtype=np.float32)
+        return np.fromiter(map(r.get, ids, repeat(0.0)), dtype=np.float32, count=len(ids))

@@ -29,7 +29,7 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
@@ -193,6 +193,12 @@ class ArticleIndex:
     def ids(self) -> list[str]:
         return list(self._row_of)
 
+    def holding(self, ids: Iterable[str]) -> set[str]:
+        """Which of these articles the index holds: one set operation instead of `in` per id (a suggestion asks
+        about its whole candidate pool)."""
+        with self._lock:
+            return self._row_of.keys() & set(ids)
+
     def _check(self, vectors: np.ndarray, n: int | None = None) -> np.ndarray:
         v = np.ascontiguousarray(vectors, dtype=np.float32)
         if v.ndim == 1:
@@ -335,7 +341,7 @@ class ArticleIndex:
         """The stored vectors of these articles, (len(ids), dim)."""
         with self._lock:
             try:
-                rows = np.fromiter((self._row_of[a] for a in ids), dtype=np.int64, count=len(ids))
+                rows = np.fromiter(map(self._row_of.__getitem__, ids), dtype=np.int64, count=len(ids))
             except KeyError as exc:
                 raise UnknownArticleError(f"article {exc.args[0]!r} is not in the index") from None
             if len(rows) == 0:
@@ -374,7 +380,8 @@ class ArticleIndex:
                 continue
             exact = self._index.reconstruct_batch(live) @ q[qi]  # (r,)
             best = np.argsort(-exact, kind="stable")[:k]
-            out.append([(self._id_of[int(live[j])], float(exact[j])) for j in best])
+            # as Python ints and floats in one conversion each, not one numpy scalar per hit
+            out.append(list(zip(map(self._id_of.__getitem__, live[best].tolist()), exact[best].tolist())))
         return out
 
     def compact(self) -> None:

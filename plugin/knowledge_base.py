@@ -178,6 +178,14 @@ class KnowledgeBase:
         aid = self._by_url.get(exact) or self._by_loose_url.get(loose)
         return self._by_id.get(aid) if aid else None
 
+    def find_many(self, ids_or_urls: Sequence[str]) -> list[Article | None]:
+        """`find` of each, in order; ids are looked up in one pass (a suggestion's candidate pool is ids), only the
+        rest as urls."""
+        out: list[Article | None] = list(map(self._by_id.get, ids_or_urls))
+        for i in [i for i, a in enumerate(out) if a is None]:
+            out[i] = self.find(ids_or_urls[i])
+        return out
+
     def resolve(self, id_or_url: str) -> Article:
         art = self.find(id_or_url)
         if art is None:

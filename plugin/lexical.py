@@ -22,6 +22,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -46,28 +47,34 @@ def _cache_key(head: str) -> bytes:
     return hashlib.blake2b(head.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
+# A caller that can name a text more cheaply than by hashing it passes a key of its own (a tuple: never equal to a
+# digest, which is bytes, so a text a visitor wrote cannot land on a named text's entry). Hashing 4,000 characters
+# costs ~8 us, twenty of them a long session's suggestion (bench/session_length.py).
+TextKey = tuple[str, ...]
+
+
 class _TextCache:
     """Least recently used values per text (keyed by `_cache_key`), bounded in the numbers they hold
     (`_CACHE_FLOATS`) and in entries (`_CACHE_ENTRIES`). Not thread-safe: the index holds its lock around it."""
 
     def __init__(self) -> None:
-        self._data: OrderedDict[bytes, tuple[Any, int]] = OrderedDict()  # key -> (value, numbers it holds)
+        self._data: OrderedDict[bytes | TextKey, tuple[Any, int]] = OrderedDict()  # key -> (value, numbers)
         self.numbers = 0
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | TextKey]:
         return iter(self._data)
 
-    def get(self, key: bytes) -> Any | None:
+    def get(self, key: bytes | TextKey) -> Any | None:
         hit = self._data.get(key)
         if hit is None:
             return None
         self._data.move_to_end(key)
         return hit[0]
 
-    def put(self, key: bytes, value: Any, numbers: int) -> None:
+    def put(self, key: bytes | TextKey, value: Any, numbers: int) -> None:
         if key in self._data:
             return
         self._data[key] = (value, numbers)
@@ -129,35 +136,59 @@ class LexicalIndex:
                 logger.debug("BM25 index built over %d articles", len(ids))
             return self._bm25, self._row, self._ids
 
-    def search(self, texts: Sequence[str], weights: Sequence[float]) -> LexicalScores:
+    def search(
+        self, texts: Sequence[str], weights: Sequence[float], keys: Sequence[TextKey | None] | None = None
+    ) -> LexicalScores:
         """BM25 of every article for each text (a read page, a query), each divided by its best score over the
-        KB (so 1.0 is the best lexical match), then summed with `weights`."""
+        KB (so 1.0 is the best lexical match), then summed with `weights`. `keys`: where not None, a name that
+        stands for exactly that text while the KB is unchanged: the cache is keyed by it instead of the text's
+        digest, and `texts[i]` is not read when the cache holds it (`texts` may make its items on demand)."""
         import bm25s
 
         bm25, row, ids = self._built()
+        named = keys if keys is not None else [None] * len(texts)
         docs = self._docs
         if docs is not None and self._bm25 is bm25:
-            return self._candidate_scores(bm25, docs, row, texts, weights)
+            return self._candidate_scores(bm25, docs, row, texts, weights, named)
         total = np.zeros(len(row), dtype=np.float32)  # (N,)
-        for text, w in zip(texts, weights):
-            if not row or w <= 0 or not text.strip():
+        with self._lock:  # the named ones at once: a long session names 20
+            cached = (
+                {i: self._scores.get(name) for i, name in enumerate(named) if name is not None and weights[i] > 0}
+                if self._bm25 is bm25
+                else {}
+            )
+        for i, (w, name) in enumerate(zip(weights, named)):
+            if not row or w <= 0:
                 continue
-            head = text[:QUERY_CHARS]
-            key = _cache_key(head)
-            with self._lock:
-                scores = self._scores.get(key) if self._bm25 is bm25 else None
+            # a cached text was not blank: only a blank one is skipped below, never cached
+            scores = cached.get(i)
             if scores is None:
-                scores = self._normalised(
-                    bm25, bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0], len(row)
-                )
+                text = texts[i]
+                if not text.strip():
+                    continue
+                head = text[:QUERY_CHARS]
+                key = name if name is not None else _cache_key(head)
                 with self._lock:
-                    if self._bm25 is bm25:  # not an index rebuilt meanwhile
-                        self._scores.put(key, scores, len(scores))
+                    # again for a name: the same page can come twice in one call, and its first use put it there
+                    scores = self._scores.get(key) if self._bm25 is bm25 else None
+                if scores is None:
+                    scores = self._normalised(
+                        bm25, bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0], len(row)
+                    )
+                    with self._lock:
+                        if self._bm25 is bm25:  # not an index rebuilt meanwhile
+                            self._scores.put(key, scores, len(scores))
             total += w * scores
         return LexicalScores(total, row, ids)
 
     def _candidate_scores(
-        self, bm25, docs, row: dict[str, int], texts: Sequence[str], weights: Sequence[float]
+        self,
+        bm25,
+        docs,
+        row: dict[str, int],
+        texts: Sequence[str],
+        weights: Sequence[float],
+        named: Sequence[TextKey | None],
     ) -> LexicalScores:
         """Scores computed later, for the candidates asked about: each text's tokens (cached like the full
         scores) as a query."""
@@ -165,13 +196,21 @@ class LexicalIndex:
 
         queries: list[tuple[np.ndarray, np.ndarray]] = []
         kept: list[float] = []
-        for text, w in zip(texts, weights):
-            if not row or w <= 0 or not text.strip():
+        for i, (w, name) in enumerate(zip(weights, named)):
+            if not row or w <= 0:
                 continue
-            head = text[:QUERY_CHARS]
-            key = _cache_key(head)
-            with self._lock:
-                q = self._tokens.get(key)
+            q = None
+            if name is not None:  # as in `search`: a cached text was not blank
+                with self._lock:
+                    q = self._tokens.get(name)
+            if q is None:
+                text = texts[i]
+                if not text.strip():
+                    continue
+                head = text[:QUERY_CHARS]
+                key = name if name is not None else _cache_key(head)
+                with self._lock:
+                    q = self._tokens.get(key)
             if q is None:
                 tokens = bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0]
                 tok, counts = np.unique(np.asarray(bm25.get_tokens_ids(tokens), dtype=np.int64), return_counts=True)
@@ -223,7 +262,11 @@ class LexicalScores:
     def get(self, ids: Sequence[str]) -> np.ndarray:
         if self._candidates is not None:
             return self._get_candidates(ids)
-        return np.array([self._scores[self._row[a]] if a in self._row else 0.0 for a in ids], dtype=np.float32)
+        rows = np.fromiter(map(self._row.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))  # (n,) -1: not held
+        out = np.zeros(len(ids), dtype=np.float32)
+        have = rows >= 0
+        out[have] = self._scores[rows[have]]
+        return out
 
     def _get_candidates(self, ids: Sequence[str]) -> np.ndarray:
         """BM25 of these articles for each text, divided by the text's best over them, summed with the weights.
@@ -233,11 +276,12 @@ class LexicalScores:
         assert self._candidates is not None
         docs, queries, weights = self._candidates
         out = np.zeros(len(ids), dtype=np.float32)  # (n,)
-        have = [i for i, a in enumerate(ids) if a in self._row]
-        if not have or not queries:
+        every = np.fromiter(map(self._row.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))  # (n,) -1: none
+        have = np.flatnonzero(every >= 0)  # (m,)
+        if not len(have) or not queries:
             return out
         indptr, indices, data = docs.indptr, docs.indices, docs.data  # type: ignore[attr-defined]
-        rows = np.array([self._row[ids[i]] for i in have], dtype=np.int64)  # (m,)
+        rows = every[have]  # (m,)
         starts, ends = indptr[rows], indptr[rows + 1]  # (m,)
         lengths = (ends - starts).astype(np.int64)
         at = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())

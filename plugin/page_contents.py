@@ -74,19 +74,24 @@ class PageContents:
     def for_events(
         self, store: SessionStore, session_id: str | None, events: Sequence[Event]
     ) -> dict[str, PageContent]:
-        """The contents the events name (by `content_ref`), from here or else from the session's store."""
+        """The contents the events name (by `content_ref`), from here or else from the session's store. Those held
+        here are read under one lock and at one clock reading (a long session names up to max_context_events)."""
         found: dict[str, PageContent] = {}
         missing: list[str] = []
-        for e in events:
-            if e.content_ref is None or e.content_ref in found:
-                continue
-            content = self.get(e.content_ref)
-            if content is not None:
-                found[e.content_ref] = content
-            else:
-                missing.append(e.content_ref)
+        now = self._clock()
+        with self._lock:
+            for digest in dict.fromkeys(e.content_ref for e in events if e.content_ref is not None):
+                held = self._data.get(digest)
+                if held is None or now - held[1] > self.ttl_seconds:
+                    if held is not None:
+                        del self._data[digest]
+                    missing.append(digest)
+                    continue
+                self._data[digest] = (held[0], now)
+                self._data.move_to_end(digest)
+                found[digest] = held[0]
         if missing and session_id is not None:
-            for digest, content in store.contents(session_id, list(dict.fromkeys(missing))).items():
+            for digest, content in store.contents(session_id, missing).items():
                 self.put(digest, content)
                 found[digest] = content
         return found

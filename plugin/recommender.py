@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin
@@ -34,11 +35,11 @@ from .hubness import HubnessIndex
 from .index import ArticleIndex
 from .inject import inject_reply
 from .knowledge_base import Article, KnowledgeBase
-from .lexical import QUERY_CHARS, LexicalIndex, LexicalScores
+from .lexical import QUERY_CHARS, LexicalIndex, LexicalScores, TextKey
 from .page_contents import PageContents
 from .persistence import is_trained, load_version, write_version
 from .request import SuggestRequest
-from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_select, passes_filters
+from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_order, passing
 from .session_store import InMemorySessionStore, PageContent, SessionContext, SessionStore
 from .suggestion import Suggestion
 from .threads import pin_threads
@@ -337,21 +338,16 @@ class SessionRecommender:
             vecs[kb_rows] = self.index.vectors([k for k in keys if k is not None])
         if text_rows:
             pages = self.pages.for_events(self.store, session_id, [signal[i] for i in text_rows])
-            for i in text_rows:  # a slim page gets its text's head back, for BM25 (which reads no further)
+            rest: list[int] = []
+            for i in text_rows:
                 content = pages.get(signal[i].content_ref or "")
-                if content is not None:
+                if content is not None:  # a slim page gets its text's head back, for BM25 (which reads no further)
                     signal[i] = _with_text(signal[i], content.text)
-            # a vector from another encoder (the index was rebuilt with one since) has the wrong size: embed again
-            stored = [
-                i
-                for i in text_rows
-                if (c := pages.get(signal[i].content_ref or "")) is not None
-                and c.vector is not None
-                and c.vector.shape == (self.index.dim,)
-            ]
-            if stored:
-                vecs[stored] = np.stack([_stored_vector(pages, signal[i]) for i in stored])
-            rest = [i for i in text_rows if i not in stored]
+                    # a vector from another encoder (the index was rebuilt with one since) has the wrong size
+                    if content.vector is not None and content.vector.shape == (self.index.dim,):
+                        vecs[i] = content.vector  # row by row: cheaper than stacking 16 rows first
+                        continue
+                rest.append(i)
             if rest:  # a page without text, a search, or one whose stored content expired: its words embedded
                 vecs[rest] = self.page_encoder.encode([signal[i].content() for i in rest])
         return vecs, signal, keys
@@ -466,8 +462,9 @@ class SessionRecommender:
         seen_urls: set[str] = set()
         if req.exclude_seen and seen is not None:
             # Event.seen_keys: track() already resolved a KB page's url to its article id
-            seen_ids.update(key[2:] for key in seen if key.startswith("a:") and key[2:] in self.index)
-            seen_urls.update(key[2:] for key in seen if key.startswith("u:"))
+            read_ids, read_urls = _split_seen(seen)
+            seen_ids.update(self.index.holding(read_ids))
+            seen_urls.update(read_urls)
         elif req.exclude_seen:
             for e in events:
                 if e.kind in ("page_view", "article_open", "suggestion_click"):
@@ -483,7 +480,7 @@ class SessionRecommender:
         groups = (self._interests(vecs) if not plain else [list(range(len(signal)))]) if signal else [[]]
         shares = [1.0] if len(groups) == 1 else [cfg.newest_share, 1.0 - cfg.newest_share]
         attention = np.zeros(len(signal), dtype=np.float32)  # (L,)
-        ranked: list[list[tuple[Candidate, np.ndarray]]] = []
+        passes: list[_Pass] = []
         for rows, share in zip(groups, shares):
             cold, catalogue, learned, calibration = None, None, None, None
             if rows:
@@ -499,16 +496,27 @@ class SessionRecommender:
             else:
                 assert qvec is not None  # no pages read: then there is a query (EmptySessionError above otherwise)
                 vector = qvec
-            texts = [self._item_text(signal[i], keys[i]) for i in rows]
-            lexical = self._lexical_scores(texts, query, qw)
+            # made only if BM25's cache does not hold them by name: a stored page's text is its title and 4,000
+            # characters joined anew each time
+            texts = _Lazy(partial(self._row_text, signal, keys, rows), len(rows))
+            lexical = self._lexical_scores(texts, query, qw, [self._text_key(signal[i], keys[i]) for i in rows])
             linked = self._linked_from([keys[i] for i in rows])
             titled = self.titles.query([keys[i] for i in rows]) if cfg.title_weight > 0 and self._embeds_text else None
+            passes.append(_Pass(vector, cold, catalogue, learned, calibration, lexical, linked, titled))
+
+        # every interest's first index search in one call: a (G, D) query costs ~0.8 of G single ones on the
+        # million-article ivfpq index, with the same hits (bench/million.py)
+        first = self._first_hits([p.vector for p in passes], centre=not plain, pool=cfg.candidate_pool + len(seen_ids))
+        ranked: list[list[tuple[Candidate, np.ndarray]]] = []
+        for p, hits in zip(passes, first):
+            vector, cold, catalogue, learned, calibration = p.vector, p.cold, p.catalogue, p.learned, p.calibration
+            lexical, linked, titled = p.lexical, p.linked, p.titled
             if plain:
-                cands = self._candidates(
-                    vector, k, floor, seen_ids, seen_urls, locale, tags, learned=learned, centre=False
+                pool = self._candidates(
+                    vector, k, floor, seen_ids, seen_urls, locale, tags, learned=learned, centre=False, hits=hits
                 )
             else:
-                cands = self._candidates(
+                pool = self._candidates(
                     vector,
                     k,
                     floor,
@@ -520,6 +528,7 @@ class SessionRecommender:
                     linked=linked,
                     learned=learned,
                     titled=titled,
+                    hits=hits,
                 )
             if cold is not None and catalogue is not None and plain:
                 # articles added since the model was trained keep the rank the zero-shot recommender (its rules,
@@ -536,22 +545,20 @@ class SessionRecommender:
                 )
                 zero_cands = [Candidate(s.article, s.score, s.score) for s in zero]
                 if calibration is not None:
-                    cands = calibration.merge(cands, zero_cands, catalogue)
+                    pool = self._pool_of(calibration.merge(pool.candidates(), zero_cands, catalogue))
                 else:
-                    cands = merge_cold_start(cands, zero_cands, catalogue)
+                    pool = self._pool_of(merge_cold_start(pool.candidates(), zero_cands, catalogue))
             elif cold is not None and catalogue is not None:
                 # articles added since the model was trained keep their zero-shot rank
-                cands = merge_cold_start(
-                    cands,
-                    self._candidates(cold, k, floor, seen_ids, seen_urls, locale, tags, lexical=lexical, linked=linked),
-                    catalogue,
+                cold_pool = self._candidates(
+                    cold, k, floor, seen_ids, seen_urls, locale, tags, lexical=lexical, linked=linked
                 )
-            if not cands:
+                pool = self._pool_of(merge_cold_start(pool.candidates(), cold_pool.candidates(), catalogue))
+            if not len(pool):
                 ranked.append([])
                 continue
-            cand_vecs = self.index.vectors([c.article.id for c in cands])  # (n, D)
-            order = mmr_select(cands, cand_vecs, k, cfg.mmr_lambda)
-            ranked.append([(cands[i], cand_vecs[i]) for i in order])
+            order = mmr_order(pool.score, pool.vectors, k, cfg.mmr_lambda)
+            ranked.append([(pool.candidate(i), pool.vectors[i]) for i in order])
 
         labels = _Labels(self.kb, signal, keys)
         out = []
@@ -586,6 +593,21 @@ class SessionRecommender:
         art = self.kb.find(key) if key else None
         return art.embed_text() if art is not None else event.content()
 
+    def _row_text(self, signal: Sequence[Event], keys: Sequence[str | None], rows: Sequence[int], j: int) -> str:
+        return self._item_text(signal[rows[j]], keys[rows[j]])
+
+    def _text_key(self, event: Event, key: str | None) -> TextKey | None:
+        """A name for `_item_text(event, key)` that BM25's cache can use instead of hashing the text (see
+        `plugin.lexical`), or None. A KB page's text is its article's (BM25's cache is dropped when an article
+        changes); a page whose stored text was restored has title + text, both fixed by its content hash. Not
+        a page whose stored content had lapsed: it stands for its title or else its url, which the hash may not
+        cover."""
+        if key is not None and key in self.kb:
+            return ("a", key)
+        if event.content_ref is not None and event.text is not None and event.kind != "search":
+            return ("p", event.content_ref)
+        return None
+
     def _linked_from(self, keys: Sequence[str | None]) -> set[str]:
         """Ids of the articles the read KB pages link to in their text (hrefs resolved against the page's url)."""
         if self.settings.link_weight <= 0:
@@ -602,15 +624,35 @@ class SessionRecommender:
                         out.add(target.id)
         return out
 
-    def _lexical_scores(self, texts: Sequence[str], query: str | None, query_weight: float) -> LexicalScores | None:
-        """BM25 of the KB against what was read (and asked), for fusion; None when fusion is off."""
+    def _lexical_scores(
+        self,
+        texts: Sequence[str],
+        query: str | None,
+        query_weight: float,
+        text_keys: Sequence[TextKey | None] | None = None,
+    ) -> LexicalScores | None:
+        """BM25 of the KB against what was read (and asked), for fusion; None when fusion is off. `text_keys`: the
+        pages' names for BM25's cache (`_text_key`)."""
         if self.settings.lexical_weight <= 0 or not self._embeds_text:
             return None
         has_query = bool(query and query.strip())
         page_w = (1.0 - query_weight if has_query else 1.0) / max(len(texts), 1)
-        parts = list(texts) + ([query or ""] if has_query else [])
+        parts = _Lazy(lambda j: texts[j] if j < len(texts) else query or "", len(texts) + has_query)
         weights = [page_w] * len(texts) + ([query_weight if texts else 1.0] if has_query else [])
-        return self.lexical.search(parts, weights)
+        names = list(text_keys) if text_keys is not None else [None] * len(texts)
+        return self.lexical.search(parts, weights, names + ([None] if has_query else []))
+
+    def _first_hits(
+        self, vectors: Sequence[np.ndarray], *, centre: bool, pool: int
+    ) -> list[list[tuple[str, float]] | None]:
+        """Each interest's first index search (what `_candidates` searches with first), all in one call."""
+        if not vectors:
+            return []
+        centred = centre and self.settings.centre and self._embeds_text
+        queries = np.stack(vectors)  # (G, D)
+        if centred:
+            queries = queries - self.index.mean_vector()
+        return list(self.index.search(queries, pool))
 
     def _candidates(
         self,
@@ -626,7 +668,8 @@ class SessionRecommender:
         learned: dict[str, float] | None = None,
         centre: bool = True,
         titled: np.ndarray | None = None,
-    ) -> list[Candidate]:
+        hits: list[tuple[str, float]] | None = None,
+    ) -> _Pool:
         """Index hits (plus the best lexical matches) that pass the rules, best first by fused score.
 
         Score = centred cosine - hubness_weight * r(article) (`plugin.hubness`) + lexical_weight * BM25 + link_weight
@@ -635,7 +678,11 @@ class SessionRecommender:
         candidate vector) is added to their score, and the best of them by their whole score join the pool: the
         text search alone would miss an article whose learned part, not its text, makes it the next page.
         Filters can reject most of a fixed-size pool (a rare locale, a narrow tag), so the pool grows until k
-        candidates pass or the index is exhausted."""
+        candidates pass or the index is exhausted. `hits`: the first search's, when the caller made it already
+        (`_first_hits`).
+
+        The candidates are scored as arrays in one pass; Candidate objects are made only for what is returned
+        (`_Pool`): this per-candidate work was most of a suggestion's own cost (bench/session_length.py)."""
         cfg = self.settings
         centred = centre and cfg.centre and self._embeds_text
         # Searching with v - mean ranks by a.v - a.mean: the centred order up to each article's norm, which the
@@ -648,7 +695,8 @@ class SessionRecommender:
         if learned_ids:  # their whole score e_a . v + u_a . v: the small learned index beside FAISS's text search
             whole = self.index.vectors(learned_ids) @ vector + np.array(list(learned.values()), np.float32)  # (K,)
         while True:
-            hits = self.index.search(search[None, :], pool)[0]
+            if hits is None:
+                hits = self.index.search(search[None, :], pool)[0]
             top_learned = [learned_ids[i] for i in np.argsort(-whole, kind="stable")[:pool]] if learned_ids else []
             # seen articles go before their records are looked up (the rules below would drop them anyway): a
             # long session has many, and the pool grows by as many
@@ -662,36 +710,53 @@ class SessionRecommender:
                 )
                 if aid not in seen_ids
             ]
-            found = [a for a in (self.kb.find(a) for a in ids) if a is not None]
-            arts = [
-                a
-                for a in found
-                if a.id in self.index
-                and passes_filters(a, exclude_ids=seen_ids, exclude_urls=seen_urls, locale=locale, tags=tags)
-            ]
-            cands: list[Candidate] = []
+            found = [a for a in self.kb.find_many(ids) if a is not None]
+            held = self.index.holding([a.id for a in found])
+            arts = passing(
+                [a for a in found if a.id in held],
+                exclude_ids=seen_ids,
+                exclude_urls=seen_urls,
+                locale=locale,
+                tags=tags,
+            )
+            out = _Pool.empty(self.index.dim)
             if arts:
-                avecs = self.index.vectors([a.id for a in arts])  # (n, D)
+                aids = [a.id for a in arts]
+                avecs = self.index.vectors(aids)  # (n, D)
                 rel = avecs @ vector  # (n,) plain cosine
                 score = self._centred(avecs) @ cvec if centred else rel.copy()  # (n,)
                 if lexical is not None:
-                    score = score + cfg.lexical_weight * lexical.get([a.id for a in arts])
+                    score = score + cfg.lexical_weight * lexical.get(aids)
                 if centred and cfg.hubness_weight > 0:
-                    score = score - cfg.hubness_weight * self.hubness.get([a.id for a in arts])
+                    score = score - cfg.hubness_weight * self.hubness.get(aids)
                 if titled is not None:
-                    score = score + cfg.title_weight * self.titles.scores(titled, [a.id for a in arts])
+                    score = score + cfg.title_weight * self.titles.scores(titled, aids)
                 if linked:
-                    score = score + cfg.link_weight * np.array([a.id in linked for a in arts], dtype=np.float32)
+                    score = score + cfg.link_weight * np.array([a in linked for a in aids], dtype=np.float32)
                 if learned:
-                    score = score + np.array([learned.get(a.id, 0.0) for a in arts], dtype=np.float32)
-                for a, r, s in zip(arts, rel.tolist(), score.tolist()):
-                    if floor is not None and r < floor:
-                        continue
-                    bonus = freshness_bonus(a, cfg.freshness_weight, cfg.freshness_half_life_days)
-                    cands.append(Candidate(a, r, s + bonus))
-            if len(cands) >= k or len(hits) < pool or pool >= len(self.index):
-                return sorted(cands, key=lambda c: -c.score)
+                    score = score + np.array([learned.get(a, 0.0) for a in aids], dtype=np.float32)
+                # float64 from here, as the per-candidate Python floats were: the floor and the order compare the
+                # same numbers they did
+                rel64, score64 = rel.astype(np.float64), score.astype(np.float64)  # (n,)
+                if cfg.freshness_weight > 0:
+                    score64 += [freshness_bonus(a, cfg.freshness_weight, cfg.freshness_half_life_days) for a in arts]
+                keep = np.flatnonzero(rel64 >= floor) if floor is not None else np.arange(len(arts))  # (m,)
+                best = keep[np.argsort(-score64[keep], kind="stable")]  # (m,) stable, as sorted() was
+                out = _Pool([arts[i] for i in best.tolist()], rel64[best], score64[best], avecs[best])
+            if len(out) >= k or len(hits) < pool or pool >= len(self.index):
+                return out
             pool *= 4
+            hits = None
+
+    def _pool_of(self, cands: Sequence[Candidate]) -> _Pool:
+        """A merged list of candidates (cold start) as a pool, best first as given."""
+        return _Pool(
+            [c.article for c in cands],
+            np.array([c.relevance for c in cands], dtype=np.float64),
+            np.array([c.score for c in cands], dtype=np.float64),
+            self.index.vectors([c.article.id for c in cands]) if cands else np.zeros((0, self.index.dim), np.float32),
+            list(cands),
+        )
 
     # ------------------------------------------------------------ search and the chat path
 
@@ -740,6 +805,54 @@ class SessionRecommender:
         except Exception:  # the chat path must never break a reply (an unknown fmt included)
             logger.warning("suggestions skipped for session %s", session_id[:8], exc_info=True)
             return {"reply": reply, "suggestions": []} if fmt == "json" else reply
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What one interest's candidate pass needs, worked out for every interest before their searches are batched."""
+
+    vector: np.ndarray  # (D,) the intent, blended with the question
+    cold: np.ndarray | None  # (D,) zero-shot intent of a trained model, for articles it never saw
+    catalogue: Any  # the articles the trained model knows (None: not a trained model)
+    learned: dict[str, float] | None
+    calibration: Any
+    lexical: LexicalScores | None
+    linked: set[str]
+    titled: np.ndarray | None
+
+
+class _Pool:
+    """One pass's candidates, best first, as arrays: what MMR reads. A `Candidate` is made only for each one
+    returned (`candidate`), or for the whole list where a cold-start merge works on lists (`candidates`)."""
+
+    def __init__(
+        self,
+        articles: list[Article],
+        relevance: np.ndarray,
+        score: np.ndarray,
+        vectors: np.ndarray,
+        made: list[Candidate] | None = None,
+    ) -> None:
+        self.articles = articles
+        self.relevance = relevance  # (n,) float64: the plain cosine, as Candidate.relevance holds it
+        self.score = score  # (n,) float64: the fused score, as Candidate.score holds it
+        self.vectors = vectors  # (n, D) the index's vectors of the articles
+        self._made = made
+
+    @classmethod
+    def empty(cls, dim: int) -> _Pool:
+        return cls([], np.zeros(0), np.zeros(0), np.zeros((0, dim), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.articles)
+
+    def candidate(self, i: int) -> Candidate:
+        if self._made is not None:
+            return self._made[i]
+        return Candidate(self.articles[i], float(self.relevance[i]), float(self.score[i]))
+
+    def candidates(self) -> list[Candidate]:
+        return [self.candidate(i) for i in range(len(self))]
 
 
 def _plain_scoring(model: IntentModel) -> bool:
@@ -822,6 +935,38 @@ class _Labels(Sequence[str]):
         return self._made[j]
 
 
+def _split_seen(seen: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Seen keys ('a:' + article id, 'u:' + url: `Event.seen_keys`) as (ids, urls), in one pass: a long session has
+    ~100 and two filtered comprehensions cost twice this."""
+    ids: list[str] = []
+    urls: list[str] = []
+    for key in seen:
+        kind = key[:2]
+        if kind == "a:":
+            ids.append(key[2:])
+        elif kind == "u:":
+            urls.append(key[2:])
+    return ids, urls
+
+
+class _Lazy(Sequence[str]):
+    """Texts made when first asked for, by position."""
+
+    def __init__(self, make: Callable[[int], str], n: int) -> None:
+        self._make, self._n = make, n
+        self._made: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, j: int) -> str:  # type: ignore[override]  # an int index is all BM25 uses
+        if not 0 <= j < self._n:
+            raise IndexError(j)
+        if j not in self._made:
+            self._made[j] = self._make(j)
+        return self._made[j]
+
+
 def _with_text(event: Event, text: str | None) -> Event:
     """`dataclasses.replace(event, text=text)` at a seventh of its cost: replace re-runs the constructor, and a long
     session restores the text of up to `max_context_events` pages on every request (half its extra cost over a
@@ -830,10 +975,3 @@ def _with_text(event: Event, text: str | None) -> Event:
     clone.__dict__.update(event.__dict__)
     clone.__dict__["text"] = text
     return clone
-
-
-def _stored_vector(pages: dict[str, PageContent], event: Event) -> np.ndarray:
-    """The stored vector of an event's page content (the caller checked that it is there)."""
-    content = pages[event.content_ref or ""]
-    assert content.vector is not None
-    return content.vector

@@ -11,7 +11,15 @@ import numpy as np
 
 from .knowledge_base import Article
 
-__all__ = ["Candidate", "passes_filters", "freshness_bonus", "merge_cold_start", "mmr_select"]
+__all__ = [
+    "Candidate",
+    "passes_filters",
+    "passing",
+    "freshness_bonus",
+    "merge_cold_start",
+    "mmr_order",
+    "mmr_select",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,32 @@ def passes_filters(
     return True
 
 
+def passing(
+    articles: Sequence[Article],
+    *,
+    exclude_ids: Collection[str] = (),
+    exclude_urls: Collection[str] = (),
+    locale: str | None = None,
+    tags: Collection[str] | None = None,
+) -> list[Article]:
+    """The articles that `passes_filters` keeps, in order: the same rules, with what the articles share (the
+    locale's language, the tag set) worked out once instead of per article (a pool is ~80 candidates a pass)."""
+    lang = locale.split("-")[0].lower() if locale else None
+    wanted = set(tags) if tags else None
+    out = []
+    for a in articles:
+        if a.meta.get("hub") or a.id in exclude_ids:
+            continue
+        if exclude_urls and a.url and a.url in exclude_urls:
+            continue
+        if lang is not None and a.locale and a.locale.split("-")[0].lower() != lang:
+            continue
+        if wanted is not None and wanted.isdisjoint(a.tags):
+            continue
+        out.append(a)
+    return out
+
+
 def freshness_bonus(article: Article, weight: float, half_life_days: float, now: datetime | None = None) -> float:
     """weight * 2^(-age/half_life): a just-updated article gains `weight`, one half-life old gains half."""
     if weight <= 0 or article.updated_at is None:
@@ -53,25 +87,30 @@ def freshness_bonus(article: Article, weight: float, half_life_days: float, now:
 
 def mmr_select(candidates: Sequence[Candidate], vectors: np.ndarray, k: int, lam: float) -> list[int]:
     """Maximal marginal relevance: indices of k candidates trading score against similarity to those chosen."""
-    n = len(candidates)
+    return mmr_order(np.array([c.score for c in candidates], dtype=np.float64), vectors, k, lam)
+
+
+def mmr_order(scores: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> list[int]:
+    """`mmr_select` over the candidates' scores as an array (n,), so that a pool kept as arrays needs no Candidate
+    objects to be ranked. vectors: (n, D) rows of the same candidates."""
+    n = len(scores)
     if n == 0 or k <= 0:
         return []
-    scores = np.array([c.score for c in candidates], dtype=np.float32)  # (n,)
+    scores = np.asarray(scores, dtype=np.float32)  # (n,) ranked in float32, as the scores were computed
     if lam >= 1.0:
         return list(np.argsort(-scores, kind="stable")[:k])
     # Only the chosen rows of the similarity matrix are ever read: k matrix-vector products instead of the
     # (n, n) product, which was most of this function's time with a pool of 100+ candidates.
     chosen: list[int] = []
-    max_sim = np.full(n, -np.inf, dtype=np.float32)  # (n,) similarity to the closest chosen candidate
-    available = np.ones(n, dtype=bool)
-    for _ in range(min(k, n)):
-        penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
-        mmr = lam * scores - (1.0 - lam) * penalty
-        mmr[~available] = -np.inf
+    relevance = lam * scores  # (n,)
+    penalty = np.zeros(n, dtype=np.float32)  # (n,) similarity to the closest chosen candidate (0 before any)
+    for step in range(min(k, n)):
+        mmr = relevance - (1.0 - lam) * penalty
+        mmr[chosen] = -np.inf
         i = int(np.argmax(mmr))
         chosen.append(i)
-        available[i] = False
-        max_sim = np.maximum(max_sim, vectors @ vectors[i])  # (n,)
+        sims = vectors @ vectors[i]  # (n,)
+        penalty = sims if step == 0 else np.maximum(penalty, sims)
     return chosen
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -105,9 +106,10 @@ class TitleIndex:
         out = np.zeros(len(ids), dtype=np.float32)
         if vecs is None:
             return out
-        have = [i for i, a in enumerate(ids) if a in row]
-        if have:
-            out[have] = vecs[[row[ids[i]] for i in have]].astype(np.float32) @ query  # (n,)
+        rows = np.fromiter(map(row.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))  # (n,) -1: no title
+        have = np.flatnonzero(rows >= 0)
+        if len(have):
+            out[have] = vecs[rows[have]].astype(np.float32) @ query  # (n,)
         return out
 
 
