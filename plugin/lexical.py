@@ -47,6 +47,14 @@ def _cache_key(head: str) -> bytes:
     return hashlib.blake2b(head.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
+def _query(text: str, name: tuple[str, ...] | None) -> tuple[str, bytes | tuple[str, ...]] | None:
+    """A text's head as a query and its cache key (its name, else a digest of the head); None for a blank text."""
+    if not text.strip():
+        return None
+    head = text[:QUERY_CHARS]
+    return head, name if name is not None else _cache_key(head)
+
+
 # A caller that can name a text more cheaply than by hashing it passes a key of its own (a tuple: never equal to a
 # digest, which is bytes, so a text a visitor wrote cannot land on a named text's entry). Hashing 4,000 characters
 # costs ~8 us, twenty of them a long session's suggestion (bench/session_length.py).
@@ -163,11 +171,10 @@ class LexicalIndex:
             # a cached text was not blank: only a blank one is skipped below, never cached
             scores = cached.get(i)
             if scores is None:
-                text = texts[i]
-                if not text.strip():
+                query = _query(texts[i], name)
+                if query is None:
                     continue
-                head = text[:QUERY_CHARS]
-                key = name if name is not None else _cache_key(head)
+                head, key = query
                 with self._lock:
                     # again for a name: the same page can come twice in one call, and its first use put it there
                     scores = self._scores.get(key) if self._bm25 is bm25 else None
@@ -204,11 +211,10 @@ class LexicalIndex:
                 with self._lock:
                     q = self._tokens.get(name)
             if q is None:
-                text = texts[i]
-                if not text.strip():
+                query = _query(texts[i], name)
+                if query is None:
                     continue
-                head = text[:QUERY_CHARS]
-                key = name if name is not None else _cache_key(head)
+                head, key = query
                 with self._lock:
                     q = self._tokens.get(key)
             if q is None:
