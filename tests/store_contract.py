@@ -278,6 +278,29 @@ class SessionStoreContract:
             assert SessionContext.from_events(store.read("s"), n) == store.context("s", n)
         assert "u:https://site.test/p0" not in SessionContext.from_events(store.read("s"), 3).seen
 
+    def test_context_gives_back_any_text_exactly(self, clock):
+        # urls, titles and queries carry quotes, backslashes, slashes, control characters and non-ASCII: the
+        # context read must give each back as it was appended (the Redis store sends them as JSON arrays)
+        store = self.store_with(clock, dedupe_window_seconds=0)
+        odd = 'https://site.test/a"b\\c/d?q=é漢字🙂&x=\u0041'
+        events = [
+            make_event("s", "page_view", url=odd, title='t "quoted" \\ back/slash\ttab é', ts=1.0),
+            make_event("s", "search", query="how do I \"escape\" ünïcödé? \\n", ts=2.0),
+            make_event("s", "article_open", article_id='id "with" \\ odd/chars 漢', ts=3.0),
+        ]
+        for e in events:
+            store.append(e)
+        ctx = store.context("s", 10)
+        assert list(ctx.events) == events
+        assert ctx.seen == SessionContext.from_events(store.read("s"), 10).seen
+        assert len(ctx.seen) == 2 and any(odd in k for k in ctx.seen)
+
+    def test_context_of_a_session_with_searches_only_has_no_seen_keys(self, clock):
+        store = self.store_with(clock, dedupe_window_seconds=0)
+        store.append(make_event("s", "search", query="only a question", ts=1.0))
+        ctx = store.context("s", 10)
+        assert len(ctx.events) == 1 and ctx.seen == frozenset()
+
     def test_context_keeps_a_session_alive(self, clock):
         store = self.store_with(clock, ttl_seconds=60)
         store.append(view("s", 1))
