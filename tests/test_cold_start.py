@@ -11,7 +11,14 @@ import torch
 
 from plugin import Article, ConfigError, HashingEncoder, SessionRecommender, STAMPConfig, SuggestSettings
 from plugin.cold_start import CalibrationStep, ColdStartCalibration, fit_calibration, zero_shot_features
-from plugin.content_training import ContentTrainConfig, _cold_start_mrr, _keep_zero_shot_quality, choose_cold_start
+from plugin.content_training import (
+    ContentTrainConfig,
+    _choose_temperature,
+    _cold_start_mrr,
+    _keep_zero_shot_quality,
+    _rebuilt,
+    choose_cold_start,
+)
 from plugin.intent import ContentSTAMP, ContentSTAMPConfig
 from plugin.zero_shot import ZeroShotIntent
 
@@ -198,3 +205,35 @@ def test_choose_cold_start_as_asked_rank_trains_no_stand_in_and_a_bad_policy_nam
     assert (out.config.cold_start, out.config.cold_calibration, mrr) == ("rank", (), {})
     with pytest.raises(ConfigError, match="Valid policies are: auto, rank, score"):
         choose_cold_start(rec, model, sessions, ContentTrainConfig(), policy="slots")
+
+
+def test_the_placing_temperature_is_the_best_that_keeps_new_articles_at_zero_shot_quality():
+    own = {"rank": 0.30, "rank (into new)": 0.14}
+    assert _choose_temperature({0.5: own, 5.0: {"rank": 0.31, "rank (into new)": 0.17}}) == 5.0
+    # better overall, but worse into the new articles than the zero-shot intent's own temperature: refused
+    assert _choose_temperature({0.5: own, 5.0: {"rank": 0.35, "rank (into new)": 0.13}}) == 0.5
+    assert _choose_temperature({0.5: own, 2.0: dict(own), 5.0: dict(own)}) == 0.5  # the first of equals
+    # the rank merge alone, without a calibration to compare
+    step = CalibrationStep(np.array([0.9, 0.5]), np.array([0.8]), np.array([0]), target=2)
+    assert _cold_start_mrr([step], None, cutoff=10) == {"rank": 1.0, "rank (into new)": 1.0}
+
+
+def test_the_served_merge_places_new_articles_with_the_models_temperature(tmp_path):
+    """`zero_shot_temperature` (chosen by choose_cold_start) is saved with the model, and the served rank merge
+    puts each new article where the zero-shot recommender at that temperature ranks it."""
+    rec = _recommender()
+    catalogue = tuple(a for a in rec.index.ids() if a != "json2")
+    session = ["json0", "http0"]
+    places = {}
+    for tau in (0.5, 20.0):
+        zero = SessionRecommender(
+            rec.kb, rec.encoder, rec.index, intent_model=ZeroShotIntent(64, tau), settings=rec.settings
+        )
+        places[tau] = [s.article.id for s in zero.suggest_for(session, k=6)].index("json2")
+    assert places[0.5] != places[20.0]  # the session mean and the page read last place it apart
+    for tau in (0.5, 20.0):
+        rec.intent_model = _rebuilt(_model(catalogue, ()), zero_shot_temperature=tau)
+        rec.save(tmp_path / str(tau))
+        loaded = SessionRecommender.load(tmp_path / str(tau), encoder=HashingEncoder(64))
+        assert loaded.intent_model.config.zero_shot_temperature == tau
+        assert [s.article.id for s in loaded.suggest_for(session, k=6)].index("json2") == places[tau]
