@@ -64,6 +64,9 @@ _MIN_BATCH = 16
 # rank it gets there) tried on the stand-ins' validation steps besides the model's own (the zero-shot intent's,
 # 0.5: near the session mean); higher ones follow the page read last, whose links the next page is usually on.
 COLD_START_TEMPERATURES = (2.0, 5.0, 20.0)
+# Depths tried with each temperature: an added article is shown only where the zero-shot list ranks it within the
+# top `depth` (0: wherever it shows it); each one shown pushes the known articles below it down a place.
+COLD_START_DEPTHS = (0, 1, 2, 3, 5)
 
 
 @dataclass(frozen=True)
@@ -454,6 +457,7 @@ def choose_cold_start(
     progress: bool = False,
     policy: str = "auto",
     temperatures: Sequence[float] = COLD_START_TEMPERATURES,
+    depths: Sequence[int] = COLD_START_DEPTHS,
 ) -> tuple[ContentSTAMP, dict[str, float]]:
     """How `model` will rank articles added after training (outside its catalogue), chosen on validation
     (`policy="auto"`), or as asked: "rank" (no stand-in is trained) or "score" (served whenever a calibration
@@ -473,9 +477,10 @@ def choose_cold_start(
 
     Which zero-shot ranking places the new articles is chosen on the same replayed steps first: the zero-shot
     intent at the model's own temperature (the zero-shot intent's) or at one of `temperatures` (sharper
-    attention, closer to the page read last), the one whose rank merge ranks the steps best (MRR@cutoff) while
-    its steps into a held article rank at least as well as at the model's own temperature (zero-shot quality);
-    it is saved as the model's `zero_shot_temperature`, which the served merge reads.
+    attention, closer to the page read last), each showing the new articles it ranks within the top `depth` of
+    `depths` (0: all), the pair whose rank merge ranks the steps best (MRR@cutoff) while its steps into a held
+    article rank at least as well as at the model's own temperature with no limit (zero-shot quality); they are
+    saved as the model's `zero_shot_temperature` and `cold_depth`, which the served merge reads.
     Returns the model with the chosen policy and temperature and the stand-ins' MRRs (empty when nothing was
     fitted)."""
     cfg = config or ContentTrainConfig()
@@ -513,7 +518,8 @@ def choose_cold_start(
         for held in helds
     ]
     taus = [model.config.zero_shot_temperature, *(t for t in temperatures if t != model.config.zero_shot_temperature)]
-    tried: dict[float, tuple[list[CalibrationStep], dict[str, float]]] = {}
+    cuts = [0, *(d for d in depths if d > 0)]
+    tried: dict[tuple[float, int], tuple[list[CalibrationStep], dict[str, float]]] = {}
     for tau in taus:
         zero = _zero_shot_rankings(recommender, tau, steps, cfg.cutoff)
         steps_tau = [
@@ -521,15 +527,24 @@ def choose_cold_start(
             for held, stand_in in zip(helds, stand_in_models)
             for step in _cold_start_steps(recommender.index, stand_in, tconfig, train, steps, zero, held)
         ]
-        tried[tau] = (steps_tau, _cold_start_mrr(steps_tau, None, cfg.cutoff))
-        logger.info("cold start, zero-shot rank at temperature %g: %s", tau, tried[tau][1])
-    tau = _choose_temperature({t: mrr for t, (_, mrr) in tried.items()})
-    replayed = tried[tau][0]
+        for depth in cuts:
+            cut = [_within_depth(step, depth) for step in steps_tau]
+            tried[(tau, depth)] = (cut, _cold_start_mrr(cut, None, cfg.cutoff))
+            logger.info(
+                "cold start, zero-shot rank at temperature %g, depth %d: %s", tau, depth, tried[(tau, depth)][1]
+            )
+    tau, depth = _choose_placement({key: mrr for key, (_, mrr) in tried.items()})
+    replayed = tried[(tau, depth)][0]
     placed = {
-        **{f"rank temperature={t:g}{part}": v for t in taus for part, v in _parts(tried[t][1], "rank")},
+        **{
+            f"rank temperature={t:g} depth={d}{part}": v
+            for (t, d), (_, mrr) in tried.items()
+            for part, v in _parts(mrr, "rank")
+        },
         "zero-shot temperature": tau,
+        "depth": depth,
     }
-    keep = _rebuilt(model, cold_start="rank", cold_calibration=(), zero_shot_temperature=tau)
+    keep = _rebuilt(model, cold_start="rank", cold_calibration=(), zero_shot_temperature=tau, cold_depth=depth)
     try:
         calibration, scale = fit_calibration(replayed, init_scale=cfg.logit_scale)
     except ConfigError as exc:
@@ -547,14 +562,27 @@ def choose_cold_start(
     return _rebuilt(keep, cold_start=policy, cold_calibration=calibration.as_tuple()), mrr
 
 
-def _choose_temperature(tried: dict[float, dict[str, float]]) -> float:
-    """The placing temperature (keys of `tried`, the model's own first, each with its `_cold_start_mrr`): the
-    best "rank" MRR whose steps into new articles rank at least as well as at the first temperature (the zero-shot
-    intent's: new articles stay at zero-shot quality); the first of equals."""
+def _choose_placement(tried: dict[tuple[float, int], dict[str, float]]) -> tuple[float, int]:
+    """The (temperature, depth) that places added articles (keys of `tried`, the model's own temperature with no
+    depth limit first, each with its `_cold_start_mrr`): the best "rank" MRR whose steps into new articles rank
+    at least as well as the first's (the zero-shot intent's: new articles stay at zero-shot quality); the first
+    of equals."""
     first = next(iter(tried))
     floor = tried[first].get("rank (into new)", 0.0)
-    ok = [t for t, mrr in tried.items() if mrr.get("rank (into new)", 0.0) >= floor]
-    return max(ok, key=lambda t: tried[t]["rank"])
+    ok = [key for key, mrr in tried.items() if mrr.get("rank (into new)", 0.0) >= floor]
+    return max(ok, key=lambda key: tried[key]["rank"])
+
+
+def _within_depth(step: CalibrationStep, depth: int) -> CalibrationStep:
+    """`step` as the merge sees it when only the new articles the zero-shot list ranks within the top `depth` are
+    shown (0: all of them): the others are left out, and a step into one of them cannot be ranked (-1)."""
+    if depth <= 0:
+        return step
+    keep = step.zero_ranks < depth  # (H,)
+    target, nk = step.target, len(step.known)
+    if target >= nk:
+        target = nk + int(keep[: target - nk].sum()) if keep[target - nk] else -1
+    return CalibrationStep(step.known, step.zero_scores[keep], step.zero_ranks[keep], target)
 
 
 def _parts(mrr: dict[str, float], name: str) -> list[tuple[str, float]]:

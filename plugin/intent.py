@@ -70,8 +70,13 @@ class ContentSTAMPConfig:
     # train-intent fits on its validation split and keeps under either policy (switching needs no refit).
     cold_start: str = "rank"
     cold_calibration: tuple[float, ...] = ()
+    # The merge shows an article added after training only where the zero-shot list ranks it within the top
+    # `cold_depth` (0: wherever it shows it); train-intent chooses it with the temperature, on validation.
+    cold_depth: int = 0
 
     def __post_init__(self) -> None:
+        if self.cold_depth < 0:
+            raise ConfigError(f"ContentSTAMPConfig.cold_depth must be >= 0 (0: no limit), got {self.cold_depth}")
         if self.cold_start not in COLD_START_POLICIES:
             raise ConfigError(
                 f"unknown cold-start policy {self.cold_start!r}. Valid policies are: {', '.join(COLD_START_POLICIES)}"
@@ -230,6 +235,7 @@ class ContentSTAMP(nn.Module):
                 plain_scoring=bool(cfg.get("plain_scoring", False)),
                 cold_start=str(cfg.get("cold_start", "rank")),
                 cold_calibration=tuple(float(x) for x in cfg.get("cold_calibration", ())),
+                cold_depth=int(cfg.get("cold_depth", 0)),
             )
             weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
             state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
