@@ -24,7 +24,9 @@ blends them in when its validation split says so, and they are saved and loaded 
 training (outside `catalogue`) has no learned part, so its trained score says little: it is either put at the rank
 the zero-shot intent (`cold_vector`) gives it (`cold_start="rank"`, `rules.merge_cold_start`) or scored on the
 trained scale from that rank and the zero-shot score (`cold_start="score"`, `plugin/cold_start.py`), whichever
-train-intent's validation split, with some known articles playing new ones, prefers.
+train-intent's validation split, with some known articles playing new ones, prefers; the same split chooses the
+zero-shot ranking's temperature (`zero_shot_temperature`) and how deep in it an added article may be shown
+(`cold_depth`).
 """
 
 from __future__ import annotations
