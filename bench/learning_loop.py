@@ -427,12 +427,13 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         "scoring": ("plain (as trained)" if trained.config.plain_scoring else "with the rules' fusion")
         if isinstance(trained, ContentSTAMP)
         else "zero-shot",
-        "cold_start": COLD_START_LABELS.get(trained.config.cold_start, "?")
+        "cold_start": f"{COLD_START_LABELS.get(trained.config.cold_start, '?')}, placed by the zero-shot intent "
+        f"at temperature {trained.config.zero_shot_temperature:g}"
         if isinstance(trained, ContentSTAMP) and trained.config.catalogue
         else "-",
         "transitions": (
             f"blended with the log's transition counts (decay {trained.transitions.config.decay:g}, "
-            f"weight {trained.transitions.config.weight:g})"
+            f"weight {trained.transitions.config.weight:g}, popularity {trained.transitions.config.popularity:g})"
             if isinstance(trained, ContentSTAMP) and trained.transitions is not None
             else "without transition counts"
         ),

@@ -182,7 +182,8 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
     print(
         "serving "
         + (
-            f"with the transition counts (decay {t.config.decay:g}, weight {t.config.weight:g})"
+            f"with the transition counts (decay {t.config.decay:g}, weight {t.config.weight:g}, "
+            f"popularity {t.config.popularity:g})"
             if t is not None
             else "without transition counts"
         )
@@ -199,6 +200,11 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
             "scored on the trained scale (calibrated)"
             if model.config.cold_start == "score"
             else "at their zero-shot rank"
+        )
+        + (
+            f" (zero-shot intent at temperature {model.config.zero_shot_temperature:g})"
+            if model.config.catalogue and model.config.plain_scoring
+            else ""
         )
     )
     rec.intent_model = model

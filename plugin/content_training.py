@@ -60,6 +60,13 @@ COLD_START_STAND_INS = 2  # stand-in models, each without its own tenth (one mor
 # to keep new articles at zero-shot quality (`_keep_zero_shot_quality`).
 COLD_START_SHIFTS = tuple(np.round(np.arange(-0.5, 1.0001, 0.05), 3).tolist())
 _MIN_BATCH = 16
+# Temperatures of the zero-shot intent that places articles added after training (the merge puts each at the
+# rank it gets there) tried on the stand-ins' validation steps besides the model's own (the zero-shot intent's,
+# 0.5: near the session mean); higher ones follow the page read last, whose links the next page is usually on.
+COLD_START_TEMPERATURES = (2.0, 5.0, 20.0)
+# Depths tried with each temperature: an added article is shown only where the zero-shot list ranks it within the
+# top `depth` (0: wherever it shows it); each one shown pushes the known articles below it down a place.
+COLD_START_DEPTHS = (0, 1, 2, 3, 5)
 
 
 @dataclass(frozen=True)
@@ -163,11 +170,16 @@ def _n_valid(seqs: Sequence[Sequence[object]], cfg: ContentTrainConfig) -> int:
     return max(1, int(len(seqs) * cfg.valid_fraction))
 
 
-# (decay, weight) pairs of the transition component tried on validation. Weights from 0.5 (a tie-break among
-# articles the text ranks alike) to 8 (the counts lead, the text orders what they do not cover); decay > 0 lets
-# the pages before the last speak too. On the learning-loop bench's Django validation split the best were
-# decay 0.3-0.6, weight 2-4 (MRR@5 0.345 vs the model alone 0.323 and Markov-1 0.336), and alpha did not matter.
-TRANSITION_GRID = tuple((d, w) for d in (0.0, 0.3, 0.6) for w in (0.5, 1.0, 2.0, 4.0, 8.0))
+# (decay, weight, popularity) of the transition component tried on validation. Weights from 0.5 (a tie-break
+# among articles the text ranks alike) to 64 (the counts first, the content orders what they do not cover: the
+# Markov-1 limit); decay > 0 lets the pages before the last speak too; popularity weighs the log-scaled clicks
+# of each article (Markov-1's own tie-break, which the content model has no bias for). Round 5 of the
+# learning-loop bench (BENCHMARKS): on the validation splits the best were decay 0.3, weight 4, popularity 0.8
+# (Django) and decay 0, weight 4, popularity 0.2 (PostgreSQL); without popularity round 4 had chosen Django's
+# decay 0.6, weight 4.
+TRANSITION_GRID = tuple(
+    (d, w, p) for d in (0.0, 0.3, 0.6) for w in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0) for p in (0.0, 0.2, 0.4, 0.8, 1.6)
+)
 
 
 def with_scoring(model: ContentSTAMP, plain: bool) -> ContentSTAMP:
@@ -235,11 +247,18 @@ def _plain_mrr(
 ) -> list[float]:
     """MRR@cutoff of `model` alone and with each transition blend, for a model served with plain scoring: the
     recommender then ranks the unread articles by text cosine + learned part + blend, which is computed here
-    once per step for every blend (a pass through the recommender per blend costs ~20 ms a step). At training
-    time every article of the index is in the model's catalogue, so no cold-start merge applies."""
+    once per step for every blend (a pass through the recommender per blend costs ~20 ms a step): the blends'
+    components (T and pop) once per step for each counts/decay/history they share, then weighed per blend. At
+    training time every article of the index is in the model's catalogue, so no cold-start merge applies."""
     ids = index.ids()
     pos = {a: i for i, a in enumerate(ids)}
     table = index.vectors(ids)  # (N, D)
+    groups: dict[tuple[int, float, int], list[int]] = {}  # blends that share T and pop: one components() call
+    for b, blend in enumerate(blends):
+        groups.setdefault((id(blend.data), blend.config.decay, blend.config.history), []).append(b)
+    where = {  # the index position of each row of each counts (-1: not in the index)
+        id(blend.data): np.array([pos.get(k, -1) for k in blend.keys], np.int64) for blend in blends
+    }
     rr = np.zeros(len(blends) + 1)
     for prefix, target in steps:
         intent = model.intent(index.vectors(prefix), prefix)
@@ -247,15 +266,26 @@ def _plain_mrr(
         if intent.learned_scores is not None:
             base[[pos[a] for a in intent.learned_ids]] += intent.learned_scores
         base[[pos[a] for a in prefix]] = -np.inf  # read pages are never suggested
-        for b, blend in enumerate([None, *blends]):
-            score = base
-            if blend is not None:
-                t_ids, t_scores = blend.scores(prefix)
+        t = pos[target]
+        rank = int((base >= base[t]).sum())  # ties count against the target, as in _evaluate
+        rr[0] += 1.0 / rank if rank <= cutoff else 0.0
+        for members in groups.values():
+            first = blends[members[0]]
+            rows, trans, pop = first.components(prefix, popular=any(blends[b].config.popularity > 0 for b in members))
+            at = where[id(first.data)][rows]  # (n,) index positions
+            keep = at >= 0
+            at, trans, pop = at[keep], trans[keep], pop[keep]
+            for b in members:
+                cfg = blends[b].config
                 score = base.copy()
-                score[[pos[a] for a in t_ids if a in pos]] += t_scores[[a in pos for a in t_ids]]
-            rank = int((score >= score[pos[target]]).sum())  # ties count against the target, as in _evaluate
-            rr[b] += 1.0 / rank if rank <= cutoff else 0.0
+                score[at] += cfg.weight * trans + cfg.popularity * pop
+                rank = int((score >= score[t]).sum())
+                rr[b + 1] += 1.0 / rank if rank <= cutoff else 0.0
     return (rr / max(len(steps), 1)).tolist()
+
+
+def _blend_name(decay: float, weight: float, popularity: float) -> str:
+    return f"markov decay={decay:g} weight={weight:g}" + (f" popularity={popularity:g}" if popularity else "")
 
 
 def choose_transitions(
@@ -265,14 +295,17 @@ def choose_transitions(
     config: ContentTrainConfig | None = None,
     *,
     item_model: str = "auto",
-    grid: Sequence[tuple[float, float]] = TRANSITION_GRID,
+    grid: Sequence[tuple[float, ...]] = TRANSITION_GRID,
     max_steps: int = 3000,
 ) -> tuple[ContentSTAMP, dict[str, float]]:
     """Blend the log's item-to-item transition counts into `model`'s scores, or not, on validation.
 
-    The counts are fitted on the sessions `train_content_stamp` trained on; every (decay, weight) of `grid` and
-    the model alone rank the held-out sessions' next articles (the same validation split, never the test) as
-    the recommender serves them, and the best MRR@cutoff wins ("none" wins ties: fewer parts). `item_model`:
+    The counts are fitted on the sessions `train_content_stamp` trained on; every (decay, weight, popularity) of
+    `grid` (a (decay, weight) pair: no popularity) and the model alone rank the held-out sessions' next articles
+    (the same validation split, never the test) as the recommender serves them, and the best MRR@cutoff wins
+    ("none" wins ties: fewer parts; among blends, the first of equals). A model under the rules' fusion is
+    judged through the recommender itself, one pass per blend, so only the grid's blends without popularity
+    are tried for it. `item_model`:
     "auto" (validation decides), "markov" (the best blend, even if the model alone scores higher), "none" (the
     model alone). The installed counts are refitted on every session, held-out ones included, with the chosen
     blend. Returns the model to serve and {"none": mrr, "markov decay=… weight=…": mrr, …}."""
@@ -285,8 +318,11 @@ def choose_transitions(
         return alone, {}
     train, steps = _validation_steps(recommender, sessions, cfg, max_steps)
     counts = ItemTransitions.fit(train)
-    blends = [counts.with_config(TransitionConfig(weight=w, decay=d)) for d, w in grid]
-    names = ["none", *(f"markov decay={d:g} weight={w:g}" for d, w in grid)]
+    points = [(float(g[0]), float(g[1]), float(g[2]) if len(g) > 2 else 0.0) for g in grid]
+    if not alone.config.plain_scoring:
+        points = [g for g in points if g[2] == 0.0]
+    blends = [counts.with_config(TransitionConfig(weight=w, decay=d, popularity=p)) for d, w, p in points]
+    names = ["none", *(_blend_name(*g) for g in points)]
     if alone.config.plain_scoring:
         values = _plain_mrr(recommender.index, alone, steps, cfg.cutoff, blends)
     else:  # the rules' fusion on top: only the recommender itself says how it ranks
@@ -314,16 +350,16 @@ def _rebuilt(model: ContentSTAMP, **changes: object) -> ContentSTAMP:
 
 
 def _zero_shot_rankings(
-    recommender: SessionRecommender, model: ContentSTAMP, steps: Sequence[tuple[list[str], str]], depth: int
+    recommender: SessionRecommender, temperature: float, steps: Sequence[tuple[list[str], str]], depth: int
 ) -> list[tuple[list[str], np.ndarray]]:
     """The zero-shot recommender's top `depth` (ids, scores) for each step's prefix, as the served cold-start
-    merge asks it (its rules and all; pure ranking, like `_served_mrr`)."""
+    merge asks it (its rules and all, the zero-shot intent at `temperature`; pure ranking, like `_served_mrr`)."""
     settings = recommender.settings.model_copy(update={"min_score": None, "mmr_lambda": 1.0})
     zero = SessionRecommender(
         recommender.kb,
         recommender.encoder,
         recommender.index,
-        intent_model=ZeroShotIntent(recommender.index.dim, model.config.zero_shot_temperature),
+        intent_model=ZeroShotIntent(recommender.index.dim, temperature),
         settings=settings,
     )
     out = []
@@ -377,19 +413,21 @@ def _cold_start_steps(
 
 
 def _cold_start_mrr(
-    steps: Sequence[CalibrationStep], calibration: ColdStartCalibration, cutoff: int
+    steps: Sequence[CalibrationStep], calibration: ColdStartCalibration | None, cutoff: int
 ) -> dict[str, float]:
-    """MRR@cutoff of the replayed steps when the new articles are scored by `calibration` ("score") or put at
-    their zero-shot rank ("rank", `rules.merge_cold_start`'s rule), overall and on the steps into a new article."""
-    rr = {name: np.zeros(len(steps)) for name in ("score", "rank")}
+    """MRR@cutoff of the replayed steps when the new articles are scored by `calibration` ("score", left out
+    when None) or put at their zero-shot rank ("rank", `rules.merge_cold_start`'s rule), overall and on the
+    steps into a new article."""
+    rr = {name: np.zeros(len(steps)) for name in (("score", "rank") if calibration is not None else ("rank",))}
     for i, s in enumerate(steps):
         nk = len(s.known)
         if s.target < 0:  # a new article the zero-shot list missed: neither way can show it
             continue
-        new = calibration.scores(s.zero_scores, s.zero_ranks)  # (H,)
-        allv = np.concatenate([s.known, new])  # (K + H,)
-        rank = int((allv >= allv[s.target]).sum())  # ties count against the target
-        rr["score"][i] = 1.0 / rank if rank <= cutoff else 0.0
+        if calibration is not None:
+            new = calibration.scores(s.zero_scores, s.zero_ranks)  # (H,)
+            allv = np.concatenate([s.known, new])  # (K + H,)
+            rank = int((allv >= allv[s.target]).sum())  # ties count against the target
+            rr["score"][i] = 1.0 / rank if rank <= cutoff else 0.0
         if s.target >= nk:
             place = int(s.zero_ranks[s.target - nk])
         else:
@@ -418,6 +456,8 @@ def choose_cold_start(
     max_steps: int = 3000,
     progress: bool = False,
     policy: str = "auto",
+    temperatures: Sequence[float] = COLD_START_TEMPERATURES,
+    depths: Sequence[int] = COLD_START_DEPTHS,
 ) -> tuple[ContentSTAMP, dict[str, float]]:
     """How `model` will rank articles added after training (outside its catalogue), chosen on validation
     (`policy="auto"`), or as asked: "rank" (no stand-in is trained) or "score" (served whenever a calibration
@@ -434,7 +474,15 @@ def choose_cold_start(
     than putting the new articles at their zero-shot rank ("rank", ties, and whenever fewer than `min_new_steps`
     steps lead to a held article: too few to fit on). Only for a model served with plain scoring: under the
     rules' fusion the recommender's own scores are not the trained ones.
-    Returns the model with the chosen policy and the stand-in's MRRs (empty when nothing was fitted)."""
+
+    Which zero-shot ranking places the new articles is chosen on the same replayed steps first: the zero-shot
+    intent at the model's own temperature (the zero-shot intent's) or at one of `temperatures` (sharper
+    attention, closer to the page read last), each showing the new articles it ranks within the top `depth` of
+    `depths` (0: all), the pair whose rank merge ranks the steps best (MRR@cutoff) while its steps into a held
+    article rank at least as well as at the model's own temperature with no limit (zero-shot quality); they are
+    saved as the model's `zero_shot_temperature` and `cold_depth`, which the served merge reads.
+    Returns the model with the chosen policy and temperature and the stand-ins' MRRs (empty when nothing was
+    fitted)."""
     cfg = config or ContentTrainConfig()
     if policy not in ("auto", *COLD_START_POLICIES):
         raise ConfigError(
@@ -458,24 +506,52 @@ def choose_cold_start(
     if n_new < min_new_steps:
         logger.info("cold start: %d validation steps into held articles (< %d); zero-shot rank", n_new, min_new_steps)
         return keep, {}
-    zero = _zero_shot_rankings(recommender, model, steps, cfg.cutoff)
     tconfig = model.transitions.config if model.transitions is not None else None
-    replayed: list[CalibrationStep] = []
-    for held in helds:
-        stand_in, _ = train_content_stamp(
+    stand_in_models = [
+        train_content_stamp(
             train,
             recommender.index,
             replace(cfg, output_vectors=model.config.output_vectors),
             progress=progress,
             exclude=held,
-        )
-        replayed += _cold_start_steps(recommender.index, stand_in, tconfig, train, steps, zero, held)
+        )[0]
+        for held in helds
+    ]
+    taus = [model.config.zero_shot_temperature, *(t for t in temperatures if t != model.config.zero_shot_temperature)]
+    cuts = [0, *(d for d in depths if d > 0)]
+    tried: dict[tuple[float, int], tuple[list[CalibrationStep], dict[str, float]]] = {}
+    for tau in taus:
+        zero = _zero_shot_rankings(recommender, tau, steps, cfg.cutoff)
+        steps_tau = [
+            step
+            for held, stand_in in zip(helds, stand_in_models)
+            for step in _cold_start_steps(recommender.index, stand_in, tconfig, train, steps, zero, held)
+        ]
+        for depth in cuts:
+            cut = [_within_depth(step, depth) for step in steps_tau]
+            tried[(tau, depth)] = (cut, _cold_start_mrr(cut, None, cfg.cutoff))
+            logger.info(
+                "cold start, zero-shot rank at temperature %g, depth %d: %s", tau, depth, tried[(tau, depth)][1]
+            )
+    tau, depth = _choose_placement({key: mrr for key, (_, mrr) in tried.items()})
+    replayed = tried[(tau, depth)][0]
+    placed = {
+        **{
+            f"rank temperature={t:g} depth={d}{part}": v
+            for (t, d), (_, mrr) in tried.items()
+            for part, v in _parts(mrr, "rank")
+        },
+        "zero-shot temperature": tau,
+        "depth": depth,
+    }
+    keep = _rebuilt(model, cold_start="rank", cold_calibration=(), zero_shot_temperature=tau, cold_depth=depth)
     try:
         calibration, scale = fit_calibration(replayed, init_scale=cfg.logit_scale)
     except ConfigError as exc:
         logger.info("cold start: no calibration (%s); zero-shot rank", exc)
-        return keep, {}
+        return keep, placed
     calibration, mrr = _keep_zero_shot_quality(replayed, calibration, cfg.cutoff)
+    mrr = {**placed, **mrr}
     logger.info(
         "cold-start MRR@%d of the stand-in: %s (calibration %s, scale %.3f)", cfg.cutoff, mrr, calibration, scale
     )
@@ -483,7 +559,35 @@ def choose_cold_start(
     if policy == "auto":
         better = mrr["score"] > mrr["rank"] and mrr.get("score (into new)", 0.0) >= mrr.get("rank (into new)", 0.0)
         policy = "score" if better else "rank"
-    return _rebuilt(model, cold_start=policy, cold_calibration=calibration.as_tuple()), mrr
+    return _rebuilt(keep, cold_start=policy, cold_calibration=calibration.as_tuple()), mrr
+
+
+def _choose_placement(tried: dict[tuple[float, int], dict[str, float]]) -> tuple[float, int]:
+    """The (temperature, depth) that places added articles (keys of `tried`, the model's own temperature with no
+    depth limit first, each with its `_cold_start_mrr`): the best "rank" MRR whose steps into new articles rank
+    at least as well as the first's (the zero-shot intent's: new articles stay at zero-shot quality); the first
+    of equals."""
+    first = next(iter(tried))
+    floor = tried[first].get("rank (into new)", 0.0)
+    ok = [key for key, mrr in tried.items() if mrr.get("rank (into new)", 0.0) >= floor]
+    return max(ok, key=lambda key: tried[key]["rank"])
+
+
+def _within_depth(step: CalibrationStep, depth: int) -> CalibrationStep:
+    """`step` as the merge sees it when only the new articles the zero-shot list ranks within the top `depth` are
+    shown (0: all of them): the others are left out, and a step into one of them cannot be ranked (-1)."""
+    if depth <= 0:
+        return step
+    keep = step.zero_ranks < depth  # (H,)
+    target, nk = step.target, len(step.known)
+    if target >= nk:
+        target = nk + int(keep[: target - nk].sum()) if keep[target - nk] else -1
+    return CalibrationStep(step.known, step.zero_scores[keep], step.zero_ranks[keep], target)
+
+
+def _parts(mrr: dict[str, float], name: str) -> list[tuple[str, float]]:
+    """("", overall) and (" (into new)", on the steps into a new article) of one way in `_cold_start_mrr`'s dict."""
+    return [(part, mrr[name + part]) for part in ("", " (into new)") if name + part in mrr]
 
 
 def _keep_zero_shot_quality(

@@ -24,7 +24,9 @@ blends them in when its validation split says so, and they are saved and loaded 
 training (outside `catalogue`) has no learned part, so its trained score says little: it is either put at the rank
 the zero-shot intent (`cold_vector`) gives it (`cold_start="rank"`, `rules.merge_cold_start`) or scored on the
 trained scale from that rank and the zero-shot score (`cold_start="score"`, `plugin/cold_start.py`), whichever
-train-intent's validation split, with some known articles playing new ones, prefers.
+train-intent's validation split, with some known articles playing new ones, prefers; the same split chooses the
+zero-shot ranking's temperature (`zero_shot_temperature`) and how deep in it an added article may be shown
+(`cold_depth`).
 """
 
 from __future__ import annotations
@@ -70,8 +72,13 @@ class ContentSTAMPConfig:
     # train-intent fits on its validation split and keeps under either policy (switching needs no refit).
     cold_start: str = "rank"
     cold_calibration: tuple[float, ...] = ()
+    # The merge shows an article added after training only where the zero-shot list ranks it within the top
+    # `cold_depth` (0: wherever it shows it); train-intent chooses it with the temperature, on validation.
+    cold_depth: int = 0
 
     def __post_init__(self) -> None:
+        if self.cold_depth < 0:
+            raise ConfigError(f"ContentSTAMPConfig.cold_depth must be >= 0 (0: no limit), got {self.cold_depth}")
         if self.cold_start not in COLD_START_POLICIES:
             raise ConfigError(
                 f"unknown cold-start policy {self.cold_start!r}. Valid policies are: {', '.join(COLD_START_POLICIES)}"
@@ -230,6 +237,7 @@ class ContentSTAMP(nn.Module):
                 plain_scoring=bool(cfg.get("plain_scoring", False)),
                 cold_start=str(cfg.get("cold_start", "rank")),
                 cold_calibration=tuple(float(x) for x in cfg.get("cold_calibration", ())),
+                cold_depth=int(cfg.get("cold_depth", 0)),
             )
             weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
             state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)

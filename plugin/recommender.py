@@ -533,7 +533,8 @@ class SessionRecommender:
             if cold is not None and catalogue is not None and plain:
                 # articles added since the model was trained keep the rank the zero-shot recommender (its rules,
                 # interests and all) shows them at, or are scored from that rank and score on the trained scale
-                # when the model carries a calibration for it (plugin/cold_start.py)
+                # when the model carries a calibration for it (plugin/cold_start.py); only those it ranks within
+                # the model's cold_depth are shown
                 zero = self._suggest_from(
                     vecs,
                     signal,
@@ -543,7 +544,8 @@ class SessionRecommender:
                     seen=seen,
                     intent_model=ZeroShotIntent(vecs.shape[1], model.config.zero_shot_temperature),  # type: ignore[attr-defined]
                 )
-                zero_cands = [Candidate(s.article, s.score, s.score) for s in zero]
+                depth = model.config.cold_depth or len(zero)  # type: ignore[attr-defined]
+                zero_cands = [Candidate(s.article, s.score, s.score) for s in zero[:depth]]
                 if calibration is not None:
                     pool = self._pool_of(calibration.merge(pool.candidates(), zero_cands, catalogue))
                 else:

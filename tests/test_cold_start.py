@@ -11,7 +11,15 @@ import torch
 
 from plugin import Article, ConfigError, HashingEncoder, SessionRecommender, STAMPConfig, SuggestSettings
 from plugin.cold_start import CalibrationStep, ColdStartCalibration, fit_calibration, zero_shot_features
-from plugin.content_training import ContentTrainConfig, _cold_start_mrr, _keep_zero_shot_quality, choose_cold_start
+from plugin.content_training import (
+    ContentTrainConfig,
+    _choose_placement,
+    _cold_start_mrr,
+    _keep_zero_shot_quality,
+    _rebuilt,
+    _within_depth,
+    choose_cold_start,
+)
 from plugin.intent import ContentSTAMP, ContentSTAMPConfig
 from plugin.zero_shot import ZeroShotIntent
 
@@ -198,3 +206,66 @@ def test_choose_cold_start_as_asked_rank_trains_no_stand_in_and_a_bad_policy_nam
     assert (out.config.cold_start, out.config.cold_calibration, mrr) == ("rank", (), {})
     with pytest.raises(ConfigError, match="Valid policies are: auto, rank, score"):
         choose_cold_start(rec, model, sessions, ContentTrainConfig(), policy="slots")
+
+
+def test_the_placement_is_the_best_that_keeps_new_articles_at_zero_shot_quality():
+    own = {"rank": 0.30, "rank (into new)": 0.14}
+    assert _choose_placement({(0.5, 0): own, (5.0, 0): {"rank": 0.31, "rank (into new)": 0.17}}) == (5.0, 0)
+    # better overall, but worse into the new articles than the zero-shot intent's own placement: refused
+    assert _choose_placement({(0.5, 0): own, (5.0, 2): {"rank": 0.35, "rank (into new)": 0.13}}) == (0.5, 0)
+    assert _choose_placement({(0.5, 0): own, (2.0, 0): dict(own), (0.5, 3): dict(own)}) == (0.5, 0)  # first of equals
+    # the rank merge alone, without a calibration to compare
+    step = CalibrationStep(np.array([0.9, 0.5]), np.array([0.8]), np.array([0]), target=2)
+    assert _cold_start_mrr([step], None, cutoff=10) == {"rank": 1.0, "rank (into new)": 1.0}
+
+
+def test_a_depth_leaves_out_the_new_articles_ranked_below_it():
+    # new articles at zero-shot ranks 0 and 1; the step leads to the second one (index 2 + 1)
+    step = CalibrationStep(np.array([0.9, 0.5]), np.array([0.8, 0.4]), np.array([0, 1]), target=3)
+    assert _within_depth(step, 0) is step
+    cut = _within_depth(step, 1)
+    assert cut.zero_ranks.tolist() == [0] and cut.zero_scores.tolist() == [0.8] and cut.target == -1
+    assert _within_depth(CalibrationStep(step.known, step.zero_scores, step.zero_ranks, target=2), 1).target == 2
+    # into the known article second among the known: both new articles go before it, or only the first
+    into_known = CalibrationStep(step.known, step.zero_scores, step.zero_ranks, target=1)
+    assert _cold_start_mrr([into_known], None, cutoff=10)["rank"] == pytest.approx(1 / 4)
+    assert _cold_start_mrr([_within_depth(into_known, 1)], None, cutoff=10)["rank"] == pytest.approx(1 / 3)
+
+
+def test_the_served_merge_places_new_articles_with_the_models_temperature(tmp_path):
+    """`zero_shot_temperature` (chosen by choose_cold_start) is saved with the model, and the served rank merge
+    puts each new article where the zero-shot recommender at that temperature ranks it."""
+    rec = _recommender()
+    catalogue = tuple(a for a in rec.index.ids() if a != "json2")
+    session = ["json0", "http0"]
+    places = {}
+    for tau in (0.5, 20.0):
+        zero = SessionRecommender(
+            rec.kb, rec.encoder, rec.index, intent_model=ZeroShotIntent(64, tau), settings=rec.settings
+        )
+        places[tau] = [s.article.id for s in zero.suggest_for(session, k=6)].index("json2")
+    assert places[0.5] != places[20.0]  # the session mean and the page read last place it apart
+    for tau in (0.5, 20.0):
+        rec.intent_model = _rebuilt(_model(catalogue, ()), zero_shot_temperature=tau)
+        rec.save(tmp_path / str(tau))
+        loaded = SessionRecommender.load(tmp_path / str(tau), encoder=HashingEncoder(64))
+        assert loaded.intent_model.config.zero_shot_temperature == tau
+        assert [s.article.id for s in loaded.suggest_for(session, k=6)].index("json2") == places[tau]
+
+
+def test_the_served_merge_shows_new_articles_only_within_the_models_depth(tmp_path):
+    rec = _recommender()
+    catalogue = tuple(a for a in rec.index.ids() if a != "json2")
+    session = ["json0", "http0"]
+    model = _rebuilt(_model(catalogue, ()), zero_shot_temperature=0.5)
+    rec.intent_model = model
+    place = [s.article.id for s in rec.suggest_for(session, k=6)].index("json2")
+    assert place == 2  # the zero-shot recommender's rank (test above)
+    for depth, shown in ((place + 1, True), (place, False)):
+        rec.intent_model = _rebuilt(model, cold_depth=depth)
+        rec.save(tmp_path / str(depth))
+        loaded = SessionRecommender.load(tmp_path / str(depth), encoder=HashingEncoder(64))
+        assert loaded.intent_model.config.cold_depth == depth
+        assert ("json2" in [s.article.id for s in loaded.suggest_for(session, k=6)]) == shown
+    with pytest.raises(ConfigError, match="cold_depth"):
+        ContentSTAMPConfig(cold_depth=-1)

@@ -5,6 +5,8 @@ still suggested as before."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from dataclasses import replace
 
@@ -92,7 +94,24 @@ def test_probabilities_are_smoothed_counts_of_consecutive_clicks():
     assert ItemTransitions.fit([]).scores(["a"])[0] == []
 
 
-@pytest.mark.parametrize("bad", [{"weight": -1.0}, {"decay": 1.0}, {"history": 0}, {"alpha": -0.5}])
+def test_the_popularity_prior_is_the_log_scaled_clicks_of_the_most_read(monkeypatch):
+    sessions = [["a", "b"], ["a", "b"], ["c", "b"]]  # clicks: b 3, a 2, c 1
+    t = ItemTransitions.fit(sessions, TransitionConfig(weight=0.0, popularity=2.0))
+    ids, scores = t.scores(["zzz"])  # a page the counts do not know: the prior alone speaks
+    expected = {"b": 2.0, "a": 2.0 * np.log(3) / np.log(4), "c": 2.0 * np.log(2) / np.log(4)}
+    assert dict(zip(ids, scores.tolist())) == pytest.approx(expected)
+    # with counts too: weight * T + popularity * pop, over the union of the articles either speaks for
+    both = t.with_config(TransitionConfig(weight=1.0, popularity=2.0))
+    ids, scores = both.scores(["a"])
+    assert dict(zip(ids, scores.tolist())) == pytest.approx({**expected, "b": 2.0 + 2 / 3})
+    monkeypatch.setattr("plugin.transitions.MAX_POPULAR", 2)  # only the most read carry it
+    capped = ItemTransitions.fit(sessions, TransitionConfig(weight=0.0, popularity=2.0))
+    assert sorted(capped.scores(["zzz"])[0]) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "bad", [{"weight": -1.0}, {"decay": 1.0}, {"history": 0}, {"alpha": -0.5}, {"popularity": -0.1}]
+)
 def test_a_bad_blend_setting_is_a_clear_error(bad):
     with pytest.raises(ConfigError, match=next(iter(bad))):
         TransitionConfig(**bad)
@@ -105,11 +124,12 @@ def test_saved_and_loaded_with_the_intent_model_and_a_damaged_file_is_refused(tm
     version = rec2.save(tmp_path / "ix")
     assert json.loads((version / "transitions.json").read_text())["config"]["weight"] == 3.0
     with np.load(version / "transitions.npz", allow_pickle=False) as z:  # plain arrays, no pickled objects
-        assert sorted(z.files) == ["data", "indices", "indptr"]
+        assert sorted(z.files) == ["clicks", "data", "indices", "indptr"]
     loaded = SessionRecommender.load(tmp_path / "ix", encoder=rec.encoder.inner)
     t = loaded.intent_model.transitions
     assert t is not None and t.config == model.transitions.config and t.keys == model.transitions.keys
     np.testing.assert_array_equal(t.data, model.transitions.data)
+    np.testing.assert_array_equal(t.clicks, model.transitions.clicks)
     viewed = ["t0p0", "t0p1"]
     assert [s.article.id for s in loaded.suggest_for(viewed, k=5)] == [
         s.article.id for s in rec2.suggest_for(viewed, k=5)
@@ -125,6 +145,73 @@ def test_saved_and_loaded_with_the_intent_model_and_a_damaged_file_is_refused(tm
     (tmp_path / "flat" / "transitions.npz").write_bytes(b"not the arrays the metadata names")
     with pytest.raises(IndexFormatError, match="sha256"):
         ContentSTAMP.load(tmp_path / "flat")
+
+
+def test_the_config_and_click_counts_round_trip_and_an_older_file_reads_as_no_clicks(tmp_path):
+    sessions = [_cross(i) for i in range(30)]
+    t = ItemTransitions.fit(sessions, TransitionConfig(weight=4.0, decay=0.3, popularity=0.8))
+    t.save(tmp_path / "new")
+    back = ItemTransitions.load(tmp_path / "new")
+    assert back.config == t.config and back.keys == t.keys
+    np.testing.assert_array_equal(back.clicks, t.clicks)
+    session = ["t0p0", "t1p0"]
+    assert back.scores(session)[0] == t.scores(session)[0]
+    np.testing.assert_allclose(back.scores(session)[1], t.scores(session)[1])
+
+    # a folder saved before the click counts were kept: its arrays without them, its config without popularity
+    old = tmp_path / "old"
+    old.mkdir()
+    buf = io.BytesIO()
+    np.savez(buf, indptr=t.indptr, indices=t.indices, data=t.data)
+    (old / "transitions.npz").write_bytes(buf.getvalue())
+    config = {"weight": 4.0, "decay": 0.3, "history": 3, "alpha": 1.0}
+    meta = {"type": "item-transitions", "config": config, "keys": list(t.keys)}
+    (old / "transitions.json").write_text(json.dumps({**meta, "sha256": hashlib.sha256(buf.getvalue()).hexdigest()}))
+    legacy = ItemTransitions.load(old)
+    assert legacy.config.popularity == 0.0 and not legacy.clicks.any()
+    plain = t.with_config(TransitionConfig(weight=4.0, decay=0.3))
+    assert legacy.scores(session)[0] == plain.scores(session)[0]
+
+
+def test_with_the_counts_first_every_page_leads_to_its_markov_successor(rec):
+    """The grid's heaviest weight is the Markov-1 limit: for every page with counts the hybrid's first
+    suggestion is the page its readers went to most, whatever the text says; the content orders the rest."""
+    sessions = [_cross(i) for i in range(len(TOPICS) * PAGES)]  # t p -> t+1 p -> t+2 p
+    model = _content_model(rec)
+    alone = [
+        s.article.id
+        for s in SessionRecommender(rec.kb, rec.encoder, rec.index, intent_model=model, settings=PURE).suggest_for(
+            ["t0p0"], k=5
+        )
+    ]
+    model.transitions = ItemTransitions.fit(sessions, TransitionConfig(weight=64.0))
+    served = SessionRecommender(rec.kb, rec.encoder, rec.index, intent_model=model, settings=PURE)
+    counts = ItemTransitions.fit(sessions)
+    for page in rec.index.ids():
+        ids, probs = counts.scores([page])
+        if not ids:
+            continue
+        markov = ids[int(np.argmax(probs))]
+        assert [s.article.id for s in served.suggest_for([page], k=1)] == [markov]
+    top = [s.article.id for s in served.suggest_for(["t0p0"], k=5)]
+    assert (
+        alone[0] != "t1p0" and top[0] == "t1p0" and top[1:] == [a for a in alone if a != "t1p0"][:4]
+    )  # the text orders the others
+
+
+def test_a_page_without_counts_is_ranked_by_the_content_alone(rec):
+    """Back-off: a session whose pages the counts do not know gets no transition part; without the popularity
+    prior its ranking is exactly the content model's."""
+    model = _content_model(rec)
+    alone = SessionRecommender(rec.kb, rec.encoder, rec.index, intent_model=model, settings=PURE)
+    expected = [s.article.id for s in alone.suggest_for(["t4p5"], k=8)]
+    blended = _content_model(rec)
+    blended.transitions = ItemTransitions.fit(
+        [_cross(i) for i in range(6)], TransitionConfig(weight=8.0)
+    )  # topic 0 only
+    assert blended.transitions.scores(["t4p5"]) == ([], pytest.approx(np.zeros(0)))
+    served = SessionRecommender(rec.kb, rec.encoder, rec.index, intent_model=blended, settings=PURE)
+    assert [s.article.id for s in served.suggest_for(["t4p5"], k=8)] == expected
 
 
 def test_the_intent_adds_the_transition_scores_to_the_learned_ones(rec):
@@ -161,6 +248,7 @@ def test_the_fast_validation_ranks_exactly_as_the_recommender_serves(rec):
     model = _content_model(rec)
     counts = ItemTransitions.fit(sessions[:90])
     blends = [counts.with_config(TransitionConfig(weight=w, decay=0.5)) for w in (0.5, 2.0)]
+    blends.append(counts.with_config(TransitionConfig(weight=1.0, decay=0.5, popularity=0.3)))
     _, steps = _validation_steps(rec, sessions, ContentTrainConfig(), 1000)
     served = [_served_mrr(rec, model, steps, 10)]
     for blend in blends:
