@@ -285,7 +285,7 @@ class SessionStoreContract:
         odd = 'https://site.test/a"b\\c/d?q=é漢字🙂&x=\u0041'
         events = [
             make_event("s", "page_view", url=odd, title='t "quoted" \\ back/slash\ttab é', ts=1.0),
-            make_event("s", "search", query="how do I \"escape\" ünïcödé? \\n", ts=2.0),
+            make_event("s", "search", query='how do I "escape" ünïcödé? \\n', ts=2.0),
             make_event("s", "article_open", article_id='id "with" \\ odd/chars 漢', ts=3.0),
         ]
         for e in events:
