@@ -12,8 +12,8 @@ requests first.
 
 The supervision is the small part uvicorn does not offer for per-worker sockets: start N worker processes, replace
 one that dies after it started serving, stop everything if one dies before (a broken app or index fails the same
-way on every restart), and stop them all on SIGINT/SIGTERM. Where the platform has no `SO_REUSEPORT` (Windows), or for one
-worker, this is plain `uvicorn.run`.
+way on every restart), and stop them all on SIGINT/SIGTERM. Off Linux (`reuse_port_available`), for one worker,
+or with `shared_socket=True`, this is plain `uvicorn.run`.
 
 Before the workers bind, the parent binds the address once *without* `SO_REUSEPORT`: that fails if anything holds
 the port — including another copy of this server, whose reuse-port sockets would otherwise silently share its
@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -40,7 +41,9 @@ _BACKLOG = 2048  # uvicorn's default listen backlog
 
 
 def reuse_port_available() -> bool:
-    return hasattr(socket, "SO_REUSEPORT")
+    """Linux only: there SO_REUSEPORT spreads connections over the group; on macOS and the BSDs the option exists
+    but one socket receives them all (FreeBSD balances with SO_REUSEPORT_LB, not used here)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
 
 
 def _family(host: str, port: int) -> socket.AddressFamily:
