@@ -19,7 +19,9 @@ from adapters.http.workers import _check_free, reuse_port_available
 from tests.net_helpers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(not reuse_port_available(), reason="a socket per worker is Linux only (SO_REUSEPORT balancing)")
+pytestmark = pytest.mark.skipif(
+    not reuse_port_available(), reason="a socket per worker is Linux only (SO_REUSEPORT balancing)"
+)
 
 
 def _start(app: str, port: int, workers: int = 2) -> subprocess.Popen[bytes]:
