@@ -18,7 +18,7 @@ import calendar
 import csv
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -240,31 +240,34 @@ class Click:
     time: float  # seconds; the session's date is the time of its last row *as read*
 
 
-def read_diginetica_clicks(path: str | Path) -> list[Click]:
-    """DIGINETICA ``train-item-views.csv``: ``session_id;user_id;item_id;timeframe;eventdate`` (``;``-separated)."""
+def _read_csv_clicks(
+    path: str | Path, need: set[str], delimiter: str, click: Callable[[dict[str, str]], Click]
+) -> list[Click]:
+    """Every row of a headed CSV as a Click; DataFormatError names the file when a column is missing or a value
+    does not parse."""
     path = Path(path)
-    out: list[Click] = []
     try:
         with path.open(newline="") as f:
-            reader = csv.DictReader(f, delimiter=";")
-            need = {"session_id", "item_id", "timeframe", "eventdate"}
+            reader = csv.DictReader(f, delimiter=delimiter)
             if reader.fieldnames is None or not need <= set(reader.fieldnames):
                 raise DataFormatError(f"{path}: expected columns {sorted(need)}, got {reader.fieldnames}")
-            for row in reader:
-                day = date.fromisoformat(row["eventdate"])
-                out.append(
-                    Click(
-                        row["session_id"],
-                        row["item_id"],
-                        float(row["timeframe"]),
-                        float(calendar.timegm(day.timetuple())),
-                    )
-                )
+            return [click(row) for row in reader]
     except ValueError as exc:
         if isinstance(exc, DataFormatError):
             raise
         raise DataFormatError(f"{path}: {exc}") from exc
-    return out
+
+
+def read_diginetica_clicks(path: str | Path) -> list[Click]:
+    """DIGINETICA ``train-item-views.csv``: ``session_id;user_id;item_id;timeframe;eventdate`` (``;``-separated)."""
+
+    def click(row: dict[str, str]) -> Click:
+        day = date.fromisoformat(row["eventdate"])
+        return Click(
+            row["session_id"], row["item_id"], float(row["timeframe"]), float(calendar.timegm(day.timetuple()))
+        )
+
+    return _read_csv_clicks(path, {"session_id", "item_id", "timeframe", "eventdate"}, ";", click)
 
 
 def read_click_csv(
@@ -275,22 +278,12 @@ def read_click_csv(
     delimiter: str = ",",
 ) -> list[Click]:
     """A plain click CSV with a header; time is epoch seconds or ISO-8601."""
-    path = Path(path)
-    out: list[Click] = []
-    try:
-        with path.open(newline="") as f:
-            reader = csv.DictReader(f, delimiter=delimiter)
-            need = {session_col, item_col, time_col}
-            if reader.fieldnames is None or not need <= set(reader.fieldnames):
-                raise DataFormatError(f"{path}: expected columns {sorted(need)}, got {reader.fieldnames}")
-            for row in reader:
-                t = parse_ts(row[time_col])
-                out.append(Click(row[session_col], row[item_col], t, t))
-    except ValueError as exc:
-        if isinstance(exc, DataFormatError):
-            raise
-        raise DataFormatError(f"{path}: {exc}") from exc
-    return out
+
+    def click(row: dict[str, str]) -> Click:
+        t = parse_ts(row[time_col])
+        return Click(row[session_col], row[item_col], t, t)
+
+    return _read_csv_clicks(path, {session_col, item_col, time_col}, delimiter, click)
 
 
 def srgnn_preprocess(
