@@ -1,14 +1,16 @@
 """Production load measured from outside the process: wrk (C, its own process) against the hardened app with
 Redis and 2 uvicorn workers, as docs/production.md tells operators to run it.
 
-    python bench/wrk_load.py [--index DIR] [--rate 300] [--duration 60] [--workers 2] [--visitors 2000]
+    python bench/wrk_load.py [--index DIR] [--rate 300] [--duration 60] [--workers 2] [--visitors 2000] [--fill N]
+                             [--steady S] [--length-ratio R]
                              [--suggest-connections 1,2,4,8,16] [--suggest-duration 10] [--skip-mixed] [--json OUT]
 
 Starts a private redis-server (or uses --redis-url) and `python -m plugin serve --index DIR --workers N
 --redis-url URL` on 127.0.0.1, with a fixed signing secret and `trust_forwarded_for` (the service sits behind a
 proxy; every simulated visitor sends its own X-Forwarded-For address, so the per-client and per-session rate
 limits run as in production rather than being lifted). It pre-creates --visitors signed sessions, seeds each
-with 3 KB page views, then runs:
+with 3 KB page views (`--fill N`: then fills each session to N events in the mix's proportions, so the runs serve
+sessions at their bounds, as a long-running site does), then runs:
 
   mixed    bench/wrk/mixed.lua at --rate req/s for --duration s: GET suggestions, page views (KB pages and site
            pages with text), page view + suggestions batches, impressions, clicks, searches, chat, new visitors.
@@ -16,6 +18,9 @@ with 3 KB page views, then runs:
            request; the delay is calibrated from a 10 s warm-up at the same rate and the achieved rate is reported.
   suggest  bench/wrk/suggest.lua, GET suggestions only, closed loop at each --suggest-connections count:
            the highest throughput whose p90 stays <= --p90-ms is reported.
+  length   (--length-ratio R) half the visitors filled to --fill events (default 190), then GET suggestions on
+           one connection, alternating R times between the filled half and the 3-page half: the long / 3-page p50
+           of issue #13 item 1 at the production configuration, from outside the process.
 
 Every non-2xx answer and every socket error is an error. Workers' RSS is read from /proc before and after the
 mixed run (and sampled every 5 s). `--steady S` first runs the same traffic for S seconds, so the measured minute
@@ -32,6 +37,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,6 +165,64 @@ async def _seed_visitors(url: str, n: int, kb_urls: list[str], seed: int) -> lis
     return out
 
 
+_WORDS = (
+    "json serialize socket network thread lock csv reader parse date time zone regex pattern http client server "
+    "queue async file path encode decode unicode bytes buffer stream process signal test"
+).split()
+
+
+def _fill_events(rng: random.Random, kb: list[tuple[str, str]], n: int) -> list[dict[str, Any]]:
+    """n events in bench/wrk/mixed.lua's proportions of what a session holds: page views (half KB pages, half site
+    pages with ~1.5 kB of text), impressions in threes, clicks and searches."""
+    text = lambda k: " ".join(rng.choice(_WORDS) for _ in range(k))  # noqa: E731
+    out: list[dict[str, Any]] = []
+    while len(out) < n:
+        r = rng.random()
+        if r < 0.45:
+            if rng.random() < 0.5:
+                out.append({"kind": "page_view", "url": rng.choice(kb)[1]})
+            else:
+                url = f"https://site.test/p{rng.randrange(100_000)}"
+                out.append({"kind": "page_view", "url": url, "title": text(4), "text": text(220)})
+        elif r < 0.8:
+            out.extend(
+                {"kind": "suggestion_impression", "article_id": rng.choice(kb)[0], "position": i} for i in range(3)
+            )
+        elif r < 0.9:
+            out.append({"kind": "suggestion_click", "article_id": rng.choice(kb)[0], "position": rng.randrange(3)})
+        else:
+            out.append({"kind": "search", "query": text(3)})
+    return out[:n]
+
+
+async def _fill_visitors(
+    url: str, visitors: list[tuple[str, str]], kb: list[tuple[str, str]], n: int, seed: int
+) -> None:
+    """Each visitor's session filled up to n events (batches of 50, the API's largest), as if it had browsed for
+    a long time: the measured run then serves sessions at their bounds instead of 3-page ones."""
+    import httpx
+    from tqdm.auto import tqdm
+
+    rng = random.Random(seed + 1)
+    sem = asyncio.Semaphore(8)
+    bar = tqdm(total=len(visitors), desc="filling sessions")
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+
+        async def one(sid: str, ip: str, events: list[dict[str, Any]]) -> None:
+            async with sem:
+                for i in range(0, len(events), 50):
+                    r = await http.post(
+                        f"/v1/sessions/{sid}/events/batch",
+                        json={"events": events[i : i + 50]},
+                        headers={"X-Forwarded-For": ip},
+                    )
+                    r.raise_for_status()
+            bar.update()
+
+        await asyncio.gather(*(one(sid, ip, _fill_events(rng, kb, n - 3)) for sid, ip in visitors))
+    bar.close()
+
+
 def _wrk(script: str, url: str, connections: int, duration: float, threads: int, args: list[str]) -> dict[str, Any]:
     cmd = [
         "wrk",
@@ -226,6 +290,29 @@ def _mixed(
     return warm, run
 
 
+def _length_ratio(
+    url: str, work: Path, visitors: list[tuple[str, str]], n_long: int, rounds: int, duration: float, threads: int
+) -> dict[str, Any]:
+    """GET suggestions on one connection, alternating between the filled sessions and the 3-page ones for `rounds`
+    rounds of `duration` s each (issue #13 item 1, measured from outside: long / short p50 in one run)."""
+    files = {"long": work / "long.txt", "short": work / "short.txt"}
+    files["long"].write_text("".join(f"{sid} {ip}\n" for sid, ip in visitors[:n_long]))
+    files["short"].write_text("".join(f"{sid} {ip}\n" for sid, ip in visitors[n_long:]))
+    runs: dict[str, list[dict[str, Any]]] = {"long": [], "short": []}
+    for _ in range(rounds):
+        for kind in ("short", "long"):
+            runs[kind].append(_wrk("suggest.lua", url, 1, duration, threads, [str(files[kind]), "0"]))
+    out: dict[str, Any] = {"rounds": rounds, "seconds": duration}
+    for kind, rs in runs.items():
+        for p in ("p50_ms", "p90_ms"):
+            out[f"{kind}_{p}"] = statistics.median(r[p] for r in rs)
+        out[f"{kind}_errors"] = sum(r["errors"] for r in rs)
+        out[f"{kind}_rps"] = statistics.median(r["rps"] for r in rs)
+    out["p50_ratio"] = out["long_p50_ms"] / out["short_p50_ms"]
+    out["p50_ratios_per_round"] = [round(a["p50_ms"] / b["p50_ms"], 3) for a, b in zip(runs["long"], runs["short"])]
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--index", help="index dir (default: the stdlib demo KB, built once and cached)")
@@ -241,6 +328,20 @@ def main() -> int:
         type=float,
         default=0.0,
         help="seconds of the same mixed traffic before the measured run (caches fill: RSS at steady state)",
+    )
+    p.add_argument(
+        "--fill",
+        type=int,
+        default=0,
+        help="fill every visitor's session to this many events before the runs (e.g. 190: sessions at their bounds)",
+    )
+    p.add_argument(
+        "--length-ratio",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="fill half the visitors (to --fill, default 190 events) and compare GET suggestions on them with the "
+        "3-page half: ROUNDS alternating 1-connection runs of --suggest-duration s each (issue #13 item 1)",
     )
     p.add_argument("--threads", type=int, default=1, help="wrk threads (the box has few cores)")
     p.add_argument("--suggest-connections", default="1,2,4,8,16")
@@ -283,6 +384,17 @@ def main() -> int:
             index, args.workers, redis.url, prefix, serve_args=("--shared-socket",) if args.shared_socket else ()
         )
         visitors = asyncio.run(_seed_visitors(service.url, args.visitors, [u for _, u in kb], args.seed))
+        fill = args.fill if args.fill > 3 else (190 if args.length_ratio else 0)
+        # with --length-ratio only the first half is filled: the other half stays 3-page sessions to compare with
+        filled = visitors[: len(visitors) // 2] if args.length_ratio else visitors
+        if fill:
+            t0 = time.monotonic()
+            asyncio.run(_fill_visitors(service.url, filled, kb, fill, args.seed))
+            report["fill"] = {"events": fill, "visitors": len(filled), "seconds": round(time.monotonic() - t0, 1)}
+        if args.length_ratio:
+            report["length"] = _length_ratio(
+                service.url, work, visitors, len(filled), args.length_ratio, args.suggest_duration, args.threads
+            )
         vfile, afile = work / "visitors.txt", work / "articles.txt"
         vfile.write_text("".join(f"{sid} {ip}\n" for sid, ip in visitors))
         afile.write_text("".join(f"{aid} {url}\n" for aid, url in kb))
@@ -326,7 +438,13 @@ def _print(report: dict[str, Any], args: argparse.Namespace) -> None:
         f"\nhardened app, `python -m plugin serve --workers {report['workers']} --redis-url …`, "
         f"{report['articles']} articles ({report['index']}), {report['cpus']} CPUs shared with wrk and Redis; "
         f"listening sockets: {report['sockets']}; "
-        f"{args.visitors} signed visitors seeded with 3 KB page views; wrk {args.threads} thread(s)\n"
+        f"{args.visitors} signed visitors seeded with 3 KB page views"
+        + (
+            f", then {report['fill']['visitors']} of them filled to {report['fill']['events']} events each"
+            if "fill" in report
+            else ""
+        )
+        + f"; wrk {args.threads} thread(s)\n"
     )
     m = report.get("mixed")
     if m:
@@ -351,6 +469,19 @@ def _print(report: dict[str, Any], args: argparse.Namespace) -> None:
         for t, *rss in m["rss_samples_mib"]:
             print(f"  {t:7.1f} s  " + "  ".join(f"{r:7.1f}" for r in rss))
         print()
+    ln = report.get("length")
+    if ln:
+        print(
+            f"| GET suggestions, 1 conn, {ln['rounds']} × {ln['seconds']:.0f} s each, alternating | median req/s "
+            "| median p50 ms | median p90 ms | errors |"
+        )
+        print("|---|---:|---:|---:|---:|")
+        for kind, what in (("short", "3-page sessions"), ("long", f"sessions of {report['fill']['events']} events")):
+            print(
+                f"| {what} | {ln[kind + '_rps']:.0f} | {ln[kind + '_p50_ms']:.2f} | {ln[kind + '_p90_ms']:.2f} "
+                f"| {ln[kind + '_errors']} |"
+            )
+        print(f"\nlong / 3-page p50: **{ln['p50_ratio']:.2f}** (per round: {ln['p50_ratios_per_round']})\n")
     rows = report.get("suggest")
     if rows:
         print("| GET suggestions, closed loop | req/s | p50 ms | p90 ms | p99 ms | errors | load avg (1 min) |")
