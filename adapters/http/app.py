@@ -196,8 +196,9 @@ class SuggestionJSON:
 
     def __init__(self, article_url_template: str | None = None) -> None:
         self.template = article_url_template
-        # Snippets re-split the article text on every call; articles are immutable, so compute each once.
-        self._snippet = functools.lru_cache(maxsize=65_536)(plugin.Article.snippet)
+        # Snippets re-split the article text on every call; articles are immutable, so compute each once. Bounded
+        # well below 65,536: the cache holds its articles (texts and all), also those of KB versions reloaded since.
+        self._snippet = functools.lru_cache(maxsize=8_192)(plugin.Article.snippet)
 
     def href(self, article: plugin.Article) -> str:
         """Where a link to the article points: the site's own page, else its KB url; '' when the url policy
