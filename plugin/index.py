@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from itertools import repeat
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -442,6 +442,14 @@ class ArticleIndex:
 
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """Top-k (article id, inner product) per query row, best first."""
+        return self._search(queries, k, False)
+
+    def search_rows(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float, int]]]:
+        """`search`'s hits with each article's row (for `vectors_at`): a caller that reads the hits' vectors need
+        not look their rows up again (a million-entry dict: a cache miss or two an id)."""
+        return self._search(queries, k, True)
+
+    def _search(self, queries: np.ndarray, k: int, with_rows: bool) -> list[list[Any]]:
         q = self._check(queries)
         if k <= 0:
             raise ConfigError(f"k must be positive, got {k}")
@@ -449,22 +457,26 @@ class ArticleIndex:
             if not self._row_of:
                 return [[] for _ in range(len(q))]
             if self._scan is not None:
-                return self._search_rerank(q, k)
+                return self._search_rerank(q, k, with_rows)
             fetch = min(k, len(self._row_of)) if self.kind == "hnsw" else min(k + self._tombstones, self._index.ntotal)
             scores, rows = self._index.search(q, fetch, params=self._search_params())
             # resolved under the lock: a concurrent remove/upsert must not change rows under our feet
             out = []
             for srow, rrow in zip(scores, rows):
                 names = self._names[rrow].tolist()  # (fetch,) None for a removed row; -1 (none found) masked below
-                hits = [(a, s) for a, s, r in zip(names, srow.tolist(), rrow.tolist()) if r >= 0 and a is not None]
+                hits = [
+                    (a, s, r) if with_rows else (a, s)
+                    for a, s, r in zip(names, srow.tolist(), rrow.tolist())
+                    if r >= 0 and a is not None
+                ]
                 out.append(hits[:k])
         return out
 
-    def _search_rerank(self, q: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    def _search_rerank(self, q: np.ndarray, k: int, with_rows: bool) -> list[list[Any]]:
         """ivfpq: the best `rerank` rows by their PQ codes, re-scored exactly (caller holds the lock)."""
         assert self._scan is not None
         _, rows = self._scan.search(q, min(max(self.rerank, k), self._scan.ntotal))  # (nq, R)
-        out: list[list[tuple[str, float]]] = []
+        out: list[list[Any]] = []
         for qi, rrow in enumerate(rows):
             live = rrow[rrow >= 0]  # (r,)
             if not len(live):
@@ -473,7 +485,9 @@ class ArticleIndex:
             exact = self._index.reconstruct_batch(live) @ q[qi]  # (r,)
             best = np.argsort(-exact, kind="stable")[:k]
             # as Python ints and floats in one conversion each, not one numpy scalar per hit
-            out.append(list(zip(self._names[live[best]].tolist(), exact[best].tolist())))
+            top = live[best]  # (k,)
+            names, scores = self._names[top].tolist(), exact[best].tolist()
+            out.append(list(zip(names, scores, top.tolist())) if with_rows else list(zip(names, scores)))
         return out
 
     def compact(self) -> None:

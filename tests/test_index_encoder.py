@@ -229,6 +229,9 @@ def test_rows_and_vectors_at_equal_holding_and_vectors(kind):
     held = rows[rows >= 0]
     np.testing.assert_array_equal(ix.vectors_at(held), ix.vectors(["a1", "a49", "a0"]))
     assert ix.vectors_at(held[:0]).shape == (0, 16)
+    with_rows = ix.search_rows(v[:6], 5)  # the same hits as search(), each with its row
+    assert [[(a, s) for a, s, _ in h] for h in with_rows] == ix.search(v[:6], 5)
+    assert all([r for _, _, r in h] == ix.rows([a for a, _, _ in h]).tolist() for h in with_rows)
     ix.remove(["a49"])  # removed after its row was read: refused, not a stale or foreign vector
     with pytest.raises(UnknownArticleError):
         ix.vectors_at(held)
