@@ -52,7 +52,9 @@ __all__ = ["SessionRecommender"]
 logger = logging.getLogger(__name__)
 
 # Above this many articles `index_kind="auto"` picks ivf: exact flat search stops fitting a 2 ms budget. ivf
-# rather than hnsw: it deletes and updates in place and memory-maps (plugin.index; bench/million.py).
+# rather than hnsw: it deletes and updates in place (hnsw keeps tombstones until a rebuild), and at a million
+# articles hnsw (M 32) reached only recall@10 0.928 at ef_search 512 for 2.4 ms a search, where ivfpq gave 0.958 at
+# 0.6 ms (bench/million.py, BENCHMARKS.md "A million articles", round 4).
 _AUTO_IVF_ABOVE = 20_000
 # Above this many `auto` picks ivfpq: at a million articles it searched at half ivf's CPU for the same recall; at
 # 60,000 the two cost the same (bench/million.py, BENCHMARKS.md "A million articles").
