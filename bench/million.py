@@ -312,6 +312,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=1000, help="tuning and held-out queries, each")
     ap.add_argument("--kind", choices=("ivf", "ivfpq", "hnsw"), default="ivfpq")
     ap.add_argument("--hnsw-m", type=int, default=32, help="hnsw: links a node")
+    ap.add_argument("--nlist", type=int, help="ivf/ivfpq: inverted lists (default: auto_nlist(n))")
     ap.add_argument("--ef", default="32,64,128,256", help="hnsw: ef_search values tried on the tuning queries")
     ap.add_argument("--baseline", help="another saved index (same --n) measured on the held-out queries in this run")
     ap.add_argument("--nprobe", default="32,48,64", help="nprobe values tried on the tuning queries")
@@ -348,7 +349,7 @@ def main() -> None:
         assert len(ix) == args.n, f"{args.index} holds {len(ix)} articles, not --n {args.n}"
     else:
         ids = [f"a{i}" for i in range(args.n)]
-        ix = ArticleIndex(D, args.kind, train_at=args.n, hnsw_m=args.hnsw_m)
+        ix = ArticleIndex(D, args.kind, train_at=args.n, hnsw_m=args.hnsw_m, nlist=args.nlist)
         step = 50_000
         for s in tqdm(range(0, args.n, step), desc=f"index ({args.kind})", unit_scale=step):
             ix.upsert(ids[s : s + step], x[s : s + step])
@@ -356,7 +357,7 @@ def main() -> None:
     if args.kind == "hnsw":
         return hnsw_main(args, report, ix, x, topic)
     report["nlist"] = ix.nlist
-    assert ix.trained and ix.nlist == auto_nlist(args.n)
+    assert ix.trained and (args.index or ix.nlist == (args.nlist or auto_nlist(args.n)))
     ivf = faiss.extract_index_ivf(ix._index)
     report["index_mib"] = (ivf.ntotal * (ivf.code_size + 8) + ivf.nlist * D * 4) / 2**20  # codes + ids + centroids
     scan = ix._scan  # ivfpq: the fast-scan lists beside the flat ones
@@ -424,6 +425,8 @@ def main() -> None:
         ok = [c for c in pq if sweep[c]["recall_tuning"] >= args.target]
         best = min(ok, key=lambda c: sweep[c]["cpu_p99_ms"]) if ok else max(pq, key=lambda c: sweep[c]["recall_tuning"])
         report["pq_chosen"] = held_out(best)
+    if args.baseline:
+        report["baseline"] = baseline_held_out(args.baseline, qh, truth_h)
     chosen = report["pq_chosen" if scan is not None else "flat_chosen"]
     configure(chosen["config"])
     report.update(sweep=sweep, chosen=chosen["config"], recall_heldout=chosen["recall_heldout"], search=chosen)
