@@ -11,11 +11,12 @@ queries from two topics (a visitor who drifted).
 
 Steps, all in one run:
 1. build the index (`--kind`, default `ivfpq`: `auto_nlist(n)` lists, trained once on all vectors; an `ivfpq`
-   index holds the `ivf` kind's flat lists too, so both are measured from one build);
+   index holds the `ivf` kind's flat lists too, so both are measured from one build; `hnsw`: `--hnsw-m` links);
 2. recall@10 against exact search (faiss.knn, brute force) and single-query latency for each nprobe (and, for
-   ivfpq, each --rerank) on *tuning* queries; the configuration with the lowest CPU p99 among those with recall >=
-   --target is chosen there (for the flat lists: the smallest such nprobe), and reported on *held-out* queries;
-   exact single-query search over the same vectors is the baseline in the same run;
+   ivfpq, each --rerank; for hnsw, each --ef) on *tuning* queries; the configuration with the lowest CPU p99 among
+   those with recall >= --target is chosen there (for the flat lists: the smallest such nprobe), and reported on
+   *held-out* queries; exact single-query search over the same vectors is the baseline in the same run, and so is
+   any saved index given by --baseline (ivfpq at its shipped nprobe and re-rank), on the same held-out queries;
 3. `suggest()` through a `SessionRecommender` over the million articles (2 pages read, k=5): p50/p99 on one
    thread, after the same number of warm-up calls;
 4. the index saved, then 2 worker processes load it and search, memory-mapped (the default for a trained ivf
@@ -41,7 +42,7 @@ import numpy as np  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from plugin.index import ArticleIndex, auto_nlist  # noqa: E402
+from plugin.index import PQ_NPROBE, PQ_RERANK, ArticleIndex, auto_nlist  # noqa: E402
 
 D = 384
 K = 10
@@ -223,12 +224,97 @@ def suggest_latency(ix: ArticleIndex, topic: np.ndarray, reads: list[list[int]],
     return {**summary(wall, cpu), "calls": len(wall), "bm25_build_s": bm25_s}
 
 
+def hnsw_memory_mib(ix: ArticleIndex) -> dict[str, float]:
+    """The vectors and the graph (links, per-node offsets and levels) of an hnsw index, in MiB."""
+    h = faiss.downcast_index(ix._index.index)
+    graph = h.hnsw.neighbors.size() * 4 + h.hnsw.offsets.size() * 8 + h.hnsw.levels.size() * 4
+    return {"vectors_mib": h.ntotal * h.d * 4 / 2**20, "graph_mib": graph / 2**20}
+
+
+def baseline_held_out(path: str, qh: np.ndarray, truth_h: np.ndarray) -> dict:
+    """A saved index on the held-out queries, after one unrecorded warm-up pass: an ivfpq one at the shipped
+    nprobe and re-rank (PQ_NPROBE, PQ_RERANK), any other at its saved configuration."""
+    base = ArticleIndex.load(path)
+    if base.kind == "ivfpq":
+        base.set_nprobe(PQ_NPROBE)
+        base.rerank = PQ_RERANK
+    recall_and_latency(base, qh[:200], truth_h[:200])
+    r, lat = recall_and_latency(base, qh, truth_h)
+    label = f"{base.kind} " + (f"ef {base.ef_search}" if base.kind == "hnsw" else f"nprobe {base.nprobe}")
+    label += f", rerank {base.rerank}" if base.kind == "ivfpq" else ""
+    print(f"baseline {path} ({label}): held-out recall@{K} {r:.3f}, search {_fmt(lat)}", flush=True)
+    return {"index": path, "config": label, "recall_heldout": r, **lat}
+
+
+def hnsw_main(args: argparse.Namespace, report: dict, ix: ArticleIndex, x: np.ndarray, topic: np.ndarray) -> None:
+    """Steps 2-4 for an hnsw index: ef_search swept on the tuning queries, the cheapest with recall >= --target
+    (lowest CPU p99) reported on the held-out ones, beside exact search and --baseline in the same run."""
+    report.update(hnsw_memory_mib(ix), hnsw_m=ix.hnsw_m)
+    print(
+        f"{'loaded' if args.index else 'built'} {args.n:,} x {D} hnsw (M {ix.hnsw_m}) in {report['build_s']:.0f}s; "
+        f"vectors {report['vectors_mib']:.0f} MiB, graph {report['graph_mib']:.0f} MiB",
+        flush=True,
+    )
+    faiss.omp_set_num_threads(1)
+    qt, _ = intent_queries(x, topic, args.queries, seed=1)
+    qh, reads = intent_queries(x, topic, args.queries, seed=2)
+    _, truth_t = faiss.knn(qt, x, K, metric=faiss.METRIC_INNER_PRODUCT)
+    _, truth_h = faiss.knn(qh, x, K, metric=faiss.METRIC_INNER_PRODUCT)
+    exact = [timed(lambda: faiss.knn(qh[i : i + 1], x, K, metric=faiss.METRIC_INNER_PRODUCT))[1:] for i in range(50)]
+    report["exact"] = summary([w for w, _ in exact], [c for _, c in exact])
+    ix.set_ef_search(max(int(v) for v in args.ef.split(",")))
+    recall_and_latency(ix, qt[:200], truth_t[:200])  # a mapped index faults its pages in: one unrecorded pass
+    sweep: dict[str, dict] = {}
+    for ef in [int(v) for v in args.ef.split(",")]:
+        ix.set_ef_search(ef)
+        r, lat = recall_and_latency(ix, qt, truth_t)
+        sweep[f"hnsw/{ef}"] = {"recall_tuning": r, **lat}
+        print(f"hnsw ef_search {ef}: recall@{K} {r:.3f} (tuning), search {_fmt(lat)}", flush=True)
+    ok = [c for c in sweep if sweep[c]["recall_tuning"] >= args.target]
+    best = min(ok, key=lambda c: sweep[c]["cpu_p99_ms"]) if ok else max(sweep, key=lambda c: sweep[c]["recall_tuning"])
+    ix.set_ef_search(int(best.split("/")[1]))
+    r, lat = recall_and_latency(ix, qh, truth_h)
+    print(f"{best}: held-out recall@{K} {r:.3f}, search {_fmt(lat)}", flush=True)
+    report.update(sweep=sweep, chosen=best, recall_heldout=r, search={"config": best, "recall_heldout": r, **lat})
+    if args.baseline:
+        report["baseline"] = baseline_held_out(args.baseline, qh, truth_h)
+    print(f"chosen {best}; exact search {_fmt(report['exact'])}", flush=True)
+    if not args.skip_suggest:
+        report["suggest"] = suggest_latency(ix, topic, reads, args.suggests)
+        s = report["suggest"]
+        print(f"suggest() k=5, one thread: {_fmt(s)} ({s['calls']} calls)", flush=True)
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.index is None or Path(args.index).resolve() != args.work.resolve():
+        ix.save(args.work)
+    report["file_mib"] = (args.work / "index.faiss").stat().st_size / 2**20
+    queries = args.work / "queries.npy"
+    np.save(queries, qh)
+    del ix, x
+    if not args.skip_workers:
+        for mode, mmap in (("mmap", True), ("copy", False)):
+            w = two_workers(args.work, queries, mmap)
+            report[f"workers_{mode}"] = w
+            print(
+                f"2 workers, {mode}: RSS {w['rss_total_mib']:.0f} MiB, PSS {w['pss_total_mib']:.0f} MiB, "
+                f"USS {w['uss_total_mib']:.0f} MiB in all; load {[round(o['load_s'], 1) for o in w['workers']]} s, "
+                f"search CPU p99 {[round(o['cpu_p99_ms'], 3) for o in w['workers']]} ms",
+                flush=True,
+            )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--work", type=Path, default=Path("/tmp/million"), help="where the index is saved")
     ap.add_argument("--queries", type=int, default=1000, help="tuning and held-out queries, each")
-    ap.add_argument("--kind", choices=("ivf", "ivfpq"), default="ivfpq")
+    ap.add_argument("--kind", choices=("ivf", "ivfpq", "hnsw"), default="ivfpq")
+    ap.add_argument("--hnsw-m", type=int, default=32, help="hnsw: links a node")
+    ap.add_argument("--nlist", type=int, help="ivf/ivfpq: inverted lists (default: auto_nlist(n))")
+    ap.add_argument("--ef", default="32,64,128,256", help="hnsw: ef_search values tried on the tuning queries")
+    ap.add_argument("--baseline", help="another saved index (same --n) measured on the held-out queries in this run")
     ap.add_argument("--nprobe", default="32,48,64", help="nprobe values tried on the tuning queries")
     ap.add_argument("--rerank", default="50,100,200", help="ivfpq: rows re-scored exactly, tried on tuning queries")
     ap.add_argument(
@@ -263,13 +349,15 @@ def main() -> None:
         assert len(ix) == args.n, f"{args.index} holds {len(ix)} articles, not --n {args.n}"
     else:
         ids = [f"a{i}" for i in range(args.n)]
-        ix = ArticleIndex(D, args.kind, train_at=args.n)
+        ix = ArticleIndex(D, args.kind, train_at=args.n, hnsw_m=args.hnsw_m, nlist=args.nlist)
         step = 50_000
         for s in tqdm(range(0, args.n, step), desc=f"index ({args.kind})", unit_scale=step):
             ix.upsert(ids[s : s + step], x[s : s + step])
     report["build_s"] = time.perf_counter() - t0
+    if args.kind == "hnsw":
+        return hnsw_main(args, report, ix, x, topic)
     report["nlist"] = ix.nlist
-    assert ix.trained and ix.nlist == auto_nlist(args.n)
+    assert ix.trained and (args.index or ix.nlist == (args.nlist or auto_nlist(args.n)))
     ivf = faiss.extract_index_ivf(ix._index)
     report["index_mib"] = (ivf.ntotal * (ivf.code_size + 8) + ivf.nlist * D * 4) / 2**20  # codes + ids + centroids
     scan = ix._scan  # ivfpq: the fast-scan lists beside the flat ones
@@ -337,6 +425,8 @@ def main() -> None:
         ok = [c for c in pq if sweep[c]["recall_tuning"] >= args.target]
         best = min(ok, key=lambda c: sweep[c]["cpu_p99_ms"]) if ok else max(pq, key=lambda c: sweep[c]["recall_tuning"])
         report["pq_chosen"] = held_out(best)
+    if args.baseline:
+        report["baseline"] = baseline_held_out(args.baseline, qh, truth_h)
     chosen = report["pq_chosen" if scan is not None else "flat_chosen"]
     configure(chosen["config"])
     report.update(sweep=sweep, chosen=chosen["config"], recall_heldout=chosen["recall_heldout"], search=chosen)

@@ -287,9 +287,10 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
         "--kind",
         choices=("auto", "flat", "ivf", "ivfpq", "hnsw"),
         default="auto",
-        help="vector index: auto (flat up to 20,000 articles, ivf above), flat (exact), ivf (inverted "
-        "lists: approximate, updatable, memory-mapped by servers), ivfpq (ivf scanned through 4-bit PQ codes and "
-        "re-ranked exactly: for hundreds of thousands of articles and more) or hnsw (approximate, no delete)",
+        help="vector index: auto (flat up to 20,000 articles, ivf above, ivfpq above 500,000), flat (exact), ivf "
+        "(inverted lists: approximate, updatable, memory-mapped by servers), ivfpq (ivf scanned through 4-bit PQ "
+        "codes and re-ranked exactly: for hundreds of thousands of articles and more) or hnsw (approximate graph; "
+        "deletes kept as tombstones until a rebuild)",
     )
     ix.add_argument("--encoder", default="minilm", help="minilm (default, packaged) or hashing[:DIM]")
     ix.add_argument(

@@ -17,13 +17,16 @@ def drivers(attention: np.ndarray, items: np.ndarray, article_vec: np.ndarray, l
     """Session pages that drove this suggestion: attention weight times their similarity to it."""
     if len(labels) == 0:
         return []
-    contrib = attention * np.maximum(items @ article_vec, 0.0)  # (L,)
-    top = float(contrib.max())
+    contrib = attention * np.maximum(items @ article_vec, 0.0)  # (L,) float32
+    c = contrib.tolist()  # a session has a handful of pages: Python over them costs less than numpy's calls
+    top = max(c)
     if top <= 0:
         return []
+    # numpy compared the float32 contributions with 0.35 * top rounded to float32: the same threshold here
+    floor = float(np.float32(0.35 * top))
     out: list[str] = []
-    for j in np.argsort(-contrib, kind="stable"):
-        if contrib[j] < 0.35 * top or len(out) == 2:
+    for j in sorted(range(len(c)), key=lambda j: -c[j]):  # stable, best first, as argsort(-contrib) was
+        if c[j] < floor or len(out) == 2:
             break
         if labels[j] not in out:
             out.append(labels[j])

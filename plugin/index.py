@@ -7,7 +7,7 @@ Which kinds allow what:
 | `flat` | exact, O(N) | yes | yes (`remove_ids`) | no: each process reads its own copy |
 | `ivf` | approximate (`nprobe` of `nlist` lists) | yes | yes (`remove_ids` through a hashed direct map) | yes |
 | `ivfpq` | approximate: 4-bit PQ fast scan of `nprobe` lists, the best `rerank` re-scored exactly | yes | yes (both sets of lists) | yes (the exact lists; the PQ codes, ~N x 96 bytes at 384-d, are read) |
-| `hnsw` | approximate | yes | tombstones until `compact()` (HNSW cannot delete) | no |
+| `hnsw` | approximate (graph, `ef_search`) | yes | tombstones filtered inside the search; a rebuild past `HNSW_COMPACT_AT` | yes (the vectors; the graph links are read) |
 
 `flat` is `IndexIDMap2(IndexFlatIP)`. `ivf` is `IndexIVFFlat` (inner product) holding the rows as its own ids,
 its direct map a hash table so that rows can be reconstructed and removed; until it is trained (`train_at`
@@ -18,8 +18,12 @@ codes (`IndexIVFPQFastScan`, `pq_m` sub-quantisers): a search scans the codes (S
 faster than float vectors) for the best `rerank` rows, then re-scores those exactly against the `ivf` lists'
 vectors, so its order is exact among them and `vectors()` stays exact. Untrained it is the flat index, like `ivf`.
 Chosen for a million articles on tuning queries (bench/million.py, BENCHMARKS.md "A million articles").
-`hnsw` is `IndexIDMap2(IndexHNSWFlat)`: a removed or updated article's old row is filtered at search time until
-the next `compact()`, which is a full rebuild.
+`hnsw` is `IndexIDMap2(IndexHNSWFlat)`. An HNSW graph cannot drop a node, so a removed or updated article's old
+row stays in the graph as a tombstone: searches still walk through it (the graph keeps its routes, so recall holds)
+but an `IDSelector` over the dead rows keeps it out of the results, so a search asks for k rows, not k plus every
+tombstone. When the tombstones reach `HNSW_COMPACT_AT` of the live rows, the change that crossed it rebuilds the
+graph (`compact()`): they cost memory and, many, the graph's quality. A server memory-maps the vectors
+(`IO_FLAG_MMAP_IFC`) and reads the graph; the first add copies the whole index into memory (writers only).
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ import math
 import os
 import threading
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -59,6 +64,9 @@ __all__ = [
     "IVF_TRAIN_AT",
     "PQ_NPROBE",
     "PQ_RERANK",
+    "HNSW_M",
+    "HNSW_EF_SEARCH",
+    "HNSW_COMPACT_AT",
     "auto_nlist",
 ]
 
@@ -83,6 +91,11 @@ IVF_NPROBE = 32
 # 1.98 ms) and less than ivf's default nprobe 32 (0.98 ms), at higher recall.
 PQ_NPROBE = 96
 PQ_RERANK = 100  # ivfpq: rows re-scored exactly a query (at least k)
+HNSW_M = 32  # hnsw: links a node (2x on the bottom layer); build cost and memory grow with it
+HNSW_EF_SEARCH = 64  # hnsw: candidates a search keeps (at least k)
+# hnsw: tombstones, as a fraction of the live rows, at which a change rebuilds the graph (a full rebuild: minutes
+# at a million articles, so it happens on a writer's change, never on a search)
+HNSW_COMPACT_AT = 0.25
 IVF_TRAIN_AT = 50_000  # an ivf index grown article by article turns from exact to inverted lists here
 _MIN_POINTS_PER_LIST = 39  # k-means with fewer points a centroid is poorly determined (faiss warns likewise)
 
@@ -129,8 +142,8 @@ class ArticleIndex:
         kind: Literal["flat", "ivf", "ivfpq", "hnsw"] = "flat",
         *,
         encoder_name: str = "",
-        hnsw_m: int = 32,
-        ef_search: int = 64,
+        hnsw_m: int = HNSW_M,
+        ef_search: int = HNSW_EF_SEARCH,
         nlist: int | None = None,
         nprobe: int | None = None,
         train_at: int = IVF_TRAIN_AT,
@@ -164,9 +177,13 @@ class ArticleIndex:
         self._mapped = False  # loaded memory-mapped (read-only): copied into memory before the first change
         self._index = self._new_faiss()
         self._row_of: dict[str, int] = {}  # article id -> faiss id
-        self._id_of: dict[int, str] = {}  # faiss id -> article id (live rows only)
+        # faiss id -> article id (None: a removed row), as an array: a search turns ~50 rows into ids, and looking
+        # each up in a million-entry dict cost ~0.6 us of cache misses apiece (~30 us a search at a million)
+        self._names = np.empty(0, dtype=object)
         self._next = 0
         self._tombstones = 0
+        self._dead: set[int] = set()  # hnsw: tombstoned rows, still in the graph
+        self._live_params: faiss.SearchParameters | None = None  # hnsw: a search that skips them (built lazily)
         self._mean: np.ndarray | None = None  # cached mean of the live vectors, dropped on any change
         self._lock = threading.RLock()
 
@@ -228,9 +245,24 @@ class ArticleIndex:
                 self._add(v, rows)
             for aid, row in zip(ids, rows.tolist()):
                 self._row_of[aid] = row
-                self._id_of[row] = aid
+            self._name(rows, ids)
             if self.kind in _IVF_KINDS and not self.trained and len(self._row_of) >= self.train_at:
                 self.train()
+            self._compact_if_due()
+
+    def _name(self, rows: np.ndarray, ids: Sequence[str]) -> None:
+        """Record rows' article ids in `_names`, growing it by doubling (rows only ever grow, up to `_next`)."""
+        if self._next > len(self._names):
+            grown = np.empty(max(self._next, 2 * len(self._names)), dtype=object)
+            grown[: len(self._names)] = self._names
+            self._names = grown
+        named = np.empty(len(ids), dtype=object)
+        named[:] = list(ids)  # element by element: a list of equal-length strings must not become a 2-d array
+        self._names[rows] = named
+
+    def _live_rows(self) -> np.ndarray:
+        """The live rows, ascending (the order they were added in)."""
+        return np.fromiter(sorted(self._row_of.values()), dtype=np.int64, count=len(self._row_of))
 
     def _add(self, v: np.ndarray, rows: np.ndarray) -> None:
         self._index.add_with_ids(v, rows)
@@ -249,7 +281,7 @@ class ArticleIndex:
                 logger.info("ivf index stays exact: %d vectors are too few to train %d lists", n, nlist)
                 return
             self._writable()
-            rows = np.fromiter(self._id_of, dtype=np.int64, count=n)
+            rows = self._live_rows()
             vecs = self._index.reconstruct_batch(rows)  # (n, D)
             ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
             # k-means on at most 64 points a list and 10 rounds: recall is set by nprobe, and the default
@@ -290,9 +322,26 @@ class ArticleIndex:
             if self._scan is not None:
                 self._scan.nprobe = nprobe
 
+    def set_ef_search(self, ef_search: int) -> None:
+        """Candidates an hnsw search keeps: more is closer to exact and slower (bench/million.py measures both)."""
+        if ef_search < 1:
+            raise ConfigError(f"ef_search must be at least 1, got {ef_search}")
+        with self._lock:
+            self.ef_search = ef_search
+            self._live_params = None
+            if self.kind == "hnsw":
+                faiss.downcast_index(self._index.index).hnsw.efSearch = ef_search
+
     def _writable(self) -> None:
         """A memory-mapped index is read-only: copy its lists into memory before the first change."""
         if not self._mapped:
+            return
+        if self.kind == "hnsw":
+            # the mapped vectors cannot grow (faiss aborts the process on a resize of a mapped vector), and a clone
+            # shares the mapping: a copy through the serialised form, once, is the owned one
+            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+            faiss.downcast_index(self._index.index).hnsw.efSearch = self.ef_search
+            self._mapped = False
             return
         ivf = faiss.extract_index_ivf(self._index)
         src = ivf.invlists
@@ -309,22 +358,49 @@ class ArticleIndex:
         rows = [self._row_of.pop(a) for a in ids if a in self._row_of]
         if rows:
             self._mean = None
-        for r in rows:
-            del self._id_of[r]
-        if rows:
-            self._writable()
+            self._names[rows] = None
             if self.kind in ("flat", *_IVF_KINDS):
+                self._writable()
                 # faiss's Python layer takes an id array; its stub names only IDSelector
                 self._index.remove_ids(np.array(rows, dtype=np.int64))  # type: ignore[arg-type]
                 if self._scan is not None:  # no direct map (fast-scan lists have none): a pass over its ids
                     self._scan.remove_ids(np.array(rows, dtype=np.int64))  # type: ignore[arg-type]
-            else:
+            else:  # hnsw: the rows stay in the graph, filtered out of every search (no copy of a mapped index)
                 self._tombstones += len(rows)
+                self._dead.update(rows)
+                self._live_params = None
         return len(rows)
 
     def remove(self, ids: Sequence[str]) -> int:
         with self._lock:
-            return self._drop(ids)
+            removed = self._drop(ids)
+            self._compact_if_due()
+            return removed
+
+    def _compact_if_due(self) -> None:
+        if self.kind == "hnsw" and self._tombstones > HNSW_COMPACT_AT * max(len(self._row_of), 1):
+            logger.info(
+                "hnsw index: %d tombstones against %d live rows: rebuilding the graph",
+                self._tombstones,
+                len(self._row_of),
+            )
+            self.rebuild()
+
+    def _search_params(self) -> faiss.SearchParameters | None:
+        """hnsw with tombstones: search parameters whose selector keeps the dead rows out of the results
+        (caller holds the lock)."""
+        if not self._dead:
+            return None
+        if self._live_params is None:
+            dead = faiss.IDSelectorBatch(np.fromiter(self._dead, dtype=np.int64, count=len(self._dead)))
+            live = faiss.IDSelectorNot(dead)
+            params = faiss.SearchParametersHNSW()
+            params.sel = live
+            params.efSearch = self.ef_search
+            # the SWIG objects hold raw pointers to one another: keep the Python owners alive with them
+            self._live_params = params
+            self._selectors = (dead, live)
+        return self._live_params
 
     def mean_vector(self) -> np.ndarray:
         """The mean of the live vectors, (dim,), zeros for an empty index; cached until the next change."""
@@ -348,8 +424,32 @@ class ArticleIndex:
                 return np.zeros((0, self.dim), dtype=np.float32)
             return self._index.reconstruct_batch(rows)
 
+    def rows(self, ids: Sequence[str]) -> np.ndarray:
+        """The rows of these articles, -1 for one the index does not hold: `holding` and `vectors` in one
+        look-up per id (for `vectors_at`)."""
+        with self._lock:
+            return np.fromiter(map(self._row_of.get, ids, repeat(-1)), dtype=np.int64, count=len(ids))
+
+    def vectors_at(self, rows: np.ndarray) -> np.ndarray:
+        """The stored vectors of rows `rows(ids)` returned, (len(rows), dim); UnknownArticleError when one was
+        removed since."""
+        with self._lock:
+            if len(rows) == 0:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            if any(a is None for a in self._names[rows].tolist()):
+                raise UnknownArticleError("an article was removed from the index during the request")
+            return self._index.reconstruct_batch(rows)
+
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """Top-k (article id, inner product) per query row, best first."""
+        return self._search(queries, k, False)
+
+    def search_rows(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float, int]]]:
+        """`search`'s hits with each article's row (for `vectors_at`): a caller that reads the hits' vectors need
+        not look their rows up again (a million-entry dict: a cache miss or two an id)."""
+        return self._search(queries, k, True)
+
+    def _search(self, queries: np.ndarray, k: int, with_rows: bool) -> list[list[Any]]:
         q = self._check(queries)
         if k <= 0:
             raise ConfigError(f"k must be positive, got {k}")
@@ -357,22 +457,26 @@ class ArticleIndex:
             if not self._row_of:
                 return [[] for _ in range(len(q))]
             if self._scan is not None:
-                return self._search_rerank(q, k)
-            fetch = min(k + self._tombstones, self._index.ntotal)
-            scores, rows = self._index.search(q, fetch)
-            id_of = self._id_of
+                return self._search_rerank(q, k, with_rows)
+            fetch = min(k, len(self._row_of)) if self.kind == "hnsw" else min(k + self._tombstones, self._index.ntotal)
+            scores, rows = self._index.search(q, fetch, params=self._search_params())
             # resolved under the lock: a concurrent remove/upsert must not change rows under our feet
             out = []
             for srow, rrow in zip(scores, rows):
-                hits = [(id_of[r], float(s)) for s, r in zip(srow.tolist(), rrow.tolist()) if r in id_of]
+                names = self._names[rrow].tolist()  # (fetch,) None for a removed row; -1 (none found) masked below
+                hits = [
+                    (a, s, r) if with_rows else (a, s)
+                    for a, s, r in zip(names, srow.tolist(), rrow.tolist())
+                    if r >= 0 and a is not None
+                ]
                 out.append(hits[:k])
         return out
 
-    def _search_rerank(self, q: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    def _search_rerank(self, q: np.ndarray, k: int, with_rows: bool) -> list[list[Any]]:
         """ivfpq: the best `rerank` rows by their PQ codes, re-scored exactly (caller holds the lock)."""
         assert self._scan is not None
         _, rows = self._scan.search(q, min(max(self.rerank, k), self._scan.ntotal))  # (nq, R)
-        out: list[list[tuple[str, float]]] = []
+        out: list[list[Any]] = []
         for qi, rrow in enumerate(rows):
             live = rrow[rrow >= 0]  # (r,)
             if not len(live):
@@ -381,7 +485,9 @@ class ArticleIndex:
             exact = self._index.reconstruct_batch(live) @ q[qi]  # (r,)
             best = np.argsort(-exact, kind="stable")[:k]
             # as Python ints and floats in one conversion each, not one numpy scalar per hit
-            out.append(list(zip(map(self._id_of.__getitem__, live[best].tolist()), exact[best].tolist())))
+            top = live[best]  # (k,)
+            names, scores = self._names[top].tolist(), exact[best].tolist()
+            out.append(list(zip(names, scores, top.tolist())) if with_rows else list(zip(names, scores)))
         return out
 
     def compact(self) -> None:
@@ -400,8 +506,10 @@ class ArticleIndex:
             self._index = self._new_faiss()
             self._scan = None
             self._row_of.clear()
-            self._id_of.clear()
+            self._names = np.empty(0, dtype=object)
             self._tombstones = 0
+            self._dead.clear()
+            self._live_params = None
             self._mapped = False
             self.nlist = self._nlist_asked
             self.upsert(ids, vecs)
@@ -434,9 +542,10 @@ class ArticleIndex:
             # Index first, then metadata, which records the index's sha256 and so commits the pair: after a crash
             # between the two renames, load finds the committed index in the backup kept by the first. FAISS
             # writes the file itself: a million-article index is never held in memory twice.
+            if self._mapped and self.kind != "hnsw":
+                self._writable()  # write_index cannot read memory-mapped lists back into the file format (it can
+                # read hnsw's mapped vectors)
             index = self._index
-            if self._mapped:
-                self._writable()  # write_index cannot read memory-mapped lists back into the file format
             meta["sha256"] = replace_keeping_committed_with(
                 d / "index.faiss", lambda tmp: faiss.write_index(index, tmp), recorded_sha256(d / "index.json")
             )
@@ -453,9 +562,9 @@ class ArticleIndex:
     def load(
         cls, directory: str | os.PathLike[str], *, expect_dim: int | None = None, mmap: bool | None = None
     ) -> ArticleIndex:
-        """The index saved in `directory`. A trained ivf index is memory-mapped unless `mmap=False`: the
-        processes serving one index folder then share one copy of its lists in the page cache instead of each
-        holding its own (a change copies them into memory first)."""
+        """The index saved in `directory`. A trained ivf index (its lists) and an hnsw index (its vectors) are
+        memory-mapped unless `mmap=False`: the processes serving one index folder then share one copy in the page
+        cache instead of each holding its own (a change copies them into memory first)."""
         d = Path(directory)
         try:
             meta = json.loads((d / "index.json").read_text(encoding="utf-8"))
@@ -473,12 +582,15 @@ class ArticleIndex:
                 f"but the encoder gives {expect_dim}-d; rebuild the index with this encoder"
             )
         ivf_kind = meta.get("kind") in _IVF_KINDS
-        mapped = bool(ivf_kind and meta.get("trained") and mmap is not False)
+        hnsw = meta.get("kind") == "hnsw"
+        mapped = bool(((ivf_kind and meta.get("trained")) or hnsw) and mmap is not False)
         scan = None
         try:
             if mapped:
                 path = committed_file(d / "index.faiss", meta.get("sha256"))
-                index = _read_bounded(path, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+                # IO_FLAG_MMAP maps inverted lists; IO_FLAG_MMAP_IFC maps a flat code array (hnsw's vectors)
+                flag = faiss.IO_FLAG_MMAP_IFC if hnsw else faiss.IO_FLAG_MMAP
+                index = _read_bounded(path, flag | faiss.IO_FLAG_READ_ONLY)
             else:
                 raw = np.frombuffer(read_committed(d / "index.faiss", meta.get("sha256")), dtype=np.uint8)
                 index = _deserialize_bounded(raw)
@@ -521,9 +633,19 @@ class ArticleIndex:
             index.nprobe = self.nprobe
             self.nlist = int(index.nlist)
         self._row_of = {k: int(v) for k, v in meta["rows"].items()}
-        self._id_of = {v: k for k, v in self._row_of.items()}
         self._next = int(meta["next"])
+        if self._row_of:
+            rows = np.fromiter(self._row_of.values(), dtype=np.int64, count=len(self._row_of))
+            if int(rows.min()) < 0 or int(rows.max()) >= self._next:
+                raise IndexFormatError(f"{d}: index.json names rows outside 0..{self._next - 1}")
+            self._name(rows, list(self._row_of))
         self._tombstones = int(meta["tombstones"])
+        if self._tombstones and self.kind == "hnsw":  # the graph's rows that no live article holds
+            self._dead = set(faiss.vector_to_array(index.id_map).tolist()) - set(self._row_of.values())
+            if len(self._dead) != self._tombstones:
+                raise IndexFormatError(
+                    f"{d}: {len(self._dead)} dead rows in index.faiss, metadata says {self._tombstones}"
+                )
         return self
 
 

@@ -28,7 +28,7 @@ from .encoder import (
     content_key,
     sentence_encoder,
 )
-from .errors import ConfigError, DimensionMismatchError, EmptySessionError, IndexFormatError
+from .errors import ConfigError, DimensionMismatchError, EmptySessionError, IndexFormatError, UnknownArticleError
 from .event_log import EventLog
 from .events import INTENT_KINDS, Event, make_event, short_title
 from .hubness import HubnessIndex
@@ -52,7 +52,9 @@ __all__ = ["SessionRecommender"]
 logger = logging.getLogger(__name__)
 
 # Above this many articles `index_kind="auto"` picks ivf: exact flat search stops fitting a 2 ms budget. ivf
-# rather than hnsw: it deletes and updates in place and memory-maps (plugin.index; bench/million.py).
+# rather than hnsw: it deletes and updates in place (hnsw keeps tombstones until a rebuild), and at a million
+# articles hnsw (M 32) reached only recall@10 0.928 at ef_search 512 for 2.4 ms a search, where ivfpq gave 0.958 at
+# 0.6 ms (bench/million.py, BENCHMARKS.md "A million articles", round 4).
 _AUTO_IVF_ABOVE = 20_000
 # Above this many `auto` picks ivfpq: at a million articles it searched at half ivf's CPU for the same recall; at
 # 60,000 the two cost the same (bench/million.py, BENCHMARKS.md "A million articles").
@@ -589,7 +591,8 @@ class SessionRecommender:
         if not (self.settings.centre and self._embeds_text):
             return vecs
         c = vecs - self.index.mean_vector()
-        return c / np.maximum(np.linalg.norm(c, axis=-1, keepdims=True), 1e-12)
+        # np.linalg.norm's own arithmetic for a real array, without its dispatch (~5 us a call, 4 calls a pass)
+        return c / np.maximum(np.sqrt(np.add.reduce(c * c, axis=-1, keepdims=True)), 1e-12)
 
     def _item_text(self, event: Event, key: str | None) -> str:
         art = self.kb.find(key) if key else None
@@ -646,7 +649,7 @@ class SessionRecommender:
 
     def _first_hits(
         self, vectors: Sequence[np.ndarray], *, centre: bool, pool: int
-    ) -> list[list[tuple[str, float]] | None]:
+    ) -> list[list[tuple[str, float, int]] | None]:
         """Each interest's first index search (what `_candidates` searches with first), all in one call."""
         if not vectors:
             return []
@@ -654,7 +657,7 @@ class SessionRecommender:
         queries = np.stack(vectors)  # (G, D)
         if centred:
             queries = queries - self.index.mean_vector()
-        return list(self.index.search(queries, pool))
+        return list(self.index.search_rows(queries, pool))
 
     def _candidates(
         self,
@@ -670,7 +673,7 @@ class SessionRecommender:
         learned: dict[str, float] | None = None,
         centre: bool = True,
         titled: np.ndarray | None = None,
-        hits: list[tuple[str, float]] | None = None,
+        hits: list[tuple[str, float, int]] | None = None,
     ) -> _Pool:
         """Index hits (plus the best lexical matches) that pass the rules, best first by fused score.
 
@@ -698,14 +701,14 @@ class SessionRecommender:
             whole = self.index.vectors(learned_ids) @ vector + np.array(list(learned.values()), np.float32)  # (K,)
         while True:
             if hits is None:
-                hits = self.index.search(search[None, :], pool)[0]
+                hits = self.index.search_rows(search[None, :], pool)[0]
             top_learned = [learned_ids[i] for i in np.argsort(-whole, kind="stable")[:pool]] if learned_ids else []
             # seen articles go before their records are looked up (the rules below would drop them anyway): a
             # long session has many, and the pool grows by as many
             ids = [
                 aid
                 for aid in dict.fromkeys(
-                    [aid for aid, _ in hits]
+                    [h[0] for h in hits]
                     + (lexical.top(pool) if lexical is not None else [])
                     + sorted(linked)
                     + top_learned
@@ -713,9 +716,14 @@ class SessionRecommender:
                 if aid not in seen_ids
             ]
             found = [a for a in self.kb.find_many(ids) if a is not None]
-            held = self.index.holding([a.id for a in found])
+            # each article's row, for "is it indexed" and for its vector: the hits carry theirs, the few others
+            # (lexical, linked, learned) are looked up once -- a million-entry dict costs a cache miss or two an id
+            row_of = {aid: r for aid, _, r in hits}
+            others = [a.id for a in found if a.id not in row_of]
+            if others:
+                row_of.update((a, r) for a, r in zip(others, self.index.rows(others).tolist()) if r >= 0)
             arts = passing(
-                [a for a in found if a.id in held],
+                [a for a in found if a.id in row_of],
                 exclude_ids=seen_ids,
                 exclude_urls=seen_urls,
                 locale=locale,
@@ -724,7 +732,11 @@ class SessionRecommender:
             out = _Pool.empty(self.index.dim)
             if arts:
                 aids = [a.id for a in arts]
-                avecs = self.index.vectors(aids)  # (n, D)
+                try:
+                    avecs = self.index.vectors_at(np.array([row_of[a] for a in aids], dtype=np.int64))  # (n, D)
+                except UnknownArticleError:  # a writer removed one since the search: search again
+                    hits = None
+                    continue
                 rel = avecs @ vector  # (n,) plain cosine
                 score = self._centred(avecs) @ cvec if centred else rel.copy()  # (n,)
                 if lexical is not None:

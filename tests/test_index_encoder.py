@@ -151,3 +151,87 @@ def test_crafted_index_file_is_an_index_format_error_never_an_allocation(tmp_pat
     (tmp_path / "index.json").write_text(json.dumps(meta))
     with pytest.raises(IndexFormatError, match="unreadable"):
         ArticleIndex.load(tmp_path)
+
+
+def _hnsw(n=200, d=16, seed=0):
+    ix = ArticleIndex(d, "hnsw", hnsw_m=8, ef_search=64)
+    v = _vecs(n, d, seed)
+    ix.upsert([f"a{i}" for i in range(n)], v)
+    return ix, v
+
+
+def test_hnsw_tombstones_are_filtered_inside_the_search_and_k_rows_still_come_back():
+    ix, v = _hnsw()
+    gone = [f"a{i}" for i in range(0, 40)]  # 40 of 200: below the compaction threshold (0.25 of 160 live)
+    assert ix.remove(gone) == 40 and ix._tombstones == 40 and len(ix) == 160
+    for hits in ix.search(v[:40], 10):  # each query's own row is dead: it and the other dead rows never come back
+        assert len(hits) == 10 and not {a for a, _ in hits} & set(gone)
+    # the same hits as an exact search over the live rows (a small graph at ef 64 is exact here)
+    live = v[40:]
+    want = np.argsort(-(v[:5] @ live.T), axis=1)[:, :10] + 40
+    assert [[a for a, _ in h] for h in ix.search(v[:5], 10)] == [[f"a{i}" for i in row] for row in want]
+
+
+def test_hnsw_update_is_visible_in_the_next_search_and_the_old_vector_is_not():
+    ix, v = _hnsw()
+    ix.upsert(["a7"], v[9:10])  # a7 now sits where a9 is
+    hits = ix.search(v[9:10], 2)[0]
+    assert {a for a, _ in hits} == {"a7", "a9"} and all(abs(s - 1.0) < 1e-5 for _, s in hits)
+    assert "a7" not in [a for a, _ in ix.search(v[7:8], 1)[0]]  # the old row is a tombstone
+    assert ix._tombstones == 1
+    ix.upsert(["new"], -v[3:4])
+    assert ix.search(-v[3:4], 1)[0][0][0] == "new"
+
+
+def test_hnsw_rebuilds_the_graph_when_tombstones_pass_the_threshold(monkeypatch):
+    from plugin import index as index_mod
+
+    ix, v = _hnsw()
+    ix.remove([f"a{i}" for i in range(30)])  # 30 tombstones, 170 live: under 0.25 * 170
+    assert ix._tombstones == 30
+    ix.remove([f"a{i}" for i in range(30, 50)])  # 50 > 0.25 * 150 = 37.5: rebuilt
+    assert ix._tombstones == 0 and not ix._dead and ix._index.ntotal == 150 and len(ix) == 150
+    assert ix.search(v[60:61], 1)[0][0][0] == "a60"
+    assert not {a for a, _ in ix.search(v[:50], 5)[0]} & {f"a{i}" for i in range(50)}
+    monkeypatch.setattr(index_mod, "HNSW_COMPACT_AT", 10.0)  # under a higher threshold updates stay tombstones
+    ix.upsert([f"a{i}" for i in range(50, 100)], v[50:100])
+    assert ix._tombstones == 50
+
+
+def test_hnsw_loads_memory_mapped_removes_without_copying_and_copies_before_an_add(tmp_path):
+    ix, v = _hnsw()
+    ix.remove(["a1", "a2"])
+    ix.save(tmp_path)
+    mapped = ArticleIndex.load(tmp_path)
+    assert mapped._mapped and mapped._dead == ix._dead and mapped.search(v[:5], 5) == ix.search(v[:5], 5)
+    assert ArticleIndex.load(tmp_path, mmap=False)._mapped is False
+    mapped.remove(["a3"])  # a tombstone: the mapped vectors are not touched
+    assert mapped._mapped and "a3" not in [a for a, _ in mapped.search(v[3:4], 5)[0]]
+    mapped.upsert(["a4"], -v[4:5])  # an add: copied into memory first (faiss cannot grow a mapped array)
+    assert not mapped._mapped and mapped.search(-v[4:5], 1)[0][0][0] == "a4"
+    np.testing.assert_allclose(mapped.vectors(["a5"])[0], v[5], atol=1e-6)
+    again = ArticleIndex.load(tmp_path)  # a mapped index saves as it is
+    again.save(tmp_path / "copy")
+    assert ArticleIndex.load(tmp_path / "copy").search(v[:5], 5) == ix.search(v[:5], 5)
+
+
+@pytest.mark.parametrize("kind", list(_KINDS))
+def test_rows_and_vectors_at_equal_holding_and_vectors(kind):
+    from plugin import UnknownArticleError
+
+    ix = _index(kind)
+    v = _vecs(50)
+    ix.upsert([f"a{i}" for i in range(50)], v)
+    ix.remove(["a3"])
+    asked = ["a1", "a3", "nope", "a49", "a0"]
+    rows = ix.rows(asked)
+    assert [r >= 0 for r in rows.tolist()] == [a in ix.holding(asked) for a in asked]
+    held = rows[rows >= 0]
+    np.testing.assert_array_equal(ix.vectors_at(held), ix.vectors(["a1", "a49", "a0"]))
+    assert ix.vectors_at(held[:0]).shape == (0, 16)
+    with_rows = ix.search_rows(v[:6], 5)  # the same hits as search(), each with its row
+    assert [[(a, s) for a, s, _ in h] for h in with_rows] == ix.search(v[:6], 5)
+    assert all([r for _, _, r in h] == ix.rows([a for a, _, _ in h]).tolist() for h in with_rows)
+    ix.remove(["a49"])  # removed after its row was read: refused, not a stale or foreign vector
+    with pytest.raises(UnknownArticleError):
+        ix.vectors_at(held)

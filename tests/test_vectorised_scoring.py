@@ -121,7 +121,7 @@ def test_vectorised_candidates_equal_the_per_candidate_reference(rec, monkeypatc
 def test_the_first_searches_of_all_interests_in_one_call_equal_one_search_each(rec):
     vectors = [rec.index.vectors(["db1"])[0], rec.index.vectors(["net2"])[0]]
     batched = rec._first_hits(vectors, centre=True, pool=10)
-    single = [rec.index.search((v - rec.index.mean_vector())[None, :], 10)[0] for v in vectors]
+    single = [rec.index.search_rows((v - rec.index.mean_vector())[None, :], 10)[0] for v in vectors]
     assert batched == single
 
 
