@@ -63,6 +63,27 @@ def test_caps_count_batches_of_the_same_source(reader):
     assert suggest_for_reply(reader, "s", "r", policy=between, source="x", replies_since_last=2).suggestions
 
 
+def test_only_a_policy_that_needs_the_history_reads_the_whole_session(reader, monkeypatch):
+    for i in range(30):  # a long session: more intent events than the context holds
+        reader.track("s", "page_view", url=f"https://site.test/{i}", title=f"page {i}", text=f"threads and locks {i}")
+    reads = []
+    whole, bounded = reader.store.read, reader.store.context
+    monkeypatch.setattr(reader.store, "read", lambda sid: reads.append("read") or whole(sid))
+    monkeypatch.setattr(reader.store, "context", lambda sid, n: reads.append("context") or bounded(sid, n))
+    plain = ChatPolicy(k=3, min_score=-1.0, record_impressions=False)
+    got = suggest_for_reply(reader, "s", "A reply.", policy=plain, source="chat", query="locks")
+    assert reads == ["context"] and got.suggestions
+    for capped in (
+        ChatPolicy(k=3, min_score=-1.0, record_impressions=False, max_per_session=5),
+        ChatPolicy(k=3, min_score=-1.0, record_impressions=False, min_interval_s=1.0),
+        ChatPolicy(k=3, min_score=-1.0, record_impressions=False, exclude_shown=True),
+    ):
+        reads.clear()
+        same = suggest_for_reply(reader, "s", "A reply.", policy=capped, source="chat", query="locks")
+        assert reads == ["read"]  # one read of the whole session, the context taken from it
+        assert ids(same) == ids(got)  # nothing shown yet: the same suggestions either way
+
+
 def test_empty_session_and_failures_never_raise(rec, monkeypatch, caplog):
     policy = ChatPolicy(k=2)
     assert suggest_for_reply(rec, "nobody", "r", policy=policy, source="chat").skipped == "empty_session"
