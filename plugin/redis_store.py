@@ -165,7 +165,8 @@ local prefix, sid, now, ttl, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumbe
 if not live(prefix, sid, now, ttl) then return false end
 if mode == 'exists' then return 1 end
 touch(prefix, sid, now, math.ceil(ttl * 1000))
-return redis.call('LRANGE', prefix .. 'ev:' .. sid, 0, -1)
+-- one JSON array (the events are stored as JSON objects): one bulk string to parse, not one per event
+return '[' .. table.concat(redis.call('LRANGE', prefix .. 'ev:' .. sid, 0, -1), ',') .. ']'
 """
 )
 
@@ -321,7 +322,7 @@ class RedisSessionStore:
         raw = self._read(args=[self.prefix, session_id, self._now(), self._ttl(), "read"])
         if not raw:
             return []
-        return [Event.from_dict(json.loads(item)) for item in raw]
+        return [Event.from_dict(d) for d in json.loads(raw)]
 
     def context(self, session_id: str, n: int) -> SessionContext:
         raw = self._context(args=[self.prefix, session_id, self._now(), self._ttl(), int(n)])
