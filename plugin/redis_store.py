@@ -8,7 +8,7 @@ Layout, per key prefix `P` and session id `S`:
 
     P ev:S      list of JSON events, oldest first
     P ids:S     set of the event ids in that list (dedupe)
-    P meta:S    hash: last_seen, and kind/key/ts of the last event (reload dedupe)
+    P meta:S    hash: last_seen, kind/key/ts of the last event (reload dedupe), cref (contents last refreshed)
     P seen      sorted set S -> last_seen (sweeps expired sessions, counts live ones)
     P lru       sorted set S -> access sequence number (evicts the least recently used past max_sessions)
     P seq       the access counter
@@ -17,6 +17,11 @@ Layout, per key prefix `P` and session id `S`:
     P refs:S    hash: content hash -> how many held events name it
     P pc:H      hash: t (text head), v (vector, base64): a page's content, shared by the sessions that read it
     P pco:H     sorted set: session -> last access, the sessions holding content H (gone with the last one)
+
+A suggestion's read refreshes its pages' contents (their owner scores and expiry) at most every quarter TTL per
+session (meta field `cref`), and contents expire a quarter TTL after a session would: most reads skip that work
+(a long session's read decoded every context event and made three calls per page), and no live session loses a
+page.
 
 Expiry is enforced twice: logically against `clock()` on every access (so a test clock works and workers on
 one host agree), and physically by PEXPIRE on the per-session keys (so an idle session's data leaves Redis
@@ -148,8 +153,9 @@ if digest ~= '' then
   redis.call('HINCRBY', refs, digest, 1)
   redis.call('HSET', pc, 't', ARGV[17], 'v', ARGV[18])
   redis.call('ZADD', owners, now, sid)
-  redis.call('PEXPIRE', pc, ttl_ms)
-  redis.call('PEXPIRE', owners, ttl_ms)
+  -- a quarter TTL longer than the session: a reading session refreshes its contents only that often (_CONTEXT)
+  redis.call('PEXPIRE', pc, math.ceil(ttl * 1250))
+  redis.call('PEXPIRE', owners, math.ceil(ttl * 1250))
 end
 redis.call('HSET', meta, 'kind', kind, 'key', key, 'ts', ARGV[13])
 touch(prefix, sid, now, ttl_ms)
@@ -179,16 +185,24 @@ _CONTEXT = (
     + """
 local prefix, sid, now, ttl, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 if not live(prefix, sid, now, ttl) then return false end
-local ttl_ms = math.ceil(ttl * 1000)
-touch(prefix, sid, now, ttl_ms)
+local meta = prefix .. 'meta:' .. sid
+touch(prefix, sid, now, math.ceil(ttl * 1000))
 local events = redis.call('LRANGE', prefix .. 'ctx:' .. sid, -n, -1)
-for _, raw in ipairs(events) do
-  local d = cjson.decode(raw)['content_ref']
-  if d then
-    redis.call('ZADD', prefix .. 'pco:' .. d, 'XX', now, sid)
-    redis.call('PEXPIRE', prefix .. 'pco:' .. d, ttl_ms)
-    redis.call('PEXPIRE', prefix .. 'pc:' .. d, ttl_ms)
+-- Keep the contents these events name alive as long as the session: at most every quarter TTL, not on every read
+-- (decoding each event and three calls per page was most of a long session's read). Contents expire a quarter TTL
+-- after their last refresh or append, and an owner's score is never older than ttl / 4 while the session reads.
+local refreshed = tonumber(redis.call('HGET', meta, 'cref') or '')
+if not refreshed or now - refreshed > ttl / 4 then
+  local keep_ms = math.ceil(ttl * 1250)
+  for _, raw in ipairs(events) do
+    local d = cjson.decode(raw)['content_ref']
+    if d then
+      redis.call('ZADD', prefix .. 'pco:' .. d, 'XX', now, sid)
+      redis.call('PEXPIRE', prefix .. 'pco:' .. d, keep_ms)
+      redis.call('PEXPIRE', prefix .. 'pc:' .. d, keep_ms)
+    end
   end
+  redis.call('HSET', meta, 'cref', ARGV[3])
 end
 local keys = redis.call('HKEYS', prefix .. 'vis:' .. sid)
 -- cjson writes an empty table as {}; the seen keys are strings, so encoding them is exact

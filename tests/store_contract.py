@@ -359,6 +359,19 @@ class SessionStoreContract:
         store.append(view("s", 3))  # drops the first page
         assert store.contents("s", [first.content_ref]) == {}
 
+    def test_a_reading_session_keeps_a_shared_page_after_the_other_reader_expires(self, clock):
+        store = self.store_with(clock, ttl_seconds=60)
+        a, content = self.page("a", 1, "the same page")
+        b, _ = self.page("b", 1, "the same page")
+        store.append(a, content)
+        store.append(b, content)
+        for _ in range(12):  # b reads every 10 s for two minutes; a, idle, expires at 60 s
+            clock.advance(10)
+            assert len(store.context("b", 5).events) == 1
+            store.append(view("c", int(clock()), ts=clock()))  # another visitor's append sweeps expired sessions
+        assert not store.exists("a")
+        assert list(store.contents("b", [b.content_ref])) == [b.content_ref]
+
     def test_expired_session_contents_are_gone(self, clock):
         store = self.store_with(clock, ttl_seconds=60)
         slim, content = self.page("s", 1, "a page")
