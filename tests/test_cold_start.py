@@ -62,7 +62,7 @@ def test_replayed_mrr_of_both_ways_on_a_hand_made_step():
     assert _cold_start_mrr([into_known], cal, cutoff=10)["rank"] == pytest.approx(1 / 3)  # pushed down by the new
     missed = CalibrationStep(step.known, step.zero_scores, step.zero_ranks, target=-1)  # zero-shot did not show it
     assert _cold_start_mrr([missed], cal, cutoff=10) == {
-        k: 0.0 for k in ("score", "rank", "score (into new)", "rank (into new)")
+        k: 0.0 for k in ("score", "rank", "score (into new)", "rank (into new)", "rank HR (into new)")
     }
 
 
@@ -216,7 +216,7 @@ def test_the_placement_is_the_best_that_keeps_new_articles_at_zero_shot_quality(
     assert _choose_placement({(0.5, 0): own, (2.0, 0): dict(own), (0.5, 3): dict(own)}) == (0.5, 0)  # first of equals
     # the rank merge alone, without a calibration to compare
     step = CalibrationStep(np.array([0.9, 0.5]), np.array([0.8]), np.array([0]), target=2)
-    assert _cold_start_mrr([step], None, cutoff=10) == {"rank": 1.0, "rank (into new)": 1.0}
+    assert _cold_start_mrr([step], None, cutoff=10) == {"rank": 1.0, "rank (into new)": 1.0, "rank HR (into new)": 1.0}
 
 
 def test_a_depth_leaves_out_the_new_articles_ranked_below_it():
