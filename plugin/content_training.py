@@ -12,8 +12,10 @@ The last 10% of sessions (by time) are held out; the best epoch on them is kept,
 it beats the zero-shot model on the same held-out examples. `choose_scoring` then decides on the same held-out
 sessions, through the recommender, whether the model is served with that score as trained or with the
 recommender's rule-based fusion (centring, BM25, interest split) on top, and `choose_transitions` whether
-(and with what weight) the item-to-item transition counts of the same log (`transitions.py`) join its scores,
-and `choose_cold_start` how articles added after training are ranked (`cold_start.py`).
+(and with what weight) the item-to-item transition counts of the same log (`transitions.py`) join its scores
+(with `folds`, judged over time blocks of the whole log, a content model retrained per block), and
+`choose_cold_start` how articles added after training are ranked (`cold_start.py`: at their zero-shot rank,
+below the known successors the counts are sure of, or on a calibrated score).
 """
 
 from __future__ import annotations
