@@ -178,6 +178,15 @@ def with_cold_start(model: ContentSTAMP, policy: str) -> ContentSTAMP:
     return out.eval()
 
 
+def with_cold_protect(model: ContentSTAMP, protect: float) -> ContentSTAMP:
+    """The trained model with another protected-slot threshold (0: the plain rank merge), for the same-run
+    comparison of what the protected slots change."""
+    out = ContentSTAMP(replace(model.config, cold_protect=protect))
+    out.load_state_dict(model.state_dict())
+    out.transitions = model.transitions
+    return out.eval()
+
+
 def served(rec: SessionRecommender, intent_model) -> Callable[[Sequence[str]], list[str]]:
     """The recommender's own path (FAISS, read pages excluded, the trained model's cold-start merge) with this
     intent, pure ranking: no minimum score, no MMR, so every method is compared on its ranking alone."""
@@ -372,6 +381,10 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
             methods[f"trained intent, {COLD_START_LABELS[other]} (diagnostic)"] = served(
                 trained_rec, with_cold_start(trained, other)
             )
+        if trained.config.cold_start == "rank" and trained.config.cold_protect > 0:
+            methods["trained intent, rank merge without protected slots (diagnostic)"] = served(
+                trained_rec, with_cold_protect(trained, 0.0)
+            )
         methods["trained intent, no cold-start merge: added articles scored on their text (diagnostic)"] = served(
             trained_rec, without_cold_start(trained)
         )
@@ -429,6 +442,12 @@ def run_corpus(name: str, root: Path, work: Path, args: argparse.Namespace) -> d
         else "zero-shot",
         "cold_start": f"{COLD_START_LABELS.get(trained.config.cold_start, '?')}, placed by the zero-shot intent "
         f"at temperature {trained.config.zero_shot_temperature:g}"
+        + (f" within its top {trained.config.cold_depth}" if trained.config.cold_depth else "")
+        + (
+            f" below the known successors with transition evidence >= {trained.config.cold_protect:g} (protected slots)"
+            if trained.config.cold_protect
+            else ""
+        )
         if isinstance(trained, ContentSTAMP) and trained.config.catalogue
         else "-",
         "transitions": (

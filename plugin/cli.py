@@ -172,7 +172,9 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
         f"held-out MRR@{cfg.cutoff} through the recommender: plain scoring {scoring['plain']:.4f}, with the rules' "
         f"fusion {scoring['fused']:.4f}: serving with {'plain scoring' if model.config.plain_scoring else 'fusion'}"
     )
-    model, blends = choose_transitions(rec, model, sessions, cfg, item_model=args.item_model)
+    model, blends = choose_transitions(
+        rec, model, sessions, cfg, item_model=args.item_model, folds=args.blend_folds, progress=not args.quiet
+    )
     if blends:
         print(
             f"held-out MRR@{cfg.cutoff} with the log's transition counts blended in: "
@@ -204,6 +206,12 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
         + (
             f" (zero-shot intent at temperature {model.config.zero_shot_temperature:g})"
             if model.config.catalogue and model.config.plain_scoring
+            else ""
+        )
+        + (f", shown within its top {model.config.cold_depth}" if model.config.cold_depth else "")
+        + (
+            f", below the known successors with transition evidence >= {model.config.cold_protect:g} (protected slots)"
+            if model.config.cold_protect and model.config.cold_start == "rank"
             else ""
         )
     )
@@ -351,6 +359,13 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
         help="item-to-item transition counts of the same log blended into the trained scores: "
         "auto (default: the held-out sessions decide whether, and with what weight), markov "
         "(always, best weight on the held-out sessions), none",
+    )
+    ti.add_argument(
+        "--blend-folds",
+        type=int,
+        default=3,
+        help="choose the transition blend over this many time blocks of the log, a content model retrained per "
+        "block (one training each; 0: on the held-out sessions alone)",
     )
     ti.add_argument(
         "--cold-start",

@@ -93,6 +93,9 @@ class CalibrationStep:
     zero_scores: np.ndarray  # (H,) zero-shot scores of the new articles
     zero_ranks: np.ndarray  # (H,) their 0-based zero-shot ranks
     target: int  # index into `known`, len(known) + index into the new ones, or -1: a new one zero-shot missed
+    # (K,) transition evidence T(j | session) of the known articles (unweighted; None: the model has no counts),
+    # what the rank merge's protected slots read (`ContentSTAMPConfig.cold_protect`)
+    evidence: np.ndarray | None = None
 
 
 def _features(steps: Sequence[CalibrationStep]) -> tuple[np.ndarray, ...]:

@@ -12,8 +12,10 @@ The last 10% of sessions (by time) are held out; the best epoch on them is kept,
 it beats the zero-shot model on the same held-out examples. `choose_scoring` then decides on the same held-out
 sessions, through the recommender, whether the model is served with that score as trained or with the
 recommender's rule-based fusion (centring, BM25, interest split) on top, and `choose_transitions` whether
-(and with what weight) the item-to-item transition counts of the same log (`transitions.py`) join its scores,
-and `choose_cold_start` how articles added after training are ranked (`cold_start.py`).
+(and with what weight) the item-to-item transition counts of the same log (`transitions.py`) join its scores
+(with `folds`, judged over time blocks of the whole log, a content model retrained per block), and
+`choose_cold_start` how articles added after training are ranked (`cold_start.py`: at their zero-shot rank,
+below the known successors the counts are sure of, or on a calibrated score).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -67,6 +70,12 @@ COLD_START_TEMPERATURES = (2.0, 5.0, 20.0)
 # Depths tried with each temperature: an added article is shown only where the zero-shot list ranks it within the
 # top `depth` (0: wherever it shows it); each one shown pushes the known articles below it down a place.
 COLD_START_DEPTHS = (0, 1, 2, 3, 5)
+# Protected slots tried with each placement (transition evidence T(j | session) a known successor needs to keep
+# its place above an added article; 0: none is protected). A step into an added article is one the counts could
+# not predict, and where they are confident the visitor usually takes the known successor; each slot kept costs
+# the added articles a place, so the same zero-shot-quality floor applies.
+COLD_START_PROTECT = (0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05)
+_Placement = TypeVar("_Placement", bound=tuple)  # (zero-shot temperature, depth[, protect]) of the rank merge
 
 
 @dataclass(frozen=True)
@@ -284,6 +293,43 @@ def _plain_mrr(
     return (rr / max(len(steps), 1)).tolist()
 
 
+def _fold_mrr(
+    index: ArticleIndex,
+    model: ContentSTAMP,
+    seqs: Sequence[Sequence[str]],
+    cfg: ContentTrainConfig,
+    configs: Sequence[TransitionConfig],
+    folds: int,
+    progress: bool,
+) -> list[float]:
+    """`_plain_mrr` of the model alone and of each blend, over every session cut into `folds` blocks by time: each
+    block ranked by a content model trained on the other blocks (as `model` was: its output vectors, the epoch
+    chosen on their last tenth) and counts fitted on them. Mean over all the blocks' steps."""
+    bounds = np.linspace(0, len(seqs), folds + 1).astype(int)
+    total, n = np.zeros(len(configs) + 1), 0
+    for f in range(folds):
+        held, rest = seqs[bounds[f] : bounds[f + 1]], [*seqs[: bounds[f]], *seqs[bounds[f + 1] :]]
+        fold_model, _ = train_content_stamp(
+            rest, index, replace(cfg, output_vectors=model.config.output_vectors), progress=progress
+        )
+        counts = ItemTransitions.fit(rest)
+        steps = [(list(s[:j]), s[j]) for s in held for j in range(1, len(s))]
+        values = _plain_mrr(
+            index, with_scoring(fold_model, True), steps, cfg.cutoff, [counts.with_config(c) for c in configs]
+        )
+        logger.info(
+            "transition blends, fold %d of %d (%d steps): none %.4f, best %.4f",
+            f + 1,
+            folds,
+            len(steps),
+            values[0],
+            max(values),
+        )
+        total += len(steps) * np.array(values)
+        n += len(steps)
+    return (total / max(n, 1)).tolist()
+
+
 def _blend_name(decay: float, weight: float, popularity: float) -> str:
     return f"markov decay={decay:g} weight={weight:g}" + (f" popularity={popularity:g}" if popularity else "")
 
@@ -297,6 +343,8 @@ def choose_transitions(
     item_model: str = "auto",
     grid: Sequence[tuple[float, ...]] = TRANSITION_GRID,
     max_steps: int = 3000,
+    folds: int = 0,
+    progress: bool = False,
 ) -> tuple[ContentSTAMP, dict[str, float]]:
     """Blend the log's item-to-item transition counts into `model`'s scores, or not, on validation.
 
@@ -308,7 +356,14 @@ def choose_transitions(
     are tried for it. `item_model`:
     "auto" (validation decides), "markov" (the best blend, even if the model alone scores higher), "none" (the
     model alone). The installed counts are refitted on every session, held-out ones included, with the chosen
-    blend. Returns the model to serve and {"none": mrr, "markov decay=… weight=…": mrr, …}."""
+    blend. Returns the model to serve and {"none": mrr, "markov decay=… weight=…": mrr, …}.
+
+    `folds` > 1 (plain scoring only): instead of the validation split, the sessions are cut into that many blocks
+    by time, and each block's steps are ranked by a content model trained like `model` on the other blocks (its
+    epoch chosen on their own last tenth, `train_content_stamp`) blended with counts fitted on them; the MRR is
+    over every block's steps. One more training per fold, but every session speaks (the validation split alone
+    is ~10% of them), and the steps judged are not the ones `model`'s epoch was chosen on, which flatter the
+    content side of the blend. Fewer than 10 sessions a fold: the validation split."""
     if item_model not in ITEM_MODELS:
         raise ConfigError(f"unknown item model {item_model!r}. Valid item models are: {', '.join(ITEM_MODELS)}")
     cfg = config or ContentTrainConfig()
@@ -321,9 +376,13 @@ def choose_transitions(
     points = [(float(g[0]), float(g[1]), float(g[2]) if len(g) > 2 else 0.0) for g in grid]
     if not alone.config.plain_scoring:
         points = [g for g in points if g[2] == 0.0]
-    blends = [counts.with_config(TransitionConfig(weight=w, decay=d, popularity=p)) for d, w, p in points]
+    configs = [TransitionConfig(weight=w, decay=d, popularity=p) for d, w, p in points]
+    blends = [counts.with_config(c) for c in configs]
     names = ["none", *(_blend_name(*g) for g in points)]
-    if alone.config.plain_scoring:
+    known = _known_sessions(sessions, recommender.index.ids())
+    if alone.config.plain_scoring and folds > 1 and len(known) >= 10 * folds:
+        values = _fold_mrr(recommender.index, alone, known, cfg, configs, folds, progress)
+    elif alone.config.plain_scoring:
         values = _plain_mrr(recommender.index, alone, steps, cfg.cutoff, blends)
     else:  # the rules' fusion on top: only the recommender itself says how it ranks
         values = [_served_mrr(recommender, alone, steps, cfg.cutoff)]
@@ -396,9 +455,13 @@ def _cold_start_steps(
         score = table @ intent.vector  # (N,) served scores of the known articles: text cosine ...
         if intent.learned_scores is not None:  # ... + learned part (none for a held article: never clicked) ...
             score[[pos[a] for a in intent.learned_ids]] += intent.learned_scores
+        evidence = None
         if counts is not None:  # ... + transition counts
             t_ids, t_scores = counts.scores(keys)
             score[[pos[a] for a in t_ids]] += t_scores
+            rows, trans, _ = counts.components(keys, popular=False)  # what the served protected slots read
+            evidence = np.zeros(len(ids))  # (N,)
+            evidence[[pos[counts.keys[j]] for j in rows]] = trans
         unread = np.ones(len(ids), bool)
         unread[[pos[a] for a in prefix]] = False
         known = np.flatnonzero(unread & ~is_held)  # (K,)
@@ -408,16 +471,41 @@ def _cold_start_steps(
         else:
             r = z_ids.index(target) if target in z_ids else -1
             where = len(known) + new.index(r) if r >= 0 else -1
-        out.append(CalibrationStep(score[known], z_scores[new], np.array(new, np.int64), where))
+        out.append(
+            CalibrationStep(
+                score[known],
+                z_scores[new],
+                np.array(new, np.int64),
+                where,
+                None if evidence is None else evidence[known],
+            )
+        )
     return out
 
 
+def _merged_places(step: CalibrationStep, protect: float) -> tuple[int, np.ndarray]:
+    """Where `rules.merge_cold_start` puts the new articles of `step` (0-based places, in zero-shot order) and how
+    many leading known articles it protects: those whose evidence is at least `protect` (> 0) keep their places."""
+    known, lead = len(step.known), 0
+    if protect > 0 and step.evidence is not None:
+        ahead = step.evidence[np.argsort(-step.known, kind="stable")] >= protect  # (K,) best first
+        lead = int(np.argmin(ahead)) if not ahead.all() else known
+    places, length, used = [], lead, lead  # the merged list's length, known articles in it
+    for r in np.sort(step.zero_ranks):  # the merge's own walk: known articles fill the places before each new one
+        add = max(0, min(int(r) - length, known - used))
+        length, used = length + add, used + add
+        places.append(length)
+        length += 1
+    return lead, np.array(places, np.int64)
+
+
 def _cold_start_mrr(
-    steps: Sequence[CalibrationStep], calibration: ColdStartCalibration | None, cutoff: int
+    steps: Sequence[CalibrationStep], calibration: ColdStartCalibration | None, cutoff: int, protect: float = 0.0
 ) -> dict[str, float]:
     """MRR@cutoff of the replayed steps when the new articles are scored by `calibration` ("score", left out
-    when None) or put at their zero-shot rank ("rank", `rules.merge_cold_start`'s rule), overall and on the
-    steps into a new article."""
+    when None) or put at their zero-shot rank ("rank", `rules.merge_cold_start`'s rule, with the known articles
+    whose evidence is at least `protect` in protected slots), overall and on the steps into a new article (there
+    also HR@cutoff: "rank HR (into new)")."""
     rr = {name: np.zeros(len(steps)) for name in (("score", "rank") if calibration is not None else ("rank",))}
     for i, s in enumerate(steps):
         nk = len(s.known)
@@ -428,19 +516,22 @@ def _cold_start_mrr(
             allv = np.concatenate([s.known, new])  # (K + H,)
             rank = int((allv >= allv[s.target]).sum())  # ties count against the target
             rr["score"][i] = 1.0 / rank if rank <= cutoff else 0.0
+        lead, places = _merged_places(s, protect)
         if s.target >= nk:
-            place = int(s.zero_ranks[s.target - nk])
+            place = int(places[int(np.argsort(s.zero_ranks, kind="stable").tolist().index(s.target - nk))])
         else:
             place = int((s.known >= s.known[s.target]).sum()) - 1  # its place among the known ones, ties against it
-            for r in np.sort(s.zero_ranks):  # every new article placed at or before it pushes it one down
-                if r > place:
-                    break
-                place += 1
+            if place >= lead:
+                for r in places:  # every new article placed at or before it pushes it one down
+                    if r > place:
+                        break
+                    place += 1
         rr["rank"][i] = 1.0 / (place + 1) if place < cutoff else 0.0
     into_new = np.array([s.target < 0 or s.target >= len(s.known) for s in steps])
     out = {name: float(v.mean()) for name, v in rr.items()}
     if into_new.any():
         out.update({f"{name} (into new)": float(v[into_new].mean()) for name, v in rr.items()})
+        out["rank HR (into new)"] = float((rr["rank"][into_new] > 0).mean())
     return out
 
 
@@ -458,6 +549,7 @@ def choose_cold_start(
     policy: str = "auto",
     temperatures: Sequence[float] = COLD_START_TEMPERATURES,
     depths: Sequence[int] = COLD_START_DEPTHS,
+    protects: Sequence[float] = COLD_START_PROTECT,
 ) -> tuple[ContentSTAMP, dict[str, float]]:
     """How `model` will rank articles added after training (outside its catalogue), chosen on validation
     (`policy="auto"`), or as asked: "rank" (no stand-in is trained) or "score" (served whenever a calibration
@@ -478,9 +570,11 @@ def choose_cold_start(
     Which zero-shot ranking places the new articles is chosen on the same replayed steps first: the zero-shot
     intent at the model's own temperature (the zero-shot intent's) or at one of `temperatures` (sharper
     attention, closer to the page read last), each showing the new articles it ranks within the top `depth` of
-    `depths` (0: all), the pair whose rank merge ranks the steps best (MRR@cutoff) while its steps into a held
-    article rank at least as well as at the model's own temperature with no limit (zero-shot quality); they are
-    saved as the model's `zero_shot_temperature` and `cold_depth`, which the served merge reads.
+    `depths` (0: all), with the leading known articles whose transition evidence is at least one of `protects`
+    (0: none; only for a model with transition counts) kept above them (protected slots), the triple whose rank
+    merge ranks the steps best (MRR@cutoff) while its steps into a held article rank at least as well (MRR and
+    HR@cutoff) as at the model's own temperature with no limit and no protection (zero-shot quality); they are
+    saved as the model's `zero_shot_temperature`, `cold_depth` and `cold_protect`, which the served merge reads.
     Returns the model with the chosen policy and temperature and the stand-ins' MRRs (empty when nothing was
     fitted)."""
     cfg = config or ContentTrainConfig()
@@ -519,7 +613,8 @@ def choose_cold_start(
     ]
     taus = [model.config.zero_shot_temperature, *(t for t in temperatures if t != model.config.zero_shot_temperature)]
     cuts = [0, *(d for d in depths if d > 0)]
-    tried: dict[tuple[float, int], tuple[list[CalibrationStep], dict[str, float]]] = {}
+    guards = [0.0, *(float(g) for g in protects if g > 0 and tconfig is not None)]
+    tried: dict[tuple[float, int, float], tuple[list[CalibrationStep], dict[str, float]]] = {}
     for tau in taus:
         zero = _zero_shot_rankings(recommender, tau, steps, cfg.cutoff)
         steps_tau = [
@@ -529,22 +624,35 @@ def choose_cold_start(
         ]
         for depth in cuts:
             cut = [_within_depth(step, depth) for step in steps_tau]
-            tried[(tau, depth)] = (cut, _cold_start_mrr(cut, None, cfg.cutoff))
-            logger.info(
-                "cold start, zero-shot rank at temperature %g, depth %d: %s", tau, depth, tried[(tau, depth)][1]
-            )
-    tau, depth = _choose_placement({key: mrr for key, (_, mrr) in tried.items()})
-    replayed = tried[(tau, depth)][0]
+            for guard in guards:
+                tried[(tau, depth, guard)] = (cut, _cold_start_mrr(cut, None, cfg.cutoff, guard))
+                logger.info(
+                    "cold start, zero-shot rank at temperature %g, depth %d, protect %g: %s",
+                    tau,
+                    depth,
+                    guard,
+                    tried[(tau, depth, guard)][1],
+                )
+    tau, depth, guard = _choose_placement({key: mrr for key, (_, mrr) in tried.items()})
+    replayed = tried[(tau, depth, guard)][0]
     placed = {
         **{
-            f"rank temperature={t:g} depth={d}{part}": v
-            for (t, d), (_, mrr) in tried.items()
+            f"rank temperature={t:g} depth={d}" + (f" protect={g:g}" if g else "") + part: v
+            for (t, d, g), (_, mrr) in tried.items()
             for part, v in _parts(mrr, "rank")
         },
         "zero-shot temperature": tau,
         "depth": depth,
+        "protect": guard,
     }
-    keep = _rebuilt(model, cold_start="rank", cold_calibration=(), zero_shot_temperature=tau, cold_depth=depth)
+    keep = _rebuilt(
+        model,
+        cold_start="rank",
+        cold_calibration=(),
+        zero_shot_temperature=tau,
+        cold_depth=depth,
+        cold_protect=guard,
+    )
     try:
         calibration, scale = fit_calibration(replayed, init_scale=cfg.logit_scale)
     except ConfigError as exc:
@@ -557,19 +665,20 @@ def choose_cold_start(
     )
     # kept under either policy: an operator (or the bench) can switch to it without refitting
     if policy == "auto":
-        better = mrr["score"] > mrr["rank"] and mrr.get("score (into new)", 0.0) >= mrr.get("rank (into new)", 0.0)
+        ranked = _cold_start_mrr(replayed, None, cfg.cutoff, guard)["rank"]  # the rank merge as chosen, slots and all
+        better = mrr["score"] > ranked and mrr.get("score (into new)", 0.0) >= mrr.get("rank (into new)", 0.0)
         policy = "score" if better else "rank"
     return _rebuilt(keep, cold_start=policy, cold_calibration=calibration.as_tuple()), mrr
 
 
-def _choose_placement(tried: dict[tuple[float, int], dict[str, float]]) -> tuple[float, int]:
-    """The (temperature, depth) that places added articles (keys of `tried`, the model's own temperature with no
-    depth limit first, each with its `_cold_start_mrr`): the best "rank" MRR whose steps into new articles rank
-    at least as well as the first's (the zero-shot intent's: new articles stay at zero-shot quality); the first
-    of equals."""
+def _choose_placement(tried: dict[_Placement, dict[str, float]]) -> _Placement:
+    """The placement of added articles (keys of `tried`: (temperature, depth[, protect]), the model's own
+    temperature with no depth limit and no protected slot first, each with its `_cold_start_mrr`): the best
+    "rank" MRR whose steps into new articles rank at least as well as the first's, in MRR and in HR (the zero-shot
+    intent's: new articles stay at zero-shot quality); the first of equals."""
     first = next(iter(tried))
-    floor = tried[first].get("rank (into new)", 0.0)
-    ok = [key for key, mrr in tried.items() if mrr.get("rank (into new)", 0.0) >= floor]
+    floor = {k: tried[first].get(k, 0.0) for k in ("rank (into new)", "rank HR (into new)")}
+    ok = [key for key, mrr in tried.items() if all(mrr.get(k, 0.0) >= v for k, v in floor.items())]
     return max(ok, key=lambda key: tried[key]["rank"])
 
 
@@ -582,7 +691,7 @@ def _within_depth(step: CalibrationStep, depth: int) -> CalibrationStep:
     target, nk = step.target, len(step.known)
     if target >= nk:
         target = nk + int(keep[: target - nk].sum()) if keep[target - nk] else -1
-    return CalibrationStep(step.known, step.zero_scores[keep], step.zero_ranks[keep], target)
+    return CalibrationStep(step.known, step.zero_scores[keep], step.zero_ranks[keep], target, step.evidence)
 
 
 def _parts(mrr: dict[str, float], name: str) -> list[tuple[str, float]]:

@@ -25,8 +25,9 @@ training (outside `catalogue`) has no learned part, so its trained score says li
 the zero-shot intent (`cold_vector`) gives it (`cold_start="rank"`, `rules.merge_cold_start`) or scored on the
 trained scale from that rank and the zero-shot score (`cold_start="score"`, `plugin/cold_start.py`), whichever
 train-intent's validation split, with some known articles playing new ones, prefers; the same split chooses the
-zero-shot ranking's temperature (`zero_shot_temperature`) and how deep in it an added article may be shown
-(`cold_depth`).
+zero-shot ranking's temperature (`zero_shot_temperature`), how deep in it an added article may be shown
+(`cold_depth`), and which known successors it may not displace (`cold_protect`: those the transition counts
+give at least that probability keep their places at the top).
 """
 
 from __future__ import annotations
@@ -75,10 +76,18 @@ class ContentSTAMPConfig:
     # The merge shows an article added after training only where the zero-shot list ranks it within the top
     # `cold_depth` (0: wherever it shows it); train-intent chooses it with the temperature, on validation.
     cold_depth: int = 0
+    # Protected slots: the rank merge puts no added article above the leading known candidates whose transition
+    # evidence T(j | session) (plugin/transitions.py, unweighted) is at least this (0: none are protected);
+    # train-intent chooses it with the temperature and depth, on validation.
+    cold_protect: float = 0.0
 
     def __post_init__(self) -> None:
         if self.cold_depth < 0:
             raise ConfigError(f"ContentSTAMPConfig.cold_depth must be >= 0 (0: no limit), got {self.cold_depth}")
+        if not self.cold_protect >= 0.0:
+            raise ConfigError(
+                f"ContentSTAMPConfig.cold_protect must be >= 0 (0: no protected slots), got {self.cold_protect}"
+            )
         if self.cold_start not in COLD_START_POLICIES:
             raise ConfigError(
                 f"unknown cold-start policy {self.cold_start!r}. Valid policies are: {', '.join(COLD_START_POLICIES)}"
@@ -175,18 +184,22 @@ class ContentSTAMP(nn.Module):
             learned_scores = self.out_vectors.weight[1:].numpy() @ (vec / max(norm, 1e-12))  # (K,)
         if self.transitions is not None and keys is not None:
             learned_ids, learned_scores = self._add_transitions(learned_ids, learned_scores, keys)
-        cold, calibration = None, None
+        cold, calibration, protected = None, None, frozenset[str]()
         if self._catalogue is not None:
             cold, _ = zero_shot_query(items, self.config.zero_shot_temperature)  # (D,)
             cold = cold / max(float(np.linalg.norm(cold)), 1e-12)
             if self.config.cold_start == "score":
                 calibration = ColdStartCalibration.from_tuple(self.config.cold_calibration)
+            elif self.config.cold_protect > 0 and self.transitions is not None and keys is not None:
+                t_rows, trans, _ = self.transitions.components(keys, popular=False)
+                protected = frozenset(self.transitions.keys[j] for j in t_rows[trans >= self.config.cold_protect])
         return Intent(
             vector=vec / max(norm, 1e-12),
             attention=att_np,
             cold_vector=cold,
             catalogue=self._catalogue,
             cold_calibration=calibration,
+            cold_protected=protected,
             learned_ids=learned_ids if learned_scores is not None else (),
             learned_scores=learned_scores,
         )
@@ -238,6 +251,7 @@ class ContentSTAMP(nn.Module):
                 cold_start=str(cfg.get("cold_start", "rank")),
                 cold_calibration=tuple(float(x) for x in cfg.get("cold_calibration", ())),
                 cold_depth=int(cfg.get("cold_depth", 0)),
+                cold_protect=float(cfg.get("cold_protect", 0.0)),
             )
             weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
             state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)

@@ -484,12 +484,13 @@ class SessionRecommender:
         attention = np.zeros(len(signal), dtype=np.float32)  # (L,)
         passes: list[_Pass] = []
         for rows, share in zip(groups, shares):
-            cold, catalogue, learned, calibration = None, None, None, None
+            cold, catalogue, learned, calibration, protected = None, None, None, None, frozenset[str]()
             if rows:
                 intent = model.intent(vecs[rows], [keys[i] for i in rows])
                 vector = intent.vector
                 attention[rows] += share * intent.attention
                 cold, catalogue, calibration = intent.cold_vector, intent.catalogue, intent.cold_calibration
+                protected = intent.cold_protected
                 if intent.learned_scores is not None and qvec is None:  # learned for reading, not for a question
                     learned = dict(zip(intent.learned_ids, intent.learned_scores.tolist()))
                 if qvec is not None:
@@ -504,7 +505,7 @@ class SessionRecommender:
             lexical = self._lexical_scores(texts, query, qw, [self._text_key(signal[i], keys[i]) for i in rows])
             linked = self._linked_from([keys[i] for i in rows])
             titled = self.titles.query([keys[i] for i in rows]) if cfg.title_weight > 0 and self._embeds_text else None
-            passes.append(_Pass(vector, cold, catalogue, learned, calibration, lexical, linked, titled))
+            passes.append(_Pass(vector, cold, catalogue, learned, calibration, lexical, linked, titled, protected))
 
         # every interest's first index search in one call: a (G, D) query costs ~0.8 of G single ones on the
         # million-article ivfpq index, with the same hits (bench/million.py)
@@ -536,7 +537,7 @@ class SessionRecommender:
                 # articles added since the model was trained keep the rank the zero-shot recommender (its rules,
                 # interests and all) shows them at, or are scored from that rank and score on the trained scale
                 # when the model carries a calibration for it (plugin/cold_start.py); only those it ranks within
-                # the model's cold_depth are shown
+                # the model's cold_depth are shown, and none above the known successors the log is sure of
                 zero = self._suggest_from(
                     vecs,
                     signal,
@@ -551,7 +552,7 @@ class SessionRecommender:
                 if calibration is not None:
                     pool = self._pool_of(calibration.merge(pool.candidates(), zero_cands, catalogue))
                 else:
-                    pool = self._pool_of(merge_cold_start(pool.candidates(), zero_cands, catalogue))
+                    pool = self._pool_of(merge_cold_start(pool.candidates(), zero_cands, catalogue, p.protected))
             elif cold is not None and catalogue is not None:
                 # articles added since the model was trained keep their zero-shot rank
                 cold_pool = self._candidates(
@@ -833,6 +834,7 @@ class _Pass:
     lexical: LexicalScores | None
     linked: set[str]
     titled: np.ndarray | None
+    protected: frozenset[str] = frozenset()  # known articles no added one is merged above (Intent.cold_protected)
 
 
 class _Pool:

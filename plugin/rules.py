@@ -115,7 +115,10 @@ def mmr_order(scores: np.ndarray, vectors: np.ndarray, k: int, lam: float) -> li
 
 
 def merge_cold_start(
-    trained: Sequence[Candidate], zero_shot: Sequence[Candidate], catalogue: Collection[str]
+    trained: Sequence[Candidate],
+    zero_shot: Sequence[Candidate],
+    catalogue: Collection[str],
+    protected: Collection[str] = (),
 ) -> list[Candidate]:
     """A trained model's ranking with the articles it never saw (outside `catalogue`, added after training) put
     back at the rank the zero-shot intent gives them.
@@ -123,11 +126,20 @@ def merge_cold_start(
     Both lists are best first. An article new to the model that zero-shot ranks r-th is r-th in the result, so
     it is suggested as often as zero-shot would suggest it; the trained order fills the other places. It takes
     a score a hair above the candidate after it, so whatever ranks by score afterwards (MMR) keeps the order.
+
+    `protected` (protected slots): the leading run of trained candidates whose ids it holds keep their places,
+    and a new article zero-shot ranks above them comes right after them instead. A trained model marks the
+    successors its log is confident about (`ContentSTAMPConfig.cold_protect`): a step into an article the log
+    never saw is one the counts could not predict, and where they are confident the visitor usually takes the
+    known successor.
     """
     known = [c for c in trained if c.article.id in catalogue]
-    merged: list[Candidate | None] = []
+    lead = 0
+    while lead < len(known) and known[lead].article.id in protected:
+        lead += 1
+    merged: list[Candidate | None] = list(known[:lead])
     new: list[Candidate] = []
-    ki = 0
+    ki = lead
     for r, c in enumerate(zero_shot):
         if c.article.id in catalogue:
             continue

@@ -37,6 +37,9 @@ class Intent:
     # Set when the model scores those articles on its own scale instead of merging them at their zero-shot rank:
     # from the zero-shot recommender's score and rank of each (plugin/cold_start.py).
     cold_calibration: ColdStartCalibration | None = None
+    # Known articles the log is confident come next (transition evidence at or above the model's `cold_protect`):
+    # the rank merge puts no new article above the leading run of them (protected slots, rules.merge_cold_start).
+    cold_protected: frozenset[str] = frozenset()
     # A trained model's learned candidate vectors u_a: `learned_scores[i]` = vector . u_a of article
     # `learned_ids[i]`, added to that article's text cosine (its score is vector . (e_a + u_a), as trained),
     # plus, when the model has one, its transition component's weight * T(a | session) (plugin/transitions.py).

@@ -21,6 +21,7 @@ from plugin.content_training import (
     choose_cold_start,
 )
 from plugin.intent import ContentSTAMP, ContentSTAMPConfig
+from plugin.transitions import ItemTransitions, TransitionConfig
 from plugin.zero_shot import ZeroShotIntent
 
 
@@ -62,7 +63,7 @@ def test_replayed_mrr_of_both_ways_on_a_hand_made_step():
     assert _cold_start_mrr([into_known], cal, cutoff=10)["rank"] == pytest.approx(1 / 3)  # pushed down by the new
     missed = CalibrationStep(step.known, step.zero_scores, step.zero_ranks, target=-1)  # zero-shot did not show it
     assert _cold_start_mrr([missed], cal, cutoff=10) == {
-        k: 0.0 for k in ("score", "rank", "score (into new)", "rank (into new)")
+        k: 0.0 for k in ("score", "rank", "score (into new)", "rank (into new)", "rank HR (into new)")
     }
 
 
@@ -216,7 +217,7 @@ def test_the_placement_is_the_best_that_keeps_new_articles_at_zero_shot_quality(
     assert _choose_placement({(0.5, 0): own, (2.0, 0): dict(own), (0.5, 3): dict(own)}) == (0.5, 0)  # first of equals
     # the rank merge alone, without a calibration to compare
     step = CalibrationStep(np.array([0.9, 0.5]), np.array([0.8]), np.array([0]), target=2)
-    assert _cold_start_mrr([step], None, cutoff=10) == {"rank": 1.0, "rank (into new)": 1.0}
+    assert _cold_start_mrr([step], None, cutoff=10) == {"rank": 1.0, "rank (into new)": 1.0, "rank HR (into new)": 1.0}
 
 
 def test_a_depth_leaves_out_the_new_articles_ranked_below_it():
@@ -269,3 +270,58 @@ def test_the_served_merge_shows_new_articles_only_within_the_models_depth(tmp_pa
         assert ("json2" in [s.article.id for s in loaded.suggest_for(session, k=6)]) == shown
     with pytest.raises(ConfigError, match="cold_depth"):
         ContentSTAMPConfig(cold_depth=-1)
+
+
+def test_protected_slots_in_the_replayed_rank_merge():
+    # known 0.9 > 0.5 > 0.1, the counts sure of the first (T = 0.6); one new article, zero-shot's first
+    evidence = np.array([0.6, 0.0, 0.0])
+    into_known = CalibrationStep(np.array([0.9, 0.5, 0.1]), np.array([0.8]), np.array([0]), 0, evidence)
+    into_new = CalibrationStep(into_known.known, into_known.zero_scores, into_known.zero_ranks, 3, evidence)
+    assert _cold_start_mrr([into_known], None, cutoff=10)["rank"] == pytest.approx(1 / 2)  # pushed down
+    assert _cold_start_mrr([into_known], None, cutoff=10, protect=0.5)["rank"] == 1.0  # its slot is kept
+    assert _cold_start_mrr([into_new], None, cutoff=10, protect=0.5)["rank"] == pytest.approx(1 / 2)  # right after
+    assert _cold_start_mrr([into_new], None, cutoff=10, protect=0.7)["rank"] == 1.0  # not confident enough
+    # into the known 0.5, behind the protected one: the new article still goes before it
+    second = CalibrationStep(into_known.known, into_known.zero_scores, into_known.zero_ranks, 1, evidence)
+    assert _cold_start_mrr([second], None, cutoff=10, protect=0.5)["rank"] == pytest.approx(1 / 3)
+    # a new article zero-shot ranks below the protected run keeps its zero-shot rank
+    late = CalibrationStep(into_known.known, into_known.zero_scores, np.array([2]), 3, evidence)
+    assert _cold_start_mrr([late], None, cutoff=10, protect=0.5)["rank"] == pytest.approx(1 / 3)
+    # the depth cut keeps the evidence
+    assert _within_depth(late, 1).evidence is evidence
+
+
+def test_the_placement_floor_holds_the_hit_rate_into_new_articles_too():
+    own = {"rank": 0.30, "rank (into new)": 0.14, "rank HR (into new)": 0.30}
+    better_mrr_fewer_hits = {"rank": 0.33, "rank (into new)": 0.15, "rank HR (into new)": 0.28}
+    assert _choose_placement({(0.5, 0, 0.0): own, (2.0, 0, 0.2): better_mrr_fewer_hits}) == (0.5, 0, 0.0)
+    kept = {"rank": 0.32, "rank (into new)": 0.14, "rank HR (into new)": 0.30}
+    assert _choose_placement({(0.5, 0, 0.0): own, (2.0, 0, 0.2): kept}) == (2.0, 0, 0.2)
+
+
+def test_the_served_merge_keeps_the_successors_the_log_is_sure_of_above_a_new_article(tmp_path):
+    """`cold_protect` is saved with the model; served, the known successors whose transition probability from the
+    session reaches it keep the top places, and a new article zero-shot ranks first comes right after them."""
+    rec = _recommender()
+    catalogue = tuple(a for a in rec.index.ids() if a != "json2")  # json2 came after training
+    counts = ItemTransitions.fit([["json0", "sql1"], ["json0", "tk2"]] * 10, TransitionConfig(weight=4.0))
+    session = ["json0"]
+    assert _zero_shot(rec, session, 4)[0][0] == "json2"  # on the session's topic: zero-shot's first
+    served = {}
+    for protect in (0.0, 0.3):
+        model = _rebuilt(_model(catalogue, ()), zero_shot_temperature=0.5, cold_protect=protect)
+        model.transitions = counts  # T(sql1 | json0) = T(tk2 | json0) = 10 / 21
+        rec.intent_model = model
+        rec.save(tmp_path / str(protect))
+        loaded = SessionRecommender.load(tmp_path / str(protect), encoder=HashingEncoder(64))
+        assert loaded.intent_model.config.cold_protect == protect
+        served[protect] = [s.article.id for s in loaded.suggest_for(session, k=4)]
+    assert served[0.0][0] == "json2"  # the plain rank merge: zero-shot's place
+    assert set(served[0.3][:2]) == {"sql1", "tk2"} and served[0.3][2] == "json2"
+    assert [a for a in served[0.3] if a != "json2"] == [a for a in served[0.0] if a != "json2"]  # known order kept
+    # no page the counts are sure of after the session: nothing is protected, json2 keeps zero-shot's place
+    rec.intent_model = _rebuilt(_model(catalogue, ()), zero_shot_temperature=0.5, cold_protect=0.3)
+    rec.intent_model.transitions = counts
+    assert [s.article.id for s in rec.suggest_for(["json0", "json1"], k=4)][0] == "json2"
+    with pytest.raises(ConfigError, match="cold_protect"):
+        ContentSTAMPConfig(cold_protect=-0.1)

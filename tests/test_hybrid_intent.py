@@ -206,3 +206,27 @@ def test_plain_scoring_ranks_exactly_as_trained_and_articles_added_later_keep_th
     zero = [s.article.id for s in _recommender(None).suggest_for(["json0", "sql2"], k=11)]
     assert got.index("sql1") == zero.index("sql1")  # the new article: where zero-shot (with its rules) puts it
     assert [a for a in got if a != "sql1"] == sorted(unread, key=lambda a: -whole[a])
+
+
+def test_cold_start_merge_keeps_protected_slots_and_places_the_rest_at_zero_shot_rank():
+    trained = _cands([("k1", 0.9), ("k2", 0.8), ("k3", 0.7), ("k4", 0.6)])
+    zero = _cands([("new1", 0.95), ("k3", 0.9), ("new2", 0.8), ("k1", 0.5)])
+    catalogue = {"k1", "k2", "k3", "k4"}
+    plain = [c.article.id for c in merge_cold_start(trained, zero, catalogue)]
+    assert plain == ["new1", "k1", "new2", "k2", "k3", "k4"]  # zero-shot's places 1 and 3
+    # the log is confident about k1 and k2: they keep places 1 and 2; the new articles come right after them
+    guarded = merge_cold_start(trained, zero, catalogue, protected={"k1", "k2"})
+    assert [c.article.id for c in guarded] == ["k1", "k2", "new1", "new2", "k3", "k4"]
+    scores = [c.score for c in guarded]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)  # MMR keeps the order
+    # only a leading run is protected: k2 behind an unprotected k1 does not hold new1 back
+    assert [c.article.id for c in merge_cold_start(trained, zero, catalogue, protected={"k2"})] == plain
+    # a new article zero-shot ranks below the protected run takes its zero-shot rank
+    late = _cands([("k3", 0.9), ("k1", 0.8), ("k2", 0.7), ("new1", 0.6)])
+    assert [c.article.id for c in merge_cold_start(trained, late, catalogue, protected={"k1"})] == [
+        "k1",
+        "k2",
+        "k3",
+        "new1",
+        "k4",
+    ]

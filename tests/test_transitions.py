@@ -18,10 +18,12 @@ from plugin import Article, HashingEncoder, SessionRecommender, SuggestSettings
 from plugin.cli import main as plugin_main
 from plugin.content_training import (
     ContentTrainConfig,
+    _fold_mrr,
     _plain_mrr,
     _served_mrr,
     _validation_steps,
     choose_transitions,
+    train_content_stamp,
     with_scoring,
 )
 from plugin.errors import ConfigError, IndexFormatError
@@ -260,6 +262,31 @@ def test_the_fast_validation_ranks_exactly_as_the_recommender_serves(rec):
 
     fused, mrr = choose_transitions(rec, with_scoring(model, False), sessions, grid=((0.0, 1.0),))
     assert set(mrr) == {"none", "markov decay=0 weight=1"} and not fused.config.plain_scoring
+
+
+def test_folds_judge_each_block_by_a_model_and_counts_fitted_on_the_other_blocks(rec):
+    """With folds, every block of sessions (by time) is ranked by a content model trained on the others and
+    counts fitted on the others, and the MRRs are pooled over all the blocks' steps."""
+    n = len(TOPICS) * PAGES
+    sessions = [_cross(i % n) for i in range(40)]
+    model = _content_model(rec)
+    cfg = ContentTrainConfig(epochs=2, dim=8, min_clicks=0)
+    configs = [TransitionConfig(weight=4.0), TransitionConfig(weight=1.0, popularity=0.5)]
+    pooled = _fold_mrr(rec.index, model, sessions, cfg, configs, 2, False)
+    total, steps_seen = np.zeros(3), 0
+    for held, rest in ((sessions[:20], sessions[20:]), (sessions[20:], sessions[:20])):
+        fold_model, _ = train_content_stamp(rest, rec.index, cfg, progress=False)
+        counts = ItemTransitions.fit(rest)
+        steps = [(s[:j], s[j]) for s in held for j in range(1, len(s))]
+        blends = [counts.with_config(c) for c in configs]
+        total += len(steps) * np.array(_plain_mrr(rec.index, with_scoring(fold_model, True), steps, 10, blends))
+        steps_seen += len(steps)
+    assert pooled == pytest.approx((total / steps_seen).tolist())
+    # every block crosses topics the same way: the counts of the other block know it, the text does not
+    served, mrr = choose_transitions(rec, model, sessions, cfg, folds=2)
+    assert served.transitions is not None and max(mrr.values()) > mrr["none"] + 0.3, mrr
+    # too few sessions for the folds asked (10 a fold): the validation split decides, as without folds
+    assert choose_transitions(rec, model, sessions, cfg, folds=5)[1] == choose_transitions(rec, model, sessions, cfg)[1]
 
 
 def test_counts_are_judged_on_sessions_they_were_not_fitted_on(rec):
