@@ -474,7 +474,8 @@ def markdown(results: list[dict], command: str) -> str:
             f"{r['impressions']} impressions, {r['suggestion_clicks']} suggestion clicks. Trained on "
             f"{r['train_sessions']} sessions ({r['learned_articles']} articles with learned vectors; served "
             f"{r.get('scoring', '?')}, {r.get('transitions', '?')}, {r.get('cold_start', '?')}, all chosen by "
-            f"train-intent on its validation split); tested on "
+            f"train-intent on its own training log: the blend over time blocks of it, the rest on its validation "
+            f"split and stand-ins); tested on "
             f"{r['test_sessions']} held-out visits ({r['test_steps']} steps). Trained / best item-ID model "
             f"({r['best_item_model']}) MRR@5: **{r['mrr_ratio_vs_best_item'][0]:.3f}×** [{lo:.3f}, {hi:.3f}]; "
             f"trained / zero-shot: {r['mrr_ratio_vs_zero_shot'][0]:.2f}×.",
