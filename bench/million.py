@@ -290,6 +290,11 @@ def hnsw_main(args: argparse.Namespace, report: dict, ix: ArticleIndex, x: np.nd
     queries = args.work / "queries.npy"
     np.save(queries, qh)
     del ix, x
+    _workers_and_report(args, report, queries)
+
+
+def _workers_and_report(args: argparse.Namespace, report: dict, queries: Path) -> None:
+    """Two worker processes on the saved index (memory-mapped, then each with its own copy), and the JSON report."""
     if not args.skip_workers:
         for mode, mmap in (("mmap", True), ("copy", False)):
             w = two_workers(args.work, queries, mmap)
@@ -297,7 +302,8 @@ def hnsw_main(args: argparse.Namespace, report: dict, ix: ArticleIndex, x: np.nd
             print(
                 f"2 workers, {mode}: RSS {w['rss_total_mib']:.0f} MiB, PSS {w['pss_total_mib']:.0f} MiB, "
                 f"USS {w['uss_total_mib']:.0f} MiB in all; load {[round(o['load_s'], 1) for o in w['workers']]} s, "
-                f"search CPU p99 {[round(o['cpu_p99_ms'], 3) for o in w['workers']]} ms",
+                f"search p99 {[round(o['p99_ms'], 3) for o in w['workers']]} ms "
+                f"(CPU {[round(o['cpu_p99_ms'], 3) for o in w['workers']]} ms)",
                 flush=True,
             )
     if args.json:
@@ -449,20 +455,7 @@ def main() -> None:
     queries = args.work / "queries.npy"
     np.save(queries, qh)
     del ix, ivf, x
-    if not args.skip_workers:
-        for mode, mmap in (("mmap", True), ("copy", False)):
-            w = two_workers(args.work, queries, mmap)
-            report[f"workers_{mode}"] = w
-            print(
-                f"2 workers, {mode}: RSS {w['rss_total_mib']:.0f} MiB, PSS {w['pss_total_mib']:.0f} MiB, "
-                f"USS {w['uss_total_mib']:.0f} MiB in all; load {[round(o['load_s'], 1) for o in w['workers']]} s, "
-                f"search p99 {[round(o['p99_ms'], 3) for o in w['workers']]} ms "
-                f"(CPU {[round(o['cpu_p99_ms'], 3) for o in w['workers']]} ms)",
-                flush=True,
-            )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
+    _workers_and_report(args, report, queries)
 
 
 if __name__ == "__main__":
