@@ -308,8 +308,9 @@ def _length_ratio(
             out[f"{kind}_{p}"] = statistics.median(r[p] for r in rs)
         out[f"{kind}_errors"] = sum(r["errors"] for r in rs)
         out[f"{kind}_rps"] = statistics.median(r["rps"] for r in rs)
-    out["p50_ratio"] = out["long_p50_ms"] / out["short_p50_ms"]
+    # paired by round (each long run next to its short one), so that the box's drift between rounds cancels
     out["p50_ratios_per_round"] = [round(a["p50_ms"] / b["p50_ms"], 3) for a, b in zip(runs["long"], runs["short"])]
+    out["p50_ratio"] = statistics.median(out["p50_ratios_per_round"])
     return out
 
 
@@ -481,7 +482,10 @@ def _print(report: dict[str, Any], args: argparse.Namespace) -> None:
                 f"| {what} | {ln[kind + '_rps']:.0f} | {ln[kind + '_p50_ms']:.2f} | {ln[kind + '_p90_ms']:.2f} "
                 f"| {ln[kind + '_errors']} |"
             )
-        print(f"\nlong / 3-page p50: **{ln['p50_ratio']:.2f}** (per round: {ln['p50_ratios_per_round']})\n")
+        print(
+            f"\nlong / 3-page p50, median of the rounds' ratios: **{ln['p50_ratio']:.2f}** "
+            f"(per round: {ln['p50_ratios_per_round']})\n"
+        )
     rows = report.get("suggest")
     if rows:
         print("| GET suggestions, closed loop | req/s | p50 ms | p90 ms | p99 ms | errors | load avg (1 min) |")
