@@ -54,6 +54,7 @@ def test_recommender_inject_never_breaks_the_reply(rec, caplog, monkeypatch):
         raise RuntimeError("index on fire")
 
     monkeypatch.setattr(rec.index, "search", boom)
+    monkeypatch.setattr(rec.index, "search_rows", boom)  # the candidate pass's search (hits with their rows)
     with caplog.at_level(logging.WARNING):
         assert rec.inject("s", "still here") == "still here"
     assert "suggestions skipped" in caplog.text
