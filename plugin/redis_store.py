@@ -52,6 +52,10 @@ __all__ = ["RedisSessionStore"]
 # are built inside the script from the prefix because the sweeps touch sessions other than the one being written.
 _DROP = """
 local function cutoff(now, ttl) return '(' .. string.format('%.17g', now - ttl) end
+-- page contents outlive their sessions by a quarter TTL: a reading session refreshes them only that often (_CONTEXT)
+local function content_ms(ttl) return math.ceil(ttl * 1250) end
+-- stored JSON objects as one JSON array: one bulk string for the client to parse, not one per item
+local function json_array(items) return '[' .. table.concat(items, ',') .. ']' end
 -- the session no longer holds content d: delete it when no live session does
 local function release(prefix, sid, d, now, ttl)
   local owners = prefix .. 'pco:' .. d
@@ -153,9 +157,8 @@ if digest ~= '' then
   redis.call('HINCRBY', refs, digest, 1)
   redis.call('HSET', pc, 't', ARGV[17], 'v', ARGV[18])
   redis.call('ZADD', owners, now, sid)
-  -- a quarter TTL longer than the session: a reading session refreshes its contents only that often (_CONTEXT)
-  redis.call('PEXPIRE', pc, math.ceil(ttl * 1250))
-  redis.call('PEXPIRE', owners, math.ceil(ttl * 1250))
+  redis.call('PEXPIRE', pc, content_ms(ttl))
+  redis.call('PEXPIRE', owners, content_ms(ttl))
 end
 redis.call('HSET', meta, 'kind', kind, 'key', key, 'ts', ARGV[13])
 touch(prefix, sid, now, ttl_ms)
@@ -171,8 +174,7 @@ local prefix, sid, now, ttl, mode = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumbe
 if not live(prefix, sid, now, ttl) then return false end
 if mode == 'exists' then return 1 end
 touch(prefix, sid, now, math.ceil(ttl * 1000))
--- one JSON array (the events are stored as JSON objects): one bulk string to parse, not one per event
-return '[' .. table.concat(redis.call('LRANGE', prefix .. 'ev:' .. sid, 0, -1), ',') .. ']'
+return json_array(redis.call('LRANGE', prefix .. 'ev:' .. sid, 0, -1))
 """
 )
 
@@ -193,7 +195,7 @@ local events = redis.call('LRANGE', prefix .. 'ctx:' .. sid, -n, -1)
 -- after their last refresh or append, and an owner's score is never older than ttl / 4 while the session reads.
 local refreshed = tonumber(redis.call('HGET', meta, 'cref') or '')
 if not refreshed or now - refreshed > ttl / 4 then
-  local keep_ms = math.ceil(ttl * 1250)
+  local keep_ms = content_ms(ttl)
   for _, raw in ipairs(events) do
     local d = cjson.decode(raw)['content_ref']
     if d then
@@ -206,7 +208,7 @@ if not refreshed or now - refreshed > ttl / 4 then
 end
 local keys = redis.call('HKEYS', prefix .. 'vis:' .. sid)
 -- cjson writes an empty table as {}; the seen keys are strings, so encoding them is exact
-return {'[' .. table.concat(events, ',') .. ']', #keys > 0 and cjson.encode(keys) or '[]'}
+return {json_array(events), #keys > 0 and cjson.encode(keys) or '[]'}
 """
 )
 
