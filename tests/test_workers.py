@@ -100,7 +100,9 @@ def test_a_worker_that_dies_is_replaced_and_the_service_keeps_answering(
     while time.monotonic() < deadline:
         try:
             seen = _pids_over_connections(port, 32)
-        except ConnectionResetError:  # connections queued at the dead worker's socket when it went
+        # connections queued at the dead worker's socket when it went are reset; one that meets the replacement's
+        # socket between its bind and its listen is refused: both only while the worker is being replaced
+        except (ConnectionResetError, ConnectionRefusedError):
             continue
         if len(seen) == 2 and victim not in seen:
             break
