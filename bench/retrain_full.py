@@ -11,6 +11,10 @@ depend on the epoch count, so epoch k of this run is what a k-epoch run would gi
     python bench/retrain_full.py --model srgnn --data ../shared/data/diginetica_srgnn --out runs/g/srgnn_full \
         --select-from runs/g/srgnn_valid --json-out runs/g/srgnn_full.json --device cuda --batch-size 100 \
         --lr 1e-3 --weight-decay 1e-5 --lr-decay 0.1 --lr-decay-every 3 --epochs 12 --patience 2
+
+Or, when a validation run made earlier already chose the epoch count (its ``train_report.json`` says which, and
+BENCHMARKS.md records it), ``--chosen-epoch K`` instead of ``--select-from``: train on the whole training split for
+K epochs and evaluate that model on test once.
 """
 
 from __future__ import annotations
@@ -62,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__ + "\nEvery other argument is `python -m plugin train`'s.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    own.add_argument("--select-from", required=True, help="--out folder of the validation run")
+    chosen_by = own.add_mutually_exclusive_group(required=True)
+    chosen_by.add_argument("--select-from", help="--out folder of the validation run")
+    chosen_by.add_argument(
+        "--chosen-epoch", type=int, help="the epoch count an earlier validation run chose (instead of --select-from)"
+    )
     own.add_argument("--json-out", required=True, help="where to write this run's result (JSON)")
     own.add_argument("--wait", type=float, default=3600.0, help="seconds to wait for the validation run's report")
     mine, rest = own.parse_known_args(argv)
@@ -78,26 +86,32 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"{args.model} has no epochs to retrain; only the neural models do")
     cfg = train_config(args, device, type(model))
     keys = data.item_keys if data.item_keys is not None else tuple(str(i) for i in range(1, data.n_items + 1))
-    valid_out = Path(mine.select_from)
+    if mine.chosen_epoch is not None and mine.chosen_epoch < 1:
+        raise ConfigError(f"--chosen-epoch must be at least 1, got {mine.chosen_epoch}")
+
+    def chosen_epoch() -> int | None:
+        return mine.chosen_epoch if mine.chosen_epoch is not None else _chosen_epoch(Path(mine.select_from))
+
     n_units = len(model.training_units(data.train_sessions))
     snapshots: dict[int, dict[str, torch.Tensor]] = {}
 
     def on_epoch(rec: EpochRecord) -> bool:
         if rec.units == n_units:  # a complete epoch (a time budget can cut the last one short)
             snapshots[rec.epoch] = {k: v.detach().to("cpu", copy=True) for k, v in model.net.state_dict().items()}
-        chosen = _chosen_epoch(valid_out)
+        chosen = chosen_epoch()
         return chosen is not None and rec.epoch >= chosen
 
     t0 = time.perf_counter()
     report = model.fit(data.train_sessions, data.n_items, None, item_keys=keys, train_config=cfg, on_epoch=on_epoch)
     train_seconds = time.perf_counter() - t0
     deadline = time.monotonic() + mine.wait
-    chosen = _chosen_epoch(valid_out)
+    chosen = chosen_epoch()
     while chosen is None and time.monotonic() < deadline:
         time.sleep(5.0)
-        chosen = _chosen_epoch(valid_out)
+        chosen = chosen_epoch()
     result: dict[str, Any] = {
-        "stage": "full training split, epoch chosen on validation",
+        "stage": "full training split, epoch chosen on validation"
+        + ("" if mine.chosen_epoch is None else " (by an earlier run: --chosen-epoch)"),
         "model": model.name,
         "data": str(args.data),
         "argv": sys.argv,

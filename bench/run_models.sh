@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Train + evaluate every session model on the two SR-GNN benchmarks, one job at a time (2 shared cores).
-# Usage: bash bench/run_models.sh [DATA_ROOT=../shared/data] [OUT=runs/bench] [STAGE=all|knn|neural|stamp|srgnn|gru4rec|defaults]
+# Usage: bash bench/run_models.sh [DATA_ROOT=../shared/data] [OUT=runs/bench] [STAGE=all|knn|neural|stamp|srgnn|gru4rec|defaults|full]
 # STAGE=defaults (issue #11): each neural model with nothing but its defaults (PRECISION=auto|bf16|fp32, default
 # auto; BUDGET=seconds per run, default none) on both shared sets and on two derived sets the defaults were not
 # tuned on (bench/derive_fraction.py writes them under $OUT/derived). Never part of "all": hours of CPU.
+# STAGE=full (issue #11, the papers' second half): each neural model retrained on the WHOLE training split for the
+# epoch count its validation run chose ($OUT/<model>_<dataset>/train_report.json when that run is in $OUT, else the
+# count recorded in BENCHMARKS.md from the earlier validation runs), one test evaluation each, written to
+# $OUT/full_<model>_<dataset>.json; then V-SKNN (all training sessions) and the blends with the weights chosen on
+# validation (BENCHMARKS.md), scored with the full models. Not part of "all".
 # Every model: train on the first 90% of training sessions (neural: epoch picked on the last 10%), then
 # one test evaluation (skipped when its JSON exists), written as JSON to $OUT/<model>_<dataset>.json. Logs in $OUT/*.log.
 set -euo pipefail
@@ -76,4 +81,41 @@ if [[ $STAGE == all || $STAGE == neural || $STAGE == gru4rec ]]; then
      --option dropout_hidden=0.3"
   run gru4rec $DIGI --model gru4rec $G --time-budget 1500
   run gru4rec $YOO --model gru4rec $G --time-budget 900
+fi
+if [[ $STAGE == full ]]; then
+  THREADS=${THREADS:-1}
+  chosen() {  # chosen MODEL DATASET FALLBACK: the validation run's epoch, else the recorded one
+    local rep="$OUT/$1_$2/train_report.json"
+    if [[ -s $rep ]]; then "$PY" -c "import json,sys; print(json.load(open(sys.argv[1]))['report']['best_epoch'])" "$rep"
+    else echo "$3"; fi
+  }
+  full() {  # full NAME DATASET FALLBACK_EPOCH TRAIN-ARGS...
+    local name=$1 ds=$2 fallback=$3; shift 3
+    local dir="$OUT/full_${name}_${ds}"
+    if [[ -s "$dir.json" ]]; then return; fi
+    nice -n 10 "$PY" bench/retrain_full.py --chosen-epoch "$(chosen "$name" "$ds" "$fallback")" --json-out "$dir.json" \
+      --data "$DATA/$ds" --out "$dir" --quiet --threads "$THREADS" "$@" > "$dir.log" 2>&1
+  }
+  S="--model stamp --epochs 8 --lr 5e-3 --lr-decay 0.5"
+  R="--model srgnn --batch-size 100 --lr 1e-3 --weight-decay 1e-5 --lr-decay 0.1 --lr-decay-every 3 --epochs 6"
+  G="--model gru4rec --batch-size 128 --lr 3e-3 --lr-decay 0.7 --epochs 10 --option dim=200 --option hidden=200
+     --option negatives=sampled --option loss=bpr-max --option elu_param=0.5 --option bpreg=1.0
+     --option dropout_hidden=0.3"
+  # epochs chosen by the validation runs of round 2 (BENCHMARKS.md): STAMP 5 / 6, SR-GNN 4 / 6, GRU4Rec 4 / 7
+  for job in "srgnn $DIGI 4 $R" "stamp $DIGI 5 $S" "srgnn $YOO 6 $R" "stamp $YOO 6 $S" "gru4rec $YOO 7 $G" \
+             "gru4rec $DIGI 4 $G"; do
+    # shellcheck disable=SC2086
+    full $job
+  done
+  run vsknn $DIGI --model vsknn --option k=100 --option sample_size=500 --option weighting=div \
+    --option weighting_score=div --option idf_weighting=1
+  run vsknn $YOO --model vsknn --option k=200 --option sample_size=1000 --option weighting=log \
+    --option weighting_score=div --option idf_weighting=1
+  # weights chosen on validation by bench/blend.py in round 2 (90% models; BENCHMARKS.md "our best")
+  [[ -s $OUT/full_blend_$DIGI.json ]] || nice -n 10 "$PY" bench/blend.py --data "$DATA/$DIGI" --threads "$THREADS" \
+    --models "$OUT/vsknn_$DIGI" "$OUT/full_stamp_$DIGI" "$OUT/full_srgnn_$DIGI" --weights 0.6,0.2,0.2 \
+    --out "$OUT/full_blend_$DIGI.json"
+  [[ -s $OUT/full_blend_$YOO.json ]] || nice -n 10 "$PY" bench/blend.py --data "$DATA/$YOO" --threads "$THREADS" \
+    --models "$OUT/vsknn_$YOO" "$OUT/full_stamp_$YOO" "$OUT/full_srgnn_$YOO" "$OUT/full_gru4rec_$YOO" \
+    --weights 0.2,0.2,0.2,0.4 --out "$OUT/full_blend_$YOO.json"
 fi
