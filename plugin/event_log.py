@@ -3,6 +3,11 @@
 One JSON object per line. A crash can leave a torn last line: readers skip it (and count it), writers
 start on a fresh line. Raw page text is not logged unless `log_text=True` (privacy by default).
 
+Urls are logged without their query string, fragment, path parameters (`;jsessionid=…`) and user info
+(`https://user:pass@host`): the widget reports the page the visitor is on, and a page's url can carry a
+credential of the site itself — a password-reset token, a signed download link, an OAuth code, a servlet session.
+What training and reports need of a url is the page it names: the article id (kept) or its path.
+
 The log never holds a session id: a session id is a bearer credential, and a log is read by analysts, copied
 into backups and sometimes leaked. Each line's `session_id` is a pseudonym instead, `p-` + 32 hex characters of
 HMAC-SHA256(key, session id): it groups one session's events for training and reports, and `erase_session`
@@ -28,6 +33,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -46,12 +52,29 @@ from .atomic import atomic_write_with
 from .errors import ConfigError, DataFormatError, IndexFormatError, shown
 from .events import CLICK_KINDS, Event
 
-__all__ = ["EventLog", "PSEUDONYM_PREFIX", "LoggedSession", "read_records", "click_sessions", "parse_ts"]
+__all__ = [
+    "EventLog",
+    "PSEUDONYM_PREFIX",
+    "LoggedSession",
+    "read_records",
+    "click_sessions",
+    "parse_ts",
+    "logged_url",
+]
 
 logger = logging.getLogger(__name__)
 
 PSEUDONYM_PREFIX = "p-"
 _PSEUDONYM_DOMAIN = b"session-suggest/log-pseudonym/v1"
+# user info after a scheme's "//": everything up to the last '@' before the path (a password may hold '@')
+_USER_INFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:)?//[^/?#]*@")
+
+
+def logged_url(url: str) -> str:
+    """The url as the log keeps it: without query string, fragment, path parameters or user info (see the module
+    docstring). Done on the string, not by a url parser, so that no malformed url is ever logged whole."""
+    cut = re.split(r"[?#;]", url, maxsplit=1)[0]
+    return _USER_INFO.sub(lambda m: (m.group(1) or "") + "//" + m.group(0).rsplit("@", 1)[1], cut)
 
 
 class EventLog:
@@ -134,6 +157,8 @@ class EventLog:
         record["session_id"] = self.pseudonym(event.session_id)
         if not self.log_text:
             record.pop("text", None)
+        if record.get("url"):
+            record["url"] = logged_url(record["url"])
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
         # Opened under the lock: after another process's erase renamed a new file in, write to that one.
         with self._locked(), open(self.path, "a", encoding="utf-8") as fh:

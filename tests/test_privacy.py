@@ -157,3 +157,41 @@ def test_event_log_holds_pseudonyms_that_group_and_erase_but_are_not_ids(tmp_pat
     assert a.erase_session("visitor-1") == 2 and [e.query for e in a] == ["tls"]
     with pytest.raises(ConfigError):
         EventLog(path, pseudonym_keys=b"short")
+
+
+def test_credentials_in_a_page_url_reach_no_event_log(rec, tmp_path):
+    """The widget reports `location.href`: a reset token, a signed link's signature, a servlet session or a
+    password in the url must not land in a log that analysts read. The page itself is still logged by its path,
+    and a KB page by its article id."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from adapters.http import ServerSettings
+    from adapters.http.hardened import create_hardened_app
+
+    log = tmp_path / "events.jsonl"
+    client = TestClient(create_hardened_app(rec, secrets="s" * 40, settings=ServerSettings(event_log=log)))
+    sid = client.post("/v1/sessions").json()["session_id"]
+    pages = [
+        "https://site.test/account/reset?token=TOKEN-aaa111&email=visitor%40mail.test#step-2",
+        "https://kb.test/json?X-Amz-Signature=SIG-bbb222&X-Amz-Credential=CRED-ccc333",
+        "https://site.test/app;jsessionid=JSESSION-ddd444?x=1",
+        "https://admin:PASS-eee555@site.test/private",
+        "/docs/callback#access_token=TOKEN-fff666",
+    ]
+    r = client.post(
+        f"/v1/sessions/{sid}/events/batch", json={"events": [{"kind": "page_view", "url": u} for u in pages]}
+    )
+    assert r.status_code == 200
+    text = log.read_text()
+    for secret in ("TOKEN-aaa111", "visitor", "SIG-bbb222", "CRED-ccc333", "JSESSION-ddd444", "PASS-eee555", "admin"):
+        assert secret not in text, secret
+    logged = [e for e in EventLog(log) if e.kind == "page_view"]
+    assert [e.url for e in logged] == [
+        "https://site.test/account/reset",
+        "https://kb.test/json",
+        "https://site.test/app",
+        "https://site.test/private",
+        "/docs/callback",
+    ]
+    assert logged[1].article_id == "ser-json"  # the KB page is still known by its id
