@@ -60,7 +60,10 @@
   function safeHref(href) {
     try {
       var u = new URL(String(href || ""), location.href);
-      return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+      // the server's url policy already holds; this is the second lock: http(s) only, and no user info
+      // (a password for every visitor, or a host shown that is not the one opened)
+      var web = u.protocol === "http:" || u.protocol === "https:";
+      return web && !u.username && !u.password ? u.href : null;
     } catch (e) {
       return null;
     }
