@@ -195,3 +195,55 @@ def test_credentials_in_a_page_url_reach_no_event_log(rec, tmp_path):
         "/docs/callback",
     ]
     assert logged[1].article_id == "ser-json"  # the KB page is still known by its id
+
+
+def _vectors_of(rec: SessionRecommender, texts) -> list[bool]:
+    from plugin.encoder import content_key
+
+    return [rec.page_encoder.cache.get(content_key(rec.encoder.name, t)) is not None for t in texts]
+
+
+def test_erase_drops_the_vectors_of_the_sessions_words_from_this_workers_caches(articles, fake_encoder):
+    """A session's page texts and searches are embedded on this worker; erase must not leave their vectors in the
+    page cache (an LRU with room for 10,000), where they outlived the session indefinitely."""
+    rec = _rec(articles, fake_encoder)
+    private_query = "zebra quokka visitor@mail.test divorce lawyer"
+    rec.track("gone", "page_view", url="https://site.test/p", title="Private page", text=SECRET)
+    rec.track("gone", "page_view", url="https://site.test/t", title="Title only private page")
+    rec.track("gone", "search", query=private_query)
+    rec.track("kept", "search", query="socket tcp")
+    assert rec.suggest("gone", k=2) and rec.suggest("kept", k=2)
+    words = ["Private page\n" + SECRET, "Title only private page", private_query]
+    assert _vectors_of(rec, words[1:]) == [True, True]  # what suggest embedded and cached
+    assert rec.erase("gone")
+    assert _vectors_of(rec, words) == [False, False, False]
+    assert _vectors_of(rec, ["socket tcp"]) == [True]  # another session's stay
+
+
+def test_the_page_vector_cache_lapses_after_the_session_ttl_on_every_worker():
+    """Another worker that embedded an erased session's words cannot be told: its entries lapse after the session
+    TTL, as its page contents do."""
+    import numpy as np
+
+    from plugin.encoder import EmbeddingCache
+
+    now = [0.0]
+    cache = EmbeddingCache(2, "enc", 100, ttl_seconds=60, clock=lambda: now[0])
+    cache.put("erased-session-query", np.ones(2, np.float32))
+    now[0] = 50
+    cache.put("fresh", np.ones(2, np.float32))
+    assert cache.get("erased-session-query") is not None  # a use keeps it
+    now[0] = 109
+    assert cache.get("fresh") is not None
+    now[0] = 165
+    assert cache.get("erased-session-query") is None and len(cache) == 1
+    cache.forget(["fresh"])
+    assert len(cache) == 0
+    with pytest.raises(ConfigError):
+        EmbeddingCache(2, "enc", ttl_seconds=0)
+
+
+def test_the_recommender_gives_its_page_vector_cache_the_session_ttl(articles, fake_encoder):
+    rec = _rec(articles, fake_encoder, session_settings=SessionSettings(ttl_seconds=90))
+    assert rec.page_encoder.cache.ttl_seconds == 90
+    assert rec.encoder.cache.ttl_seconds is None  # the article cache saved with the index never lapses
