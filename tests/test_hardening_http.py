@@ -288,6 +288,23 @@ def test_full_session_ids_never_reach_the_logs(rec, caplog):
     assert all(sid not in r.getMessage() for r in server_side)
 
 
+def test_an_internal_error_on_a_session_route_logs_no_full_session_id(rec, caplog, monkeypatch):
+    """The error log of a 500 names the request path, and a session route's path holds the id (a bearer token)."""
+    from plugin import IndexFormatError
+
+    client = TestClient(_app(rec), raise_server_exceptions=False)
+    sid = _sid(client)
+    assert _view(client, sid, "https://kb.test/json").status_code == 200
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(rec, "suggest", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("index gone")))
+    _error(client.get(f"/v1/sessions/{sid}/suggestions"), 500, "internal")
+    monkeypatch.setattr(rec, "track", lambda *a, **k: (_ for _ in ()).throw(IndexFormatError("torn")))
+    _error(_view(client, sid, "https://kb.test/pickle"), 500, "internal")
+    logged = [r for r in caplog.records if r.name.startswith("adapters")]
+    assert len(logged) == 2 and all(f"/v1/sessions/{sid[:8]}…" in r.getMessage() for r in logged)
+    assert all(sid not in r.getMessage() for r in caplog.records if not r.name.startswith("httpx"))
+
+
 def test_access_log_lines_carry_no_full_session_id():
     sid = SignedSessionIds(SECRET).issue()
     record = logging.LogRecord(
