@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataFormatError, UnknownArticleError, shown
+from .events import well_formed
 from .urls import checked_article
 
 __all__ = ["Article", "KnowledgeBase", "load_articles", "normalize_url"]
@@ -64,6 +65,17 @@ class Article:
     locale: str | None = None
     updated_at: datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        # Lone surrogates become U+FFFD (`events.well_formed`): one hostile KB record must not turn every answer
+        # citing it into an error. Here, not at ingest, so that the id the index holds is the id the KB holds.
+        for name in ("id", "title", "url", "text", "locale"):
+            value = getattr(self, name)
+            if isinstance(value, str) and (clean := well_formed(value)) is not value:
+                object.__setattr__(self, name, clean)
+        tags = tuple(well_formed(t) if isinstance(t, str) else t for t in self.tags)
+        if any(a is not b for a, b in zip(tags, self.tags)):
+            object.__setattr__(self, "tags", tags)
 
     def embed_text(self) -> str:
         return f"{self.title}\n{self.text}" if self.text else self.title
