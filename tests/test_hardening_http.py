@@ -421,3 +421,32 @@ def test_binding_keeps_every_session_of_one_browser_usable(rec):
     assert _view(browser, second, "https://kb.test/socket").status_code == 200
     assert browser.delete(f"/v1/sessions/{first}").status_code == 204
     assert browser.post("/v1/suggestions", json={"url": "https://kb.test/json"}).status_code == 200
+
+
+def test_session_responses_are_never_cached_and_never_sniffed(rec):
+    """A session's responses carry what the visitor read and the bearer id itself: with no Cache-Control a browser
+    (a shared computer) or a proxy may keep them, and the copy outlives an erase. `nosniff` on everything, so no
+    response can be reinterpreted as a script or a stylesheet."""
+    client = TestClient(_app(rec, limits=LimitSettings(per_session=5)))
+    sid = _sid(client)
+    _view(client, sid, "https://kb.test/json")
+    answers = [
+        client.get(f"/v1/sessions/{sid}/suggestions"),
+        client.post(f"/v1/sessions/{sid}/chat", json={"message": "json"}),
+        client.post(f"/v1/sessions/{sid}/events/batch", json={"events": [], "suggest": 2}),
+        client.get(f"/v1/sessions/{sid}/suggestions"),
+        client.get(f"/v1/sessions/{sid}/suggestions"),  # the per-session limit: 429 from the limits middleware
+        client.get("/v1/sessions/not-a-session/suggestions"),
+        client.post("/v1/suggestions", json={"url": "https://kb.test/json"}),
+        client.post("/v1/sessions"),
+    ]
+    assert [r.status_code for r in answers] == [200, 200, 200, 200, 429, 404, 200, 201]
+    for r in answers:
+        assert r.headers["cache-control"] == "no-store", r.request.url
+        assert r.headers["x-content-type-options"] == "nosniff", r.request.url
+    erased = client.delete(f"/v1/sessions/{_sid(client)}")
+    assert erased.status_code == 204 and erased.headers["cache-control"] == "no-store"
+    widget = client.get("/static/widget.js")
+    assert widget.headers["cache-control"] == "public, max-age=3600"  # the widget itself is public and cacheable
+    assert widget.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/v1/health").headers["x-content-type-options"] == "nosniff"
