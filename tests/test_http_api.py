@@ -563,6 +563,18 @@ def test_article_url_template_sets_href(rec):
     assert s["href"] == f"/kb/{s['id']}" and s["url"].startswith("https://kb.test/")
 
 
+@pytest.mark.parametrize("template", ["/kb/{slug}", "/kb/{0}", "/kb/{", "javascript:{id}", "/kb/fixed"])
+def test_an_article_url_template_that_makes_no_link_is_refused_at_startup(template):
+    """Before, `{slug}` or a stray brace failed every response carrying a suggestion (500), and `javascript:{id}`
+    silently emptied every href: a bad setting is a clear error when the app is configured, naming {id}."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="{id}"):
+        ServerSettings(article_url_template=template)
+    assert ServerSettings(article_url_template="https://docs.test/{id}.html").article_url_template
+    assert ServerSettings(article_url_template="").article_url_template == ""  # empty: use the KB urls
+
+
 def test_demo_site_pages_escape_kb_text(articles, fake_encoder):
     evil = Article(
         "evil.mod", "<script>alert(1)</script> title", "https://kb.test/evil", "<img src=x onerror=alert(1)>"
