@@ -321,6 +321,20 @@ def test_access_log_lines_carry_no_full_session_id():
     assert sid not in line and f"/v1/sessions/{sid[:8]}" in line and "/suggestions?k=3" in line
 
 
+def test_access_log_lines_carry_no_text_the_visitor_typed():
+    """GET …/suggestions?query= puts what the visitor typed (an email address, a health question) in the path
+    uvicorn logs: the value is dropped, the rest of the line stays useful."""
+    sid = SignedSessionIds(SECRET).issue()
+    path = f"/v1/sessions/{sid}/suggestions?k=3&query=jane.doe%40mail.test+divorce+lawyer&locale=en"
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', ("::1", "GET", path, "1.1", 200), None
+    )
+    assert RedactSessionIds().filter(record) is True
+    line = record.getMessage()
+    assert "jane.doe" not in line and "divorce" not in line and sid not in line
+    assert "?k=3&query=…&locale=en" in line
+
+
 # ------------------------------------------------------------------ privacy over HTTP
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,15 +70,24 @@ class PageIn(BaseModel):
         return self
 
 
+# The one free-text query parameter (GET …/suggestions?query=): what a visitor typed, maybe an email address.
+_TYPED_QUERY = re.compile(r"([?&]query=)[^&#\s\"]*")
+
+
+def _redacted(line: str) -> str:
+    return _TYPED_QUERY.sub(r"\1…", redact_session_ids(line))
+
+
 class RedactSessionIds(logging.Filter):
-    """Cut session ids in logged request paths to 8 characters: an id is a bearer token, and access logs are
-    read by more people than should act as any visitor. Installed on uvicorn's access logger by app_from_env."""
+    """Cut session ids in logged request paths to 8 characters, and drop the text of a `query=` parameter: an id
+    is a bearer token, what a visitor typed is theirs, and access logs are read by more people than should act as
+    any visitor or read what they asked. Installed on uvicorn's access logger by app_from_env."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(redact_session_ids(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(_redacted(a) if isinstance(a, str) else a for a in record.args)
         elif isinstance(record.msg, str):
-            record.msg = redact_session_ids(record.msg)
+            record.msg = _redacted(record.msg)
         return True
 
 
