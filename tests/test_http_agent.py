@@ -48,3 +48,43 @@ def test_create_agent_answers_through_the_chat_endpoint(rec):
     assert r.status_code == 200 and r.json()["reply"] == "Yes, binary."
     humans = [m.content for m in model.seen[-1] if isinstance(m, HumanMessage)]
     assert humans == ["what should I read next?", "is it binary?"]
+
+
+def test_erasing_the_session_deletes_the_agents_conversation_thread(rec):
+    """The agent's checkpointer keeps every message the visitor sent, under thread_id = session id: an erase that
+    left it there was not an erase. A checkpointer that cannot delete threads is named in a warning."""
+    import logging
+
+    model = FakeToolModel(messages=iter([AIMessage("Pickle handles arbitrary objects."), AIMessage("Again.")]))
+    saver = InMemorySaver()
+    agent = create_agent(model, tools=[SuggestArticlesTool(recommender=rec)], checkpointer=saver)
+    client = TestClient(create_app(rec, responder=agent))
+    sid, other = (client.post("/v1/sessions").json()["session_id"] for _ in range(2))
+    for s in (sid, other):
+        r = client.post(f"/v1/sessions/{s}/chat", json={"message": f"my account email is {s[:6]}@mail.test"})
+        assert r.status_code == 200, r.text
+    assert agent.get_state({"configurable": {"thread_id": sid}}).values["messages"]
+    assert client.delete(f"/v1/sessions/{sid}").status_code == 204
+    assert not saver.storage.get(sid)  # no checkpoint, write or blob of that thread is left
+    assert not any(key[0] == sid for key in [*saver.writes, *saver.blobs])
+    assert not agent.get_state({"configurable": {"thread_id": sid}}).values  # nothing of the conversation left
+    assert agent.get_state({"configurable": {"thread_id": other}}).values["messages"]  # another visitor's stays
+
+    class NoDelete(InMemorySaver):
+        def delete_thread(self, thread_id: str) -> None:
+            raise NotImplementedError
+
+    agent2 = create_agent(FakeToolModel(messages=iter([AIMessage("ok")])), tools=[], checkpointer=NoDelete())
+    client2 = TestClient(create_app(rec, responder=agent2))
+    sid2 = client2.post("/v1/sessions").json()["session_id"]
+    assert client2.post(f"/v1/sessions/{sid2}/chat", json={"message": "hi"}).status_code == 200
+    logger = logging.getLogger("adapters.http.responder")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        assert client2.delete(f"/v1/sessions/{sid2}").status_code == 204  # the plugin's own erase still happens
+    finally:
+        logger.removeHandler(handler)
+    assert any("cannot delete threads" in r.getMessage() and sid2 not in r.getMessage() for r in records)

@@ -59,7 +59,7 @@ from .models import (
     SessionOut,
     SuggestionsOut,
 )
-from .responder import ExtractiveResponder, Reply, as_responder
+from .responder import ExtractiveResponder, Reply, as_responder, forget_session
 from .sessions import SessionIds
 from .settings import ServerSettings
 
@@ -362,9 +362,11 @@ def create_app(
 
     @app.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"])
     def erase_session(session_id: SessionPath) -> Response:
-        """Forget the session: its events in memory and in the event log."""
+        """Forget the session: its events in memory and in the event log, and the responder's memory of it (an
+        agent's conversation thread)."""
         ids.check(session_id)
         rec.erase(session_id)
+        forget_session(respond, session_id)  # before the id is revoked: a failure here leaves the erase retryable
         ids.forget(session_id)
         return Response(status_code=204)
 

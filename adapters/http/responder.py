@@ -10,11 +10,16 @@ A responder turns the visitor's message into reply text. `as_responder` adapts:
     message's content becomes the reply text;
   * a plain callable `fn(message)` or `fn(message, session_id=...)` returning str or `Reply`.
 LangChain is duck-typed here, never imported.
+
+Erase reaches the responder too: an agent's checkpointer keeps the visitor's whole conversation under
+`thread_id` = the session id, so `forget_session` deletes that thread when the session is erased (a checkpointer
+that cannot delete threads is logged as such). Any responder may define `forget(session_id)` for its own memory.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +28,9 @@ from typing import Any, Protocol
 from plugin import Article, ReloadingRecommender, SessionRecommender
 from plugin.rules import passes_filters
 
-__all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder"]
+__all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder", "forget_session"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -144,18 +151,48 @@ def _takes_messages(obj: Any) -> bool:
     return "messages" in props
 
 
+class _AgentResponder:
+    """A LangGraph agent as a responder: one conversation per session (its checkpointer's thread)."""
+
+    def __init__(self, agent: Any, label: str) -> None:
+        self.agent = agent
+        self.label = label
+
+    def __call__(self, message: str, *, session_id: str) -> Reply:
+        config = {"configurable": {"thread_id": session_id, "session_id": session_id}}
+        state = self.agent.invoke({"messages": [{"role": "user", "content": message}]}, config=config)
+        return Reply(_last_ai_text(state), self.label)
+
+    def forget(self, session_id: str) -> None:
+        """Delete the session's thread from the agent's checkpointer: the visitor's messages and the replies."""
+        saver = getattr(self.agent, "checkpointer", None)
+        delete = getattr(saver, "delete_thread", None)
+        if not callable(delete):  # no checkpointer (nothing kept), or one inherited from a parent graph
+            return
+        try:
+            delete(session_id)
+        except NotImplementedError:
+            logger.warning(
+                "the agent's checkpointer %s cannot delete threads: the conversation of erased session %s… stays "
+                "in it; use one that implements delete_thread",
+                type(saver).__name__,
+                session_id[:8],
+            )
+
+
+def forget_session(responder: Any, session_id: str) -> None:
+    """Erase what the responder keeps of the session (an agent's thread), when it keeps anything."""
+    forget = getattr(responder, "forget", None)
+    if callable(forget):
+        forget(session_id)
+
+
 def as_responder(obj: Any, *, name: str | None = None) -> Responder:
     """Wrap a LangChain runnable or a callable as a Responder (see the module docstring)."""
     if hasattr(obj, "invoke"):
         label = name or type(obj).__name__
         if _takes_messages(obj):
-
-            def run_agent(message: str, *, session_id: str) -> Reply:
-                config = {"configurable": {"thread_id": session_id, "session_id": session_id}}
-                state = obj.invoke({"messages": [{"role": "user", "content": message}]}, config=config)
-                return Reply(_last_ai_text(state), label)
-
-            return run_agent
+            return _AgentResponder(obj, label)
 
         def run_invoke(message: str, *, session_id: str) -> Reply:
             result = obj.invoke(message, config={"configurable": {"session_id": session_id}})
