@@ -464,3 +464,33 @@ def test_session_responses_are_never_cached_and_never_sniffed(rec):
     assert widget.headers["cache-control"] == "public, max-age=3600"  # the widget itself is public and cacheable
     assert widget.headers["x-content-type-options"] == "nosniff"
     assert client.get("/v1/health").headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 5000 + b"]" * 5000,  # nested past any parser's recursion limit
+        b'{"kind": "page_view", "title": "\xff\xfe not utf-8"}',
+        b'{"kind": "suggestion_click", "article_id": "ser-json", "position": NaN}',
+        b'{"message": "hi", "k": Infinity}',
+        b'{"message": "hi", "k": ' + b"9" * 5000 + b"}",
+        b'{"kind": "page_view", "title": "\\ud800 lone"}',
+    ],
+    ids=["deep", "bad-utf8", "nan", "infinity", "huge-int", "lone-surrogate"],
+)
+def test_malformed_bodies_are_clear_errors_and_store_nothing(rec, body):
+    """Adversarial review round 1 (docs/security.md): every body route answers 400/422 with the error shape, never
+    500, and the session is untouched."""
+    client = TestClient(_app(rec), raise_server_exceptions=False)
+    sid = _sid(client)
+    _view(client, sid, "https://kb.test/json")
+    for path, ctype in [
+        ("events", "application/json"),
+        ("events/batch", "text/plain"),
+        ("chat", "application/json"),
+    ]:
+        wrapped = body if path != "events/batch" else b'{"events": [' + body + b"]}"
+        r = client.post(f"/v1/sessions/{sid}/{path}", content=wrapped, headers={"content-type": ctype})
+        assert r.status_code in (400, 422), (path, r.status_code, r.text)
+        assert set(r.json()) == {"error"} and r.json()["error"]["message"]
+    assert [e.url for e in rec.events(sid)] == ["https://kb.test/json"]
