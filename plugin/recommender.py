@@ -300,8 +300,9 @@ class SessionRecommender:
         return self.store.context(session_id, self.settings.max_context_events)
 
     def erase(self, session_id: str) -> bool:
-        # this worker's copies of the session's pages and of the vectors of its words go too (other workers' lapse
-        # within the session TTL): every text suggest() may have embedded for it, a stored page's with its head
+        # this worker's copies of the session's pages, and the vectors and BM25 scores of its words, go too (other
+        # workers' pages and vectors lapse within the session TTL): every text suggest() may have embedded or scored
+        # for it, a stored page's with its head
         events = self.store.read(session_id)
         held = self.pages.for_events(self.store, session_id, events)
         texts = {e.content() for e in events}
@@ -310,7 +311,9 @@ class SessionRecommender:
             if page is not None:
                 texts.add(_with_text(e, page.text).content())
         self.page_encoder.cache.forget(content_key(self.encoder.name, t) for t in texts)
-        self.pages.forget(e.content_ref for e in events if e.content_ref)
+        refs = [e.content_ref for e in events if e.content_ref]
+        self.lexical.forget(texts, [("p", ref) for ref in refs])  # BM25's scores of them (see _text_key)
+        self.pages.forget(refs)
         existed = self.store.erase(session_id)
         if self.event_log is not None:
             existed = bool(self.event_log.erase_session(session_id)) or existed

@@ -215,9 +215,20 @@ def test_erase_drops_the_vectors_of_the_sessions_words_from_this_workers_caches(
     assert rec.suggest("gone", k=2) and rec.suggest("kept", k=2)
     words = ["Private page\n" + SECRET, "Title only private page", private_query]
     assert _vectors_of(rec, words[1:]) == [True, True]  # what suggest embedded and cached
+    (ref,) = [e.content_ref for e in rec.events("gone") if e.content_ref]
+    scored = set(rec.lexical._scores)  # BM25's cache: the stored page by its hash, the others by a digest
+    assert ("p", ref) in scored and len(scored) >= 4
     assert rec.erase("gone")
     assert _vectors_of(rec, words) == [False, False, False]
     assert _vectors_of(rec, ["socket tcp"]) == [True]  # another session's stay
+    assert set(rec.lexical._scores) == scored - {("p", ref), *_digests(words[1:])}
+    assert len(rec.lexical._scores) == 1  # "socket tcp", of the session that was kept
+
+
+def _digests(texts) -> set:
+    from plugin.lexical import _query
+
+    return {_query(t, None)[1] for t in texts}
 
 
 def test_the_page_vector_cache_lapses_after_the_session_ttl_on_every_worker():
