@@ -33,7 +33,6 @@ import hmac
 import json
 import logging
 import os
-import re
 import secrets
 import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -51,6 +50,7 @@ except ImportError:  # not POSIX: the thread lock alone, so one writing process 
 from .atomic import atomic_write_with
 from .errors import ConfigError, DataFormatError, IndexFormatError, shown
 from .events import CLICK_KINDS, Event
+from .urls import logged_url
 
 __all__ = [
     "EventLog",
@@ -59,22 +59,12 @@ __all__ = [
     "read_records",
     "click_sessions",
     "parse_ts",
-    "logged_url",
 ]
 
 logger = logging.getLogger(__name__)
 
 PSEUDONYM_PREFIX = "p-"
 _PSEUDONYM_DOMAIN = b"session-suggest/log-pseudonym/v1"
-# user info after a scheme's "//": everything up to the last '@' before the path (a password may hold '@')
-_USER_INFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:)?//[^/?#]*@")
-
-
-def logged_url(url: str) -> str:
-    """The url as the log keeps it: without query string, fragment, path parameters or user info (see the module
-    docstring). Done on the string, not by a url parser, so that no malformed url is ever logged whole."""
-    cut = re.split(r"[?#;]", url, maxsplit=1)[0]
-    return _USER_INFO.sub(lambda m: (m.group(1) or "") + "//" + m.group(0).rsplit("@", 1)[1], cut)
 
 
 class EventLog:

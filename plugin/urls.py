@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlsplit
 if TYPE_CHECKING:
     from .knowledge_base import Article
 
-__all__ = ["safe_url", "is_safe_url", "checked_article", "ALLOWED_SCHEMES"]
+__all__ = ["safe_url", "is_safe_url", "checked_article", "logged_url", "ALLOWED_SCHEMES"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,18 @@ def safe_url(url: str | None) -> str:
     return u if is_safe_url(u) else ""
 
 
+# user info after a scheme's "//": everything up to the last '@' before the path (a password may hold '@')
+_USER_INFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:)?//[^/?#]*@")
+
+
+def logged_url(url: str) -> str:
+    """The url as a log may keep it: without query string, fragment, path parameters or user info, any of which
+    can carry a credential (a reset token, a signed link's signature, `;jsessionid=`, `user:pass@`). Done on the
+    string, not by a url parser, so that no malformed url is ever logged whole."""
+    cut = re.split(r"[?#;]", url, maxsplit=1)[0]
+    return _USER_INFO.sub(lambda m: (m.group(1) or "") + "//" + m.group(0).rsplit("@", 1)[1], cut)
+
+
 def checked_article(article: Article) -> Article:
     """The article as ingestion should keep it: unchanged when its url is allowed, otherwise the same article
     without a url (its text still answers questions; only the link could hurt), with a warning."""
@@ -111,6 +123,6 @@ def checked_article(article: Article) -> Article:
             "article %r: url %r dropped; only http(s) urls with a host and site-relative urls are allowed "
             "(the article is kept without a link)",
             article.id,
-            article.url[:80],
+            logged_url(article.url)[:80],  # a refused url may hold a password (`https://user:pass@host`)
         )
     return replace(article, url=clean)

@@ -150,3 +150,13 @@ def test_user_info_and_a_markdown_break_out_leave_through_no_exit(articles):
         assert to_document(s).metadata["url"] == "" and marker not in to_document(s).page_content
         assert marker not in format_suggestions([s])
         assert safe_url(KnowledgeBase([evil]).get("ser-json").url) == ""  # and ingest drops it
+
+
+def test_the_ingest_warning_names_a_refused_url_without_its_credentials(caplog):
+    """The warning that names a dropped url must not copy the password or token the url carried into the log."""
+    evil = Article("a", "A", "https://admin:hunter2@kb.test/x?token=SECRET#f", "text")
+    with caplog.at_level(logging.WARNING, logger="plugin.urls"):
+        assert KnowledgeBase([evil]).get("a").url == ""
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "'a'" in warning and "https://kb.test/x" in warning
+    assert "hunter2" not in warning and "admin" not in warning and "SECRET" not in warning
