@@ -5,15 +5,18 @@ A responder turns the visitor's message into reply text. `as_responder` adapts:
     `config={"configurable": {"session_id": ...}}` so session-aware tools can find the visitor;
     an AIMessage's `.content` becomes the reply text;
   * a LangGraph agent (`langchain.agents.create_agent`, any compiled graph, or a runnable whose input has
-    `messages`): called with `{"messages": [{"role": "user", "content": message}]}` and the session id as
-    both `thread_id` (its checkpointer keeps the conversation per visitor) and `session_id`; the last AI
-    message's content becomes the reply text;
+    `messages`): called with `{"messages": [{"role": "user", "content": message}]}`, the session id as
+    `session_id` (what the plugin's tool and middleware read) and `thread_id_for(session_id)` as `thread_id`
+    (its checkpointer keeps the conversation per visitor); the last AI message's content becomes the reply text.
+    The thread id is a digest, never the session id: LangGraph copies `thread_id` into the metadata of every
+    run, so every tracer and callback (LangSmith, a logging handler) would receive the visitor's bearer token,
+    and the checkpointer would store it as a key;
   * a plain callable `fn(message)` or `fn(message, session_id=...)` returning str or `Reply`.
 LangChain is duck-typed here, never imported.
 
-Erase reaches the responder too: an agent's checkpointer keeps the visitor's whole conversation under
-`thread_id` = the session id, so `forget_session` deletes that thread when the session is erased (a checkpointer
-that cannot delete threads is logged as such). Any responder may define `forget(session_id)` for its own memory.
+Erase reaches the responder too: an agent's checkpointer keeps the visitor's whole conversation under the
+session's thread id, so `forget_session` deletes that thread when the session is erased (a checkpointer that
+cannot delete threads is logged as such). Any responder may define `forget(session_id)` for its own memory.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from typing import Any, Protocol
 from plugin import Article, ReloadingRecommender, SessionRecommender
 from plugin.rules import passes_filters
 
-__all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder", "forget_session"]
+from .revocation import id_digest
+
+__all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder", "forget_session", "thread_id_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +156,12 @@ def _takes_messages(obj: Any) -> bool:
     return "messages" in props
 
 
+def thread_id_for(session_id: str) -> str:
+    """The agent thread (checkpointer key, and run metadata) that holds this session's conversation: a SHA-256
+    digest of the id, which names the thread but does not work as the id at the API."""
+    return "session-" + id_digest(session_id)
+
+
 class _AgentResponder:
     """A LangGraph agent as a responder: one conversation per session (its checkpointer's thread)."""
 
@@ -159,7 +170,7 @@ class _AgentResponder:
         self.label = label
 
     def __call__(self, message: str, *, session_id: str) -> Reply:
-        config = {"configurable": {"thread_id": session_id, "session_id": session_id}}
+        config = {"configurable": {"thread_id": thread_id_for(session_id), "session_id": session_id}}
         state = self.agent.invoke({"messages": [{"role": "user", "content": message}]}, config=config)
         return Reply(_last_ai_text(state), self.label)
 
@@ -170,7 +181,7 @@ class _AgentResponder:
         if not callable(delete):  # no checkpointer (nothing kept), or one inherited from a parent graph
             return
         try:
-            delete(session_id)
+            delete(thread_id_for(session_id))
         except NotImplementedError:
             logger.warning(
                 "the agent's checkpointer %s cannot delete threads: the conversation of erased session %s… stays "
