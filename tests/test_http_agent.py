@@ -95,8 +95,9 @@ def test_erasing_the_session_deletes_the_agents_conversation_thread(rec):
 
 def test_no_run_metadata_or_checkpoint_key_carries_the_bearer_session_id(rec):
     """LangGraph copies `thread_id` into the metadata of every run, which every tracer and callback receives
-    (LangSmith, a logging handler): with thread_id = session id, each trace held a token that acts as the visitor.
-    The tool still reads the visitor's session (from configurable.session_id)."""
+    (LangSmith, a logging handler), and every string in `configurable` into the metadata of every checkpoint:
+    with the session id there, each trace and the checkpointer's database held a token that acts as the visitor.
+    The tool still reads the visitor's session (from configurable.session_id, a SessionRef)."""
     from langchain_core.callbacks import BaseCallbackHandler
 
     seen: list[str] = []
@@ -123,6 +124,13 @@ def test_no_run_metadata_or_checkpoint_key_carries_the_bearer_session_id(rec):
     assert r.status_code == 200 and r.json()["reply"] == "Read pickle next.", r.text
     assert seen and any(thread_id_for(sid) in m for m in seen)  # the runs were traced, under the digest
     assert not any(sid in m for m in seen)
-    assert not any(sid in str(key) for key in [*saver.storage, *saver.writes, *saver.blobs])
+    # nor is it in what the checkpointer stores: its keys, the checkpoints and their metadata, the writes
+    assert sid not in repr(saver.storage) + repr(saver.writes) + repr(saver.blobs)
     impressions = [e for e in rec.events(sid) if e.kind == "suggestion_impression"]
     assert impressions and impressions[0].meta["source"] == "tool"  # the tool found the real session
+
+    from adapters.langchain import session_id_from
+    from adapters.session_ref import SessionRef
+
+    ref = SessionRef(sid)
+    assert session_id_from({"configurable": {"session_id": ref}}) == sid and sid not in repr(ref)

@@ -5,12 +5,13 @@ A responder turns the visitor's message into reply text. `as_responder` adapts:
     `config={"configurable": {"session_id": ...}}` so session-aware tools can find the visitor;
     an AIMessage's `.content` becomes the reply text;
   * a LangGraph agent (`langchain.agents.create_agent`, any compiled graph, or a runnable whose input has
-    `messages`): called with `{"messages": [{"role": "user", "content": message}]}`, the session id as
-    `session_id` (what the plugin's tool and middleware read) and `thread_id_for(session_id)` as `thread_id`
-    (its checkpointer keeps the conversation per visitor); the last AI message's content becomes the reply text.
-    The thread id is a digest, never the session id: LangGraph copies `thread_id` into the metadata of every
-    run, so every tracer and callback (LangSmith, a logging handler) would receive the visitor's bearer token,
-    and the checkpointer would store it as a key;
+    `messages`): called with `{"messages": [{"role": "user", "content": message}]}`, `thread_id_for(session_id)`
+    as `thread_id` (its checkpointer keeps the conversation per visitor) and the session id as `session_id`
+    (what the plugin's tool and middleware read), wrapped in an `adapters.session_ref.SessionRef`; the last AI
+    message's content becomes the reply text. The session id is a bearer token, and LangGraph copies `thread_id`
+    and every string in `configurable` into run metadata (tracers: LangSmith, logging callbacks) and checkpoint
+    metadata (the checkpointer's database): the thread id is a digest, and a `SessionRef` is no string, so
+    neither copy holds the token;
   * a plain callable `fn(message)` or `fn(message, session_id=...)` returning str or `Reply`.
 LangChain is duck-typed here, never imported.
 
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 from plugin import Article, ReloadingRecommender, SessionRecommender
 from plugin.rules import passes_filters
 
+from ..session_ref import SessionRef
 from .revocation import id_digest
 
 __all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder", "forget_session", "thread_id_for"]
@@ -170,7 +172,7 @@ class _AgentResponder:
         self.label = label
 
     def __call__(self, message: str, *, session_id: str) -> Reply:
-        config = {"configurable": {"thread_id": thread_id_for(session_id), "session_id": session_id}}
+        config = {"configurable": {"thread_id": thread_id_for(session_id), "session_id": SessionRef(session_id)}}
         state = self.agent.invoke({"messages": [{"role": "user", "content": message}]}, config=config)
         return Reply(_last_ai_text(state), self.label)
 
