@@ -52,7 +52,7 @@ def test_create_agent_answers_through_the_chat_endpoint(rec):
     assert humans == ["what should I read next?", "is it binary?"]
 
 
-def test_erasing_the_session_deletes_the_agents_conversation_thread(rec):
+def test_erasing_the_session_deletes_the_agents_conversation_thread(rec, caplog, monkeypatch):
     """The agent's checkpointer keeps every message the visitor sent, under thread_id = session id: an erase that
     left it there was not an erase. A checkpointer that cannot delete threads is named in a warning."""
     import logging
@@ -82,15 +82,11 @@ def test_erasing_the_session_deletes_the_agents_conversation_thread(rec):
     sid2 = client2.post("/v1/sessions").json()["session_id"]
     assert client2.post(f"/v1/sessions/{sid2}/chat", json={"message": "hi"}).status_code == 200
     logger = logging.getLogger("adapters.http.responder")
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger.addHandler(handler)
-    try:
-        assert client2.delete(f"/v1/sessions/{sid2}").status_code == 204  # the plugin's own erase still happens
-    finally:
-        logger.removeHandler(handler)
-    assert any("cannot delete threads" in r.getMessage() and sid2 not in r.getMessage() for r in records)
+    monkeypatch.setattr(logger, "disabled", False)  # a logging.config call in another test may have disabled it
+    caplog.set_level(logging.WARNING, logger=logger.name)
+    assert client2.delete(f"/v1/sessions/{sid2}").status_code == 204  # the plugin's own erase still happens
+    warnings = [r.getMessage() for r in caplog.records if r.name == logger.name]
+    assert any("cannot delete threads" in w and sid2 not in w for w in warnings), warnings
 
 
 def test_no_run_metadata_or_checkpoint_key_carries_the_bearer_session_id(rec):
