@@ -181,7 +181,7 @@ class EventLog:
                 for line in fh:
                     try:
                         sid = json.loads(line).get("session_id")
-                    except (ValueError, AttributeError):
+                    except (ValueError, AttributeError, RecursionError):  # RecursionError: nested too deep
                         sid = None
                     if sid in names:
                         removed += 1
@@ -211,7 +211,7 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
                 continue
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: arrays nested too deep for the decoder
                 record = None
             if isinstance(record, dict):
                 yield record

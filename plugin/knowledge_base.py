@@ -264,6 +264,8 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[Article]:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataFormatError(f"{p}:{n}: invalid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise DataFormatError(f"{p}:{n}: JSON nested too deep for an article record") from None
         yield Article.from_dict(data, where=f"{p}:{n}")
 
 

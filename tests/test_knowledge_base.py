@@ -169,3 +169,12 @@ def test_page_urls_map_to_articles_the_way_browsers_send_them():
         kb.find("https://www.docs.test/stable/topics/sessions/") is None
         and kb.find("https://docs.test/en/topics/s") is None
     )
+
+
+def test_a_record_nested_past_the_decoders_limit_is_an_error_naming_the_line(tmp_path):
+    p = tmp_path / "kb.jsonl"
+    p.write_text(
+        '{"id": "a", "title": "A"}\n{"id": "b", "title": "B", "meta": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    )
+    with pytest.raises(DataFormatError, match=r"kb.jsonl:2: JSON nested too deep"):
+        load_articles(p)

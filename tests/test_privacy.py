@@ -258,3 +258,21 @@ def test_the_recommender_gives_its_page_vector_cache_the_session_ttl(articles, f
     rec = _rec(articles, fake_encoder, session_settings=SessionSettings(ttl_seconds=90))
     assert rec.page_encoder.cache.ttl_seconds == 90
     assert rec.encoder.cache.ttl_seconds is None  # the article cache saved with the index never lapses
+
+
+def test_a_line_nested_past_the_decoders_limit_loses_no_log_and_stops_no_erase(tmp_path):
+    """'A log is never lost to one bad line': a line nested deeper than json's recursion limit (another writer's,
+    a corrupted copy) raised RecursionError out of every reader and out of erase."""
+    from plugin import make_event
+    from plugin.event_log import click_sessions, read_records
+
+    log = EventLog(tmp_path / "events.jsonl")
+    log.append(make_event("gone", "page_view", article_id="ser-json"))
+    with open(log.path, "a", encoding="utf-8") as fh:
+        fh.write("[" * 100_000 + "]" * 100_000 + "\n")
+    log.append(make_event("kept", "page_view", article_id="ser-csv"))
+    log.append(make_event("kept", "page_view", article_id="ser-json"))
+    assert [r["article_id"] for r in read_records(log.path)] == ["ser-json", "ser-csv", "ser-json"]
+    assert [s.items for s in click_sessions(log)] == [("ser-csv", "ser-json")]
+    assert log.erase_session("gone") == 1
+    assert {e.session_id for e in log} == {log.pseudonym("kept")}
