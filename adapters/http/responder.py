@@ -17,7 +17,7 @@ LangChain is duck-typed here, never imported.
 
 Erase reaches the responder too: an agent's checkpointer keeps the visitor's whole conversation under the
 session's thread id, so `forget_session` deletes that thread when the session is erased (a checkpointer that
-cannot delete threads is logged as such). Any responder may define `forget(session_id)` for its own memory.
+cannot delete threads is logged as such).
 """
 
 from __future__ import annotations
