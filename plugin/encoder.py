@@ -16,8 +16,9 @@ import logging
 import os
 import re
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -255,20 +256,55 @@ def document_key(encoder_name: str, window: int, max_windows: int | None, header
 
 
 class EmbeddingCache:
-    """content-hash -> vector, bounded LRU in memory, saved as a pickle-free .npz."""
+    """content-hash -> vector, bounded LRU in memory, saved as a pickle-free .npz.
 
-    def __init__(self, dim: int, encoder_name: str, max_items: int = 1_000_000) -> None:
+    `ttl_seconds`: entries not used for that long are dropped (at the next use of the cache). The cache of
+    visitors' pages and queries has one, the session TTL, so a vector embedded for a session that was erased, on
+    any worker, is gone within one TTL like the session's page contents (`page_contents`); `forget` drops entries
+    at once. The article cache saved with the index has none."""
+
+    def __init__(
+        self,
+        dim: int,
+        encoder_name: str,
+        max_items: int = 1_000_000,
+        *,
+        ttl_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ttl_seconds is not None and ttl_seconds <= 0:
+            raise ConfigError(f"ttl_seconds must be positive or None (no expiry), got {ttl_seconds}")
         self.dim = dim
         self.encoder_name = encoder_name
         self.max_items = max_items
+        self.ttl_seconds = ttl_seconds
+        self._clock = clock
         self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._used: dict[str, float] = {}  # key -> last use; kept only with a ttl (LRU order is use order)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._data)
 
+    def _drop_lapsed(self, now: float) -> None:
+        """Drop entries unused for longer than the ttl: the least recently used come first, so stop at a fresh one."""
+        ttl = self.ttl_seconds
+        if ttl is None:
+            return
+        while self._data:
+            oldest = next(iter(self._data))
+            if now - self._used[oldest] <= ttl:
+                return
+            del self._data[oldest]
+            del self._used[oldest]
+
     def get(self, key: str) -> np.ndarray | None:
         with self._lock:
+            if self.ttl_seconds is not None:
+                now = self._clock()
+                self._drop_lapsed(now)
+                if key in self._data:
+                    self._used[key] = now
             v = self._data.get(key)
             if v is not None:
                 self._data.move_to_end(key)
@@ -278,8 +314,20 @@ class EmbeddingCache:
         with self._lock:
             self._data[key] = vec
             self._data.move_to_end(key)
+            if self.ttl_seconds is not None:
+                now = self._clock()
+                self._used[key] = now
+                self._drop_lapsed(now)
             while len(self._data) > self.max_items:
-                self._data.popitem(last=False)
+                dropped, _ = self._data.popitem(last=False)
+                self._used.pop(dropped, None)
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop these entries (the session whose texts they embed was erased)."""
+        with self._lock:
+            for key in keys:
+                self._data.pop(key, None)
+                self._used.pop(key, None)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         with self._lock:

@@ -3,6 +3,11 @@
 One JSON object per line. A crash can leave a torn last line: readers skip it (and count it), writers
 start on a fresh line. Raw page text is not logged unless `log_text=True` (privacy by default).
 
+Urls are logged without their query string, fragment, path parameters (`;jsessionid=…`) and user info
+(`https://user:pass@host`): the widget reports the page the visitor is on, and a page's url can carry a
+credential of the site itself — a password-reset token, a signed download link, an OAuth code, a servlet session.
+What training and reports need of a url is the page it names: the article id (kept) or its path.
+
 The log never holds a session id: a session id is a bearer credential, and a log is read by analysts, copied
 into backups and sometimes leaked. Each line's `session_id` is a pseudonym instead, `p-` + 32 hex characters of
 HMAC-SHA256(key, session id): it groups one session's events for training and reports, and `erase_session`
@@ -45,8 +50,16 @@ except ImportError:  # not POSIX: the thread lock alone, so one writing process 
 from .atomic import atomic_write_with
 from .errors import ConfigError, DataFormatError, IndexFormatError, shown
 from .events import CLICK_KINDS, Event
+from .urls import logged_url
 
-__all__ = ["EventLog", "PSEUDONYM_PREFIX", "LoggedSession", "read_records", "click_sessions", "parse_ts"]
+__all__ = [
+    "EventLog",
+    "PSEUDONYM_PREFIX",
+    "LoggedSession",
+    "read_records",
+    "click_sessions",
+    "parse_ts",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +147,8 @@ class EventLog:
         record["session_id"] = self.pseudonym(event.session_id)
         if not self.log_text:
             record.pop("text", None)
+        if record.get("url"):
+            record["url"] = logged_url(record["url"])
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
         # Opened under the lock: after another process's erase renamed a new file in, write to that one.
         with self._locked(), open(self.path, "a", encoding="utf-8") as fh:
@@ -166,7 +181,7 @@ class EventLog:
                 for line in fh:
                     try:
                         sid = json.loads(line).get("session_id")
-                    except (ValueError, AttributeError):
+                    except (ValueError, AttributeError, RecursionError):  # RecursionError: nested too deep
                         sid = None
                     if sid in names:
                         removed += 1
@@ -196,7 +211,7 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
                 continue
             try:
                 record = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: arrays nested too deep for the decoder
                 record = None
             if isinstance(record, dict):
                 yield record

@@ -11,13 +11,27 @@ from typing import Any
 
 from .errors import InvalidEventError
 
-__all__ = ["EVENT_KINDS", "INTENT_KINDS", "CLICK_KINDS", "Event", "make_event", "short_title"]
+__all__ = ["EVENT_KINDS", "INTENT_KINDS", "CLICK_KINDS", "Event", "make_event", "short_title", "well_formed"]
 
 EVENT_KINDS = ("page_view", "article_open", "search", "suggestion_impression", "suggestion_click")
 # Kinds that say something about what the visitor wants; impressions only say what we showed.
 INTENT_KINDS = frozenset({"page_view", "article_open", "search", "suggestion_click"})
 # Kinds that put the visitor on an article: the items of a training session. An impression is not a click.
 CLICK_KINDS = frozenset({"page_view", "article_open", "suggestion_click"})
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def well_formed(text: str) -> str:
+    """`text` with every lone surrogate replaced by U+FFFD, as a UTF-8 decoder replaces a bad byte. JSON's "\\ud800"
+    escape decodes to one, and no UTF-8 encoder writes it: left in a page title or a KB article, it fails every
+    response, log line and store write that carries it. (ASCII and encodable text, nearly all, is checked in C.)"""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def short_title(title: str) -> str:
@@ -103,7 +117,7 @@ def _clean_text(value: str | bytes | None, name: str, limit: int) -> str | None:
         value = value.decode("utf-8", errors="replace")
     if not isinstance(value, str):
         raise InvalidEventError(f"{name} must be a string, got {type(value).__name__}")
-    value = value.replace("\x00", "").strip()
+    value = well_formed(value.replace("\x00", "")).strip()
     if not value:
         return None
     return value[:limit]

@@ -13,11 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataFormatError, UnknownArticleError, shown
+from .events import well_formed
 from .urls import checked_article
 
 __all__ = ["Article", "KnowledgeBase", "load_articles", "normalize_url"]
 
 _REQUIRED = ("id", "title")
+# (field, accepted JSON types, as an error message says them); tags are checked on their own
+_FIELD_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("id", (str, int), "a string"),
+    ("title", (str, int, float), "a string"),
+    ("url", str, "a string"),
+    ("text", str, "a string"),
+    ("tags", (str, list, tuple), "a string or a list of strings"),
+    ("locale", str, "a string such as 'en'"),
+    ("meta", dict, "a JSON object"),
+)
 
 
 _INDEX_PAGE = re.compile(r"(^|/)index(?:\.html?)?$", re.I)
@@ -65,6 +76,17 @@ class Article:
     updated_at: datetime | None = None
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    def __post_init__(self) -> None:
+        # Lone surrogates become U+FFFD (`events.well_formed`): one hostile KB record must not turn every answer
+        # citing it into an error. Here, not at ingest, so that the id the index holds is the id the KB holds.
+        for name in ("id", "title", "url", "text", "locale"):
+            value = getattr(self, name)
+            if isinstance(value, str) and (clean := well_formed(value)) is not value:
+                object.__setattr__(self, name, clean)
+        tags = tuple(well_formed(t) if isinstance(t, str) else t for t in self.tags)
+        if any(a is not b for a, b in zip(tags, self.tags)):
+            object.__setattr__(self, "tags", tags)
+
     def embed_text(self) -> str:
         return f"{self.title}\n{self.text}" if self.text else self.title
 
@@ -91,9 +113,17 @@ class Article:
                 f"{where}: unknown article field(s) {sorted(unknown)}; "
                 "valid fields are id, title, url, text, tags, locale, updated_at, meta"
             )
+        # Each field of the type it says, or an error naming the record: a list coerced to "['x']" became a title,
+        # and a `"meta": [1]` or `"tags": 5` failed with a TypeError that named no line.
+        for name, kinds, expected in _FIELD_TYPES:
+            value = data.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+                raise DataFormatError(f"{where}: {name} must be {expected}, got {shown(value)}")
         tags = data.get("tags") or ()
         if isinstance(tags, str):
             tags = (tags,)
+        if any(isinstance(t, bool) or not isinstance(t, (str, int)) for t in tags):
+            raise DataFormatError(f"{where}: tags must be a string or a list of strings, got {shown(tags)}")
         return cls(
             id=str(data["id"]).strip(),
             title=str(data["title"]).strip(),
@@ -111,8 +141,13 @@ def _parse_time(value: Any, where: str) -> datetime | None:
         return None
     if isinstance(value, datetime):
         dt = value
+    elif isinstance(value, bool):
+        raise DataFormatError(f"{where}: updated_at {value!r} is not ISO-8601 or a unix time")
     elif isinstance(value, (int, float)):
-        dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
+        try:
+            dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
+        except (OverflowError, ValueError, OSError):  # NaN, infinity, or beyond the platform's time_t
+            raise DataFormatError(f"{where}: updated_at {value!r} is not a unix time this platform holds") from None
     else:
         try:
             dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -229,6 +264,8 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[Article]:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataFormatError(f"{p}:{n}: invalid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise DataFormatError(f"{p}:{n}: JSON nested too deep for an article record") from None
         yield Article.from_dict(data, where=f"{p}:{n}")
 
 

@@ -21,7 +21,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from typing import Any
 
@@ -91,6 +91,11 @@ class _TextCache:
             _, (_, n) = self._data.popitem(last=False)
             self.numbers -= n
 
+    def discard(self, key: bytes | TextKey) -> None:
+        hit = self._data.pop(key, None)
+        if hit is not None:
+            self.numbers -= hit[1]
+
     def clear(self) -> None:
         self._data.clear()
         self.numbers = 0
@@ -122,6 +127,16 @@ class LexicalIndex:
             self._bm25 = None
             self._scores.clear()
             self._tokens.clear()
+
+    def forget(self, texts: Iterable[str] = (), names: Iterable[TextKey] = ()) -> None:
+        """Drop what is cached for these texts (found by the digest of their head) and names: their session was
+        erased, and a text's scores, and its tokens, are traces of what the visitor read or typed."""
+        keys: list[bytes | TextKey] = list(names)
+        keys.extend(q[1] for q in (_query(t, None) for t in texts) if q is not None)
+        with self._lock:
+            for key in keys:
+                self._scores.discard(key)
+                self._tokens.discard(key)
 
     def warm(self) -> None:
         """Build the index now (it is otherwise built at the first search): servers call this off the request

@@ -94,12 +94,14 @@ class SessionRecommender:
         # grow with traffic the way a cache of everything ever posted would. 10,000 vectors of 384 floats is ~17 MB
         # a worker (50,000 was ~85 MB, filled over an hour of bench/wrk_load.py's traffic, every page a new text);
         # a read page's vector also lives in PageContents and the session store, so a miss here costs one encode.
+        # Entries lapse after the session TTL: an erased session's words leave every worker's memory within it.
+        self.session_settings = session_settings or SessionSettings()
         self.page_encoder = CachedEncoder(
-            self.encoder.inner, EmbeddingCache(encoder.dim, encoder.name, page_cache_size)
+            self.encoder.inner,
+            EmbeddingCache(encoder.dim, encoder.name, page_cache_size, ttl_seconds=self.session_settings.ttl_seconds),
         )
         self.index = index
         self.version: str | None = None  # the index folder's version this was loaded from (None: built here or flat)
-        self.session_settings = session_settings or SessionSettings()
         # Texts and vectors of the pages the sessions hold (the stored events keep only their hash).
         self.pages = (
             page_contents if page_contents is not None else PageContents(ttl_seconds=self.session_settings.ttl_seconds)
@@ -258,8 +260,11 @@ class SessionRecommender:
         if event.kind in INTENT_KINDS and art is None:
             content = self.pages.get(kept.content_ref) if kept.content_ref else None
             if content is None:
-                # embed now, so suggest() only reads the vector
-                vec = self.page_encoder.encode([event.content()])[0] if self._embeds_text else None
+                # embed now, so suggest() only reads the vector. A page with text is embedded past the page cache:
+                # its vector lives in PageContents and the store, which erase can find by the page's hash, while
+                # the cache's key hashes the whole text, which nothing keeps to find it by.
+                encode = self.page_encoder.inner.encode if kept.content_ref else self.page_encoder.encode
+                vec = encode([event.content()])[0] if self._embeds_text else None
                 content = PageContent((event.text or "")[:QUERY_CHARS], vec)
                 if kept.content_ref:
                     self.pages.put(kept.content_ref, content)
@@ -295,8 +300,20 @@ class SessionRecommender:
         return self.store.context(session_id, self.settings.max_context_events)
 
     def erase(self, session_id: str) -> bool:
-        # this worker's copies of the session's pages go too (other workers' lapse within the session TTL)
-        self.pages.forget(e.content_ref for e in self.store.read(session_id) if e.content_ref)
+        # this worker's copies of the session's pages, and the vectors and BM25 scores of its words, go too (other
+        # workers' pages and vectors lapse within the session TTL): every text suggest() may have embedded or scored
+        # for it, a stored page's with its head
+        events = self.store.read(session_id)
+        held = self.pages.for_events(self.store, session_id, events)
+        texts = {e.content() for e in events}
+        for e in events:
+            page = held.get(e.content_ref or "")
+            if page is not None:
+                texts.add(_with_text(e, page.text).content())
+        self.page_encoder.cache.forget(content_key(self.encoder.name, t) for t in texts)
+        refs = [e.content_ref for e in events if e.content_ref]
+        self.lexical.forget(texts, [("p", ref) for ref in refs])  # BM25's scores of them (see _text_key)
+        self.pages.forget(refs)
         existed = self.store.erase(session_id)
         if self.event_log is not None:
             existed = bool(self.event_log.erase_session(session_id)) or existed

@@ -9,8 +9,12 @@ these cannot run code when a browser follows them:
 
 Everything else is refused: `javascript:`, `data:`, `vbscript:` and every other scheme in any case;
 protocol-relative `//evil.example` (it leaves the site); backslashes (browsers read `/\\evil` as `//evil`);
-whitespace or control characters anywhere (browsers drop tabs and newlines, so `java\\tscript:` is
-`javascript:`); and urls whose HTML-entity- or percent-decoded form is refused (`javascript&#58;…`,
+whitespace, control, invisible or bidi-control characters anywhere (browsers drop tabs and newlines, so
+`java\\tscript:` is `javascript:`; a soft hyphen vanishes from a host; U+202E reverses how a link reads); user info
+(`https://kb.example@evil.example/` shows one host and opens another, and `https://user:pass@host` hands every
+visitor a password); parentheses that do not balance (written into Markdown as `[title](url)` — by a chat UI or
+by a model citing the tool's data — `https://kb.example/a)[x](javascript:…)` would end the link early and open a
+`javascript:` one); and urls whose HTML-entity- or percent-decoded form is refused (`javascript&#58;…`,
 `%6Aavascript:…`), because a consumer that decodes once before writing the link would make them live.
 
 `safe_url` is the check for every output; `checked_article` is the one call ingestion makes: it keeps the
@@ -29,13 +33,30 @@ from urllib.parse import unquote, urlsplit
 if TYPE_CHECKING:
     from .knowledge_base import Article
 
-__all__ = ["safe_url", "is_safe_url", "checked_article", "ALLOWED_SCHEMES"]
+__all__ = ["safe_url", "is_safe_url", "checked_article", "logged_url", "ALLOWED_SCHEMES"]
 
 logger = logging.getLogger(__name__)
 
 ALLOWED_SCHEMES = ("http", "https")
-# Characters that browsers strip or reinterpret inside a url, or that close an attribute or a Markdown link.
-_UNSAFE_CHARS = re.compile(r"[\s<>\"'`\\\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u2060\ufeff]")
+# Characters that browsers strip or reinterpret inside a url, that close an attribute or a Markdown link, or that
+# are invisible or reorder how the url is displayed (soft hyphen, zero-width and bidi controls).
+_UNSAFE_CHARS = re.compile(
+    r"[\s<>\"'`\\\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+
+
+def _parens_balance(url: str) -> bool:
+    """Whether every ')' closes an earlier '(' and every '(' is closed: then a Markdown link written around the
+    url, `[title](url)`, ends where the url does (CommonMark allows balanced parentheses in a destination)."""
+    depth = 0
+    for ch in url:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 def _scheme_ok(url: str) -> bool:
@@ -49,6 +70,7 @@ def _scheme_ok(url: str) -> bool:
             parts.scheme.lower() in ALLOWED_SCHEMES
             and url[len(parts.scheme) : len(parts.scheme) + 3] == "://"
             and bool(parts.netloc)
+            and "@" not in parts.netloc  # user info: a credential, or a host shown that is not the one opened
         )
     if url.startswith("//"):  # protocol-relative: another host
         return False
@@ -61,7 +83,7 @@ def is_safe_url(url: str | None) -> bool:
     """Whether `url` (already stripped) may be emitted: http(s) with a host, or a scheme-less relative reference.
     Its HTML-entity- and percent-decoded forms, read the way a browser reads them, must not name another
     scheme or host either."""
-    if not url or _UNSAFE_CHARS.search(url) or not _scheme_ok(url):
+    if not url or _UNSAFE_CHARS.search(url) or not _scheme_ok(url) or not _parens_balance(url):
         return False
     for form in {html.unescape(url), unquote(url), unquote(html.unescape(url))} - {url}:
         as_browser_reads = _UNSAFE_CHARS.sub("", form.replace("\\", "/")).strip()
@@ -74,6 +96,18 @@ def safe_url(url: str | None) -> str:
     """The url (surrounding whitespace removed) if it may be emitted, else ''."""
     u = (url or "").strip()
     return u if is_safe_url(u) else ""
+
+
+# user info after a scheme's "//": everything up to the last '@' before the path (a password may hold '@')
+_USER_INFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*:)?//[^/?#]*@")
+
+
+def logged_url(url: str) -> str:
+    """The url as a log may keep it: without query string, fragment, path parameters or user info, any of which
+    can carry a credential (a reset token, a signed link's signature, `;jsessionid=`, `user:pass@`). Done on the
+    string, not by a url parser, so that no malformed url is ever logged whole."""
+    cut = re.split(r"[?#;]", url, maxsplit=1)[0]
+    return _USER_INFO.sub(lambda m: (m.group(1) or "") + "//" + m.group(0).rsplit("@", 1)[1], cut)
 
 
 def checked_article(article: Article) -> Article:
@@ -89,6 +123,6 @@ def checked_article(article: Article) -> Article:
             "article %r: url %r dropped; only http(s) urls with a host and site-relative urls are allowed "
             "(the article is kept without a link)",
             article.id,
-            article.url[:80],
+            logged_url(article.url)[:80],  # a refused url may hold a password (`https://user:pass@host`)
         )
     return replace(article, url=clean)

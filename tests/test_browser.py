@@ -234,6 +234,23 @@ margin: 900px; display: block !important } button { font-size: 40px !important }
         ),
         encoding="utf-8",
     )
+    # A site with a strict Content-Security-Policy (no inline script or style) and the hostile styles above as
+    # its own stylesheet: the one tag must work there without a single violation.
+    (tmp_path / "hostile.css").write_text(
+        "html { font-size: 6px } div { transform: translateX(300px) scale(.4); filter: blur(0); margin: 900px;"
+        " display: block !important } button { font-size: 40px !important }",
+        encoding="utf-8",
+    )
+    csp = f"default-src 'none'; script-src {api}; style-src 'self' {api}; connect-src {api}"
+    (tmp_path / "strict.html").write_text(
+        f"""<!doctype html><html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}"><title>Strict policy</title>
+<link rel="stylesheet" href="hostile.css"></head>
+<body><main><h1>Sockets</h1><p>tcp socket network tls certificate</p></main>
+<script src="{api}/static/widget.js" data-send-text="true" data-open="true" data-k="2" defer></script>
+</body></html>""",
+        encoding="utf-8",
+    )
     with files_in_thread(tmp_path) as base:
         yield base
 
@@ -264,6 +281,33 @@ def test_page_styles_cannot_move_or_shrink_the_widget(site, other_site, page):
     }""")
     assert box["left"] >= 0 and box["top"] >= 0 and box["right"] <= box["w"] and box["bottom"] <= box["h"], box
     assert box["width"] == 400 and box["font"] == "14px", box  # px sizes: the page's root font size is not ours
+    assert len(_cards(page)) == 2
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_a_site_with_a_strict_content_security_policy_runs_the_widget_without_violations(site, other_site, page):
+    """Sites that forbid inline script and style (the safest policy) list the API's origin and nothing else: the
+    widget then sets its styles through the CSSOM only, so nothing is blocked and the hostile page styles still
+    cannot move it."""
+    page.add_init_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation',"
+        " e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI), true);"
+    )
+    page.goto(f"{other_site}/strict.html")
+    page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__csp") == []
+    box = page.evaluate("""() => {
+        const host = document.querySelector('#session-suggest-widget');
+        const r = host.shadowRoot;
+        const b = r.querySelector('.ss-panel').getBoundingClientRect();
+        return {left: b.left, top: b.top, right: b.right, bottom: b.bottom, width: b.width, w: innerWidth,
+                h: innerHeight, hostTransform: getComputedStyle(host).transform,
+                visible: getComputedStyle(r.querySelector('.ss-frame')).visibility};
+    }""")
+    assert box["hostTransform"] == "none" and box["visible"] == "visible", box
+    assert box["left"] >= 0 and box["top"] >= 0 and box["right"] <= box["w"] and box["bottom"] <= box["h"], box
+    assert box["width"] == 400, box
     assert len(_cards(page)) == 2
     assert page.errors == []  # type: ignore[attr-defined]
 

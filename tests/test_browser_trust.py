@@ -41,6 +41,8 @@ HOSTILE = [
     Article("h-vb", "JSON vbscript", "vbscript:msgbox(1)", TEXT),
     Article("h-slash", "JSON backslash", "/\\evil.test/x", TEXT),
     Article("h-pct", "JSON percent", "%6Aavascript:window.__xss=6", TEXT),
+    Article("h-userinfo", "JSON user info", "https://kb.test@evil.test/steal", TEXT),
+    Article("h-paren", "JSON paren", "/docs/x)[y](javascript:window.__xss=7)", TEXT),
 ]
 
 

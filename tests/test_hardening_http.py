@@ -288,6 +288,23 @@ def test_full_session_ids_never_reach_the_logs(rec, caplog):
     assert all(sid not in r.getMessage() for r in server_side)
 
 
+def test_an_internal_error_on_a_session_route_logs_no_full_session_id(rec, caplog, monkeypatch):
+    """The error log of a 500 names the request path, and a session route's path holds the id (a bearer token)."""
+    from plugin import IndexFormatError
+
+    client = TestClient(_app(rec), raise_server_exceptions=False)
+    sid = _sid(client)
+    assert _view(client, sid, "https://kb.test/json").status_code == 200
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(rec, "suggest", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("index gone")))
+    _error(client.get(f"/v1/sessions/{sid}/suggestions"), 500, "internal")
+    monkeypatch.setattr(rec, "track", lambda *a, **k: (_ for _ in ()).throw(IndexFormatError("torn")))
+    _error(_view(client, sid, "https://kb.test/pickle"), 500, "internal")
+    logged = [r for r in caplog.records if r.name.startswith("adapters")]
+    assert len(logged) == 2 and all(f"/v1/sessions/{sid[:8]}…" in r.getMessage() for r in logged)
+    assert all(sid not in r.getMessage() for r in caplog.records if not r.name.startswith("httpx"))
+
+
 def test_access_log_lines_carry_no_full_session_id():
     sid = SignedSessionIds(SECRET).issue()
     record = logging.LogRecord(
@@ -302,6 +319,20 @@ def test_access_log_lines_carry_no_full_session_id():
     assert RedactSessionIds().filter(record) is True
     line = record.getMessage()
     assert sid not in line and f"/v1/sessions/{sid[:8]}" in line and "/suggestions?k=3" in line
+
+
+def test_access_log_lines_carry_no_text_the_visitor_typed():
+    """GET …/suggestions?query= puts what the visitor typed (an email address, a health question) in the path
+    uvicorn logs: the value is dropped, the rest of the line stays useful."""
+    sid = SignedSessionIds(SECRET).issue()
+    path = f"/v1/sessions/{sid}/suggestions?k=3&query=jane.doe%40mail.test+divorce+lawyer&locale=en"
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', ("::1", "GET", path, "1.1", 200), None
+    )
+    assert RedactSessionIds().filter(record) is True
+    line = record.getMessage()
+    assert "jane.doe" not in line and "divorce" not in line and sid not in line
+    assert "?k=3&query=…&locale=en" in line
 
 
 # ------------------------------------------------------------------ privacy over HTTP
@@ -404,3 +435,62 @@ def test_binding_keeps_every_session_of_one_browser_usable(rec):
     assert _view(browser, second, "https://kb.test/socket").status_code == 200
     assert browser.delete(f"/v1/sessions/{first}").status_code == 204
     assert browser.post("/v1/suggestions", json={"url": "https://kb.test/json"}).status_code == 200
+
+
+def test_session_responses_are_never_cached_and_never_sniffed(rec):
+    """A session's responses carry what the visitor read and the bearer id itself: with no Cache-Control a browser
+    (a shared computer) or a proxy may keep them, and the copy outlives an erase. `nosniff` on everything, so no
+    response can be reinterpreted as a script or a stylesheet."""
+    client = TestClient(_app(rec, limits=LimitSettings(per_session=5)))
+    sid = _sid(client)
+    _view(client, sid, "https://kb.test/json")
+    answers = [
+        client.get(f"/v1/sessions/{sid}/suggestions"),
+        client.post(f"/v1/sessions/{sid}/chat", json={"message": "json"}),
+        client.post(f"/v1/sessions/{sid}/events/batch", json={"events": [], "suggest": 2}),
+        client.get(f"/v1/sessions/{sid}/suggestions"),
+        client.get(f"/v1/sessions/{sid}/suggestions"),  # the per-session limit: 429 from the limits middleware
+        client.get("/v1/sessions/not-a-session/suggestions"),
+        client.post("/v1/suggestions", json={"url": "https://kb.test/json"}),
+        client.post("/v1/sessions"),
+    ]
+    assert [r.status_code for r in answers] == [200, 200, 200, 200, 429, 404, 200, 201]
+    for r in answers:
+        assert r.headers["cache-control"] == "no-store", r.request.url
+        assert r.headers["x-content-type-options"] == "nosniff", r.request.url
+    erased = client.delete(f"/v1/sessions/{_sid(client)}")
+    assert erased.status_code == 204 and erased.headers["cache-control"] == "no-store"
+    widget = client.get("/static/widget.js")
+    assert widget.headers["cache-control"] == "public, max-age=3600"  # the widget itself is public and cacheable
+    assert widget.headers["x-content-type-options"] == "nosniff"
+    assert client.get("/v1/health").headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 5000 + b"]" * 5000,  # nested past any parser's recursion limit
+        b'{"kind": "page_view", "title": "\xff\xfe not utf-8"}',
+        b'{"kind": "suggestion_click", "article_id": "ser-json", "position": NaN}',
+        b'{"message": "hi", "k": Infinity}',
+        b'{"message": "hi", "k": ' + b"9" * 5000 + b"}",
+        b'{"kind": "page_view", "title": "\\ud800 lone"}',
+    ],
+    ids=["deep", "bad-utf8", "nan", "infinity", "huge-int", "lone-surrogate"],
+)
+def test_malformed_bodies_are_clear_errors_and_store_nothing(rec, body):
+    """Adversarial review round 1 (docs/security.md): every body route answers 400/422 with the error shape, never
+    500, and the session is untouched."""
+    client = TestClient(_app(rec), raise_server_exceptions=False)
+    sid = _sid(client)
+    _view(client, sid, "https://kb.test/json")
+    for path, ctype in [
+        ("events", "application/json"),
+        ("events/batch", "text/plain"),
+        ("chat", "application/json"),
+    ]:
+        wrapped = body if path != "events/batch" else b'{"events": [' + body + b"]}"
+        r = client.post(f"/v1/sessions/{sid}/{path}", content=wrapped, headers={"content-type": ctype})
+        assert r.status_code in (400, 422), (path, r.status_code, r.text)
+        assert set(r.json()) == {"error"} and r.json()["error"]["message"]
+    assert [e.url for e in rec.events(sid)] == ["https://kb.test/json"]

@@ -563,6 +563,18 @@ def test_article_url_template_sets_href(rec):
     assert s["href"] == f"/kb/{s['id']}" and s["url"].startswith("https://kb.test/")
 
 
+@pytest.mark.parametrize("template", ["/kb/{slug}", "/kb/{0}", "/kb/{", "javascript:{id}", "/kb/fixed"])
+def test_an_article_url_template_that_makes_no_link_is_refused_at_startup(template):
+    """Before, `{slug}` or a stray brace failed every response carrying a suggestion (500), and `javascript:{id}`
+    silently emptied every href: a bad setting is a clear error when the app is configured, naming {id}."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="{id}"):
+        ServerSettings(article_url_template=template)
+    assert ServerSettings(article_url_template="https://docs.test/{id}.html").article_url_template
+    assert ServerSettings(article_url_template="").article_url_template == ""  # empty: use the KB urls
+
+
 def test_demo_site_pages_escape_kb_text(articles, fake_encoder):
     evil = Article(
         "evil.mod", "<script>alert(1)</script> title", "https://kb.test/evil", "<img src=x onerror=alert(1)>"
@@ -718,3 +730,42 @@ def test_no_error_message_echoes_the_whole_input(client, sid, send):
     r = send(client, sid)
     assert 400 <= r.status_code < 500
     assert len(r.json()["error"]["message"]) < 300, r.text[:400]
+
+
+def test_a_kb_record_with_a_lone_surrogate_breaks_no_answer(articles, tmp_path):
+    """JSON's "\\ud800" escape decodes to a lone surrogate, which no UTF-8 encoder writes: one such KB record (or
+    a visitor's title from a Python caller) made every response citing it a 500 and every log line fail. Ingest
+    and event validation replace it with U+FFFD, so suggestions, chat and the log carry on."""
+    from plugin import EventLog, SuggestSettings, load_articles
+
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text(
+        '{"id": "sur\\udc00", "title": "JSON \\ud800 guide", "url": "https://kb.test/sur",'
+        ' "text": "json serialize objects dumps loads \\udfff", "tags": ["t\\ud800"]}\n',
+        encoding="utf-8",
+    )
+    rec = SessionRecommender.build(
+        [*articles, *load_articles(kb)],
+        encoder=HashingEncoder(256),
+        progress=False,
+        settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0),
+    )
+    log = tmp_path / "events.jsonl"
+    client = TestClient(create_app(rec, settings=ServerSettings(event_log=log)), raise_server_exceptions=False)
+    sid = client.post("/v1/sessions").json()["session_id"]
+    _view(client, sid, "https://kb.test/json")
+    got = client.get(f"/v1/sessions/{sid}/suggestions", params={"k": 20, "query": "json guide dumps loads"})
+    assert got.status_code == 200, got.text
+    assert "JSON \ufffd guide" in [s["title"] for s in got.json()["suggestions"]]
+    chat = client.post(f"/v1/sessions/{sid}/chat", json={"message": "json serialize dumps loads"})
+    assert chat.status_code == 200 and chat.json()["reply"], chat.text
+    batch = client.post(f"/v1/sessions/{sid}/events/batch", json={"events": [], "suggest": 20})
+    assert batch.status_code == 200, batch.text
+    assert (
+        client.post(f"/v1/sessions/{sid}/events", json={"kind": "article_open", "url": "https://kb.test/sur"}).json()[
+            "article_id"
+        ]
+        == "sur\ufffd"
+    )
+    rec.track(sid, "page_view", url="https://elsewhere.test/x", title="Python caller \udc00 title", text="x \ud800")
+    assert [e.title for e in EventLog(log) if e.url == "https://elsewhere.test/x"] == ["Python caller \ufffd title"]

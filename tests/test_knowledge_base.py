@@ -50,6 +50,31 @@ def test_bad_jsonl_is_a_specific_error(tmp_path, content, match):
         load_articles(p)
 
 
+@pytest.mark.parametrize(
+    "fields,match",
+    [
+        ('"meta": [1]', "meta must be a JSON object"),
+        ('"meta": "x"', "meta must be a JSON object"),
+        ('"tags": 5', "tags must be a string or a list"),
+        ('"tags": {"a": 1}', "tags must be a string or a list"),
+        ('"tags": [["nested"]]', "tags must be a string or a list"),
+        ('"locale": 5', "locale must be a string"),
+        ('"url": ["https://x.test/a"]', "url must be a string"),
+        ('"text": {"a": 1}', "text must be a string"),
+        ('"updated_at": 1e20', "updated_at 1e\\+20 is not a unix time this platform holds"),
+        ('"updated_at": NaN', "updated_at nan is not a unix time"),
+        ('"updated_at": true', "updated_at True is not ISO-8601"),
+    ],
+)
+def test_a_field_of_the_wrong_type_is_an_error_naming_the_line(tmp_path, fields, match):
+    """Adversarial review round 1 (docs/security.md): these raised a bare TypeError, ValueError or OverflowError
+    naming no line, or were coerced (a list became the url "['https://x.test/a']")."""
+    p = tmp_path / "kb.jsonl"
+    p.write_text('{"id": "ok", "title": "Fine"}\n{"id": "a", "title": "A", ' + fields + "}\n")
+    with pytest.raises(DataFormatError, match=r"kb.jsonl:2: " + match):
+        load_articles(p)
+
+
 def test_non_utf8_file_names_the_byte(tmp_path):
     p = tmp_path / "kb.jsonl"
     p.write_bytes(b'{"id": "a", "title": "caf\xe9"}')
@@ -144,3 +169,12 @@ def test_page_urls_map_to_articles_the_way_browsers_send_them():
         kb.find("https://www.docs.test/stable/topics/sessions/") is None
         and kb.find("https://docs.test/en/topics/s") is None
     )
+
+
+def test_a_record_nested_past_the_decoders_limit_is_an_error_naming_the_line(tmp_path):
+    p = tmp_path / "kb.jsonl"
+    p.write_text(
+        '{"id": "a", "title": "A"}\n{"id": "b", "title": "B", "meta": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    )
+    with pytest.raises(DataFormatError, match=r"kb.jsonl:2: JSON nested too deep"):
+        load_articles(p)

@@ -157,3 +157,122 @@ def test_event_log_holds_pseudonyms_that_group_and_erase_but_are_not_ids(tmp_pat
     assert a.erase_session("visitor-1") == 2 and [e.query for e in a] == ["tls"]
     with pytest.raises(ConfigError):
         EventLog(path, pseudonym_keys=b"short")
+
+
+def test_credentials_in_a_page_url_reach_no_event_log(rec, tmp_path):
+    """The widget reports `location.href`: a reset token, a signed link's signature, a servlet session or a
+    password in the url must not land in a log that analysts read. The page itself is still logged by its path,
+    and a KB page by its article id."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from adapters.http import ServerSettings
+    from adapters.http.hardened import create_hardened_app
+
+    log = tmp_path / "events.jsonl"
+    client = TestClient(create_hardened_app(rec, secrets="s" * 40, settings=ServerSettings(event_log=log)))
+    sid = client.post("/v1/sessions").json()["session_id"]
+    pages = [
+        "https://site.test/account/reset?token=TOKEN-aaa111&email=visitor%40mail.test#step-2",
+        "https://kb.test/json?X-Amz-Signature=SIG-bbb222&X-Amz-Credential=CRED-ccc333",
+        "https://site.test/app;jsessionid=JSESSION-ddd444?x=1",
+        "https://admin:PASS-eee555@site.test/private",
+        "/docs/callback#access_token=TOKEN-fff666",
+    ]
+    r = client.post(
+        f"/v1/sessions/{sid}/events/batch", json={"events": [{"kind": "page_view", "url": u} for u in pages]}
+    )
+    assert r.status_code == 200
+    text = log.read_text()
+    for secret in ("TOKEN-aaa111", "visitor", "SIG-bbb222", "CRED-ccc333", "JSESSION-ddd444", "PASS-eee555", "admin"):
+        assert secret not in text, secret
+    logged = [e for e in EventLog(log) if e.kind == "page_view"]
+    assert [e.url for e in logged] == [
+        "https://site.test/account/reset",
+        "https://kb.test/json",
+        "https://site.test/app",
+        "https://site.test/private",
+        "/docs/callback",
+    ]
+    assert logged[1].article_id == "ser-json"  # the KB page is still known by its id
+
+
+def _vectors_of(rec: SessionRecommender, texts) -> list[bool]:
+    from plugin.encoder import content_key
+
+    return [rec.page_encoder.cache.get(content_key(rec.encoder.name, t)) is not None for t in texts]
+
+
+def test_erase_drops_the_vectors_of_the_sessions_words_from_this_workers_caches(articles, fake_encoder):
+    """A session's page texts and searches are embedded on this worker; erase must not leave their vectors in the
+    page cache (an LRU with room for 10,000), where they outlived the session indefinitely."""
+    rec = _rec(articles, fake_encoder)
+    private_query = "zebra quokka visitor@mail.test divorce lawyer"
+    rec.track("gone", "page_view", url="https://site.test/p", title="Private page", text=SECRET)
+    rec.track("gone", "page_view", url="https://site.test/t", title="Title only private page")
+    rec.track("gone", "search", query=private_query)
+    rec.track("kept", "search", query="socket tcp")
+    assert rec.suggest("gone", k=2) and rec.suggest("kept", k=2)
+    words = ["Private page\n" + SECRET, "Title only private page", private_query]
+    assert _vectors_of(rec, words[1:]) == [True, True]  # what suggest embedded and cached
+    (ref,) = [e.content_ref for e in rec.events("gone") if e.content_ref]
+    scored = set(rec.lexical._scores)  # BM25's cache: the stored page by its hash, the others by a digest
+    assert ("p", ref) in scored and len(scored) >= 4
+    assert rec.erase("gone")
+    assert _vectors_of(rec, words) == [False, False, False]
+    assert _vectors_of(rec, ["socket tcp"]) == [True]  # another session's stay
+    assert set(rec.lexical._scores) == scored - {("p", ref), *_digests(words[1:])}
+    assert len(rec.lexical._scores) == 1  # "socket tcp", of the session that was kept
+
+
+def _digests(texts) -> set:
+    from plugin.lexical import _query
+
+    return {_query(t, None)[1] for t in texts}
+
+
+def test_the_page_vector_cache_lapses_after_the_session_ttl_on_every_worker():
+    """Another worker that embedded an erased session's words cannot be told: its entries lapse after the session
+    TTL, as its page contents do."""
+    import numpy as np
+
+    from plugin.encoder import EmbeddingCache
+
+    now = [0.0]
+    cache = EmbeddingCache(2, "enc", 100, ttl_seconds=60, clock=lambda: now[0])
+    cache.put("erased-session-query", np.ones(2, np.float32))
+    now[0] = 50
+    cache.put("fresh", np.ones(2, np.float32))
+    assert cache.get("erased-session-query") is not None  # a use keeps it
+    now[0] = 109
+    assert cache.get("fresh") is not None
+    now[0] = 165
+    assert cache.get("erased-session-query") is None and len(cache) == 1
+    cache.forget(["fresh"])
+    assert len(cache) == 0
+    with pytest.raises(ConfigError):
+        EmbeddingCache(2, "enc", ttl_seconds=0)
+
+
+def test_the_recommender_gives_its_page_vector_cache_the_session_ttl(articles, fake_encoder):
+    rec = _rec(articles, fake_encoder, session_settings=SessionSettings(ttl_seconds=90))
+    assert rec.page_encoder.cache.ttl_seconds == 90
+    assert rec.encoder.cache.ttl_seconds is None  # the article cache saved with the index never lapses
+
+
+def test_a_line_nested_past_the_decoders_limit_loses_no_log_and_stops_no_erase(tmp_path):
+    """'A log is never lost to one bad line': a line nested deeper than json's recursion limit (another writer's,
+    a corrupted copy) raised RecursionError out of every reader and out of erase."""
+    from plugin import make_event
+    from plugin.event_log import click_sessions, read_records
+
+    log = EventLog(tmp_path / "events.jsonl")
+    log.append(make_event("gone", "page_view", article_id="ser-json"))
+    with open(log.path, "a", encoding="utf-8") as fh:
+        fh.write("[" * 100_000 + "]" * 100_000 + "\n")
+    log.append(make_event("kept", "page_view", article_id="ser-csv"))
+    log.append(make_event("kept", "page_view", article_id="ser-json"))
+    assert [r["article_id"] for r in read_records(log.path)] == ["ser-json", "ser-csv", "ser-json"]
+    assert [s.items for s in click_sessions(log)] == [("ser-csv", "ser-json")]
+    assert log.erase_session("gone") == 1
+    assert {e.session_id for e in log} == {log.pseudonym("kept")}

@@ -34,6 +34,20 @@ HOSTILE_URLS = [
     "mailto:a@b.test",
     'https://kb.test/"onmouseover="alert(1)',
     "file:///etc/passwd",
+    # user info: a password handed to every visitor, or a host shown that is not the one opened
+    "https://user:pass@kb.test/x",
+    "https://kb.test@evil.test/",
+    "HTTPS://kb.test%40evil.test/",
+    "https://kb.test&#64;evil.test/",
+    # invisible and bidi-control characters: a host that reads differently from where it goes
+    "https://kb.te\u00adst/x",
+    "https://kb.test/\u202etxt.exe",
+    "https://kb.test/\u2066x\u2069",
+    "/docs/\u061cx",
+    # a ')' that would end a Markdown link `[title](url)` written around the url, opening a javascript: one
+    "https://kb.test/a)[x](javascript:alert(1)",
+    "/docs/a)(",
+    "/docs/(a",
 ]
 GOOD_URLS = [
     "https://kb.test/json",
@@ -42,6 +56,8 @@ GOOD_URLS = [
     "guide/json.html",
     "#top",
     "https://kb.test/über",
+    "https://en.wikipedia.test/wiki/Python_(programming_language)",  # balanced parentheses are fine
+    "https://kb.test/users/@me?x=(1)(2)",  # '@' in the path is not user info
 ]
 
 
@@ -105,3 +121,42 @@ def test_every_output_applies_the_policy(legacy):
 
     assert to_document(s).metadata["url"] == ""
     assert "javascript" not in format_suggestions([s])
+
+
+def test_user_info_and_a_markdown_break_out_leave_through_no_exit(articles):
+    """Urls that pass a naive scheme check but carry a password, show a host they do not open, or end a Markdown
+    link early: every output (JSON, Markdown, HTML, the tool, the retriever, the demo site) drops them."""
+    rec = SessionRecommender.build(
+        articles, encoder=HashingEncoder(256), progress=False, settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0)
+    )
+    from adapters.http.app import SuggestionJSON
+    from adapters.http.demo_site import _article_page
+
+    for url, marker in [
+        ("https://admin:hunter2@kb.test/json", "hunter2"),
+        ("https://kb.test@evil.test/json", "evil.test"),
+        ("https://kb.test/json)[x](javascript:alert(1)", "javascript"),
+    ]:
+        evil = Article("ser-json", "JSON serialization guide", url, "json")
+        _bypassing_ingest(rec, evil)
+        s = Suggestion(evil, 0.9, "because", (), 0)
+        assert s.to_dict()["url"] == "" and SuggestionJSON()(s)["href"] == ""
+        for text in (render([s], "markdown"), render([s], "html"), _article_page(evil)):
+            assert marker not in text, (url, text)
+        pytest.importorskip("langchain_core")
+        from adapters.langchain.retriever import to_document
+        from adapters.langchain.tool import format_suggestions
+
+        assert to_document(s).metadata["url"] == "" and marker not in to_document(s).page_content
+        assert marker not in format_suggestions([s])
+        assert safe_url(KnowledgeBase([evil]).get("ser-json").url) == ""  # and ingest drops it
+
+
+def test_the_ingest_warning_names_a_refused_url_without_its_credentials(caplog):
+    """The warning that names a dropped url must not copy the password or token the url carried into the log."""
+    evil = Article("a", "A", "https://admin:hunter2@kb.test/x?token=SECRET#f", "text")
+    with caplog.at_level(logging.WARNING, logger="plugin.urls"):
+        assert KnowledgeBase([evil]).get("a").url == ""
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "'a'" in warning and "https://kb.test/x" in warning
+    assert "hunter2" not in warning and "admin" not in warning and "SECRET" not in warning

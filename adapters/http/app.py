@@ -59,7 +59,7 @@ from .models import (
     SessionOut,
     SuggestionsOut,
 )
-from .responder import ExtractiveResponder, Reply, as_responder
+from .responder import ExtractiveResponder, Reply, as_responder, forget_session
 from .sessions import SessionIds
 from .settings import ServerSettings
 
@@ -252,6 +252,36 @@ class _PinVersion:
             await self.app(scope, receive, send)
 
 
+class _ResponseHeaders:
+    """ASGI middleware: `X-Content-Type-Options: nosniff` on every response, and `Cache-Control: no-store` on the
+    session and page routes. Those carry what a visitor read and their bearer id: no browser or shared cache may
+    keep a copy, or a session erased here would live on there. Outermost, so refusals (413, 429) get them too."""
+
+    _PRIVATE = ("/v1/sessions", "/v1/suggestions")
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        private = scope.get("path", "").startswith(self._PRIVATE)
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                names = {name.lower() for name, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if private and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def create_app(
     recommender: SessionRecommender | ReloadingRecommender,
     *,
@@ -314,6 +344,7 @@ def create_app(
     install_error_handlers(app)
     if isinstance(rec, ReloadingRecommender):
         app.add_middleware(_PinVersion, handle=rec)
+    app.add_middleware(_ResponseHeaders)
 
     @app.get("/v1/health", response_model=HealthOut, tags=["service"])
     async def health() -> dict[str, Any]:
@@ -331,9 +362,11 @@ def create_app(
 
     @app.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"])
     def erase_session(session_id: SessionPath) -> Response:
-        """Forget the session: its events in memory and in the event log."""
+        """Forget the session: its events in memory and in the event log, and the responder's memory of it (an
+        agent's conversation thread)."""
         ids.check(session_id)
         rec.erase(session_id)
+        forget_session(respond, session_id)  # before the id is revoked: a failure here leaves the erase retryable
         ids.forget(session_id)
         return Response(status_code=204)
 

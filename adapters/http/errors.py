@@ -31,6 +31,7 @@ from plugin import (
 )
 
 from .models import ErrorOut
+from .sessions import redact_session_ids
 
 __all__ = ["error_response", "install_error_handlers", "ERROR_RESPONSES"]
 
@@ -93,7 +94,8 @@ async def _on_plugin_error(request: Request, exc: Exception) -> JSONResponse:
             if isinstance(exc, RateLimitedError):
                 headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
             return error_response(status, code, str(exc), headers)
-    logger.error("unhandled plugin error on %s %s", request.method, request.url.path, exc_info=exc)
+    # the path holds the session id, a bearer token: the log gets its first 8 characters, like the access log
+    logger.error("unhandled plugin error on %s %s", request.method, redact_session_ids(request.url.path), exc_info=exc)
     return error_response(500, "internal", "the server could not complete this request")
 
 
@@ -112,7 +114,7 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    logger.error("unhandled error on %s %s", request.method, redact_session_ids(request.url.path), exc_info=exc)
     return error_response(500, "internal", "the server could not complete this request")
 
 

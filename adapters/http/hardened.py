@@ -27,6 +27,7 @@ from .app import SuggestionJSON, create_app, recommender_from_env, settings_from
 from .limits import InMemoryRateLimiter, LimitSettings, RateLimiter, RedisRateLimiter, install_limits
 from .models import VISIBLE, SuggestionsOut, check_one_of, needs_one_of, whole_int
 from .revocation import InMemoryRevocations, RedisRevocations, Revocations
+from .sessions import redact_session_ids
 from .settings import ServerSettings
 from .signing import SignedSessionIds, install_session_binding, log_pseudonym_keys, secrets_from_env
 
@@ -69,18 +70,24 @@ class PageIn(BaseModel):
         return self
 
 
-_SESSION_IN_PATH = re.compile(r"(/v1/sessions/)([^/?#\s\"]{8})[^/?#\s\"]*")
+# The one free-text query parameter (GET …/suggestions?query=): what a visitor typed, maybe an email address.
+_TYPED_QUERY = re.compile(r"([?&]query=)[^&#\s\"]*")
+
+
+def _redacted(line: str) -> str:
+    return _TYPED_QUERY.sub(r"\1…", redact_session_ids(line))
 
 
 class RedactSessionIds(logging.Filter):
-    """Cut session ids in logged request paths to 8 characters: an id is a bearer token, and access logs are
-    read by more people than should act as any visitor. Installed on uvicorn's access logger by app_from_env."""
+    """Cut session ids in logged request paths to 8 characters, and drop the text of a `query=` parameter: an id
+    is a bearer token, what a visitor typed is theirs, and access logs are read by more people than should act as
+    any visitor or read what they asked. Installed on uvicorn's access logger by app_from_env."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_SESSION_IN_PATH.sub(r"\1\2…", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(_redacted(a) if isinstance(a, str) else a for a in record.args)
         elif isinstance(record.msg, str):
-            record.msg = _SESSION_IN_PATH.sub(r"\1\2…", record.msg)
+            record.msg = _redacted(record.msg)
         return True
 
 

@@ -5,16 +5,25 @@ A responder turns the visitor's message into reply text. `as_responder` adapts:
     `config={"configurable": {"session_id": ...}}` so session-aware tools can find the visitor;
     an AIMessage's `.content` becomes the reply text;
   * a LangGraph agent (`langchain.agents.create_agent`, any compiled graph, or a runnable whose input has
-    `messages`): called with `{"messages": [{"role": "user", "content": message}]}` and the session id as
-    both `thread_id` (its checkpointer keeps the conversation per visitor) and `session_id`; the last AI
-    message's content becomes the reply text;
+    `messages`): called with `{"messages": [{"role": "user", "content": message}]}`, `thread_id_for(session_id)`
+    as `thread_id` (its checkpointer keeps the conversation per visitor) and the session id as `session_id`
+    (what the plugin's tool and middleware read), wrapped in an `adapters.session_ref.SessionRef`; the last AI
+    message's content becomes the reply text. The session id is a bearer token, and LangGraph copies `thread_id`
+    and every string in `configurable` into run metadata (tracers: LangSmith, logging callbacks) and checkpoint
+    metadata (the checkpointer's database): the thread id is a digest, and a `SessionRef` is no string, so
+    neither copy holds the token;
   * a plain callable `fn(message)` or `fn(message, session_id=...)` returning str or `Reply`.
 LangChain is duck-typed here, never imported.
+
+Erase reaches the responder too: an agent's checkpointer keeps the visitor's whole conversation under the
+session's thread id, so `forget_session` deletes that thread when the session is erased (a checkpointer that
+cannot delete threads is logged as such).
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +32,12 @@ from typing import Any, Protocol
 from plugin import Article, ReloadingRecommender, SessionRecommender
 from plugin.rules import passes_filters
 
-__all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder"]
+from ..session_ref import SessionRef
+from .revocation import id_digest
+
+__all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder", "forget_session", "thread_id_for"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -144,18 +158,54 @@ def _takes_messages(obj: Any) -> bool:
     return "messages" in props
 
 
+def thread_id_for(session_id: str) -> str:
+    """The agent thread (checkpointer key, and run metadata) that holds this session's conversation: a SHA-256
+    digest of the id, which names the thread but does not work as the id at the API."""
+    return "session-" + id_digest(session_id)
+
+
+class _AgentResponder:
+    """A LangGraph agent as a responder: one conversation per session (its checkpointer's thread)."""
+
+    def __init__(self, agent: Any, label: str) -> None:
+        self.agent = agent
+        self.label = label
+
+    def __call__(self, message: str, *, session_id: str) -> Reply:
+        config = {"configurable": {"thread_id": thread_id_for(session_id), "session_id": SessionRef(session_id)}}
+        state = self.agent.invoke({"messages": [{"role": "user", "content": message}]}, config=config)
+        return Reply(_last_ai_text(state), self.label)
+
+    def forget(self, session_id: str) -> None:
+        """Delete the session's thread from the agent's checkpointer: the visitor's messages and the replies."""
+        saver = getattr(self.agent, "checkpointer", None)
+        delete = getattr(saver, "delete_thread", None)
+        if not callable(delete):  # no checkpointer (nothing kept), or one inherited from a parent graph
+            return
+        try:
+            delete(thread_id_for(session_id))
+        except NotImplementedError:
+            logger.warning(
+                "the agent's checkpointer %s cannot delete threads: the conversation of erased session %s… stays "
+                "in it; use one that implements delete_thread",
+                type(saver).__name__,
+                session_id[:8],
+            )
+
+
+def forget_session(responder: Any, session_id: str) -> None:
+    """Erase what the responder keeps of the session (an agent's thread), when it keeps anything."""
+    forget = getattr(responder, "forget", None)
+    if callable(forget):
+        forget(session_id)
+
+
 def as_responder(obj: Any, *, name: str | None = None) -> Responder:
     """Wrap a LangChain runnable or a callable as a Responder (see the module docstring)."""
     if hasattr(obj, "invoke"):
         label = name or type(obj).__name__
         if _takes_messages(obj):
-
-            def run_agent(message: str, *, session_id: str) -> Reply:
-                config = {"configurable": {"thread_id": session_id, "session_id": session_id}}
-                state = obj.invoke({"messages": [{"role": "user", "content": message}]}, config=config)
-                return Reply(_last_ai_text(state), label)
-
-            return run_agent
+            return _AgentResponder(obj, label)
 
         def run_invoke(message: str, *, session_id: str) -> Reply:
             result = obj.invoke(message, config={"configurable": {"session_id": session_id}})

@@ -16,11 +16,19 @@ from collections.abc import Callable
 
 from plugin import SessionStore, UnknownSessionError
 
-__all__ = ["SessionIds", "SESSION_ID_PATTERN"]
+__all__ = ["SessionIds", "SESSION_ID_PATTERN", "redact_session_ids"]
 
 _TOKEN_BYTES = 32
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{43}$"  # token_urlsafe(32) is 43 characters
 _ID_RE = re.compile(SESSION_ID_PATTERN)
+# The id in a request path, whatever its form (a signed id is longer than an unsigned one).
+_SESSION_IN_PATH = re.compile(r"(/v1/sessions/)([^/?#\s\"]{8})[^/?#\s\"]*")
+
+
+def redact_session_ids(text: str) -> str:
+    """`text` (a request path, a log line) with every session id in a `/v1/sessions/<id>` path cut to 8 characters:
+    an id is a bearer token, and logs are read by more people than should act as any visitor."""
+    return _SESSION_IN_PATH.sub(r"\1\2…", text)
 
 
 class SessionIds:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from plugin.chat import MAX_K
+from plugin.urls import safe_url
 
 __all__ = ["ServerSettings"]
 
@@ -31,3 +32,25 @@ class ServerSettings(BaseModel):
     )
     log_text: bool = Field(False, description="Also write page text into the event log (off: privacy by default).")
     title: str = "session-suggest"
+
+    @field_validator("article_url_template")
+    @classmethod
+    def _template_makes_links(cls, template: str | None) -> str | None:
+        """Checked once here: a template that cannot be filled (`{slug}`, a stray brace) failed every response
+        that carried a suggestion, and one that makes no allowed url (`javascript:{id}`) silently dropped every
+        link."""
+        if not template:
+            return template
+        try:
+            example = template.format(id="an-article")
+        except (KeyError, IndexError, ValueError, AttributeError):
+            raise ValueError(
+                f"article_url_template {template!r} must name only {{id}}, e.g. '/docs/{{id}}' or "
+                "'https://docs.example/{id}.html'"
+            ) from None
+        if "an-article" not in example or not safe_url(example):
+            raise ValueError(
+                f"article_url_template {template!r} must make an http(s) or site-relative url holding {{id}}, "
+                "e.g. '/docs/{id}'"
+            )
+        return template

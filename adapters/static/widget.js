@@ -60,7 +60,10 @@
   function safeHref(href) {
     try {
       var u = new URL(String(href || ""), location.href);
-      return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+      // the server's url policy already holds; this is the second lock: http(s) only, and no user info
+      // (a password for every visitor, or a host shown that is not the one opened)
+      var web = u.protocol === "http:" || u.protocol === "https:";
+      return web && !u.username && !u.password ? u.href : null;
     } catch (e) {
       return null;
     }
@@ -167,21 +170,22 @@
   var host = el("div");
   host.id = "session-suggest-widget";
   // The page's own CSS must not give the host a transform, filter or size: any of those would make it the
-  // containing block of the fixed frame inside it.
-  host.setAttribute("style", "all: initial !important;");
+  // containing block of the fixed frame inside it. Styles are set through the CSSOM only (never a style
+  // attribute or a <style> element): a site whose Content-Security-Policy forbids inline styles allows these.
+  host.style.setProperty("all", "initial", "important");
   host.setAttribute("data-state", "loading");
   var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
-  // Hidden until the stylesheet arrives, so the page never flashes unstyled widget parts.
-  var early = el("style", null, ":host{all:initial}.ss-frame{visibility:hidden}");
-  root.appendChild(early);
   var css = el("link");
   css.rel = "stylesheet";
   css.href = API + "/static/widget.css";
+  // Hidden until the stylesheet arrives, so the page never flashes unstyled widget parts.
+  css.addEventListener("load", function () { frame.style.visibility = ""; });
   root.appendChild(css);
 
   // The frame covers the visual viewport (what the visitor sees), not the layout viewport that
   // position:fixed uses: on a phone a non-responsive page is laid out ~1000 px wide and zoomed out.
   var frame = el("div", "ss-frame");
+  frame.style.visibility = "hidden";
   var side = getItem("localStorage", SIDE_KEY) || (opts.side === "left" ? "left" : "right");
   frame.setAttribute("data-side", side);
 
