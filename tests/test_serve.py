@@ -16,6 +16,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
 from adapters.http.cli import serve_environment  # noqa: E402
+from plugin.errors import ConfigError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,8 +49,15 @@ def test_options_map_to_the_environment_and_a_secret_is_always_set(capsys):
         serve_environment(_args(secret="c" * 40), {"SESSION_SUGGEST_SECRET": "k" * 40})["SESSION_SUGGEST_SECRET"]
         == "c" * 40
     )
-    serve_environment(_args(workers=2), {"SESSION_SUGGEST_SECRET": "k" * 40})
-    assert "--redis-url" in capsys.readouterr().err
+
+
+def test_several_workers_without_a_shared_store_are_refused():
+    """Each worker would hold its own sessions and revocations while the kernel spreads a visitor's connections
+    over them: half a session per suggestion, an erase that reaches one copy."""
+    with pytest.raises(ConfigError, match="--redis-url"):
+        serve_environment(_args(workers=2), {"SESSION_SUGGEST_SECRET": "k" * 40})
+    assert serve_environment(_args(workers=2, redis_url="redis://r/0"), {"SESSION_SUGGEST_SECRET": "k" * 40})
+    assert serve_environment(_args(workers=2), {"SESSION_SUGGEST_SECRET": "k" * 40, "REDIS_URL": "redis://r/0"})
 
 
 @pytest.fixture(scope="module")

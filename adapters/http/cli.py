@@ -2,7 +2,8 @@
 
 report   CTR per article and position, and how suggestions changed sessions, from an event log
 serve    the production HTTP API (`hardened.app_from_env`: signed ids, limits, redacted access log) over a
-         saved index; the quick-start settings are options, everything else reads the environment
+         saved index; the quick-start settings are options, everything else reads the environment; several
+         workers need Redis (--redis-url), which they share
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def serve_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict
     secret anywhere, one is drawn for this run (every worker inherits it; sessions end with the process)."""
     import secrets
 
+    from plugin.errors import ConfigError
+
     from .app import ENV_EVENT_LOG, ENV_INDEX, ENV_URL_TEMPLATE
     from .hardened import ENV_BIND_COOKIE, ENV_REDIS_URL
     from .signing import ENV_SECRET
@@ -68,9 +71,11 @@ def serve_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict
             file=sys.stderr,
         )
     if args.workers > 1 and not env.get(ENV_REDIS_URL):
-        print(
-            "several workers without REDIS_URL: each keeps its own sessions and rate limits; pass --redis-url",
-            file=sys.stderr,
+        # Each worker would keep its own sessions, revocations and rate limits, and the kernel spreads a visitor's
+        # connections over them: suggestions from half a session, an erase that reaches one copy. Refused, not warned.
+        raise ConfigError(
+            f"--workers {args.workers} needs a store the workers share: pass --redis-url (or set {ENV_REDIS_URL}), "
+            "or serve with --workers 1"
         )
     return env
 
