@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urljoin
 
 import numpy as np
@@ -35,7 +35,7 @@ from .hubness import HubnessIndex
 from .index import ArticleIndex
 from .inject import inject_reply
 from .knowledge_base import Article, KnowledgeBase
-from .lexical import QUERY_CHARS, LexicalIndex, LexicalScores, TextKey
+from .lexical import QUERY_CHARS, LexicalIndex, LexicalScores, TextKey, query_terms
 from .page_contents import PageContents
 from .persistence import is_trained, load_version, write_version
 from .request import SuggestRequest
@@ -50,6 +50,8 @@ from .zero_shot import IntentModel, ZeroShotIntent
 __all__ = ["SessionRecommender"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # Above this many articles `index_kind="auto"` picks ivf: exact flat search stops fitting a 2 ms budget. ivf
 # rather than hnsw: it deletes and updates in place (hnsw keeps tombstones until a rebuild), and at a million
@@ -258,9 +260,11 @@ class SessionRecommender:
         if event.kind in INTENT_KINDS and art is None:
             content = self.pages.get(kept.content_ref) if kept.content_ref else None
             if content is None:
-                # embed now, so suggest() only reads the vector
+                # embed now, so suggest() only reads the vector; and the BM25 terms, so a worker whose BM25 cache
+                # lost the page reads them instead of tokenising it again (a page's text is the same in every request)
                 vec = self.page_encoder.encode([event.content()])[0] if self._embeds_text else None
-                content = PageContent((event.text or "")[:QUERY_CHARS], vec)
+                terms = query_terms(event.content()) if kept.content_ref and self._lexical_on() else None
+                content = PageContent((event.text or "")[:QUERY_CHARS], vec, terms)
                 if kept.content_ref:
                     self.pages.put(kept.content_ref, content)
         stored = self.store.append(kept, content) if kept.content_ref and content else self.store.append(kept)
@@ -284,8 +288,8 @@ class SessionRecommender:
             return False
         signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
         return any(
-            self._kb_article(e) is None
-            and e.content_ref is None  # a stored page's vector is read from the store, not embedded again
+            e.content_ref is None  # a stored page's vector is read from the store, not embedded again
+            and self._kb_article(e) is None  # (after the cheap test: a long session holds ~7 stored pages)
             and self.page_encoder.cache.get(content_key(self.encoder.name, e.content())) is None
             for e in signal
         )
@@ -502,7 +506,9 @@ class SessionRecommender:
             # made only if BM25's cache does not hold them by name: a stored page's text is its title and 4,000
             # characters joined anew each time
             texts = _Lazy(partial(self._row_text, signal, keys, rows), len(rows))
-            lexical = self._lexical_scores(texts, query, qw, [self._text_key(signal[i], keys[i]) for i in rows])
+            names = [self._text_key(signal[i], keys[i]) for i in rows]
+            terms = _Lazy(partial(self._row_terms, signal, names, rows), len(rows))  # read on a BM25 cache miss only
+            lexical = self._lexical_scores(texts, query, qw, names, terms)
             linked = self._linked_from([keys[i] for i in rows])
             titled = self.titles.query([keys[i] for i in rows]) if cfg.title_weight > 0 and self._embeds_text else None
             passes.append(_Pass(vector, cold, catalogue, learned, calibration, lexical, linked, titled, protected))
@@ -602,6 +608,17 @@ class SessionRecommender:
     def _row_text(self, signal: Sequence[Event], keys: Sequence[str | None], rows: Sequence[int], j: int) -> str:
         return self._item_text(signal[rows[j]], keys[rows[j]])
 
+    def _row_terms(
+        self, signal: Sequence[Event], names: Sequence[TextKey | None], rows: Sequence[int], j: int
+    ) -> str | None:
+        """The stored BM25 terms of row j's text, where it is a stored page's (named by its content hash, see
+        `_text_key`): the text restored from that content is the one its terms were made of when it was tracked."""
+        name = names[j]
+        if name is None or name[0] != "p":
+            return None
+        content = self.pages.get(signal[rows[j]].content_ref)
+        return content.terms if content is not None else None
+
     def _text_key(self, event: Event, key: str | None) -> TextKey | None:
         """A name for `_item_text(event, key)` that BM25's cache can use instead of hashing the text (see
         `plugin.lexical`), or None. A KB page's text is its article's (BM25's cache is dropped when an article
@@ -636,17 +653,22 @@ class SessionRecommender:
         query: str | None,
         query_weight: float,
         text_keys: Sequence[TextKey | None] | None = None,
+        terms: Sequence[str | None] | None = None,
     ) -> LexicalScores | None:
         """BM25 of the KB against what was read (and asked), for fusion; None when fusion is off. `text_keys`: the
-        pages' names for BM25's cache (`_text_key`)."""
-        if self.settings.lexical_weight <= 0 or not self._embeds_text:
+        pages' names for BM25's cache (`_text_key`); `terms`: their stored BM25 terms, where known (`_row_terms`)."""
+        if not self._lexical_on():
             return None
         has_query = bool(query and query.strip())
         page_w = (1.0 - query_weight if has_query else 1.0) / max(len(texts), 1)
         parts = _Lazy(lambda j: texts[j] if j < len(texts) else query or "", len(texts) + has_query)
         weights = [page_w] * len(texts) + ([query_weight if texts else 1.0] if has_query else [])
         names = list(text_keys) if text_keys is not None else [None] * len(texts)
-        return self.lexical.search(parts, weights, names + ([None] if has_query else []))
+        known = _Lazy(lambda j: terms[j] if terms is not None and j < len(texts) else None, len(texts) + has_query)
+        return self.lexical.search(parts, weights, names + ([None] if has_query else []), known)
+
+    def _lexical_on(self) -> bool:
+        return self.settings.lexical_weight > 0 and self._embeds_text
 
     def _first_hits(
         self, vectors: Sequence[np.ndarray], *, centre: bool, pool: int
@@ -965,17 +987,17 @@ def _split_seen(seen: Iterable[str]) -> tuple[list[str], list[str]]:
     return ids, urls
 
 
-class _Lazy(Sequence[str]):
-    """Texts made when first asked for, by position."""
+class _Lazy(Sequence[_T]):
+    """Texts (or their terms) made when first asked for, by position."""
 
-    def __init__(self, make: Callable[[int], str], n: int) -> None:
+    def __init__(self, make: Callable[[int], _T], n: int) -> None:
         self._make, self._n = make, n
-        self._made: dict[int, str] = {}
+        self._made: dict[int, _T] = {}
 
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, j: int) -> str:  # type: ignore[override]  # an int index is all BM25 uses
+    def __getitem__(self, j: int) -> _T:  # type: ignore[override]  # an int index is all BM25 uses
         if not 0 <= j < self._n:
             raise IndexError(j)
         if j not in self._made:

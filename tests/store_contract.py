@@ -326,6 +326,17 @@ class SessionStoreContract:
         np.testing.assert_array_equal(got[slim.content_ref].vector, content.vector)
         assert store.contents("other", [slim.content_ref]) == {}  # not reachable through another session
 
+    def test_contents_keep_their_terms_exactly(self, clock):
+        """BM25's terms (`PageContent.terms`) come back as stored: absent, empty (a page of stop words) or words."""
+        store = self.store_with(clock)
+        stored = {}
+        for n, terms in enumerate([None, "", "backups pg_dump wal é-accent"]):
+            slim, content = self.page("s", n, f"page {n}")
+            store.append(slim, PageContent(content.text, content.vector, terms))
+            stored[slim.content_ref] = terms
+        got = store.contents("s", list(stored))
+        assert {d: c.terms for d, c in got.items()} == stored
+
     def test_content_needs_a_slim_event(self, clock):
         store = self.store_with(clock)
         full = make_event("s", "page_view", url="https://site.test/p", text="body", ts=1.0)
