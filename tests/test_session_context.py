@@ -3,10 +3,12 @@ hash: the answer must be the one the whole session with its texts gave, on both 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from redis_server import redis_prefix, redis_url  # noqa: F401  (fixtures)
 
-from plugin import SessionRecommender, SessionSettings, SuggestSettings
+from plugin import Event, InvalidEventError, SessionRecommender, SessionSettings, SuggestSettings, make_event
 from plugin.page_contents import PageContents
 from plugin.request import SuggestRequest
 
@@ -139,3 +141,25 @@ def test_reasons_name_the_pages_as_before_but_only_those_asked_for(articles, fak
     labels = _Labels(rec.kb, signal, [art.id, None, None])
     assert len(labels) == 3 and labels._made == {}
     assert [labels[i] for i in range(3)] == [short_title(art.title), "your search “how to serialize”", "Notes"]
+
+
+def test_an_event_read_back_from_its_record_is_the_constructed_event():
+    """`Event.from_dict` fills a stored record in directly (the context read decodes 20 a suggestion): the same
+    event the constructor makes, a fresh `meta` for a record without one, and the constructor's error for a record that is not one."""
+    full = make_event("s", "page_view", url="https://site.test/p", title="T", text="body", meta={"src": "w"}, ts=1.0)
+    for e in (
+        full,
+        full.slim(),
+        make_event("s", "search", query="q", ts=2.0),
+        make_event("s", "article_open", article_id="a", ts=3.0),
+    ):
+        record = json.loads(json.dumps(e.to_dict()))
+        back = Event.from_dict(record)
+        assert back == Event(**record) == e and type(back) is Event
+    back = Event.from_dict({"session_id": "s", "kind": "search", "ts": 1.0, "event_id": "x", "query": "q"})
+    back.meta["k"] = 1
+    assert Event.from_dict({"session_id": "s", "kind": "search", "ts": 1.0, "event_id": "y"}).meta == {}
+    with pytest.raises(InvalidEventError, match="not an event record"):
+        Event.from_dict({"session_id": "s", "kind": "search", "ts": 1.0, "event_id": "x", "colour": "red"})
+    with pytest.raises(InvalidEventError, match="not an event record"):
+        Event.from_dict({"session_id": "s", "kind": "search", "ts": 1.0})
