@@ -214,12 +214,14 @@ return {json_array(events), #keys > 0 and cjson.encode(keys) or '[]'}
 """
 )
 
-# ARGV: prefix, sid, now, ttl, hash... Flat [hash, text, vector, terms, ...] for the contents this session holds.
+# ARGV: prefix, sid, now, ttl, hash... One JSON array [hash, text, vector, terms, ...] of the contents this session
+# holds: one bulk string for the client, not four per page (redis-py's reader parsed each of a long session's
+# pages' four strings on its own, most of the client's cost of reading them).
 _CONTENTS = (
     _DROP
     + """
 local prefix, sid, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-if not live(prefix, sid, now, ttl) then return {} end
+if not live(prefix, sid, now, ttl) then return '[]' end
 local out = {}
 for i = 5, #ARGV do
   local d = ARGV[i]
@@ -231,7 +233,8 @@ for i = 5, #ARGV do
     end
   end
 end
-return out
+-- cjson writes an empty table as {}; every item is a string, so encoding them is exact
+return #out > 0 and cjson.encode(out) or '[]'
 """
 )
 
@@ -356,12 +359,12 @@ class RedisSessionStore:
     def contents(self, session_id: str, digests: Sequence[str]) -> dict[str, PageContent]:
         if not digests:
             return {}
-        flat = self._contents(args=[self.prefix, session_id, self._now(), self._ttl(), *digests])
+        flat = json.loads(self._contents(args=[self.prefix, session_id, self._now(), self._ttl(), *digests]))
         out: dict[str, PageContent] = {}
         for i in range(0, len(flat), 4):
-            vec, terms = _text(flat[i + 2]), _text(flat[i + 3])
+            vec, terms = flat[i + 2], flat[i + 3]
             vector = np.frombuffer(base64.b64decode(vec), dtype="<f4").astype(np.float32) if vec else None
-            out[_text(flat[i])] = PageContent(_text(flat[i + 1]), vector, None if terms == "-" else terms)
+            out[flat[i]] = PageContent(flat[i + 1], vector, None if terms == "-" else terms)
         return out
 
     def exists(self, session_id: str) -> bool:
@@ -376,7 +379,3 @@ class RedisSessionStore:
     def ping(self) -> bool:
         """Whether the server answers (for health checks)."""
         return bool(self.client.ping())
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
