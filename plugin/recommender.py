@@ -257,6 +257,11 @@ class SessionRecommender:
         )
         event, art = self._linked(event, resolve=event.kind in INTENT_KINDS)
         kept, content = event.slim(), None  # the store keeps the text once per hash, beside the session
+        if event.kind == "search" and self._embeds_text:
+            # a search's vector is kept by hash like a page's (its text: the query), so that a worker that did not
+            # track it, or whose vector cache lost it, reads it back instead of embedding the query again on the
+            # request (MiniLM: milliseconds, and a thread hop to keep it off the event loop)
+            kept = replace(kept, text=None, content_ref=kept.content_hash())
         if event.kind in INTENT_KINDS and art is None:
             content = self.pages.get(kept.content_ref) if kept.content_ref else None
             if content is None:
@@ -264,7 +269,8 @@ class SessionRecommender:
                 # lost the page reads them instead of tokenising it again (a page's text is the same in every request)
                 vec = self.page_encoder.encode([event.content()])[0] if self._embeds_text else None
                 terms = query_terms(event.content()) if kept.content_ref and self._lexical_on() else None
-                content = PageContent((event.text or "")[:QUERY_CHARS], vec, terms)
+                text = event.query if event.kind == "search" else event.text  # what content() restores
+                content = PageContent((text or "")[:QUERY_CHARS], vec, terms)
                 if kept.content_ref:
                     self.pages.put(kept.content_ref, content)
         stored = self.store.append(kept, content) if kept.content_ref and content else self.store.append(kept)
@@ -348,7 +354,8 @@ class SessionRecommender:
             for i in text_rows:
                 content = pages.get(signal[i].content_ref or "")
                 if content is not None:  # a slim page gets its text's head back, for BM25 (which reads no further)
-                    signal[i] = _with_text(signal[i], content.text)
+                    if signal[i].kind != "search":  # (a search's text is its query, which it keeps)
+                        signal[i] = _with_text(signal[i], content.text)
                     # a vector from another encoder (the index was rebuilt with one since) has the wrong size
                     if content.vector is not None and content.vector.shape == (self.index.dim,):
                         vecs[i] = content.vector  # row by row: cheaper than stacking 16 rows first
@@ -622,13 +629,13 @@ class SessionRecommender:
     def _text_key(self, event: Event, key: str | None) -> TextKey | None:
         """A name for `_item_text(event, key)` that BM25's cache can use instead of hashing the text (see
         `plugin.lexical`), or None. A KB page's text is its article's (BM25's cache is dropped when an article
-        changes); a page whose stored text was restored has title + text, both fixed by its content hash. Not
-        a page whose stored content had lapsed: it stands for its title or else its url, which the hash may not
-        cover."""
+        changes); a page whose stored text was restored has title + text, both fixed by its content hash, and a
+        search its query, which its hash is of (`track`). Not a page whose stored content had lapsed: it stands
+        for its title or else its url, which the hash may not cover."""
         if key is not None and key in self.kb:
             return ("a", key)
-        if event.content_ref is not None and event.text is not None and event.kind != "search":
-            return ("p", event.content_ref)
+        if event.content_ref is not None and (event.text is not None or event.kind == "search"):
+            return ("p", event.content_ref)  # a search's hash is its query's, which it always carries (`track`)
         return None
 
     def _linked_from(self, keys: Sequence[str | None]) -> set[str]:

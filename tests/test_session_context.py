@@ -87,6 +87,29 @@ def test_redis_store_gives_the_same_answer(articles, fake_encoder, redis_url, re
     assert writer.erase("s") and reader.store.contents("s", [e.content_hash() for e in full]) == {}
 
 
+def test_a_worker_that_did_not_track_a_search_reads_its_vector_back(articles, fake_encoder):
+    """A search's vector is stored by hash like a page's: another worker suggests without embedding the query again
+    (nor hopping to a thread for it), with the answer the whole session gives; erasing the session removes it."""
+    from plugin import InMemorySessionStore
+
+    store = InMemorySessionStore()
+    writer = _recommender(articles, fake_encoder, store=store)
+    full = _reading(writer, "s")
+    reader = _recommender(articles, fake_encoder, store=store)  # another worker: nothing cached
+    ctx = reader.context("s")
+    searches = [e for e in ctx.events if e.kind == "search"]
+    assert searches and all(e.content_ref == e.content_hash() and e.text is None for e in searches)
+    assert not reader.needs_encoding(ctx.events)
+    calls = []
+    encode = reader.encoder.inner.encode
+    reader.encoder.inner.encode = lambda texts: calls.append(list(texts)) or encode(texts)
+    got = [(s.article.id, round(s.score, 5)) for s in reader.suggest("s", k=3, context=ctx)]
+    reader.encoder.inner.encode = encode
+    assert calls == []
+    assert got == _whole_session_answer(writer, full)
+    assert writer.erase("s") and store.contents("s", [e.content_ref for e in searches]) == {}
+
+
 def test_erase_drops_the_sessions_pages_from_this_workers_cache(articles, fake_encoder):
     rec = _recommender(articles, fake_encoder)
     full = _reading(rec, "gone")
