@@ -271,7 +271,7 @@ class SessionRecommender:
                 terms = query_terms(event.content()) if kept.content_ref and self._lexical_on() else None
                 text = event.query if event.kind == "search" else event.text  # what content() restores
                 content = PageContent((text or "")[:QUERY_CHARS], vec, terms)
-                if kept.content_ref:
+                if kept.content_ref and event.kind != "search":  # a search's vector is in the vector cache already
                     self.pages.put(kept.content_ref, content)
         stored = self.store.append(kept, content) if kept.content_ref and content else self.store.append(kept)
         if not stored:
@@ -349,16 +349,32 @@ class SessionRecommender:
         if kb_rows:
             vecs[kb_rows] = self.index.vectors([k for k in keys if k is not None])
         if text_rows:
-            pages = self.pages.for_events(self.store, session_id, [signal[i] for i in text_rows])
-            rest: list[int] = []
+            # A search's vector is in this worker's vector cache, where track() or an earlier read put it, or else in
+            # the store by its hash; pages are in `self.pages`, or else in the store. Searches are kept out of
+            # `self.pages`, bounded for pages: a long session's three searches there pushed out its pages.
+            cached = self.page_encoder.cache
+            fetch: list[int] = []
             for i in text_rows:
-                content = pages.get(signal[i].content_ref or "")
+                e = signal[i]
+                if e.kind == "search" and e.content_ref is not None:
+                    held = cached.get(content_key(self.encoder.name, e.content()))
+                    if held is not None and held.shape == (self.index.dim,):
+                        vecs[i] = held
+                        continue
+                fetch.append(i)
+            pages = self.pages.for_events(self.store, session_id, [signal[i] for i in fetch])
+            rest: list[int] = []
+            for i in fetch:
+                e = signal[i]
+                content = pages.get(e.content_ref or "")
                 if content is not None:  # a slim page gets its text's head back, for BM25 (which reads no further)
-                    if signal[i].kind != "search":  # (a search's text is its query, which it keeps)
-                        signal[i] = _with_text(signal[i], content.text)
+                    if e.kind != "search":  # (a search's text is its query, which it keeps)
+                        signal[i] = _with_text(e, content.text)
                     # a vector from another encoder (the index was rebuilt with one since) has the wrong size
                     if content.vector is not None and content.vector.shape == (self.index.dim,):
                         vecs[i] = content.vector  # row by row: cheaper than stacking 16 rows first
+                        if e.kind == "search":
+                            cached.put(content_key(self.encoder.name, e.content()), content.vector)
                         continue
                 rest.append(i)
             if rest:  # a page without text, a search, or one whose stored content expired: its words embedded

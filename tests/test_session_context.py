@@ -91,6 +91,7 @@ def test_a_worker_that_did_not_track_a_search_reads_its_vector_back(articles, fa
     """A search's vector is stored by hash like a page's: another worker suggests without embedding the query again
     (nor hopping to a thread for it), with the answer the whole session gives; erasing the session removes it."""
     from plugin import InMemorySessionStore
+    from plugin.encoder import content_key
 
     store = InMemorySessionStore()
     writer = _recommender(articles, fake_encoder, store=store)
@@ -107,6 +108,8 @@ def test_a_worker_that_did_not_track_a_search_reads_its_vector_back(articles, fa
     reader.encoder.inner.encode = encode
     assert calls == []
     assert got == _whole_session_answer(writer, full)
+    # read back into this worker's vector cache, where the next request finds them without the store
+    assert all(reader.page_encoder.cache.get(content_key(reader.encoder.name, e.query)) is not None for e in searches)
     assert writer.erase("s") and store.contents("s", [e.content_ref for e in searches]) == {}
 
 
