@@ -141,6 +141,28 @@ def test_worker_cache_entries_lapse_after_the_session_ttl():
     assert pages.get("a") is None and len(pages) == 0
 
 
+def test_worker_cache_is_bounded_in_bytes_as_well_as_entries():
+    import numpy as np
+
+    from plugin.page_contents import _size
+    from plugin.session_store import PageContent
+
+    def page(n: int) -> PageContent:  # text, terms about as long, a 384-d vector: ~3.9 kB
+        return PageContent("x" * 1000 + str(n), np.ones(384, np.float32), "y" * 1000)
+
+    one = _size(page(0))
+    assert one > 1000 + 1000 + 384 * 4
+    pages = PageContents(max_items=100, max_bytes=int(2.5 * one))
+    for n in range(3):
+        pages.put(str(n), page(n))
+    assert len(pages) == 2 and pages.get("0") is None and pages.get("2") is not None  # least recently used went
+    assert pages.bytes == 2 * one
+    pages.put("2", page(2))  # the same page again is counted once
+    assert pages.bytes == 2 * one and len(pages) == 2
+    pages.forget(["1", "2"])
+    assert pages.bytes == 0 and len(pages) == 0
+
+
 def test_restoring_a_stored_pages_text_is_dataclasses_replace():
     from dataclasses import replace
 
