@@ -10,7 +10,9 @@ own private redis-server, --visitors seeded visitors of which half are filled to
 version goes first alternates by round). On a shared box the load moves between rounds by more than the changes
 measured: two versions run one after the other (as `bench/wrk_load.py` twice) never see the same box, while here each
 round's four runs are next to each other. Reported per version: the median over rounds of each round's long / short
-p50 (all rounds, and without the first two, in which each worker's caches are still filling).
+p50 (all rounds, and without the first two, in which each worker's caches are still filling). Keep --visitors at a
+few hundred or more: one connection at ~500 req/s over a few dozen sessions trips the per-session rate limit (120
+requests a minute), and every 429 counts as an error.
 """
 
 from __future__ import annotations
