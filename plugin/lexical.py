@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FULL_SCAN_MAX", "LexicalIndex", "LexicalScores", "QUERY_CHARS"]
+__all__ = ["FULL_SCAN_MAX", "LexicalIndex", "LexicalScores", "QUERY_CHARS", "query_terms"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +47,35 @@ def _cache_key(head: str) -> bytes:
     return hashlib.blake2b(head.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
+def query_terms(text: str) -> str:
+    """The BM25 terms of a text as `LexicalIndex.search` queries with it (its head, tokenised), joined by spaces (a
+    token is a run of word characters: never a space). Kept with a stored page's content (`PageContent.terms`), so
+    that a worker whose BM25 cache lost the page does not tokenise it again: that was a third of a miss's cost."""
+    import bm25s
+
+    return " ".join(_tokens(text[:QUERY_CHARS], bm25s))
+
+
+def _tokens(head: str, bm25s: Any) -> list[str]:
+    return bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0]
+
+
 def _query(text: str, name: tuple[str, ...] | None) -> tuple[str, bytes | tuple[str, ...]] | None:
     """A text's head as a query and its cache key (its name, else a digest of the head); None for a blank text."""
     if not text.strip():
         return None
     head = text[:QUERY_CHARS]
     return head, name if name is not None else _cache_key(head)
+
+
+def _query_of(
+    texts: Sequence[str], i: int, name: tuple[str, ...] | None, terms: str | None
+) -> tuple[str, bytes | tuple[str, ...]] | None:
+    """`_query(texts[i], name)`, without making the text when it is named and its terms are known (a stored page's:
+    terms come from a text that was not blank, and a miss then reads the terms, not the head)."""
+    if name is not None and terms:
+        return "", name
+    return _query(texts[i], name)
 
 
 # A caller that can name a text more cheaply than by hashing it passes a key of its own (a tuple: never equal to a
@@ -160,19 +183,26 @@ class LexicalIndex:
             return self._bm25, self._row, self._ids
 
     def search(
-        self, texts: Sequence[str], weights: Sequence[float], keys: Sequence[TextKey | None] | None = None
+        self,
+        texts: Sequence[str],
+        weights: Sequence[float],
+        keys: Sequence[TextKey | None] | None = None,
+        terms: Sequence[str | None] | None = None,
     ) -> LexicalScores:
         """BM25 of every article for each text (a read page, a query), each divided by its best score over the
         KB (so 1.0 is the best lexical match), then summed with `weights`. `keys`: where not None, a name that
         stands for exactly that text while the KB is unchanged: the cache is keyed by it instead of the text's
-        digest, and `texts[i]` is not read when the cache holds it (`texts` may make its items on demand)."""
+        digest, and `texts[i]` is not read when the cache holds it (`texts` may make its items on demand).
+        `terms`: where not None, `query_terms(texts[i])` worked out before (a stored page's), read instead of
+        tokenising the text on a cache miss (read only then: it may make its items on demand too)."""
         import bm25s
 
         bm25, row, ids = self._built()
         named = keys if keys is not None else [None] * len(texts)
+        known = terms if terms is not None else [None] * len(texts)
         docs = self._docs
         if docs is not None and self._bm25 is bm25:
-            return self._candidate_scores(bm25, docs, row, texts, weights, named)
+            return self._candidate_scores(bm25, docs, row, texts, weights, named, known)
         total = np.zeros(len(row), dtype=np.float32)  # (N,)
         with self._lock:  # the named ones at once: a long session names 20
             cached = (
@@ -186,7 +216,7 @@ class LexicalIndex:
             # a cached text was not blank: only a blank one is skipped below, never cached
             scores = cached.get(i)
             if scores is None:
-                query = _query(texts[i], name)
+                query = _query_of(texts, i, name, known[i])
                 if query is None:
                     continue
                 head, key = query
@@ -194,9 +224,7 @@ class LexicalIndex:
                     # again for a name: the same page can come twice in one call, and its first use put it there
                     scores = self._scores.get(key) if self._bm25 is bm25 else None
                 if scores is None:
-                    scores = self._normalised(
-                        bm25, bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0], len(row)
-                    )
+                    scores = self._normalised(bm25, _terms_or_tokens(known[i], head, bm25s), len(row))
                     with self._lock:
                         if self._bm25 is bm25:  # not an index rebuilt meanwhile
                             self._scores.put(key, scores, len(scores))
@@ -211,6 +239,7 @@ class LexicalIndex:
         texts: Sequence[str],
         weights: Sequence[float],
         named: Sequence[TextKey | None],
+        known: Sequence[str | None],
     ) -> LexicalScores:
         """Scores computed later, for the candidates asked about: each text's tokens (cached like the full
         scores) as a query."""
@@ -226,14 +255,14 @@ class LexicalIndex:
                 with self._lock:
                     q = self._tokens.get(name)
             if q is None:
-                query = _query(texts[i], name)
+                query = _query_of(texts, i, name, known[i])
                 if query is None:
                     continue
                 head, key = query
                 with self._lock:
                     q = self._tokens.get(key)
             if q is None:
-                tokens = bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0]
+                tokens = _terms_or_tokens(known[i], head, bm25s)
                 tok, counts = np.unique(np.asarray(bm25.get_tokens_ids(tokens), dtype=np.int64), return_counts=True)
                 q = (tok, counts.astype(np.float32))
                 with self._lock:
@@ -247,9 +276,37 @@ class LexicalIndex:
         """BM25 of every article for these tokens divided by the best (zeros when nothing matches)."""
         if not tokens:
             return np.zeros(n, dtype=np.float32)
-        s = np.asarray(bm25.get_scores(tokens), dtype=np.float32)  # (N,)
+        s = np.asarray(_bm25_scores(bm25, tokens), dtype=np.float32)  # (N,)
         top = float(s.max())
         return s / top if top > 0 else np.zeros(n, dtype=np.float32)
+
+
+def _terms_or_tokens(terms: str | None, head: str, bm25s: Any) -> list[str]:
+    """The head's tokens: from its stored terms (`query_terms`) when there are some, else tokenised now."""
+    return terms.split() if terms is not None else _tokens(head, bm25s)
+
+
+def _bm25_scores(bm25, tokens: list[str]) -> np.ndarray:
+    """`bm25.get_scores(tokens)`, the same float32 numbers, in one numpy call instead of one per query token.
+
+    bm25s adds each token's column of precomputed scores into the result with its own `np.add.at`, token after
+    token (a 220-word page: 220 calls, ~0.4 ms; a KB page's 4,000 characters ~0.6 ms, most of a BM25 cache miss).
+    Here every token's column is gathered in query order and added with a single `np.add.at`, which adds its items
+    one after another in that order: each article's score gets the same float32 additions in the same order, so
+    the result is bit for bit bm25s's (tests/test_lexical_scores.py). A variant with a non-occurrence score
+    (BM25L / BM25+) goes to bm25s itself."""
+    s = bm25.scores
+    if getattr(bm25, "nonoccurrence_array", None) is not None:
+        return bm25.get_scores(tokens)
+    ids = np.asarray(bm25.get_tokens_ids(tokens), dtype=np.int64)  # (Q,) unknown tokens left out, repeats kept
+    indptr, indices, data = s["indptr"], s["indices"], s["data"]
+    starts, ends = indptr[ids], indptr[ids + 1]  # (Q,) each token's column
+    lengths = (ends - starts).astype(np.int64)
+    # positions of every column's entries, columns in query order: start_q, start_q + 1, ..., end_q - 1, then q + 1
+    at = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths) + np.arange(lengths.sum())
+    out = np.zeros(int(s["num_docs"]), dtype=np.dtype(bm25.dtype))  # (N,)
+    np.add.at(out, indices[at], data[at])
+    return out
 
 
 def _article_major(bm25):

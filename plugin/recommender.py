@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urljoin
 
 import numpy as np
@@ -35,7 +35,7 @@ from .hubness import HubnessIndex
 from .index import ArticleIndex
 from .inject import inject_reply
 from .knowledge_base import Article, KnowledgeBase
-from .lexical import QUERY_CHARS, LexicalIndex, LexicalScores, TextKey
+from .lexical import QUERY_CHARS, LexicalIndex, LexicalScores, TextKey, query_terms
 from .page_contents import PageContents
 from .persistence import is_trained, load_version, write_version
 from .request import SuggestRequest
@@ -50,6 +50,8 @@ from .zero_shot import IntentModel, ZeroShotIntent
 __all__ = ["SessionRecommender"]
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # Above this many articles `index_kind="auto"` picks ivf: exact flat search stops fitting a 2 ms budget. ivf
 # rather than hnsw: it deletes and updates in place (hnsw keeps tombstones until a rebuild), and at a million
@@ -257,16 +259,26 @@ class SessionRecommender:
         )
         event, art = self._linked(event, resolve=event.kind in INTENT_KINDS)
         kept, content = event.slim(), None  # the store keeps the text once per hash, beside the session
+        if event.kind == "search" and self._embeds_text:
+            # a search's vector is kept by hash like a page's (its text: the query), so that a worker that did not
+            # track it, or whose vector cache lost it, reads it back instead of embedding the query again on the
+            # request (MiniLM: milliseconds, and a thread hop to keep it off the event loop)
+            kept = replace(kept, text=None, content_ref=kept.content_hash())
         if event.kind in INTENT_KINDS and art is None:
             content = self.pages.get(kept.content_ref) if kept.content_ref else None
             if content is None:
-                # embed now, so suggest() only reads the vector. A page with text is embedded past the page cache:
-                # its vector lives in PageContents and the store, which erase can find by the page's hash, while
-                # the cache's key hashes the whole text, which nothing keeps to find it by.
-                encode = self.page_encoder.inner.encode if kept.content_ref else self.page_encoder.encode
+                # embed now, so suggest() only reads the vector; and the BM25 terms, so a worker whose BM25 cache
+                # lost the page reads them instead of tokenising it again (a page's text is the same in every request).
+                # A page with text is embedded past the page cache: its vector lives in PageContents and the store,
+                # which erase can find by the page's hash, while the cache's key hashes the whole text, which nothing
+                # keeps to find it by. A search's vector stays in the vector cache (erase drops it there).
+                page = kept.content_ref is not None and event.kind != "search"
+                encode = self.page_encoder.inner.encode if page else self.page_encoder.encode
                 vec = encode([event.content()])[0] if self._embeds_text else None
-                content = PageContent((event.text or "")[:QUERY_CHARS], vec)
-                if kept.content_ref:
+                terms = query_terms(event.content()) if kept.content_ref and self._lexical_on() else None
+                text = event.query if event.kind == "search" else event.text  # what content() restores
+                content = PageContent((text or "")[:QUERY_CHARS], vec, terms)
+                if page:  # a search's vector is in the vector cache already
                     self.pages.put(kept.content_ref, content)
         stored = self.store.append(kept, content) if kept.content_ref and content else self.store.append(kept)
         if not stored:
@@ -289,8 +301,8 @@ class SessionRecommender:
             return False
         signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
         return any(
-            self._kb_article(e) is None
-            and e.content_ref is None  # a stored page's vector is read from the store, not embedded again
+            e.content_ref is None  # a stored page's vector is read from the store, not embedded again
+            and self._kb_article(e) is None  # (after the cheap test: a long session holds ~7 stored pages)
             and self.page_encoder.cache.get(content_key(self.encoder.name, e.content())) is None
             for e in signal
         )
@@ -356,15 +368,32 @@ class SessionRecommender:
         if kb_rows:
             vecs[kb_rows] = self.index.vectors([k for k in keys if k is not None])
         if text_rows:
-            pages = self.pages.for_events(self.store, session_id, [signal[i] for i in text_rows])
-            rest: list[int] = []
+            # A search's vector is in this worker's vector cache, where track() or an earlier read put it, or else in
+            # the store by its hash; pages are in `self.pages`, or else in the store. Searches are kept out of
+            # `self.pages`, bounded for pages: a long session's three searches there pushed out its pages.
+            cached = self.page_encoder.cache
+            fetch: list[int] = []
             for i in text_rows:
-                content = pages.get(signal[i].content_ref or "")
+                e = signal[i]
+                if e.kind == "search" and e.content_ref is not None:
+                    held = cached.get(content_key(self.encoder.name, e.content()))
+                    if held is not None and held.shape == (self.index.dim,):
+                        vecs[i] = held
+                        continue
+                fetch.append(i)
+            pages = self.pages.for_events(self.store, session_id, [signal[i] for i in fetch])
+            rest: list[int] = []
+            for i in fetch:
+                e = signal[i]
+                content = pages.get(e.content_ref or "")
                 if content is not None:  # a slim page gets its text's head back, for BM25 (which reads no further)
-                    signal[i] = _with_text(signal[i], content.text)
+                    if e.kind != "search":  # (a search's text is its query, which it keeps)
+                        signal[i] = _with_text(e, content.text)
                     # a vector from another encoder (the index was rebuilt with one since) has the wrong size
                     if content.vector is not None and content.vector.shape == (self.index.dim,):
                         vecs[i] = content.vector  # row by row: cheaper than stacking 16 rows first
+                        if e.kind == "search":
+                            cached.put(content_key(self.encoder.name, e.content()), content.vector)
                         continue
                 rest.append(i)
             if rest:  # a page without text, a search, or one whose stored content expired: its words embedded
@@ -519,7 +548,9 @@ class SessionRecommender:
             # made only if BM25's cache does not hold them by name: a stored page's text is its title and 4,000
             # characters joined anew each time
             texts = _Lazy(partial(self._row_text, signal, keys, rows), len(rows))
-            lexical = self._lexical_scores(texts, query, qw, [self._text_key(signal[i], keys[i]) for i in rows])
+            names = [self._text_key(signal[i], keys[i]) for i in rows]
+            terms = _Lazy(partial(self._row_terms, signal, names, rows), len(rows))  # read on a BM25 cache miss only
+            lexical = self._lexical_scores(texts, query, qw, names, terms)
             linked = self._linked_from([keys[i] for i in rows])
             titled = self.titles.query([keys[i] for i in rows]) if cfg.title_weight > 0 and self._embeds_text else None
             passes.append(_Pass(vector, cold, catalogue, learned, calibration, lexical, linked, titled, protected))
@@ -619,16 +650,27 @@ class SessionRecommender:
     def _row_text(self, signal: Sequence[Event], keys: Sequence[str | None], rows: Sequence[int], j: int) -> str:
         return self._item_text(signal[rows[j]], keys[rows[j]])
 
+    def _row_terms(
+        self, signal: Sequence[Event], names: Sequence[TextKey | None], rows: Sequence[int], j: int
+    ) -> str | None:
+        """The stored BM25 terms of row j's text, where it is a stored page's (named by its content hash, see
+        `_text_key`): the text restored from that content is the one its terms were made of when it was tracked."""
+        name = names[j]
+        if name is None or name[0] != "p":
+            return None
+        content = self.pages.get(signal[rows[j]].content_ref)
+        return content.terms if content is not None else None
+
     def _text_key(self, event: Event, key: str | None) -> TextKey | None:
         """A name for `_item_text(event, key)` that BM25's cache can use instead of hashing the text (see
         `plugin.lexical`), or None. A KB page's text is its article's (BM25's cache is dropped when an article
-        changes); a page whose stored text was restored has title + text, both fixed by its content hash. Not
-        a page whose stored content had lapsed: it stands for its title or else its url, which the hash may not
-        cover."""
+        changes); a page whose stored text was restored has title + text, both fixed by its content hash, and a
+        search its query, which its hash is of (`track`). Not a page whose stored content had lapsed: it stands
+        for its title or else its url, which the hash may not cover."""
         if key is not None and key in self.kb:
             return ("a", key)
-        if event.content_ref is not None and event.text is not None and event.kind != "search":
-            return ("p", event.content_ref)
+        if event.content_ref is not None and (event.text is not None or event.kind == "search"):
+            return ("p", event.content_ref)  # a search's hash is its query's, which it always carries (`track`)
         return None
 
     def _linked_from(self, keys: Sequence[str | None]) -> set[str]:
@@ -653,17 +695,22 @@ class SessionRecommender:
         query: str | None,
         query_weight: float,
         text_keys: Sequence[TextKey | None] | None = None,
+        terms: Sequence[str | None] | None = None,
     ) -> LexicalScores | None:
         """BM25 of the KB against what was read (and asked), for fusion; None when fusion is off. `text_keys`: the
-        pages' names for BM25's cache (`_text_key`)."""
-        if self.settings.lexical_weight <= 0 or not self._embeds_text:
+        pages' names for BM25's cache (`_text_key`); `terms`: their stored BM25 terms, where known (`_row_terms`)."""
+        if not self._lexical_on():
             return None
         has_query = bool(query and query.strip())
         page_w = (1.0 - query_weight if has_query else 1.0) / max(len(texts), 1)
         parts = _Lazy(lambda j: texts[j] if j < len(texts) else query or "", len(texts) + has_query)
         weights = [page_w] * len(texts) + ([query_weight if texts else 1.0] if has_query else [])
         names = list(text_keys) if text_keys is not None else [None] * len(texts)
-        return self.lexical.search(parts, weights, names + ([None] if has_query else []))
+        known = _Lazy(lambda j: terms[j] if terms is not None and j < len(texts) else None, len(texts) + has_query)
+        return self.lexical.search(parts, weights, names + ([None] if has_query else []), known)
+
+    def _lexical_on(self) -> bool:
+        return self.settings.lexical_weight > 0 and self._embeds_text
 
     def _first_hits(
         self, vectors: Sequence[np.ndarray], *, centre: bool, pool: int
@@ -982,17 +1029,17 @@ def _split_seen(seen: Iterable[str]) -> tuple[list[str], list[str]]:
     return ids, urls
 
 
-class _Lazy(Sequence[str]):
-    """Texts made when first asked for, by position."""
+class _Lazy(Sequence[_T]):
+    """Texts (or their terms) made when first asked for, by position."""
 
-    def __init__(self, make: Callable[[int], str], n: int) -> None:
+    def __init__(self, make: Callable[[int], _T], n: int) -> None:
         self._make, self._n = make, n
-        self._made: dict[int, str] = {}
+        self._made: dict[int, _T] = {}
 
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, j: int) -> str:  # type: ignore[override]  # an int index is all BM25 uses
+    def __getitem__(self, j: int) -> _T:  # type: ignore[override]  # an int index is all BM25 uses
         if not 0 <= j < self._n:
             raise IndexError(j)
         if j not in self._made:

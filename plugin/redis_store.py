@@ -15,7 +15,8 @@ Layout, per key prefix `P` and session id `S`:
     P ctx:S     list of the intent events of ev:S, same order (a suggestion reads its newest few)
     P vis:S     hash: seen key (Event.seen_keys) -> how many held events carry it (exclude_seen)
     P refs:S    hash: content hash -> how many held events name it
-    P pc:H      hash: t (text head), v (vector, base64): a page's content, shared by the sessions that read it
+    P pc:H      hash: t (text head), v (vector, base64), w (BM25 terms): a page's content, shared by the sessions
+                that read it
     P pco:H     sorted set: session -> last access, the sessions holding content H (gone with the last one)
 
 A suggestion's read refreshes its pages' contents (their owner scores and expiry) at most every quarter TTL per
@@ -98,7 +99,8 @@ end
 """
 
 # ARGV: prefix, sid, now, ttl, max_events, reject, max_sessions, event_id, payload, window, kind, key, ts,
-#       intent ('1'/'0'), seen keys (JSON list), content hash ('' for none), content text, content vector (base64)
+#       intent ('1'/'0'), seen keys (JSON list), content hash ('' for none), content text, content vector (base64),
+#       content terms ('' for none)
 # Returns 1 stored, 0 duplicate, -1 full (reject).
 _APPEND = (
     _DROP
@@ -155,7 +157,7 @@ for _, sk in ipairs(cjson.decode(ARGV[15])) do redis.call('HINCRBY', vis, sk, 1)
 if digest ~= '' then
   local pc, owners = prefix .. 'pc:' .. digest, prefix .. 'pco:' .. digest
   redis.call('HINCRBY', refs, digest, 1)
-  redis.call('HSET', pc, 't', ARGV[17], 'v', ARGV[18])
+  redis.call('HSET', pc, 't', ARGV[17], 'v', ARGV[18], 'w', ARGV[19])
   redis.call('ZADD', owners, now, sid)
   redis.call('PEXPIRE', pc, content_ms(ttl))
   redis.call('PEXPIRE', owners, content_ms(ttl))
@@ -212,23 +214,27 @@ return {json_array(events), #keys > 0 and cjson.encode(keys) or '[]'}
 """
 )
 
-# ARGV: prefix, sid, now, ttl, hash... Flat [hash, text, vector, ...] for the contents this session holds.
+# ARGV: prefix, sid, now, ttl, hash... One JSON array [hash, text, vector, terms, ...] of the contents this session
+# holds: one bulk string for the client, not four per page (redis-py's reader parsed each of a long session's
+# pages' four strings on its own, most of the client's cost of reading them).
 _CONTENTS = (
     _DROP
     + """
 local prefix, sid, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-if not live(prefix, sid, now, ttl) then return {} end
+if not live(prefix, sid, now, ttl) then return '[]' end
 local out = {}
 for i = 5, #ARGV do
   local d = ARGV[i]
   if redis.call('HEXISTS', prefix .. 'refs:' .. sid, d) == 1 then
-    local got = redis.call('HMGET', prefix .. 'pc:' .. d, 't', 'v')
+    local got = redis.call('HMGET', prefix .. 'pc:' .. d, 't', 'v', 'w')
     if got[1] then
-      table.insert(out, d); table.insert(out, got[1]); table.insert(out, got[2] or '')
+      -- '-': no terms (terms are words joined by spaces, never '-'; '' is a page of stop words only)
+      table.insert(out, d); table.insert(out, got[1]); table.insert(out, got[2] or ''); table.insert(out, got[3] or '-')
     end
   end
 end
-return out
+-- cjson writes an empty table as {}; every item is a string, so encoding them is exact
+return #out > 0 and cjson.encode(out) or '[]'
 """
 )
 
@@ -296,9 +302,11 @@ class RedisSessionStore:
         s = self.settings
         digest = content_digest(event) if content is not None else ""
         payload = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
-        text, vector = "", ""
+        text, vector, terms = "", "", "-"  # '-': no terms (never a word: see _CONTENTS)
         if content is not None:
             text = content.text
+            if content.terms is not None:
+                terms = content.terms
             if content.vector is not None:
                 # base64, so a client with decode_responses=True reads it back as the same text
                 vector = base64.b64encode(np.asarray(content.vector, dtype="<f4").tobytes()).decode("ascii")
@@ -322,6 +330,7 @@ class RedisSessionStore:
                 digest,
                 text,
                 vector,
+                terms,
             ]
         )
         if int(result) < 0:
@@ -350,12 +359,12 @@ class RedisSessionStore:
     def contents(self, session_id: str, digests: Sequence[str]) -> dict[str, PageContent]:
         if not digests:
             return {}
-        flat = self._contents(args=[self.prefix, session_id, self._now(), self._ttl(), *digests])
+        flat = json.loads(self._contents(args=[self.prefix, session_id, self._now(), self._ttl(), *digests]))
         out: dict[str, PageContent] = {}
-        for i in range(0, len(flat), 3):
-            vec = _text(flat[i + 2])
+        for i in range(0, len(flat), 4):
+            vec, terms = flat[i + 2], flat[i + 3]
             vector = np.frombuffer(base64.b64decode(vec), dtype="<f4").astype(np.float32) if vec else None
-            out[_text(flat[i])] = PageContent(_text(flat[i + 1]), vector)
+            out[flat[i]] = PageContent(flat[i + 1], vector, None if terms == "-" else terms)
         return out
 
     def exists(self, session_id: str) -> bool:
@@ -370,7 +379,3 @@ class RedisSessionStore:
     def ping(self) -> bool:
         """Whether the server answers (for health checks)."""
         return bool(self.client.ping())
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else value

@@ -32,6 +32,9 @@ class PageContent:
 
     text: str  # the head of the page's text: as much as the lexical half reads (lexical.QUERY_CHARS)
     vector: np.ndarray | None = None  # (D,) float32, the page's embedding; None: embed `text` again
+    # the lexical half's query terms of the page (title and text head: `lexical.query_terms`), worked out once when
+    # it was tracked; None: tokenise the text again when BM25's cache has lost the page
+    terms: str | None = None
 
 
 @dataclass(frozen=True)

@@ -326,6 +326,29 @@ class SessionStoreContract:
         np.testing.assert_array_equal(got[slim.content_ref].vector, content.vector)
         assert store.contents("other", [slim.content_ref]) == {}  # not reachable through another session
 
+    def test_contents_keep_their_terms_exactly(self, clock):
+        """BM25's terms (`PageContent.terms`) come back as stored: absent, empty (a page of stop words) or words."""
+        store = self.store_with(clock)
+        stored = {}
+        for n, terms in enumerate([None, "", "backups pg_dump wal é-accent"]):
+            slim, content = self.page("s", n, f"page {n}")
+            store.append(slim, PageContent(content.text, content.vector, terms))
+            stored[slim.content_ref] = terms
+        got = store.contents("s", list(stored))
+        assert {d: c.terms for d, c in got.items()} == stored
+
+    def test_contents_give_back_any_text_exactly(self, clock):
+        # the Redis store sends contents as one JSON array: quotes, backslashes, slashes, control characters and
+        # non-ASCII in a page's text and terms come back as they went in
+        store = self.store_with(clock)
+        odd = 'a "quoted" \\ back/slash\ttab\nnew line \x01 é漢字🙂 \u2028 end'
+        slim, content = self.page("s", 1, odd)
+        store.append(slim, PageContent(odd, content.vector, 'é漢字 back slash \\ "x"'))
+        got = store.contents("s", [slim.content_ref])[slim.content_ref]
+        assert got.text == odd and got.terms == 'é漢字 back slash \\ "x"'
+        np.testing.assert_array_equal(got.vector, content.vector)
+        assert store.contents("s", ["0" * 64]) == {} and store.contents("nobody", [slim.content_ref]) == {}
+
     def test_content_needs_a_slim_event(self, clock):
         store = self.store_with(clock)
         full = make_event("s", "page_view", url="https://site.test/p", text="body", ts=1.0)

@@ -3,10 +3,12 @@ hash: the answer must be the one the whole session with its texts gave, on both 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from redis_server import redis_prefix, redis_url  # noqa: F401  (fixtures)
 
-from plugin import SessionRecommender, SessionSettings, SuggestSettings
+from plugin import Event, InvalidEventError, SessionRecommender, SessionSettings, SuggestSettings, make_event
 from plugin.page_contents import PageContents
 from plugin.request import SuggestRequest
 
@@ -85,6 +87,32 @@ def test_redis_store_gives_the_same_answer(articles, fake_encoder, redis_url, re
     assert writer.erase("s") and reader.store.contents("s", [e.content_hash() for e in full]) == {}
 
 
+def test_a_worker_that_did_not_track_a_search_reads_its_vector_back(articles, fake_encoder):
+    """A search's vector is stored by hash like a page's: another worker suggests without embedding the query again
+    (nor hopping to a thread for it), with the answer the whole session gives; erasing the session removes it."""
+    from plugin import InMemorySessionStore
+    from plugin.encoder import content_key
+
+    store = InMemorySessionStore()
+    writer = _recommender(articles, fake_encoder, store=store)
+    full = _reading(writer, "s")
+    reader = _recommender(articles, fake_encoder, store=store)  # another worker: nothing cached
+    ctx = reader.context("s")
+    searches = [e for e in ctx.events if e.kind == "search"]
+    assert searches and all(e.content_ref == e.content_hash() and e.text is None for e in searches)
+    assert not reader.needs_encoding(ctx.events)
+    calls = []
+    encode = reader.encoder.inner.encode
+    reader.encoder.inner.encode = lambda texts: calls.append(list(texts)) or encode(texts)
+    got = [(s.article.id, round(s.score, 5)) for s in reader.suggest("s", k=3, context=ctx)]
+    reader.encoder.inner.encode = encode
+    assert calls == []
+    assert got == _whole_session_answer(writer, full)
+    # read back into this worker's vector cache, where the next request finds them without the store
+    assert all(reader.page_encoder.cache.get(content_key(reader.encoder.name, e.query)) is not None for e in searches)
+    assert writer.erase("s") and store.contents("s", [e.content_ref for e in searches]) == {}
+
+
 def test_erase_drops_the_sessions_pages_from_this_workers_cache(articles, fake_encoder):
     rec = _recommender(articles, fake_encoder)
     full = _reading(rec, "gone")
@@ -113,6 +141,28 @@ def test_worker_cache_entries_lapse_after_the_session_ttl():
     assert pages.get("a") is None and len(pages) == 0
 
 
+def test_worker_cache_is_bounded_in_bytes_as_well_as_entries():
+    import numpy as np
+
+    from plugin.page_contents import _size
+    from plugin.session_store import PageContent
+
+    def page(n: int) -> PageContent:  # text, terms about as long, a 384-d vector: ~3.9 kB
+        return PageContent("x" * 1000 + str(n), np.ones(384, np.float32), "y" * 1000)
+
+    one = _size(page(0))
+    assert one > 1000 + 1000 + 384 * 4
+    pages = PageContents(max_items=100, max_bytes=int(2.5 * one))
+    for n in range(3):
+        pages.put(str(n), page(n))
+    assert len(pages) == 2 and pages.get("0") is None and pages.get("2") is not None  # least recently used went
+    assert pages.bytes == 2 * one
+    pages.put("2", page(2))  # the same page again is counted once
+    assert pages.bytes == 2 * one and len(pages) == 2
+    pages.forget(["1", "2"])
+    assert pages.bytes == 0 and len(pages) == 0
+
+
 def test_restoring_a_stored_pages_text_is_dataclasses_replace():
     from dataclasses import replace
 
@@ -139,3 +189,25 @@ def test_reasons_name_the_pages_as_before_but_only_those_asked_for(articles, fak
     labels = _Labels(rec.kb, signal, [art.id, None, None])
     assert len(labels) == 3 and labels._made == {}
     assert [labels[i] for i in range(3)] == [short_title(art.title), "your search “how to serialize”", "Notes"]
+
+
+def test_an_event_read_back_from_its_record_is_the_constructed_event():
+    """`Event.from_dict` fills a stored record in directly (the context read decodes 20 a suggestion): the same
+    event the constructor makes, a fresh `meta` for a record without one, and the constructor's error for a record that is not one."""
+    full = make_event("s", "page_view", url="https://site.test/p", title="T", text="body", meta={"src": "w"}, ts=1.0)
+    for e in (
+        full,
+        full.slim(),
+        make_event("s", "search", query="q", ts=2.0),
+        make_event("s", "article_open", article_id="a", ts=3.0),
+    ):
+        record = json.loads(json.dumps(e.to_dict()))
+        back = Event.from_dict(record)
+        assert back == Event(**record) == e and type(back) is Event
+    back = Event.from_dict({"session_id": "s", "kind": "search", "ts": 1.0, "event_id": "x", "query": "q"})
+    back.meta["k"] = 1
+    assert Event.from_dict({"session_id": "s", "kind": "search", "ts": 1.0, "event_id": "y"}).meta == {}
+    with pytest.raises(InvalidEventError, match="not an event record"):
+        Event.from_dict({"session_id": "s", "kind": "search", "ts": 1.0, "event_id": "x", "colour": "red"})
+    with pytest.raises(InvalidEventError, match="not an event record"):
+        Event.from_dict({"session_id": "s", "kind": "search", "ts": 1.0})

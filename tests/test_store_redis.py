@@ -75,9 +75,10 @@ def test_erase_leaves_no_key_of_the_session_or_its_pages(redis_url, redis_prefix
     for sid in ("a", "b"):
         for i in range(3):
             e = make_event(sid, "page_view", url=f"https://site.test/{i}", text=f"page {i} text", ts=float(i))
-            store.append(e.slim(), PageContent(f"page {i}", np.ones(4, np.float32)))
+            store.append(e.slim(), PageContent(f"page {i}", np.ones(4, np.float32), terms=f"page {i} text"))
         store.append(make_event(sid, "suggestion_impression", article_id="x", ts=9.0))
-    assert any(k.startswith(f"{redis_prefix}pc:".encode()) for k in client.scan_iter(match=redis_prefix + "*"))
+    pages = [k for k in client.scan_iter(match=redis_prefix + "pc:*")]
+    assert pages and all(client.hget(k, "w") for k in pages)  # the terms live in the page's own key
     assert store.erase("a") and store.erase("b")
     left = {k.decode()[len(redis_prefix) :] for k in client.scan_iter(match=redis_prefix + "*")}
     assert left <= {"seq"}, left
