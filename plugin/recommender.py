@@ -278,7 +278,7 @@ class SessionRecommender:
                 terms = query_terms(event.content()) if kept.content_ref and self._lexical_on() else None
                 text = event.query if event.kind == "search" else event.text  # what content() restores
                 content = PageContent((text or "")[:QUERY_CHARS], vec, terms)
-                if page:  # a search's vector is in the vector cache already
+                if page and kept.content_ref:  # a search's vector is in the vector cache already
                     self.pages.put(kept.content_ref, content)
         stored = self.store.append(kept, content) if kept.content_ref and content else self.store.append(kept)
         if not stored:
