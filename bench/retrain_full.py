@@ -37,6 +37,7 @@ from plugin.models._neural import NeuralModel  # noqa: E402
 from plugin.models.cli import load_data, parse_options, register, train_config  # noqa: E402
 from plugin.models.device import resolve_device  # noqa: E402
 from plugin.models.evaluation import evaluate  # noqa: E402
+from plugin.models.precision import resolve_precision  # noqa: E402
 from plugin.models.training import EpochRecord  # noqa: E402
 
 logger = logging.getLogger("retrain_full")
@@ -50,11 +51,11 @@ def _chosen_epoch(valid_out: Path) -> int | None:
     return int(json.loads(report.read_text())["report"]["best_epoch"])
 
 
-def _precision(device: torch.device, bf16: bool) -> str:
-    if bf16:
-        return "bfloat16 autocast"
+def _precision(device: torch.device, bf16: bool | None) -> str:
+    """What the run trained in, resolved as training resolves it (``bf16=None``: this CPU's native support)."""
     if device.type != "cuda":
-        return "float32"
+        p = resolve_precision("auto" if bf16 is None else ("bf16" if bf16 else "fp32"))
+        return f"{'bfloat16 autocast' if p.bf16 else 'float32'} ({p.reason})"
     return (
         f"float32 (TF32 matmul {torch.backends.cuda.matmul.allow_tf32}, TF32 cuDNN {torch.backends.cudnn.allow_tf32})"
     )
