@@ -16,7 +16,7 @@ COUNT_MODELS = ("pop", "spop", "markov", "itemknn", "vsknn")
 
 
 def test_registry_names_valid_models_in_its_error() -> None:
-    assert set(COUNT_MODELS) | {"stamp", "gru4rec", "srgnn"} == set(MODEL_NAMES)
+    assert set(COUNT_MODELS) | {"stamp", "gru4rec", "srgnn", "core"} == set(MODEL_NAMES)
     with pytest.raises(ConfigError, match="Valid names are: pop, spop"):
         get_model("narm")
     with pytest.raises(ConfigError, match="Valid options are"):

@@ -69,6 +69,18 @@ class TestSRGNN(SessionModelContract):
     train = _NEURAL
 
 
+class TestCORE(SessionModelContract):
+    name = "core"
+    options = {"dim": 16, "inner": 32}
+    train = _NEURAL
+
+
+class TestCOREAve(SessionModelContract):
+    name = "core"
+    options = {"dim": 16, "encoder": "ave"}
+    train = _NEURAL
+
+
 def test_every_registered_model_runs_the_contract() -> None:
     here = sys.modules[__name__]
     covered = {

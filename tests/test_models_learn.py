@@ -24,7 +24,7 @@ from plugin.models.metrics import popularity_ranks, rank_metrics
 torch.set_num_threads(1)
 
 DATA = Path(os.environ.get("SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-NEURAL = ("stamp", "gru4rec", "srgnn")
+NEURAL = ("stamp", "gru4rec", "srgnn", "core")
 TARGET_STEPS = 300
 
 

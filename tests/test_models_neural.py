@@ -16,16 +16,18 @@ from plugin.models.training import TrainConfig
 
 torch.set_num_threads(1)
 
-NEURAL = ("stamp", "gru4rec", "srgnn")
+NEURAL = ("stamp", "gru4rec", "srgnn", "core")
 _SAMPLED = {"dim": 16, "hidden": 16, "negatives": "sampled", "n_sample": 6}
 SMALL = {
     "stamp": {"dim": 16},
     "gru4rec": {"dim": 16, "hidden": 16},
     "srgnn": {"dim": 16},
+    "core": {"dim": 16, "inner": 32},
+    "core-ave": {"dim": 16, "encoder": "ave"},
     "gru4rec-bpr-max": {**_SAMPLED, "loss": "bpr-max", "elu_param": 1.0, "bpreg": 0.5},
     "gru4rec-sampled-ce": {**_SAMPLED, "logq": 1.0},
 }
-VARIANTS = (*NEURAL, "gru4rec-bpr-max", "gru4rec-sampled-ce")
+VARIANTS = (*NEURAL, "core-ave", "gru4rec-bpr-max", "gru4rec-sampled-ce")
 QUICK = TrainConfig(epochs=1, batch_size=64, lr=1e-2, progress=False, bf16=False)
 
 

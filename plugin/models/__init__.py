@@ -29,6 +29,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "stamp": ("stamp", "STAMPModel"),
     "gru4rec": ("gru4rec", "GRU4Rec"),
     "srgnn": ("srgnn", "SRGNN"),
+    "core": ("core", "CORE"),
 }
 MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
