@@ -101,10 +101,13 @@ def test_erase_removes_the_session_from_redis_and_event_log(articles, fake_encod
     store = RedisSessionStore.from_url(redis_url, prefix=redis_prefix)
     log = EventLog(tmp_path / "events.jsonl")
     _erase_everywhere(_rec(articles, fake_encoder, store=store, event_log=log), log)
+    from plugin.session_store import id_digest
+
     client = redis.Redis.from_url(redis_url)
     # what Redis holds under that id is the new visit only: one event, nothing of the erased one
-    assert client.llen(f"{redis_prefix}ev:gone") == 1
-    assert SECRET.encode() not in b"".join(client.lrange(f"{redis_prefix}ev:gone", 0, -1))
+    events = f"{redis_prefix}ev:{id_digest('gone')}"
+    assert client.llen(events) == 1
+    assert SECRET.encode() not in b"".join(client.lrange(events, 0, -1))
 
 
 def test_page_text_reaches_no_log_unless_opted_in(articles, fake_encoder, tmp_path, caplog):
