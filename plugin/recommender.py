@@ -118,7 +118,8 @@ class SessionRecommender:
         self.settings = settings or SuggestSettings()
         self._embeds_text = bool(getattr(encoder, "embeds_text", True))
         self.event_log = event_log
-        self.lexical = LexicalIndex(self._lexical_corpus)
+        # BM25's cached scores of read texts lapse after the session TTL too (an erased session's on every worker)
+        self.lexical = LexicalIndex(self._lexical_corpus, ttl_seconds=self.session_settings.ttl_seconds)
         self.hubness = HubnessIndex(self._hubness_vectors)
         self.titles = TitleIndex(self._title_vectors)
 
