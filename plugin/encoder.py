@@ -17,7 +17,6 @@ import os
 import re
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -27,6 +26,7 @@ import numpy as np
 from .atomic import atomic_write_with
 from .chunking import MAX_WINDOWS, pool_windows, split_windows, spread_windows
 from .errors import ConfigError, DimensionMismatchError, IndexFormatError
+from .ttl_cache import TTLCache
 
 __all__ = [
     "Encoder",
@@ -261,7 +261,7 @@ class EmbeddingCache:
     `ttl_seconds`: entries not used for that long are dropped (at the next use of the cache). The cache of
     visitors' pages and queries has one, the session TTL, so a vector embedded for a session that was erased, on
     any worker, is gone within one TTL like the session's page contents (`page_contents`); `forget` drops entries
-    at once. The article cache saved with the index has none."""
+    at once. The article cache saved with the index has none. (The LRU itself is `ttl_cache.TTLCache`.)"""
 
     def __init__(
         self,
@@ -272,67 +272,40 @@ class EmbeddingCache:
         ttl_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if ttl_seconds is not None and ttl_seconds <= 0:
-            raise ConfigError(f"ttl_seconds must be positive or None (no expiry), got {ttl_seconds}")
         self.dim = dim
         self.encoder_name = encoder_name
-        self.max_items = max_items
-        self.ttl_seconds = ttl_seconds
-        self._clock = clock
-        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._used: dict[str, float] = {}  # key -> last use; kept only with a ttl (LRU order is use order)
+        self._data: TTLCache[str, np.ndarray] = TTLCache(max_items, ttl_seconds=ttl_seconds, clock=clock)
         self._lock = threading.Lock()
+
+    @property
+    def max_items(self) -> int:
+        return self._data.max_items
+
+    @property
+    def ttl_seconds(self) -> float | None:
+        return self._data.ttl_seconds
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def _drop_lapsed(self, now: float) -> None:
-        """Drop entries unused for longer than the ttl: the least recently used come first, so stop at a fresh one."""
-        ttl = self.ttl_seconds
-        if ttl is None:
-            return
-        while self._data:
-            oldest = next(iter(self._data))
-            if now - self._used[oldest] <= ttl:
-                return
-            del self._data[oldest]
-            del self._used[oldest]
-
     def get(self, key: str) -> np.ndarray | None:
         with self._lock:
-            if self.ttl_seconds is not None:
-                now = self._clock()
-                self._drop_lapsed(now)
-                if key in self._data:
-                    self._used[key] = now
-            v = self._data.get(key)
-            if v is not None:
-                self._data.move_to_end(key)
-            return v
+            return self._data.get(key)
 
     def put(self, key: str, vec: np.ndarray) -> None:
         with self._lock:
-            self._data[key] = vec
-            self._data.move_to_end(key)
-            if self.ttl_seconds is not None:
-                now = self._clock()
-                self._used[key] = now
-                self._drop_lapsed(now)
-            while len(self._data) > self.max_items:
-                dropped, _ = self._data.popitem(last=False)
-                self._used.pop(dropped, None)
+            self._data.put(key, vec)
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop these entries (the session whose texts they embed was erased)."""
         with self._lock:
-            for key in keys:
-                self._data.pop(key, None)
-                self._used.pop(key, None)
+            self._data.forget(keys)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         with self._lock:
-            keys = np.array(list(self._data.keys()), dtype="U32")
-            vecs = np.stack(list(self._data.values())) if self._data else np.zeros((0, self.dim), np.float32)
+            held = list(self._data.items())
+        keys = np.array([k for k, _ in held], dtype="U32")
+        vecs = np.stack([v for _, v in held]) if held else np.zeros((0, self.dim), np.float32)
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as fh:
@@ -355,7 +328,7 @@ class EmbeddingCache:
         if vecs.ndim != 2 or (len(vecs) and vecs.shape[1] != dim):
             raise DimensionMismatchError(f"embedding cache {path} holds {vecs.shape[1]}-d vectors, encoder has {dim}")
         for k, v in zip(keys.tolist(), vecs):
-            cache._data[k] = v
+            cache._data.put(k, v)
         return cache
 
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
 from typing import Any
 
 import numpy as np
+
+from .ttl_cache import TTLCache
 
 __all__ = ["FULL_SCAN_MAX", "LexicalIndex", "LexicalScores", "QUERY_CHARS", "query_terms"]
 
@@ -35,7 +37,8 @@ logger = logging.getLogger(__name__)
 QUERY_CHARS = 4000
 # Scores of recently read texts, kept so a session's pages are tokenised and scored once, not on every request
 # (a page is read in many requests: every suggestion of its session). Bounded in floats, not entries: each
-# entry holds one score per article.
+# entry holds one score per article. Entries lapse after the session TTL where one is given (`LexicalIndex`):
+# an erased session's scores and tokens leave every worker, not only the one that erased it (`forget`).
 _CACHE_FLOATS = 2_000_000  # 8 MB per worker
 # ... and in entries: with a small KB the float bound alone would allow hundreds of thousands of entries. Entries are
 # keyed by a digest of the text, not the text: keys of up to QUERY_CHARS characters each were outside the float
@@ -84,44 +87,9 @@ def _query_of(
 TextKey = tuple[str, ...]
 
 
-class _TextCache:
-    """Least recently used values per text (keyed by `_cache_key`), bounded in the numbers they hold
-    (`_CACHE_FLOATS`) and in entries (`_CACHE_ENTRIES`). Not thread-safe: the index holds its lock around it."""
-
-    def __init__(self) -> None:
-        self._data: OrderedDict[bytes | TextKey, tuple[Any, int]] = OrderedDict()  # key -> (value, numbers)
-        self.numbers = 0
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __iter__(self) -> Iterator[bytes | TextKey]:
-        return iter(self._data)
-
-    def get(self, key: bytes | TextKey) -> Any | None:
-        hit = self._data.get(key)
-        if hit is None:
-            return None
-        self._data.move_to_end(key)
-        return hit[0]
-
-    def put(self, key: bytes | TextKey, value: Any, numbers: int) -> None:
-        if key in self._data:
-            return
-        self._data[key] = (value, numbers)
-        self.numbers += numbers
-        while len(self._data) > 1 and (self.numbers > _CACHE_FLOATS or len(self._data) > _CACHE_ENTRIES):
-            _, (_, n) = self._data.popitem(last=False)
-            self.numbers -= n
-
-    def discard(self, key: bytes | TextKey) -> None:
-        hit = self._data.pop(key, None)
-        if hit is not None:
-            self.numbers -= hit[1]
-
-    def clear(self) -> None:
-        self._data.clear()
-        self.numbers = 0
+def _text_cache(ttl_seconds: float | None, clock: Callable[[], float]) -> TTLCache:
+    # the bounds are read when an index is made (a test lowers them for one index)
+    return TTLCache(_CACHE_ENTRIES, max_weight=_CACHE_FLOATS, ttl_seconds=ttl_seconds, clock=clock)
 
 
 # Above this many articles BM25 scores the dense candidates only (see the module docstring). The relevance
@@ -133,8 +101,15 @@ class LexicalIndex:
     """BM25 scores of the KB's articles for a text. `texts` is called to (re)build after `invalidate`."""
 
     def __init__(
-        self, texts: Callable[[], tuple[Sequence[str], Sequence[str]]], *, full_scan_max: int = FULL_SCAN_MAX
+        self,
+        texts: Callable[[], tuple[Sequence[str], Sequence[str]]],
+        *,
+        full_scan_max: int = FULL_SCAN_MAX,
+        ttl_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`ttl_seconds`: cached scores and tokens unused for that long are dropped (the recommender gives the
+        session TTL); None: only the bounds drop them."""
         self._texts = texts  # -> (article ids, texts)
         self._full_scan_max = full_scan_max
         self._lock = threading.Lock()
@@ -142,8 +117,10 @@ class LexicalIndex:
         self._row: dict[str, int] = {}
         self._ids: list[str] = []
         self._docs = None  # above full_scan_max: the scores article-major (scipy CSR, N x vocabulary)
-        self._scores = _TextCache()  # text head -> (N,) scores / their best
-        self._tokens = _TextCache()  # text head -> (token ids, counts), above full_scan_max
+        # Keyed by `_cache_key` of a text's head or by its name, bounded in the numbers they hold (`_CACHE_FLOATS`)
+        # and in entries (`_CACHE_ENTRIES`); guarded by self._lock.
+        self._scores: TTLCache[bytes | TextKey, np.ndarray] = _text_cache(ttl_seconds, clock)  # (N,) / their best
+        self._tokens: TTLCache[bytes | TextKey, tuple[np.ndarray, np.ndarray]] = _text_cache(ttl_seconds, clock)
 
     def invalidate(self) -> None:
         with self._lock:
@@ -157,9 +134,8 @@ class LexicalIndex:
         keys: list[bytes | TextKey] = list(names)
         keys.extend(q[1] for q in (_query(t, None) for t in texts) if q is not None)
         with self._lock:
-            for key in keys:
-                self._scores.discard(key)
-                self._tokens.discard(key)
+            self._scores.forget(keys)
+            self._tokens.forget(keys)
 
     def warm(self) -> None:
         """Build the index now (it is otherwise built at the first search): servers call this off the request
@@ -204,9 +180,10 @@ class LexicalIndex:
         if docs is not None and self._bm25 is bm25:
             return self._candidate_scores(bm25, docs, row, texts, weights, named, known)
         total = np.zeros(len(row), dtype=np.float32)  # (N,)
-        with self._lock:  # the named ones at once: a long session names 20
+        with self._lock:  # the named ones at once, at one clock reading: a long session names 20
+            now = self._scores.now()
             cached = (
-                {i: self._scores.get(name) for i, name in enumerate(named) if name is not None and weights[i] > 0}
+                {i: self._scores.get(name, now) for i, name in enumerate(named) if name is not None and weights[i] > 0}
                 if self._bm25 is bm25
                 else {}
             )

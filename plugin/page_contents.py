@@ -15,11 +15,11 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
 from .events import Event
 from .session_store import PageContent, SessionStore
+from .ttl_cache import TTLCache
 
 __all__ = ["PageContents"]
 
@@ -40,14 +40,28 @@ class PageContents:
         ttl_seconds: float = 1800.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.max_items = max_items
-        self.max_bytes = max_bytes
-        self.ttl_seconds = ttl_seconds
-        self._clock = clock
-        # hash -> (content, last use, its bytes)
-        self._data: OrderedDict[str, tuple[PageContent, float, int]] = OrderedDict()
-        self.bytes = 0
+        # hash -> content, weighed in bytes (`_size`)
+        self._data: TTLCache[str, PageContent] = TTLCache(
+            max_items, max_weight=max_bytes, ttl_seconds=ttl_seconds, clock=clock
+        )
         self._lock = threading.Lock()
+
+    @property
+    def max_items(self) -> int:
+        return self._data.max_items
+
+    @property
+    def max_bytes(self) -> float | None:
+        return self._data.max_weight
+
+    @property
+    def ttl_seconds(self) -> float | None:
+        return self._data.ttl_seconds
+
+    @property
+    def bytes(self) -> float:
+        """What the held entries weigh (`_size`)."""
+        return self._data.weight
 
     def __len__(self) -> int:
         return len(self._data)
@@ -55,43 +69,18 @@ class PageContents:
     def get(self, digest: str | None) -> PageContent | None:
         if digest is None:
             return None
-        now = self._clock()
         with self._lock:
-            held = self._data.get(digest)
-            if held is None:
-                return None
-            if now - held[1] > self.ttl_seconds:
-                self._pop(digest)
-                return None
-            self._data[digest] = (held[0], now, held[2])
-            self._data.move_to_end(digest)
-            return held[0]
+            return self._data.get(digest)
 
     def put(self, digest: str, content: PageContent) -> None:
-        now = self._clock()
         size = _size(content)
         with self._lock:
-            self._pop(digest)
-            self._data[digest] = (content, now, size)
-            self.bytes += size
-            # least recently used first: evict past the bounds, and drop what has lapsed
-            while self._data and (
-                len(self._data) > self.max_items
-                or self.bytes > self.max_bytes
-                or now - next(iter(self._data.values()))[1] > self.ttl_seconds
-            ):
-                self.bytes -= self._data.popitem(last=False)[1][2]
+            self._data.put(digest, content, size)
 
     def forget(self, digests: Iterable[str]) -> None:
         """Drop these pages (their session was erased)."""
         with self._lock:
-            for digest in digests:
-                self._pop(digest)
-
-    def _pop(self, digest: str) -> None:
-        held = self._data.pop(digest, None)
-        if held is not None:
-            self.bytes -= held[2]
+            self._data.forget(digests)
 
     def for_events(
         self, store: SessionStore, session_id: str | None, events: Sequence[Event]
@@ -100,18 +89,14 @@ class PageContents:
         here are read under one lock and at one clock reading (a long session names up to max_context_events)."""
         found: dict[str, PageContent] = {}
         missing: list[str] = []
-        now = self._clock()
         with self._lock:
+            now = self._data.now()
             for digest in dict.fromkeys(e.content_ref for e in events if e.content_ref is not None):
-                held = self._data.get(digest)
-                if held is None or now - held[1] > self.ttl_seconds:
-                    if held is not None:
-                        self._pop(digest)
+                held = self._data.get(digest, now)
+                if held is None:
                     missing.append(digest)
-                    continue
-                self._data[digest] = (held[0], now, held[2])
-                self._data.move_to_end(digest)
-                found[digest] = held[0]
+                else:
+                    found[digest] = held
         if missing and session_id is not None:
             for digest, content in store.contents(session_id, missing).items():
                 self.put(digest, content)

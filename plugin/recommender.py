@@ -44,6 +44,7 @@ from .session_store import InMemorySessionStore, PageContent, SessionContext, Se
 from .suggestion import Suggestion
 from .threads import pin_threads
 from .titles import TitleIndex
+from .urls import logged_url
 from .versions import commit_version, current_version
 from .zero_shot import IntentModel, ZeroShotIntent
 
@@ -117,7 +118,8 @@ class SessionRecommender:
         self.settings = settings or SuggestSettings()
         self._embeds_text = bool(getattr(encoder, "embeds_text", True))
         self.event_log = event_log
-        self.lexical = LexicalIndex(self._lexical_corpus)
+        # BM25's cached scores of read texts lapse after the session TTL too (an erased session's on every worker)
+        self.lexical = LexicalIndex(self._lexical_corpus, ttl_seconds=self.session_settings.ttl_seconds)
         self.hubness = HubnessIndex(self._hubness_vectors)
         self.titles = TitleIndex(self._title_vectors)
 
@@ -246,7 +248,8 @@ class SessionRecommender:
         """Record what the visitor touched. Returns the stored event, or None for a duplicate.
 
         A url or article_id that names a KB article is linked to it; any other page is first-class and
-        represented by the embedding of its title and text.
+        represented by the embedding of its title and text. The url is kept as logs keep it (`urls.logged_url`:
+        no query string, fragment, path parameters or user info), once it has been looked up in the KB.
         """
         s = self.session_settings
         event = make_event(
@@ -258,6 +261,12 @@ class SessionRecommender:
             **fields,
         )
         event, art = self._linked(event, resolve=event.kind in INTENT_KINDS)
+        if event.url:
+            # A reset token, a signed link's signature or `user:pass@` in the url the widget reports (`location.href`)
+            # would sit in the session store for the session's TTL. Cut after the KB lookup above, which may need the
+            # query (`?p=123` sites) and stored the article it found as article_id; after it nothing reads more of
+            # the url than this (seen keys, reload dedupe, a page's label and, off the KB, its url-only text).
+            event = replace(event, url=logged_url(event.url) or None)
         kept, content = event.slim(), None  # the store keeps the text once per hash, beside the session
         if event.kind == "search" and self._embeds_text:
             # a search's vector is kept by hash like a page's (its text: the query), so that a worker that did not

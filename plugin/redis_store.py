@@ -4,7 +4,7 @@ Same protocol and semantics as `InMemorySessionStore` (idle TTL, max events with
 dedupe by event id and of quick reloads, LRU cap on live sessions); every mutation is one Lua script,
 so concurrent workers never interleave half an append.
 
-Layout, per key prefix `P` and session id `S`:
+Layout, per key prefix `P` and session `S` (`id_digest` of its id, never the id itself):
 
     P ev:S      list of JSON events, oldest first
     P ids:S     set of the event ids in that list (dedupe)
@@ -29,6 +29,12 @@ one host agree), and physically by PEXPIRE on the per-session keys (so an idle s
 even if no worker ever touches it again). The two sorted sets are global to the prefix, so this store wants
 a single Redis primary (optionally with replicas/Sentinel), not Redis Cluster.
 
+No key, value or script argument holds a session id: the HTTP service's ids are bearer tokens, and Redis shows keys
+and script arguments to whoever can run `KEYS`, `MONITOR` or `SLOWLOG`. Sessions are named by `id_digest` (hashed once
+per call), and a stored event is written without its `session_id`, which a read gives back from the caller's id.
+(Stores written before this layout named sessions by their id: those keys are never read again and expire with
+their TTL, or are deleted by the sweep of the `seen` set, whose members they are.)
+
 redis-py is imported lazily (only by `from_url`): `import plugin` works without it.
 """
 
@@ -45,12 +51,13 @@ import numpy as np
 from .config import SessionSettings
 from .errors import ConfigError, LimitExceededError
 from .events import INTENT_KINDS, Event
-from .session_store import PageContent, SessionContext, content_digest
+from .session_store import PageContent, SessionContext, content_digest, id_digest
 
 __all__ = ["RedisSessionStore"]
 
 # Deletes one session's keys, its entries in the two indexes, and the page contents only it held. Key names
 # are built inside the script from the prefix because the sweeps touch sessions other than the one being written.
+# `sid` in every script is the session's `id_digest`, never its id (see the module docstring).
 _DROP = """
 local function cutoff(now, ttl) return '(' .. string.format('%.17g', now - ttl) end
 -- page contents outlive their sessions by a quarter TTL: a reading session refreshes them only that often (_CONTEXT)
@@ -301,7 +308,9 @@ class RedisSessionStore:
     def append(self, event: Event, content: PageContent | None = None) -> bool:
         s = self.settings
         digest = content_digest(event) if content is not None else ""
-        payload = json.dumps(event.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        record = event.to_dict()
+        del record["session_id"]  # the caller's id is given back on read (`_event`): Redis never holds it
+        payload = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         text, vector, terms = "", "", "-"  # '-': no terms (never a word: see _CONTENTS)
         if content is not None:
             text = content.text
@@ -313,7 +322,7 @@ class RedisSessionStore:
         result = self._append(
             args=[
                 self.prefix,
-                event.session_id,
+                id_digest(event.session_id),
                 self._now(),
                 self._ttl(),
                 s.max_events,
@@ -344,22 +353,22 @@ class RedisSessionStore:
         return repr(float(self.settings.ttl_seconds))
 
     def read(self, session_id: str) -> list[Event]:
-        raw = self._read(args=[self.prefix, session_id, self._now(), self._ttl(), "read"])
+        raw = self._read(args=[self.prefix, id_digest(session_id), self._now(), self._ttl(), "read"])
         if not raw:
             return []
-        return [Event.from_dict(d) for d in json.loads(raw)]
+        return [_event(d, session_id) for d in json.loads(raw)]
 
     def context(self, session_id: str, n: int) -> SessionContext:
-        raw = self._context(args=[self.prefix, session_id, self._now(), self._ttl(), int(n)])
+        raw = self._context(args=[self.prefix, id_digest(session_id), self._now(), self._ttl(), int(n)])
         if not raw:
             return SessionContext((), frozenset())
         events, seen = raw
-        return SessionContext(tuple(Event.from_dict(d) for d in json.loads(events)), frozenset(json.loads(seen)))
+        return SessionContext(tuple(_event(d, session_id) for d in json.loads(events)), frozenset(json.loads(seen)))
 
     def contents(self, session_id: str, digests: Sequence[str]) -> dict[str, PageContent]:
         if not digests:
             return {}
-        flat = json.loads(self._contents(args=[self.prefix, session_id, self._now(), self._ttl(), *digests]))
+        flat = json.loads(self._contents(args=[self.prefix, id_digest(session_id), self._now(), self._ttl(), *digests]))
         out: dict[str, PageContent] = {}
         for i in range(0, len(flat), 4):
             vec, terms = flat[i + 2], flat[i + 3]
@@ -368,10 +377,10 @@ class RedisSessionStore:
         return out
 
     def exists(self, session_id: str) -> bool:
-        return bool(self._read(args=[self.prefix, session_id, self._now(), self._ttl(), "exists"]))
+        return bool(self._read(args=[self.prefix, id_digest(session_id), self._now(), self._ttl(), "exists"]))
 
     def erase(self, session_id: str) -> bool:
-        return int(self._erase(args=[self.prefix, session_id, self._now(), self._ttl()])) > 0
+        return int(self._erase(args=[self.prefix, id_digest(session_id), self._now(), self._ttl()])) > 0
 
     def __len__(self) -> int:
         return int(self._count(args=[self.prefix, self._now(), self._ttl()]))
@@ -379,3 +388,9 @@ class RedisSessionStore:
     def ping(self) -> bool:
         """Whether the server answers (for health checks)."""
         return bool(self.client.ping())
+
+
+def _event(record: dict[str, Any], session_id: str) -> Event:
+    """A stored event record with the session id it was stored without (see `append`)."""
+    record["session_id"] = session_id
+    return Event.from_dict(record)

@@ -8,6 +8,7 @@ suggestion reads the newest few events and a set of seen keys — the same cost 
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 import time
@@ -22,7 +23,7 @@ from .config import SessionSettings
 from .errors import InvalidEventError, LimitExceededError
 from .events import INTENT_KINDS, Event
 
-__all__ = ["SessionStore", "InMemorySessionStore", "PageContent", "SessionContext"]
+__all__ = ["SessionStore", "InMemorySessionStore", "PageContent", "SessionContext", "id_digest"]
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,14 @@ class InMemorySessionStore:
         with self._lock:
             self._expire_oldest(self._clock())
             return len(self._sessions)
+
+
+def id_digest(session_id: str) -> str:
+    """What a shared store names a session by: 32 hex characters of SHA-256 of its id. A session id of the HTTP
+    service is a bearer token, and whoever reads a Redis key, a Lua script's arguments (`MONITOR`, `SLOWLOG`) or a
+    revocation entry should not be able to act as the visitor; the digest names the session without being the id.
+    The Redis session store, rate-limit counters, revocations and LangGraph thread ids all use this one."""
+    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:32]
 
 
 def content_digest(event: Event) -> str:

@@ -494,3 +494,16 @@ def test_malformed_bodies_are_clear_errors_and_store_nothing(rec, body):
         assert r.status_code in (400, 422), (path, r.status_code, r.text)
         assert set(r.json()) == {"error"} and r.json()["error"]["message"]
     assert [e.url for e in rec.events(sid)] == ["https://kb.test/json"]
+
+
+def test_the_hardened_app_loads_no_cdn_script_unless_its_docs_are_asked_for(rec):
+    """Swagger UI's page at /api/docs loads its script from a CDN, which then runs on the API's origin (the site's
+    own origin when ids are bound to the browser): off in the hardened app unless the operator opts in."""
+    from adapters.http import create_app
+
+    hardened = TestClient(create_hardened_app(rec, secrets="s" * 40))
+    assert hardened.get("/api/docs").status_code == 404
+    assert "/v1/sessions" in hardened.get("/openapi.json").json()["paths"]  # the spec (for clients) stays
+    asked = TestClient(create_hardened_app(rec, secrets="s" * 40, api_docs=True)).get("/api/docs")
+    assert asked.status_code == 200 and "swagger-ui" in asked.text
+    assert TestClient(create_app(rec)).get("/api/docs").status_code == 200  # the development app keeps them

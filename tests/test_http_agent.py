@@ -130,3 +130,44 @@ def test_no_run_metadata_or_checkpoint_key_carries_the_bearer_session_id(rec):
 
     ref = SessionRef(sid)
     assert session_id_from({"configurable": {"session_id": ref}}) == sid and sid not in repr(ref)
+
+
+@pytest.mark.filterwarnings("ignore:.*deprecated:DeprecationWarning")  # LangChain 1.x deprecates both classes
+def test_a_chain_with_message_history_keys_it_by_a_digest_and_its_tools_still_find_the_session(rec):
+    """A plain `.invoke` responder (a chain under `RunnableWithMessageHistory`) was given the bearer id as
+    `configurable.session_id`: the application's history store, keyed by it, held a token that acts as the visitor.
+    It now gets a `SessionRef`: a store keys by its digest text (as a dict key, a concatenated key or a pickled
+    one), traces carry the digest, and the plugin's tool reads the real session through `session_id_from`."""
+    import pickle
+
+    from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.chat_history import InMemoryChatMessageHistory
+    from langchain_core.runnables import RunnableLambda
+    from langchain_core.runnables.history import RunnableWithMessageHistory
+
+    histories: dict[str, InMemoryChatMessageHistory] = {}
+    traced: list[str] = []
+
+    def history(session_id):  # keyed the way a Redis or SQL message history keys it
+        return histories.setdefault("history:" + session_id, InMemoryChatMessageHistory())
+
+    def answer(messages, config):
+        shown = SuggestArticlesTool(recommender=rec).invoke({"query": "json"}, config)
+        return AIMessage(f"{len(messages)} messages; {shown[:20]}")
+
+    class Recorder(BaseCallbackHandler):
+        def on_chain_start(self, serialized, inputs, **kwargs):
+            traced.append(repr(kwargs.get("metadata")) + repr(kwargs.get("tags")))
+
+    chain = RunnableWithMessageHistory(RunnableLambda(answer), history).with_config(callbacks=[Recorder()])
+    client = TestClient(create_app(rec, responder=chain))
+    sid = client.post("/v1/sessions").json()["session_id"]
+    client.post(f"/v1/sessions/{sid}/events", json={"kind": "page_view", "url": "https://kb.test/json"})
+    for _ in range(2):
+        r = client.post(f"/v1/sessions/{sid}/chat", json={"message": "what next?"})
+        assert r.status_code == 200, r.text
+    assert r.json()["reply"].startswith("3 messages")  # the history was kept: question, answer, question
+    assert list(histories) == ["history:" + thread_id_for(sid)]
+    assert sid not in repr(histories) + pickle.dumps(histories).decode("latin-1") + "".join(traced)
+    impressions = [e for e in rec.events(sid) if e.kind == "suggestion_impression"]
+    assert impressions and impressions[0].meta["source"] == "tool"  # the tool found the real session

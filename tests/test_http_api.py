@@ -316,7 +316,13 @@ def test_pluggable_responders(rec):
         assert (body["reply"], body["responder"], body["source"]) == (text, label, None)
     # each responder that asks for it is told the session it answers in, and only that
     assert seen["sid"] == sids["mine"]
-    assert seen["config"] == {"configurable": {"session_id": sids["FakeChatModel"]}}
+    from adapters.langchain import session_id_from
+    from adapters.session_ref import SessionRef
+
+    # a runnable gets a SessionRef: tools read the id through session_id_from, anything else sees a digest
+    assert seen["config"] == {"configurable": {"session_id": SessionRef(sids["FakeChatModel"])}}
+    assert session_id_from(seen["config"]) == sids["FakeChatModel"]
+    assert sids["FakeChatModel"] not in str(seen["config"])
 
 
 def test_a_failing_responder_is_503_json(rec):

@@ -101,10 +101,13 @@ def test_erase_removes_the_session_from_redis_and_event_log(articles, fake_encod
     store = RedisSessionStore.from_url(redis_url, prefix=redis_prefix)
     log = EventLog(tmp_path / "events.jsonl")
     _erase_everywhere(_rec(articles, fake_encoder, store=store, event_log=log), log)
+    from plugin.session_store import id_digest
+
     client = redis.Redis.from_url(redis_url)
     # what Redis holds under that id is the new visit only: one event, nothing of the erased one
-    assert client.llen(f"{redis_prefix}ev:gone") == 1
-    assert SECRET.encode() not in b"".join(client.lrange(f"{redis_prefix}ev:gone", 0, -1))
+    events = f"{redis_prefix}ev:{id_digest('gone')}"
+    assert client.llen(events) == 1
+    assert SECRET.encode() not in b"".join(client.lrange(events, 0, -1))
 
 
 def test_page_text_reaches_no_log_unless_opted_in(articles, fake_encoder, tmp_path, caplog):
@@ -195,6 +198,46 @@ def test_credentials_in_a_page_url_reach_no_event_log(rec, tmp_path):
         "/docs/callback",
     ]
     assert logged[1].article_id == "ser-json"  # the KB page is still known by its id
+
+
+def test_credentials_in_a_page_url_stay_out_of_the_session_store(articles, fake_encoder):
+    """The session store keeps urls as the event log does (no query, fragment, path parameters or user info),
+    after the KB lookup, which still sees the whole url: a site whose articles are `?p=123` pages keeps its links."""
+    from plugin import Article
+
+    blog = [
+        Article("blog-123", "Blog post on json encoders", "https://blog.test/?p=123", "json encoder decoder dumps"),
+        Article("blog-456", "Blog post on pickle", "https://blog.test/?p=456", "pickle serialize objects"),
+    ]
+    rec = _rec([*articles, *blog], fake_encoder)
+    pages = [
+        "https://site.test/account/reset?token=TOKEN-aaa111&email=visitor%40mail.test#step-2",
+        "https://kb.test/json?X-Amz-Signature=SIG-bbb222&X-Amz-Credential=CRED-ccc333",
+        "https://site.test/app;jsessionid=JSESSION-ddd444?x=1",
+        "https://admin:PASS-eee555@site.test/private",
+        "/docs/callback#access_token=TOKEN-fff666",
+        "https://blog.test/?p=123",
+    ]
+    for i, url in enumerate(pages):
+        rec.track("s", "page_view", url=url, title=f"Page {i}", text=f"text of page {i} json", ts=float(10 * i))
+    stored = rec.events("s")
+    held = repr(stored) + repr(rec.context("s"))
+    for secret in ("TOKEN-", "visitor", "SIG-bbb222", "CRED-ccc333", "JSESSION-ddd444", "PASS-eee555", "admin"):
+        assert secret not in held, secret
+    assert [e.url for e in stored] == [
+        "https://site.test/account/reset",
+        "https://kb.test/json",
+        "https://site.test/app",
+        "https://site.test/private",
+        "/docs/callback",
+        "https://blog.test/",
+    ]
+    # the KB pages were linked from their whole urls, the query of `?p=123` included
+    assert [e.article_id for e in stored] == [None, "ser-json", None, None, None, "blog-123"]
+    shown = [s.article.id for s in rec.suggest("s", k=len(articles) + 2)]
+    assert "blog-456" in shown and "blog-123" not in shown and "ser-json" not in shown  # read pages stay excluded
+    # the stripped url of the blog page names the blog's front page, which is no article: nothing else is excluded
+    assert set(shown) == {a.id for a in [*articles, *blog]} - {"blog-123", "ser-json"}
 
 
 def _vectors_of(rec: SessionRecommender, texts) -> list[bool]:

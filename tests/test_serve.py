@@ -29,6 +29,7 @@ def _args(**kw):
         "article_url_template": None,
         "secret": None,
         "bind_cookie": False,
+        "api_docs": False,
         "workers": 1,
     }
     return argparse.Namespace(**{**base, **kw})
@@ -45,6 +46,8 @@ def test_options_map_to_the_environment_and_a_secret_is_always_set(capsys):
     assert len(env["SESSION_SUGGEST_SECRET"]) >= 32 and "drawn for this run" in capsys.readouterr().err
     kept = serve_environment(_args(), {"SESSION_SUGGEST_SECRET": "k" * 40})
     assert kept["SESSION_SUGGEST_SECRET"] == "k" * 40
+    assert "SESSION_SUGGEST_API_DOCS" not in kept  # Swagger UI (a CDN's script) only when asked for
+    assert serve_environment(_args(api_docs=True), kept)["SESSION_SUGGEST_API_DOCS"] == "1"
     assert (
         serve_environment(_args(secret="c" * 40), {"SESSION_SUGGEST_SECRET": "k" * 40})["SESSION_SUGGEST_SECRET"]
         == "c" * 40

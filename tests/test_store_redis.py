@@ -31,13 +31,15 @@ class TestRedisSessionStore(SessionStoreContract):
 def test_idle_session_keys_leave_redis_by_themselves(redis_url, redis_prefix):  # noqa: F811
     """Physical expiry: with the real clock, an idle session's keys are gone without any further access."""
     from plugin.redis_store import RedisSessionStore
+    from plugin.session_store import id_digest
 
     client = redis.Redis.from_url(redis_url)
     store = RedisSessionStore(client, SessionSettings(ttl_seconds=0.3), prefix=redis_prefix)
     store.append(view("s", 1))
-    assert client.exists(f"{redis_prefix}ev:s")
+    s = id_digest("s")  # keys name a session by the digest of its id (which is a bearer token)
+    assert client.exists(f"{redis_prefix}ev:{s}")
     time.sleep(0.6)
-    assert not client.exists(f"{redis_prefix}ev:s", f"{redis_prefix}ids:s", f"{redis_prefix}meta:s")
+    assert not client.exists(f"{redis_prefix}ev:{s}", f"{redis_prefix}ids:{s}", f"{redis_prefix}meta:{s}")
     assert store.read("s") == [] and len(store) == 0
 
 

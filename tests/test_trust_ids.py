@@ -135,3 +135,110 @@ def test_with_redis_no_key_names_the_erased_session(rec, redis_url, redis_prefix
     other = TestClient(create_hardened_app(rec, secrets=SECRET, limiter=limiter, revocations=revocations))
     assert _refused(other, sid)
     client_r.close()
+
+
+def _everything_in_redis(client_r, prefix: str) -> list[bytes]:
+    """Every key under the prefix and every value it holds, read as its type needs (not DUMP: it compresses)."""
+    out: list[bytes] = []
+    for key in client_r.scan_iter(match=prefix + "*"):
+        out.append(key)
+        kind = client_r.type(key).decode()
+        if kind == "string":
+            out.append(client_r.get(key))
+        elif kind == "list":
+            out.extend(client_r.lrange(key, 0, -1))
+        elif kind == "set":
+            out.extend(client_r.smembers(key))
+        elif kind == "hash":
+            for field, value in client_r.hgetall(key).items():
+                out.extend((field, value))
+        elif kind == "zset":
+            out.extend(member for member, _ in client_r.zrange(key, 0, -1, withscores=True))
+        else:  # pragma: no cover - the store writes no other type
+            raise AssertionError(f"unexpected Redis type {kind} at {key!r}")
+    return out
+
+
+class _Monitor:
+    """Every command the server runs while open (script arguments and the commands scripts run), as `MONITOR`
+    shows them to an operator."""
+
+    def __init__(self, redis_url: str) -> None:
+        import threading
+
+        import redis
+
+        self.lines: list[str] = []
+        self._client = redis.Redis.from_url(redis_url)
+        self._monitor = self._client.monitor()
+        self._monitor.__enter__()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        for cmd in self._monitor.listen():
+            self.lines.append(cmd["command"])
+            if "monitor-test-done" in cmd["command"]:
+                return
+
+    def close(self) -> list[str]:
+        self._client.echo("monitor-test-done")
+        self._thread.join(10)
+        assert not self._thread.is_alive(), "MONITOR did not see the closing command"
+        self._monitor.__exit__(None, None, None)
+        self._client.close()
+        return self.lines
+
+
+@pytest.mark.redis
+def test_with_redis_no_key_value_or_command_carries_a_session_id(articles, fake_encoder, redis_url, redis_prefix):  # noqa: F811
+    """Redis keys, values and the arguments of every command (`MONITOR`, `SLOWLOG`) are seen by whoever can reach
+    Redis: none of them may hold a session id, which acts as the visitor. Through the store (track, suggest,
+    erase) and through the hardened app on the same Redis."""
+    redis = pytest.importorskip("redis")
+    from plugin import SessionRecommender, SuggestSettings
+    from plugin.redis_store import RedisSessionStore
+
+    client_r = redis.Redis.from_url(redis_url)
+    store = RedisSessionStore(client_r, prefix=redis_prefix)
+    rec = SessionRecommender.build(
+        articles,
+        encoder=fake_encoder,
+        progress=False,
+        settings=SuggestSettings(min_score=-1.0, mmr_lambda=1.0),
+        store=store,
+    )
+    monitor = _Monitor(redis_url)
+    direct = "direct-session-" + "q7" * 20  # as long and as unique as an issued id
+    rec.track(direct, "page_view", url="https://site.test/private", title="Private", text="zebra quokka page text")
+    rec.track(direct, "article_open", article_id="ser-json")
+    rec.track(direct, "search", query="json encoder")
+    assert rec.suggest(direct, k=2)
+
+    app = create_hardened_app(
+        rec,
+        secrets=SECRET,
+        limits=LimitSettings(),
+        limiter=RedisRateLimiter(client_r, prefix=redis_prefix + "rl:"),
+        revocations=RedisRevocations(client_r, prefix=redis_prefix + "revoked:"),
+    )
+    client = TestClient(app)
+    sid = _busy_session(client, rec)
+    page = {"kind": "page_view", "url": "https://site.test/other", "title": "Other", "text": "an outside page"}
+    assert client.post(f"/v1/sessions/{sid}/events", json=page).status_code == 200
+    assert client.get(f"/v1/sessions/{sid}/suggestions").json()["suggestions"]
+    assert len(rec.events(sid)) > 5 and len(rec.events(direct)) == 3
+
+    held = b"\n".join(_everything_in_redis(client_r, redis_prefix))
+    assert b"zebra quokka" in held  # the scan reads values: the page's text is there, by its hash
+    for session_id in (direct, sid):
+        assert session_id.encode() not in held
+    assert rec.erase(direct) and client.delete(f"/v1/sessions/{sid}").status_code == 204
+    commands = monitor.close()
+    assert any("EVALSHA" in c.upper() for c in commands) and any(id_digest(sid) in c for c in commands)
+    for session_id in (direct, sid):
+        assert not [c for c in commands if session_id in c]
+    slow = [e["command"] for e in client_r.slowlog_get(128)]  # usually empty (nothing takes 10 ms); never an id
+    slow_bytes = b"\n".join(c if isinstance(c, bytes) else str(c).encode() for c in slow)
+    assert direct.encode() not in slow_bytes and sid.encode() not in slow_bytes
+    client_r.close()

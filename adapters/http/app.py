@@ -289,10 +289,13 @@ def create_app(
     responder: Any = None,
     session_ids: Any = None,
     log_pseudonym_keys: Sequence[bytes] | None = None,
+    api_docs: bool = True,
 ) -> FastAPI:
     """The FastAPI app around `recommender`. `responder`: LangChain runnable or callable (default: extractive).
     `session_ids`: what issues and checks ids (issue/check/forget), e.g. `signing.SignedSessionIds`.
-    `log_pseudonym_keys`: keys of the event log's session pseudonyms (default: the log's own key file)."""
+    `log_pseudonym_keys`: keys of the event log's session pseudonyms (default: the log's own key file).
+    `api_docs`: serve Swagger UI at /api/docs (its script and styles come from a CDN, run on the API's origin);
+    /openapi.json is served either way."""
     rec = recommender
     cfg = settings or ServerSettings()
     if cfg.event_log is not None and rec.event_log is None:
@@ -323,7 +326,7 @@ def create_app(
         title=cfg.title,
         version=plugin.__version__,
         description="Session-aware article suggestions: track what a visitor reads, suggest, chat.",
-        docs_url="/api/docs",
+        docs_url="/api/docs" if api_docs else None,
         redoc_url=None,
         responses=ERROR_RESPONSES,
         # Starlette's trailing-slash redirect builds its Location from the Host header: a poisoned Host (or a

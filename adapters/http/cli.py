@@ -48,7 +48,7 @@ def serve_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict
     from plugin.errors import ConfigError
 
     from .app import ENV_EVENT_LOG, ENV_INDEX, ENV_URL_TEMPLATE
-    from .hardened import ENV_BIND_COOKIE, ENV_REDIS_URL
+    from .hardened import ENV_API_DOCS, ENV_BIND_COOKIE, ENV_REDIS_URL
     from .signing import ENV_SECRET
 
     env = dict(environ)
@@ -63,6 +63,8 @@ def serve_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict
             env[name] = value
     if args.bind_cookie:
         env[ENV_BIND_COOKIE] = "1"
+    if args.api_docs:
+        env[ENV_API_DOCS] = "1"
     if not env.get(ENV_SECRET):
         env[ENV_SECRET] = secrets.token_urlsafe(48)
         print(
@@ -138,4 +140,10 @@ def register(subparsers: Any) -> None:
     )
     sv.add_argument("--article-url-template", default=None, help="e.g. '/docs/{id}': suggestion links to your pages")
     sv.add_argument("--bind-cookie", action="store_true", help="bind ids to the creating browser (same-origin API)")
+    sv.add_argument(
+        "--api-docs",
+        action="store_true",
+        help="serve Swagger UI at /api/docs (off by default: it loads its script from a CDN; /openapi.json is served "
+        "either way)",
+    )
     sv.set_defaults(func=cmd_serve)

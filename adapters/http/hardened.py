@@ -40,6 +40,7 @@ __all__ = [
     "ENV_REDIS_PREFIX",
     "ENV_TTL",
     "ENV_LIMITS",
+    "ENV_API_DOCS",
 ]
 
 ENV_REDIS_URL = "REDIS_URL"
@@ -47,6 +48,7 @@ ENV_TTL = "SESSION_SUGGEST_TTL_SECONDS"
 ENV_LIMITS = "SESSION_SUGGEST_LIMITS"  # JSON of LimitSettings fields, e.g. {"per_client": 1200}
 ENV_REDIS_PREFIX = "SESSION_SUGGEST_REDIS_PREFIX"  # namespaces keys when sites share one Redis
 ENV_BIND_COOKIE = "SESSION_SUGGEST_BIND_COOKIE"  # "1": bind ids to the creating browser (same-origin API)
+ENV_API_DOCS = "SESSION_SUGGEST_API_DOCS"  # "1": serve Swagger UI at /api/docs (off: it loads a CDN's script)
 
 
 class PageIn(BaseModel):
@@ -123,6 +125,7 @@ def create_hardened_app(
     bind_to_browser: bool = False,
     secure_cookie: bool = True,
     revocations: Revocations | None = None,
+    api_docs: bool = False,
 ) -> FastAPI:
     """`create_app` with signed ids (HMAC under `secrets`), body-size and rate limits, and POST /v1/suggestions.
 
@@ -130,11 +133,18 @@ def create_hardened_app(
     deployments; see `signing.SessionBindingMiddleware`). `secure_cookie=False` only for plain-http testing.
     `revocations`: where erased ids are refused (in-memory by default; `RedisRevocations` for several workers).
     The event log (settings.event_log) is keyed by pseudonyms derived from `secrets`.
+    `api_docs`: serve Swagger UI at /api/docs. Off by default: its page loads a script from a CDN, which would run
+    on the API's origin (the site's own origin when ids are bound to the browser); /openapi.json stays.
     """
     cfg = settings or ServerSettings()
     ids = SignedSessionIds(secrets, revocations=revocations if revocations is not None else InMemoryRevocations())
     app = create_app(
-        recommender, settings=cfg, responder=responder, session_ids=ids, log_pseudonym_keys=log_pseudonym_keys(secrets)
+        recommender,
+        settings=cfg,
+        responder=responder,
+        session_ids=ids,
+        log_pseudonym_keys=log_pseudonym_keys(secrets),
+        api_docs=api_docs,
     )
     app.include_router(_page_router(recommender, cfg, app.state.suggestion_json))
     install_limits(app, limits, limiter if limiter is not None else InMemoryRateLimiter())
@@ -166,6 +176,7 @@ def app_from_env() -> FastAPI:
     if not any(isinstance(f, RedactSessionIds) for f in access.filters):
         access.addFilter(RedactSessionIds())
     bind = os.environ.get(ENV_BIND_COOKIE, "").lower() in ("1", "true", "yes")
+    api_docs = os.environ.get(ENV_API_DOCS, "").lower() in ("1", "true", "yes")
     return create_hardened_app(
         rec,
         secrets=keys,
@@ -174,4 +185,5 @@ def app_from_env() -> FastAPI:
         limiter=limiter,
         bind_to_browser=bind,
         revocations=revocations,
+        api_docs=api_docs,
     )

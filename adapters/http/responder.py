@@ -2,16 +2,18 @@
 
 A responder turns the visitor's message into reply text. `as_responder` adapts:
   * a LangChain chat model or chain (anything with `.invoke`): called with the message, and
-    `config={"configurable": {"session_id": ...}}` so session-aware tools can find the visitor;
-    an AIMessage's `.content` becomes the reply text;
+    `config={"configurable": {"session_id": SessionRef(id)}}` so session-aware tools can find the visitor
+    (`adapters.langchain.session_id_from`) while a chain's message history (`RunnableWithMessageHistory` keys it
+    by `configurable.session_id`), its traces and anything else that stores the value as a string get
+    `thread_id_for(id)`, a digest, not the bearer id; an AIMessage's `.content` becomes the reply text;
   * a LangGraph agent (`langchain.agents.create_agent`, any compiled graph, or a runnable whose input has
     `messages`): called with `{"messages": [{"role": "user", "content": message}]}`, `thread_id_for(session_id)`
     as `thread_id` (its checkpointer keeps the conversation per visitor) and the session id as `session_id`
     (what the plugin's tool and middleware read), wrapped in an `adapters.session_ref.SessionRef`; the last AI
     message's content becomes the reply text. The session id is a bearer token, and LangGraph copies `thread_id`
     and every string in `configurable` into run metadata (tracers: LangSmith, logging callbacks) and checkpoint
-    metadata (the checkpointer's database): the thread id is a digest, and a `SessionRef` is no string, so
-    neither copy holds the token;
+    metadata (the checkpointer's database): the thread id is a digest, and a `SessionRef`'s text is the same
+    digest (the id rides beside it for `session_id_from`), so neither copy holds the token;
   * a plain callable `fn(message)` or `fn(message, session_id=...)` returning str or `Reply`.
 LangChain is duck-typed here, never imported.
 
@@ -32,8 +34,7 @@ from typing import Any, Protocol
 from plugin import Article, ReloadingRecommender, SessionRecommender
 from plugin.rules import passes_filters
 
-from ..session_ref import SessionRef
-from .revocation import id_digest
+from ..session_ref import SessionRef, session_name
 
 __all__ = ["Reply", "Responder", "ExtractiveResponder", "as_responder", "forget_session", "thread_id_for"]
 
@@ -160,8 +161,8 @@ def _takes_messages(obj: Any) -> bool:
 
 def thread_id_for(session_id: str) -> str:
     """The agent thread (checkpointer key, and run metadata) that holds this session's conversation: a SHA-256
-    digest of the id, which names the thread but does not work as the id at the API."""
-    return "session-" + id_digest(session_id)
+    digest of the id, which names the thread but does not work as the id at the API (a `SessionRef`'s text)."""
+    return session_name(session_id)
 
 
 class _AgentResponder:
@@ -208,7 +209,7 @@ def as_responder(obj: Any, *, name: str | None = None) -> Responder:
             return _AgentResponder(obj, label)
 
         def run_invoke(message: str, *, session_id: str) -> Reply:
-            result = obj.invoke(message, config={"configurable": {"session_id": session_id}})
+            result = obj.invoke(message, config={"configurable": {"session_id": SessionRef(session_id)}})
             return Reply(_text_of(result), label)
 
         return run_invoke

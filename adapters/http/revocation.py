@@ -13,19 +13,15 @@ every worker refuses an id that any worker revoked.
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from plugin.session_store import id_digest
+
 __all__ = ["Revocations", "InMemoryRevocations", "RedisRevocations", "id_digest"]
-
-
-def id_digest(session_id: str) -> str:
-    """What is stored for a revoked id (and in rate-limit keys): 32 hex characters of SHA-256."""
-    return hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:32]
 
 
 class Revocations(Protocol):

@@ -8,6 +8,8 @@ from typing import Any
 
 from plugin import ReloadingRecommender, SessionRecommender
 
+from ..session_ref import SessionRef
+
 __all__ = ["session_id_from", "one_version"]
 
 # `configurable` keys that name the plugin session, most specific first. The thread id is what a
@@ -18,6 +20,8 @@ SESSION_KEYS = ("session_id", "thread_id")
 def _clean(value: Any) -> str | None:
     if value is None:
         return None
+    if isinstance(value, SessionRef):  # its text is a digest: the id travels beside it
+        return value.session_id.strip() or None
     s = str(value).strip()
     return s or None
 
@@ -26,7 +30,8 @@ def session_id_from(config: Mapping[str, Any] | None, runtime: Any = None) -> st
     """The plugin session of this run, or None when the run carries none.
 
     Looks at `config["configurable"]["session_id"]`, then `["thread_id"]`, then the thread id LangGraph
-    records on the runtime of the running node.
+    records on the runtime of the running node. An `adapters.session_ref.SessionRef` there gives its id (its text
+    is only a digest of it).
     """
     configurable = (config or {}).get("configurable") or {}
     for key in SESSION_KEYS:
