@@ -101,6 +101,30 @@ def test_srgnn_session_graph_known_answer() -> None:
     torch.testing.assert_close(a_in[0], expected_in)
 
 
+def test_core_last_clicks_keeps_each_rows_newest_clicks_left_aligned() -> None:
+    from plugin.models.core import last_clicks
+
+    prefixes = torch.tensor([[1, 2, 3, 4, 5], [6, 7, 0, 0, 0], [8, 9, 10, 0, 0]])
+    assert last_clicks(prefixes, 3).tolist() == [[3, 4, 5], [6, 7, 0], [8, 9, 10]]
+    assert last_clicks(prefixes, 5) is prefixes
+
+
+def test_core_scores_are_cosines_over_the_temperature_and_longer_sessions_see_their_last_clicks(sessions) -> None:  # noqa: F811
+    # The consistent space: a query is a unit vector, the served item vectors are unit vectors / tau, so a score
+    # is a cosine / tau (FAISS inner product ranks exactly like the model), and a click before the encoder's
+    # window changes nothing.
+    m = get_model("core", dim=16, inner=32, max_len=3, temperature=0.1)
+    m.fit(sessions[:40], N_ITEMS, train_config=QUICK)
+    items = m.item_vectors()  # (N, 16)
+    np.testing.assert_allclose(np.linalg.norm(items, axis=1), 10.0, rtol=1e-5)
+    prefix = np.array([[3, 4, 5, 6], [9, 4, 5, 6], [4, 5, 6, 0]])
+    q = m.query_vectors(prefix)  # (3, 16)
+    np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(q[0], q[1], atol=1e-6)  # only the first click differs, outside the window of 3
+    np.testing.assert_allclose(q[0], q[2], atol=1e-6)  # the same last three clicks
+    np.testing.assert_allclose(m.score(prefix)[:, 1:], q @ items.T, rtol=1e-4, atol=1e-4)
+
+
 def test_plugin_stamp_module_reproduces_the_trained_models_query(sessions) -> None:  # noqa: F811
     # The lab trains the same maths the plugin serves: its STAMP weights, loaded into plugin.stamp.STAMP and
     # run over the prefix's item vectors, give the model's own query vectors.
