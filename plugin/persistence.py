@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
+from .arrays import open_npz
 from .atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from .config import SuggestSettings
 from .encoder import (
@@ -117,7 +118,7 @@ def _read_derived(rec: SessionRecommender, d: Path) -> None:
         if not path.exists():
             continue
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open_npz(path) as z:
                 ids = z["ids"].tolist()
                 if name == "hubness.npz":
                     r = z["r"]
@@ -129,7 +130,7 @@ def _read_derived(rec: SessionRecommender, d: Path) -> None:
                     if vecs.shape == (len(ids), dim):
                         rec.titles.preload(ids, vecs)
                         continue
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, IndexFormatError) as exc:
             logger.warning("%s unreadable (%s): recomputed when needed", path, exc)
             continue
         logger.warning("%s does not fit this index: recomputed when needed", path)
