@@ -157,9 +157,13 @@ class EventLog:
         if record.get("url"):
             record["url"] = logged_url(record["url"])
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        # Opened under the lock: after another process's erase renamed a new file in, write to that one.
-        with self._locked(), open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line)
+        # Opened under the lock: after another process's erase renamed a new file in, write to that one. Created
+        # 0600 like the key beside it (and like the file an erase renames in): the log holds what visitors searched
+        # for, and `open(..., "a")` made it readable by every local user (0644 under the usual umask).
+        with self._locked():
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(line)
 
     def __iter__(self) -> Iterator[Event]:
         return self.iter_events()
