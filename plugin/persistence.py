@@ -167,7 +167,14 @@ def load_version(
 
         kwargs["intent_model"] = ContentSTAMP.load(d)
     if "settings" not in kwargs and (d / "settings.json").exists():
-        kwargs["settings"] = SuggestSettings(**json.loads((d / "settings.json").read_text(encoding="utf-8"))["suggest"])
+        try:
+            kwargs["settings"] = SuggestSettings.model_validate(
+                json.loads((d / "settings.json").read_text(encoding="utf-8"))["suggest"]
+            )
+        except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            raise IndexFormatError(
+                f"{d / 'settings.json'} holds no valid suggestion settings: {str(exc)[:200]}"
+            ) from None
     rec = cls(kb, CachedEncoder(enc, cache), index, **kwargs)
     rec.version = version
     _read_derived(rec, d)

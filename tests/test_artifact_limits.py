@@ -120,3 +120,22 @@ def test_a_reload_of_a_version_with_a_bomb_keeps_the_old_version(tmp_path):
     with pytest.raises(IndexFormatError, match="compressed"):
         handle.check()
     assert handle.version == "1" and len(handle.kb) == len(TOPIC_ARTICLES)
+
+
+def test_index_and_settings_files_with_fields_of_the_wrong_type_are_index_format_errors(tmp_path):
+    d = tmp_path / "idx"
+    v = SessionRecommender.build(TOPIC_ARTICLES, encoder=HashingEncoder(64), progress=False).save(d)
+    meta = json.loads((v / "index.json").read_text())
+    # each was an AttributeError, KeyError or ValueError naming no file
+    for key, value in (("rows", []), ("hnsw_m", None), ("next", "x"), ("rows", {"a": "zz"})):
+        bad = {k: x for k, x in meta.items() if not (k == key and value is None)}
+        if value is not None:
+            bad[key] = value
+        (v / "index.json").write_text(json.dumps(bad))
+        with pytest.raises(IndexFormatError, match="index.json: a field is missing or of the wrong type"):
+            SessionRecommender.load(d, encoder=HashingEncoder(64))
+    (v / "index.json").write_text(json.dumps(meta))
+    for settings in ({"suggest": []}, [], {"suggest": {"k": "x"}}):  # TypeError, TypeError, ValidationError
+        (v / "settings.json").write_text(json.dumps(settings))
+        with pytest.raises(IndexFormatError, match="settings.json holds no valid suggestion settings"):
+            SessionRecommender.load(d, encoder=HashingEncoder(64))

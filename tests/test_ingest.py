@@ -470,3 +470,20 @@ def test_a_title_cannot_reorder_or_break_the_line_it_is_drawn_on(tmp_path):
     assert art.snippet() == "one two three four"
     # a JSONL KB is as untrusted as a page
     assert Article.from_dict({"id": "j", "title": "a\u202db\nc"}).title == "a b c"
+
+
+def test_base_href_meta_refresh_and_deep_nesting_change_nothing_ingest_keeps(tmp_path):
+    """Not holes (round 2), pinned: extraction resolves links and the canonical against the file's own path, never
+    a `<base>`; a refresh is not a url anything emits; markup nested past libxml2's depth limit is a page without
+    text (skipped and counted), not a RecursionError."""
+    head = (
+        '<base href="javascript:alert(1)//"><meta http-equiv="refresh" content="0;url=javascript:alert(1)">'
+        '<link rel="canonical" href="stable/a.html">'
+    )
+    (tmp_path / "a.html").write_text(_doc("A", head, '<a href="b.html">b</a>'))
+    (tmp_path / "b.html").write_text(_doc("B"))
+    (tmp_path / "deep.html").write_text("<main><h1>D</h1>" + "<div>" * 20_000 + "x" + "</div>" * 20_000 + "</main>")
+    scan = scan_folder(tmp_path, "https://s.test/")
+    a = next(x for x in scan.articles if x.id == "a.html")
+    assert a.meta["links"] == ["b.html"] and a.meta["canonical"] == "https://s.test/stable/a.html"
+    assert "javascript" not in repr(a) and scan.skipped == {"without text": ["deep.html"]}
