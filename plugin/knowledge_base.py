@@ -31,10 +31,10 @@ _FIELD_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
 )
 
 
-# In a title or a snippet (one line of display text on every card, link and reason): control characters, which no title needs
-# and which break a line or ring a terminal, and the bidi embeddings, overrides and isolates, which reorder how the
-# rest of the line is drawn (a title ending in U+202E "moc.evil//:sptth" reads as a url, and the override runs on
-# into the cards after it). Marks (LRM, RLM, ALM) and joiners, which right-to-left and joined scripts need, stay.
+# In a title or a snippet (one line of display text on every card, link and reason): control characters, which
+# break a line or ring a terminal, and the bidi embeddings, overrides and isolates, which reorder how the rest of the
+# line is drawn (a title ending in U+202E "moc.evil//:sptth" reads as a url, and the override runs on into the cards
+# after it). Marks (LRM, RLM, ALM) and joiners, which right-to-left and joined scripts need, stay.
 _LINE_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _INDEX_PAGE = re.compile(r"(^|/)index(?:\.html?)?$", re.I)
 _PAGE_SUFFIX = re.compile(r"\.html?$", re.I)
@@ -193,7 +193,7 @@ class KnowledgeBase:
                 # An article's own url always names it; a canonical only names it where no article's own url is
                 # that url. A page's markup is untrusted: `<link rel="canonical" href="/pricing.html">` on one page
                 # took another article's url over, and every view of that article was tracked as the claimant.
-                if n == 0 and article.url or not self._owns(table, key):
+                if (n == 0 and article.url) or not self._owns(table, key):
                     table[key] = article.id
 
     def remove(self, article_id: str) -> Article:
