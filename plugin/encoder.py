@@ -23,6 +23,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .arrays import open_npz
 from .atomic import atomic_write_with
 from .chunking import MAX_WINDOWS, pool_windows, split_windows, spread_windows
 from .errors import ConfigError, DimensionMismatchError, IndexFormatError
@@ -317,7 +318,7 @@ class EmbeddingCache:
     def load(cls, path: str | os.PathLike[str], dim: int, encoder_name: str) -> EmbeddingCache:
         cache = cls(dim, encoder_name)
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open_npz(path) as z:
                 name = str(z["encoder"])
                 keys, vecs = z["keys"], z["vectors"]
         except (OSError, ValueError, KeyError) as exc:

@@ -18,7 +18,10 @@ every process sharing the log reads. Several keys may be given (key rotation): t
 on erase.
 
 `click_sessions` is the one reader every trainer uses (`python -m plugin train-intent`, the lab's
-`data.read_jsonl_events`): what a visitor clicked, per session, in time order. Impressions are not clicks.
+`data.read_jsonl_events`): what a visitor clicked, per session, in time order. Impressions are not clicks. A
+session gives at most its last `MAX_CLICKS_PER_SESSION` clicks: a session is what one visitor's browser reports,
+and one that replays 20,000 clicks A, B, A, B… was 20,000 of a log's training examples (every prefix is one)
+and 10,000 A -> B transition counts; it now weighs no more than the session store lets a session hold.
 
 Several processes (uvicorn workers) may share one log: every append and every erase holds an exclusive
 `flock` on the sidecar `<log>.lock`, so an erase (read, filter, atomic rename) never drops a line another
@@ -59,11 +62,15 @@ __all__ = [
     "read_records",
     "click_sessions",
     "parse_ts",
+    "MAX_CLICKS_PER_SESSION",
 ]
 
 logger = logging.getLogger(__name__)
 
 PSEUDONYM_PREFIX = "p-"
+# The most clicks one logged session gives a trainer: the events a live session holds by default
+# (`SessionSettings.max_events`), so what one session can show the recommender is what it can teach the trainer.
+MAX_CLICKS_PER_SESSION = 200
 _PSEUDONYM_DOMAIN = b"session-suggest/log-pseudonym/v1"
 
 
@@ -150,9 +157,13 @@ class EventLog:
         if record.get("url"):
             record["url"] = logged_url(record["url"])
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-        # Opened under the lock: after another process's erase renamed a new file in, write to that one.
-        with self._locked(), open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(line)
+        # Opened under the lock: after another process's erase renamed a new file in, write to that one. Created
+        # 0600 like the key beside it (and like the file an erase renames in): the log holds what visitors searched
+        # for, and `open(..., "a")` made it readable by every local user (0644 under the usual umask).
+        with self._locked():
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as fh:
+                fh.write(line)
 
     def __iter__(self) -> Iterator[Event]:
         return self.iter_events()
@@ -251,6 +262,7 @@ def click_sessions(
     url_items: bool = False,
     collapse_repeats: bool = True,
     min_length: int = 2,
+    max_length: int | None = MAX_CLICKS_PER_SESSION,
 ) -> list[LoggedSession]:
     """What each logged session clicked, in time order; sessions ordered by their last click.
 
@@ -259,8 +271,11 @@ def click_sessions(
     `kinds` count (default page_view, article_open, suggestion_click: a suggestion_impression says what
     was shown, not what was read). `collapse_repeats` merges back-to-back events on one item (a
     suggestion_click and the page_view it leads to are one click). Records without a session id or with
-    an unreadable time are skipped, like torn lines.
+    an unreadable time are skipped, like torn lines. A session longer than `max_length` clicks (after collapsing)
+    gives its last `max_length` (None: all), so that one visitor's flood of clicks cannot outweigh the log.
     """
+    if max_length is not None and max_length < max(min_length, 1):
+        raise ConfigError(f"max_length must be None or at least min_length ({min_length}), got {max_length}")
     if isinstance(source, EventLog):
         source = source.path
     records: Iterable[Event | dict[str, Any]] = (
@@ -288,12 +303,18 @@ def click_sessions(
     if skipped:
         logger.warning("skipped %d click record(s) without a session id or a readable time", skipped)
     out = []
+    capped = 0
     for sid, evs in per.items():
         evs.sort()
         items = [a for _, _, a in evs]
         if collapse_repeats:
             items = [a for j, a in enumerate(items) if j == 0 or a != items[j - 1]]
+        if max_length is not None and len(items) > max_length:
+            capped += 1
+            items = items[-max_length:]
         if len(items) >= min_length:
             out.append(LoggedSession(sid, tuple(items), evs[-1][0]))
+    if capped:
+        logger.warning("%d session(s) longer than %d clicks: only their last %d kept", capped, max_length, max_length)
     out.sort(key=lambda s: s.last_ts)
     return out

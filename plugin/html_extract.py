@@ -178,6 +178,11 @@ _BLOCK = frozenset(
 )
 _CELL = frozenset(("td", "th"))
 _ABSOLUTE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")  # has a scheme or a host
+# Text no reader sees: a page (or a contributor's raw HTML in it) can stuff an article's snippet and embedding with
+# words, or a prompt injection, that the site's editors never see rendered. Inline styles only; a stylesheet's
+# rules are not evaluated.
+_HIDDEN_STYLE = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse))\b", re.I)
+_PARSER = lxml.html.HTMLParser(encoding="utf-8")
 _SITE = "http://site.invalid/"  # a stand-in origin, so urljoin can resolve and then drop relative hrefs
 _SPACE = re.compile(r"[ \t\r\f\v\u00a0]+")
 _WORD = re.compile(r"\w+")
@@ -218,9 +223,12 @@ class PageContent:
 
 def extract_page(html: str, page_path: str = "") -> PageContent:
     """Main content of one HTML page at `page_path` (site-relative, e.g. "topics/http/sessions.html"; links are
-    resolved against it). Never raises on odd markup: a page lxml cannot parse gives empty text."""
+    resolved against it). Never raises on odd markup: a page lxml cannot parse gives empty text. Text a reader
+    of the page never sees (`hidden`, `aria-hidden="true"`, an inline `display: none`) is not its content."""
     try:
-        doc = lxml.html.document_fromstring(html.encode("utf-8"))
+        # `html` is text already (ingest decoded the file as UTF-8): a <meta charset> must not decode it again.
+        # Left to guess, libxml2 read a page without one as Latin-1 ("CafÃ©") and one claiming UTF-16 as CJK soup.
+        doc = lxml.html.document_fromstring(html.encode("utf-8"), parser=_PARSER)
     except (etree.ParserError, ValueError):
         return PageContent("", "", "", "", (), False)
 
@@ -233,6 +241,8 @@ def extract_page(html: str, page_path: str = "") -> PageContent:
     root = _main_element(doc)
     generated = bool(doc.cssselect(_GENERATED))
     for el in root.cssselect(_CHROME):
+        _drop(el)
+    for el in [el for el in root.iterdescendants() if _hidden(el)]:
         _drop(el)
     for el in root.cssselect(_NODE_PANEL):
         if el.cssselect(_NODE_LINKS) and not any(True for _ in el.iter("h1")):
@@ -284,6 +294,16 @@ def _main_element(doc: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
                 return el
     body = doc.find("body")
     return body if body is not None else doc
+
+
+def _hidden(el: lxml.html.HtmlElement) -> bool:
+    if not isinstance(el.tag, str):  # comments and processing instructions carry no attributes
+        return False
+    return (
+        el.get("hidden") is not None
+        or (el.get("aria-hidden") or "").strip().lower() == "true"
+        or bool(_HIDDEN_STYLE.search(el.get("style") or ""))
+    )
 
 
 def _in_article(el: lxml.html.HtmlElement) -> bool:

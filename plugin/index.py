@@ -52,6 +52,7 @@ from .errors import (
     ConfigError,
     DimensionMismatchError,
     IndexFormatError,
+    PluginError,
     UnknownArticleError,
 )
 from .lazy import LazyModule
@@ -564,8 +565,20 @@ class ArticleIndex:
     ) -> ArticleIndex:
         """The index saved in `directory`. A trained ivf index (its lists) and an hnsw index (its vectors) are
         memory-mapped unless `mmap=False`: the processes serving one index folder then share one copy in the page
-        cache instead of each holding its own (a change copies them into memory first)."""
+        cache instead of each holding its own (a change copies them into memory first). A field of index.json that is
+        missing or of another type is an `IndexFormatError` naming the file."""
         d = Path(directory)
+        try:
+            return cls._load(d, expect_dim, mmap)
+        except PluginError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # e.g. "rows": [] or "next": "x"
+            raise IndexFormatError(
+                f"{d / 'index.json'}: a field is missing or of the wrong type ({type(exc).__name__}: {str(exc)[:120]})"
+            ) from None
+
+    @classmethod
+    def _load(cls, d: Path, expect_dim: int | None, mmap: bool | None) -> ArticleIndex:
         try:
             meta = json.loads((d / "index.json").read_text(encoding="utf-8"))
         except FileNotFoundError:

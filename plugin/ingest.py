@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 from .html_extract import extract_page, split_section_number
 from .knowledge_base import Article, _parse_time, _read_utf8, check_articles
@@ -69,6 +69,7 @@ DEFAULT_EXCLUDE = (
     "CHANGELOG*",
 )
 
+_OUTSIDE = "links to files outside the folder"
 _WEB_URL = re.compile(r"^(?:https?://|/)[^\s]*$", re.I)
 # " (" for Texinfo's "Node (Manual Title)" and Javadoc's "ArrayList (Java Platform SE 8 )": only an affix that a
 # third of the folder's titles share is taken off, so a title's own parenthesis stays.
@@ -124,13 +125,17 @@ def scan_folder(
     """Articles from the .md/.html files under `root`, with what was skipped and why. A folder that yields no
     article, or two with one id (front matter can set ids), is a `DataFormatError`."""
     r = Path(root)
+    real_root = r.resolve()
     skipped: dict[str, list[str]] = {}
     pages: list[tuple[Path, str]] = []
     for path in sorted(r.rglob("*")):
         if not (path.is_file() and path.suffix.lower() in PAGE_SUFFIXES):
             continue
         rel = path.relative_to(r).as_posix()
-        reason = _skip_reason(rel, include, exclude, default_exclude)
+        # A link named `notes.md` may point at `~/.ssh/id_rsa` or another site's drafts: what it points to would
+        # be served to every visitor as an article. Only files inside the folder are read (a link within it is
+        # fine; rglob does not descend into linked folders).
+        reason = _skip_reason(rel, include, exclude, default_exclude) if _inside(path, real_root) else _OUTSIDE
         if reason:
             skipped.setdefault(reason, []).append(rel)
         else:
@@ -151,8 +156,21 @@ def scan_folder(
     return scan
 
 
+def _inside(path: Path, real_root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(real_root)
+    except (OSError, RuntimeError):  # a link loop
+        return False
+
+
 def _url_for(rel: str, base_url: str) -> str:
-    return base_url.rstrip("/") + "/" + rel if base_url else rel
+    """The page's url: its path under the folder, percent-encoded. A file name is not a url: `a?b.html`,
+    `a#b.html` and `%2e%2e%2fx.html` named another page (a query, a fragment, `../x.html` to a server that decodes
+    it), and `a b.html` a url the policy refuses. What browsers leave raw in a path stays raw (`c++.html`), so a
+    visitor's url still finds the page; not ':' (a first segment `javascript:x.html` would read as a scheme), ';'
+    (path parameters, which logs cut) or "'"."""
+    path = quote(rel, safe="/!$&()*+,=@~")
+    return base_url.rstrip("/") + "/" + path if base_url else path
 
 
 def _article_from_file(path: Path, rel: str, base_url: str, html_titles: dict[str, str]) -> Article | str:

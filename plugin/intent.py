@@ -233,6 +233,26 @@ class ContentSTAMP(nn.Module):
             (d / "transitions.json").unlink(missing_ok=True)  # a folder saved into again loses its old component
 
     @classmethod
+    def _check_fits(cls, config: ContentSTAMPConfig, state: object, d: Path) -> None:
+        """The saved weights have exactly the shapes the config asks for. Checked on the meta device, which
+        allocates nothing, before the model is built: a config.json edited to `"stamp": {"dim": 50000}` had the
+        loader allocate and initialise 60 GB (the hot-reload thread took the server down) before
+        `load_state_dict` could refuse it."""
+        with torch.device("meta"):
+            wanted = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
+        got = (
+            {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
+            if isinstance(state, dict)
+            else {}
+        )
+        if got != wanted or not isinstance(state, dict) or len(state) != len(got):
+            wrong = sorted(k for k in wanted.keys() | got.keys() if wanted.get(k) != got.get(k))
+            raise IndexFormatError(
+                f"{d / 'intent_model.pt'} does not fit {d / 'intent_model.json'}: "
+                f"{len(wrong)} weight(s) missing, extra or of another shape ({', '.join(wrong[:3])})"
+            )
+
+    @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> ContentSTAMP:
         d = Path(directory)
         try:
@@ -255,9 +275,10 @@ class ContentSTAMP(nn.Module):
             )
             weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
             state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+            cls._check_fits(config, state, d)
             model = cls(config)
-            model.load_state_dict(state)  # RuntimeError when the weights do not fit the config
-        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+            model.load_state_dict(state)
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # TypeError: a field of another type
             raise IndexFormatError(f"no readable content-STAMP model in {d}: {exc}") from None
         if ItemTransitions.saved_in(d):
             model.transitions = ItemTransitions.load(d)

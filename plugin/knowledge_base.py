@@ -31,6 +31,11 @@ _FIELD_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
 )
 
 
+# In a title or a snippet (one line of display text on every card, link and reason): control characters, which
+# break a line or ring a terminal, and the bidi embeddings, overrides and isolates, which reorder how the rest of the
+# line is drawn (a title ending in U+202E "moc.evil//:sptth" reads as a url, and the override runs on into the cards
+# after it). Marks (LRM, RLM, ALM) and joiners, which right-to-left and joined scripts need, stay.
+_LINE_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _INDEX_PAGE = re.compile(r"(^|/)index(?:\.html?)?$", re.I)
 _PAGE_SUFFIX = re.compile(r"\.html?$", re.I)
 
@@ -83,6 +88,8 @@ class Article:
             value = getattr(self, name)
             if isinstance(value, str) and (clean := well_formed(value)) is not value:
                 object.__setattr__(self, name, clean)
+        if isinstance(self.title, str) and _LINE_CONTROLS.search(self.title):
+            object.__setattr__(self, "title", " ".join(_LINE_CONTROLS.sub(" ", self.title).split()))
         tags = tuple(well_formed(t) if isinstance(t, str) else t for t in self.tags)
         if any(a is not b for a, b in zip(tags, self.tags)):
             object.__setattr__(self, "tags", tags)
@@ -91,7 +98,7 @@ class Article:
         return f"{self.title}\n{self.text}" if self.text else self.title
 
     def snippet(self, chars: int = 160) -> str:
-        body = " ".join(self.text.split())
+        body = " ".join(_LINE_CONTROLS.sub(" ", self.text).split())
         return body if len(body) <= chars else body[: chars - 1].rsplit(" ", 1)[0] + "…"
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,9 +188,13 @@ class KnowledgeBase:
         if old is not None:
             self._drop_urls(old)
         self._by_id[article.id] = article
-        for url in _page_urls(article):
-            self._by_url[normalize_url(url)] = article.id
-            self._by_loose_url[_loose_url(url)] = article.id
+        for n, url in enumerate(_page_urls(article)):
+            for table, key in ((self._by_url, normalize_url(url)), (self._by_loose_url, _loose_url(url))):
+                # An article's own url always names it; a canonical only names it where no article's own url is
+                # that url. A page's markup is untrusted: `<link rel="canonical" href="/pricing.html">` on one page
+                # took another article's url over, and every view of that article was tracked as the claimant.
+                if (n == 0 and article.url) or not self._owns(table, key):
+                    table[key] = article.id
 
     def remove(self, article_id: str) -> Article:
         art = self._by_id.pop(article_id, None)
@@ -191,6 +202,13 @@ class KnowledgeBase:
             raise UnknownArticleError(f"no article with id {shown(article_id)}")
         self._drop_urls(art)
         return art
+
+    def _owns(self, table: dict[str, str], key: str) -> bool:
+        """Whether `key` is the own url (not a canonical) of the article it now names."""
+        holder = self._by_id.get(table.get(key, ""))
+        if holder is None or not holder.url:
+            return False
+        return key in (normalize_url(holder.url), _loose_url(holder.url))
 
     def _drop_urls(self, article: Article) -> None:
         """Forget the url -> id links only where they are this article's (two articles may share a url)."""

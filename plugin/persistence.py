@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 
+from .arrays import open_npz
 from .atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from .config import SuggestSettings
 from .encoder import (
@@ -117,7 +118,7 @@ def _read_derived(rec: SessionRecommender, d: Path) -> None:
         if not path.exists():
             continue
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with open_npz(path) as z:
                 ids = z["ids"].tolist()
                 if name == "hubness.npz":
                     r = z["r"]
@@ -129,7 +130,7 @@ def _read_derived(rec: SessionRecommender, d: Path) -> None:
                     if vecs.shape == (len(ids), dim):
                         rec.titles.preload(ids, vecs)
                         continue
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, IndexFormatError) as exc:
             logger.warning("%s unreadable (%s): recomputed when needed", path, exc)
             continue
         logger.warning("%s does not fit this index: recomputed when needed", path)
@@ -166,7 +167,14 @@ def load_version(
 
         kwargs["intent_model"] = ContentSTAMP.load(d)
     if "settings" not in kwargs and (d / "settings.json").exists():
-        kwargs["settings"] = SuggestSettings(**json.loads((d / "settings.json").read_text(encoding="utf-8"))["suggest"])
+        try:
+            kwargs["settings"] = SuggestSettings.model_validate(
+                json.loads((d / "settings.json").read_text(encoding="utf-8"))["suggest"]
+            )
+        except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            raise IndexFormatError(
+                f"{d / 'settings.json'} holds no valid suggestion settings: {str(exc)[:200]}"
+            ) from None
     rec = cls(kb, CachedEncoder(enc, cache), index, **kwargs)
     rec.version = version
     _read_derived(rec, d)

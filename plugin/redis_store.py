@@ -300,7 +300,16 @@ class RedisSessionStore:
             import redis
         except ImportError:  # pragma: no cover - depends on the environment
             raise ConfigError("RedisSessionStore needs redis-py: pip install 'session-suggest[redis]'") from None
-        return cls(redis.Redis.from_url(url), settings, **kwargs)
+        try:
+            client = redis.Redis.from_url(url)
+        except ValueError:
+            # redis-py's message quotes part of the url: a password holding '#', '/' or '?' unencoded ends the host
+            # there, and "Port could not be cast to integer value as 'hunt'" put its first letters in the log.
+            raise ConfigError(
+                "the Redis url is not valid (redis://[[user]:password@]host[:port][/db], rediss://… or unix://…); "
+                "percent-encode '#', '/', '?', '@' and ':' in the password"
+            ) from None
+        return cls(client, settings, **kwargs)
 
     def _now(self) -> str:
         return repr(float(self._clock()))

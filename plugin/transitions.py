@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .arrays import open_npz
 from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from .errors import ConfigError, IndexFormatError
 
@@ -212,7 +213,7 @@ class ItemTransitions:
             keys = [str(k) for k in meta["keys"]]
             config = TransitionConfig(**meta["config"])
             data = read_committed(d / _ARRAYS, meta.get("sha256"))
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            with open_npz(data) as z:
                 clicks = z["clicks"] if "clicks" in z.files else None  # saved before the counts were kept
                 return cls(keys, z["indptr"], z["indices"], z["data"], config, clicks)
         except (OSError, KeyError, TypeError, ValueError) as exc:

@@ -7,7 +7,8 @@ import json
 import logging
 from pathlib import Path
 
-from plugin.event_log import EventLog, click_sessions
+from plugin.config import SessionSettings
+from plugin.event_log import MAX_CLICKS_PER_SESSION, EventLog, click_sessions
 from plugin.events import make_event
 from plugin.models.data import read_jsonl_events
 
@@ -90,3 +91,28 @@ def test_known_filter_and_iso_times(tmp_path):
     log = _write(tmp_path / "events.jsonl", recs)
     assert [s.items for s in click_sessions(log)] == [("y", "x", "gone")]
     assert [s.items for s in click_sessions(log, known={"x", "y"})] == [("y", "x")]
+
+
+def test_one_session_flooding_clicks_gives_training_no_more_than_a_session_holds(tmp_path, caplog):
+    """docs/security.md, round 2: a visitor's browser reports what it likes. One session replaying A, B, A, B… was
+    every training example but a handful (each prefix is one) and as many A -> B transition counts."""
+    honest = [
+        {"session_id": f"h{i}", "kind": "page_view", "article_id": a, "ts": 10 * i + j}
+        for i in range(30)
+        for j, a in enumerate(("x", "y", "z"))
+    ]
+    flood = [
+        {"session_id": "F", "kind": "suggestion_click", "article_id": "a" if j % 2 else "b", "ts": -100_000 + j}
+        for j in range(20_000)
+    ]
+    log = _write(tmp_path / "events.jsonl", honest + flood)
+    with caplog.at_level(logging.WARNING, logger="plugin.event_log"):
+        sessions = {s.session_id: s.items for s in click_sessions(log)}
+    assert "1 session(s) longer than 200 clicks" in caplog.text
+    assert len(sessions["F"]) == MAX_CLICKS_PER_SESSION == SessionSettings().max_events
+    assert sessions["F"][-2:] == ("b", "a")  # its last clicks, as the store keeps a session's last events
+    assert sessions["h0"] == ("x", "y", "z")
+    assert len(click_sessions(log, max_length=None)[0].items) == 20_000  # asked for, the whole session
+    # the lab reads the log through the same reader
+    data = read_jsonl_events(log, test_fraction=0.5)  # F is the first session, so in the training half
+    assert max(len(s) for s in data.train_sessions) == MAX_CLICKS_PER_SESSION

@@ -319,3 +319,23 @@ def test_a_line_nested_past_the_decoders_limit_loses_no_log_and_stops_no_erase(t
     assert [s.items for s in click_sessions(log)] == [("ser-csv", "ser-json")]
     assert log.erase_session("gone") == 1
     assert {e.session_id for e in log} == {log.pseudonym("kept")}
+
+
+def test_the_event_log_is_readable_by_its_owner_only_before_and_after_an_erase(tmp_path):
+    """docs/security.md, round 2: the log holds what visitors searched for; `open(path, "a")` created it 0644 under
+    the usual umask (every local user could read it), while an erase renamed in a 0600 file."""
+    import os
+
+    from plugin import make_event
+
+    old = os.umask(0o022)
+    try:
+        log = EventLog(tmp_path / "logs" / "events.jsonl", pseudonym_keys=b"k" * 32)
+        log.append(make_event("visitor-1", "search", query="my divorce lawyer"))
+        assert log.path.stat().st_mode & 0o777 == 0o600
+        log.append(make_event("visitor-2", "search", query="tls"))
+        assert log.erase_session("visitor-1") == 1 and log.path.stat().st_mode & 0o777 == 0o600
+        log.append(make_event("visitor-3", "search", query="csv"))
+        assert log.path.stat().st_mode & 0o777 == 0o600 and [e.query for e in log] == ["tls", "csv"]
+    finally:
+        os.umask(old)

@@ -84,3 +84,15 @@ def test_erase_leaves_no_key_of_the_session_or_its_pages(redis_url, redis_prefix
     assert store.erase("a") and store.erase("b")
     left = {k.decode()[len(redis_prefix) :] for k in client.scan_iter(match=redis_prefix + "*")}
     assert left <= {"seq"}, left
+
+
+@pytest.mark.parametrize("url", ["redis://:pw2#x@cache:6379/0", "redis://:pw/2@cache:6379", "redis://:pw?2@c:1"])
+def test_a_redis_url_that_does_not_parse_is_a_config_error_that_quotes_no_password(url):
+    """docs/security.md, round 2: a password with '#', '/' or '?' unencoded ends the host early, and redis-py's
+    "Port could not be cast to integer value as 'pw2'" put it in the start-up traceback."""
+    from plugin import ConfigError
+    from plugin.redis_store import RedisSessionStore
+
+    with pytest.raises(ConfigError, match="percent-encode") as caught:
+        RedisSessionStore.from_url(url)
+    assert "pw" not in str(caught.value) and caught.value.__suppress_context__
