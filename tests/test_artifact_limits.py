@@ -100,6 +100,22 @@ def test_an_npz_that_inflates_past_its_bytes_is_refused_by_every_reader(tmp_path
     (tmp_path / "transitions.json").write_text(json.dumps(meta))
     with pytest.raises(IndexFormatError, match="compressed"):
         ItemTransitions.load(tmp_path)
+    # a session model served through plugin.serving (the lab's state.npz, hash recorded as if written whole)
+    from plugin.models import get_model, load_model
+
+    model_dir = tmp_path / "markov"
+    fitted = get_model("markov")
+    fitted.fit([np.array([1, 2, 3]), np.array([2, 3])], 3)
+    fitted.save(model_dir)
+    load_model(model_dir)  # what the lab writes reads
+    state = model_dir / "state.npz"
+    with np.load(state) as z:
+        _deflated(state, **{k: z[k] for k in z.files}, pad=big)
+    meta = json.loads((model_dir / "config.json").read_text())
+    meta["sha256"] = hashlib.sha256(state.read_bytes()).hexdigest()
+    (model_dir / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(IndexFormatError, match="compressed"):
+        load_model(model_dir)
     # what this package writes still reads
     ok = EmbeddingCache(8, "hashing:8")
     ok.save(tmp_path / "ok.npz")

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..arrays import open_npz
 from ..atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from ..errors import ConfigError, DimensionMismatchError, IndexFormatError, UnknownArticleError
 from .data import Examples
@@ -150,7 +151,7 @@ class SessionModel(ABC):
         model.item_keys = None if meta.get("item_keys") is None else tuple(meta["item_keys"])
         try:
             raw = read_committed(Path(directory) / STATE_FILE, meta.get("sha256"))
-            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
+            with open_npz(raw) as z:  # refuses compressed members (a zip bomb) and never unpickles
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError) as exc:
             raise IndexFormatError(f"{directory}/{STATE_FILE} is missing or not a numpy archive: {exc}") from exc
