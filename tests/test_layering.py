@@ -19,7 +19,15 @@ LAB = "plugin.models"
 CORE_INTO_LAB = {"plugin.serving", "plugin.cli"}
 # What the lab may use of the core: the error tree, atomic saves, the event format and log it reads sessions
 # from, and the STAMP maths it shares with the plugin. Never the pipeline (recommender, index, encoder, ...).
-LAB_USES_OF_CORE = {"plugin", "plugin.errors", "plugin.atomic", "plugin.events", "plugin.event_log", "plugin.stamp", "plugin.arrays"}
+LAB_USES_OF_CORE = {
+    "plugin",
+    "plugin.errors",
+    "plugin.atomic",
+    "plugin.events",
+    "plugin.event_log",
+    "plugin.stamp",
+    "plugin.arrays",
+}
 
 
 def _module_name(path: Path) -> str:
