@@ -32,6 +32,16 @@ def _rec(articles, fake_encoder, **kwargs) -> SessionRecommender:
     )
 
 
+# reset tokens, signed-link signatures, path-parameter sessions, user info, OAuth fragments: what location.href carries
+_URLS_WITH_SECRETS = (
+    "https://site.test/account/reset?token=TOKEN-aaa111&email=visitor%40mail.test#step-2",
+    "https://kb.test/json?X-Amz-Signature=SIG-bbb222&X-Amz-Credential=CRED-ccc333",
+    "https://site.test/app;jsessionid=JSESSION-ddd444?x=1",
+    "https://admin:PASS-eee555@site.test/private",
+    "/docs/callback#access_token=TOKEN-fff666",
+)
+
+
 def test_default_ttl_is_thirty_minutes():
     assert SessionSettings().ttl_seconds == 30 * 60
 
@@ -175,13 +185,7 @@ def test_credentials_in_a_page_url_reach_no_event_log(rec, tmp_path):
     log = tmp_path / "events.jsonl"
     client = TestClient(create_hardened_app(rec, secrets="s" * 40, settings=ServerSettings(event_log=log)))
     sid = client.post("/v1/sessions").json()["session_id"]
-    pages = [
-        "https://site.test/account/reset?token=TOKEN-aaa111&email=visitor%40mail.test#step-2",
-        "https://kb.test/json?X-Amz-Signature=SIG-bbb222&X-Amz-Credential=CRED-ccc333",
-        "https://site.test/app;jsessionid=JSESSION-ddd444?x=1",
-        "https://admin:PASS-eee555@site.test/private",
-        "/docs/callback#access_token=TOKEN-fff666",
-    ]
+    pages = list(_URLS_WITH_SECRETS)
     r = client.post(
         f"/v1/sessions/{sid}/events/batch", json={"events": [{"kind": "page_view", "url": u} for u in pages]}
     )
@@ -210,14 +214,7 @@ def test_credentials_in_a_page_url_stay_out_of_the_session_store(articles, fake_
         Article("blog-456", "Blog post on pickle", "https://blog.test/?p=456", "pickle serialize objects"),
     ]
     rec = _rec([*articles, *blog], fake_encoder)
-    pages = [
-        "https://site.test/account/reset?token=TOKEN-aaa111&email=visitor%40mail.test#step-2",
-        "https://kb.test/json?X-Amz-Signature=SIG-bbb222&X-Amz-Credential=CRED-ccc333",
-        "https://site.test/app;jsessionid=JSESSION-ddd444?x=1",
-        "https://admin:PASS-eee555@site.test/private",
-        "/docs/callback#access_token=TOKEN-fff666",
-        "https://blog.test/?p=123",
-    ]
+    pages = [*_URLS_WITH_SECRETS, "https://blog.test/?p=123"]
     for i, url in enumerate(pages):
         rec.track("s", "page_view", url=url, title=f"Page {i}", text=f"text of page {i} json", ts=float(10 * i))
     stored = rec.events("s")
