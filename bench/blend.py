@@ -11,6 +11,10 @@ so no model has seen the validation sessions. Each model's validation distributi
 batch and every grid point is ranked from them. The test set is then scored once, with the chosen weights and
 the count models as saved (fitted on all training sessions).
 
+``--mix log`` blends log-probabilities instead (sum_m w_m log(p_m + 1e-5), a weighted product of experts: an
+item must be likely under every weighted model, which sharpens the top of the list); ``--mix both`` ranks the grid
+under both and keeps the better on validation (the mix is then one more choice made on validation).
+
 ``--weights`` skips the validation grid and scores the test set with weights an earlier run chose on validation —
 for the papers' second half, where the neural models were retrained on the whole training split (so they have seen
 the validation sessions and cannot choose weights themselves): the weights come from the 90% models' grid.
@@ -44,21 +48,30 @@ def _distribution(model, prefixes: np.ndarray) -> torch.Tensor:
     return s / s.sum(1, keepdim=True).clamp(min=1e-12)
 
 
+LOG_FLOOR = 1e-5  # log mix: a model's zero probability (V-SKNN's unseen items) counts as this
+
+
 def _mix(weights, dists) -> torch.Tensor:
-    """sum_m w_m p_m over the models with a weight, padding column masked."""
+    """sum_m w_m p_m (or of log p_m: pass log-distributions) over the models with a weight, padding column masked."""
     s = sum(w * d for w, d in zip(weights, dists) if w > 0)
     s[:, 0] = float("-inf")
     return s
 
 
+def _as_mix(dist: torch.Tensor, mix: str) -> torch.Tensor:
+    return torch.log(dist + LOG_FLOOR) if mix == "log" else dist
+
+
 class Blend:
     name = "blend"
 
-    def __init__(self, models, weights) -> None:
-        self.models, self.weights, self.n_items = models, weights, models[0].n_items
+    def __init__(self, models, weights, mix: str = "linear") -> None:
+        self.models, self.weights, self.mix, self.n_items = models, weights, mix, models[0].n_items
 
     def score_torch(self, prefixes: np.ndarray) -> torch.Tensor:
-        dists = [_distribution(m, prefixes) if w > 0 else None for m, w in zip(self.models, self.weights)]
+        dists = [
+            _as_mix(_distribution(m, prefixes), self.mix) if w > 0 else None for m, w in zip(self.models, self.weights)
+        ]
         return _mix(self.weights, dists)
 
 
@@ -84,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
+        "--mix", choices=("linear", "log", "both"), default="linear", help="blend probabilities or log-probabilities"
+    )
+    ap.add_argument("--no-test", action="store_true", help="validation grid only: print the choice, score no test")
+    ap.add_argument(
         "--weights",
         help="comma-separated weights, one per model, chosen on validation by an earlier run: no grid, test only",
     )
@@ -105,26 +122,33 @@ def main(argv: list[str] | None = None) -> int:
             refit = get_model(m.name, **m.config.__dict__)
             refit.fit(train, data.n_items)
             on_90.append(refit)
-    grid = simplex_grid(len(full), args.step)
+    mixes = ("linear", "log") if args.mix == "both" else (args.mix,)
+    grid = [(mix, w) for mix in mixes for w in simplex_grid(len(full), args.step)]
     ranks = np.zeros((len(grid), len(valid)), dtype=np.int64)
     with torch.no_grad():
         for lo in tqdm(range(0, len(valid), args.batch_size), desc="validation", unit="batch"):
             idx = np.arange(lo, min(lo + args.batch_size, len(valid)))
             prefixes, targets = valid.batch(idx)
             dists = [_distribution(m, prefixes) for m in on_90]  # each (B, N+1)
+            by_mix = {mix: [_as_mix(d, mix) for d in dists] for mix in mixes}
             t = torch.from_numpy(targets)
-            for g, weights in enumerate(grid):
-                ranks[g, idx] = pessimistic_ranks(_mix(weights, dists), t).numpy()
+            for g, (mix, weights) in enumerate(grid):
+                ranks[g, idx] = pessimistic_ranks(_mix(weights, by_mix[mix]), t).numpy()
     rows = []
-    for g, weights in enumerate(grid):
+    for g, (mix, weights) in enumerate(grid):
         m = rank_metrics(ranks[g], (20,))
-        rows.append({"weights": weights, "valid_HR@20": m["HR@20"], "valid_MRR@20": m["MRR@20"]})
+        rows.append({"mix": mix, "weights": weights, "valid_HR@20": m["HR@20"], "valid_MRR@20": m["MRR@20"]})
     best = max(rows, key=lambda r: (r["valid_MRR@20"], r["valid_HR@20"]))
     print(json.dumps({"best_on_validation": best}), flush=True)
-    r = evaluate(Blend(full, best["weights"]), data.test, ks=(5, 10, 20), item_counts=data.item_counts(), progress=True)
+    if args.no_test:
+        Path(args.out).write_text(json.dumps({"models": args.models, "validation": rows, "best": best}) + "\n")
+        return 0
+    blend = Blend(full, best["weights"], best["mix"])
+    r = evaluate(blend, data.test, ks=(5, 10, 20), item_counts=data.item_counts(), progress=True)
     result = {
         "model": "blend",
         "models": args.models,
+        "mix": best["mix"],
         "weights": best["weights"],
         "validation": rows,
         "examples": r.n_examples,
@@ -141,10 +165,14 @@ def _test_only(args: argparse.Namespace, data, full) -> int:
     weights = tuple(float(w) for w in args.weights.split(","))
     if len(weights) != len(full) or min(weights) < 0 or abs(sum(weights) - 1.0) > 1e-6:
         raise SystemExit(f"--weights needs {len(full)} non-negative weights summing to 1, got {args.weights}")
-    r = evaluate(Blend(full, weights), data.test, ks=(5, 10, 20), item_counts=data.item_counts(), progress=True)
+    if args.mix == "both":
+        raise SystemExit("--weights needs the one --mix the validation grid chose (linear or log)")
+    mix = args.mix
+    r = evaluate(Blend(full, weights, mix), data.test, ks=(5, 10, 20), item_counts=data.item_counts(), progress=True)
     result = {
         "model": "blend",
         "models": args.models,
+        "mix": mix,
         "weights": weights,
         "weights_from": "--weights (chosen on validation by an earlier run)",
         "examples": r.n_examples,

@@ -1,0 +1,67 @@
+"""bench/blend.py's score blend: the weight grid and the two mixes (probabilities, log-probabilities)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench import blend
+
+
+class _CountLike:
+    """A non-neural model: non-negative scores per item, -inf on the padding column (as V-SKNN's)."""
+
+    n_items = 3
+
+    def __init__(self, rows: list[list[float]]) -> None:
+        self.rows = np.asarray(rows, dtype=np.float32)
+
+    def score(self, prefixes: np.ndarray) -> np.ndarray:
+        out = np.concatenate([np.full((len(self.rows), 1), -np.inf, dtype=np.float32), self.rows], axis=1)
+        return out[: len(prefixes)]
+
+
+def test_simplex_grid_covers_the_simplex_once() -> None:
+    grid = blend.simplex_grid(3, 0.5)
+    assert sorted(grid) == sorted(
+        [(1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.5, 0.5, 0.0), (0.5, 0.0, 0.5), (0.0, 0.5, 0.5)]
+    )
+    assert len(blend.simplex_grid(5, 0.2)) == 126  # C(9, 4)
+
+
+def test_linear_and_log_mix_rank_differently() -> None:
+    # model A is sure of item 1, model B spreads between items 1 and 2; item 3 is A's second guess but B's zero
+    a = _CountLike([[0.6, 0.0, 0.4]])
+    b = _CountLike([[0.5, 0.5, 0.0]])
+    prefixes = np.zeros((1, 2), dtype=np.int64)
+    linear = blend.Blend([a, b], (0.5, 0.5), "linear").score_torch(prefixes)
+    log = blend.Blend([a, b], (0.5, 0.5), "log").score_torch(prefixes)
+    assert linear[0, 0] == float("-inf") and log[0, 0] == float("-inf")  # padding never ranks
+    assert torch.allclose(linear[0, 1:], torch.tensor([0.55, 0.25, 0.20]))
+    # log mix: an item one weighted model gives (almost) nothing sinks below one both find plausible
+    assert torch.argmax(log[0, 1:]).item() == 0
+    assert log[0, 2] > log[0, 3]  # items 2 and 3 each have one model's zero; 2's other chance (0.5) beats 3's (0.4)
+    expected = 0.5 * np.log(np.array([0.6, 0.0, 0.4]) + blend.LOG_FLOOR) + 0.5 * np.log(
+        np.array([0.5, 0.5, 0.0]) + blend.LOG_FLOOR
+    )
+    assert np.allclose(log[0, 1:].numpy(), expected, atol=1e-5)
+
+
+def test_a_zero_weight_model_is_not_scored() -> None:
+    class Exploding(_CountLike):
+        def score(self, prefixes: np.ndarray) -> np.ndarray:
+            raise AssertionError("a model with weight 0 must not be scored")
+
+    a = _CountLike([[0.2, 0.3, 0.5]])
+    out = blend.Blend([a, Exploding([[0.0, 0.0, 0.0]])], (1.0, 0.0), "log").score_torch(np.zeros((1, 1), np.int64))
+    assert torch.argmax(out[0, 1:]).item() == 2
+
+
+def test_weights_need_one_mix(tmp_path) -> None:
+    with pytest.raises(SystemExit, match="one --mix"):
+        blend._test_only(
+            type("Args", (), {"weights": "1.0", "mix": "both", "models": ["m"], "out": str(tmp_path / "o")})(),
+            None,
+            [object()],
+        )
