@@ -34,7 +34,7 @@ if [[ $STAGE == defaults ]]; then
   [[ -n ${BUDGET:-} ]] && budget=(--time-budget "$BUDGET")
   "$PY" bench/derive_fraction.py --data "$DATA/$YOO" --fraction 0.25 --keep last --out "$OUT/derived/yoochoose1_256"
   "$PY" bench/derive_fraction.py --data "$DATA/$DIGI" --fraction 0.4 --keep first --out "$OUT/derived/diginetica_first40"
-  for model in stamp gru4rec srgnn; do
+  for model in stamp gru4rec srgnn core; do
     for ds in "$DATA/$DIGI" "$DATA/$YOO" "$OUT/derived/yoochoose1_256" "$OUT/derived/diginetica_first40"; do
       dir="$OUT/defaults_${P}_${model}_$(basename "$ds")"
       [[ -s "$dir.json" ]] && { cat "$dir.json"; continue; }
