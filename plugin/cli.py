@@ -57,6 +57,16 @@ def suggestion_count(value: str) -> int:
     return k
 
 
+def _positive_mb(value: str) -> float:
+    try:
+        mb = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of MB, got {value!r}") from None
+    if not mb * 1024 * 1024 >= 1:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a positive number of MB, got {value!r}")
+    return mb
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .knowledge_base import load_articles
     from .recommender import SessionRecommender
@@ -66,7 +76,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         from .ingest import scan_folder
 
         scan = scan_folder(
-            source, args.base_url, include=args.include, exclude=args.exclude, default_exclude=not args.keep_all
+            source,
+            args.base_url,
+            include=args.include,
+            exclude=args.exclude,
+            default_exclude=not args.keep_all,
+            max_file_bytes=int(args.max_file_mb * 1024 * 1024),
         )
         articles = scan.articles
         print(f"{source}: {scan.summary()}")
@@ -330,6 +345,13 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
         action="store_true",
         help="also index what is skipped by default: source listings (_modules/), _static/, "
         "genindex, search and module-index pages, README/LICENSE files",
+    )
+    ix.add_argument(
+        "--max-file-mb",
+        type=_positive_mb,
+        default=20.0,
+        help="skip (and list) folder files larger than this many MB, unread (default 20: no documentation page "
+        "comes near it; one huge file would be read whole into memory)",
     )
     ix.add_argument("--quiet", action="store_true")
     ix.set_defaults(func=cmd_index)
