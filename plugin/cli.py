@@ -150,14 +150,17 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
         choose_transitions,
         train_content_stamp,
     )
-    from .event_log import click_sessions
+    from .event_log import read_click_log
     from .recommender import SessionRecommender
     from .threads import ENV_THREADS, pin_threads
 
     rec = SessionRecommender.load(args.index)
     if not os.environ.get(ENV_THREADS):
         pin_threads(os.cpu_count() or 1)  # training is bulk work, not a served query: every core (load pinned one)
-    sessions = [list(s.items) for s in click_sessions(args.log, known=set(rec.kb.ids()))]
+    logged = read_click_log(args.log, known=set(rec.kb.ids()))
+    if logged.describe():
+        print(f"event log {logged.describe()}")
+    sessions = [list(s.items) for s in logged.sessions]
     cfg = ContentTrainConfig(epochs=args.epochs, dim=args.dim, min_clicks=args.min_clicks)
     model, report = train_content_stamp(sessions, rec.index, cfg, progress=not args.quiet)
     if args.min_clicks > 0:
