@@ -57,6 +57,16 @@ def suggestion_count(value: str) -> int:
     return k
 
 
+def _positive_mb(value: str) -> float:
+    try:
+        mb = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of MB, got {value!r}") from None
+    if not mb * 1024 * 1024 >= 1:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be a positive number of MB, got {value!r}")
+    return mb
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from .knowledge_base import load_articles
     from .recommender import SessionRecommender
@@ -66,7 +76,12 @@ def cmd_index(args: argparse.Namespace) -> int:
         from .ingest import scan_folder
 
         scan = scan_folder(
-            source, args.base_url, include=args.include, exclude=args.exclude, default_exclude=not args.keep_all
+            source,
+            args.base_url,
+            include=args.include,
+            exclude=args.exclude,
+            default_exclude=not args.keep_all,
+            max_file_bytes=int(args.max_file_mb * 1024 * 1024),
         )
         articles = scan.articles
         print(f"{source}: {scan.summary()}")
@@ -135,14 +150,17 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
         choose_transitions,
         train_content_stamp,
     )
-    from .event_log import click_sessions
+    from .event_log import read_click_log
     from .recommender import SessionRecommender
     from .threads import ENV_THREADS, pin_threads
 
     rec = SessionRecommender.load(args.index)
     if not os.environ.get(ENV_THREADS):
         pin_threads(os.cpu_count() or 1)  # training is bulk work, not a served query: every core (load pinned one)
-    sessions = [list(s.items) for s in click_sessions(args.log, known=set(rec.kb.ids()))]
+    logged = read_click_log(args.log, known=set(rec.kb.ids()))
+    if logged.describe():
+        print(f"event log {logged.describe()}")
+    sessions = [list(s.items) for s in logged.sessions]
     cfg = ContentTrainConfig(epochs=args.epochs, dim=args.dim, min_clicks=args.min_clicks)
     model, report = train_content_stamp(sessions, rec.index, cfg, progress=not args.quiet)
     if args.min_clicks > 0:
@@ -330,6 +348,13 @@ def build_parser(*, extensions: bool = True) -> argparse.ArgumentParser:
         action="store_true",
         help="also index what is skipped by default: source listings (_modules/), _static/, "
         "genindex, search and module-index pages, README/LICENSE files",
+    )
+    ix.add_argument(
+        "--max-file-mb",
+        type=_positive_mb,
+        default=20.0,
+        help="skip (and list) folder files larger than this many MB, unread (default 20: no documentation page "
+        "comes near it; one huge file would be read whole into memory)",
     )
     ix.add_argument("--quiet", action="store_true")
     ix.set_defaults(func=cmd_index)

@@ -466,7 +466,12 @@ def _cold_start_steps(
         unread[[pos[a] for a in prefix]] = False
         known = np.flatnonzero(unread & ~is_held)  # (K,)
         new = [r for r, a in enumerate(z_ids) if a in held]  # zero-shot ranks of the new ones it shows
-        if target not in held:
+        if target in prefix:
+            # A step back to a page the session read: the recommender never suggests one, so no placement can show
+            # it. Pointed into `known` (which holds unread articles only) it credited another article, or past it a
+            # new one that was not there (ValueError in `_cold_start_mrr`: a log of revisits stopped train-intent).
+            where = -1
+        elif target not in held:
             where = int(np.searchsorted(known, pos[target]))
         else:
             r = z_ids.index(target) if target in z_ids else -1

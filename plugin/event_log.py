@@ -23,6 +23,15 @@ session gives at most its last `MAX_CLICKS_PER_SESSION` clicks: a session is wha
 and one that replays 20,000 clicks A, B, A, B… was 20,000 of a log's training examples (every prefix is one)
 and 10,000 A -> B transition counts; it now weighs no more than the session store lets a session hold.
 
+Clicks are reported by the visitor's browser, so a script can report any (docs/security.md, round 3). Two rules keep
+one scripted session from teaching more about an article than one visitor who read it: a `suggestion_click`
+counts only when the same session reported an impression of that article before it (the widget reports the cards
+it shows; a click of a card never shown is no visitor's click), and an article counts once per session, at its
+first visit (a later revisit is dropped: the recommender never suggests what a session has read, so a revisit
+teaches it nothing it can serve, and "A, T, B, T, C, T…" made one session 100 examples of T). `read_click_log`
+says how many events each rule ignored; `python -m plugin train-intent` prints it. The API still stores such
+events: only training ignores them.
+
 Several processes (uvicorn workers) may share one log: every append and every erase holds an exclusive
 `flock` on the sidecar `<log>.lock`, so an erase (read, filter, atomic rename) never drops a line another
 process appended meanwhile. Readers need no lock: they see the old file or the new one, never a torn one.
@@ -59,7 +68,9 @@ __all__ = [
     "EventLog",
     "PSEUDONYM_PREFIX",
     "LoggedSession",
+    "ClickLog",
     "read_records",
+    "read_click_log",
     "click_sessions",
     "parse_ts",
     "MAX_CLICKS_PER_SESSION",
@@ -254,6 +265,25 @@ def parse_ts(value: Any) -> float:
     return float(value)
 
 
+# Why `read_click_log` ignored an event, as its report names it.
+UNSHOWN_CLICK = "suggestion_click of an article the session was not shown"
+REVISIT = "revisit of an article the session had already read"
+
+
+@dataclass(frozen=True)
+class ClickLog:
+    sessions: list[LoggedSession]  # ordered by their last click
+    ignored: dict[str, int]  # reason (UNSHOWN_CLICK, REVISIT) -> events that reason kept out of training
+    capped: int = 0  # sessions longer than max_length clicks, cut to their last max_length
+
+    def describe(self) -> str:
+        """One line for a training report: what was ignored and why (empty when nothing was)."""
+        parts = [f"{n} {reason}" for reason, n in self.ignored.items() if n]
+        if self.capped:
+            parts.append(f"the earliest clicks of {self.capped} session(s) longer than a session holds")
+        return "ignored: " + "; ".join(parts) if parts else ""
+
+
 def click_sessions(
     source: str | os.PathLike[str] | EventLog | Iterable[Event | dict[str, Any]],
     *,
@@ -264,15 +294,40 @@ def click_sessions(
     min_length: int = 2,
     max_length: int | None = MAX_CLICKS_PER_SESSION,
 ) -> list[LoggedSession]:
-    """What each logged session clicked, in time order; sessions ordered by their last click.
+    """What each logged session clicked, in time order; sessions ordered by their last click
+    (`read_click_log(...).sessions`: see there)."""
+    return read_click_log(
+        source,
+        kinds=kinds,
+        known=known,
+        url_items=url_items,
+        collapse_repeats=collapse_repeats,
+        min_length=min_length,
+        max_length=max_length,
+    ).sessions
+
+
+def read_click_log(
+    source: str | os.PathLike[str] | EventLog | Iterable[Event | dict[str, Any]],
+    *,
+    kinds: Collection[str] = CLICK_KINDS,
+    known: Collection[str] | None = None,
+    url_items: bool = False,
+    collapse_repeats: bool = True,
+    min_length: int = 2,
+    max_length: int | None = MAX_CLICKS_PER_SESSION,
+) -> ClickLog:
+    """What each logged session clicked, in time order; sessions ordered by their last click; and what was ignored.
 
     `source`: a log path, an EventLog, or events/records already read. An item is the event's article id
     (`url_items`: else its url, for logs of pages outside any KB); `known` keeps only those items. Only
     `kinds` count (default page_view, article_open, suggestion_click: a suggestion_impression says what
     was shown, not what was read). `collapse_repeats` merges back-to-back events on one item (a
     suggestion_click and the page_view it leads to are one click). Records without a session id or with
-    an unreadable time are skipped, like torn lines. A session longer than `max_length` clicks (after collapsing)
-    gives its last `max_length` (None: all), so that one visitor's flood of clicks cannot outweigh the log.
+    an unreadable time are skipped, like torn lines. A suggestion_click counts only after an impression of its
+    article in the same session, and an article only at its first visit in a session (the module's docstring says
+    why). A session longer than `max_length` clicks (after these rules) gives its last `max_length` (None: all),
+    so that one visitor's flood of clicks cannot outweigh the log.
     """
     if max_length is not None and max_length < max(min_length, 1):
         raise ConfigError(f"max_length must be None or at least min_length ({min_length}), got {max_length}")
@@ -282,39 +337,65 @@ def click_sessions(
         read_records(source) if isinstance(source, (str, os.PathLike)) else source
     )
     wanted = frozenset(kinds)
-    per: dict[str, list[tuple[float, int, str]]] = {}
+    # (ts, file order, item, is_shown): impressions are read whatever `kinds` says, as proof that a card was shown
+    per: dict[str, list[tuple[float, int, str, bool, bool]]] = {}
     skipped = 0
     for n, r in enumerate(records):
         rec = r.to_dict() if isinstance(r, Event) else r
-        if rec.get("kind") not in wanted:
+        kind = rec.get("kind")
+        shown = kind == "suggestion_impression"
+        if kind not in wanted and not shown:
             continue
         item = rec.get("article_id") or (rec.get("url") if url_items else None)
         sid = rec.get("session_id")
         if not item or sid is None:
-            skipped += sid is None
+            skipped += sid is None and not shown
             continue
         try:
             ts = parse_ts(rec.get("ts", 0.0))
         except ValueError:
-            skipped += 1
+            skipped += not shown
             continue
-        if known is None or item in known:
-            per.setdefault(str(sid), []).append((ts, n, str(item)))
+        if shown or known is None or item in known:
+            per.setdefault(str(sid), []).append((ts, n, str(item), shown, kind == "suggestion_click"))
     if skipped:
         logger.warning("skipped %d click record(s) without a session id or a readable time", skipped)
     out = []
     capped = 0
+    ignored = {UNSHOWN_CLICK: 0, REVISIT: 0}
     for sid, evs in per.items():
         evs.sort()
-        items = [a for _, _, a in evs]
+        seen_cards: set[str] = set()
+        items: list[str] = []
+        last_ts = None
+        for ts, _, item, shown, click in evs:
+            if shown:
+                seen_cards.add(item)
+                continue
+            if click and item not in seen_cards:
+                ignored[UNSHOWN_CLICK] += 1
+                continue
+            items.append(item)
+            last_ts = ts
         if collapse_repeats:
             items = [a for j, a in enumerate(items) if j == 0 or a != items[j - 1]]
+        read: set[str] = set()
+        first_visits: list[str] = []
+        for a in items:
+            if a in read and a != first_visits[-1]:  # back-to-back repeats are collapse_repeats' to decide
+                ignored[REVISIT] += 1
+                continue
+            read.add(a)
+            first_visits.append(a)
+        items = first_visits
         if max_length is not None and len(items) > max_length:
             capped += 1
             items = items[-max_length:]
-        if len(items) >= min_length:
-            out.append(LoggedSession(sid, tuple(items), evs[-1][0]))
+        if len(items) >= min_length and last_ts is not None:
+            out.append(LoggedSession(sid, tuple(items), last_ts))
     if capped:
         logger.warning("%d session(s) longer than %d clicks: only their last %d kept", capped, max_length, max_length)
+    if ignored[UNSHOWN_CLICK]:
+        logger.warning("ignored %d %s", ignored[UNSHOWN_CLICK], UNSHOWN_CLICK)
     out.sort(key=lambda s: s.last_ts)
-    return out
+    return ClickLog(out, ignored, capped)

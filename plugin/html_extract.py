@@ -179,9 +179,41 @@ _BLOCK = frozenset(
 _CELL = frozenset(("td", "th"))
 _ABSOLUTE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)")  # has a scheme or a host
 # Text no reader sees: a page (or a contributor's raw HTML in it) can stuff an article's snippet and embedding with
-# words, or a prompt injection, that the site's editors never see rendered. Inline styles only; a stylesheet's
-# rules are not evaluated.
+# words, or a prompt injection, that the site's editors never see rendered. Hidden by an inline style, by a rule of
+# the page's own <style> blocks (`_style_hidden`), or by a CSS framework's hiding class; external stylesheets are
+# never fetched.
 _HIDDEN_STYLE = re.compile(r"(?:^|;)\s*(?:display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse))\b", re.I)
+# The hiding utility classes of Bootstrap (d-none, invisible, visually-hidden, sr-only), Tailwind (hidden, invisible,
+# sr-only), Bulma (is-hidden, is-invisible, is-sr-only), Foundation (hide, show-for-sr), WordPress
+# (screen-reader-text) and HTML5 Boilerplate (visuallyhidden). Screen-reader text is for assistive technology ("opens
+# in a new tab"), not what the page says to the people it is suggested to.
+_HIDING_CLASSES = frozenset(
+    (
+        "d-none",
+        "hidden",
+        "hide",
+        "is-hidden",
+        "invisible",
+        "is-invisible",
+        "sr-only",
+        "is-sr-only",
+        "visually-hidden",
+        "visuallyhidden",
+        "screen-reader-text",
+        "show-for-sr",
+    )
+)
+# ...unless a responsive class shows the element again on some screens (`d-none d-md-block`, `hidden md:block`):
+# visitors on those screens read it.
+_SHOWN_SOMEWHERE = re.compile(r"^(?:d-(?:sm|md|lg|xl|xxl)-(?!none$)[\w-]+|(?:sm|md|lg|xl|2xl):(?!hidden$)\S+)$")
+# A page's own <style> rules: only simple selectors (a tag, classes, ids, attributes that are present: `.x`, `#y`,
+# `p.note`, `[hidden]`), outside at-rules (`@media print` hides only on paper), read from at most this many characters
+# of style text, with at most this many rules kept: a bounded parse, not a CSS engine.
+_SIMPLE_SELECTOR = re.compile(r"^(?:[a-zA-Z][\w-]*)?(?:\.-?[_a-zA-Z][\w-]*|#-?[_a-zA-Z][\w-]*|\[[_a-zA-Z][\w-]*\])*$")
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.S)
+_MAX_STYLE_CHARS = 200_000
+_MAX_STYLE_RULES = 500
+_SHOWN_STYLE = re.compile(r"(?:^|;)\s*(?:display\s*:\s*(?!none\b)[a-z-]+|visibility\s*:\s*visible)\b", re.I)
 _PARSER = lxml.html.HTMLParser(encoding="utf-8")
 _SITE = "http://site.invalid/"  # a stand-in origin, so urljoin can resolve and then drop relative hrefs
 _SPACE = re.compile(r"[ \t\r\f\v\u00a0]+")
@@ -224,7 +256,8 @@ class PageContent:
 def extract_page(html: str, page_path: str = "") -> PageContent:
     """Main content of one HTML page at `page_path` (site-relative, e.g. "topics/http/sessions.html"; links are
     resolved against it). Never raises on odd markup: a page lxml cannot parse gives empty text. Text a reader
-    of the page never sees (`hidden`, `aria-hidden="true"`, an inline `display: none`) is not its content."""
+    of the page never sees (`hidden`, `aria-hidden="true"`, an inline `display: none`, a rule of the page's own
+    `<style>` such as `.x { display: none }`, a hiding class such as `sr-only` or `d-none`) is not its content."""
     try:
         # `html` is text already (ingest decoded the file as UTF-8): a <meta charset> must not decode it again.
         # Left to guess, libxml2 read a page without one as Latin-1 ("CafÃ©") and one claiming UTF-16 as CJK soup.
@@ -238,11 +271,12 @@ def extract_page(html: str, page_path: str = "") -> PageContent:
         if "canonical" in (link.get("rel") or "").lower().split():
             canonical = (link.get("href") or "").strip()
             break
+    style_hidden = _style_hidden(doc)  # before the chrome goes: it takes <style> with it
     root = _main_element(doc)
     generated = bool(doc.cssselect(_GENERATED))
     for el in root.cssselect(_CHROME):
         _drop(el)
-    for el in [el for el in root.iterdescendants() if _hidden(el)]:
+    for el in [el for el in root.iterdescendants() if _hidden(el) or el in style_hidden]:
         _drop(el)
     for el in root.cssselect(_NODE_PANEL):
         if el.cssselect(_NODE_LINKS) and not any(True for _ in el.iter("h1")):
@@ -299,11 +333,59 @@ def _main_element(doc: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
 def _hidden(el: lxml.html.HtmlElement) -> bool:
     if not isinstance(el.tag, str):  # comments and processing instructions carry no attributes
         return False
+    classes = (el.get("class") or "").split()
     return (
         el.get("hidden") is not None
         or (el.get("aria-hidden") or "").strip().lower() == "true"
         or bool(_HIDDEN_STYLE.search(el.get("style") or ""))
+        or (not _HIDING_CLASSES.isdisjoint(classes) and not any(_SHOWN_SOMEWHERE.match(c) for c in classes))
     )
+
+
+def _style_rules(css: str) -> list[tuple[str, str]]:
+    """(selector, declarations) of the top-level rules in `css`, comments removed; the rules inside an at-rule
+    block (`@media print { … }`, `@supports`) are skipped whole."""
+    css = _CSS_COMMENT.sub(" ", css)
+    rules: list[tuple[str, str]] = []
+    i, n = 0, len(css)
+    while i < n:
+        open_ = css.find("{", i)
+        if open_ < 0:
+            break
+        head = css[i:open_].strip()
+        depth, j = 1, open_ + 1
+        while j < n and depth:  # the matching brace, so a nested block is skipped with its at-rule
+            depth += {"{": 1, "}": -1}.get(css[j], 0)
+            j += 1
+        body = css[open_ + 1 : j - 1]
+        head = head.rsplit(";", 1)[-1].strip()  # after an `@import …;` or `@charset …;` before the rule
+        if head and not head.startswith("@") and "{" not in body:
+            rules.append((head, body))
+        i = j
+    return rules
+
+
+def _style_hidden(doc: lxml.html.HtmlElement) -> set[lxml.html.HtmlElement]:
+    """Elements the page's own <style> blocks hide (display: none, visibility: hidden) with a simple selector and
+    no simple rule shows again (`.tab { display: none } .tab.active { display: block }`: the active tab is read)."""
+    css = "\n".join(el.text_content() for el in doc.iter("style"))[:_MAX_STYLE_CHARS]
+    if "{" not in css:
+        return set()
+    hide: list[str] = []
+    show: list[str] = []
+    for head, body in _style_rules(css):
+        hides, shows = bool(_HIDDEN_STYLE.search(body)), bool(_SHOWN_STYLE.search(body))
+        if not (hides or shows):
+            continue
+        for sel in (s.strip() for s in head.split(",")):
+            if sel and _SIMPLE_SELECTOR.match(sel) and len(hide) + len(show) < _MAX_STYLE_RULES:
+                (hide if hides and not shows else show).append(sel)
+    hidden: set[lxml.html.HtmlElement] = set()
+    for sel in hide:
+        hidden.update(doc.cssselect(sel))
+    for sel in show:
+        hidden.difference_update(doc.cssselect(sel))
+    return {el for el in hidden if not _SHOWN_STYLE.search(el.get("style") or "")}  # an inline style wins
 
 
 def _in_article(el: lxml.html.HtmlElement) -> bool:

@@ -9,6 +9,11 @@ DocBook writes a book index. `DEFAULT_EXCLUDE` leaves those out; `include`/`excl
 Patterns work like .gitignore lines: one without a "/" matches a file name at any depth (`README*`), one with
 a "/" matches the path from the folder or from any subfolder on (`_static/*` matches `_static/x.js` and
 `en/_static/x.js`), one starting with "/" only from the folder (`/search.html`); `*` matches across folders.
+
+A file over `max_file_bytes` (default `DEFAULT_MAX_FILE_BYTES`, 20 MB: the largest page of Django's and
+PostgreSQL's manuals is under 1 MB) is skipped and named in the summary and a warning, never read: a page is read
+whole into memory and parsed into a tree several times its size, so one multi-gigabyte file dropped in the folder
+took the indexer down.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from urllib.parse import quote, urljoin
 
+from .errors import ConfigError
 from .html_extract import extract_page, split_section_number
-from .knowledge_base import Article, _parse_time, _read_utf8, check_articles
+from .knowledge_base import Article, _decode_utf8, _parse_time, check_articles
 
-__all__ = ["DEFAULT_EXCLUDE", "FolderScan", "scan_folder", "strip_site_affixes"]
+__all__ = ["DEFAULT_EXCLUDE", "DEFAULT_MAX_FILE_BYTES", "FolderScan", "scan_folder", "strip_site_affixes"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +76,7 @@ DEFAULT_EXCLUDE = (
 )
 
 _OUTSIDE = "links to files outside the folder"
+DEFAULT_MAX_FILE_BYTES = 20 * 1024 * 1024
 _WEB_URL = re.compile(r"^(?:https?://|/)[^\s]*$", re.I)
 # " (" for Texinfo's "Node (Manual Title)" and Javadoc's "ArrayList (Java Platform SE 8 )": only an affix that a
 # third of the folder's titles share is taken off, so a title's own parenthesis stays.
@@ -121,9 +128,14 @@ def scan_folder(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     default_exclude: bool = True,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> FolderScan:
     """Articles from the .md/.html files under `root`, with what was skipped and why. A folder that yields no
-    article, or two with one id (front matter can set ids), is a `DataFormatError`."""
+    article, or two with one id (front matter can set ids), is a `DataFormatError`. Files over `max_file_bytes`
+    are skipped unread (the module's docstring says why)."""
+    if max_file_bytes < 1:
+        raise ConfigError(f"max_file_bytes must be a positive number of bytes, got {max_file_bytes}")
+    too_big = f"larger than {_size(max_file_bytes)} (the size cap, --max-file-mb)"
     r = Path(root)
     real_root = r.resolve()
     skipped: dict[str, list[str]] = {}
@@ -136,6 +148,8 @@ def scan_folder(
         # be served to every visitor as an article. Only files inside the folder are read (a link within it is
         # fine; rglob does not descend into linked folders).
         reason = _skip_reason(rel, include, exclude, default_exclude) if _inside(path, real_root) else _OUTSIDE
+        if not reason and path.stat().st_size > max_file_bytes:
+            reason = too_big
         if reason:
             skipped.setdefault(reason, []).append(rel)
         else:
@@ -143,17 +157,28 @@ def scan_folder(
     articles: list[Article] = []
     html_titles: dict[str, str] = {}  # id -> <title>, for pages without an h1 (their titles carry the site name)
     for path, rel in pages:
-        art = _article_from_file(path, rel, base_url, html_titles)
+        art = _article_from_file(path, rel, base_url, html_titles, max_file_bytes)
+        if art is None:  # it grew past the cap after the folder was listed
+            art = too_big
         if isinstance(art, str):
             skipped.setdefault(art, []).append(rel)
         else:
             articles.append(art)
     articles = _clean_titles(articles, html_titles)
     articles = _resolve_links(articles)
+    if skipped.get(too_big):
+        big = skipped[too_big]
+        logger.warning(
+            "%s: skipped %d file(s) %s: %s%s", r, len(big), too_big, ", ".join(big[:10]), " …" if len(big) > 10 else ""
+        )
     scan = FolderScan(articles, skipped)
     check_articles(scan.articles, f"{r} ({scan.summary()})")
     logger.info("%s: %s", r, scan.summary())
     return scan
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024 / 1024:g} MB" if n >= 1024 * 1024 else f"{n} bytes"
 
 
 def _inside(path: Path, real_root: Path) -> bool:
@@ -173,9 +198,15 @@ def _url_for(rel: str, base_url: str) -> str:
     return base_url.rstrip("/") + "/" + path if base_url else path
 
 
-def _article_from_file(path: Path, rel: str, base_url: str, html_titles: dict[str, str]) -> Article | str:
-    """The article in this file, or why the file holds none."""
-    raw = _read_utf8(path)
+def _article_from_file(
+    path: Path, rel: str, base_url: str, html_titles: dict[str, str], max_bytes: int
+) -> Article | str | None:
+    """The article in this file, or why the file holds none; None if it holds more than `max_bytes`."""
+    with open(path, "rb") as fh:
+        data = fh.read(max_bytes + 1)  # bounded: the file may have grown since it was listed
+    if len(data) > max_bytes:
+        return None
+    raw = _decode_utf8(data, path)
     url = _url_for(rel, base_url)
     if path.suffix.lower() in (".html", ".htm"):
         page = extract_page(raw, rel)

@@ -264,7 +264,10 @@ class KnowledgeBase:
 
 
 def _read_utf8(path: Path) -> str:
-    raw = path.read_bytes()
+    return _decode_utf8(path.read_bytes(), path)
+
+
+def _decode_utf8(raw: bytes, path: Path) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -294,17 +297,23 @@ def load_articles(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     default_exclude: bool = True,
+    max_file_bytes: int | None = None,
 ) -> list[Article]:
     """Articles from a .jsonl file or a folder of .md/.html files; duplicate ids are an error.
 
     For a folder, `include`/`exclude` glob patterns choose the files, and non-article pages (source listings,
-    indexes, search pages, assets: `plugin.ingest.DEFAULT_EXCLUDE`) are skipped unless `default_exclude=False`.
+    indexes, search pages, assets: `plugin.ingest.DEFAULT_EXCLUDE`) are skipped unless `default_exclude=False`,
+    and so are files over `max_file_bytes` (None: `plugin.ingest.DEFAULT_MAX_FILE_BYTES`, 20 MB).
     """
     p = Path(source)
     if p.is_dir():
-        from .ingest import scan_folder  # ingest builds on this module's Article
+        from .ingest import DEFAULT_MAX_FILE_BYTES, scan_folder  # ingest builds on this module's Article
 
-        return scan_folder(p, base_url, include=include, exclude=exclude, default_exclude=default_exclude).articles
+        cap = DEFAULT_MAX_FILE_BYTES if max_file_bytes is None else max_file_bytes
+        scan = scan_folder(
+            p, base_url, include=include, exclude=exclude, default_exclude=default_exclude, max_file_bytes=cap
+        )
+        return scan.articles
     if p.is_file() and p.suffix.lower() in (".jsonl", ".ndjson", ".json"):
         arts = list(iter_jsonl(p))
     elif not p.exists():

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from plugin.config import SessionSettings
-from plugin.event_log import MAX_CLICKS_PER_SESSION, EventLog, click_sessions
+from plugin.event_log import MAX_CLICKS_PER_SESSION, REVISIT, UNSHOWN_CLICK, EventLog, click_sessions, read_click_log
 from plugin.events import make_event
 from plugin.models.data import read_jsonl_events
 
@@ -101,18 +101,89 @@ def test_one_session_flooding_clicks_gives_training_no_more_than_a_session_holds
         for i in range(30)
         for j, a in enumerate(("x", "y", "z"))
     ]
-    flood = [
-        {"session_id": "F", "kind": "suggestion_click", "article_id": "a" if j % 2 else "b", "ts": -100_000 + j}
-        for j in range(20_000)
-    ]
+    # 20,000 page views of 20,000 pages (round 3's rules leave a flood of one article's revisits, or of clicks on
+    # cards never shown, nothing to cap: see the tests below)
+    flood = [{"session_id": "F", "kind": "page_view", "article_id": f"f{j}", "ts": -100_000 + j} for j in range(20_000)]
     log = _write(tmp_path / "events.jsonl", honest + flood)
     with caplog.at_level(logging.WARNING, logger="plugin.event_log"):
         sessions = {s.session_id: s.items for s in click_sessions(log)}
     assert "1 session(s) longer than 200 clicks" in caplog.text
     assert len(sessions["F"]) == MAX_CLICKS_PER_SESSION == SessionSettings().max_events
-    assert sessions["F"][-2:] == ("b", "a")  # its last clicks, as the store keeps a session's last events
+    assert sessions["F"][-2:] == ("f19998", "f19999")  # its last clicks, as the store keeps a session's last events
     assert sessions["h0"] == ("x", "y", "z")
     assert len(click_sessions(log, max_length=None)[0].items) == 20_000  # asked for, the whole session
     # the lab reads the log through the same reader
     data = read_jsonl_events(log, test_fraction=0.5)  # F is the first session, so in the training half
     assert max(len(s) for s in data.train_sessions) == MAX_CLICKS_PER_SESSION
+
+
+def _view(sid: str, article: str, ts: float) -> dict:
+    return {"session_id": sid, "kind": "page_view", "article_id": article, "ts": ts}
+
+
+def _card(sid: str, kind: str, article: str, ts: float) -> dict:
+    return {"session_id": sid, "kind": kind, "article_id": article, "position": 0, "ts": ts}
+
+
+def test_a_click_of_a_card_never_shown_teaches_nothing(tmp_path, caplog):
+    """docs/security.md, round 3: a script reports `suggestion_click`s of one article in many sessions (the API
+    accepts them: it never breaks the visitor's path) to push that article in what train-intent learns. A click
+    counts only after an impression of the same article in the same session, as the widget reports them."""
+    genuine = [
+        _view("A", "x", 1),
+        _card("A", "suggestion_impression", "z", 2),
+        _card("A", "suggestion_click", "z", 3),
+        _view("A", "z", 4),
+    ]
+    # clicks of t with no impression, or an impression in another session, or one after the click
+    script = [_view("S", "x", 10), _card("S", "suggestion_click", "t", 11), _view("S", "y", 12)]
+    script += [_card("S", "suggestion_click", "t", 13), _view("S", "w", 14)]
+    script += [
+        _view("P", "x", 20),
+        _card("P", "suggestion_click", "t", 21),
+        _card("P", "suggestion_impression", "t", 22),
+    ]
+    script += [_card("Q", "suggestion_impression", "t", 30), _view("Q", "y", 31)]
+    log = _write(tmp_path / "events.jsonl", genuine + script)
+    with caplog.at_level(logging.WARNING, logger="plugin.event_log"):
+        read = read_click_log(log)
+    assert {s.session_id: s.items for s in read.sessions} == {"A": ("x", "z"), "S": ("x", "y", "w")}
+    assert read.ignored[UNSHOWN_CLICK] == 3
+    assert "ignored 3 suggestion_click of an article the session was not shown" in caplog.text
+    assert "3 suggestion_click of an article the session was not shown" in read.describe()
+    assert all("t" not in s.items for s in click_sessions(log, url_items=True))
+    assert "t" not in read_jsonl_events(log, test_fraction=0.5).item_keys  # the lab reads the log the same way
+
+
+def test_an_article_counts_once_per_session(tmp_path):
+    """One session's "x, t, y, t, w, t…" made it one training example of t per round, 100 under the click cap:
+    a script's session weighed on t like 100 visitors. A revisit is dropped (the recommender never suggests what
+    a session has read, so it has nothing to learn there); back-to-back repeats stay collapse_repeats' to merge."""
+    pump = [_view("S", a, j) for j, a in enumerate(("x", "t", "y", "t", "w", "t", "t", "x"))]
+    back = [_view("B", a, 100 + j) for j, a in enumerate(("h", "a", "h", "b"))]  # a reader back on a hub page
+    log = _write(tmp_path / "events.jsonl", pump + back)
+    read = read_click_log(log)
+    assert [s.items for s in read.sessions] == [("x", "t", "y", "w"), ("h", "a", "b")]
+    assert read.ignored[REVISIT] == 4 and "4 revisit of an article" in read.describe()
+    assert [s.items for s in click_sessions(log, collapse_repeats=False)][0] == ("x", "t", "y", "w")
+
+
+def test_train_intent_reports_what_it_ignored(rec, tmp_path, capsys):
+    from plugin.cli import main as plugin_main
+
+    ids = sorted(rec.kb.ids())
+    rec.save(tmp_path / "ix")
+    recs = []
+    for i in range(40):
+        a, b, c = ids[i % len(ids)], ids[(i + 1) % len(ids)], ids[(i + 2) % len(ids)]
+        recs += [_view(f"s{i}", a, 10 * i), _view(f"s{i}", b, 10 * i + 1), _view(f"s{i}", c, 10 * i + 2)]
+    recs += [_view("bot", ids[0], 1000), _card("bot", "suggestion_click", ids[5], 1001), _view("bot", ids[1], 1002)]
+    recs += [_view("bot", ids[0], 1003)]  # a revisit
+    log = _write(tmp_path / "events.jsonl", recs)
+    argv = ["train-intent", "--index", str(tmp_path / "ix"), "--log", str(log), "--epochs", "1", "--quiet"]
+    plugin_main(argv)
+    out = capsys.readouterr().out
+    assert (
+        "event log ignored: 1 suggestion_click of an article the session was not shown; "
+        "1 revisit of an article the session had already read" in out
+    )

@@ -129,3 +129,20 @@ def test_the_serving_score_is_chosen_on_the_held_out_sessions(rec, monkeypatch):
     content_training.choose_scoring(rec, model, sessions, cfg)
     n_valid = max(1, int(len(sessions) * cfg.valid_fraction))
     assert {tuple(p[:1]) for p in seen} == {tuple(s[:1]) for s in sessions[-n_valid:]}
+
+
+def test_a_step_back_to_an_article_already_read_is_shown_by_no_placement(rec):
+    """docs/security.md, round 3: a held-out step into an article its prefix already read was pointed at another
+    (unread) article, or past the known ones at a new article that was not there, and `choose_cold_start` raised
+    ValueError: a log whose sessions revisit articles (a script's `x, t, y, t, …`) stopped train-intent."""
+    import numpy as np
+
+    from plugin.content_training import _cold_start_steps
+
+    ids = list(rec.index.ids())
+    first, second, third, last = ids[0], ids[1], ids[2], ids[-1]
+    steps = [([first, second], first), ([last, second], last), ([first, second], third)]
+    zero = [([third], np.array([0.5]))] * 3  # the zero-shot top list of each step; no article plays a new one
+    out = _cold_start_steps(rec.index, rec.intent_model, None, [], steps, zero, held=set())
+    assert [s.target for s in out] == [-1, -1, 0]  # the third step is a real one: into the first unread article
+    assert all(len(s.known) == len(ids) - 2 for s in out)
