@@ -158,8 +158,8 @@ def cmd_train_intent(args: argparse.Namespace) -> int:
     if not os.environ.get(ENV_THREADS):
         pin_threads(os.cpu_count() or 1)  # training is bulk work, not a served query: every core (load pinned one)
     logged = read_click_log(args.log, known=set(rec.kb.ids()))
-    if logged.describe():
-        print(f"event log {logged.describe()}")
+    if ignored := logged.describe():
+        print(f"event log {ignored}")
     sessions = [list(s.items) for s in logged.sessions]
     cfg = ContentTrainConfig(epochs=args.epochs, dim=args.dim, min_clicks=args.min_clicks)
     model, report = train_content_stamp(sessions, rec.index, cfg, progress=not args.quiet)

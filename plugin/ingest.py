@@ -157,9 +157,7 @@ def scan_folder(
     articles: list[Article] = []
     html_titles: dict[str, str] = {}  # id -> <title>, for pages without an h1 (their titles carry the site name)
     for path, rel in pages:
-        art = _article_from_file(path, rel, base_url, html_titles, max_file_bytes)
-        if art is None:  # it grew past the cap after the folder was listed
-            art = too_big
+        art = _article_from_file(path, rel, base_url, html_titles, max_file_bytes, too_big)
         if isinstance(art, str):
             skipped.setdefault(art, []).append(rel)
         else:
@@ -199,13 +197,13 @@ def _url_for(rel: str, base_url: str) -> str:
 
 
 def _article_from_file(
-    path: Path, rel: str, base_url: str, html_titles: dict[str, str], max_bytes: int
-) -> Article | str | None:
-    """The article in this file, or why the file holds none; None if it holds more than `max_bytes`."""
+    path: Path, rel: str, base_url: str, html_titles: dict[str, str], max_bytes: int, too_big: str
+) -> Article | str:
+    """The article in this file, or why the file holds none (`too_big` if it holds more than `max_bytes`)."""
     with open(path, "rb") as fh:
         data = fh.read(max_bytes + 1)  # bounded: the file may have grown since it was listed
     if len(data) > max_bytes:
-        return None
+        return too_big
     raw = _decode_utf8(data, path)
     url = _url_for(rel, base_url)
     if path.suffix.lower() in (".html", ".htm"):
