@@ -112,6 +112,36 @@ def test_a_worker_that_dies_is_replaced_and_the_service_keeps_answering(
         assert len(_pids_over_connections(port, 32)) == 2
 
 
+def test_a_worker_killed_right_after_its_first_answer_counts_as_started() -> None:
+    # a worker that has answered is one that started: the supervisor replaces it instead of taking it for a broken
+    # app and stopping the service (a watcher thread that marked "started" up to 50 ms late stopped it under load)
+    port = free_port()
+    proc = _start("tests.pid_app:app", port)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline
+            try:
+                victim = _pid(port)
+                break
+            except OSError:
+                time.sleep(0.01)
+        os.kill(victim, signal.SIGKILL)
+        seen: set[int] = set()
+        while time.monotonic() < deadline and not (len(seen) == 2 and victim not in seen):
+            assert proc.poll() is None, "the service stopped after a worker that had answered was killed"
+            try:
+                seen = _pids_over_connections(port, 32)
+            except (ConnectionResetError, ConnectionRefusedError):
+                continue
+            time.sleep(0.2)
+        assert victim not in seen and len(seen) == 2
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
 def test_sigterm_stops_every_worker(server: tuple[subprocess.Popen[bytes], int]) -> None:
     proc, port = server
     workers = _pids_over_connections(port, 32)

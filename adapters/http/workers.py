@@ -68,17 +68,17 @@ def _listen(host: str, port: int) -> socket.socket:
 def _worker(app: str, host: str, port: int, options: dict[str, Any], started: Any) -> None:  # pragma: no cover
     import uvicorn  # (runs in the worker process)
 
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            # marked in the same step of the event loop that finished the start-up: no request is answered before
+            # the parent knows this worker serves (a watcher thread polling `started` left a window in which a
+            # worker that had answered and then died counted as one that never started, and stopped the service)
+            if self.started:
+                started.set()
+
     sock = _listen(host, port)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
-
-    def watch() -> None:  # tell the parent once the app is loaded and the socket served
-        while not server.started and not server.should_exit:
-            time.sleep(0.05)
-        if server.started:
-            started.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    server.run(sockets=[sock])
+    Server(uvicorn.Config(app, host=host, port=port, **options)).run(sockets=[sock])
 
 
 class _Worker:
