@@ -1,6 +1,7 @@
 """Does a suggestion cost more for a visitor who has read more? Long sessions vs 3-page sessions, same run.
 
     python bench/session_length.py [--index DIR] [--store memory,redis] [--long-events 200] [--text-chars 20000]
+                                   [--pattern static,append]
 
 Over one index (default: the stdlib demo KB with the 384-d hashing encoder, built once and cached; a suggestion
 never embeds, so it costs what MiniLM's does), it fills --sessions long sessions — --long-events events each:
@@ -10,6 +11,8 @@ on them interleaved, --calls each, on one thread. A third group holds exactly a 
 intent events), the most any suggestion reads. With `--store redis` the sessions live in a private redis-server
 (or --redis-url), as in production, so the read includes the round trip. The ratios to watch: long / 3-page p50
 (issue #13 goal: <= 1.2) and long / full-context p50 (what session length adds once the context is full).
+Two patterns (`_measure`): "static" asks the same sessions again; "append" tracks one page view before each timed
+call, as a visitor who reads a page and then sees suggestions (the 3-page group: a new visitor's third page; the same kind of page for both).
 """
 
 from __future__ import annotations
@@ -67,18 +70,50 @@ def _short(rec, rng: random.Random, n: int, kb_urls: list[str]) -> list[str]:
     return out
 
 
+def _next_page(rec, rng: random.Random, sid: str, n: int, text_chars: int, corpus: list[str], kb_urls: list[str]):
+    """The visitor reads one more page before asking again: a KB page or a site page, as `_reader` tracks them."""
+    if n % 2 == 0:
+        rec.track(sid, "page_view", url=rng.choice(kb_urls))
+        return
+    words = " ".join(rng.choice(corpus) for _ in range(40))
+    while len(words) < text_chars:
+        words += " " + words
+    rec.track(
+        sid, "page_view", url=f"https://site.test/next/{sid}/{n}", title=f"Next page {n}", text=words[:text_chars]
+    )
+
+
 def _measure(
-    rec, groups: dict[str, list[str]], calls: int, rng: random.Random
+    rec,
+    groups: dict[str, list[str]],
+    calls: int,
+    rng: random.Random,
+    pattern: str,
+    next_page=None,
+    fresh_short=None,
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Wall-clock and thread CPU seconds of each call, per group. On a shared box the wall clock's percentiles are
-    mostly the scheduler (other jobs holding the cores); the CPU time is what the call cost this process."""
+    mostly the scheduler (other jobs holding the cores); the CPU time is what the call cost this process.
+
+    pattern "static": the same sessions asked again and again, nothing tracked in between (what a widget polling
+    suggestions does, and every earlier round of this benchmark). "append": each timed call follows one new page
+    view of that session (untimed), as a visitor who reads a page and then sees suggestions: a long session gets
+    its next page; a 3-page session is a fresh visitor whose third page is tracked after two KB pages and one
+    suggestion. In each round every group gets the same kind of page (a KB page or a site page with text, in
+    turn), so both groups' calls meet one event their worker has not resolved or scored before."""
     times: dict[str, list[float]] = {kind: [] for kind in groups}
     cpu: dict[str, list[float]] = {kind: [] for kind in groups}
     for sid in [s for sids in groups.values() for s in sids]:  # warm-up: this worker's caches, as in serving
         rec.suggest(sid, k=3)
+    n = 0
     for _ in range(calls):
         for kind, sids in groups.items():
             sid = rng.choice(sids)
+            if pattern == "append":
+                n += 1
+                if kind == "short":
+                    sid = fresh_short()
+                next_page(sid, n)  # the same kind of page for every group in a round
             t, c = time.perf_counter(), time.thread_time()
             rec.suggest(sid, k=3)
             times[kind].append(time.perf_counter() - t)
@@ -98,6 +133,11 @@ def main() -> int:
     p.add_argument("--text-chars", type=int, default=20_000, help="text per page view outside the KB")
     p.add_argument("--calls", type=int, default=300, help="timed suggest() calls per kind")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--pattern",
+        default="static,append",
+        help="comma-separated: static (the same sessions asked again), append (one new page view before each call)",
+    )
     args = p.parse_args()
 
     import faiss
@@ -138,10 +178,24 @@ def main() -> int:
                 ),
                 "short": _short(rec, rng, args.sessions, kb_urls),
             }
-            t, c = _measure(rec, groups, args.calls, rng)
-            held = (len(rec.events(groups["long"][0])), len(rec.events(groups["full"][0])))
-            rows.append((kind, *held, {k: statistics.quantiles(v, n=100) for k, v in t.items()}))
-            rows.append((f"{kind}, thread CPU", *held, {k: statistics.quantiles(v, n=100) for k, v in c.items()}))
+
+            def fresh_short(rec=rec, rng=rng, kb_urls=kb_urls) -> str:
+                # a new visitor: two KB pages and a suggestion; the third page is tracked by the caller
+                sid = f"short-{uuid.uuid4().hex}"
+                for url in rng.sample(kb_urls, 2):
+                    rec.track(sid, "page_view", url=url)
+                rec.suggest(sid, k=3)
+                return sid
+
+            def next_page(sid: str, n: int, rec=rec, rng=rng, corpus=corpus, kb_urls=kb_urls) -> None:
+                _next_page(rec, rng, sid, n, args.text_chars, corpus, kb_urls)
+
+            for pattern in args.pattern.split(","):
+                t, c = _measure(rec, groups, args.calls, rng, pattern, next_page, fresh_short)
+                held = (len(rec.events(groups["long"][0])), len(rec.events(groups["full"][0])))
+                name = f"{kind}, {pattern}"
+                rows.append((name, *held, {k: statistics.quantiles(v, n=100) for k, v in t.items()}))
+                rows.append((f"{name}, thread CPU", *held, {k: statistics.quantiles(v, n=100) for k, v in c.items()}))
             if redis is not None and store is not None:
                 redis.close(store.prefix)
     finally:
@@ -155,7 +209,7 @@ def main() -> int:
         f"each, interleaved; index {index_dir.name}; load average {load0:.2f} before, {load1:.2f} after\n"
     )
     print(
-        "| store | events held: long / full context | long p50 ms (p90) | full-context p50 ms (p90) "
+        "| store, pattern | events held: long / full context | long p50 ms (p90) | full-context p50 ms (p90) "
         "| 3-page p50 ms (p90) | long / 3-page p50 | long / full-context p50 |"
     )
     print("|---|---|---:|---:|---:|---:|---:|")

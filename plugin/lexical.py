@@ -179,14 +179,12 @@ class LexicalIndex:
         docs = self._docs
         if docs is not None and self._bm25 is bm25:
             return self._candidate_scores(bm25, docs, row, texts, weights, named, known)
-        total = np.zeros(len(row), dtype=np.float32)  # (N,)
+        parts: list[np.ndarray] = []  # each text's (N,) scores, and its weight
+        kept: list[float] = []
+        asked = [(i, name) for i, name in enumerate(named) if name is not None and weights[i] > 0]
         with self._lock:  # the named ones at once, at one clock reading: a long session names 20
-            now = self._scores.now()
-            cached = (
-                {i: self._scores.get(name, now) for i, name in enumerate(named) if name is not None and weights[i] > 0}
-                if self._bm25 is bm25
-                else {}
-            )
+            found = self._scores.get_many([name for _, name in asked]) if self._bm25 is bm25 else []
+        cached = {i: scores for (i, _), scores in zip(asked, found)}
         for i, (w, name) in enumerate(zip(weights, named)):
             if not row or w <= 0:
                 continue
@@ -205,8 +203,9 @@ class LexicalIndex:
                     with self._lock:
                         if self._bm25 is bm25:  # not an index rebuilt meanwhile
                             self._scores.put(key, scores, len(scores))
-            total += w * scores
-        return LexicalScores(total, row, ids)
+            parts.append(scores)
+            kept.append(w)
+        return LexicalScores(_weighted_sum(parts, kept, len(row)), row, ids)
 
     def _candidate_scores(
         self,
@@ -296,6 +295,18 @@ def _article_major(bm25):
         raise NotImplementedError("candidate-only BM25 needs a variant without a non-occurrence score")
     shape = (int(s["num_docs"]), len(s["indptr"]) - 1)
     return sp.csc_matrix((s["data"], s["indices"], s["indptr"]), shape=shape).tocsr()
+
+
+def _weighted_sum(parts: Sequence[np.ndarray], weights: Sequence[float], n: int) -> np.ndarray:
+    """sum_i weights[i] * parts[i] in float32, added in order from zero -- the same numbers as a loop of `total +=
+    w * scores` -- as two numpy calls: a long session's 20 texts cost ~2 us each as separate calls."""
+    if not parts:
+        return np.zeros(n, dtype=np.float32)
+    stacked = np.array(parts, dtype=np.float32)  # (T, N); half np.stack's cost for a list of equal rows
+    stacked *= np.asarray(weights, dtype=np.float32)[:, None]
+    # a reduction over the outer axis adds the rows one after another (pairwise summation is along the inner,
+    # contiguous axis only); 0 + x is x, so the first row needs no zero before it
+    return np.add.reduce(stacked, axis=0)
 
 
 class LexicalScores:

@@ -89,14 +89,14 @@ class PageContents:
         here are read under one lock and at one clock reading (a long session names up to max_context_events)."""
         found: dict[str, PageContent] = {}
         missing: list[str] = []
+        digests = list(dict.fromkeys(e.content_ref for e in events if e.content_ref is not None))
         with self._lock:
-            now = self._data.now()
-            for digest in dict.fromkeys(e.content_ref for e in events if e.content_ref is not None):
-                held = self._data.get(digest, now)
-                if held is None:
-                    missing.append(digest)
-                else:
-                    found[digest] = held
+            held = self._data.get_many(digests)
+        for digest, content in zip(digests, held):
+            if content is None:
+                missing.append(digest)
+            else:
+                found[digest] = content
         if missing and session_id is not None:
             for digest, content in store.contents(session_id, missing).items():
                 self.put(digest, content)

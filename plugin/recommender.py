@@ -40,6 +40,7 @@ from .page_contents import PageContents
 from .persistence import is_trained, load_version, write_version
 from .request import SuggestRequest
 from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_order, passing
+from .session_rows import Rows, SessionRows, same_source
 from .session_store import InMemorySessionStore, PageContent, SessionContext, SessionStore
 from .suggestion import Suggestion
 from .threads import pin_threads
@@ -109,6 +110,9 @@ class SessionRecommender:
         self.pages = (
             page_contents if page_contents is not None else PageContents(ttl_seconds=self.session_settings.ttl_seconds)
         )
+        # Each recent session's resolved context rows, so that a suggestion resolves only what was tracked since the
+        # last one on this worker (`plugin.session_rows`); dropped when the KB changes, lapsing like the caches above
+        self.rows = SessionRows(ttl_seconds=self.session_settings.ttl_seconds)
         self.store: SessionStore = store if store is not None else InMemorySessionStore(self.session_settings)
         self.intent_model: IntentModel = intent_model or ZeroShotIntent(encoder.dim)
         if self.intent_model.input_dim != encoder.dim:
@@ -195,6 +199,7 @@ class SessionRecommender:
                 self.kb.upsert(a)
             bar.update(len(chunk))
         bar.close()
+        self.rows.clear()
         self.lexical.invalidate()
         self.hubness.invalidate()
         self.titles.invalidate()
@@ -202,6 +207,7 @@ class SessionRecommender:
     def remove_articles(self, ids: Sequence[str]) -> int:
         for aid in ids:
             self.kb.remove(aid)  # raises UnknownArticleError before anything changes for a bad id
+        self.rows.clear()
         self.lexical.invalidate()
         self.hubness.invalidate()
         self.titles.invalidate()
@@ -335,6 +341,7 @@ class SessionRecommender:
         refs = [e.content_ref for e in events if e.content_ref]
         self.lexical.forget(texts, [("p", ref) for ref in refs])  # BM25's scores of them (see _text_key)
         self.pages.forget(refs)
+        self.rows.forget([session_id])
         existed = self.store.erase(session_id)
         if self.event_log is not None:
             existed = bool(self.event_log.erase_session(session_id)) or existed
@@ -364,14 +371,53 @@ class SessionRecommender:
     ) -> tuple[np.ndarray, list[Event], list[str | None]]:
         """Vectors of the session's intent events (KB articles from the index, pages the store holds from their
         stored vectors, other pages from the embedding cache), the events themselves, and their article ids
-        (None off the KB)."""
+        (None off the KB). A session's rows its last suggestion on this worker resolved are copied from that
+        suggestion's memo (`plugin.session_rows`): only the events tracked since are resolved."""
         signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
+        if session_id is None or not self._embeds_text:
+            vecs, resolved, keys, _ = self._resolve_rows(signal, session_id)
+            return vecs, resolved, keys
+        memo = self.rows.get(session_id)
+        if memo is None:
+            vecs, resolved, keys, held = self._resolve_rows(list(signal), session_id)  # (it restores texts in place)
+        else:
+            prev, at = memo
+            n = len(signal)
+            vecs = np.empty((n, self.index.dim), dtype=np.float32)
+            resolved, keys, held = list(signal), [None] * n, [True] * n
+            src: list[int] = []
+            dst: list[int] = []
+            todo: list[int] = []
+            for i, e in enumerate(signal):
+                j = at.get(e.event_id)
+                if j is not None and same_source(e, prev.sources[j]):
+                    src.append(j)
+                    dst.append(i)
+                    resolved[i], keys[i] = prev.signal[j], prev.keys[j]
+                else:
+                    todo.append(i)
+            if dst:
+                vecs[dst] = prev.vectors[src]
+            if todo:
+                v, r, k, h = self._resolve_rows([signal[i] for i in todo], session_id)
+                vecs[todo] = v
+                for t, i in enumerate(todo):
+                    resolved[i], keys[i], held[i] = r[t], k[t], h[t]
+        self.rows.put(session_id, Rows(vecs, tuple(resolved), tuple(keys), tuple(signal), tuple(held)))
+        return vecs, resolved, keys
+
+    def _resolve_rows(
+        self, signal: list[Event], session_id: str | None
+    ) -> tuple[np.ndarray, list[Event], list[str | None], list[bool]]:
+        """`_session_items` for these events, looked up afresh; and per row whether a later suggestion may reuse it
+        (not a page whose stored content had lapsed: embedded from what its event kept, it may be stored again)."""
         arts = [self._kb_article(e) for e in signal]
         if not self._embeds_text:  # an item-ID model only knows its catalogue
             signal = [e for e, a in zip(signal, arts) if a is not None]
             arts = [a for a in arts if a is not None]
         keys = [a.id if a is not None else None for a in arts]
         vecs = np.empty((len(signal), self.index.dim), dtype=np.float32)
+        held = [True] * len(signal)
         kb_rows = [i for i, k in enumerate(keys) if k is not None]
         text_rows = [i for i, k in enumerate(keys) if k is None]
         if kb_rows:
@@ -385,9 +431,9 @@ class SessionRecommender:
             for i in text_rows:
                 e = signal[i]
                 if e.kind == "search" and e.content_ref is not None:
-                    held = cached.get(content_key(self.encoder.name, e.content()))
-                    if held is not None and held.shape == (self.index.dim,):
-                        vecs[i] = held
+                    vec = cached.get(content_key(self.encoder.name, e.content()))
+                    if vec is not None and vec.shape == (self.index.dim,):
+                        vecs[i] = vec
                         continue
                 fetch.append(i)
             pages = self.pages.for_events(self.store, session_id, [signal[i] for i in fetch])
@@ -407,7 +453,9 @@ class SessionRecommender:
                 rest.append(i)
             if rest:  # a page without text, a search, or one whose stored content expired: its words embedded
                 vecs[rest] = self.page_encoder.encode([signal[i].content() for i in rest])
-        return vecs, signal, keys
+                for i in rest:
+                    held[i] = False
+        return vecs, signal, keys, held
 
     def suggest(
         self,

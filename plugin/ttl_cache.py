@@ -83,6 +83,29 @@ class TTLCache(Generic[K, V]):
         self._data.move_to_end(key)
         return entry[0]
 
+    def get_many(self, keys: Iterable[K], now: float | None = None) -> list[V | None]:
+        """`get` of each key at one clock reading, in order: what has lapsed is dropped once, not before each key
+        (a long session's suggestion reads ~20 entries of one cache)."""
+        ttl = self.ttl_seconds
+        if ttl is None:
+            return [self.get(key) for key in keys]
+        t = self._clock() if now is None else now
+        self._drop_lapsed(t)  # the front is fresh from here on: each entry left was used within ttl of t
+        data = self._data
+        out: list[V | None] = []
+        for key in keys:
+            entry = data.get(key)
+            if entry is None:
+                out.append(None)
+            elif t - entry[1] > ttl:  # only with a clock that went back (as in `get`)
+                self.discard(key)
+                out.append(None)
+            else:
+                entry[1] = t
+                data.move_to_end(key)
+                out.append(entry[0])
+        return out
+
     def put(self, key: K, value: V, weight: float = 0, now: float | None = None) -> None:
         """Keep the value as the most recently used (replacing any under the key), then drop what has lapsed and
         what is past the bounds."""

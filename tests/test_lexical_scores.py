@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from plugin.lexical import QUERY_CHARS, LexicalIndex, _bm25_scores, query_terms
+from plugin.lexical import QUERY_CHARS, LexicalIndex, _bm25_scores, _weighted_sum, query_terms
 
 bm25s = pytest.importorskip("bm25s")
 
@@ -35,6 +35,21 @@ def test_the_one_call_full_scan_is_bm25s_get_scores_bit_for_bit():
         got = _bm25_scores(bm25, q)
         assert got.dtype == want.dtype and np.array_equal(got, want), q[:5]
     assert not _bm25_scores(bm25, ["nowhere"]).any()  # no known token: zeros, as bm25s gives
+
+
+def test_the_weighted_sum_of_a_sessions_texts_is_the_loop_it_replaced_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n, texts = int(rng.integers(1, 2000)), int(rng.integers(1, 25))
+        scale = [1.0, 1e-3, 1e3][int(rng.integers(3))]
+        parts = [(rng.random(n, dtype=np.float32) * scale).astype(np.float32) for _ in range(texts)]
+        weights = [float(w) for w in rng.random(texts) / texts]
+        total = np.zeros(n, dtype=np.float32)
+        for w, scores in zip(weights, parts):
+            total += w * scores
+        got = _weighted_sum(parts, weights, n)
+        assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), total.view(np.uint32))
+    assert np.array_equal(_weighted_sum([], [], 3), np.zeros(3, dtype=np.float32))
 
 
 def test_query_terms_are_the_tokens_bm25_reads_of_the_head():

@@ -25,6 +25,25 @@ def test_entries_lapse_after_their_last_use_and_a_use_keeps_them():
     assert list(cache) == ["c"]
 
 
+def test_get_many_is_get_of_each_at_one_clock_reading():
+    def filled(now: list[float]) -> TTLCache[str, int]:
+        cache: TTLCache[str, int] = TTLCache(10, ttl_seconds=60, clock=lambda: now[0])
+        for t, key in ((0, "a"), (20, "b"), (40, "c"), (45, "a")):
+            now[0] = t
+            cache.put(key, ord(key))
+        now[0] = 81  # b (last used at 20) has lapsed; c and a have not
+        return cache
+
+    one_by_one, at_once = filled([0.0]), filled([0.0])
+    keys = ["c", "b", "x", "a", "c"]
+    assert at_once.get_many(keys) == [one_by_one.get(k) for k in keys] == [99, None, None, 97, 99]
+    assert list(at_once) == list(one_by_one) == ["a", "c"]  # the lapsed one dropped, the used ones moved to the end
+    plain: TTLCache[str, int] = TTLCache(2)  # no ttl: plain LRU reads
+    plain.put("a", 1)
+    plain.put("b", 2)
+    assert plain.get_many(["a", "z"]) == [1, None] and list(plain) == ["b", "a"]
+
+
 def test_bounded_in_entries_and_weight_least_recently_used_first():
     cache: TTLCache[str, str] = TTLCache(3, max_weight=10)
     for key, weight in (("a", 4), ("b", 4), ("c", 1)):
