@@ -25,7 +25,8 @@ def drivers(attention: np.ndarray, items: np.ndarray, article_vec: np.ndarray, l
     # numpy compared the float32 contributions with 0.35 * top rounded to float32: the same threshold here
     floor = float(np.float32(0.35 * top))
     out: list[str] = []
-    for j in sorted(range(len(c)), key=lambda j: -c[j]):  # stable, best first, as argsort(-contrib) was
+    # best first; equal ones in session order (a reverse sort keeps ties in order), as argsort(-contrib) had them
+    for j in sorted(range(len(c)), key=c.__getitem__, reverse=True):
         if c[j] < floor or len(out) == 2:
             break
         if labels[j] not in out:

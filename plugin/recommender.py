@@ -371,20 +371,30 @@ class SessionRecommender:
     ) -> tuple[np.ndarray, list[Event], list[str | None]]:
         """Vectors of the session's intent events (KB articles from the index, pages the store holds from their
         stored vectors, other pages from the embedding cache), the events themselves, and their article ids
-        (None off the KB). A session's rows its last suggestion on this worker resolved are copied from that
-        suggestion's memo (`plugin.session_rows`): only the events tracked since are resolved."""
+        (None off the KB)."""
+        rows = self._session_rows(events, session_id)
+        return rows.vectors, list(rows.signal), list(rows.keys)
+
+    def _session_rows(self, events: Sequence[Event], session_id: str | None = None) -> Rows:
+        """`_session_items` with each row's BM25 name (`_text_key`). A session's rows its last suggestion on this
+        worker resolved are copied from that suggestion's memo (`plugin.session_rows`): only the events tracked
+        since are resolved."""
         signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
+        names: list[TextKey | None]
         if session_id is None or not self._embeds_text:
-            vecs, resolved, keys, _ = self._resolve_rows(signal, session_id)
-            return vecs, resolved, keys
+            vecs, resolved, keys, held = self._resolve_rows(list(signal), session_id)
+            names = [self._text_key(e, k) for e, k in zip(resolved, keys)]
+            return Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(signal), tuple(held))
         memo = self.rows.get(session_id)
         if memo is None:
             vecs, resolved, keys, held = self._resolve_rows(list(signal), session_id)  # (it restores texts in place)
+            names = [self._text_key(e, k) for e, k in zip(resolved, keys)]
         else:
             prev, at = memo
             n = len(signal)
             vecs = np.empty((n, self.index.dim), dtype=np.float32)
             resolved, keys, held = list(signal), [None] * n, [True] * n
+            names = [None] * n
             src: list[int] = []
             dst: list[int] = []
             todo: list[int] = []
@@ -393,7 +403,7 @@ class SessionRecommender:
                 if j is not None and same_source(e, prev.sources[j]):
                     src.append(j)
                     dst.append(i)
-                    resolved[i], keys[i] = prev.signal[j], prev.keys[j]
+                    resolved[i], keys[i], names[i] = prev.signal[j], prev.keys[j], prev.names[j]
                 else:
                     todo.append(i)
             if dst:
@@ -403,8 +413,10 @@ class SessionRecommender:
                 vecs[todo] = v
                 for t, i in enumerate(todo):
                     resolved[i], keys[i], held[i] = r[t], k[t], h[t]
-        self.rows.put(session_id, Rows(vecs, tuple(resolved), tuple(keys), tuple(signal), tuple(held)))
-        return vecs, resolved, keys
+                    names[i] = self._text_key(r[t], k[t])
+        rows = Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(signal), tuple(held))
+        self.rows.put(session_id, rows)
+        return rows
 
     def _resolve_rows(
         self, signal: list[Event], session_id: str | None
@@ -489,8 +501,10 @@ class SessionRecommender:
             exclude_seen=exclude_seen,
         )
         ctx = context if context is not None else self.context(session_id)
-        vecs, signal, keys = self._session_items(ctx.events, session_id)
-        return self._suggest_from(vecs, signal, keys, ctx.events, req, seen=ctx.seen)
+        rows = self._session_rows(ctx.events, session_id)
+        return self._suggest_from(
+            rows.vectors, list(rows.signal), list(rows.keys), ctx.events, req, seen=ctx.seen, names=rows.names
+        )
 
     def suggest_for(self, viewed: Sequence[str], k: int | None = None, **kwargs: Any) -> list[Suggestion]:
         """Suggestions for an ad-hoc list of viewed article ids or urls (no session needed)."""
@@ -554,7 +568,10 @@ class SessionRecommender:
         *,
         intent_model: IntentModel | None = None,
         seen: frozenset[str] | None = None,
+        names: Sequence[TextKey | None] | None = None,
     ) -> list[Suggestion]:
+        """`names`: each row's `_text_key`, where the caller has them (`_session_rows`)."""
+        names_of = names
         cfg = self.settings
         model = self.intent_model if intent_model is None else intent_model
         k, query, qw, floor = req.k, req.query, req.query_weight, req.floor
@@ -605,7 +622,11 @@ class SessionRecommender:
             # made only if BM25's cache does not hold them by name: a stored page's text is its title and 4,000
             # characters joined anew each time
             texts = _Lazy(partial(self._row_text, signal, keys, rows), len(rows))
-            names = [self._text_key(signal[i], keys[i]) for i in rows]
+            names = (
+                [names_of[i] for i in rows]
+                if names_of is not None
+                else [self._text_key(signal[i], keys[i]) for i in rows]
+            )
             terms = _Lazy(partial(self._row_terms, signal, names, rows), len(rows))  # read on a BM25 cache miss only
             lexical = self._lexical_scores(texts, query, qw, names, terms)
             linked = self._linked_from([keys[i] for i in rows])

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .events import Event
+from .lexical import TextKey
 from .ttl_cache import TTLCache
 
 __all__ = ["SessionRows", "Rows"]
@@ -32,12 +33,14 @@ __all__ = ["SessionRows", "Rows"]
 
 @dataclass(frozen=True)
 class Rows:
-    """One suggestion's resolved context: `vectors` (L, D, read-only), the events as suggest() reads them (a stored
-    page's text restored), their article ids (None off the KB), and `held[i]`: row i may be reused."""
+    """One suggestion's resolved context: `vectors` (L, D, read-only once memoised), the events as suggest() reads
+    them (a stored page's text restored), their article ids (None off the KB), their BM25 names, and `held[i]`: row
+    i may be reused."""
 
     vectors: np.ndarray
     signal: tuple[Event, ...]
     keys: tuple[str | None, ...]
+    names: tuple[TextKey | None, ...]  # each row's name for BM25's cache (`SessionRecommender._text_key`)
     sources: tuple[Event, ...]  # the events as the store gave them, to check a reused row stands for the same event
     held: tuple[bool, ...]
 
