@@ -47,7 +47,11 @@ class SuggestSettings(BaseModel):
     )
     freshness_weight: float = Field(0.0, ge=0.0, le=1.0, description="Score bonus for recently updated articles.")
     freshness_half_life_days: float = Field(90.0, gt=0)
-    candidate_pool: int = Field(50, ge=1, description="Candidates fetched from the index before rules and MMR.")
+    candidate_pool: int = Field(
+        50,
+        ge=1,
+        description="Unread candidates taken from the index's hits (and as many from BM25's) before rules and MMR.",
+    )
     max_context_events: int = Field(20, ge=1, description="Most recent events the intent model looks at.")
     query_weight: float = Field(
         0.7, ge=0.0, le=1.0, description="Weight of a search query or chat question against the reading intent."

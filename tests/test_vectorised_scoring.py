@@ -54,14 +54,18 @@ def rec() -> SessionRecommender:
 
 
 def _reference(rec, vector, k, floor, seen_ids, seen_urls, locale, tags, lexical, linked, titled, now):
-    """The pass as it was written before it was vectorised (0fd1934): a Candidate per article, then sorted."""
+    """The pass as it was written before it was vectorised (0fd1934): a Candidate per article, then sorted. The
+    pool as it is defined since: the first `candidate_pool` unread articles of the index's hits and of BM25's."""
     cfg = rec.settings
     search = vector - rec.index.mean_vector()
     cvec = rec._centred(vector[None, :])[0]
-    pool = cfg.candidate_pool + len(seen_ids)
+    want = cfg.candidate_pool
     while True:
+        pool = want + len(seen_ids)
         hits = rec.index.search(search[None, :], pool)[0]
-        ids = [a for a in dict.fromkeys([a for a, _ in hits] + lexical.top(pool) + sorted(linked)) if a not in seen_ids]
+        unread = [a for a, _ in hits if a not in seen_ids][:want]
+        lex = [a for a in lexical.top(pool) if a not in seen_ids][:want]
+        ids = [a for a in dict.fromkeys(unread + lex + sorted(linked)) if a not in seen_ids]
         found = [a for a in (rec.kb.find(a) for a in ids) if a is not None]
         arts = [
             a
@@ -84,7 +88,7 @@ def _reference(rec, vector, k, floor, seen_ids, seen_urls, locale, tags, lexical
                 cands.append(Candidate(a, r, s + freshness_bonus(a, cfg.freshness_weight, 90.0, now)))
         if len(cands) >= k or len(hits) < pool or pool >= len(rec.index):
             return sorted(cands, key=lambda c: -c.score)
-        pool *= 4
+        want *= 4
 
 
 @pytest.mark.parametrize(
@@ -116,6 +120,21 @@ def test_vectorised_candidates_equal_the_per_candidate_reference(rec, monkeypatc
     assert [c.score for c in got] == [c.score for c in want]
     np.testing.assert_array_equal(pool.vectors, rec.index.vectors([c.article.id for c in got]))
     assert len(got) >= 3
+
+
+def test_the_pool_does_not_grow_with_what_the_session_has_read(rec, monkeypatch):
+    # candidate_pool unread articles from the index and as many from BM25, however many were read: a long session's
+    # request looks up and scores as many candidates as a short one's (it once took candidate_pool + read ones)
+    looked_up: list[int] = []
+    find_many = rec.kb.find_many
+    monkeypatch.setattr(rec.kb, "find_many", lambda ids: looked_up.append(len(ids)) or find_many(ids))
+    cap = 2 * rec.settings.candidate_pool
+    vector = rec.index.vectors(["py1"])[0]  # the newest page; the rest of the session read about other things
+    lexical = rec._lexical_scores([rec.kb.get("py1").embed_text()], None, 0.0)
+    for read in (["py1"], ["py1"] + [f"db{i}" for i in range(15)] + [f"net{i}" for i in range(15)]):
+        pool = rec._candidates(vector, 3, None, set(read), set(), None, None, lexical=lexical)
+        assert len(pool) >= 3 and not {c.article.id for c in pool.candidates()} & set(read)
+    assert len(looked_up) == 2 and all(n <= cap for n in looked_up), looked_up
 
 
 def test_the_first_searches_of_all_interests_in_one_call_equal_one_search_each(rec):
