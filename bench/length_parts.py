@@ -56,14 +56,14 @@ def _timed(acc: dict[str, int], obj: Any, name: str, label: str) -> None:
 
 
 def _drop_session_caches(rec: Any) -> None:
-    """This worker loses the session's pages: page contents, visitors' vectors, BM25 scores of non-KB texts."""
+    """This worker loses the session's pages: page contents, visitors' vectors, BM25 scores of non-KB texts, and
+    the sessions' resolved context rows (`plugin.session_rows`)."""
     rec.pages._data.clear()
     rec.page_encoder.cache._data.clear()
+    rec.rows.clear()
     with rec.lexical._lock:
         scores = rec.lexical._scores
-        for key in [k for k in scores._data if not (isinstance(k, tuple) and k[0] == "a")]:
-            _, n = scores._data.pop(key)
-            scores.numbers -= n
+        scores.forget([k for k in scores if not (isinstance(k, tuple) and k[0] == "a")])
 
 
 def main() -> int:
@@ -114,7 +114,8 @@ def main() -> int:
         for obj, name, label in [
             (rec.store, "context", "context read"),
             (rec, "needs_encoding", "needs_encoding"),
-            (rec, "_session_items", "session items"),
+            (rec, "_session_rows", "session rows (memo, else look-ups)"),
+            (rec, "_resolve_rows", "  rows looked up"),
             (rec.pages, "for_events", "  page contents (worker cache)"),
             (rec.store, "contents", "    store.contents"),
             (rec.page_encoder, "encode", "  page encoder"),
