@@ -5,18 +5,9 @@ from __future__ import annotations
 
 import pytest
 from redis_server import redis_prefix, redis_url  # noqa: F401  (fixtures)
+from test_session_context import _recommender  # (min_score off, an 8-event context)
 
-from plugin import Article, SessionRecommender, SessionSettings, SuggestSettings
-
-
-def _recommender(articles, fake_encoder, **kwargs) -> SessionRecommender:
-    return SessionRecommender.build(
-        articles,
-        encoder=fake_encoder,
-        progress=False,
-        settings=SuggestSettings(min_score=None, max_context_events=8),
-        **kwargs,
-    )
+from plugin import Article, SessionRecommender, SessionSettings
 
 
 def _answer(rec: SessionRecommender, sid: str) -> list[tuple[str, float, str]]:
