@@ -47,6 +47,7 @@ from plugin.encoder import LazyEncoder
 from plugin.threads import pin_threads
 from plugin.urls import safe_url
 
+from .allocator import limit_malloc_arenas
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
 from .models import (
     ChatIn,
@@ -526,9 +527,11 @@ def single_threaded_compute() -> None:
 
 
 def settings_from_env() -> tuple[str, ServerSettings]:
-    """Worker setup every uvicorn factory shares: pin compute to one thread, then read the index directory
-    (SESSION_SUGGEST_INDEX, required) and the ServerSettings from the environment."""
+    """Worker setup every uvicorn factory shares: pin compute to one thread, limit malloc's arenas (before the
+    route thread pool starts: `allocator`), then read the index directory (SESSION_SUGGEST_INDEX, required) and the
+    ServerSettings from the environment."""
     single_threaded_compute()
+    limit_malloc_arenas()
     index_dir = os.environ.get(ENV_INDEX)
     if not index_dir:
         raise ConfigError(f"set {ENV_INDEX} to an index directory built with `python -m plugin index SOURCE --out DIR`")
