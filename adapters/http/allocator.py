@@ -2,12 +2,15 @@
 
 glibc gives each thread that allocates its own malloc arena, up to 8 per core (16 on a 2-core box), and a chunk freed
 in an arena is reused only by allocations served from that arena. A worker allocates from its event loop and from
-the thread pool that runs the routes, so its caches' entries, the page texts and vectors of each request, end up
-spread over several arenas, and each arena keeps its own free fragments. `bench/rss_trace.py` measured the free
-space glibc held (mallinfo2's `fordblks`) in the hardened app under the wrk mix: ~17 MiB with the default arenas
-against ~8 MiB with two, for the same live bytes, most of the RSS a worker gained after its bounded caches were full
-(BENCHMARKS.md, "Round 7 (RSS)"). `malloc_trim(0)` gave back almost nothing of it (the free space is in fragments
-between live chunks, not whole pages), so a periodic trim is not the remedy; fewer arenas are.
+the thread pool that runs the routes (a `python -m plugin serve` worker had 10-11 arenas after 3,000 requests on
+16 connections), so its caches' entries, the page texts and vectors of each request, end up spread over several
+arenas, each keeping its own free fragments. `bench/rss_trace.py` measured the free space glibc held (mallinfo2's
+`fordblks`) in the hardened app under the wrk mix once every cache was full: 27.5 MiB with the default arenas
+against 9.9 MiB with two, for the same live bytes; that free space was all the RSS the worker gained after its
+caches filled (BENCHMARKS.md, production load, "Round 7"). `malloc_trim(0)` gave back almost nothing of it (the
+free space is in fragments between live chunks, not whole pages), so a periodic trim is not the remedy. Fewer
+arenas hold less of it (17 MiB less a worker there); the slow growth of what is left, ~0.9 MiB per 10,000
+requests after the caches fill, is the same with two arenas as with six.
 
 `limit_malloc_arenas()` sets glibc's M_ARENA_MAX (what MALLOC_ARENA_MAX=N does) from SESSION_SUGGEST_MALLOC_ARENAS
 (default 2; 0 keeps glibc's default). It takes effect for arenas created afterwards, so the HTTP factories call it
