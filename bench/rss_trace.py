@@ -18,7 +18,8 @@ Every --every requests it prints, and --json keeps: this process's RSS (/proc/se
 and Redis's `used_memory` and RSS (a separate process: its growth is not the worker's). `--trim` also calls
 `malloc_trim(0)` after each row and prints RSS after it: what glibc could give back (free pages), as against live
 memory. With --tracemalloc, tracing starts at --trace-from (before: no overhead) and each later row prints the
-allocations that grew most since the previous one, grouped by traceback.
+allocations that grew most since the previous one, grouped by traceback (while tracing, CPython reports no
+obmalloc statistics: the py_arenas/py_used columns are left out; tracing's own records add to RSS).
 
 A private redis-server (bench/soak.py's helper) unless --redis-url or REDIS_URL is given; the demo KB (384-d
 hashing encoder) built once and cached like bench/wrk_load.py's.
