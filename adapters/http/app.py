@@ -527,11 +527,11 @@ def single_threaded_compute() -> None:
 
 
 def settings_from_env() -> tuple[str, ServerSettings]:
-    """Worker setup every uvicorn factory shares: pin compute to one thread, limit malloc's arenas (before the
-    route thread pool starts: `allocator`), then read the index directory (SESSION_SUGGEST_INDEX, required) and the
-    ServerSettings from the environment."""
-    single_threaded_compute()
+    """Worker setup every uvicorn factory shares: limit malloc's arenas (first: before any thread of this worker,
+    compute or route pool, has allocated; see `allocator`), pin compute to one thread, then read the index directory
+    (SESSION_SUGGEST_INDEX, required) and the ServerSettings from the environment."""
     limit_malloc_arenas()
+    single_threaded_compute()
     index_dir = os.environ.get(ENV_INDEX)
     if not index_dir:
         raise ConfigError(f"set {ENV_INDEX} to an index directory built with `python -m plugin index SOURCE --out DIR`")
