@@ -101,8 +101,10 @@ def malloc_arena_count() -> int | None:
     if libc is None:
         return None
     with tempfile.TemporaryFile("w+b") as f:
-        stream = libc.fdopen(os.dup(f.fileno()), b"w")
+        fd = os.dup(f.fileno())
+        stream = libc.fdopen(fd, b"w")
         if not stream:
+            os.close(fd)
             return None
         try:
             libc.malloc_info(0, stream)
