@@ -47,6 +47,7 @@ from plugin.encoder import LazyEncoder
 from plugin.threads import pin_threads
 from plugin.urls import safe_url
 
+from .allocator import limit_malloc_arenas
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
 from .models import (
     ChatIn,
@@ -526,8 +527,10 @@ def single_threaded_compute() -> None:
 
 
 def settings_from_env() -> tuple[str, ServerSettings]:
-    """Worker setup every uvicorn factory shares: pin compute to one thread, then read the index directory
+    """Worker setup every uvicorn factory shares: limit malloc's arenas (first: before any thread of this worker,
+    compute or route pool, has allocated; see `allocator`), pin compute to one thread, then read the index directory
     (SESSION_SUGGEST_INDEX, required) and the ServerSettings from the environment."""
+    limit_malloc_arenas()
     single_threaded_compute()
     index_dir = os.environ.get(ENV_INDEX)
     if not index_dir:
