@@ -7,7 +7,7 @@ the thread pool that runs the routes (a `python -m plugin serve` worker had 10-1
 arenas, each keeping its own free fragments. `bench/rss_trace.py` measured the free space glibc held (mallinfo2's
 `fordblks`) in the hardened app under the wrk mix once every cache was full: 27.5 MiB with the default arenas
 against 9.9 MiB with two, for the same live bytes; that free space was all the RSS the worker gained after its
-caches filled (BENCHMARKS.md, production load, "Round 7"). `malloc_trim(0)` gave back almost nothing of it (the
+caches filled (BENCHMARKS.md, production load, "Round 8"). `malloc_trim(0)` gave back almost nothing of it (the
 free space is in fragments between live chunks, not whole pages), so a periodic trim is not the remedy. Fewer
 arenas hold less of it (17 MiB less a worker there); the slow growth of what is left, ~0.9 MiB per 10,000
 requests after the caches fill, is the same with two arenas as with six.
