@@ -388,7 +388,7 @@ class SessionRecommender:
         if session_id is None or not self._embeds_text:
             vecs, resolved, keys, held = self._resolve_rows(list(signal), session_id)
             names = [self._text_key(e, k) for e, k in zip(resolved, keys)]
-            return Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(signal), tuple(held))
+            return Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(held))
         memo = self.rows.get(session_id)
         if memo is None:
             vecs, resolved, keys, held = self._resolve_rows(list(signal), session_id)  # (it restores texts in place)
@@ -404,7 +404,7 @@ class SessionRecommender:
             todo: list[int] = []
             for i, e in enumerate(signal):
                 j = at.get(e.event_id)
-                if j is not None and same_source(e, prev.sources[j]):
+                if j is not None and same_source(e, prev.signal[j]):
                     src.append(j)
                     dst.append(i)
                     resolved[i], keys[i], names[i] = prev.signal[j], prev.keys[j], prev.names[j]
@@ -418,7 +418,7 @@ class SessionRecommender:
                 for t, i in enumerate(todo):
                     resolved[i], keys[i], held[i] = r[t], k[t], h[t]
                     names[i] = self._text_key(r[t], k[t])
-        rows = Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(signal), tuple(held))
+        rows = Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(held))
         self.rows.put(session_id, rows)
         return rows
 

@@ -17,6 +17,7 @@ TTL after last use; erase drops the session's memo on the erasing worker at once
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,6 +31,8 @@ from .ttl_cache import TTLCache
 
 __all__ = ["SessionRows", "Rows"]
 
+_ROW_BYTES = 1000  # an Event object, its __dict__ and its strings (ids, url, title, hash), a row's tuple slots
+
 
 @dataclass(frozen=True)
 class Rows:
@@ -41,16 +44,23 @@ class Rows:
     signal: tuple[Event, ...]
     keys: tuple[str | None, ...]
     names: tuple[TextKey | None, ...]  # each row's name for BM25's cache (`SessionRecommender._text_key`)
-    sources: tuple[Event, ...]  # the events as the store gave them, to check a reused row stands for the same event
     held: tuple[bool, ...]
 
     def index(self) -> dict[str, int]:
-        return {e.event_id: i for i, (e, ok) in enumerate(zip(self.sources, self.held)) if ok}
+        return {e.event_id: i for i, (e, ok) in enumerate(zip(self.signal, self.held)) if ok}
+
+    def weight(self) -> int:
+        """What holding these rows keeps alive, in bytes, counted as if nothing else held it: the vectors, each
+        restored text (the page-content cache may have dropped it since), and ~1 kB a row for the event and the
+        strings around it (measured: a first bound that counted vectors only held ~3x its bytes in RSS)."""
+        texts = sum(sys.getsizeof(e.text) for e in self.signal if e.text is not None)
+        return self.vectors.nbytes + texts + _ROW_BYTES * len(self.signal)
 
 
 def same_source(a: Event, b: Event) -> bool:
     """Whether two events resolve to the same row: what the resolution reads of them is equal (a visitor may choose
-    event ids, and a store forgets an id once its event leaves the session)."""
+    event ids, and a store forgets an id once its event leaves the session). `b` may be a memo's row, whose text
+    was restored: the resolution reads everything but the text."""
     return (
         a.ts == b.ts
         and a.kind == b.kind
@@ -72,10 +82,8 @@ class SessionRows:
         ttl_seconds: float | None = 1800.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # A full context of 20 384-d rows weighs ~35 kB (vectors, and ~200 bytes a row counted for the tuples):
-        # 48 MiB holds ~1,400 of them, more with short sessions. Measured from outside with 1,000 long sessions
-        # spread over two workers (bench/wrk_pair.py --visitors 2000): at 16 MiB the memo held half of them and the
-        # long GETs' p50 was unchanged; at 64 MiB it held them all and their ratio to a 3-page GET fell 1.53 -> 1.24.
+        # A full context of 20 384-d rows weighs ~75 kB with 16 restored 1.5 kB page texts (`Rows.weight`), ~115 kB
+        # with 4,000-character ones: 48 MiB holds ~400-650 full sessions a worker, more short ones.
         self._data: TTLCache[str, tuple[Rows, dict[str, int]]] = TTLCache(
             max_sessions, max_weight=max_bytes, ttl_seconds=ttl_seconds, clock=clock
         )
@@ -90,7 +98,7 @@ class SessionRows:
 
     def put(self, session_id: str, rows: Rows) -> None:
         rows.vectors.flags.writeable = False  # shared with the suggestion that made it, and the next ones
-        weight = rows.vectors.nbytes + 200 * len(rows.signal)
+        weight = rows.weight()
         with self._lock:
             self._data.put(session_id, (rows, rows.index()), weight)
 

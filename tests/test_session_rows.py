@@ -121,8 +121,12 @@ def test_the_memo_is_bounded_in_sessions_and_bytes(articles, fake_encoder) -> No
         rec.track(f"v{n}", "page_view", url="https://kb.test/json")
         rec.suggest(f"v{n}", k=3)
     assert len(rec.rows) == 5 and rec.rows.get("v11") is not None and rec.rows.get("v0") is None
-    dim = rec.index.dim
-    rec.rows = SessionRows(max_sessions=100, max_bytes=3 * (4 * dim + 200))  # three one-row memos
+    one = rec.rows.get("v11")[0].weight()  # a one-row memo: its vector and ~1 kB for the event
+    assert one == 4 * rec.index.dim + 1000
+    rec.rows = SessionRows(max_sessions=100, max_bytes=3 * one)  # three one-row memos
     for n in range(6):
         rec.suggest(f"v{n}", k=3)
     assert len(rec.rows) == 3
+    rec.track("long", "page_view", url="https://blog.test/a", title="A", text="socket tcp network " * 200)
+    rec.suggest("long", k=3)  # a restored page text is counted too: this memo outweighs a one-row KB memo
+    assert rec.rows.get("long")[0].weight() > one + 3000
