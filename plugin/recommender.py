@@ -385,13 +385,10 @@ class SessionRecommender:
         since are resolved."""
         signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
         names: list[TextKey | None]
-        if session_id is None or not self._embeds_text:
-            vecs, resolved, keys, held = self._resolve_rows(list(signal), session_id)
-            names = [self._text_key(e, k) for e, k in zip(resolved, keys)]
-            return Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(held))
-        memo = self.rows.get(session_id)
+        memoised = session_id is not None and self._embeds_text  # (an item-ID model's rows are its catalogue's)
+        memo = self.rows.get(session_id) if memoised and session_id is not None else None
         if memo is None:
-            vecs, resolved, keys, held = self._resolve_rows(list(signal), session_id)  # (it restores texts in place)
+            vecs, resolved, keys, held = self._resolve_rows(signal, session_id)
             names = [self._text_key(e, k) for e, k in zip(resolved, keys)]
         else:
             prev, at = memo
@@ -419,7 +416,8 @@ class SessionRecommender:
                     resolved[i], keys[i], held[i] = r[t], k[t], h[t]
                     names[i] = self._text_key(r[t], k[t])
         rows = Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(held))
-        self.rows.put(session_id, rows)
+        if memoised and session_id is not None:
+            self.rows.put(session_id, rows)
         return rows
 
     def _resolve_rows(
@@ -575,7 +573,6 @@ class SessionRecommender:
         names: Sequence[TextKey | None] | None = None,
     ) -> list[Suggestion]:
         """`names`: each row's `_text_key`, where the caller has them (`_session_rows`)."""
-        names_of = names
         cfg = self.settings
         model = self.intent_model if intent_model is None else intent_model
         k, query, qw, floor = req.k, req.query, req.query_weight, req.floor
@@ -626,13 +623,11 @@ class SessionRecommender:
             # made only if BM25's cache does not hold them by name: a stored page's text is its title and 4,000
             # characters joined anew each time
             texts = _Lazy(partial(self._row_text, signal, keys, rows), len(rows))
-            names = (
-                [names_of[i] for i in rows]
-                if names_of is not None
-                else [self._text_key(signal[i], keys[i]) for i in rows]
+            row_names = (
+                [names[i] for i in rows] if names is not None else [self._text_key(signal[i], keys[i]) for i in rows]
             )
-            terms = _Lazy(partial(self._row_terms, signal, names, rows), len(rows))  # read on a BM25 cache miss only
-            lexical = self._lexical_scores(texts, query, qw, names, terms)
+            terms = _Lazy(partial(self._row_terms, signal, row_names, rows), len(rows))  # read on a BM25 miss only
+            lexical = self._lexical_scores(texts, query, qw, row_names, terms)
             linked = self._linked_from([keys[i] for i in rows])
             titled = self.titles.query([keys[i] for i in rows]) if cfg.title_weight > 0 and self._embeds_text else None
             passes.append(_Pass(vector, cold, catalogue, learned, calibration, lexical, linked, titled, protected))

@@ -73,15 +73,7 @@ class TTLCache(Generic[K, V]):
             return entry[0]
         t = self._clock() if now is None else now
         self._drop_lapsed(t)
-        entry = self._data.get(key)
-        if entry is None:
-            return None
-        if t - entry[1] > ttl:  # only with a clock that went back: the front was fresh
-            self.discard(key)
-            return None
-        entry[1] = t
-        self._data.move_to_end(key)
-        return entry[0]
+        return self._use(key, t, ttl)
 
     def get_many(self, keys: Iterable[K], now: float | None = None) -> list[V | None]:
         """`get` of each key at one clock reading, in order: what has lapsed is dropped once, not before each key
@@ -91,20 +83,19 @@ class TTLCache(Generic[K, V]):
             return [self.get(key) for key in keys]
         t = self._clock() if now is None else now
         self._drop_lapsed(t)  # the front is fresh from here on: each entry left was used within ttl of t
-        data = self._data
-        out: list[V | None] = []
-        for key in keys:
-            entry = data.get(key)
-            if entry is None:
-                out.append(None)
-            elif t - entry[1] > ttl:  # only with a clock that went back (as in `get`)
-                self.discard(key)
-                out.append(None)
-            else:
-                entry[1] = t
-                data.move_to_end(key)
-                out.append(entry[0])
-        return out
+        return [self._use(key, t, ttl) for key in keys]
+
+    def _use(self, key: K, t: float, ttl: float) -> V | None:
+        """The entry's value marked as used at t, after the lapsed front was dropped; None when absent."""
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if t - entry[1] > ttl:  # only with a clock that went back: the front was fresh
+            self.discard(key)
+            return None
+        entry[1] = t
+        self._data.move_to_end(key)
+        return entry[0]
 
     def put(self, key: K, value: V, weight: float = 0, now: float | None = None) -> None:
         """Keep the value as the most recently used (replacing any under the key), then drop what has lapsed and
