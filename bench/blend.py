@@ -15,6 +15,11 @@ the count models as saved (fitted on all training sessions).
 item must be likely under every weighted model, which sharpens the top of the list); ``--mix both`` ranks the grid
 under both and keeps the better on validation (the mix is then one more choice made on validation).
 
+A member may be several saved models joined by ``+`` (``runs/a_seed0+runs/a_seed1+runs/a_seed2``): their
+distributions are averaged with equal weights into one member (a seed ensemble of one model), so the grid stays
+over model families. ``--device cuda`` scores and ranks on a GPU (the grid is the slow part: every point ranks every
+validation example over the whole catalogue).
+
 ``--weights`` skips the validation grid and scores the test set with weights an earlier run chose on validation —
 for the papers' second half, where the neural models were retrained on the whole training split (so they have seen
 the validation sessions and cannot choose weights themselves): the weights come from the 90% models' grid.
@@ -40,12 +45,48 @@ from plugin.models.data import augment, load_srgnn_folder, split_validation  # n
 from plugin.models.evaluation import evaluate  # noqa: E402
 from plugin.models.metrics import pessimistic_ranks, rank_metrics  # noqa: E402
 
+_CPU = torch.device("cpu")
 
-def _distribution(model, prefixes: np.ndarray) -> torch.Tensor:
+
+class Average:
+    """One blend member made of several models (e.g. one model trained with several seeds): the equal-weight
+    mean of their distributions."""
+
+    name = "average"
+
+    def __init__(self, models: list) -> None:
+        if not models or len({m.n_items for m in models}) != 1:
+            raise SystemExit("an averaged member needs models over one catalogue")
+        self.models, self.n_items = models, models[0].n_items
+
+
+def _distribution(model, prefixes: np.ndarray, device: torch.device = _CPU) -> torch.Tensor:
+    if isinstance(model, Average):
+        return sum(_distribution(m, prefixes, device) for m in model.models) / len(model.models)
     if isinstance(model, NeuralModel):
-        return torch.softmax(model.score_torch(prefixes), dim=1)  # (B, N+1)
-    s = torch.from_numpy(model.score(prefixes)).clamp(min=0)  # (B, N+1), -inf padding -> 0
+        return torch.softmax(model.score_torch(prefixes), dim=1).to(device)  # (B, N+1)
+    s = torch.from_numpy(model.score(prefixes)).to(device).clamp(min=0)  # (B, N+1), -inf padding -> 0
     return s / s.sum(1, keepdim=True).clamp(min=1e-12)
+
+
+def _load_member(spec: str, device: torch.device):
+    """A saved model folder, or several joined by '+' (averaged); neural models moved to ``device``."""
+    models = [load_model(p) for p in spec.split("+")]
+    for m in models:
+        if isinstance(m, NeuralModel):
+            m.to(device)
+    return models[0] if len(models) == 1 else Average(models)
+
+
+def _refit_on_90(member, train, n_items: int):
+    """The member as validation needs it: neural models as saved (trained on 90%), count models refitted on 90%."""
+    if isinstance(member, Average):
+        return Average([_refit_on_90(m, train, n_items) for m in member.models])
+    if isinstance(member, NeuralModel):
+        return member
+    refit = get_model(member.name, **member.config.__dict__)
+    refit.fit(train, n_items)
+    return refit
 
 
 LOG_FLOOR = 1e-5  # log mix: a model's zero probability (V-SKNN's unseen items) counts as this
@@ -65,12 +106,14 @@ def _as_mix(dist: torch.Tensor, mix: str) -> torch.Tensor:
 class Blend:
     name = "blend"
 
-    def __init__(self, models, weights, mix: str = "linear") -> None:
+    def __init__(self, models, weights, mix: str = "linear", device: torch.device = _CPU) -> None:
         self.models, self.weights, self.mix, self.n_items = models, weights, mix, models[0].n_items
+        self.device = device
 
     def score_torch(self, prefixes: np.ndarray) -> torch.Tensor:
         dists = [
-            _as_mix(_distribution(m, prefixes), self.mix) if w > 0 else None for m, w in zip(self.models, self.weights)
+            _as_mix(_distribution(m, prefixes, self.device), self.mix) if w > 0 else None
+            for m, w in zip(self.models, self.weights)
         ]
         return _mix(self.weights, dists)
 
@@ -89,10 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
     ap.add_argument(
-        "--models", nargs="+", required=True, help="saved model folders (count models are refitted on 90%%)"
+        "--models",
+        nargs="+",
+        required=True,
+        help="saved model folders (count models are refitted on 90%%); 'a+b+c' averages several into one member",
     )
     ap.add_argument("--step", type=float, default=0.1, help="weight grid step over the simplex")
-    ap.add_argument("--max-valid", type=int, default=15000)
+    ap.add_argument("--max-valid", type=int, default=15000, help="validation examples (0: all)")
+    ap.add_argument("--device", default="cpu", help="torch device for scoring and ranking (cpu, cuda)")
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
@@ -107,21 +154,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_srgnn_folder(args.data)
-    full = [load_model(p) for p in args.models]
+    device = torch.device(args.device)
+    full = [_load_member(p, device) for p in args.models]
     if args.weights:
         return _test_only(args, data, full)
     train, valid_sessions = split_validation(data.train_sessions)
     valid = augment(valid_sessions)
-    if len(valid) > args.max_valid:
+    if 0 < args.max_valid < len(valid):
         valid = valid.subset(np.sort(np.random.default_rng(0).choice(len(valid), args.max_valid, replace=False)))
-    on_90 = []
-    for m in full:
-        if isinstance(m, NeuralModel):
-            on_90.append(m)
-        else:
-            refit = get_model(m.name, **m.config.__dict__)
-            refit.fit(train, data.n_items)
-            on_90.append(refit)
+    on_90 = [_refit_on_90(m, train, data.n_items) for m in full]
     mixes = ("linear", "log") if args.mix == "both" else (args.mix,)
     grid = [(mix, w) for mix in mixes for w in simplex_grid(len(full), args.step)]
     ranks = np.zeros((len(grid), len(valid)), dtype=np.int64)
@@ -129,11 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         for lo in tqdm(range(0, len(valid), args.batch_size), desc="validation", unit="batch"):
             idx = np.arange(lo, min(lo + args.batch_size, len(valid)))
             prefixes, targets = valid.batch(idx)
-            dists = [_distribution(m, prefixes) for m in on_90]  # each (B, N+1)
+            dists = [_distribution(m, prefixes, device) for m in on_90]  # each (B, N+1)
             by_mix = {mix: [_as_mix(d, mix) for d in dists] for mix in mixes}
-            t = torch.from_numpy(targets)
+            t = torch.from_numpy(targets).to(device)
             for g, (mix, weights) in enumerate(grid):
-                ranks[g, idx] = pessimistic_ranks(_mix(weights, by_mix[mix]), t).numpy()
+                ranks[g, idx] = pessimistic_ranks(_mix(weights, by_mix[mix]), t).cpu().numpy()
     rows = []
     for g, (mix, weights) in enumerate(grid):
         m = rank_metrics(ranks[g], (20,))
@@ -143,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_test:
         Path(args.out).write_text(json.dumps({"models": args.models, "validation": rows, "best": best}) + "\n")
         return 0
-    blend = Blend(full, best["weights"], best["mix"])
+    blend = Blend(full, best["weights"], best["mix"], device)
     r = evaluate(blend, data.test, ks=(5, 10, 20), item_counts=data.item_counts(), progress=True)
     result = {
         "model": "blend",
@@ -168,7 +209,13 @@ def _test_only(args: argparse.Namespace, data, full) -> int:
     if args.mix == "both":
         raise SystemExit("--weights needs the one --mix the validation grid chose (linear or log)")
     mix = args.mix
-    r = evaluate(Blend(full, weights, mix), data.test, ks=(5, 10, 20), item_counts=data.item_counts(), progress=True)
+    r = evaluate(
+        Blend(full, weights, mix, torch.device(args.device)),
+        data.test,
+        ks=(5, 10, 20),
+        item_counts=data.item_counts(),
+        progress=True,
+    )
     result = {
         "model": "blend",
         "models": args.models,

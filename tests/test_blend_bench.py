@@ -65,3 +65,23 @@ def test_weights_need_one_mix(tmp_path) -> None:
             None,
             [object()],
         )
+
+
+def test_an_averaged_member_is_the_mean_of_its_models_distributions() -> None:
+    a = _CountLike([[1.0, 1.0, 2.0]])  # distribution 0.25, 0.25, 0.5
+    b = _CountLike([[0.0, 3.0, 1.0]])  # distribution 0, 0.75, 0.25
+    prefixes = np.zeros((1, 2), dtype=np.int64)
+    avg = blend.Average([a, b])
+    dist = blend._distribution(avg, prefixes)
+    assert torch.allclose(dist[0], torch.tensor([0.0, 0.125, 0.5, 0.375]))
+    # as one blend member beside another, it weighs as one model: 0.5 * mean + 0.5 * c
+    c = _CountLike([[0.0, 0.0, 1.0]])
+    mixed = blend.Blend([avg, c], (0.5, 0.5), "linear").score_torch(prefixes)
+    assert torch.allclose(mixed[0, 1:], torch.tensor([0.0625, 0.25, 0.6875]))
+
+
+def test_an_averaged_member_needs_one_catalogue() -> None:
+    other = _CountLike([[1.0]])
+    other.n_items = 1
+    with pytest.raises(SystemExit, match="one catalogue"):
+        blend.Average([_CountLike([[1.0, 1.0, 1.0]]), other])
