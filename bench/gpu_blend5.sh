@@ -27,12 +27,8 @@ mkdir -p "$OUT" "$WORK"
 YOO=yoochoose1_64_srgnn
 DIGI=diginetica_srgnn
 # bench/run_models.sh's settings for the 90% models (round 2 chose STAMP 6, SR-GNN 6, GRU4Rec 7 on YOOCHOOSE)
-STAMP="--model stamp --epochs 8 --lr 5e-3 --lr-decay 0.5 --patience 1"
-SRGNN="--model srgnn --batch-size 100 --lr 1e-3 --weight-decay 1e-5 --lr-decay 0.1 --lr-decay-every 3 --epochs 6
-  --patience 1"
-GRU4REC="--model gru4rec --batch-size 128 --lr 3e-3 --lr-decay 0.7 --epochs 10 --patience 1 --option dim=200
-  --option hidden=200 --option negatives=sampled --option loss=bpr-max --option elu_param=0.5 --option bpreg=1.0
-  --option dropout_hidden=0.3"
+# shellcheck source=bench/gpu_common.sh
+source "$(dirname "$0")/gpu_common.sh"
 CORE_DIGI="--model core --epochs 12 --patience 2 --lr 1e-3"
 
 collect_logs() {
@@ -48,13 +44,7 @@ job() {  # job NAME DATASET TRAIN-OPTIONS...: train (90%), evaluate on test once
     --time-budget "$BUDGET" "$@" "${EXTRA[@]}" > "$WORK/$name.log" 2>&1 || return 1
   "$PY" -m plugin.models.cli evaluate --model "$dir" --data "$DATA/$ds" --device "$DEVICE" --json --quiet \
     > "$WORK/$name.eval.json" 2>> "$WORK/$name.log" || return 1
-  "$PY" - "$dir/train_report.json" "$WORK/$name.eval.json" "$OUT/$name.json" <<'EOF'
-import json, sys
-train = json.load(open(sys.argv[1]))
-test = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
-json.dump({"stage": "first 90% of training sessions, epoch chosen on the last 10%", "train": train, "test": test},
-          open(sys.argv[3], "w"), indent=1)
-EOF
+  stage_report "$dir/train_report.json" "$WORK/$name.eval.json" "$OUT/$name.json"
 }
 
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 || true

@@ -19,6 +19,8 @@ EPOCHS=${5:-10}
 PY=${PY:-python3}
 WORK=${WORK:-/tmp/gpu_protocol}
 mkdir -p "$OUT" "$WORK"
+# shellcheck source=bench/gpu_common.sh
+source "$(dirname "$0")/gpu_common.sh"  # stage_report (its STAMP/SRGNN/GRU4REC are replaced below)
 # The papers' settings (bench/run_models.sh), with more epochs and patience 2: an epoch costs seconds here
 SRGNN="--batch-size 100 --lr 1e-3 --weight-decay 1e-5 --lr-decay 0.1 --lr-decay-every 3 --epochs $EPOCHS --patience 2"
 GRU4REC="--batch-size 128 --lr 3e-3 --lr-decay 0.7 --epochs $EPOCHS --patience 2 --option dim=200 --option hidden=200
@@ -40,15 +42,7 @@ pipeline() {  # pipeline NAME MODEL DATASET OPTIONS...
   "$PY" -m plugin.models.cli train "${common[@]}" --out "$v" > "$WORK/${name}_${ds}_valid.log" 2>&1
   "$PY" -m plugin.models.cli evaluate --model "$v" --data "$DATA/$ds" --device "$DEVICE" --json --quiet \
     > "$WORK/${name}_${ds}_valid.eval.json" 2>> "$WORK/${name}_${ds}_valid.log"
-  "$PY" - "$v/train_report.json" "$WORK/${name}_${ds}_valid.eval.json" "$OUT/${name}_${ds}.valid.json" <<'EOF'
-import json, sys
-import torch
-train = json.load(open(sys.argv[1]))
-test = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
-flags = {"tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32}
-json.dump({"stage": "first 90% of training sessions, epoch chosen on the last 10%", "train": train, "test": test,
-           "torch_defaults": flags}, open(sys.argv[3], "w"), indent=1)
-EOF
+  stage_report "$v/train_report.json" "$WORK/${name}_${ds}_valid.eval.json" "$OUT/${name}_${ds}.valid.json"
   wait "$full"
 }
 

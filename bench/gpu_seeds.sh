@@ -27,12 +27,8 @@ RES=$WORK/res
 mkdir -p "$OUT" "$WORK" "$RES"
 YOO=${DATASET:-yoochoose1_64_srgnn}  # DATASET: another SR-GNN folder under DATA_ROOT (a dry run)
 D="$DATA/$YOO"
-STAMP="--model stamp --epochs 8 --lr 5e-3 --lr-decay 0.5 --patience 1"
-SRGNN="--model srgnn --batch-size 100 --lr 1e-3 --weight-decay 1e-5 --lr-decay 0.1 --lr-decay-every 3 --epochs 6
-  --patience 1"
-GRU4REC="--model gru4rec --batch-size 128 --lr 3e-3 --lr-decay 0.7 --epochs 10 --patience 1 --option dim=200
-  --option hidden=200 --option negatives=sampled --option loss=bpr-max --option elu_param=0.5 --option bpreg=1.0
-  --option dropout_hidden=0.3"
+# shellcheck source=bench/gpu_common.sh
+source "$(dirname "$0")/gpu_common.sh"
 
 collect_logs() {
   for f in "$WORK"/*.log; do [[ -e $f ]] && { echo "=== $(basename "$f")"; tr '\r' '\n' < "$f" | grep -v '/s\]$' | tail -n 12; }; done \
@@ -58,13 +54,7 @@ pair() {  # pair NAME SEED TRAIN-OPTIONS...: the 90% run and the whole-split run
     --seed "$seed" "$@" "${EXTRA[@]}" > "$WORK/$name.log" 2>&1 || { wait $full; return 1; }
   "$PY" -m plugin.models.cli evaluate --model "$dir" --data "$D" --device "$DEVICE" --json --quiet \
     > "$WORK/$name.eval.json" 2>> "$WORK/$name.log"
-  "$PY" - "$dir/train_report.json" "$WORK/$name.eval.json" "$RES/$name.json" <<'EOF'
-import json, sys
-train = json.load(open(sys.argv[1]))
-test = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
-json.dump({"stage": "first 90% of training sessions, epoch chosen on the last 10%", "train": train, "test": test},
-          open(sys.argv[3], "w"), indent=1)
-EOF
+  stage_report "$dir/train_report.json" "$WORK/$name.eval.json" "$RES/$name.json"
   wait $full
 }
 
