@@ -41,7 +41,7 @@ from .page_contents import PageContents
 from .persistence import is_trained, load_version, write_version
 from .request import SuggestRequest
 from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_order, passing
-from .session_rows import Rows, SessionRows, same_source
+from .session_rows import Rows, SessionRows, row_bytes, same_source
 from .session_store import InMemorySessionStore, PageContent, SessionContext, SessionStore
 from .suggestion import Suggestion
 from .threads import pin_threads
@@ -117,6 +117,9 @@ class SessionRecommender:
         self.rows = (
             session_rows if session_rows is not None else SessionRows(ttl_seconds=self.session_settings.ttl_seconds)
         )
+        # whose memos `self.rows` gives back: this recommender's, written since its articles last changed (the memo
+        # may be shared: `session_rows=` goes to every version a ReloadingRecommender loads)
+        self._rows_owner = object()
         self.store: SessionStore = store if store is not None else InMemorySessionStore(self.session_settings)
         self.intent_model: IntentModel = intent_model or ZeroShotIntent(encoder.dim)
         if self.intent_model.input_dim != encoder.dim:
@@ -203,6 +206,7 @@ class SessionRecommender:
                 self.kb.upsert(a)
             bar.update(len(chunk))
         bar.close()
+        self._rows_owner = object()  # after the last change: a memo a suggestion wrote meanwhile is not read back
         self.rows.clear()
         self.lexical.invalidate()
         self.hubness.invalidate()
@@ -215,7 +219,9 @@ class SessionRecommender:
         self.lexical.invalidate()
         self.hubness.invalidate()
         self.titles.invalidate()
-        return self.index.remove(ids)
+        removed = self.index.remove(ids)
+        self._rows_owner = object()  # (as in upsert_articles)
+        return removed
 
     def save(self, directory: str | os.PathLike[str], *, keep_versions: int = 3) -> Path:
         """Save as the next version of `directory` (see `plugin.versions`): written in full under a
@@ -386,16 +392,19 @@ class SessionRecommender:
         signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
         names: list[TextKey | None]
         memoised = session_id is not None and self._embeds_text  # (an item-ID model's rows are its catalogue's)
-        memo = self.rows.get(session_id) if memoised and session_id is not None else None
+        owner = self._rows_owner  # read before any look-up: rows of a KB that changes meanwhile are not read back
+        memo = self.rows.get(session_id, owner) if memoised and session_id is not None else None
         if memo is None:
             vecs, resolved, keys, held = self._resolve_rows(signal, session_id)
             names = [self._text_key(e, k) for e, k in zip(resolved, keys)]
+            sizes = [row_bytes(e) for e in resolved]
         else:
             prev, at = memo
             n = len(signal)
             vecs = np.empty((n, self.index.dim), dtype=np.float32)
             resolved, keys, held = list(signal), [None] * n, [True] * n
             names = [None] * n
+            sizes = [0] * n
             src: list[int] = []
             dst: list[int] = []
             todo: list[int] = []
@@ -405,6 +414,7 @@ class SessionRecommender:
                     src.append(j)
                     dst.append(i)
                     resolved[i], keys[i], names[i] = prev.signal[j], prev.keys[j], prev.names[j]
+                    sizes[i] = prev.sizes[j]
                 else:
                     todo.append(i)
             if dst:
@@ -415,9 +425,10 @@ class SessionRecommender:
                 for t, i in enumerate(todo):
                     resolved[i], keys[i], held[i] = r[t], k[t], h[t]
                     names[i] = self._text_key(r[t], k[t])
-        rows = Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(held))
+                    sizes[i] = row_bytes(r[t])
+        rows = Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(held), tuple(sizes))
         if memoised and session_id is not None:
-            self.rows.put(session_id, rows)
+            self.rows.put(session_id, rows, owner)
         return rows
 
     def _resolve_rows(
