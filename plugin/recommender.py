@@ -339,23 +339,27 @@ class SessionRecommender:
     def erase(self, session_id: str) -> bool:
         # this worker's copies of the session's pages, and the vectors and BM25 scores of its words, go too (other
         # workers' pages and vectors lapse within the session TTL): every text suggest() may have embedded or scored
-        # for it, a stored page's with its head
+        # for it, a stored page's with its head. The memo goes first: it marks the session erased, so that a
+        # suggestion of it in flight now drops what it puts in these caches after this (`suggest`)
+        self.rows.forget([session_id])
         events = self.store.read(session_id)
         held = self.pages.for_events(self.store, session_id, events)
-        texts = {e.content() for e in events}
-        for e in events:
-            page = held.get(e.content_ref or "")
-            if page is not None:
-                texts.add(_with_text(e, page.text).content())
-        self.page_encoder.cache.forget(content_key(self.encoder.name, t) for t in texts)
-        refs = [e.content_ref for e in events if e.content_ref]
-        self.lexical.forget(texts, [("p", ref) for ref in refs])  # BM25's scores of them (see _text_key)
-        self.pages.forget(refs)
-        self.rows.forget([session_id])
+        restored = [_with_text(e, held[e.content_ref].text) for e in events if e.content_ref in held]
+        self._forget_words([*events, *restored])
         existed = self.store.erase(session_id)
         if self.event_log is not None:
             existed = bool(self.event_log.erase_session(session_id)) or existed
         return existed
+
+    def _forget_words(self, events: Sequence[Event]) -> None:
+        """Drop from this worker's caches every text suggest() may have embedded or scored for these events (a stored
+        page's as restored among them): their vectors, BM25's scores (by text, or by content hash: `_text_key`) and
+        the page contents they name."""
+        texts = {e.content() for e in events}
+        self.page_encoder.cache.forget(content_key(self.encoder.name, t) for t in texts)
+        refs = list(dict.fromkeys(e.content_ref for e in events if e.content_ref))
+        self.lexical.forget(texts, [("p", ref) for ref in refs])
+        self.pages.forget(refs)
 
     def _linked(self, event: Event, *, resolve: bool = True) -> tuple[Event, Article | None]:
         """The event linked to the KB article its url names (when it names none by id), and the indexed article
@@ -515,9 +519,15 @@ class SessionRecommender:
         )
         ctx = context if context is not None else self.context(session_id)
         rows = self._session_rows(ctx.events, session_id)
-        return self._suggest_from(
+        found = self._suggest_from(
             rows.vectors, list(rows.signal), list(rows.keys), ctx.events, req, seen=ctx.seen, names=rows.names
         )
+        if self.rows.erased(session_id):
+            # erased on this worker while this ran (after the context read: the HTTP routes read it first): what
+            # this suggestion put in the caches came after the erase dropped them. (An erase that starts later
+            # finds it there itself.)
+            self._forget_words([*ctx.events, *rows.signal])
+        return found
 
     def suggest_for(self, viewed: Sequence[str], k: int | None = None, **kwargs: Any) -> list[Suggestion]:
         """Suggestions for an ad-hoc list of viewed article ids or urls (no session needed)."""

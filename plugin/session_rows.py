@@ -136,6 +136,13 @@ class SessionRows:
                 return
             self._data.put(session_id, (rows, rows.index(), owner), weight)
 
+    def erased(self, session_id: str) -> bool:
+        """Whether the session was erased here within the last `_ERASED_SECONDS`."""
+        if not self._erased:  # (nearly always: no lock, no hash)
+            return False
+        with self._lock:
+            return self._erased.get(id_digest(session_id)) is not None
+
     def forget(self, session_ids: Sequence[str]) -> None:
         """Drop these sessions' memos (erased), and write none for them for a while."""
         with self._lock:

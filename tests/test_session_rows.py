@@ -319,3 +319,21 @@ def test_a_memo_heavier_than_the_whole_bound_is_not_kept(articles, fake_encoder)
     rec.track("s", "page_view", url="https://kb.test/json")
     rec.suggest("s", k=3)
     assert len(rec.rows) == 0
+
+
+def test_another_workers_memo_lapses_one_session_ttl_after_its_last_use(articles, fake_encoder) -> None:
+    # erase reaches the erasing worker's memo at once; another worker's (that served the session) lapses like its
+    # caches: the recommender gives the memo the session TTL
+    from plugin.session_rows import SessionRows
+
+    rec = _recommender(articles, fake_encoder, session_settings=SessionSettings(ttl_seconds=120))
+    assert rec.rows._data.ttl_seconds == 120
+    now = [0.0]
+    rec.rows = SessionRows(ttl_seconds=120, clock=lambda: now[0])
+    for i in range(4):
+        _step(rec, "s", i)
+    rec.suggest("s", k=3)
+    now[0] = 119.0
+    assert rec.rows.get("s") is not None  # (a use: the TTL counts from here)
+    now[0] = 119.0 + 121.0
+    assert rec.rows.get("s") is None and len(rec.rows) == 0
