@@ -111,8 +111,10 @@ class SessionRows:
             max_sessions, max_weight=max_bytes, ttl_seconds=ttl_seconds, clock=clock
         )
         self.max_bytes = max_bytes
-        # digests of the sessions erased here lately (`id_digest`: not the ids, which are bearer tokens)
-        self._erased: TTLCache[str, bool] = TTLCache(max_sessions, ttl_seconds=_ERASED_SECONDS, clock=clock)
+        # digests of the sessions erased here lately (`id_digest`: not the ids, which are bearer tokens), with the
+        # time of the erase (a look-up keeps an entry in the cache, not the session marked)
+        self._erased: TTLCache[str, float] = TTLCache(max_sessions, ttl_seconds=_ERASED_SECONDS, clock=clock)
+        self._clock = clock
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -130,7 +132,7 @@ class SessionRows:
         rows.vectors.flags.writeable = False  # shared with the suggestion that made it, and the next ones
         weight = rows.weight()
         with self._lock:
-            if (self._erased and self._erased.get(id_digest(session_id)) is not None) or weight > self.max_bytes:
+            if weight > self.max_bytes or self._erased_lately(session_id):
                 # (an entry over the whole bound would be kept alone: the cache keeps its newest entry)
                 self._data.discard(session_id)
                 return
@@ -141,14 +143,21 @@ class SessionRows:
         if not self._erased:  # (nearly always: no lock, no hash)
             return False
         with self._lock:
-            return self._erased.get(id_digest(session_id)) is not None
+            return self._erased_lately(session_id)
+
+    def _erased_lately(self, session_id: str) -> bool:
+        if not self._erased:
+            return False
+        at = self._erased.get(id_digest(session_id))
+        return at is not None and self._clock() - at <= _ERASED_SECONDS
 
     def forget(self, session_ids: Sequence[str]) -> None:
         """Drop these sessions' memos (erased), and write none for them for a while."""
         with self._lock:
             self._data.forget(session_ids)
+            now = self._clock()
             for sid in session_ids:
-                self._erased.put(id_digest(sid), True)
+                self._erased.put(id_digest(sid), now)
 
     def clear(self) -> None:
         """Every memo (the KB changed: a row's article, or whether a page is one, may have)."""

@@ -337,3 +337,17 @@ def test_another_workers_memo_lapses_one_session_ttl_after_its_last_use(articles
     assert rec.rows.get("s") is not None  # (a use: the TTL counts from here)
     now[0] = 119.0 + 121.0
     assert rec.rows.get("s") is None and len(rec.rows) == 0
+
+
+def test_an_erased_session_is_memoised_again_a_minute_after_its_erase_however_often_it_asks(articles, fake_encoder):
+    from plugin.session_rows import SessionRows
+
+    rec = _recommender(articles, fake_encoder)
+    now = [0.0]
+    rec.rows = SessionRows(clock=lambda: now[0])
+    rec.erase("s")
+    for t in range(0, 100, 10):  # the same id used again at once (the plugin embedded without revocation)
+        now[0] = float(t)
+        _step(rec, "s", t)
+        rec.suggest("s", k=3)
+        assert (rec.rows.get("s") is not None) == (t > 60), t
