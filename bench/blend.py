@@ -39,9 +39,11 @@ from tqdm.auto import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from plugin.errors import ConfigError  # noqa: E402
 from plugin.models import get_model, load_model  # noqa: E402
 from plugin.models._neural import NeuralModel  # noqa: E402
 from plugin.models.data import augment, load_srgnn_folder, split_validation  # noqa: E402
+from plugin.models.device import resolve_device  # noqa: E402
 from plugin.models.evaluation import evaluate  # noqa: E402
 from plugin.models.metrics import pessimistic_ranks, rank_metrics  # noqa: E402
 
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--step", type=float, default=0.1, help="weight grid step over the simplex")
     ap.add_argument("--max-valid", type=int, default=15000, help="validation examples (0: all)")
-    ap.add_argument("--device", default="cpu", help="torch device for scoring and ranking (cpu, cuda)")
+    ap.add_argument("--device", default="cpu", help="torch device for scoring and ranking (cpu, cuda, cuda:N, auto)")
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
@@ -153,11 +155,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    try:  # before anything loads: a count-model blend first touches the device after refitting every member
+        device = resolve_device(args.device)
+    except ConfigError as exc:
+        raise SystemExit(f"--device: {exc}") from None
     data = load_srgnn_folder(args.data)
-    device = torch.device(args.device)
     full = [_load_member(p, device) for p in args.models]
+    for spec, member in zip(args.models, full):
+        if member.n_items != data.n_items:
+            raise SystemExit(
+                f"{spec} scores {member.n_items} items, {args.data} has {data.n_items}: "
+                "every member needs the data's catalogue"
+            )
     if args.weights:
-        return _test_only(args, data, full)
+        return _test_only(args, data, full, device)
     train, valid_sessions = split_validation(data.train_sessions)
     valid = augment(valid_sessions)
     if 0 < args.max_valid < len(valid):
@@ -202,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _test_only(args: argparse.Namespace, data, full) -> int:
+def _test_only(args: argparse.Namespace, data, full, device: torch.device = _CPU) -> int:
     weights = tuple(float(w) for w in args.weights.split(","))
     if len(weights) != len(full) or min(weights) < 0 or abs(sum(weights) - 1.0) > 1e-6:
         raise SystemExit(f"--weights needs {len(full)} non-negative weights summing to 1, got {args.weights}")
@@ -210,7 +221,7 @@ def _test_only(args: argparse.Namespace, data, full) -> int:
         raise SystemExit("--weights needs the one --mix the validation grid chose (linear or log)")
     mix = args.mix
     r = evaluate(
-        Blend(full, weights, mix, torch.device(args.device)),
+        Blend(full, weights, mix, device),
         data.test,
         ks=(5, 10, 20),
         item_counts=data.item_counts(),

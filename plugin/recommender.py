@@ -41,7 +41,7 @@ from .page_contents import PageContents
 from .persistence import is_trained, load_version, write_version
 from .request import SuggestRequest
 from .rules import Candidate, freshness_bonus, merge_cold_start, mmr_order, passing
-from .session_rows import Rows, SessionRows, same_source
+from .session_rows import Rows, SessionRows, row_bytes, same_source
 from .session_store import InMemorySessionStore, PageContent, SessionContext, SessionStore
 from .suggestion import Suggestion
 from .threads import pin_threads
@@ -117,6 +117,9 @@ class SessionRecommender:
         self.rows = (
             session_rows if session_rows is not None else SessionRows(ttl_seconds=self.session_settings.ttl_seconds)
         )
+        # whose memos `self.rows` gives back: this recommender's, written since its articles last changed (the memo
+        # may be shared: `session_rows=` goes to every version a ReloadingRecommender loads)
+        self._rows_owner = object()
         self.store: SessionStore = store if store is not None else InMemorySessionStore(self.session_settings)
         self.intent_model: IntentModel = intent_model or ZeroShotIntent(encoder.dim)
         if self.intent_model.input_dim != encoder.dim:
@@ -203,6 +206,7 @@ class SessionRecommender:
                 self.kb.upsert(a)
             bar.update(len(chunk))
         bar.close()
+        self._rows_owner = object()  # after the last change: a memo a suggestion wrote meanwhile is not read back
         self.rows.clear()
         self.lexical.invalidate()
         self.hubness.invalidate()
@@ -215,7 +219,9 @@ class SessionRecommender:
         self.lexical.invalidate()
         self.hubness.invalidate()
         self.titles.invalidate()
-        return self.index.remove(ids)
+        removed = self.index.remove(ids)
+        self._rows_owner = object()  # (as in upsert_articles)
+        return removed
 
     def save(self, directory: str | os.PathLike[str], *, keep_versions: int = 3) -> Path:
         """Save as the next version of `directory` (see `plugin.versions`): written in full under a
@@ -333,23 +339,27 @@ class SessionRecommender:
     def erase(self, session_id: str) -> bool:
         # this worker's copies of the session's pages, and the vectors and BM25 scores of its words, go too (other
         # workers' pages and vectors lapse within the session TTL): every text suggest() may have embedded or scored
-        # for it, a stored page's with its head
+        # for it, a stored page's with its head. The memo goes first: it marks the session erased, so that a
+        # suggestion of it in flight now drops what it puts in these caches after this (`suggest`)
+        self.rows.forget([session_id])
         events = self.store.read(session_id)
         held = self.pages.for_events(self.store, session_id, events)
-        texts = {e.content() for e in events}
-        for e in events:
-            page = held.get(e.content_ref or "")
-            if page is not None:
-                texts.add(_with_text(e, page.text).content())
-        self.page_encoder.cache.forget(content_key(self.encoder.name, t) for t in texts)
-        refs = [e.content_ref for e in events if e.content_ref]
-        self.lexical.forget(texts, [("p", ref) for ref in refs])  # BM25's scores of them (see _text_key)
-        self.pages.forget(refs)
-        self.rows.forget([session_id])
+        restored = [_with_text(e, held[e.content_ref].text) for e in events if e.content_ref in held]
+        self._forget_words([*events, *restored])
         existed = self.store.erase(session_id)
         if self.event_log is not None:
             existed = bool(self.event_log.erase_session(session_id)) or existed
         return existed
+
+    def _forget_words(self, events: Sequence[Event]) -> None:
+        """Drop from this worker's caches every text suggest() may have embedded or scored for these events (a stored
+        page's as restored among them): their vectors, BM25's scores (by text, or by content hash: `_text_key`) and
+        the page contents they name."""
+        texts = {e.content() for e in events}
+        self.page_encoder.cache.forget(content_key(self.encoder.name, t) for t in texts)
+        refs = list(dict.fromkeys(e.content_ref for e in events if e.content_ref))
+        self.lexical.forget(texts, [("p", ref) for ref in refs])
+        self.pages.forget(refs)
 
     def _linked(self, event: Event, *, resolve: bool = True) -> tuple[Event, Article | None]:
         """The event linked to the KB article its url names (when it names none by id), and the indexed article
@@ -386,16 +396,19 @@ class SessionRecommender:
         signal = [e for e in events if e.kind in INTENT_KINDS][-self.settings.max_context_events :]
         names: list[TextKey | None]
         memoised = session_id is not None and self._embeds_text  # (an item-ID model's rows are its catalogue's)
-        memo = self.rows.get(session_id) if memoised and session_id is not None else None
+        owner = self._rows_owner  # read before any look-up: rows of a KB that changes meanwhile are not read back
+        memo = self.rows.get(session_id, owner) if memoised and session_id is not None else None
         if memo is None:
             vecs, resolved, keys, held = self._resolve_rows(signal, session_id)
             names = [self._text_key(e, k) for e, k in zip(resolved, keys)]
+            sizes = [row_bytes(e) for e in resolved]
         else:
             prev, at = memo
             n = len(signal)
             vecs = np.empty((n, self.index.dim), dtype=np.float32)
             resolved, keys, held = list(signal), [None] * n, [True] * n
             names = [None] * n
+            sizes = [0] * n
             src: list[int] = []
             dst: list[int] = []
             todo: list[int] = []
@@ -405,6 +418,7 @@ class SessionRecommender:
                     src.append(j)
                     dst.append(i)
                     resolved[i], keys[i], names[i] = prev.signal[j], prev.keys[j], prev.names[j]
+                    sizes[i] = prev.sizes[j]
                 else:
                     todo.append(i)
             if dst:
@@ -415,9 +429,10 @@ class SessionRecommender:
                 for t, i in enumerate(todo):
                     resolved[i], keys[i], held[i] = r[t], k[t], h[t]
                     names[i] = self._text_key(r[t], k[t])
-        rows = Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(held))
+                    sizes[i] = row_bytes(r[t])
+        rows = Rows(vecs, tuple(resolved), tuple(keys), tuple(names), tuple(held), tuple(sizes))
         if memoised and session_id is not None:
-            self.rows.put(session_id, rows)
+            self.rows.put(session_id, rows, owner)
         return rows
 
     def _resolve_rows(
@@ -504,9 +519,15 @@ class SessionRecommender:
         )
         ctx = context if context is not None else self.context(session_id)
         rows = self._session_rows(ctx.events, session_id)
-        return self._suggest_from(
+        found = self._suggest_from(
             rows.vectors, list(rows.signal), list(rows.keys), ctx.events, req, seen=ctx.seen, names=rows.names
         )
+        if self.rows.erased(session_id):
+            # erased on this worker while this ran (after the context read: the HTTP routes read it first): what
+            # this suggestion put in the caches came after the erase dropped them. (An erase that starts later
+            # finds it there itself.)
+            self._forget_words([*ctx.events, *rows.signal])
+        return found
 
     def suggest_for(self, viewed: Sequence[str], k: int | None = None, **kwargs: Any) -> list[Suggestion]:
         """Suggestions for an ad-hoc list of viewed article ids or urls (no session needed)."""

@@ -11,6 +11,12 @@ A row depends on the event (its kind, KB link and content hash, which are checke
 the KB (the owner drops every memo when articles change). Rows whose stored content had lapsed (embedded from
 what the event kept) are not kept: the content may be stored again by another session.
 
+A memo is read back only by the recommender that wrote it, with the KB it had then (`owner`: a token the
+recommender replaces when its articles change): a memo passed to several recommenders (`session_rows=`, which a
+`ReloadingRecommender` hands to every version it loads) or a KB change during a suggestion cannot serve rows of
+another KB. A session erased on this worker is not memoised again for `_ERASED_SECONDS`: a suggestion that read its
+context before the erase may finish after it.
+
 Bounded like the other per-worker caches (`plugin.ttl_cache`): in sessions and in bytes, and lapsing the session
 TTL after last use; erase drops the session's memo on the erasing worker at once.
 """
@@ -27,34 +33,51 @@ import numpy as np
 
 from .events import Event
 from .lexical import TextKey
+from .session_store import id_digest
 from .ttl_cache import TTLCache
 
-__all__ = ["SessionRows", "Rows"]
+__all__ = ["SessionRows", "Rows", "row_bytes"]
 
 _ROW_BYTES = 1000  # an Event object, its __dict__ and its strings (ids, url, title, hash), a row's tuple slots
+# what a visitor sizes (up to 2,048 characters of url, 500 of title and query, 4 bytes a character outside Latin-1):
+# counted beyond this much a row (~13 kB a row at most, not the 1 kB above)
+_ROW_STRINGS = 400
+# a suggestion's context read to its memo write takes milliseconds; an erase here refuses memos of the session for
+# this long (a request in flight that read the context before the erase)
+_ERASED_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
 class Rows:
     """One suggestion's resolved context: `vectors` (L, D, read-only once memoised), the events as suggest() reads
-    them (a stored page's text restored), their article ids (None off the KB), their BM25 names, and `held[i]`: row
-    i may be reused."""
+    them (a stored page's text restored), their article ids (None off the KB), their BM25 names, `held[i]`: row
+    i may be reused, and `sizes[i]`: what row i's event keeps alive (`row_bytes`, copied with a reused row)."""
 
     vectors: np.ndarray
     signal: tuple[Event, ...]
     keys: tuple[str | None, ...]
     names: tuple[TextKey | None, ...]  # each row's name for BM25's cache (`SessionRecommender._text_key`)
     held: tuple[bool, ...]
+    sizes: tuple[int, ...]
 
     def index(self) -> dict[str, int]:
         return {e.event_id: i for i, (e, ok) in enumerate(zip(self.signal, self.held)) if ok}
 
     def weight(self) -> int:
-        """What holding these rows keeps alive, in bytes, counted as if nothing else held it: the vectors, each
-        restored text (the page-content cache may have dropped it since), and ~1 kB a row for the event and the
-        strings around it (measured: a first bound that counted vectors only held ~3x its bytes in RSS)."""
-        texts = sum(sys.getsizeof(e.text) for e in self.signal if e.text is not None)
-        return self.vectors.nbytes + texts + _ROW_BYTES * len(self.signal)
+        """What holding these rows keeps alive, in bytes, counted as if nothing else held it: the vectors and each
+        row's event (`row_bytes`; measured: a first bound that counted vectors only held ~3x its bytes in RSS)."""
+        return self.vectors.nbytes + sum(self.sizes)
+
+
+def row_bytes(event: Event) -> int:
+    """What a memoised row's event keeps alive: its restored text (the page-content cache may have dropped it since),
+    ~1 kB for the event and the strings around it, and what a visitor's url, title, query and article id take
+    beyond the usual (up to ~13 kB a row in non-Latin-1 text, which a flat 1 kB left uncounted)."""
+    size = sys.getsizeof
+    text = size(event.text) if event.text is not None else 0
+    # (getsizeof(None) is 16: absent fields are within the allowance)
+    strings = size(event.url) + size(event.title) + size(event.query) + size(event.article_id)
+    return text + _ROW_BYTES + max(0, strings - _ROW_STRINGS)
 
 
 def same_source(a: Event, b: Event) -> bool:
@@ -72,7 +95,7 @@ def same_source(a: Event, b: Event) -> bool:
 
 
 class SessionRows:
-    """The last `Rows` of each recent session, by session id, with each memo's event index."""
+    """The last `Rows` of each recent session, by session id, with each memo's event index and its owner."""
 
     def __init__(
         self,
@@ -84,27 +107,57 @@ class SessionRows:
     ) -> None:
         # A full context of 20 384-d rows weighs ~75 kB with 16 restored 1.5 kB page texts (`Rows.weight`), ~115 kB
         # with 4,000-character ones: 48 MiB holds ~400-650 full sessions a worker, more short ones.
-        self._data: TTLCache[str, tuple[Rows, dict[str, int]]] = TTLCache(
+        self._data: TTLCache[str, tuple[Rows, dict[str, int], object]] = TTLCache(
             max_sessions, max_weight=max_bytes, ttl_seconds=ttl_seconds, clock=clock
         )
+        self.max_bytes = max_bytes
+        # digests of the sessions erased here lately (`id_digest`: not the ids, which are bearer tokens), with the
+        # time of the erase (a look-up keeps an entry in the cache, not the session marked)
+        self._erased: TTLCache[str, float] = TTLCache(max_sessions, ttl_seconds=_ERASED_SECONDS, clock=clock)
+        self._clock = clock
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def get(self, session_id: str) -> tuple[Rows, dict[str, int]] | None:
+    def get(self, session_id: str, owner: object | None = None) -> tuple[Rows, dict[str, int]] | None:
+        """The session's memo with its event index; with `owner`, only one that owner wrote."""
         with self._lock:
-            return self._data.get(session_id)
+            held = self._data.get(session_id)
+        if held is None or (owner is not None and held[2] is not owner):
+            return None
+        return held[0], held[1]
 
-    def put(self, session_id: str, rows: Rows) -> None:
+    def put(self, session_id: str, rows: Rows, owner: object | None = None) -> None:
         rows.vectors.flags.writeable = False  # shared with the suggestion that made it, and the next ones
         weight = rows.weight()
         with self._lock:
-            self._data.put(session_id, (rows, rows.index()), weight)
+            if weight > self.max_bytes or self._erased_lately(session_id):
+                # (an entry over the whole bound would be kept alone: the cache keeps its newest entry)
+                self._data.discard(session_id)
+                return
+            self._data.put(session_id, (rows, rows.index(), owner), weight)
+
+    def erased(self, session_id: str) -> bool:
+        """Whether the session was erased here within the last `_ERASED_SECONDS`."""
+        if not self._erased:  # (nearly always: no lock, no hash)
+            return False
+        with self._lock:
+            return self._erased_lately(session_id)
+
+    def _erased_lately(self, session_id: str) -> bool:
+        if not self._erased:
+            return False
+        at = self._erased.get(id_digest(session_id))
+        return at is not None and self._clock() - at <= _ERASED_SECONDS
 
     def forget(self, session_ids: Sequence[str]) -> None:
+        """Drop these sessions' memos (erased), and write none for them for a while."""
         with self._lock:
             self._data.forget(session_ids)
+            now = self._clock()
+            for sid in session_ids:
+                self._erased.put(id_digest(sid), now)
 
     def clear(self) -> None:
         """Every memo (the KB changed: a row's article, or whether a page is one, may have)."""

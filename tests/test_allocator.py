@@ -110,3 +110,29 @@ def test_setting_rejects_what_is_not_a_count(raw):
 
 def test_setting_defaults_to_two():
     assert malloc_arenas_setting({}) == DEFAULT_MALLOC_ARENAS == 2
+
+
+@pytest.mark.parametrize("raw", ["4294967298", "2147483648", "9" * 30, "9" * 5000])  # (int() refuses 4,301 digits)
+def test_setting_rejects_a_count_past_a_c_int(raw):
+    # mallopt takes a C int: ctypes cut 4294967298 to 2 silently, and the worker logged a limit it had not set
+    with pytest.raises(ConfigError, match=f"{ENV_MALLOC_ARENAS} must be a whole number"):
+        malloc_arenas_setting({ENV_MALLOC_ARENAS: raw})
+
+
+def test_off_glibc_the_limit_is_a_no_op(monkeypatch):
+    # musl and macOS's libc load, but have no gnu_get_libc_version: nothing is set and nothing is raised
+    import ctypes
+
+    class _OtherLibc:
+        def __getattr__(self, name: str):
+            raise AttributeError(name)
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: _OtherLibc())
+    assert _glibc() is None
+    assert limit_malloc_arenas({}) is None
+
+    def missing(*a, **k):
+        raise OSError("libc.so.6: cannot open shared object file")  # musl without ldconfig: find_library gives None
+
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    assert limit_malloc_arenas({ENV_MALLOC_ARENAS: "3"}) is None

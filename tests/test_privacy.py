@@ -265,6 +265,32 @@ def test_erase_drops_the_vectors_of_the_sessions_words_from_this_workers_caches(
     assert set(rec.lexical._scores) == {("p", kept_ref)}  # "socket tcp", of the session that was kept
 
 
+@pytest.mark.parametrize("when", ["after the context read", "while the rows are resolved"])
+def test_a_suggestion_in_flight_during_an_erase_leaves_nothing_in_this_workers_caches(articles, fake_encoder, when):
+    """The HTTP chat route and GET suggestions read the context, then run suggest() in the thread pool: an erase in
+    between (or while the rows are resolved) dropped the caches first, and the suggestion then put the session's
+    page vectors, BM25 scores and page contents back on the erasing worker (review 2026-12-01)."""
+    rec = _rec(articles, fake_encoder)
+    rec.track("gone", "page_view", url="https://site.test/p", title="Private page", text=SECRET)
+    rec.track("gone", "page_view", url="https://site.test/t", title="Title only private page")
+    rec.track("gone", "search", query="zebra quokka visitor@mail.test divorce lawyer")
+    ctx = rec.context("gone")
+    if when == "after the context read":
+        rec.erase("gone")
+    else:
+        resolve = rec._resolve_rows
+
+        def erasing(signal, sid):
+            out = resolve(signal, sid)
+            rec.erase("gone")
+            return out
+
+        rec._resolve_rows = erasing  # type: ignore[method-assign]
+    rec.suggest("gone", k=2, context=ctx)
+    assert len(rec.page_encoder.cache) == 0 and len(rec.lexical._scores) == 0 and len(rec.pages._data) == 0
+    assert rec.rows.get("gone") is None
+
+
 def _digests(texts) -> set:
     from plugin.lexical import _query
 

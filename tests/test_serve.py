@@ -63,6 +63,15 @@ def test_several_workers_without_a_shared_store_are_refused():
     assert serve_environment(_args(workers=2), {"SESSION_SUGGEST_SECRET": "k" * 40, "REDIS_URL": "redis://r/0"})
 
 
+def test_a_bad_malloc_arena_setting_is_refused_before_any_worker_starts():
+    """Each worker reads SESSION_SUGGEST_MALLOC_ARENAS at start-up: a bad value failed every worker (a traceback
+    per worker, or a restart loop under a supervisor that restarts them), not once with the setting named."""
+    env = {"SESSION_SUGGEST_SECRET": "k" * 40, "REDIS_URL": "redis://r/0"}
+    with pytest.raises(ConfigError, match="SESSION_SUGGEST_MALLOC_ARENAS"):
+        serve_environment(_args(workers=2), {**env, "SESSION_SUGGEST_MALLOC_ARENAS": "two"})
+    assert serve_environment(_args(workers=2), {**env, "SESSION_SUGGEST_MALLOC_ARENAS": "0"})
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     from conftest import TOPIC_ARTICLES

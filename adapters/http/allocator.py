@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 ENV_MALLOC_ARENAS = "SESSION_SUGGEST_MALLOC_ARENAS"
 DEFAULT_MALLOC_ARENAS = 2
 _M_ARENA_MAX = -8  # glibc's malloc.h
+_C_INT_MAX = 2**31 - 1
 
 
 def malloc_arenas_setting(environ: Mapping[str, str] | None = None) -> int:
@@ -50,9 +51,11 @@ def malloc_arenas_setting(environ: Mapping[str, str] | None = None) -> int:
     raw = (os.environ if environ is None else environ).get(ENV_MALLOC_ARENAS, "").strip()
     if not raw:
         return DEFAULT_MALLOC_ARENAS
-    if not (raw.isascii() and raw.isdigit()):
+    # mallopt takes a C int, and ctypes cuts a larger number silently (4294967298 would set 2)
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > _C_INT_MAX:
         raise ConfigError(
-            f"{ENV_MALLOC_ARENAS} must be a whole number of malloc arenas (0 keeps glibc's default), got {raw!r}"
+            f"{ENV_MALLOC_ARENAS} must be a whole number of malloc arenas from 0 (glibc's default) to {_C_INT_MAX}, "
+            f"got {raw!r}"
         )
     return int(raw)
 

@@ -47,6 +47,7 @@ def serve_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict
 
     from plugin.errors import ConfigError
 
+    from .allocator import malloc_arenas_setting
     from .app import ENV_EVENT_LOG, ENV_INDEX, ENV_URL_TEMPLATE
     from .hardened import ENV_API_DOCS, ENV_BIND_COOKIE, ENV_REDIS_URL
     from .signing import ENV_SECRET
@@ -79,6 +80,7 @@ def serve_environment(args: argparse.Namespace, environ: dict[str, str]) -> dict
             f"--workers {args.workers} needs a store the workers share: pass --redis-url (or set {ENV_REDIS_URL}), "
             "or serve with --workers 1"
         )
+    malloc_arenas_setting(env)  # read again by each worker: a bad value is refused here, once, before any starts
     return env
 
 
