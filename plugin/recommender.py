@@ -341,21 +341,22 @@ class SessionRecommender:
         # workers' pages and vectors lapse within the session TTL): every text suggest() may have embedded or scored
         # for it, a stored page's with its head. The memo goes first: it marks the session erased, so that a
         # suggestion of it in flight now drops what it puts in these caches after this (`suggest`)
+        questions = self.rows.questions(session_id)
         self.rows.forget([session_id])
         events = self.store.read(session_id)
         held = self.pages.for_events(self.store, session_id, events)
         restored = [_with_text(e, held[e.content_ref].text) for e in events if e.content_ref in held]
-        self._forget_words([*events, *restored])
+        self._forget_words([*events, *restored], questions)
         existed = self.store.erase(session_id)
         if self.event_log is not None:
             existed = bool(self.event_log.erase_session(session_id)) or existed
         return existed
 
-    def _forget_words(self, events: Sequence[Event]) -> None:
+    def _forget_words(self, events: Sequence[Event], questions: Sequence[str] = ()) -> None:
         """Drop from this worker's caches every text suggest() may have embedded or scored for these events (a stored
-        page's as restored among them): their vectors, BM25's scores (by text, or by content hash: `_text_key`) and
-        the page contents they name."""
-        texts = {e.content() for e in events}
+        page's as restored among them) and questions: their vectors, BM25's scores (by text, or by content hash:
+        `_text_key`) and the page contents they name."""
+        texts = {e.content() for e in events} | set(questions)
         self.page_encoder.cache.forget(content_key(self.encoder.name, t) for t in texts)
         refs = list(dict.fromkeys(e.content_ref for e in events if e.content_ref))
         self.lexical.forget(texts, [("p", ref) for ref in refs])
@@ -522,11 +523,12 @@ class SessionRecommender:
         found = self._suggest_from(
             rows.vectors, list(rows.signal), list(rows.keys), ctx.events, req, seen=ctx.seen, names=rows.names
         )
-        if self.rows.erased(session_id):
+        asked = (req.query,) if req.query and req.query.strip() else ()
+        if self.rows.erased(session_id) or (asked and not self.rows.asked(session_id, asked[0])):
             # erased on this worker while this ran (after the context read: the HTTP routes read it first): what
             # this suggestion put in the caches came after the erase dropped them. (An erase that starts later
-            # finds it there itself.)
-            self._forget_words([*ctx.events, *rows.signal])
+            # finds it there itself: the question through `rows.asked`.)
+            self._forget_words([*ctx.events, *rows.signal], asked)
         return found
 
     def suggest_for(self, viewed: Sequence[str], k: int | None = None, **kwargs: Any) -> list[Suggestion]:

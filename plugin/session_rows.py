@@ -45,6 +45,8 @@ _ROW_STRINGS = 400
 # a suggestion's context read to its memo write takes milliseconds; an erase here refuses memos of the session for
 # this long (a request in flight that read the context before the erase)
 _ERASED_SECONDS = 60.0
+_QUESTIONS = 8  # a session's questions kept for erase (`SessionRows.asked`)
+_ASKED_BYTES = 8 * 2**20  # all sessions' questions together, a worker
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,12 @@ class SessionRows:
         # digests of the sessions erased here lately (`id_digest`: not the ids, which are bearer tokens), with the
         # time of the erase (a look-up keeps an entry in the cache, not the session marked)
         self._erased: TTLCache[str, float] = TTLCache(max_sessions, ttl_seconds=_ERASED_SECONDS, clock=clock)
+        # the questions each session asked here lately (`suggest(query=…)`: a chat message, a `?query=`), newest
+        # last, so that an erase finds their vectors and BM25 scores in this worker's caches, which keep them as long
+        # (a question is no event: the store does not hold it). Not dropped on KB changes, as those caches are not.
+        self._asked: TTLCache[str, tuple[str, ...]] = TTLCache(
+            max_sessions, max_weight=_ASKED_BYTES, ttl_seconds=ttl_seconds, clock=clock
+        )
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -151,10 +159,27 @@ class SessionRows:
         at = self._erased.get(id_digest(session_id))
         return at is not None and self._clock() - at <= _ERASED_SECONDS
 
+    def asked(self, session_id: str, question: str) -> bool:
+        """Note that the session asked this question here (its last `_QUESTIONS` are kept); False, noting nothing,
+        when the session was erased here lately (the caller then drops what the question left in the caches)."""
+        with self._lock:
+            if self._erased_lately(session_id):
+                return False
+            held = tuple(q for q in self._asked.get(session_id) or () if q != question)
+            kept = (*held, question)[-_QUESTIONS:]
+            self._asked.put(session_id, kept, sum(sys.getsizeof(q) for q in kept))
+            return True
+
+    def questions(self, session_id: str) -> tuple[str, ...]:
+        """The questions the session asked here lately (`asked`), oldest first."""
+        with self._lock:
+            return self._asked.get(session_id) or ()
+
     def forget(self, session_ids: Sequence[str]) -> None:
-        """Drop these sessions' memos (erased), and write none for them for a while."""
+        """Drop these sessions' memos and questions (erased), and write none for them for a while."""
         with self._lock:
             self._data.forget(session_ids)
+            self._asked.forget(session_ids)
             now = self._clock()
             for sid in session_ids:
                 self._erased.put(id_digest(sid), now)

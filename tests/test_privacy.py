@@ -265,6 +265,41 @@ def test_erase_drops_the_vectors_of_the_sessions_words_from_this_workers_caches(
     assert set(rec.lexical._scores) == {("p", kept_ref)}  # "socket tcp", of the session that was kept
 
 
+def test_erase_drops_the_vectors_and_scores_of_the_sessions_questions(articles, fake_encoder):
+    """A chat question or a `?query=` is no event (the store does not hold it), yet suggest() embeds and scores it
+    in this worker's caches: erase must find it there too (review 2026-12-01: it outlived the erase)."""
+    rec = _rec(articles, fake_encoder)
+    question = "can my divorce lawyer see visitor@mail.test"
+    rec.track("gone", "page_view", url="https://site.test/t", title="Title only private page")
+    rec.track("kept", "page_view", url="https://site.test/u", title="Another page")
+    assert rec.suggest("gone", k=2, query=question) and rec.suggest("kept", k=2, query="socket tcp")
+    assert rec.suggest("gone", k=2, query="json parse")  # a second question of the same session
+    assert _vectors_of(rec, [question, "json parse", "socket tcp"]) == [True, True, True]
+    assert _digests([question]) <= set(rec.lexical._scores)
+    assert rec.erase("gone")
+    assert _vectors_of(rec, [question, "json parse"]) == [False, False]
+    assert not _digests([question, "json parse"]) & set(rec.lexical._scores)
+    assert _vectors_of(rec, ["socket tcp"]) == [True]  # another session's question stays
+    assert _digests(["socket tcp"]) <= set(rec.lexical._scores)
+
+
+def test_a_question_asked_while_its_session_is_erased_leaves_nothing(articles, fake_encoder):
+    """The erase runs between the suggestion's own erase check and its note of the question: the question is then
+    not noted (the session is marked erased), so the suggestion drops what it left itself."""
+    rec = _rec(articles, fake_encoder)
+    rec.track("gone", "page_view", url="https://site.test/t", title="Title only private page")
+    asked = rec.rows.asked
+
+    def erase_first(session_id, question):
+        rec.erase(session_id)
+        return asked(session_id, question)
+
+    rec.rows.asked = erase_first  # type: ignore[method-assign]
+    rec.suggest("gone", k=2, query="a private question")
+    assert _vectors_of(rec, ["a private question"]) == [False]
+    assert len(rec.lexical._scores) == 0 and rec.rows.questions("gone") == ()
+
+
 @pytest.mark.parametrize("when", ["after the context read", "while the rows are resolved"])
 def test_a_suggestion_in_flight_during_an_erase_leaves_nothing_in_this_workers_caches(articles, fake_encoder, when):
     """The HTTP chat route and GET suggestions read the context, then run suggest() in the thread pool: an erase in

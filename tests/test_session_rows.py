@@ -351,3 +351,17 @@ def test_an_erased_session_is_memoised_again_a_minute_after_its_erase_however_of
         _step(rec, "s", t)
         rec.suggest("s", k=3)
         assert (rec.rows.get("s") is not None) == (t > 60), t
+
+
+def test_a_sessions_questions_are_its_last_few_and_go_with_an_erase() -> None:
+    from plugin.session_rows import SessionRows
+
+    memo = SessionRows(max_sessions=4)
+    for i in range(12):
+        assert memo.asked("s", f"question {i % 10}")
+    assert memo.asked("s", "question 5")  # asked again: moved to the end, not kept twice
+    assert memo.questions("s") == (*(f"question {i}" for i in (4, 6, 7, 8, 9, 0, 1)), "question 5")
+    memo.clear()  # a KB change: the caches that hold the questions' vectors do not drop them either
+    assert len(memo.questions("s")) == 8
+    memo.forget(["s"])
+    assert memo.questions("s") == () and not memo.asked("s", "after the erase") and memo.questions("s") == ()
