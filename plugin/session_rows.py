@@ -17,6 +17,9 @@ recommender replaces when its articles change): a memo passed to several recomme
 another KB. A session erased on this worker is not memoised again for `_ERASED_SECONDS`: a suggestion that read its
 context before the erase may finish after it.
 
+Beside the rows, the questions each session asked lately on this worker (`asked`): a question is no event, so
+only this note lets an erase find the vectors and BM25 scores the caches hold for it.
+
 Bounded like the other per-worker caches (`plugin.ttl_cache`): in sessions and in bytes, and lapsing the session
 TTL after last use; erase drops the session's memo on the erasing worker at once.
 """
