@@ -337,13 +337,17 @@ def _mixed(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    steady_run = None
-    if steady > 0:  # the same traffic first, so the bounded caches fill before the measured run
-        steady_run = _wrk("mixed.lua", service.url, connections, steady, threads, paced)
-    before = service.rss_mib()
     pids = {f"worker {i + 1}": pid for i, pid in enumerate(service.workers())} | {"supervisor": service.proc.pid}
     if redis_pid is not None:
         pids["redis"] = redis_pid
+    steady_run = None
+    if steady > 0:  # the same traffic first, so the bounded caches fill before the measured run
+        # (each wrk run opens its connections anew: the kernel hashes them to the workers afresh, so the workers'
+        # shares of the CPU, which show how evenly the connections landed, are kept per run)
+        steady_cpu = CpuWindow(pids)
+        steady_run = _wrk("mixed.lua", service.url, connections, steady, threads, paced)
+        steady_run["cpu"] = steady_cpu.stop({"wrk": steady_run["wrk_cpu_s"]})
+    before = service.rss_mib()
     cpu = CpuWindow(pids)
     run = _wrk("mixed.lua", service.url, connections, duration, threads, paced)
     run["cpu"] = cpu.stop({"wrk": run["wrk_cpu_s"]})
@@ -351,7 +355,7 @@ def _mixed(
     sampler.join()
     run.update(rss_before_mib=before, rss_after_mib=service.rss_mib(), rss_samples_mib=samples)
     if steady_run is not None:
-        run["steady"] = {k: steady_run[k] for k in ("requests", "rps", "errors", "p99_ms", "late")} | {
+        run["steady"] = {k: steady_run[k] for k in ("requests", "rps", "errors", "p99_ms", "late", "cpu")} | {
             "seconds": steady
         }
     return warm, run
@@ -509,9 +513,9 @@ def main() -> int:
         redis.close(prefix)
         shutil.rmtree(work, ignore_errors=True)
     report["load_start"], report["load_end"] = load_start, os.getloadavg()[0]
-    _print(report, args)
-    if args.json:
+    if args.json:  # first: the numbers are kept even if printing them fails
         args.json.write_text(json.dumps(report, indent=1) + "\n")
+    _print(report, args)
     return 1 if report.get("mixed", {}).get("errors", 0) else 0
 
 
@@ -546,7 +550,8 @@ def _print(report: dict[str, Any], args: argparse.Namespace) -> None:
             print(
                 f"\nbefore it, {st['seconds']:.0f} s of the same traffic: {st['requests']} requests, "
                 f"{st['rps']:.1f} req/s, {st['errors']} errors, p99 {st['p99_ms']:.2f} ms, "
-                f"{st['late']} sends late"
+                f"{st['late']} sends late; CPU, cores: "
+                + ", ".join(f"{name} {c:.2f}" for name, c in st["cpu"]["cores"].items())
             )
         print(
             f"\npacing (the measured run): {m['late']} of {m['paced']} sends late (every connection busy at the "
