@@ -14,8 +14,11 @@ sessions at their bounds, as a long-running site does), then runs:
 
   mixed    bench/wrk/mixed.lua at --rate req/s for --duration s: GET suggestions, page views (KB pages and site
            pages with text), page view + suggestions batches, impressions, clicks, searches, chat, new visitors.
-           Debian's wrk has no constant-rate mode (wrk2 has), so every connection waits a fixed delay before each
-           request; the delay is calibrated from a 10 s warm-up at the same rate and the achieved rate is reported.
+           Debian's wrk has no constant-rate mode (wrk2 has); bench/wrk/common.lua paces the requests on a fixed
+           schedule at --rate (each connection that finishes claims the next send time), after a 10 s warm-up at the
+           same rate. The achieved rate is reported, with the sends that were late because every connection was
+           busy (latency is counted from the send, as wrk does). The measured run also reports the CPU, in cores,
+           of each worker, Redis, wrk and the rest of the box.
   suggest  bench/wrk/suggest.lua, GET suggestions only, closed loop at each --suggest-connections count:
            the highest throughput whose p90 stays <= --p90-ms is reported.
   length   (--length-ratio R) half the visitors filled to --fill events (default 190), then GET suggestions on
@@ -36,6 +39,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -240,15 +244,73 @@ def _wrk(script: str, url: str, connections: int, duration: float, threads: int,
         "--",
         *args,
     ]
+    # wrk's own CPU: the children's rusage grows by what each waited-for child used (the load generator shares
+    # the box's cores with the service, so its share belongs beside the service's)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     line = next(ln for ln in reversed(out.splitlines()) if ln.startswith("{"))
     r = json.loads(line)
     r["errors"] = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     r["connections"] = connections
+    r["wrk_cpu_s"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2)
     for p in ("p50", "p90", "p99", "max"):
         r[f"{p}_ms"] = r.pop(f"{p}_us") / 1000
     return r
+
+
+def wrk_rate_args(rate: float, threads: int) -> list[str]:
+    """The pacing arguments bench/wrk/common.lua reads after a script's files: the run's total requests/s on a
+    fixed schedule (0: closed loop) and wrk's thread count (each thread paces its share)."""
+    if rate < 0:
+        raise ValueError(f"rate must be >= 0 requests/s (0: closed loop), got {rate}")
+    return [f"{rate:g}", str(threads)]
+
+
+def _proc_cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks (/proc/<pid>/stat fields 14 and 15); 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])  # fields after "(comm) ": state is [0], utime [11], stime [12]
+
+
+def _box_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot, from /proc/stat's first line."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return sum(values[:8]) - idle, sum(values[:8])
+
+
+class CpuWindow:
+    """CPU used by named processes over a window, in cores (CPU seconds per wall second), beside the whole box's:
+    were the cores saturated, and by whom."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.t0 = time.monotonic()
+        self.ticks = {name: _proc_cpu_ticks(pid) for name, pid in pids.items()}
+        self.box = _box_ticks()
+
+    def stop(self, extra_cpu_s: dict[str, float] | None = None) -> dict[str, Any]:
+        """Cores used by each process since the window opened; `extra_cpu_s`: CPU seconds measured otherwise (wrk's,
+        from its rusage) over the same window. `others`: the box's busy cores not accounted for by any of them."""
+        wall = time.monotonic() - self.t0
+        hz = os.sysconf("SC_CLK_TCK")
+        cores = {name: (_proc_cpu_ticks(pid) - self.ticks[name]) / hz / wall for name, pid in self.pids.items()}
+        cores.update({name: sec / wall for name, sec in (extra_cpu_s or {}).items()})
+        busy, total = _box_ticks()
+        n = os.cpu_count() or 1
+        box = n * (busy - self.box[0]) / max(1, total - self.box[1])
+        return {
+            "seconds": round(wall, 1),
+            "cores": {name: round(c, 3) for name, c in cores.items()},
+            "box_busy_cores": round(box, 3),
+            "box_cores": n,
+            "others": round(box - sum(cores.values()), 3),
+        }
 
 
 def _mixed(
@@ -259,12 +321,12 @@ def _mixed(
     connections: int,
     threads: int,
     steady: float = 0.0,
+    redis_pid: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    # calibrate the per-connection delay: connections / (delay + latency) = rate
-    delay_ms = 1000 * connections / rate
-    warm = _wrk("mixed.lua", service.url, connections, 10, threads, [*files, f"{delay_ms:.3f}"])
-    cycle_ms = 1000 * connections / warm["rps"]
-    delay_ms = max(0.0, delay_ms - (cycle_ms - delay_ms))
+    # wrk paces every run on a fixed schedule at `rate` (bench/wrk/common.lua): no delay to calibrate, and the
+    # offered rate does not fall when the service's latency rises after the warm-up (it did with a fixed delay)
+    paced = [*files, *wrk_rate_args(rate, threads)]
+    warm = _wrk("mixed.lua", service.url, connections, 10, threads, paced)
     samples: list[list[float]] = []
     stop = threading.Event()
     t0 = time.monotonic()
@@ -275,18 +337,27 @@ def _mixed(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    pids = {f"worker {i + 1}": pid for i, pid in enumerate(service.workers())} | {"supervisor": service.proc.pid}
+    if redis_pid is not None:
+        pids["redis"] = redis_pid
     steady_run = None
     if steady > 0:  # the same traffic first, so the bounded caches fill before the measured run
-        steady_run = _wrk("mixed.lua", service.url, connections, steady, threads, [*files, f"{delay_ms:.3f}"])
+        # (each wrk run opens its connections anew: the kernel hashes them to the workers afresh, so the workers'
+        # shares of the CPU, which show how evenly the connections landed, are kept per run)
+        steady_cpu = CpuWindow(pids)
+        steady_run = _wrk("mixed.lua", service.url, connections, steady, threads, paced)
+        steady_run["cpu"] = steady_cpu.stop({"wrk": steady_run["wrk_cpu_s"]})
     before = service.rss_mib()
-    run = _wrk("mixed.lua", service.url, connections, duration, threads, [*files, f"{delay_ms:.3f}"])
+    cpu = CpuWindow(pids)
+    run = _wrk("mixed.lua", service.url, connections, duration, threads, paced)
+    run["cpu"] = cpu.stop({"wrk": run["wrk_cpu_s"]})
     stop.set()
     sampler.join()
-    run.update(
-        delay_ms=round(delay_ms, 3), rss_before_mib=before, rss_after_mib=service.rss_mib(), rss_samples_mib=samples
-    )
+    run.update(rss_before_mib=before, rss_after_mib=service.rss_mib(), rss_samples_mib=samples)
     if steady_run is not None:
-        run["steady"] = {k: steady_run[k] for k in ("requests", "rps", "errors", "p99_ms")} | {"seconds": steady}
+        run["steady"] = {k: steady_run[k] for k in ("requests", "rps", "errors", "p99_ms", "late", "cpu")} | {
+            "seconds": steady
+        }
     return warm, run
 
 
@@ -301,7 +372,7 @@ def _length_ratio(
     runs: dict[str, list[dict[str, Any]]] = {"long": [], "short": []}
     for _ in range(rounds):
         for kind in ("short", "long"):
-            runs[kind].append(_wrk("suggest.lua", url, 1, duration, threads, [str(files[kind]), "0"]))
+            runs[kind].append(_wrk("suggest.lua", url, 1, duration, threads, [str(files[kind]), "0", str(threads)]))
     out: dict[str, Any] = {"rounds": rounds, "seconds": duration}
     for kind, rs in runs.items():
         for p in ("p50_ms", "p90_ms"):
@@ -402,7 +473,14 @@ def main() -> int:
         if not args.skip_mixed:
             load0 = os.getloadavg()[0]
             warm, run = _mixed(
-                service, (str(vfile), str(afile)), args.rate, args.duration, args.connections, args.threads, args.steady
+                service,
+                (str(vfile), str(afile)),
+                args.rate,
+                args.duration,
+                args.connections,
+                args.threads,
+                args.steady,
+                redis.proc.pid if redis.proc is not None else None,
             )
             report["mixed"] = {
                 **run,
@@ -416,7 +494,14 @@ def main() -> int:
             rows = []
             for c in tqdm([int(x) for x in args.suggest_connections.split(",")], desc="suggest runs"):
                 load0 = os.getloadavg()[0]
-                r = _wrk("suggest.lua", service.url, c, args.suggest_duration, args.threads, [str(vfile), "0"])
+                r = _wrk(
+                    "suggest.lua",
+                    service.url,
+                    c,
+                    args.suggest_duration,
+                    args.threads,
+                    [str(vfile), "0", str(args.threads)],
+                )
                 r.update(load_before=load0, load_after=os.getloadavg()[0])
                 rows.append(r)
             report["suggest"] = rows
@@ -428,9 +513,9 @@ def main() -> int:
         redis.close(prefix)
         shutil.rmtree(work, ignore_errors=True)
     report["load_start"], report["load_end"] = load_start, os.getloadavg()[0]
-    _print(report, args)
-    if args.json:
+    if args.json:  # first: the numbers are kept even if printing them fails
         args.json.write_text(json.dumps(report, indent=1) + "\n")
+    _print(report, args)
     return 1 if report.get("mixed", {}).get("errors", 0) else 0
 
 
@@ -464,8 +549,20 @@ def _print(report: dict[str, Any], args: argparse.Namespace) -> None:
             st = m["steady"]
             print(
                 f"\nbefore it, {st['seconds']:.0f} s of the same traffic: {st['requests']} requests, "
-                f"{st['rps']:.1f} req/s, {st['errors']} errors, p99 {st['p99_ms']:.2f} ms"
+                f"{st['rps']:.1f} req/s, {st['errors']} errors, p99 {st['p99_ms']:.2f} ms, "
+                f"{st['late']} sends late; CPU, cores: "
+                + ", ".join(f"{name} {c:.2f}" for name, c in st["cpu"]["cores"].items())
             )
+        print(
+            f"\npacing (the measured run): {m['late']} of {m['paced']} sends late (every connection busy at the "
+            f"scheduled time), by {m['lag_mean_ms']:.2f} ms on average, {m['lag_max_ms']:.2f} ms at most"
+        )
+        cpu = m["cpu"]
+        print(
+            f"CPU over the measured run, cores of {cpu['box_cores']}: "
+            + ", ".join(f"{name} {c:.2f}" for name, c in cpu["cores"].items())
+            + f", rest of the box {cpu['others']:.2f}; box busy {cpu['box_busy_cores']:.2f}"
+        )
         print("\nworker RSS MiB every 5 s (seconds since the first run began, one column per worker):")
         for t, *rss in m["rss_samples_mib"]:
             print(f"  {t:7.1f} s  " + "  ".join(f"{r:7.1f}" for r in rss))

@@ -332,6 +332,20 @@ class SessionRecommender:
             for e in signal
         )
 
+    def embeds_on_track(self, kind: str, *, url: str | None = None, article_id: str | None = None) -> bool:
+        """Whether `track` of such an event may run the text encoder: a search, or a page that names no indexed KB
+        article (its text, or its url's words, are embedded). Callers on an event loop move those to a thread;
+        every other event costs look-ups and one store write. Errs towards True (a page whose content this worker
+        holds already is not embedded again, but counts here)."""
+        if not self._embeds_text or kind not in INTENT_KINDS:
+            return False
+        if kind == "search":
+            return True
+        art = self.kb.find(article_id) if article_id else None
+        if art is None and url:
+            art = self.kb.find(url)
+        return art is None or art.id not in self.index
+
     def context(self, session_id: str) -> SessionContext:
         """What a suggestion reads of the session (its newest intent events and seen keys), in one store read."""
         return self.store.context(session_id, self.settings.max_context_events)

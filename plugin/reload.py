@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -45,6 +45,9 @@ class ReloadingRecommender:
     encoder, **kwargs: as for `SessionRecommender.load`; the session store, session settings and event log
         are carried from each version to the next, and so is the sentence-transformer when the new version
         was built with the same one.
+    on_swap: called with the version just swapped out, after the swap (in the loading thread; requests may still
+        be finishing on it). A serving process whose heap is frozen out of the garbage collector's scans uses it
+        to have the old version collected (`adapters.http.heap`). Its errors are logged, never raised.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class ReloadingRecommender:
         encoder: Encoder | None = None,
         check_interval: float | None = 0.5,
         background: bool = True,
+        on_swap: Callable[[SessionRecommender], None] | None = None,
         **kwargs: Any,
     ) -> None:
         if check_interval is not None and check_interval < 0:
@@ -66,6 +70,7 @@ class ReloadingRecommender:
             "_kwargs": kwargs,
             "_interval": check_interval,
             "_background": background,
+            "_on_swap": on_swap,
             "_lock": threading.Lock(),  # one load at a time; guards the fields below
             "_loading": False,
             "_next_check": time.monotonic() + (check_interval or 0.0),
@@ -193,4 +198,9 @@ class ReloadingRecommender:
             object.__setattr__(self, "reloads", self.reloads + 1)
             object.__setattr__(self, "_failed", None)
         logger.info("now serving version %s of %s (%d articles)", new.version, self._directory, len(new.kb))
+        if self._on_swap is not None:
+            try:
+                self._on_swap(old)
+            except Exception:  # the new version serves either way
+                logger.exception("on_swap failed after swapping in version %s", new.version)
         return True

@@ -504,11 +504,14 @@ def test_suggestions_embed_pages_tracked_by_another_worker_off_the_event_loop(ar
     _view(worker_a, sid, "https://kb.test/json", title="JSON")
     _view(worker_a, sid, "https://blog.example/tcp", title="Our tcp notes", text="socket tcp connect send receive")
     assert on_loop == []  # worker A embedded the page; B has not seen it
+    assert len(hops) == 1  # worker A's page off the KB went to the thread pool to be embedded, the KB page did not
+    hops.clear()
 
     r = worker_b.get(f"/v1/sessions/{sid}/suggestions")
     assert r.status_code == 200, r.text
     assert on_loop == [] and hops == []  # the page's vector is read from the shared store, not embedded again
     _view(worker_a, sid, "https://blog.example/udp", title="Our udp notes")  # no text: nothing stored beside it
+    hops.clear()  # (worker A's hop to embed it)
     r = worker_b.get(f"/v1/sessions/{sid}/suggestions")
     assert r.status_code == 200, r.text
     assert on_loop == [False] and len(hops) == 1  # embedded in the thread pool, not on the loop
@@ -522,9 +525,50 @@ def test_suggestions_stay_on_the_loop_for_an_in_process_store(client, sid, monke
     async def no_hop(*args, **kwargs):
         raise AssertionError("the GET fast path must not hop to a thread")
 
-    monkeypatch.setattr(app_module, "run_in_threadpool", no_hop)
     _view(client, sid, "https://blog.example/tcp", title="Our tcp notes", text="socket tcp connect send receive")
+    monkeypatch.setattr(app_module, "run_in_threadpool", no_hop)  # (the view's text was embedded in a thread)
     assert client.get(f"/v1/sessions/{sid}/suggestions").status_code == 200
+
+
+def test_events_that_embed_nothing_stay_on_the_loop(client, sid, monkeypatch):
+    # KB pages, impressions and clicks are look-ups and one store write: the thread hop cost more than that under
+    # load (BENCHMARKS.md, production load, round 9); a page off the KB or a search is embedded, in the thread pool
+    import adapters.http.app as app_module
+
+    hops: list[object] = []
+    real_hop = app_module.run_in_threadpool
+
+    async def counting_hop(fn, *args, **kwargs):
+        hops.append(fn)
+        return await real_hop(fn, *args, **kwargs)
+
+    monkeypatch.setattr(app_module, "run_in_threadpool", counting_hop)
+    assert _view(client, sid, "https://kb.test/json")["article_id"] == "ser-json"
+    impressions = [{"kind": "suggestion_impression", "article_id": "ser-json", "position": i} for i in range(2)]
+    r = client.post(f"/v1/sessions/{sid}/events/batch", json={"events": impressions})
+    assert r.status_code == 200 and [x["stored"] for x in r.json()["results"]] == [True, True], r.text
+    click = {"kind": "suggestion_click", "article_id": "ser-json", "position": 0}
+    assert client.post(f"/v1/sessions/{sid}/events", json=click).status_code == 200
+    view = {"kind": "page_view", "url": "https://kb.test/pickle"}
+    r = client.post(f"/v1/sessions/{sid}/events/batch", json={"events": [view], "suggest": 2})
+    assert r.status_code == 200 and len(r.json()["suggestions"]) == 2, r.text
+    assert hops == []
+    _view(client, sid, "https://blog.example/tcp", title="Our tcp notes", text="socket tcp connect send receive")
+    assert len(hops) == 1
+    search = {"kind": "search", "query": "tcp sockets"}
+    r = client.post(f"/v1/sessions/{sid}/events/batch", json={"events": [search], "suggest": 2})
+    assert r.status_code == 200 and r.json()["suggestions"], r.text
+    assert len(hops) == 2  # the batch with a search went to the thread pool whole
+    # what was stored either way: the same events, in order
+    kinds = [e.kind for e in client.app.state.recommender.events(sid)]
+    assert kinds == [
+        "page_view",
+        *["suggestion_impression"] * 2,
+        "suggestion_click",
+        "page_view",
+        "page_view",
+        "search",
+    ]
 
 
 def test_every_endpoint_renders_suggestions_alike(rec):

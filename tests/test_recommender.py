@@ -320,3 +320,31 @@ def test_hub_pages_count_as_read_but_are_never_suggested(fake_encoder):
     got = [s.article.id for s in r.suggest("v", k=20)]
     assert got and not {"index.html", "ser/index.html"} & set(got)  # not the page they are on, nor a hub
     assert set(got[:3]) <= SER  # the hub they read set the topic
+
+
+def test_embeds_on_track_says_which_events_run_the_encoder(rec, monkeypatch):
+    # the HTTP app keeps the others on its event loop: it must never run the encoder for one of those
+    calls: list[int] = []
+    inner = rec.page_encoder.inner.encode
+
+    def counting(texts):
+        calls.append(len(texts))
+        return inner(texts)
+
+    monkeypatch.setattr(rec.page_encoder.inner, "encode", counting)
+    monkeypatch.setattr(rec.page_encoder, "encode", counting)
+    cases = [
+        ("page_view", {"url": "https://kb.test/json"}),
+        ("page_view", {"article_id": "ser-json"}),
+        ("suggestion_impression", {"article_id": "ser-json", "position": 0}),
+        ("suggestion_click", {"article_id": "ser-json", "position": 0}),
+        ("page_view", {"url": "https://blog.example/tcp", "title": "tcp", "text": "socket tcp connect"}),
+        ("page_view", {"url": "https://blog.example/udp"}),
+        ("search", {"query": "tcp sockets"}),
+    ]
+    for i, (kind, fields) in enumerate(cases):
+        before = len(calls)
+        says = rec.embeds_on_track(kind, url=fields.get("url"), article_id=fields.get("article_id"))
+        rec.track(f"s{i}", kind, **fields)
+        assert says == (len(calls) > before), (kind, fields)
+    assert len(calls) == 3  # the two pages off the KB and the search

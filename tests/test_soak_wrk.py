@@ -24,7 +24,7 @@ def test_short_soak_under_wrk_answers_every_request(redis_url, tmp_path):  # noq
     import redis
 
     from bench.soak import build_index
-    from bench.wrk_load import Service, _fill_visitors, _seed_visitors, _wrk
+    from bench.wrk_load import Service, _fill_visitors, _seed_visitors, _wrk, wrk_rate_args
 
     build_index(tmp_path / "index", 200)
     prefix = f"soak-ci-{uuid.uuid4().hex[:8]}:"
@@ -37,7 +37,8 @@ def test_short_soak_under_wrk_answers_every_request(redis_url, tmp_path):  # noq
         vfile, afile = tmp_path / "visitors.txt", tmp_path / "articles.txt"
         vfile.write_text("".join(f"{sid} {ip}\n" for sid, ip in visitors))
         afile.write_text("".join(f"a{i} https://kb.test/{i}\n" for i in range(200)))
-        result = _wrk("mixed.lua", service.url, 4, 10, 1, [str(vfile), str(afile), "5"])
+        # closed loop (rate 0): every connection sends again as soon as its answer came back
+        result = _wrk("mixed.lua", service.url, 4, 10, 1, [str(vfile), str(afile), *wrk_rate_args(0, 1)])
     finally:
         service.stop()
         client = redis.Redis.from_url(redis_url)

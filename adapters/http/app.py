@@ -38,6 +38,7 @@ from plugin import (
     EventLog,
     InMemorySessionStore,
     ReloadingRecommender,
+    SessionContext,
     SessionRecommender,
     Suggestion,
     UnknownArticleError,
@@ -49,6 +50,7 @@ from plugin.urls import safe_url
 
 from .allocator import limit_malloc_arenas
 from .errors import ERROR_RESPONSES, error_response, install_error_handlers
+from .heap import freeze_startup_heap, refreeze_after_swap
 from .models import (
     ChatIn,
     ChatOut,
@@ -396,14 +398,24 @@ def create_app(
             return {"stored": False, "event_id": event.event_id, "article_id": event.article_id}
         return {"stored": True, "event_id": stored.event_id, "article_id": stored.article_id}
 
+    def embeds(event: EventIn) -> bool:
+        return rec.embeds_on_track(event.kind, url=event.url, article_id=event.article_id)
+
     @app.post("/v1/sessions/{session_id}/events", response_model=EventOut, tags=["sessions"])
-    def post_event(session_id: SessionPath, event: EventIn) -> Any:
+    async def post_event(session_id: SessionPath, event: EventIn) -> Any:
         ids.check(session_id)
-        try:
-            fields = event_fields(event)
-        except UnknownArticleError as exc:
-            return unknown_article(exc)
-        return store_event(session_id, event, fields)
+
+        def work() -> Any:
+            try:
+                fields = event_fields(event)
+            except UnknownArticleError as exc:
+                return unknown_article(exc)
+            return store_event(session_id, event, fields)
+
+        # An event whose text is embedded (milliseconds with MiniLM) goes to the thread pool, off the event loop; the
+        # rest (KB pages, impressions, clicks: look-ups and one store write) runs here, like GET suggestions. The
+        # hop to a thread cost more than that work under load: the thread waits for the GIL behind the loop.
+        return await run_in_threadpool(work) if embeds(event) else work()
 
     @app.post(
         "/v1/sessions/{session_id}/events/batch",
@@ -419,26 +431,45 @@ def create_app(
         batch = _batch_body(request.headers.get("content-type"), await request.body())
         if batch.suggest is not None:  # before anything is stored: a bad batch stores nothing
             check_k(batch.suggest, ("body", "suggest"))
+        k = batch.suggest
 
-        def work() -> dict[str, Any] | Response:
+        def store() -> list[dict[str, Any]] | Response:
             # Every feedback event names a real article before any event is stored: a bad batch stores nothing.
             try:
                 fields = [event_fields(e) for e in batch.events]
             except UnknownArticleError as exc:
                 return unknown_article(exc)
-            results = [store_event(session_id, e, f) for e, f in zip(batch.events, fields)]
-            body: dict[str, Any] = {"results": results, "suggestions": None}
-            if batch.suggest is not None:
-                try:
-                    found = rec.suggest(session_id, batch.suggest)
-                except EmptySessionError:  # nothing read yet: not an error for a page view that was skipped
-                    found = []
-                body["suggestions"] = render.many(found)
-            return body
+            return [store_event(session_id, e, f) for e, f in zip(batch.events, fields)]
 
-        # Page views may carry text to embed (milliseconds): keep it off the event loop.
-        result = await run_in_threadpool(work)
-        return result if isinstance(result, Response) else _json(result)
+        def suggestions(context: SessionContext | None = None) -> list[dict[str, Any]]:
+            try:
+                found = rec.suggest(session_id, k, context=context)
+            except EmptySessionError:  # nothing read yet: not an error for a page view that was skipped
+                found = []
+            return render.many(found)
+
+        def work() -> dict[str, Any] | Response:
+            results = store()
+            if isinstance(results, Response):
+                return results
+            return {"results": results, "suggestions": suggestions() if k is not None else None}
+
+        # Page views may carry text to embed (milliseconds): then the whole batch runs off the event loop. Otherwise
+        # it runs here, as GET suggestions does, unless the suggestion itself needs the encoder.
+        if any(embeds(e) for e in batch.events):
+            result = await run_in_threadpool(work)
+            return result if isinstance(result, Response) else _json(result)
+        results = store()
+        if isinstance(results, Response):
+            return results
+        body: dict[str, Any] = {"results": results, "suggestions": None}
+        if k is not None:
+            context = rec.context(session_id)  # one store read, after the events are stored
+            if not local_store and rec.needs_encoding(context.events):
+                body["suggestions"] = await run_in_threadpool(suggestions, context)
+            else:
+                body["suggestions"] = suggestions(context)
+        return _json(body)
 
     @app.get(
         "/v1/sessions/{session_id}/suggestions",
@@ -554,7 +585,8 @@ def recommender_from_env(index_dir: str, **kwargs: Any) -> ReloadingRecommender:
         raise ConfigError(f"{ENV_RELOAD_SECONDS} must be a number of seconds (0: no reloading), got {raw!r}") from None
     if interval < 0:
         raise ConfigError(f"{ENV_RELOAD_SECONDS} must be >= 0 (0: no reloading), got {raw!r}")
-    rec = ReloadingRecommender(index_dir, check_interval=interval or None, **kwargs)
+    # a swapped-out version is collected even when the worker's heap is frozen (`heap`)
+    rec = ReloadingRecommender(index_dir, check_interval=interval or None, on_swap=refreeze_after_swap, **kwargs)
     if isinstance(rec.encoder.inner, LazyEncoder):
         rec.encoder.inner.get()  # a worker builds its text encoder at start, not on a visitor's first request
     rec.warm()  # likewise its BM25 index and hubness discounts
@@ -564,4 +596,6 @@ def recommender_from_env(index_dir: str, **kwargs: Any) -> ReloadingRecommender:
 def app_from_env() -> FastAPI:
     """uvicorn factory: the index directory from SESSION_SUGGEST_INDEX (built by `python -m plugin index`)."""
     index_dir, settings = settings_from_env()
-    return create_app(recommender_from_env(index_dir), settings=settings)
+    app = create_app(recommender_from_env(index_dir), settings=settings)
+    freeze_startup_heap()  # last: everything the worker built is kept out of the collector's scans (`heap`)
+    return app

@@ -24,6 +24,7 @@ from plugin import ReloadingRecommender, SessionRecommender, SessionSettings
 from plugin.chat import MAX_K
 
 from .app import SuggestionJSON, create_app, recommender_from_env, settings_from_env
+from .heap import freeze_startup_heap
 from .limits import InMemoryRateLimiter, LimitSettings, RateLimiter, RedisRateLimiter, install_limits
 from .models import VISIBLE, SuggestionsOut, check_one_of, needs_one_of, whole_int
 from .revocation import InMemoryRevocations, RedisRevocations, Revocations
@@ -177,7 +178,7 @@ def app_from_env() -> FastAPI:
         access.addFilter(RedactSessionIds())
     bind = os.environ.get(ENV_BIND_COOKIE, "").lower() in ("1", "true", "yes")
     api_docs = os.environ.get(ENV_API_DOCS, "").lower() in ("1", "true", "yes")
-    return create_hardened_app(
+    app = create_hardened_app(
         rec,
         secrets=keys,
         settings=settings,
@@ -187,3 +188,5 @@ def app_from_env() -> FastAPI:
         revocations=revocations,
         api_docs=api_docs,
     )
+    freeze_startup_heap()  # last: everything the worker built is kept out of the collector's scans (`heap`)
+    return app

@@ -3,7 +3,8 @@
 --   15% page view + suggestions in one batch 10% impressions of three suggestions (batch)
 --    5% suggestion click                      6% search                 4% chat message
 --    5% a new visitor (POST /v1/sessions)
--- wrk ... -s bench/wrk/mixed.lua URL -- VISITORS_FILE ARTICLES_FILE DELAY_MS
+-- wrk -t T ... -s bench/wrk/mixed.lua URL -- VISITORS_FILE ARTICLES_FILE RATE [T]
+-- RATE: requests/s of the whole run on a fixed schedule (common.pacer; 0: closed loop), T: wrk's -t
 package.path = package.path .. ";" .. debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "?.lua"
 local common = require("common")
 local articles = {}
@@ -21,7 +22,7 @@ local visitors = common.install(function(args)
     local id, url = common.split(line)
     articles[#articles + 1] = {id = id, url = url}
   end
-  return tonumber(args[3] or "0")
+  return tonumber(args[3] or "0"), tonumber(args[4] or "1")
 end)
 
 local function text(n)

@@ -1,8 +1,9 @@
 -- GET /v1/sessions/{id}/suggestions?k=3 on random pre-seeded visitors (signed ids).
--- wrk ... -s bench/wrk/suggest.lua URL -- VISITORS_FILE DELAY_MS
+-- wrk -t T ... -s bench/wrk/suggest.lua URL -- VISITORS_FILE RATE [T]
+-- RATE: requests/s of the whole run on a fixed schedule (common.pacer; 0: closed loop), T: wrk's -t
 package.path = package.path .. ";" .. debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "?.lua"
 local common = require("common")
-local visitors = common.install(function(args) return tonumber(args[2] or "0") end)
+local visitors = common.install(function(args) return tonumber(args[2] or "0"), tonumber(args[3] or "1") end)
 
 function request()
   local v = visitors[math.random(#visitors)]
