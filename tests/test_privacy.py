@@ -313,14 +313,9 @@ def test_a_suggestion_in_flight_during_an_erase_leaves_nothing_in_this_workers_c
     if when == "after the context read":
         rec.erase("gone")
     else:
-        resolve = rec._resolve_rows
+        from test_session_rows import erase_while_resolving
 
-        def erasing(signal, sid):
-            out = resolve(signal, sid)
-            rec.erase("gone")
-            return out
-
-        rec._resolve_rows = erasing  # type: ignore[method-assign]
+        erase_while_resolving(rec, "gone")
     rec.suggest("gone", k=2, context=ctx)
     assert len(rec.page_encoder.cache) == 0 and len(rec.lexical._scores) == 0 and len(rec.pages._data) == 0
     assert rec.rows.get("gone") is None

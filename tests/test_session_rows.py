@@ -265,16 +265,22 @@ def test_an_erase_while_a_suggestion_runs_leaves_no_memo(articles, fake_encoder)
 
     for i in range(6):
         _step(rec, "t", i)
+    erase_while_resolving(rec, "t")
+    rec.suggest("t", k=3)
+    assert rec.rows.get("t") is None
+
+
+def erase_while_resolving(rec: SessionRecommender, session_id: str) -> None:
+    """Make the recommender's next row resolution erase the session once its rows are resolved (an erase landing
+    inside a suggestion)."""
     resolve = rec._resolve_rows
 
     def erasing(signal, sid):
         out = resolve(signal, sid)
-        rec.erase("t")
+        rec.erase(session_id)
         return out
 
     rec._resolve_rows = erasing  # type: ignore[method-assign]
-    rec.suggest("t", k=3)
-    assert rec.rows.get("t") is None
 
 
 def test_a_kb_change_while_a_suggestion_runs_is_not_memoised(articles, fake_encoder) -> None:
