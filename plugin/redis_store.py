@@ -265,6 +265,10 @@ return redis.call('ZCARD', prefix .. 'lru') - expired
 )
 
 
+# how long `RedisSessionStore.from_url`'s client waits to connect and for each reply, in seconds
+REDIS_TIMEOUT_SECONDS = 2.0
+
+
 class RedisSessionStore:
     """SessionStore on a Redis server (redis-py client); thread- and process-safe.
 
@@ -295,13 +299,18 @@ class RedisSessionStore:
 
     @classmethod
     def from_url(cls, url: str, settings: SessionSettings | None = None, **kwargs: Any) -> RedisSessionStore:
-        """Connect with redis-py, e.g. `redis://127.0.0.1:6379/0`."""
+        """Connect with redis-py, e.g. `redis://127.0.0.1:6379/0`. Connecting and each reply wait at most
+        `REDIS_TIMEOUT_SECONDS` (the url's `?socket_timeout=…&socket_connect_timeout=…` win): redis-py waits forever
+        by default, and a Redis that stops answering (paused, a dropped route) would hold every request that reads
+        a session — on the event loop, the whole worker — instead of failing it."""
         try:
             import redis
         except ImportError:  # pragma: no cover - depends on the environment
             raise ConfigError("RedisSessionStore needs redis-py: pip install 'session-suggest[redis]'") from None
         try:
-            client = redis.Redis.from_url(url)
+            client = redis.Redis.from_url(
+                url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+            )
         except ValueError:
             # redis-py's message quotes part of the url: a password holding '#', '/' or '?' unencoded ends the host
             # there, and "Port could not be cast to integer value as 'hunt'" put its first letters in the log.

@@ -96,3 +96,24 @@ def test_a_redis_url_that_does_not_parse_is_a_config_error_that_quotes_no_passwo
     with pytest.raises(ConfigError, match="percent-encode") as caught:
         RedisSessionStore.from_url(url)
     assert "pw" not in str(caught.value) and caught.value.__suppress_context__
+
+
+def test_a_redis_that_stops_answering_fails_a_read_instead_of_holding_it() -> None:
+    """redis-py waits forever for a reply by default: a Redis that accepts connections and then says nothing (paused,
+    a dropped route) held every request that read a session, and on the event loop the whole worker."""
+    import socket
+
+    from plugin.redis_store import REDIS_TIMEOUT_SECONDS, RedisSessionStore
+
+    with socket.socket() as silent:  # connections complete in the kernel's backlog; nothing is ever answered
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        default = RedisSessionStore.from_url(f"redis://127.0.0.1:{port}/0")
+        kwargs = default.client.connection_pool.connection_kwargs
+        assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == REDIS_TIMEOUT_SECONDS
+        store = RedisSessionStore.from_url(f"redis://127.0.0.1:{port}/0?socket_timeout=0.2")  # the url's wins
+        start = time.monotonic()
+        with pytest.raises(redis.exceptions.TimeoutError):
+            store.read("s")
+        assert time.monotonic() - start < 2.0
