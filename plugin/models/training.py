@@ -331,6 +331,11 @@ def fit_neural(
             rec = EpochRecord(epoch, total / max(count, 1), train_s, valid_s, int(count), metrics)
             records.append(rec)
             logger.info("epoch %d: loss %.4f, %.0f s train, valid %s", epoch, rec.loss, train_s, metrics)
+            if config.progress and metrics:  # beside the bars, at any log level: a long run shows where it stands
+                tqdm.write(
+                    f"epoch {epoch}: loss {rec.loss:.4f}, {train_s:.0f} s; validation HR@20 "
+                    f"{100 * metrics['HR@20']:.2f}, MRR@20 {100 * metrics['MRR@20']:.2f}"
+                )
             if metrics and pop and beats_pop is None:
                 beats_pop = metrics[config.select_metric] > _POP_MARGIN * pop[config.select_metric]
                 if not beats_pop:
