@@ -151,8 +151,10 @@ def test_session_parallel_honours_the_time_budget_and_on_epoch():
     config = type(model).default_train_config(lr=0.05, epochs=3, time_budget_s=0.05, progress=False, bf16=False)
     report = model.fit(sessions, 400, train_config=config)
     assert report["full_epochs"] == 0 and report["stopped"] == "time budget"
+    assert report["epochs"][0]["complete"] is False  # what bench/retrain_full.py keeps no snapshot of
     assert "no full epoch was trained" in report["warnings"][0]
     seen = []
     config = type(model).default_train_config(lr=0.05, epochs=3, progress=False, bf16=False)
     report = model.fit(sessions[:300], 400, train_config=config, on_epoch=lambda rec: seen.append(rec.epoch) or True)
     assert seen == [1] and report["stopped"] == "on_epoch" and report["full_epochs"] == 1
+    assert report["epochs"][0]["complete"] is True

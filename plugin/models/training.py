@@ -95,6 +95,7 @@ class EpochRecord:
     valid_seconds: float
     units: int
     valid: dict[str, float] = field(default_factory=dict)
+    complete: bool = True  # False: the time budget cut this epoch short
 
 
 @dataclass(frozen=True)
@@ -328,7 +329,7 @@ def fit_neural(
                 v0 = time.perf_counter()
                 metrics = validate()
                 valid_s = time.perf_counter() - v0
-            rec = EpochRecord(epoch, total / max(count, 1), train_s, valid_s, int(count), metrics)
+            rec = EpochRecord(epoch, total / max(count, 1), train_s, valid_s, int(count), metrics, not out_of_time)
             records.append(rec)
             logger.info("epoch %d: loss %.4f, %.0f s train, valid %s", epoch, rec.loss, train_s, metrics)
             if config.progress and metrics:  # beside the bars, at any log level: a long run shows where it stands
