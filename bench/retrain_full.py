@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     snapshots: dict[int, dict[str, torch.Tensor]] = {}
 
     def on_epoch(rec: EpochRecord) -> bool:
-        if rec.units == n_units:  # a complete epoch (a time budget can cut the last one short)
+        if rec.complete:  # not cut short by a time budget (a session-parallel epoch counts clicks, not units)
             snapshots[rec.epoch] = {k: v.detach().to("cpu", copy=True) for k, v in model.net.state_dict().items()}
         chosen = chosen_epoch()
         return chosen is not None and rec.epoch >= chosen

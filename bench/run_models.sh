@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train + evaluate every session model on the two SR-GNN benchmarks, one job at a time (2 shared cores).
-# Usage: bash bench/run_models.sh [DATA_ROOT=../shared/data] [OUT=runs/bench] [STAGE=all|knn|neural|stamp|srgnn|gru4rec|defaults|full|core]
+# Usage: bash bench/run_models.sh [DATA_ROOT=../shared/data] [OUT=runs/bench] [STAGE=all|knn|neural|stamp|srgnn|gru4rec|defaults|full|core|gru4rec_sp]
 # STAGE=defaults (issue #11): each neural model with nothing but its defaults (PRECISION=auto|bf16|fp32, default
 # auto; BUDGET=seconds per run, default none) on both shared sets and on two derived sets the defaults were not
 # tuned on (bench/derive_fraction.py writes them under $OUT/derived). Never part of "all": hours of CPU.
@@ -81,6 +81,26 @@ if [[ $STAGE == all || $STAGE == neural || $STAGE == gru4rec ]]; then
      --option dropout_hidden=0.3"
   run gru4rec $DIGI --model gru4rec $G --time-budget 1500
   run gru4rec $YOO --model gru4rec $G --time-budget 900
+fi
+if [[ $STAGE == gru4rec_sp ]]; then
+  # GRU4Rec trained the official way (scheme=session-parallel: lanes over date-ordered sessions, one-step BPTT,
+  # Adagrad with momentum, shared item table + bias) with session-rec's tuned DIGINETICA settings
+  # (conf/retrain exp/digi/gru: bpr-max, linear output, hidden dropout 0.3, lr 0.03, momentum 0.1, constrained
+  # embedding; its defaults: 100 units, batch 32, 2048 samples at alpha 0.75, bpreg 1). The validation run picks the
+  # epoch (up to 20); beside it the whole-split run keeps every epoch and is tested once at the chosen one.
+  # Not part of "all" (~2 CPU-hours, one thread each). BENCHMARKS.md, round 7.
+  SP="--model gru4rec --option scheme=session-parallel --option dim=100 --option hidden=100
+      --option negatives=sampled --option loss=bpr-max --option elu_param=0 --option n_sample=2048
+      --option sample_alpha=0.75 --option bpreg=1.0 --option momentum=0.1 --option dropout_hidden=0.3
+      --lr 0.03 --lr-decay 1 --batch-size 32 --epochs 20 --patience 3 --threads 1 --precision fp32"
+  # shellcheck disable=SC2086
+  run gru4rec_sp $DIGI $SP &
+  sleep 60  # the validation run's folder first
+  # shellcheck disable=SC2086
+  [[ -s $OUT/full_gru4rec_sp_$DIGI.json ]] || nice -n 10 "$PY" bench/retrain_full.py $SP --data "$DATA/$DIGI" \
+    --out "$OUT/full_gru4rec_sp_$DIGI" --select-from "$OUT/gru4rec_sp_$DIGI" --json-out "$OUT/full_gru4rec_sp_$DIGI.json" \
+    --wait 7200 --quiet > "$OUT/full_gru4rec_sp_$DIGI.log" 2>&1
+  wait
 fi
 if [[ $STAGE == core ]]; then
   # CORE (issue #11's stronger model for "our best"): its defaults (lr 3e-3, batch 512, no decay; chosen on

@@ -23,6 +23,7 @@ from .errors import (
     LimitExceededError,
     PluginError,
     RateLimitedError,
+    StoreUnavailableError,
     UnknownArticleError,
     UnknownSessionError,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "SessionRecommender",
     "SessionSettings",
     "SessionStore",
+    "StoreUnavailableError",
     "SuggestSettings",
     "Suggestion",
     "UnknownArticleError",

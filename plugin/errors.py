@@ -11,7 +11,8 @@
     ├── EmptySessionError            suggestions asked for a session with nothing usable in it
     ├── DimensionMismatchError       vectors/index/model built for another embedding dimension
     ├── IndexFormatError             a persisted index/cache/model that is missing, torn or foreign
-    └── DataFormatError              an input file (KB, event log, benchmark data) that cannot be parsed
+    ├── DataFormatError              an input file (KB, event log, benchmark data) that cannot be parsed
+    └── StoreUnavailableError        the session store (Redis) cannot be reached or did not answer in time
 
 The ValueError/KeyError bases are kept on purpose: callers (and `dict`-style lookups, pydantic validators,
 `except ValueError` around parsing) rely on them, so catching the builtin still works.
@@ -41,6 +42,7 @@ __all__ = [
     "DimensionMismatchError",
     "IndexFormatError",
     "DataFormatError",
+    "StoreUnavailableError",
     "shown",
 ]
 
@@ -103,3 +105,13 @@ class IndexFormatError(PluginError):
 
 class DataFormatError(PluginError, ValueError):
     """An input file cannot be parsed in the expected format."""
+
+
+class StoreUnavailableError(PluginError):
+    """The session store cannot be reached or did not answer in time (Redis stopped, paused or unreachable).
+
+    Nothing was stored or read: the same call can be retried after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -378,10 +378,13 @@ class SessionRecommender:
         # suggestion of it in flight now drops what it puts in these caches after this (`suggest`)
         questions = self.rows.questions(session_id)
         self.rows.forget([session_id])
+        # the questions' words before the store is read: the note of them is gone now, and a store that fails the
+        # erase below (Redis unreachable: 503, retried) must not leave their vectors with nothing left to find them by
+        self._forget_words((), questions)
         events = self.store.read(session_id)
         held = self.pages.for_events(self.store, session_id, events)
         restored = [_with_text(e, held[e.content_ref].text) for e in events if e.content_ref in held]
-        self._forget_words([*events, *restored], questions)
+        self._forget_words([*events, *restored])
         existed = self.store.erase(session_id)
         if self.event_log is not None:
             existed = bool(self.event_log.erase_session(session_id)) or existed

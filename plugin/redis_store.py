@@ -42,18 +42,25 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import math
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .config import SessionSettings
-from .errors import ConfigError, LimitExceededError
+from .errors import ConfigError, LimitExceededError, StoreUnavailableError
 from .events import INTENT_KINDS, Event
 from .session_store import PageContent, SessionContext, content_digest, id_digest
 
-__all__ = ["RedisSessionStore"]
+__all__ = ["RedisSessionStore", "RedisGuard", "REDIS_TIMEOUT_SECONDS"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Deletes one session's keys, its entries in the two indexes, and the page contents only it held. Key names
 # are built inside the script from the prefix because the sweeps touch sessions other than the one being written.
@@ -282,6 +289,78 @@ return redis.call('ZCARD', prefix .. 'lru') - expired
 REDIS_TIMEOUT_SECONDS = 2.0
 
 
+def _unreachable(exc: BaseException) -> bool:
+    """Whether redis-py raised this because the server cannot be reached or did not answer in time (refused,
+    reset, timed out, still loading its data, or refusing our credentials) rather than for a bad command."""
+    errors = sys.modules.get("redis.exceptions")  # loaded whenever redis-py raised anything: no import here
+    return errors is not None and isinstance(exc, (errors.ConnectionError, errors.TimeoutError))
+
+
+class RedisGuard:
+    """Turns redis-py's connection failures and timeouts into `StoreUnavailableError`, and fails fast after one.
+
+    After a failure, every call fails at once for `cooldown` seconds without touching the network: with Redis
+    stopped each call would otherwise pay a refused connect, and with Redis silent each the client's whole timeout
+    (2 s), so a worker's requests would queue behind them — on an event loop, every route of the worker. The first
+    call after the cooldown goes through (one call at a time: the others keep failing fast while it waits), and
+    the first answer lifts the guard. One guard is shared by everything a worker sends to the same Redis (the
+    session store, the rate limiter, the revocation list), so one outage is found once."""
+
+    def __init__(self, cooldown: float = 1.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not cooldown > 0:
+            raise ConfigError(f"cooldown must be > 0 seconds, got {cooldown!r}")
+        self.cooldown = float(cooldown)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._down = False
+        self._retry_at = 0.0
+
+    @property
+    def down(self) -> bool:
+        """Whether the last call found Redis unreachable (and none has reached it since)."""
+        return self._down
+
+    def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._down:
+            with self._lock:
+                now = self._clock()
+                if self._down and now < self._retry_at:
+                    raise self._unavailable(self._retry_at - now)
+                self._retry_at = now + self.cooldown  # this call probes; the others fail fast while it waits
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            with self._lock:
+                if not self._down:
+                    # the type and redis-py's text ("Error 111 connecting to host:port. Connection refused."): no
+                    # credential is in either (a url's password is never part of a connection error's message)
+                    logger.warning(
+                        "Redis unreachable (%s: %s); calls fail fast for %g s at a time until it answers",
+                        type(exc).__name__,
+                        str(exc)[:200],
+                        self.cooldown,
+                    )
+                self._down = True
+                self._retry_at = self._clock() + self.cooldown
+            raise self._unavailable(self.cooldown) from exc
+        if self._down:
+            with self._lock:
+                if self._down:
+                    self._down = False
+                    logger.warning("Redis answers again")
+        return result
+
+    @staticmethod
+    def _unavailable(wait: float) -> StoreUnavailableError:
+        seconds = max(1, math.ceil(wait))
+        return StoreUnavailableError(
+            f"the session store is not answering; retry in {seconds} s",
+            retry_after=seconds,
+        )
+
+
 class RedisSessionStore:
     """SessionStore on a Redis server (redis-py client); thread- and process-safe.
 
@@ -296,6 +375,7 @@ class RedisSessionStore:
         *,
         prefix: str = "session-suggest:",
         clock: Callable[[], float] = time.time,
+        guard: RedisGuard | None = None,
     ) -> None:
         if not prefix:
             raise ConfigError("prefix must be non-empty: it namespaces this store's keys in Redis")
@@ -303,6 +383,8 @@ class RedisSessionStore:
         self.client = client
         self.prefix = prefix
         self._clock = clock
+        # every call goes through it: Redis unreachable is a StoreUnavailableError, failed fast after the first
+        self.guard = guard if guard is not None else RedisGuard()
         self._append = client.register_script(_APPEND)
         self._read = client.register_script(_READ)
         self._context = client.register_script(_CONTEXT)
@@ -351,7 +433,8 @@ class RedisSessionStore:
             if content.vector is not None:
                 # base64, so a client with decode_responses=True reads it back as the same text
                 vector = base64.b64encode(np.asarray(content.vector, dtype="<f4").tobytes()).decode("ascii")
-        result = self._append(
+        result = self.guard(
+            self._append,
             args=[
                 self.prefix,
                 id_digest(event.session_id),
@@ -372,7 +455,7 @@ class RedisSessionStore:
                 text,
                 vector,
                 terms,
-            ]
+            ],
         )
         if int(result) < 0:
             raise LimitExceededError(
@@ -385,13 +468,13 @@ class RedisSessionStore:
         return repr(float(self.settings.ttl_seconds))
 
     def read(self, session_id: str) -> list[Event]:
-        raw = self._read(args=[self.prefix, id_digest(session_id), self._now(), self._ttl(), "read"])
+        raw = self.guard(self._read, args=[self.prefix, id_digest(session_id), self._now(), self._ttl(), "read"])
         if not raw:
             return []
         return [_event(d, session_id) for d in json.loads(raw)]
 
     def context(self, session_id: str, n: int) -> SessionContext:
-        raw = self._context(args=[self.prefix, id_digest(session_id), self._now(), self._ttl(), int(n)])
+        raw = self.guard(self._context, args=[self.prefix, id_digest(session_id), self._now(), self._ttl(), int(n)])
         if not raw:
             return SessionContext((), frozenset())
         events, seen = raw
@@ -400,7 +483,8 @@ class RedisSessionStore:
     def contents(self, session_id: str, digests: Sequence[str]) -> dict[str, PageContent]:
         if not digests:
             return {}
-        flat = json.loads(self._contents(args=[self.prefix, id_digest(session_id), self._now(), self._ttl(), *digests]))
+        args = [self.prefix, id_digest(session_id), self._now(), self._ttl(), *digests]
+        flat = json.loads(self.guard(self._contents, args=args))
         out: dict[str, PageContent] = {}
         for i in range(0, len(flat), 4):
             vec, terms = flat[i + 2], flat[i + 3]
@@ -419,17 +503,19 @@ class RedisSessionStore:
         return PageContent(text, vector, None if terms == "-" else terms)
 
     def exists(self, session_id: str) -> bool:
-        return bool(self._read(args=[self.prefix, id_digest(session_id), self._now(), self._ttl(), "exists"]))
+        return bool(
+            self.guard(self._read, args=[self.prefix, id_digest(session_id), self._now(), self._ttl(), "exists"])
+        )
 
     def erase(self, session_id: str) -> bool:
-        return int(self._erase(args=[self.prefix, id_digest(session_id), self._now(), self._ttl()])) > 0
+        return int(self.guard(self._erase, args=[self.prefix, id_digest(session_id), self._now(), self._ttl()])) > 0
 
     def __len__(self) -> int:
-        return int(self._count(args=[self.prefix, self._now(), self._ttl()]))
+        return int(self.guard(self._count, args=[self.prefix, self._now(), self._ttl()]))
 
     def ping(self) -> bool:
         """Whether the server answers (for health checks)."""
-        return bool(self.client.ping())
+        return bool(self.guard(self.client.ping))
 
 
 def _event(record: dict[str, Any], session_id: str) -> Event:

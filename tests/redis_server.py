@@ -16,7 +16,7 @@ from net_helpers import free_port, stop_processes
 from services import unavailable
 
 
-def _wait_ready(url: str, timeout: float = 10.0) -> bool:
+def wait_ready(url: str, timeout: float = 10.0) -> bool:
     import redis
 
     deadline = time.monotonic() + timeout
@@ -29,6 +29,20 @@ def _wait_ready(url: str, timeout: float = 10.0) -> bool:
     return False
 
 
+def redis_binary() -> str | None:
+    return shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
+
+
+def spawn_redis(binary: str, port: int, workdir: str) -> subprocess.Popen[bytes]:
+    """A private redis-server on 127.0.0.1:port, persistence off (ready once `wait_ready` says so)."""
+    args = ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", workdir]
+    return subprocess.Popen(
+        [binary, *args, "--protected-mode", "yes"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     try:
@@ -37,39 +51,19 @@ def redis_url() -> Iterator[str]:
         unavailable("redis-py is not installed (pip install -e '.[dev]')")
     url = os.environ.get("REDIS_URL")
     if url:
-        if not _wait_ready(url, 5.0):
+        if not wait_ready(url, 5.0):
             unavailable(f"REDIS_URL={url} does not answer")
         yield url
         return
-    binary = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
-    )
+    binary = redis_binary()
     if binary is None:
         unavailable("no REDIS_URL and no redis-server binary (apt-get install redis-server)")
     port = free_port()
     workdir = tempfile.mkdtemp(prefix="redis-test-")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-            "--protected-mode",
-            "yes",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = spawn_redis(binary, port, workdir)
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        if not _wait_ready(url):
+        if not wait_ready(url):
             unavailable("redis-server did not start")
         yield url
     finally:

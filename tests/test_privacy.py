@@ -326,6 +326,29 @@ def test_erase_drops_the_vectors_and_scores_of_the_sessions_questions(articles, 
     assert _digests(["socket tcp"]) <= set(rec.lexical._scores)
 
 
+def test_an_erase_the_store_refuses_leaves_no_question_behind(articles, fake_encoder):
+    """Erase takes the session's questions off this worker's note before it reads the store: when the store then
+    fails (Redis unreachable: 503, the client retries), the note is gone — so the questions' vectors and scores
+    must be gone too, or no retry could find them again."""
+    from plugin import StoreUnavailableError
+
+    rec = _rec(articles, fake_encoder)
+    question = "can my divorce lawyer see visitor@mail.test"
+    rec.track("gone", "page_view", url="https://site.test/t", title="Title only private page")
+    assert rec.suggest("gone", k=2, query=question)
+    read = rec.store.read
+
+    def unreachable(session_id):
+        raise StoreUnavailableError("the session store is not answering; retry in 1 s")
+
+    rec.store.read = unreachable  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailableError):
+        rec.erase("gone")
+    assert _vectors_of(rec, [question]) == [False] and not _digests([question]) & set(rec.lexical._scores)
+    rec.store.read = read  # type: ignore[method-assign]
+    assert rec.erase("gone") and rec.events("gone") == []  # the retry finishes the rest
+
+
 def test_a_question_asked_while_its_session_is_erased_leaves_nothing(articles, fake_encoder):
     """The erase runs between the suggestion's own erase check and its note of the question: the question is then
     not noted (the session is marked erased), so the suggestion drops what it left itself."""

@@ -31,6 +31,7 @@ EXPECTED = {
     "LimitExceededError",
     "PluginError",
     "RateLimitedError",
+    "StoreUnavailableError",
     "RedisSessionStore",
     "ReloadingRecommender",
     "STAMP",

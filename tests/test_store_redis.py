@@ -8,7 +8,7 @@ import pytest
 from redis_server import redis_prefix, redis_url  # noqa: F401  (fixtures)
 from store_contract import SessionStoreContract, view
 
-from plugin import SessionSettings
+from plugin import SessionSettings, StoreUnavailableError
 
 pytestmark = pytest.mark.redis
 redis = pytest.importorskip("redis")
@@ -114,6 +114,7 @@ def test_a_redis_that_stops_answering_fails_a_read_instead_of_holding_it() -> No
         assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == REDIS_TIMEOUT_SECONDS
         store = RedisSessionStore.from_url(f"redis://127.0.0.1:{port}/0?socket_timeout=0.2")  # the url's wins
         start = time.monotonic()
-        with pytest.raises(redis.exceptions.TimeoutError):
+        with pytest.raises(StoreUnavailableError) as caught:  # the HTTP service's 503 store_unavailable
             store.read("s")
+        assert isinstance(caught.value.__cause__, redis.exceptions.TimeoutError)
         assert time.monotonic() - start < 2.0

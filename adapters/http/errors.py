@@ -4,6 +4,7 @@ UnknownSessionError   404 unknown_session      UnknownArticleError  404 unknown_
 InvalidEventError     422 invalid_event        request validation   422 invalid_request
 ConfigError           400 invalid_argument     EmptySessionError    409 empty_session
 LimitExceededError    409 limit_exceeded       RateLimitedError     429 rate_limited (+ Retry-After)
+StoreUnavailableError 503 store_unavailable (+ Retry-After): Redis stopped, paused or unreachable
 HTTP errors (404 route, 405 method, …) keep their status with code not_found / method_not_allowed / …
 anything else         500 internal (logged; the message says nothing about internals)
 """
@@ -26,6 +27,7 @@ from plugin import (
     LimitExceededError,
     PluginError,
     RateLimitedError,
+    StoreUnavailableError,
     UnknownArticleError,
     UnknownSessionError,
 )
@@ -46,6 +48,7 @@ _PLUGIN_ERRORS: tuple[tuple[type[PluginError], int, str], ...] = (
     (LimitExceededError, 409, "limit_exceeded"),
     (EmptySessionError, 409, "empty_session"),
     (ConfigError, 400, "invalid_argument"),
+    (StoreUnavailableError, 503, "store_unavailable"),
 )
 
 _HTTP_CODES = {
@@ -68,6 +71,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"description": "Request body over the size limit", "model": ErrorOut},
     422: {"description": "Invalid request body or parameters", "model": ErrorOut},
     429: {"description": "Too many requests for this session or client; see Retry-After", "model": ErrorOut},
+    503: {
+        "description": "The session store is not answering; nothing to fix in the request: see Retry-After",
+        "model": ErrorOut,
+    },
 }
 
 
@@ -91,7 +98,7 @@ async def _on_plugin_error(request: Request, exc: Exception) -> JSONResponse:
     for cls, status, code in _PLUGIN_ERRORS:
         if isinstance(exc, cls):
             headers = None
-            if isinstance(exc, RateLimitedError):
+            if isinstance(exc, (RateLimitedError, StoreUnavailableError)):
                 headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
             return error_response(status, code, str(exc), headers)
     # the path holds the session id, a bearer token: the log gets its first 8 characters, like the access log

@@ -170,8 +170,9 @@ def app_from_env() -> FastAPI:
 
         prefix = os.environ.get(ENV_REDIS_PREFIX) or "session-suggest:"
         store = RedisSessionStore.from_url(redis_url, session_settings, prefix=prefix)
-        limiter = RedisRateLimiter(store.client, prefix=prefix + "rl:")
-        revocations = RedisRevocations(store.client, prefix=prefix + "revoked:")
+        # one guard for all three: an outage found by one fails the others fast too (503 store_unavailable)
+        limiter = RedisRateLimiter(store.client, prefix=prefix + "rl:", guard=store.guard)
+        revocations = RedisRevocations(store.client, prefix=prefix + "revoked:", guard=store.guard)
     rec = recommender_from_env(index_dir, store=store, session_settings=session_settings)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, RedactSessionIds) for f in access.filters):

@@ -22,6 +22,9 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from plugin import StoreUnavailableError
+from plugin.redis_store import RedisGuard
+
 from .revocation import id_digest
 
 __all__ = [
@@ -131,15 +134,33 @@ return {-1, 0}
 
 
 class RedisRateLimiter:
-    """Fixed-window counters in Redis (one INCR per request, atomic in a Lua script), shared by all workers."""
+    """Fixed-window counters in Redis (one INCR per request, atomic in a Lua script), shared by all workers.
 
-    def __init__(self, client: Any, *, prefix: str = "session-suggest:rl:") -> None:
+    While Redis is unreachable (`guard` raises `StoreUnavailableError`, failing fast after the first failure) the
+    requests are counted in this worker's `fallback` counters instead, so the routes that need no session store
+    (health, new session ids, page-only suggestions, the widget's files) keep answering and stay limited — per
+    worker, so with N workers a client gets up to N times the limit until Redis is back."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = "session-suggest:rl:",
+        guard: RedisGuard | None = None,
+        fallback: RateLimiter | None = None,
+    ) -> None:
         self._prefix = prefix
         self._client = client
         self._hit = client.register_script(_HIT_LUA)
+        self._guard = guard if guard is not None else RedisGuard()
+        self._fallback = fallback if fallback is not None else InMemoryRateLimiter()
 
     def forget(self, key: str) -> None:
-        self._client.delete(self._prefix + key)
+        try:
+            self._guard(self._client.delete, self._prefix + key)
+        except StoreUnavailableError:
+            pass  # the counter expires with its window; the fallback's goes now
+        self._fallback.forget(key)
 
     def hit(self, key: str, limit: int, window: float) -> float | None:
         over = self.hit_many([(key, limit)], window)
@@ -147,10 +168,14 @@ class RedisRateLimiter:
 
     def hit_many(self, checks: Sequence[tuple[str, int]], window: float) -> tuple[int, float] | None:
         """`hit_all` in one round trip (the profile of a GET suggestions counted the two hits as a third of it)."""
-        pos, ttl_ms = self._hit(
-            keys=[self._prefix + key for key, _ in checks],
-            args=[max(1, int(window * 1000)), *(limit for _, limit in checks)],
-        )
+        try:
+            pos, ttl_ms = self._guard(
+                self._hit,
+                keys=[self._prefix + key for key, _ in checks],
+                args=[max(1, int(window * 1000)), *(limit for _, limit in checks)],
+            )
+        except StoreUnavailableError:
+            return hit_all(self._fallback, checks, window)
         return None if int(pos) < 0 else (int(pos), max(int(ttl_ms), 1) / 1000.0)
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from plugin.redis_store import RedisGuard
 from plugin.session_store import id_digest
 
 __all__ = ["Revocations", "InMemoryRevocations", "RedisRevocations", "id_digest"]
@@ -64,12 +65,18 @@ class InMemoryRevocations:
 class RedisRevocations:
     """Revoked ids in Redis (`<prefix><digest>` with a matching expiry), shared by all workers."""
 
-    def __init__(self, client: Any, *, prefix: str = "session-suggest:revoked:") -> None:
+    def __init__(
+        self, client: Any, *, prefix: str = "session-suggest:revoked:", guard: RedisGuard | None = None
+    ) -> None:
         self._client = client
         self._prefix = prefix
+        # Redis unreachable raises StoreUnavailableError (503): an id that cannot be checked is refused, never
+        # taken as not erased
+        self._guard = guard if guard is not None else RedisGuard()
 
     def revoke(self, session_id: str, ttl_seconds: float) -> None:
-        self._client.set(self._prefix + id_digest(session_id), b"1", px=max(1, int(ttl_seconds * 1000)))
+        key = self._prefix + id_digest(session_id)
+        self._guard(self._client.set, key, b"1", px=max(1, int(ttl_seconds * 1000)))
 
     def is_revoked(self, session_id: str) -> bool:
-        return bool(self._client.exists(self._prefix + id_digest(session_id)))
+        return bool(self._guard(self._client.exists, self._prefix + id_digest(session_id)))

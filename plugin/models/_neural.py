@@ -18,7 +18,7 @@ from torch import nn
 
 from .base import DotProductModel
 from .data import Examples, augment
-from .training import EpochRecord, TrainConfig, fit_neural
+from .training import EpochRecord, EpochRunner, TrainConfig, fit_neural
 
 __all__ = ["ItemQueryNet", "NeuralModel", "SoftmaxWorkspace", "full_softmax_loss"]
 
@@ -145,6 +145,10 @@ class NeuralModel(DotProductModel):
     def build_net(self) -> ItemQueryNet:
         """A fresh network for self.config and self.n_items."""
 
+    def epoch_runner(self) -> EpochRunner | None:
+        """The model's own optimiser and epoch (`EpochRunner`), or None for Adam over shuffled mini-batches."""
+        return None
+
     @property
     def device(self) -> torch.device:
         """Where the network's parameters are; every batch is moved there (the trainer or caller picks it)."""
@@ -189,7 +193,14 @@ class NeuralModel(DotProductModel):
         try:
             counts = np.bincount(np.concatenate(train), minlength=n_items + 1) if len(train) else None  # (N+1,)
             report = fit_neural(
-                self, self.training_units(train), valid, cfg, warm_start=keep, pop_counts=counts, on_epoch=on_epoch
+                self,
+                self.training_units(train),
+                valid,
+                cfg,
+                warm_start=keep,
+                pop_counts=counts,
+                on_epoch=on_epoch,
+                runner=self.epoch_runner(),
             )
         finally:
             self.workspace = None  # frees the buffer

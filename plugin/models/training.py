@@ -1,7 +1,8 @@
 """Generic mini-batch trainer for the neural session models (STAMP, GRU4Rec, SR-GNN), and nothing else.
 
 The model supplies its network and a loss on a batch of training units (prefix examples for STAMP/SR-GNN,
-whole sessions for GRU4Rec); this module shuffles, batches, runs Adam, decays the learning rate, evaluates
+whole sessions for GRU4Rec); this module shuffles, batches, runs Adam (or the model's own `EpochRunner`: GRU4Rec's
+official session-parallel scheme), decays the learning rate, evaluates
 the validation split after every epoch (`plugin.models.evaluation`), keeps the best epoch's weights (early stopping on
 ``select_metric``, MRR@20 by default, ties broken by HR@20) and restores them at the end. The test set never
 comes near it.
@@ -42,6 +43,7 @@ __all__ = [
     "EpochRecord",
     "TrainReport",
     "Trainable",
+    "EpochRunner",
     "batch_order",
     "fit_neural",
     "seed_everything",
@@ -93,6 +95,7 @@ class EpochRecord:
     valid_seconds: float
     units: int
     valid: dict[str, float] = field(default_factory=dict)
+    complete: bool = True  # False: the time budget cut this epoch short
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,21 @@ class Trainable(Protocol):
     def net(self) -> nn.Module: ...  # read-only here, so a model's narrower net type satisfies it
 
     def batch_loss(self, units: Examples, idx: np.ndarray, max_len: int | None) -> torch.Tensor: ...
+
+
+class EpochRunner(Protocol):
+    """A training scheme that is not "shuffle the units into mini-batches" (GRU4Rec's session-parallel one): it
+    names its optimiser and runs one epoch over the units itself. `fit_neural` keeps everything around an epoch
+    (validation, early stopping, the learning-rate schedule, the POP check, the time budget)."""
+
+    def optimizer(self, config: TrainConfig) -> torch.optim.Optimizer: ...
+
+    def run_epoch(
+        self, opt: torch.optim.Optimizer, units: Examples, config: TrainConfig, out_of_time: Callable[[], bool]
+    ) -> tuple[float, int, bool, int]:
+        """Train one epoch: (summed loss, what it trained, whether `out_of_time` cut it short, what it planned to),
+        the counts in the runner's own unit (the epoch record's ``units``; clicks for session-parallel GRU4Rec)."""
+        ...
 
 
 def seed_everything(seed: int) -> np.random.Generator:
@@ -187,12 +205,14 @@ def fit_neural(
     warm_start: bool = False,
     pop_counts: np.ndarray | None = None,
     on_epoch: Callable[[EpochRecord], bool] | None = None,
+    runner: EpochRunner | None = None,
 ) -> TrainReport:
     """Train ``model.net`` in place. With ``warm_start`` the current weights are validated first and stay the
     selected state unless a new epoch beats them (continuing a time-boxed run). ``pop_counts`` ((N+1,) training
     clicks per item) lets the first validation be checked against POP. ``on_epoch`` sees each epoch's record
     (weights as after that epoch) and stops training by returning True (full-data retraining uses it to snapshot
-    every epoch while the validation run that picks one is still going)."""
+    every epoch while the validation run that picks one is still going). ``runner``: the model's own optimiser
+    and epoch (`EpochRunner`) instead of Adam over shuffled mini-batches."""
     from .evaluation import evaluate  # late: evaluation imports the models package
 
     precision: Precision = resolve_precision("auto" if config.bf16 is None else ("bf16" if config.bf16 else "fp32"))
@@ -223,10 +243,14 @@ def fit_neural(
 
     rng = seed_everything(config.seed)
     net = model.net.to(resolve_device(config.device))  # in place: the model's batches follow its parameters
-    try:  # the fused kernel is one pass over the (large) item table instead of several
-        opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt: torch.optim.Optimizer
+    if runner is not None:
+        opt = runner.optimizer(config)
+    else:
+        try:  # the fused kernel is one pass over the (large) item table instead of several
+            opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+        except (RuntimeError, TypeError):
+            opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_decay_every, gamma=config.lr_decay)
     if valid is not None and config.max_valid is not None and len(valid) > config.max_valid:
         valid = valid.subset(np.sort(rng.choice(len(valid), config.max_valid, replace=False)))
@@ -243,39 +267,51 @@ def fit_neural(
         records.append(EpochRecord(0, 0.0, 0.0, 0.0, 0, m0))
         logger.info("warm start: valid %s", m0)
     start = time.perf_counter()
+
+    def out_of_budget() -> bool:
+        return config.time_budget_s is not None and time.perf_counter() - start > config.time_budget_s
+
+    def minibatch_epoch(epoch: int) -> tuple[float, int, bool, int]:
+        """Adam over shuffled mini-batches of units: (summed loss, units, cut by the budget, units planned)."""
+        batches = batch_order(units.lengths, config.batch_size, rng, config.bucket)
+        if config.max_epoch_units is not None:
+            batches = batches[: math.ceil(config.max_epoch_units / config.batch_size)]
+        total, count = 0.0, 0
+        bar = tqdm(range(len(batches)), disable=not config.progress, desc=f"epoch {epoch}", unit="batch")
+        out_of_time = False
+        for b in bar:
+            elapsed = time.perf_counter() - start
+            if out_of_budget():
+                out_of_time = True  # validate what we have; the report says the epoch was partial
+                break
+            if (
+                epoch == 1
+                and b == _PACE_CHECK_BATCHES
+                and config.time_budget_s is not None
+                and elapsed / b * len(batches) > config.time_budget_s
+            ):
+                warn(
+                    f"at {elapsed / b:.2f} s a batch, epoch 1 ({len(batches)} batches) needs about "
+                    f"{elapsed / b * len(batches):.0f} s, more than the time budget of "
+                    f"{config.time_budget_s:.0f} s: training will stop inside the first epoch "
+                    f"(precision {precision.name}: {precision.reason})"
+                )
+            idx = batches[b]
+            loss = train_step(model, opt, units, idx, config)
+            total += loss * idx.size
+            count += idx.size
+            if b % 50 == 0:
+                bar.set_postfix(loss=f"{total / count:.4f}")
+        return total, count, out_of_time, sum(x.size for x in batches)
+
     try:  # Ctrl-C / SIGTERM (the CLI turns it into KeyboardInterrupt): keep the best epoch so far
         for epoch in range(1, config.epochs + 1):
             net.train()
-            batches = batch_order(units.lengths, config.batch_size, rng, config.bucket)
-            if config.max_epoch_units is not None:
-                batches = batches[: math.ceil(config.max_epoch_units / config.batch_size)]
             t0 = time.perf_counter()
-            total, count = 0.0, 0
-            bar = tqdm(range(len(batches)), disable=not config.progress, desc=f"epoch {epoch}", unit="batch")
-            out_of_time = False
-            for b in bar:
-                elapsed = time.perf_counter() - start
-                if config.time_budget_s is not None and elapsed > config.time_budget_s:
-                    out_of_time = True  # validate what we have; the report says the epoch was partial
-                    break
-                if (
-                    epoch == 1
-                    and b == _PACE_CHECK_BATCHES
-                    and config.time_budget_s is not None
-                    and elapsed / b * len(batches) > config.time_budget_s
-                ):
-                    warn(
-                        f"at {elapsed / b:.2f} s a batch, epoch 1 ({len(batches)} batches) needs about "
-                        f"{elapsed / b * len(batches):.0f} s, more than the time budget of "
-                        f"{config.time_budget_s:.0f} s: training will stop inside the first epoch "
-                        f"(precision {precision.name}: {precision.reason})"
-                    )
-                idx = batches[b]
-                loss = train_step(model, opt, units, idx, config)
-                total += loss * idx.size
-                count += idx.size
-                if b % 50 == 0:
-                    bar.set_postfix(loss=f"{total / count:.4f}")
+            if runner is None:
+                total, count, out_of_time, planned = minibatch_epoch(epoch)
+            else:
+                total, count, out_of_time, planned = runner.run_epoch(opt, units, config, out_of_budget)
             sched.step()
             train_s = time.perf_counter() - t0
             if not out_of_time:
@@ -283,7 +319,7 @@ def fit_neural(
             elif full_epochs == 0:
                 warn(
                     f"the time budget ({config.time_budget_s:.0f} s) ended epoch 1 after {count} of "
-                    f"{sum(x.size for x in batches)} training units: no full epoch was trained, and the "
+                    f"{planned} training units: no full epoch was trained, and the "
                     "validation below is of a partial epoch"
                 )
             metrics: dict[str, float] = {}
@@ -293,9 +329,14 @@ def fit_neural(
                 v0 = time.perf_counter()
                 metrics = validate()
                 valid_s = time.perf_counter() - v0
-            rec = EpochRecord(epoch, total / max(count, 1), train_s, valid_s, int(count), metrics)
+            rec = EpochRecord(epoch, total / max(count, 1), train_s, valid_s, int(count), metrics, not out_of_time)
             records.append(rec)
             logger.info("epoch %d: loss %.4f, %.0f s train, valid %s", epoch, rec.loss, train_s, metrics)
+            if config.progress and metrics:  # beside the bars, at any log level: a long run shows where it stands
+                tqdm.write(
+                    f"epoch {epoch}: loss {rec.loss:.4f}, {train_s:.0f} s; validation HR@20 "
+                    f"{100 * metrics['HR@20']:.2f}, MRR@20 {100 * metrics['MRR@20']:.2f}"
+                )
             if metrics and pop and beats_pop is None:
                 beats_pop = metrics[config.select_metric] > _POP_MARGIN * pop[config.select_metric]
                 if not beats_pop:
