@@ -495,7 +495,7 @@ class RedisSessionStore:
     def shared_content(self, digest: str) -> PageContent | None:
         """The content stored under this hash by any session that held it within the TTL (`SharedContents`), in
         one round trip: what a worker reads instead of embedding a page another worker embedded."""
-        raw = self._shared(args=[self.prefix, digest, self._now(), self._ttl()])
+        raw = self.guard(self._shared, args=[self.prefix, digest, self._now(), self._ttl()])
         if not raw:
             return None
         text, vec, terms = json.loads(raw)
