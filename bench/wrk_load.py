@@ -2,7 +2,7 @@
 Redis and 2 uvicorn workers, as docs/production.md tells operators to run it.
 
     python bench/wrk_load.py [--index DIR] [--rate 300] [--duration 60] [--workers 2] [--visitors 2000] [--fill N]
-                             [--steady S] [--length-ratio R]
+                             [--steady S] [--length-ratio R] [--site-pages [N]] [--site-zipf S]
                              [--suggest-connections 1,2,4,8,16] [--suggest-duration 10] [--skip-mixed] [--json OUT]
 
 Starts a private redis-server (or uses --redis-url) and `python -m plugin serve --index DIR --workers N
@@ -14,6 +14,8 @@ sessions at their bounds, as a long-running site does), then runs:
 
   mixed    bench/wrk/mixed.lua at --rate req/s for --duration s: GET suggestions, page views (KB pages and site
            pages with text), page view + suggestions batches, impressions, clicks, searches, chat, new visitors.
+           Every site page is a new random text (the worst case: each one embedded), or with --site-pages N one of
+           N fixed pages by Zipf popularity (exponent --site-zipf), as a real site's visitors read its pages.
            Debian's wrk has no constant-rate mode (wrk2 has); bench/wrk/common.lua paces the requests on a fixed
            schedule at --rate (each connection that finishes claims the next send time), after a 10 s warm-up at the
            same rate. The achieved rate is reported, with the sends that were late because every connection was
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -175,9 +178,39 @@ _WORDS = (
 ).split()
 
 
-def _fill_events(rng: random.Random, kb: list[tuple[str, str]], n: int) -> list[dict[str, Any]]:
+# A site's popularity of its pages, rank r read with probability ~ r^-s: web request traces fit s = 0.64-0.83
+# (Breslau et al., "Web caching and Zipf-like distributions", INFOCOM 1999); 0.8 is near their higher end.
+SITE_ZIPF = 0.8
+# The number of fixed site pages `--site-pages` draws from when given without a number: about the size of the two
+# documentation sites this project is tuned on (PostgreSQL's ~1,170 pages and Django's ~690 together: ~1,860). It
+# fits a worker's page cache (4,096 pages, ~5 kB each), as a small or mid-sized site's pages do.
+SITE_PAGES = 2000
+
+
+def site_pages(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    """n fixed site pages (url, title, text), most popular first: the same for the same n and seed, each with the
+    mix's ~1.5 kB of text (220 of its words), so that the fill and bench/wrk/mixed.lua read the same pages."""
+    rng = random.Random(f"site-pages:{seed}")
+    text = lambda k: " ".join(rng.choice(_WORDS) for _ in range(k))  # noqa: E731
+    return [(f"https://site.test/page{r}", text(4), text(220)) for r in range(1, n + 1)]
+
+
+def zipf_cum_weights(n: int, s: float) -> list[float]:
+    """Cumulative popularity of ranks 1..n, rank r weighing r^-s (what mixed.lua draws by)."""
+    if n < 1 or s < 0:
+        raise ValueError(f"need n >= 1 pages and an exponent s >= 0, got n={n}, s={s}")
+    return list(itertools.accumulate(r**-s for r in range(1, n + 1)))
+
+
+def _fill_events(
+    rng: random.Random,
+    kb: list[tuple[str, str]],
+    n: int,
+    site: tuple[list[tuple[str, str, str]], list[float]] | None = None,
+) -> list[dict[str, Any]]:
     """n events in bench/wrk/mixed.lua's proportions of what a session holds: page views (half KB pages, half site
-    pages with ~1.5 kB of text), impressions in threes, clicks and searches."""
+    pages with ~1.5 kB of text: new random texts, or with `site` (pages, cumulative weights) drawn from those
+    pages by popularity), impressions in threes, clicks and searches."""
     text = lambda k: " ".join(rng.choice(_WORDS) for _ in range(k))  # noqa: E731
     out: list[dict[str, Any]] = []
     while len(out) < n:
@@ -185,6 +218,9 @@ def _fill_events(rng: random.Random, kb: list[tuple[str, str]], n: int) -> list[
         if r < 0.45:
             if rng.random() < 0.5:
                 out.append({"kind": "page_view", "url": rng.choice(kb)[1]})
+            elif site is not None:
+                url, title, body = rng.choices(site[0], cum_weights=site[1])[0]
+                out.append({"kind": "page_view", "url": url, "title": title, "text": body})
             else:
                 url = f"https://site.test/p{rng.randrange(100_000)}"
                 out.append({"kind": "page_view", "url": url, "title": text(4), "text": text(220)})
@@ -200,7 +236,12 @@ def _fill_events(rng: random.Random, kb: list[tuple[str, str]], n: int) -> list[
 
 
 async def _fill_visitors(
-    url: str, visitors: list[tuple[str, str]], kb: list[tuple[str, str]], n: int, seed: int
+    url: str,
+    visitors: list[tuple[str, str]],
+    kb: list[tuple[str, str]],
+    n: int,
+    seed: int,
+    site: tuple[list[tuple[str, str, str]], list[float]] | None = None,
 ) -> None:
     """Each visitor's session filled up to n events (batches of 50, the API's largest), as if it had browsed for
     a long time: the measured run then serves sessions at their bounds instead of 3-page ones."""
@@ -223,7 +264,7 @@ async def _fill_visitors(
                     r.raise_for_status()
             bar.update()
 
-        await asyncio.gather(*(one(sid, ip, _fill_events(rng, kb, n - 3)) for sid, ip in visitors))
+        await asyncio.gather(*(one(sid, ip, _fill_events(rng, kb, n - 3, site)) for sid, ip in visitors))
     bar.close()
 
 
@@ -322,10 +363,11 @@ def _mixed(
     threads: int,
     steady: float = 0.0,
     redis_pid: int | None = None,
+    site_args: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     # wrk paces every run on a fixed schedule at `rate` (bench/wrk/common.lua): no delay to calibrate, and the
     # offered rate does not fall when the service's latency rises after the warm-up (it did with a fixed delay)
-    paced = [*files, *wrk_rate_args(rate, threads)]
+    paced = [*files, *wrk_rate_args(rate, threads), *site_args]
     warm = _wrk("mixed.lua", service.url, connections, 10, threads, paced)
     samples: list[list[float]] = []
     stop = threading.Event()
@@ -415,6 +457,17 @@ def main() -> int:
         help="fill half the visitors (to --fill, default 190 events) and compare GET suggestions on them with the "
         "3-page half: ROUNDS alternating 1-connection runs of --suggest-duration s each (issue #13 item 1)",
     )
+    p.add_argument(
+        "--site-pages",
+        type=int,
+        nargs="?",
+        const=SITE_PAGES,
+        default=0,
+        metavar="N",
+        help="site pages drawn from N fixed pages by Zipf popularity (the fill's too; alone: N = "
+        f"{SITE_PAGES}, about two documentation sites); default 0: every site page a new random text (worst case)",
+    )
+    p.add_argument("--site-zipf", type=float, default=SITE_ZIPF, help="popularity exponent of --site-pages")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (the box has few cores)")
     p.add_argument("--suggest-connections", default="1,2,4,8,16")
     p.add_argument("--suggest-duration", type=float, default=10.0)
@@ -428,6 +481,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
+    if args.site_pages < 0:
+        p.error(f"--site-pages must be >= 0 (0: every site page a new text), got {args.site_pages}")
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
@@ -449,7 +504,15 @@ def main() -> int:
         "articles": len(arts),
         "cpus": os.cpu_count(),
         "sockets": "one shared (uvicorn)" if args.shared_socket else "one per worker (SO_REUSEPORT)",
+        "site_pages": {"pages": args.site_pages, "zipf": args.site_zipf} if args.site_pages else "all new texts",
     }
+    site = None
+    site_args: tuple[str, ...] = ()
+    if args.site_pages:
+        pages = site_pages(args.site_pages, args.seed)
+        site = (pages, zipf_cum_weights(args.site_pages, args.site_zipf))
+        (work / "site.txt").write_text("".join(f"{u}\t{t}\t{x}\n" for u, t, x in pages))
+        site_args = (str(work / "site.txt"), f"{args.site_zipf:g}")
     service = None
     try:
         service = Service(
@@ -461,7 +524,7 @@ def main() -> int:
         filled = visitors[: len(visitors) // 2] if args.length_ratio else visitors
         if fill:
             t0 = time.monotonic()
-            asyncio.run(_fill_visitors(service.url, filled, kb, fill, args.seed))
+            asyncio.run(_fill_visitors(service.url, filled, kb, fill, args.seed, site))
             report["fill"] = {"events": fill, "visitors": len(filled), "seconds": round(time.monotonic() - t0, 1)}
         if args.length_ratio:
             report["length"] = _length_ratio(
@@ -481,6 +544,7 @@ def main() -> int:
                 args.threads,
                 args.steady,
                 redis.proc.pid if redis.proc is not None else None,
+                site_args,
             )
             report["mixed"] = {
                 **run,
@@ -529,6 +593,11 @@ def _print(report: dict[str, Any], args: argparse.Namespace) -> None:
             f", then {report['fill']['visitors']} of them filled to {report['fill']['events']} events each"
             if "fill" in report
             else ""
+        )
+        + (
+            f"; site pages drawn from {args.site_pages} fixed pages (Zipf s = {args.site_zipf:g})"
+            if args.site_pages
+            else "; every site page a new random text"
         )
         + f"; wrk {args.threads} thread(s)\n"
     )

@@ -291,6 +291,8 @@ class SessionRecommender:
             kept = replace(kept, text=None, content_ref=kept.content_hash())
         if event.kind in INTENT_KINDS and art is None:
             content = self.pages.get(kept.content_ref) if kept.content_ref else None
+            if content is None and kept.content_ref and event.kind != "search":
+                content = self._shared_page(kept.content_ref)
             if content is None:
                 # embed now, so suggest() only reads the vector; and the BM25 terms, so a worker whose BM25 cache
                 # lost the page reads them instead of tokenising it again (a page's text is the same in every request).
@@ -314,6 +316,25 @@ class SessionRecommender:
             except OSError:
                 logger.exception("could not append to the event log %s", self.event_log.path)
         return event
+
+    def _shared_page(self, digest: str) -> PageContent | None:
+        """A page this worker does not hold, read from the store when another session (and worker) stored it: one
+        store round trip instead of an embedding (MiniLM: ~30 ms of CPU; a site's visitors read the same pages).
+        None when the store cannot answer by hash alone, holds no such page, or holds it without what this
+        recommender needs (a vector of its encoder's size: the index may have been rebuilt with another since)."""
+        # the method, not isinstance(SharedContents): a store written before it, or a wrapper, needs no declaration
+        read: Callable[[str], PageContent | None] | None = getattr(self.store, "shared_content", None)
+        if read is None:
+            return None
+        content = read(digest)
+        if content is None:
+            return None
+        if self._embeds_text and (content.vector is None or content.vector.shape != (self.index.dim,)):
+            return None
+        if content.terms is None and self._lexical_on():
+            return None
+        self.pages.put(digest, content)
+        return content
 
     def events(self, session_id: str) -> list[Event]:
         return self.store.read(session_id)

@@ -252,6 +252,19 @@ return #out > 0 and cjson.encode(out) or '[]'
 """
 )
 
+# ARGV: prefix, hash, now, ttl. A page's content by its hash alone, while a session read it within the TTL (its
+# owner's score, `pco:H`): [text, vector, terms] as one JSON array, or nil. No session is touched or named.
+_SHARED = (
+    _DROP
+    + """
+local prefix, d, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+if redis.call('ZCOUNT', prefix .. 'pco:' .. d, cutoff(now, ttl), '+inf') == 0 then return false end
+local got = redis.call('HMGET', prefix .. 'pc:' .. d, 't', 'v', 'w')
+if not got[1] then return false end
+return cjson.encode({got[1], got[2] or '', got[3] or '-'})
+"""
+)
+
 # ARGV: prefix, sid, now, ttl
 _ERASE = (
     _DROP
@@ -376,6 +389,7 @@ class RedisSessionStore:
         self._read = client.register_script(_READ)
         self._context = client.register_script(_CONTEXT)
         self._contents = client.register_script(_CONTENTS)
+        self._shared = client.register_script(_SHARED)
         self._erase = client.register_script(_ERASE)
         self._count = client.register_script(_COUNT)
 
@@ -477,6 +491,16 @@ class RedisSessionStore:
             vector = np.frombuffer(base64.b64decode(vec), dtype="<f4").astype(np.float32) if vec else None
             out[flat[i]] = PageContent(flat[i + 1], vector, None if terms == "-" else terms)
         return out
+
+    def shared_content(self, digest: str) -> PageContent | None:
+        """The content stored under this hash by any session that held it within the TTL (`SharedContents`), in
+        one round trip: what a worker reads instead of embedding a page another worker embedded."""
+        raw = self.guard(self._shared, args=[self.prefix, digest, self._now(), self._ttl()])
+        if not raw:
+            return None
+        text, vec, terms = json.loads(raw)
+        vector = np.frombuffer(base64.b64decode(vec), dtype="<f4").astype(np.float32) if vec else None
+        return PageContent(text, vector, None if terms == "-" else terms)
 
     def exists(self, session_id: str) -> bool:
         return bool(

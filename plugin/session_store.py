@@ -23,7 +23,7 @@ from .config import SessionSettings
 from .errors import InvalidEventError, LimitExceededError
 from .events import INTENT_KINDS, Event
 
-__all__ = ["SessionStore", "InMemorySessionStore", "PageContent", "SessionContext", "id_digest"]
+__all__ = ["SessionStore", "SharedContents", "InMemorySessionStore", "PageContent", "SessionContext", "id_digest"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,20 @@ class SessionStore(Protocol):
     def exists(self, session_id: str) -> bool: ...
 
     def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class SharedContents(Protocol):
+    """A store that also answers a page content by its hash alone, whichever session stored it: what `track` reads
+    on a worker's miss instead of embedding the page again (another worker embedded it; MiniLM: ~30 ms of CPU).
+
+    The hash is SHA-256 of the page's title and text (`Event.content_hash`), so only a caller that holds that text
+    can name it, and what comes back (the text's head, its vector and terms) is worked out from that text alone: it
+    tells the caller nothing it did not send, except that some session read the same page within the TTL — which a
+    worker's own page cache already shows by answering faster. Erase is unchanged: a content goes when the last
+    session holding it does."""
+
+    def shared_content(self, digest: str) -> PageContent | None: ...
 
 
 @dataclass
@@ -217,6 +231,18 @@ class InMemorySessionStore:
             if sess is None:
                 return {}
             return {d: self._contents[d][0] for d in digests if d in sess.refs and d in self._contents}
+
+    def shared_content(self, digest: str) -> PageContent | None:
+        """The content stored under this hash by any live session (`SharedContents`)."""
+        with self._lock:
+            held = self._contents.get(digest)
+            if held is None:
+                return None
+            now = self._clock()
+            # a holder past its TTL is dropped by the next append's sweep; until then its content is not served
+            if not any(self._live(sid, now) is not None for sid in list(held[1])):
+                return None
+            return held[0]
 
     def exists(self, session_id: str) -> bool:
         with self._lock:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from plugin import Event, InvalidEventError, LimitExceededError, SessionSettings, SessionStore, make_event
-from plugin.session_store import PageContent, SessionContext
+from plugin.session_store import PageContent, SessionContext, SharedContents
 
 
 class FakeClock:
@@ -372,6 +372,25 @@ class SessionStoreContract:
         assert store.contents("b", [own.content_ref]) == {}
         assert store.erase("b")
         assert store.contents("b", [shared_b.content_ref]) == {}
+
+    def test_shared_content_answers_by_hash_while_a_live_session_holds_it(self, clock):
+        # what a worker reads instead of embedding a page another worker embedded (`SharedContents`)
+        store = self.store_with(clock, ttl_seconds=60)
+        assert isinstance(store, SharedContents)
+        a, content = self.page("a", 1, "the same page")
+        b, _ = self.page("b", 1, "the same page")
+        assert store.shared_content(a.content_ref) is None  # nobody read it yet
+        store.append(a, PageContent(content.text, content.vector, "same page"))
+        got = store.shared_content(a.content_ref)
+        assert got is not None and got.text == content.text and got.terms == "same page"
+        np.testing.assert_array_equal(got.vector, content.vector)
+        assert store.shared_content("0" * 64) is None
+        store.append(b, content)
+        assert store.erase("a") and store.shared_content(a.content_ref) is not None  # "b" holds it too
+        assert store.erase("b") and store.shared_content(a.content_ref) is None  # erase means gone
+        store.append(a, content)
+        clock.advance(61)  # its only holder expired
+        assert store.shared_content(a.content_ref) is None
 
     def test_dropped_event_releases_its_content(self, clock):
         store = self.store_with(clock, max_events=2, dedupe_window_seconds=0)

@@ -558,7 +558,7 @@ def test_events_that_embed_nothing_stay_on_the_loop(client, sid, monkeypatch):
     search = {"kind": "search", "query": "tcp sockets"}
     r = client.post(f"/v1/sessions/{sid}/events/batch", json={"events": [search], "suggest": 2})
     assert r.status_code == 200 and r.json()["suggestions"], r.text
-    assert len(hops) == 2  # the batch with a search went to the thread pool whole
+    assert len(hops) == 2  # the batch with a search was stored in the thread pool; its suggestion ran here
     # what was stored either way: the same events, in order
     kinds = [e.kind for e in client.app.state.recommender.events(sid)]
     assert kinds == [
@@ -569,6 +569,69 @@ def test_events_that_embed_nothing_stay_on_the_loop(client, sid, monkeypatch):
         "page_view",
         "search",
     ]
+
+
+def test_a_batch_stores_and_suggests_by_the_same_rules_as_single_events_and_get(articles, monkeypatch):
+    # one path for every batch: its events are stored in the thread pool only when one embeds text, then the
+    # suggestion runs in the thread pool only when it would run the encoder (GET suggestions' rule); the encoder
+    # never runs on the event loop
+    import asyncio
+    import functools
+
+    import adapters.http.app as app_module
+
+    store = _SharedStore()
+    a, b = _worker(articles, store), _worker(articles, store)
+    ids = SessionIds(store, ttl_seconds=1800, max_sessions=100)
+    on_loop: list[bool] = []
+    for rec in (a, b):
+        inner = rec.encoder.inner.encode
+
+        def encode(texts, inner=inner):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(True)
+            except RuntimeError:
+                on_loop.append(False)
+            return inner(texts)
+
+        monkeypatch.setattr(rec.encoder.inner, "encode", encode)
+    hops: list[str] = []
+    real_hop = app_module.run_in_threadpool
+
+    async def counting_hop(fn, *args, **kwargs):
+        hops.append(fn.func.__name__ if isinstance(fn, functools.partial) else fn.__name__)
+        return await real_hop(fn, *args, **kwargs)
+
+    monkeypatch.setattr(app_module, "run_in_threadpool", counting_hop)
+    worker_a = TestClient(create_app(a, session_ids=ids))
+    worker_b = TestClient(create_app(b, session_ids=ids))
+    sid = worker_a.post("/v1/sessions").json()["session_id"]
+
+    def batch(client, events, suggest=2):
+        r = client.post(f"/v1/sessions/{sid}/events/batch", json={"events": events, "suggest": suggest})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    tcp = {"kind": "page_view", "url": "https://blog.example/tcp", "title": "Tcp", "text": "socket tcp send receive"}
+    got = batch(worker_a, [tcp])
+    assert got["results"][0]["stored"] and got["suggestions"]
+    assert hops == ["store"] and on_loop == [False]  # embedded in the thread pool; suggested here from its vector
+    hops.clear()
+    got = batch(worker_a, [{"kind": "page_view", "url": "https://kb.test/json"}])
+    assert got["suggestions"] and hops == []  # a KB page: stored and suggested on the loop
+    # a page without text is embedded from its url's words when a suggestion reads it, and worker B has not seen it
+    batch(worker_a, [{"kind": "page_view", "url": "https://blog.example/udp"}], suggest=None)
+    hops.clear()
+    on_loop.clear()
+    got = batch(worker_b, [{"kind": "suggestion_impression", "article_id": "ser-json", "position": 0}])
+    assert got["suggestions"] and hops == ["suggest"] and on_loop == [False]
+    hops.clear()
+    got = batch(worker_b, [{"kind": "suggestion_impression", "article_id": "ser-json", "position": 1}])
+    assert got["suggestions"] and hops == []  # now in worker B's cache: on the loop, like a GET
+    assert True not in on_loop
+    kinds = [e.kind for e in b.events(sid)]
+    assert kinds == ["page_view"] * 3 + ["suggestion_impression"] * 2
 
 
 def test_every_endpoint_renders_suggestions_alike(rec):

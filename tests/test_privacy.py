@@ -120,6 +120,49 @@ def test_erase_removes_the_session_from_redis_and_event_log(articles, fake_encod
     assert SECRET.encode() not in b"".join(client.lrange(events, 0, -1))
 
 
+def _shared_page_workers(articles, store):
+    """Two workers' recommenders on one store, each with its own encoder whose calls are counted."""
+    from plugin import HashingEncoder
+
+    first = _rec(articles, HashingEncoder(1024), store=store)
+    encoder = HashingEncoder(1024)
+    calls: list[list[str]] = []
+    inner = encoder.encode
+    encoder.encode = lambda texts: calls.append(list(texts)) or inner(texts)  # type: ignore[method-assign]
+    second = SessionRecommender(first.kb, encoder, first.index, store=store, settings=first.settings)
+    return first, second, calls
+
+
+def _a_page_embedded_once_is_read_by_the_other_worker_and_erased_with_its_sessions(articles, store):
+    first, second, calls = _shared_page_workers(articles, store)
+    page = {"url": "https://site.test/p", "title": "Private page", "text": SECRET}
+    first.track("a", "page_view", **page)
+    second.track("b", "page_view", **page)  # another visitor reads the same page, on the other worker
+    assert calls == []  # read from the store by its hash: not embedded again
+    (ref,) = [e.content_ref for e in second.events("b")]
+    assert second.pages.get(ref) is not None and second.suggest("b", k=2) and calls == []
+    second.track("b", "page_view", url="https://site.test/q", title="Another page", text="socket tcp")
+    assert len(calls) == 1  # a page nobody read before is embedded
+    assert first.erase("a") and store.shared_content(ref) is not None  # "b" still holds the page
+    assert second.erase("b") and store.shared_content(ref) is None  # its last holder erased: gone from the store
+    assert second.pages.get(ref) is None  # and from the erasing worker's memory
+    calls.clear()
+    second.track("c", "page_view", **page)
+    assert len(calls) == 1  # nothing left to read: embedded afresh
+
+
+def test_a_page_another_worker_embedded_is_read_not_embedded_and_erase_still_removes_it(articles):
+    _a_page_embedded_once_is_read_by_the_other_worker_and_erased_with_its_sessions(articles, InMemorySessionStore())
+
+
+@pytest.mark.redis
+def test_a_page_another_worker_embedded_is_read_from_redis_and_erased(articles, redis_url, redis_prefix):  # noqa: F811
+    from plugin.redis_store import RedisSessionStore
+
+    store = RedisSessionStore.from_url(redis_url, prefix=redis_prefix)
+    _a_page_embedded_once_is_read_by_the_other_worker_and_erased_with_its_sessions(articles, store)
+
+
 def test_page_text_reaches_no_log_unless_opted_in(articles, fake_encoder, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
     quiet = EventLog(tmp_path / "private.jsonl")

@@ -237,3 +237,15 @@ def test_an_erase_refused_while_redis_is_down_is_finished_by_its_retry(tmp_path,
     assert not [v for v in left if b"zebra quokka" in v]
     assert client.get(f"/v1/sessions/{sid}/suggestions").json()["error"]["code"] == "unknown_session"
     direct.close()
+
+
+def test_reading_a_page_by_its_hash_is_guarded_like_every_store_call(server):
+    # track asks the store for a page's content by hash before embedding it (`shared_content`): with Redis down
+    # that call must fail as StoreUnavailableError (a 503), not as redis-py's ConnectionError (a 500)
+    from plugin.redis_store import RedisSessionStore
+
+    store = RedisSessionStore.from_url(server.url, prefix="outage-shared:")
+    assert store.shared_content("0" * 64) is None
+    server.stop()
+    with pytest.raises(StoreUnavailableError):
+        store.shared_content("0" * 64)

@@ -11,7 +11,9 @@ not about anyone's speed."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import random
 import shutil
 import threading
 import time
@@ -21,7 +23,14 @@ from pathlib import Path
 import pytest
 from services import unavailable
 
-from bench.wrk_load import CpuWindow, _wrk, wrk_rate_args
+from bench.wrk_load import (
+    CpuWindow,
+    _fill_events,
+    _wrk,
+    site_pages,
+    wrk_rate_args,
+    zipf_cum_weights,
+)
 
 pytestmark = [pytest.mark.slow]
 
@@ -32,6 +41,7 @@ class _StubServer:
     def __init__(self) -> None:
         self.latency_s = 0.0
         self.requests = 0
+        self.bodies: list[bytes] = []  # of the requests that had one, in arrival order
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
@@ -50,7 +60,7 @@ class _StubServer:
                         if line.lower().startswith(b"content-length:"):
                             length = int(line.split(b":", 1)[1])
                     if length:
-                        await reader.readexactly(length)
+                        self.bodies.append(await reader.readexactly(length))
                     self.requests += 1
                     await asyncio.sleep(self.latency_s)
                     writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
@@ -140,3 +150,61 @@ def test_cpu_window_counts_this_process():
     assert 0.25 <= used <= 0.3 + 0.1 * cpu["seconds"] + 0.05, cpu  # clock ticks are 10 ms
     assert cpu["cores"]["elsewhere"] == 0.0
     assert cpu["box_busy_cores"] >= cpu["cores"]["me"] - 0.05, cpu
+
+
+def _site_views(bodies: list[bytes]) -> list[dict]:
+    """The page views of site pages (off the KB) in mixed.lua's request bodies, single and batched."""
+    out = []
+    for raw in bodies:
+        body = json.loads(raw)
+        for e in body.get("events", [body]):
+            if e.get("kind") == "page_view" and e.get("url", "").startswith("https://site.test/"):
+                out.append(e)
+    return out
+
+
+def _mixed_bodies(stub: _StubServer, tmp_path: Path, visitors: Path, *site_args: str) -> list[bytes]:
+    if shutil.which("wrk") is None:
+        unavailable("wrk is not installed (apt-get install wrk): the mix is wrk's Lua")
+    articles = tmp_path / "articles.txt"
+    articles.write_text("".join(f"a{i} https://kb.test/a{i}\n" for i in range(5)))
+    stub.latency_s = 0.001
+    stub.bodies.clear()
+    r = _wrk("mixed.lua", stub.url, 2, 2, 1, [str(visitors), str(articles), *wrk_rate_args(0, 1), *site_args])
+    assert r["errors"] == 0, r
+    return list(stub.bodies)
+
+
+def test_mixed_site_pages_come_from_the_fixed_pages_by_popularity(stub, visitors, tmp_path):
+    pages = site_pages(3)
+    site = tmp_path / "site.txt"
+    site.write_text("".join(f"{u}\t{t}\t{x}\n" for u, t, x in pages))
+    views = _site_views(_mixed_bodies(stub, tmp_path, visitors, str(site), "1"))
+    assert len(views) >= 60, len(views)  # ~17.5 % of a closed-loop mix at 1 ms: hundreds
+    assert {(v["url"], v["title"], v["text"]) for v in views} <= set(pages)  # exactly the file's pages
+    counts = [sum(v["url"] == u for v in views) for u, _, _ in pages]
+    # s = 1 over 3 ranks: 55 %, 27 %, 18 %
+    assert counts[0] > counts[2] and counts[0] > 0.4 * len(views), counts
+
+
+def test_mixed_site_pages_are_new_texts_without_the_file(stub, visitors, tmp_path):
+    views = _site_views(_mixed_bodies(stub, tmp_path, visitors))
+    assert len(views) >= 60, len(views)
+    assert len({v["text"] for v in views}) > 0.9 * len(views)  # the worst case: (almost) every one a new text
+
+
+def test_site_pages_are_fixed_and_the_fill_draws_from_them():
+    pages = site_pages(50, seed=3)
+    assert pages == site_pages(50, seed=3) and pages != site_pages(50, seed=4)
+    assert len({u for u, _, _ in pages}) == 50 and all(1000 <= len(x) <= 2200 for _, _, x in pages)  # ~1.5 kB
+    cum = zipf_cum_weights(50, 0.8)
+    assert cum[0] == 1.0 and abs(cum[-1] - sum(r**-0.8 for r in range(1, 51))) < 1e-9
+    kb = [("a1", "https://kb.test/a1")]
+    events = _fill_events(random.Random(0), kb, 2000, (pages, cum))
+    site = [e for e in events if e.get("url", "").startswith("https://site.test/")]
+    assert site and {(e["url"], e["title"], e["text"]) for e in site} <= set(pages)
+    first = sum(e["url"] == pages[0][0] for e in site)
+    last = sum(e["url"] == pages[-1][0] for e in site)
+    assert first > 3 * max(last, 1)  # rank 1 weighs 50^0.8 ≈ 23 times rank 50
+    with pytest.raises(ValueError, match="n >= 1"):
+        zipf_cum_weights(0, 0.8)

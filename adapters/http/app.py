@@ -38,7 +38,6 @@ from plugin import (
     EventLog,
     InMemorySessionStore,
     ReloadingRecommender,
-    SessionContext,
     SessionRecommender,
     Suggestion,
     UnknownArticleError,
@@ -441,34 +440,26 @@ def create_app(
                 return unknown_article(exc)
             return [store_event(session_id, e, f) for e, f in zip(batch.events, fields)]
 
-        def suggestions(context: SessionContext | None = None) -> list[dict[str, Any]]:
-            try:
-                found = rec.suggest(session_id, k, context=context)
-            except EmptySessionError:  # nothing read yet: not an error for a page view that was skipped
-                found = []
-            return render.many(found)
-
-        def work() -> dict[str, Any] | Response:
-            results = store()
-            if isinstance(results, Response):
-                return results
-            return {"results": results, "suggestions": suggestions() if k is not None else None}
-
-        # Page views may carry text to embed (milliseconds): then the whole batch runs off the event loop. Otherwise
-        # it runs here, as GET suggestions does, unless the suggestion itself needs the encoder.
-        if any(embeds(e) for e in batch.events):
-            result = await run_in_threadpool(work)
-            return result if isinstance(result, Response) else _json(result)
-        results = store()
+        # One path whatever the events: storing runs in the thread pool when an event's text is embedded (milliseconds
+        # with MiniLM), here otherwise (look-ups and one store write); then one context read, after the events are
+        # stored, and the suggestion by GET suggestions' rule: in the thread pool only when it would run the encoder.
+        # (It was one thread-pool call for both: a suggestion there waits for the GIL behind the loop, round 9 of
+        # BENCHMARKS.md's production load.)
+        results = await run_in_threadpool(store) if any(embeds(e) for e in batch.events) else store()
         if isinstance(results, Response):
             return results
         body: dict[str, Any] = {"results": results, "suggestions": None}
         if k is not None:
-            context = rec.context(session_id)  # one store read, after the events are stored
-            if not local_store and rec.needs_encoding(context.events):
-                body["suggestions"] = await run_in_threadpool(suggestions, context)
-            else:
-                body["suggestions"] = suggestions(context)
+            context = rec.context(session_id)
+            suggest = functools.partial(rec.suggest, session_id, k, context=context)
+            try:
+                if not local_store and rec.needs_encoding(context.events):
+                    found = await run_in_threadpool(suggest)
+                else:
+                    found = suggest()
+            except EmptySessionError:  # nothing read yet: not an error for a page view that was skipped
+                found = []
+            body["suggestions"] = render.many(found)
         return _json(body)
 
     @app.get(
