@@ -470,26 +470,34 @@ def _worker(articles, store):
     return SessionRecommender(built.kb, built.encoder.inner, built.index, store=store)
 
 
-def test_suggestions_embed_pages_tracked_by_another_worker_off_the_event_loop(articles, monkeypatch):
+def _note_encodes_on_the_loop(monkeypatch, recs) -> list[bool]:
+    """Wrap each recommender's text encoder: the returned list gets, per encode, whether it ran on an event loop."""
     import asyncio
+
+    on_loop: list[bool] = []
+    for rec in recs:
+        inner = rec.encoder.inner.encode
+
+        def encode(texts, inner=inner):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(True)
+            except RuntimeError:
+                on_loop.append(False)
+            return inner(texts)
+
+        monkeypatch.setattr(rec.encoder.inner, "encode", encode)
+    return on_loop
+
+
+def test_suggestions_embed_pages_tracked_by_another_worker_off_the_event_loop(articles, monkeypatch):
 
     import adapters.http.app as app_module
 
     store = _SharedStore()
     a, b = _worker(articles, store), _worker(articles, store)
     ids = SessionIds(store, ttl_seconds=1800, max_sessions=100)
-    on_loop: list[bool] = []
-    inner_encode = b.encoder.inner.encode
-
-    def encode(texts):
-        try:
-            asyncio.get_running_loop()
-            on_loop.append(True)
-        except RuntimeError:
-            on_loop.append(False)
-        return inner_encode(texts)
-
-    monkeypatch.setattr(b.encoder.inner, "encode", encode)
+    on_loop = _note_encodes_on_the_loop(monkeypatch, [b])
     hops = []
     real_hop = app_module.run_in_threadpool
 
@@ -575,7 +583,6 @@ def test_a_batch_stores_and_suggests_by_the_same_rules_as_single_events_and_get(
     # one path for every batch: its events are stored in the thread pool only when one embeds text, then the
     # suggestion runs in the thread pool only when it would run the encoder (GET suggestions' rule); the encoder
     # never runs on the event loop
-    import asyncio
     import functools
 
     import adapters.http.app as app_module
@@ -583,19 +590,7 @@ def test_a_batch_stores_and_suggests_by_the_same_rules_as_single_events_and_get(
     store = _SharedStore()
     a, b = _worker(articles, store), _worker(articles, store)
     ids = SessionIds(store, ttl_seconds=1800, max_sessions=100)
-    on_loop: list[bool] = []
-    for rec in (a, b):
-        inner = rec.encoder.inner.encode
-
-        def encode(texts, inner=inner):
-            try:
-                asyncio.get_running_loop()
-                on_loop.append(True)
-            except RuntimeError:
-                on_loop.append(False)
-            return inner(texts)
-
-        monkeypatch.setattr(rec.encoder.inner, "encode", encode)
+    on_loop = _note_encodes_on_the_loop(monkeypatch, [a, b])
     hops: list[str] = []
     real_hop = app_module.run_in_threadpool
 
