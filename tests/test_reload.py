@@ -334,6 +334,33 @@ def test_http_app_under_concurrent_requests_serves_new_versions_with_no_failed_r
     assert all(lag < 2.0 for lag in lags)
 
 
+def test_a_workers_first_trained_intent_model_loads_without_importing_torch_dynamo(tmp_path):
+    """Loading checks the saved weights' shapes on a model built on the meta device; filling its meta tensors
+    (STAMP's and nn.Embedding's normal_) imported torch._dynamo: 2 s of CPU, 6-7 s beside request threads, paid
+    by each worker's first hot reload of a trained model, so that version came well after the 2 s goal. A fresh
+    process, as a new worker is: the other tests here have imported it already."""
+    d = tmp_path / "ix"
+    rec = _build(TOPIC_ARTICLES)
+    torch.manual_seed(0)
+    keys = tuple(a.id for a in TOPIC_ARTICLES[:4])  # a hybrid: learned vectors (nn.Embedding) beside STAMP's
+    rec.intent_model = ContentSTAMP(ContentSTAMPConfig(input_dim=256, stamp=STAMPConfig(dim=16), item_keys=keys))
+    rec.save(d)
+    code = (
+        "import sys; from plugin import SessionRecommender;"
+        f"rec = SessionRecommender.load({str(d)!r});"
+        "print(type(rec.intent_model).__name__, len(rec.suggest_for(['ser-json'], k=2)), 'torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout
+    assert out.split() == ["ContentSTAMP", "2", "False"]
+
+
 # ------------------------------------------------------------------ two real uvicorn workers
 
 
