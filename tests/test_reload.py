@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -359,6 +360,16 @@ def test_a_workers_first_trained_intent_model_loads_without_importing_torch_dyna
         env={**os.environ, "PYTHONPATH": str(REPO)},
     ).stdout
     assert out.split() == ["ContentSTAMP", "2", "False"]
+
+
+def test_a_request_while_the_reload_thread_is_still_importing_the_intent_module_is_served(monkeypatch):
+    """A worker's first trained model is loaded by the reload thread, which imports plugin.intent (and torch, seconds)
+    while requests go on. A request meanwhile found the module in sys.modules before its ContentSTAMP class existed
+    and failed with a 500 ("partially initialized module 'plugin.intent' has no attribute 'ContentSTAMP'"), seen
+    on a real `python -m plugin serve` process under load. The module here is as it is mid-import."""
+    rec = _build(TOPIC_ARTICLES)
+    monkeypatch.setitem(sys.modules, "plugin.intent", types.ModuleType("plugin.intent"))
+    assert len(rec.suggest_for(["ser-json"], k=2)) == 2
 
 
 # ------------------------------------------------------------------ two real uvicorn workers
