@@ -35,13 +35,15 @@ from __future__ import annotations
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
 from .cold_start import COLD_START_POLICIES, ColdStartCalibration
@@ -94,6 +96,25 @@ class ContentSTAMPConfig:
             )
         if self.cold_start == "score":
             ColdStartCalibration.from_tuple(self.cold_calibration)  # ConfigError unless three numbers
+
+
+class _ShapesOnly(TorchFunctionMode):
+    """Builds a module's parameters without filling them: only their shapes are wanted. Torch fills a meta tensor's
+    `normal_` (STAMP's and nn.Embedding's initialisation) through a Python reference that imports torch._dynamo, a
+    one-off 2 s of CPU (6-7 s beside request threads) that fell on the hot-reload thread the first time a worker
+    loaded a trained intent model, so the new version was served long after the 2 s goal (issue 14 item 5)."""
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Sequence[type],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func is torch.Tensor.normal_ or func is nn.init.normal_:  # both: the mode is off inside its own call
+            return args[0] if args else kwargs["tensor"]  # nn.init passes the tensor by keyword
+        return func(*args, **kwargs)
 
 
 class ContentSTAMP(nn.Module):
@@ -238,7 +259,7 @@ class ContentSTAMP(nn.Module):
         allocates nothing, before the model is built: a config.json edited to `"stamp": {"dim": 50000}` had the
         loader allocate and initialise 60 GB (the hot-reload thread took the server down) before
         `load_state_dict` could refuse it."""
-        with torch.device("meta"):
+        with torch.device("meta"), _ShapesOnly():
             wanted = {k: tuple(v.shape) for k, v in cls(config).state_dict().items()}
         got = (
             {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}

@@ -68,9 +68,11 @@ def encoder_for(name: str, dim: int) -> Encoder:
 
 def is_trained(model: IntentModel) -> TypeGuard[ContentSTAMP]:
     """A trained content STAMP, saved with the index (a zero-shot one is rebuilt on load instead). Checked
-    without importing torch: no ContentSTAMP can exist unless plugin.intent was imported."""
-    intent_module = sys.modules.get(f"{__package__}.intent")
-    if intent_module is None or not isinstance(model, intent_module.ContentSTAMP):
+    without importing torch: no ContentSTAMP can exist unless plugin.intent was imported. The module may still be
+    importing in another thread (a worker's reload thread loading its first trained model): no ContentSTAMP exists
+    before its class does, and a request must not fail on the missing name meanwhile."""
+    content_stamp = getattr(sys.modules.get(f"{__package__}.intent"), "ContentSTAMP", None)
+    if content_stamp is None or not isinstance(model, content_stamp):
         return False
     return not model.config.zero_shot
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -332,6 +333,43 @@ def test_http_app_under_concurrent_requests_serves_new_versions_with_no_failed_r
     )
     assert errors == [] and set(statuses) <= {200, 201} and made > 20, (errors[:3], statuses)
     assert all(lag < 2.0 for lag in lags)
+
+
+def test_a_workers_first_trained_intent_model_loads_without_importing_torch_dynamo(tmp_path):
+    """Loading checks the saved weights' shapes on a model built on the meta device; filling its meta tensors
+    (STAMP's and nn.Embedding's normal_) imported torch._dynamo: 2 s of CPU, 6-7 s beside request threads, paid
+    by each worker's first hot reload of a trained model, so that version came well after the 2 s goal. A fresh
+    process, as a new worker is: the other tests here have imported it already."""
+    d = tmp_path / "ix"
+    rec = _build(TOPIC_ARTICLES)
+    torch.manual_seed(0)
+    keys = tuple(a.id for a in TOPIC_ARTICLES[:4])  # a hybrid: learned vectors (nn.Embedding) beside STAMP's
+    rec.intent_model = ContentSTAMP(ContentSTAMPConfig(input_dim=256, stamp=STAMPConfig(dim=16), item_keys=keys))
+    rec.save(d)
+    code = (
+        "import sys; from plugin import SessionRecommender;"
+        f"rec = SessionRecommender.load({str(d)!r});"
+        "print(type(rec.intent_model).__name__, len(rec.suggest_for(['ser-json'], k=2)), 'torch._dynamo' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout
+    assert out.split() == ["ContentSTAMP", "2", "False"]
+
+
+def test_a_request_while_the_reload_thread_is_still_importing_the_intent_module_is_served(monkeypatch):
+    """A worker's first trained model is loaded by the reload thread, which imports plugin.intent (and torch, seconds)
+    while requests go on. A request meanwhile found the module in sys.modules before its ContentSTAMP class existed
+    and failed with a 500 ("partially initialized module 'plugin.intent' has no attribute 'ContentSTAMP'"), seen
+    on a real `python -m plugin serve` process under load. The module here is as it is mid-import."""
+    rec = _build(TOPIC_ARTICLES)
+    monkeypatch.setitem(sys.modules, "plugin.intent", types.ModuleType("plugin.intent"))
+    assert len(rec.suggest_for(["ser-json"], k=2)) == 2
 
 
 # ------------------------------------------------------------------ two real uvicorn workers
