@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Train + evaluate every session model on the two SR-GNN benchmarks, one job at a time (2 shared cores).
-# Usage: bash bench/run_models.sh [DATA_ROOT=../shared/data] [OUT=runs/bench] [STAGE=all|knn|neural|stamp|srgnn|gru4rec|defaults|full|core|gru4rec_sp]
+# Usage: bash bench/run_models.sh [DATA_ROOT=../shared/data] [OUT=runs/bench] [STAGE=all|knn|neural|stamp|srgnn|gru4rec|defaults|full|core|gru4rec_sp|gru4rec_sp_wide]
 # STAGE=defaults (issue #11): each neural model with nothing but its defaults (PRECISION=auto|bf16|fp32, default
 # auto; BUDGET=seconds per run, default none) on both shared sets and on two derived sets the defaults were not
 # tuned on (bench/derive_fraction.py writes them under $OUT/derived). Never part of "all": hours of CPU.
@@ -100,6 +100,25 @@ if [[ $STAGE == gru4rec_sp ]]; then
   [[ -s $OUT/full_gru4rec_sp_$DIGI.json ]] || nice -n 10 "$PY" bench/retrain_full.py $SP --data "$DATA/$DIGI" \
     --out "$OUT/full_gru4rec_sp_$DIGI" --select-from "$OUT/gru4rec_sp_$DIGI" --json-out "$OUT/full_gru4rec_sp_$DIGI.json" \
     --wait 7200 --quiet > "$OUT/full_gru4rec_sp_$DIGI.log" 2>&1
+  wait
+fi
+if [[ $STAGE == gru4rec_sp_wide ]]; then
+  # The same scheme with the official PyTorch paramfile for DIGINETICA (hidasib/GRU4Rec_PyTorch_Official,
+  # paramfiles/diginetica_bprmax_shared_best.py: 512 units, embedding dropout 0.5, hidden dropout 0.3, lr 0.05,
+  # momentum 0.15, ELU-1 output, batch 128, 2048 samples at alpha 0.3, bpreg 0.9; its 10 epochs as a floor, the
+  # epoch picked on validation up to 14). ~5 min an epoch on one CPU thread. BENCHMARKS.md, round 8.
+  SPW="--model gru4rec --option scheme=session-parallel --option dim=512 --option hidden=512
+      --option negatives=sampled --option loss=bpr-max --option elu_param=1 --option n_sample=2048
+      --option sample_alpha=0.3 --option bpreg=0.9 --option momentum=0.15 --option dropout_embedding=0.5
+      --option dropout_hidden=0.3 --lr 0.05 --lr-decay 1 --batch-size 128 --epochs 14 --patience 2 --threads 1
+      --precision fp32"
+  # shellcheck disable=SC2086
+  run gru4rec_spw $DIGI $SPW &
+  sleep 60
+  # shellcheck disable=SC2086
+  [[ -s $OUT/full_gru4rec_spw_$DIGI.json ]] || nice -n 10 "$PY" bench/retrain_full.py $SPW --data "$DATA/$DIGI" \
+    --out "$OUT/full_gru4rec_spw_$DIGI" --select-from "$OUT/gru4rec_spw_$DIGI" \
+    --json-out "$OUT/full_gru4rec_spw_$DIGI.json" --wait 9000 --quiet > "$OUT/full_gru4rec_spw_$DIGI.log" 2>&1
   wait
 fi
 if [[ $STAGE == core ]]; then
