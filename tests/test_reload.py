@@ -351,15 +351,7 @@ def test_a_workers_first_trained_intent_model_loads_without_importing_torch_dyna
         f"rec = SessionRecommender.load({str(d)!r});"
         "print(type(rec.intent_model).__name__, len(rec.suggest_for(['ser-json'], k=2)), 'torch._dynamo' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    ).stdout
-    assert out.split() == ["ContentSTAMP", "2", "False"]
+    assert _fresh_python(code).split() == ["ContentSTAMP", "2", "False"]
 
 
 def test_a_request_while_the_reload_thread_is_still_importing_the_intent_module_is_served(monkeypatch):
@@ -446,6 +438,18 @@ def test_zero_shot_intent_equals_the_torch_zero_shot_model():
     np.testing.assert_allclose(ours.attention, theirs.attention, atol=1e-6)
 
 
+def _fresh_python(code: str) -> str:
+    """What `code` prints in a new interpreter on this checkout (nothing imported yet, as in a new worker)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    ).stdout
+
+
 def _minilm_named_index(d: Path) -> None:
     """An index that says it was built with the packaged MiniLM (hashing vectors under its name and size)."""
     enc = HashingEncoder(384)
@@ -462,14 +466,7 @@ def test_suggesting_from_a_saved_index_loads_neither_torch_nor_the_sentence_tran
         f"assert main(['suggest', '--index', {str(d)!r}, '--viewed', 'ser-json', '-k', '2']) == 0;"
         "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers', 'fastapi') if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    ).stdout
+    out = _fresh_python(code)
     assert "because you read JSON serialization guide" in out  # it answered ...
     assert out.strip().splitlines()[-1] == "[]"  # ... without importing any of them
 
