@@ -17,8 +17,11 @@ instead of over the whole KB, and no article joins the candidates on its words a
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -60,7 +63,18 @@ def query_terms(text: str) -> str:
 
 
 def _tokens(head: str, bm25s: Any) -> list[str]:
-    return bm25s.tokenize(head, stopwords="en", return_ids=False, show_progress=False)[0]
+    """``bm25s.tokenize(head, stopwords="en", return_ids=False)[0]``: the same tokens (its pattern, lower-casing and
+    English stop words, no stemmer; a test holds them equal), without its per-call cost — a progress-bar object,
+    a stop-word set and a vocabulary for one text, ~40 % of tokenising a short query on the request path."""
+    split, stop = _tokenizer(bm25s)
+    return [t for t in split(head.lower()) if t not in stop]
+
+
+@functools.lru_cache(maxsize=1)
+def _tokenizer(bm25s: Any) -> tuple[Callable[[str], list[str]], frozenset[str]]:
+    """bm25s.tokenize's default token pattern (its signature's default) and its English stop words."""
+    pattern = inspect.signature(bm25s.tokenize).parameters["token_pattern"].default
+    return re.compile(pattern).findall, frozenset(bm25s.tokenization._infer_stopwords("en"))
 
 
 def _query(text: str, name: tuple[str, ...] | None) -> tuple[str, bytes | tuple[str, ...]] | None:

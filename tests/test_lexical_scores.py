@@ -59,6 +59,22 @@ def test_query_terms_are_the_tokens_bm25_reads_of_the_head():
     assert query_terms("the and of") == ""  # stop words only: no terms, not "no terms stored"
 
 
+def test_the_request_path_tokens_are_bm25s_tokenize_on_any_text():
+    from plugin.lexical import _tokens
+
+    rng = random.Random(3)
+    alphabet = "aAbZ09_ é\u00dfİı\u0130\u212a\u00e9\u0301ǅ\t\n-.,;:'\"()[]{}<>/\\@#$%^&*+=|~`!?\u200b\u3000日本語ﬁ𝔘"
+    texts = ["", " ", "a", "I", "The and of", "don't won't it's", "VACUUM FULL (verbose) -- the ANALYZE", "x" * 500]
+    texts += ["".join(rng.choices(alphabet, k=rng.randrange(0, 300))) for _ in range(500)]
+    texts += [
+        " ".join(rng.choices(WORDS + ["The", "AND", "Of", "isn't", "you're"], k=rng.randrange(0, 80)))
+        for _ in range(200)
+    ]
+    for text in texts:
+        want = bm25s.tokenize(text, stopwords="en", return_ids=False, show_progress=False)[0]
+        assert _tokens(text, bm25s) == want, repr(text)
+
+
 def test_search_with_stored_terms_equals_search_that_tokenises():
     rng = random.Random(3)
     docs = _corpus(rng, 80)
