@@ -7,7 +7,7 @@ import pytest
 import torch
 from models_fixtures import N_ITEMS, sessions, valid_examples  # noqa: F401  (fixtures)
 
-from plugin.errors import DimensionMismatchError
+from plugin.errors import ConfigError, DimensionMismatchError
 from plugin.models import get_model, load_model
 from plugin.models.data import augment
 from plugin.models.evaluation import evaluate
@@ -281,3 +281,68 @@ def test_every_neural_fit_reports_epochs_and_stops_when_on_epoch_says(name: str,
         sessions[:40], N_ITEMS, train_config=TrainConfig(**{**QUICK.__dict__, "epochs": 5}), on_epoch=on_epoch
     )
     assert seen == [1, 2] and rep["stopped"] == "on_epoch"
+
+
+def test_srgnn_gated_step_is_the_official_cell() -> None:
+    """SR-GNN's GNNCell as the official code writes it (CRIPAC-DIG/SR-GNN pytorch_code/model.py), with this net's
+    weights: the node biases b_iah / b_oah are added after the adjacency product, so a node without in-edges (the
+    first click) still gets b_iah."""
+    from plugin.models.srgnn import SRGNN, SRGNNConfig
+
+    torch.manual_seed(0)
+    m = SRGNN(SRGNNConfig(dim=8))
+    m.n_items = 5
+    net = m.build_net()
+    prefixes = torch.tensor([[1, 2, 3, 2, 0], [4, 4, 5, 0, 0]])
+    _, a_in, a_out = session_graphs(prefixes)
+    h = net.item_table()[prefixes]  # (B, L, d)
+    A = torch.cat([a_in, a_out], dim=2)  # the official (B, n, 2n) adjacency
+    n = A.shape[1]
+    input_in = torch.matmul(A[:, :, :n], net.edge_in(h)) + net.node_in_bias
+    input_out = torch.matmul(A[:, :, n : 2 * n], net.edge_out(h)) + net.node_out_bias
+    gi = torch.nn.functional.linear(torch.cat([input_in, input_out], 2), net.gate_input.weight, net.gate_input.bias)
+    gh = torch.nn.functional.linear(h, net.gate_hidden.weight, net.gate_hidden.bias)
+    i_r, i_i, i_n = gi.chunk(3, 2)
+    h_r, h_i, h_n = gh.chunk(3, 2)
+    resetgate, inputgate = torch.sigmoid(i_r + h_r), torch.sigmoid(i_i + h_i)
+    newgate = torch.tanh(i_n + resetgate * h_n)
+    official = newgate + inputgate * (h - newgate)
+    torch.testing.assert_close(net._ggnn_step(h, a_in, a_out), official)
+    assert a_in[0, 0].abs().sum() == 0 and net.node_in_bias.abs().sum() > 0  # the first click: bias only
+
+
+def test_srgnn_saved_before_the_node_biases_loads_as_the_same_model(sessions, tmp_path: Path) -> None:  # noqa: F811
+    m = _fitted("srgnn", sessions)
+    with torch.no_grad():  # the older net had no node biases: the same net with them at zero
+        m.net.node_in_bias.zero_()
+        m.net.node_out_bias.zero_()
+    prefixes = np.array([[1, 2, 3, 0], [4, 5, 0, 0]])
+    before = m.score(prefixes)
+    full = m.state_arrays()
+    older = {k: v for k, v in full.items() if "node_" not in k}  # what the older code saved
+    assert len(older) == len(full) - 2
+    m.state_arrays = lambda: older  # type: ignore[method-assign]
+    m.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_allclose(loaded.score(prefixes), before, rtol=1e-6, atol=1e-6)
+
+
+def test_lr_schedule_first_decay_may_come_earlier_than_the_rest() -> None:
+    from plugin.models.training import lr_schedule
+
+    def lrs(**cfg) -> list[float]:
+        p = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.Adam([p], lr=1e-3)
+        sched = lr_schedule(opt, TrainConfig(lr=1e-3, lr_decay=0.1, **cfg))
+        out = []
+        for _ in range(8):  # the trainer steps the schedule after each epoch
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    # SR-GNN's official code steps StepLR(3) at the start of each epoch: 2 epochs at 1e-3, then 3 at each rate
+    np.testing.assert_allclose(lrs(lr_decay_every=3, lr_decay_first=2), [1e-3] * 2 + [1e-4] * 3 + [1e-5] * 3)
+    np.testing.assert_allclose(lrs(lr_decay_every=3), [1e-3] * 3 + [1e-4] * 3 + [1e-5] * 2)  # plain StepLR
+    with pytest.raises(ConfigError):
+        TrainConfig(lr_decay_first=0)

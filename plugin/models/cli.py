@@ -48,7 +48,16 @@ __all__ = ["register", "main", "load_data", "parse_options", "train_config"]
 logger = logging.getLogger(__name__)
 
 # train options whose default comes from the model (its paper), not from the parser
-_MODEL_DEFAULTED = ("epochs", "batch_size", "lr", "weight_decay", "lr_decay", "lr_decay_every", "patience")
+_MODEL_DEFAULTED = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "lr_decay",
+    "lr_decay_every",
+    "lr_decay_first",
+    "patience",
+)
 
 
 def load_data(path: str | Path) -> SessionData:
@@ -235,6 +244,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--weight-decay", type=float, default=None, help="default: the model's paper setting (L2)")
     t.add_argument("--lr-decay", type=float, default=None, help="lr factor every --lr-decay-every epochs")
     t.add_argument("--lr-decay-every", type=int, default=None)
+    t.add_argument("--lr-decay-first", type=int, default=None, help="epochs before the first decay (--lr-decay-every)")
     t.add_argument("--patience", type=int, default=None, help="epochs without improvement before stopping (2)")
     t.add_argument("--max-len", type=int, default=None)
     t.add_argument("--max-valid", type=int, default=30000)

@@ -4,7 +4,7 @@ For a session s = [v_1..v_n] the graph has one node per distinct item and an edg
 transition (weight 1, however often it repeats, as in the official code). A_out is row-normalised by
 out-degree, A_in column-normalised by in-degree and transposed. ``steps`` GGNN updates:
 
-    a = [A_in (H W_in) + b_in ; A_out (H W_out) + b_out]                            (B, U, 2d)
+    a = [A_in (H W_in + b_in) + c_in ; A_out (H W_out + b_out) + c_out]            (B, U, 2d)
     r, z, n = GRU gates of (a, H);   H <- n + z * (H - n)                          (B, U, d)
 
 then, over the click sequence (repeats included), with v_i = H[node of click i] and v_n the last click:
@@ -13,7 +13,9 @@ then, over the click sequence (repeats included), with v_i = H[node of click i] 
 
 and item j scores s_h . e_j over the whole catalogue. Graphs are built in torch for the whole batch: node
 slots are click positions, and a click whose item occurred earlier points to its first occurrence (``alias``),
-so duplicate slots get no edges and are never read. Init: all parameters U(-1/sqrt(d), 1/sqrt(d)).
+so duplicate slots get no edges and are never read. Init: all parameters U(-1/sqrt(d), 1/sqrt(d)). The node
+biases c_in, c_out (the official code's ``b_iah``, ``b_oah``) reach every node, also one without in- or out-edges;
+a model saved before they existed loads with them at zero, which is the model it was.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -64,6 +67,8 @@ class _SRGNNNet(ItemQueryNet):
         self.emb = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.edge_in = nn.Linear(d, d)
         self.edge_out = nn.Linear(d, d)
+        self.node_in_bias = nn.Parameter(torch.empty(d))  # b_iah
+        self.node_out_bias = nn.Parameter(torch.empty(d))  # b_oah
         self.gate_input = nn.Linear(2 * d, 3 * d)  # w_ih, b_ih
         self.gate_hidden = nn.Linear(d, 3 * d)  # w_hh, b_hh
         self.w1 = nn.Linear(d, d)  # on the last click v_n
@@ -80,7 +85,9 @@ class _SRGNNNet(ItemQueryNet):
         return self.emb.weight  # (N+1, d)
 
     def _ggnn_step(self, h: torch.Tensor, a_in: torch.Tensor, a_out: torch.Tensor) -> torch.Tensor:
-        msg = torch.cat([a_in @ self.edge_in(h), a_out @ self.edge_out(h)], dim=2)  # (B, L, 2d)
+        msg_in = a_in @ self.edge_in(h) + self.node_in_bias  # (B, L, d)
+        msg_out = a_out @ self.edge_out(h) + self.node_out_bias  # (B, L, d)
+        msg = torch.cat([msg_in, msg_out], dim=2)  # (B, L, 2d)
         i_r, i_z, i_n = self.gate_input(msg).chunk(3, dim=2)  # 3 x (B, L, d)
         h_r, h_z, h_n = self.gate_hidden(h).chunk(3, dim=2)  # 3 x (B, L, d)
         reset = torch.sigmoid(i_r + h_r)
@@ -117,3 +124,8 @@ class SRGNN(NeuralModel):
 
     def build_net(self) -> _SRGNNNet:
         return _SRGNNNet(self.config, self.n_items)
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        zero = np.zeros(self.config.dim, dtype=np.float32)
+        older = {f"net.{k}": zero for k in ("node_in_bias", "node_out_bias") if f"net.{k}" not in arrays}
+        super().load_state_arrays({**arrays, **older})  # saved before the node biases: zero is that model

@@ -63,6 +63,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     lr_decay: float = 1.0  # lr *= lr_decay every lr_decay_every epochs
     lr_decay_every: int = 1
+    lr_decay_first: int | None = None  # epochs at the first lr before the first decay (None: lr_decay_every)
     patience: int = 2  # epochs without validation improvement before stopping
     select_metric: str = "MRR@20"
     max_len: int | None = None  # keep only the last max_len clicks of each training unit
@@ -81,6 +82,8 @@ class TrainConfig:
             raise ConfigError("TrainConfig needs epochs >= 1, batch_size >= 1, lr > 0 and patience >= 0")
         if self.bucket < 0:
             raise ConfigError("TrainConfig.bucket must be >= 0")
+        if self.lr_decay_every < 1 or (self.lr_decay_first is not None and self.lr_decay_first < 1):
+            raise ConfigError("TrainConfig needs lr_decay_every >= 1 and lr_decay_first >= 1 (or None)")
         if self.select_metric not in _SELECT:
             raise ConfigError(
                 f"select_metric={self.select_metric!r} is not valid. Valid metrics are: {', '.join(_SELECT)}"
@@ -147,6 +150,21 @@ class EpochRunner(Protocol):
 def seed_everything(seed: int) -> np.random.Generator:
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
+
+
+def lr_schedule(opt: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """Step decay, stepped once after each epoch: lr x ``lr_decay`` every ``lr_decay_every`` epochs, the first
+    decay after ``lr_decay_first`` epochs. SR-GNN's official code steps its StepLR(3) at the *start* of each epoch,
+    so its first decay comes after 2 epochs, then every 3 (``lr_decay_first=2``)."""
+    first = config.lr_decay_first
+    if first is None or first == config.lr_decay_every:
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_decay_every, gamma=config.lr_decay)
+    every, gamma = config.lr_decay_every, config.lr_decay
+
+    def factor(done: int) -> float:  # done = epochs finished
+        return 1.0 if done < first else gamma ** (1 + (done - first) // every)
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket: int = 64) -> list[np.ndarray]:
@@ -251,7 +269,7 @@ def fit_neural(
             opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
         except (RuntimeError, TypeError):
             opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.lr_decay_every, gamma=config.lr_decay)
+    sched = lr_schedule(opt, config)
     if valid is not None and config.max_valid is not None and len(valid) > config.max_valid:
         valid = valid.subset(np.sort(rng.choice(len(valid), config.max_valid, replace=False)))
     pop = _pop_valid(pop_counts, valid)
