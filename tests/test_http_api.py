@@ -877,3 +877,34 @@ def test_a_kb_record_with_a_lone_surrogate_breaks_no_answer(articles, tmp_path):
     )
     rec.track(sid, "page_view", url="https://elsewhere.test/x", title="Python caller \udc00 title", text="x \ud800")
     assert [e.title for e in EventLog(log) if e.url == "https://elsewhere.test/x"] == ["Python caller \ufffd title"]
+
+
+@pytest.mark.parametrize("shape", ["str", "reply", "invoke", "agent"])
+def test_a_responder_reply_with_a_lone_surrogate_still_reaches_the_visitor(rec, shape):
+    """A model's text can hold a lone surrogate (a provider's JSON "\\ud83d" of an emoji cut in two): no UTF-8
+    encoder writes it, so the reply the visitor waited for became a 500 after the responder had answered."""
+    text = "Use json.dumps \ud83d then loads"
+
+    class Model:
+        def invoke(self, message, config=None):
+            return SimpleNamespace(content=text)
+
+    class Agent:
+        def get_input_jsonschema(self):
+            return {"properties": {"messages": {}}}
+
+        def invoke(self, state, config=None):
+            return {"messages": [SimpleNamespace(type="ai", content=text)]}
+
+    responder = {
+        "str": lambda message: text,
+        "reply": lambda message: Reply(text, "fn"),
+        "invoke": Model(),
+        "agent": Agent(),
+    }[shape]
+    client = TestClient(create_app(rec, responder=responder), raise_server_exceptions=False)
+    sid = client.post("/v1/sessions").json()["session_id"]
+    _view(client, sid, "https://kb.test/json")
+    chat = client.post(f"/v1/sessions/{sid}/chat", json={"message": "json"})
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["reply"] == "Use json.dumps \ufffd then loads"
