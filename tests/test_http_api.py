@@ -351,6 +351,42 @@ def test_erase_forgets_the_session_and_its_log(rec, tmp_path):
     _error(client.delete(f"/v1/sessions/{sid}"), 404, "unknown_session")
 
 
+@pytest.mark.parametrize("hardened", [False, True], ids=["create_app", "hardened"])
+def test_an_event_that_lands_while_its_session_is_erased_is_erased_too(rec, tmp_path, monkeypatch, hardened):
+    """An event request whose id check passed before the erase revoked the id (another worker, a beacon in flight)
+    wrote its event after the store was erased, and its log line after the log was rewritten (it waits for the
+    log's lock): the event stayed in the store for the TTL (and without signed ids the id worked again) and in
+    the learning loop's log for good."""
+    import adapters.http.app as app_module
+
+    log = tmp_path / "events.jsonl"
+    settings = ServerSettings(event_log=log)
+    if hardened:
+        from adapters.http.hardened import create_hardened_app
+        from adapters.http.limits import InMemoryRateLimiter, LimitSettings
+
+        app = create_hardened_app(
+            rec, secrets="s" * 40, settings=settings, limits=LimitSettings(), limiter=InMemoryRateLimiter()
+        )
+    else:
+        app = create_app(rec, settings=settings)
+    client = TestClient(app)
+    sid = client.post("/v1/sessions").json()["session_id"]
+    _view(client, sid, "https://kb.test/json", title="JSON")
+    forget = app_module.forget_session
+
+    def racing_write_then_forget(responder, session_id):
+        # the other request's store append and log append, both after this erase's store erase and log rewrite
+        rec.track(session_id, "page_view", url="https://kb.test/pickle", title="Pickle")
+        forget(responder, session_id)
+
+    monkeypatch.setattr(app_module, "forget_session", racing_write_then_forget)
+    assert client.delete(f"/v1/sessions/{sid}").status_code == 204
+    assert rec.events(sid) == [] and not rec.store.exists(sid)
+    assert list(EventLog(log)) == []
+    _error(client.get(f"/v1/sessions/{sid}/suggestions"), 404, "unknown_session")
+
+
 def test_a_fresh_session_can_be_erased(client, sid):
     assert client.delete(f"/v1/sessions/{sid}").status_code == 204
 

@@ -373,6 +373,10 @@ def create_app(
         rec.erase(session_id)
         forget_session(respond, session_id)  # before the id is revoked: a failure here leaves the erase retryable
         ids.forget(session_id)
+        # Again, now that no id check passes: a request whose check passed before the revocation (another worker, a
+        # beacon in flight) may have stored its event after the store was erased, and logged it after the log was
+        # rewritten (its append waits for the log's lock, held through the rewrite).
+        rec.erase(session_id)
         return Response(status_code=204)
 
     def event_fields(event: EventIn) -> dict[str, Any]:
