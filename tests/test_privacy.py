@@ -74,6 +74,21 @@ def test_no_consent_suggests_from_the_current_page_and_keeps_nothing(articles, f
     assert log.path.stat().st_size == log_size
 
 
+def test_no_consent_leaves_no_bm25_scores_of_the_page_behind(articles, fake_encoder):
+    """The page text's embedding was never cached for a visitor who did not consent, but BM25's scores of it were,
+    under a digest of the text, for the session TTL (and a query's scores and vector too): a trace of what the
+    visitor read or asked, which no erase can reach (there is no session to erase)."""
+    rec = _rec(articles, fake_encoder)
+    rec.track("kept", "page_view", url="https://site.test/kept", title="Sockets", text="socket tcp")
+    rec.suggest("kept", 3)
+    before = set(rec.lexical._scores), set(rec.lexical._tokens), set(rec.page_encoder.cache._data)
+    title, text = "Serialize objects", f"pickle json serialize objects {SECRET}"
+    assert rec.suggest_for_page(3, url="https://elsewhere.test/page", title=title, text=text)
+    assert rec.suggest_for_page(3, title=title, query=f"how do I pickle {SECRET}")  # the plugin API takes a query
+    assert (set(rec.lexical._scores), set(rec.lexical._tokens), set(rec.page_encoder.cache._data)) == before
+    assert before[0]  # the consented session's scores stay
+
+
 def test_no_consent_on_a_kb_page_excludes_that_page(rec):
     got = rec.suggest_for_page(3, url="https://kb.test/socket")
     ids = [s.article.id for s in got]
