@@ -1000,10 +1000,15 @@ class SessionRecommender:
         (article, score). With a session and `session_weight` > 0 each score gains session_weight times the
         article's best cosine to the last five KB articles the session read, so "how do I load it back?" asked
         on the pickle page leans to pickle. Nothing is tracked or excluded; the text's embedding goes to the
-        visitors' cache, never the saved one."""
+        visitors' cache, never the saved one, and with a session it is noted as the session's question, which
+        erase drops."""
         if k < 1:
             raise ConfigError(f"k must be >= 1, got {k}")
         qvec = self.page_encoder.encode([text])  # (1, D)
+        if session_id is not None and not self.rows.asked(session_id, text):
+            # the session's question, as typed (suggest() notes it cut and collapsed): noted, so that its erase
+            # finds the vector; erased here while this ran, the vector came after the erase and goes now
+            self._forget_words((), [text])
         out = [(a, float(s)) for a, s in ((self.kb.find(aid), s) for aid, s in self.index.search(qvec, k)[0]) if a]
         if not (session_id and session_weight > 0 and out):
             return out

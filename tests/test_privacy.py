@@ -341,6 +341,24 @@ def test_erase_drops_the_vectors_and_scores_of_the_sessions_questions(articles, 
     assert _digests(["socket tcp"]) <= set(rec.lexical._scores)
 
 
+def test_erase_drops_the_vector_of_a_question_a_responder_searched_with(articles, fake_encoder):
+    """The extractive responder answers the chat message with `search(message, session_id=…)`, which embeds the
+    message as typed into this worker's cache; suggest() notes the question cut and with its spaces collapsed
+    (`truncate_query`), so a message with a line break, a double space or over 500 characters kept its vector past
+    the erase (and one searched while its session was being erased, too)."""
+    rec = _rec(articles, fake_encoder)
+    question = "can my divorce lawyer\nsee  visitor@mail.test " + "please " * 80
+    rec.track("gone", "page_view", url="https://kb.test/json")
+    rec.track("kept", "page_view", url="https://kb.test/socket")
+    assert rec.search(question, 3, session_id="gone", session_weight=0.15)
+    assert rec.search("socket tcp\nhelp", 3, session_id="kept", session_weight=0.15)
+    assert _vectors_of(rec, [question, "socket tcp\nhelp"]) == [True, True]
+    assert rec.erase("gone")
+    assert _vectors_of(rec, [question, "socket tcp\nhelp"]) == [False, True]  # another session's stays
+    assert rec.search(question, 3, session_id="gone", session_weight=0.15)  # in flight as the erase ran
+    assert _vectors_of(rec, [question]) == [False]
+
+
 def test_an_erase_the_store_refuses_leaves_no_question_behind(articles, fake_encoder):
     """Erase takes the session's questions off this worker's note before it reads the store: when the store then
     fails (Redis unreachable: 503, the client retries), the note is gone — so the questions' vectors and scores
