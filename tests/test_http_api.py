@@ -387,6 +387,35 @@ def test_an_event_that_lands_while_its_session_is_erased_is_erased_too(rec, tmp_
     _error(client.get(f"/v1/sessions/{sid}/suggestions"), 404, "unknown_session")
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["event", "batch"])
+def test_an_event_that_lands_after_its_session_was_erased_on_this_worker_is_erased(rec, tmp_path, batch):
+    """The same race, the other way round: the event's id check passed, then the whole DELETE ran (this worker's
+    thread pool), then the event was stored: nothing erases it after that, and the erased id worked again."""
+    log = tmp_path / "events.jsonl"
+    app = create_app(rec, settings=ServerSettings(event_log=log))
+    client = TestClient(app)
+    sid = client.post("/v1/sessions").json()["session_id"]
+    _view(client, sid, "https://kb.test/json", title="JSON")
+    track = rec.track
+
+    def erased_first(session_id, *args, **kwargs):
+        rec.erase(session_id)  # DELETE, start to end, between this request's id check and its write
+        app.state.session_ids.forget(session_id)
+        return track(session_id, *args, **kwargs)
+
+    rec.track = erased_first
+    view = {"kind": "page_view", "url": "https://kb.test/pickle", "title": "Pickle"}
+    if batch:
+        r = client.post(f"/v1/sessions/{sid}/events/batch", json={"events": [view], "suggest": 3})
+    else:
+        r = client.post(f"/v1/sessions/{sid}/events", json=view)
+    del rec.track
+    _error(r, 404, "unknown_session")
+    assert rec.events(sid) == [] and not rec.store.exists(sid)
+    assert list(EventLog(log)) == []
+    _error(client.get(f"/v1/sessions/{sid}/suggestions"), 404, "unknown_session")
+
+
 def test_a_fresh_session_can_be_erased(client, sid):
     assert client.delete(f"/v1/sessions/{sid}").status_code == 204
 
