@@ -593,7 +593,8 @@ class SessionRecommender:
     ) -> list[Suggestion]:
         """Suggestions from the current page alone, for a visitor who did not consent to tracking.
 
-        Nothing is kept: no session, no event-log line, and the page text's embedding is not cached.
+        Nothing is kept: no session, no event-log line, and neither the page text's embedding nor its BM25 scores
+        (nor a query's) are cached.
         kwargs as for `suggest` (locale, tags, exclude, query, ...).
         """
         req = SuggestRequest.resolve(self.settings, k, **kwargs)
@@ -618,9 +619,14 @@ class SessionRecommender:
             vecs = cached[None, :] if cached is not None else self.encoder.inner.encode([event.content()])
         # the page is excluded as read by what it was just resolved to, not by looking it up again
         seen = frozenset(([f"a:{art.id}"] if art else []) + ([f"u:{event.url}"] if event.url else []))
-        return self._suggest_from(
-            np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], req, seen=seen
-        )
+        try:
+            return self._suggest_from(
+                np.asarray(vecs, np.float32), [event], [art.id if art else None], [event], req, seen=seen
+            )
+        finally:
+            # Nothing kept: BM25's scores of an off-KB page's text, and a query's scores and vector, which the
+            # suggestion cached by a digest of the text for the session TTL, go again (no erase could reach them).
+            self._forget_words([event] if art is None else [], [req.query] if req.query else [])
 
     def _suggest_from(
         self,
@@ -994,10 +1000,15 @@ class SessionRecommender:
         (article, score). With a session and `session_weight` > 0 each score gains session_weight times the
         article's best cosine to the last five KB articles the session read, so "how do I load it back?" asked
         on the pickle page leans to pickle. Nothing is tracked or excluded; the text's embedding goes to the
-        visitors' cache, never the saved one."""
+        visitors' cache, never the saved one, and with a session it is noted as the session's question, which
+        erase drops."""
         if k < 1:
             raise ConfigError(f"k must be >= 1, got {k}")
         qvec = self.page_encoder.encode([text])  # (1, D)
+        if session_id is not None and not self.rows.asked(session_id, text):
+            # the session's question, as typed (suggest() notes it cut and collapsed): noted, so that its erase
+            # finds the vector; erased here while this ran, the vector came after the erase and goes now
+            self._forget_words((), [text])
         out = [(a, float(s)) for a, s in ((self.kb.find(aid), s) for aid, s in self.index.search(qvec, k)[0]) if a]
         if not (session_id and session_weight > 0 and out):
             return out

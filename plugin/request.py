@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 
 from .config import SuggestSettings
 from .errors import ConfigError
@@ -44,8 +45,8 @@ class SuggestRequest:
         """The request these options make under `settings` (None: the settings' value). Raises ConfigError for a
         k outside 1..100."""
         k = settings.k if k is None else k
-        if k < 1 or k > 100:
-            raise ConfigError(f"k must be between 1 and 100, got {k}")
+        if isinstance(k, bool) or not isinstance(k, Integral) or not 1 <= k <= 100:
+            raise ConfigError(f"k must be an integer between 1 and 100, got {k!r}")
         return cls(
             k=k,
             query=query,

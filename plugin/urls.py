@@ -39,9 +39,13 @@ logger = logging.getLogger(__name__)
 
 ALLOWED_SCHEMES = ("http", "https")
 # Characters that browsers strip or reinterpret inside a url, that close an attribute or a Markdown link, or that
-# are invisible or reorder how the url is displayed (soft hyphen, zero-width and bidi controls).
+# are invisible or reorder how the url is displayed: every default-ignorable code point of Unicode (soft hyphen,
+# zero-width, bidi and other format controls, variation selectors, Hangul fillers, tags; IDNA drops several of
+# them from a host).
 _UNSAFE_CHARS = re.compile(
-    r"[\s<>\"'`\\\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+    r"[\s<>\"'`\\\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    r"\u2028-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    r"\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
 
 

@@ -270,6 +270,30 @@ def test_one_tag_on_another_origin_sends_text_on_opt_in(site, other_site, page):
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def test_a_cut_at_a_length_limit_never_splits_a_character(site, page, tmp_path):
+    """The widget cuts a page's title at 500 and its text at 20,000 UTF-16 units: a cut through an emoji kept half
+    of it, which JSON.stringify writes as a lone "\\ud83d" and the server refuses (422): the page view was lost and
+    the visitor saw no suggestions."""
+    api, rec, _ = site
+    filler = ("tcp socket network tls certificate " * 600)[:19_999].rstrip() + "x"
+    filler = filler + "y" * (19_999 - len(filler))
+    (tmp_path / "long.html").write_text(
+        _embedding_page(
+            api, "t" * 499 + "\U0001f600 tail", f"<main><p>{filler}\U0001f600 more</p></main>", send_text="true"
+        ),
+        encoding="utf-8",
+    )
+    with files_in_thread(tmp_path) as base:
+        page.goto(f"{base}/long.html")
+        widget = page.wait_for_selector("#session-suggest-widget:not([data-state=loading])", state="attached")
+        assert widget.get_attribute("data-state") == "ready"
+    (view,) = [e for e in rec.events(_session_id(page)) if e.kind == "page_view"]
+    assert view.title == "t" * 499
+    stored = rec.store.contents(_session_id(page), [view.content_ref])[view.content_ref].text
+    assert stored and filler.startswith(stored)  # the text arrived (the store keeps its first few thousand)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
 def test_page_styles_cannot_move_or_shrink_the_widget(site, other_site, page):
     page.goto(f"{other_site}/hostile.html")
     page.wait_for_selector("#session-suggest-widget[data-state=ready]", state="attached", timeout=15_000)

@@ -351,6 +351,71 @@ def test_erase_forgets_the_session_and_its_log(rec, tmp_path):
     _error(client.delete(f"/v1/sessions/{sid}"), 404, "unknown_session")
 
 
+@pytest.mark.parametrize("hardened", [False, True], ids=["create_app", "hardened"])
+def test_an_event_that_lands_while_its_session_is_erased_is_erased_too(rec, tmp_path, monkeypatch, hardened):
+    """An event request whose id check passed before the erase revoked the id (another worker, a beacon in flight)
+    wrote its event after the store was erased, and its log line after the log was rewritten (it waits for the
+    log's lock): the event stayed in the store for the TTL (and without signed ids the id worked again) and in
+    the learning loop's log for good."""
+    import adapters.http.app as app_module
+
+    log = tmp_path / "events.jsonl"
+    settings = ServerSettings(event_log=log)
+    if hardened:
+        from adapters.http.hardened import create_hardened_app
+        from adapters.http.limits import InMemoryRateLimiter, LimitSettings
+
+        app = create_hardened_app(
+            rec, secrets="s" * 40, settings=settings, limits=LimitSettings(), limiter=InMemoryRateLimiter()
+        )
+    else:
+        app = create_app(rec, settings=settings)
+    client = TestClient(app)
+    sid = client.post("/v1/sessions").json()["session_id"]
+    _view(client, sid, "https://kb.test/json", title="JSON")
+    forget = app_module.forget_session
+
+    def racing_write_then_forget(responder, session_id):
+        # the other request's store append and log append, both after this erase's store erase and log rewrite
+        rec.track(session_id, "page_view", url="https://kb.test/pickle", title="Pickle")
+        forget(responder, session_id)
+
+    monkeypatch.setattr(app_module, "forget_session", racing_write_then_forget)
+    assert client.delete(f"/v1/sessions/{sid}").status_code == 204
+    assert rec.events(sid) == [] and not rec.store.exists(sid)
+    assert list(EventLog(log)) == []
+    _error(client.get(f"/v1/sessions/{sid}/suggestions"), 404, "unknown_session")
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["event", "batch"])
+def test_an_event_that_lands_after_its_session_was_erased_on_this_worker_is_erased(rec, tmp_path, batch):
+    """The same race, the other way round: the event's id check passed, then the whole DELETE ran (this worker's
+    thread pool), then the event was stored: nothing erases it after that, and the erased id worked again."""
+    log = tmp_path / "events.jsonl"
+    app = create_app(rec, settings=ServerSettings(event_log=log))
+    client = TestClient(app)
+    sid = client.post("/v1/sessions").json()["session_id"]
+    _view(client, sid, "https://kb.test/json", title="JSON")
+    track = rec.track
+
+    def erased_first(session_id, *args, **kwargs):
+        rec.erase(session_id)  # DELETE, start to end, between this request's id check and its write
+        app.state.session_ids.forget(session_id)
+        return track(session_id, *args, **kwargs)
+
+    rec.track = erased_first
+    view = {"kind": "page_view", "url": "https://kb.test/pickle", "title": "Pickle"}
+    if batch:
+        r = client.post(f"/v1/sessions/{sid}/events/batch", json={"events": [view], "suggest": 3})
+    else:
+        r = client.post(f"/v1/sessions/{sid}/events", json=view)
+    del rec.track
+    _error(r, 404, "unknown_session")
+    assert rec.events(sid) == [] and not rec.store.exists(sid)
+    assert list(EventLog(log)) == []
+    _error(client.get(f"/v1/sessions/{sid}/suggestions"), 404, "unknown_session")
+
+
 def test_a_fresh_session_can_be_erased(client, sid):
     assert client.delete(f"/v1/sessions/{sid}").status_code == 204
 
@@ -877,3 +942,34 @@ def test_a_kb_record_with_a_lone_surrogate_breaks_no_answer(articles, tmp_path):
     )
     rec.track(sid, "page_view", url="https://elsewhere.test/x", title="Python caller \udc00 title", text="x \ud800")
     assert [e.title for e in EventLog(log) if e.url == "https://elsewhere.test/x"] == ["Python caller \ufffd title"]
+
+
+@pytest.mark.parametrize("shape", ["str", "reply", "invoke", "agent"])
+def test_a_responder_reply_with_a_lone_surrogate_still_reaches_the_visitor(rec, shape):
+    """A model's text can hold a lone surrogate (a provider's JSON "\\ud83d" of an emoji cut in two): no UTF-8
+    encoder writes it, so the reply the visitor waited for became a 500 after the responder had answered."""
+    text = "Use json.dumps \ud83d then loads"
+
+    class Model:
+        def invoke(self, message, config=None):
+            return SimpleNamespace(content=text)
+
+    class Agent:
+        def get_input_jsonschema(self):
+            return {"properties": {"messages": {}}}
+
+        def invoke(self, state, config=None):
+            return {"messages": [SimpleNamespace(type="ai", content=text)]}
+
+    responder = {
+        "str": lambda message: text,
+        "reply": lambda message: Reply(text, "fn"),
+        "invoke": Model(),
+        "agent": Agent(),
+    }[shape]
+    client = TestClient(create_app(rec, responder=responder), raise_server_exceptions=False)
+    sid = client.post("/v1/sessions").json()["session_id"]
+    _view(client, sid, "https://kb.test/json")
+    chat = client.post(f"/v1/sessions/{sid}/chat", json={"message": "json"})
+    assert chat.status_code == 200, chat.text
+    assert chat.json()["reply"] == "Use json.dumps \ufffd then loads"

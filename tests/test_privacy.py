@@ -74,6 +74,21 @@ def test_no_consent_suggests_from_the_current_page_and_keeps_nothing(articles, f
     assert log.path.stat().st_size == log_size
 
 
+def test_no_consent_leaves_no_bm25_scores_of_the_page_behind(articles, fake_encoder):
+    """The page text's embedding was never cached for a visitor who did not consent, but BM25's scores of it were,
+    under a digest of the text, for the session TTL (and a query's scores and vector too): a trace of what the
+    visitor read or asked, which no erase can reach (there is no session to erase)."""
+    rec = _rec(articles, fake_encoder)
+    rec.track("kept", "page_view", url="https://site.test/kept", title="Sockets", text="socket tcp")
+    rec.suggest("kept", 3)
+    before = set(rec.lexical._scores), set(rec.lexical._tokens), set(rec.page_encoder.cache._data)
+    title, text = "Serialize objects", f"pickle json serialize objects {SECRET}"
+    assert rec.suggest_for_page(3, url="https://elsewhere.test/page", title=title, text=text)
+    assert rec.suggest_for_page(3, title=title, query=f"how do I pickle {SECRET}")  # the plugin API takes a query
+    assert (set(rec.lexical._scores), set(rec.lexical._tokens), set(rec.page_encoder.cache._data)) == before
+    assert before[0]  # the consented session's scores stay
+
+
 def test_no_consent_on_a_kb_page_excludes_that_page(rec):
     got = rec.suggest_for_page(3, url="https://kb.test/socket")
     ids = [s.article.id for s in got]
@@ -324,6 +339,24 @@ def test_erase_drops_the_vectors_and_scores_of_the_sessions_questions(articles, 
     assert not _digests([question, "json parse"]) & set(rec.lexical._scores)
     assert _vectors_of(rec, ["socket tcp"]) == [True]  # another session's question stays
     assert _digests(["socket tcp"]) <= set(rec.lexical._scores)
+
+
+def test_erase_drops_the_vector_of_a_question_a_responder_searched_with(articles, fake_encoder):
+    """The extractive responder answers the chat message with `search(message, session_id=…)`, which embeds the
+    message as typed into this worker's cache; suggest() notes the question cut and with its spaces collapsed
+    (`truncate_query`), so a message with a line break, a double space or over 500 characters kept its vector past
+    the erase (and one searched while its session was being erased, too)."""
+    rec = _rec(articles, fake_encoder)
+    question = "can my divorce lawyer\nsee  visitor@mail.test " + "please " * 80
+    rec.track("gone", "page_view", url="https://kb.test/json")
+    rec.track("kept", "page_view", url="https://kb.test/socket")
+    assert rec.search(question, 3, session_id="gone", session_weight=0.15)
+    assert rec.search("socket tcp\nhelp", 3, session_id="kept", session_weight=0.15)
+    assert _vectors_of(rec, [question, "socket tcp\nhelp"]) == [True, True]
+    assert rec.erase("gone")
+    assert _vectors_of(rec, [question, "socket tcp\nhelp"]) == [False, True]  # another session's stays
+    assert rec.search(question, 3, session_id="gone", session_weight=0.15)  # in flight as the erase ran
+    assert _vectors_of(rec, [question]) == [False]
 
 
 def test_an_erase_the_store_refuses_leaves_no_question_behind(articles, fake_encoder):

@@ -9,6 +9,7 @@ from conftest import TOPIC_ARTICLES
 
 from plugin import (
     Article,
+    ConfigError,
     DimensionMismatchError,
     EmptySessionError,
     HashingEncoder,
@@ -144,6 +145,9 @@ def test_bad_input_is_a_clear_error_and_loses_nothing(rec):
         rec.suggest_for(["nope"])
     with pytest.raises(ValueError, match="between 1 and 100"):
         rec.suggest("s", k=0)
+    for k in (2.5, "3", True):  # a TypeError from deep inside (or k=True taken as 1) before
+        with pytest.raises(ConfigError, match="an integer between 1 and 100"):
+            rec.suggest("s", k=k)
     assert [e.article_id for e in rec.events("s")] == ["ser-json"]
 
 

@@ -41,6 +41,7 @@ from plugin import (
     SessionRecommender,
     Suggestion,
     UnknownArticleError,
+    UnknownSessionError,
 )
 from plugin.chat import MAX_K, ChatPolicy, suggest_for_reply
 from plugin.encoder import LazyEncoder
@@ -373,6 +374,10 @@ def create_app(
         rec.erase(session_id)
         forget_session(respond, session_id)  # before the id is revoked: a failure here leaves the erase retryable
         ids.forget(session_id)
+        # Again, now that no id check passes: a request whose check passed before the revocation (another worker, a
+        # beacon in flight) may have stored its event after the store was erased, and logged it after the log was
+        # rewritten (its append waits for the log's lock, held through the rewrite).
+        rec.erase(session_id)
         return Response(status_code=204)
 
     def event_fields(event: EventIn) -> dict[str, Any]:
@@ -397,6 +402,14 @@ def create_app(
             return {"stored": False, "event_id": event.event_id, "article_id": event.article_id}
         return {"stored": True, "event_id": stored.event_id, "article_id": stored.article_id}
 
+    def unless_erased_meanwhile(session_id: str) -> None:
+        """After a write: if an erase of the session ran on this worker between the id check and the write, the write
+        outlived it (nothing erases after the DELETE's last step), so erase it too and answer as for an erased id.
+        (A session erased lately cannot pass the check any more: only such a race gets here.)"""
+        if rec.rows.erased(session_id):
+            rec.erase(session_id)
+            raise UnknownSessionError("no such session: it was erased; create a new one with POST /v1/sessions")
+
     def embeds(event: EventIn) -> bool:
         return rec.embeds_on_track(event.kind, url=event.url, article_id=event.article_id)
 
@@ -409,7 +422,9 @@ def create_app(
                 fields = event_fields(event)
             except UnknownArticleError as exc:
                 return unknown_article(exc)
-            return store_event(session_id, event, fields)
+            result = store_event(session_id, event, fields)
+            unless_erased_meanwhile(session_id)
+            return result
 
         # An event whose text is embedded (milliseconds with MiniLM) goes to the thread pool, off the event loop; the
         # rest (KB pages, impressions, clicks: look-ups and one store write) runs here, like GET suggestions. The
@@ -438,7 +453,10 @@ def create_app(
                 fields = [event_fields(e) for e in batch.events]
             except UnknownArticleError as exc:
                 return unknown_article(exc)
-            return [store_event(session_id, e, f) for e, f in zip(batch.events, fields)]
+            results = [store_event(session_id, e, f) for e, f in zip(batch.events, fields)]
+            if results:
+                unless_erased_meanwhile(session_id)
+            return results
 
         # One path whatever the events: storing runs in the thread pool when an event's text is embedded (milliseconds
         # with MiniLM), here otherwise (look-ups and one store write); then one context read, after the events are

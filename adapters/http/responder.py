@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from plugin import Article, ReloadingRecommender, SessionRecommender
+from plugin.events import well_formed
 from plugin.rules import passes_filters
 
 from ..session_ref import SessionRef, session_name
@@ -46,6 +47,11 @@ class Reply:
     text: str
     responder: str
     source: Article | None = None
+
+    def __post_init__(self) -> None:
+        # A model's text can hold a lone surrogate (a provider's JSON "\\ud83d" of an emoji cut in two), which no
+        # UTF-8 encoder writes: the answer would become a 500. U+FFFD instead, as for KB text (`well_formed`).
+        object.__setattr__(self, "text", well_formed(self.text))
 
 
 class Responder(Protocol):

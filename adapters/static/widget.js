@@ -69,6 +69,13 @@
     }
   }
 
+  // The first n UTF-16 units of the text, never half a character: a cut through an emoji would keep a lone
+  // surrogate, which JSON.stringify writes as "\ud83d" and the server refuses (the whole request with it).
+  function cut(text, n) {
+    var s = String(text).slice(0, n);
+    return /[\ud800-\udbff]$/.test(s) ? s.slice(0, -1) : s;
+  }
+
   // One line of plain text: whatever the server's snippet holds (newlines, runs of spaces, control
   // characters, a repeat of the title), the card shows a clean line that CSS ends with an ellipsis.
   function oneLine(text, title) {
@@ -434,7 +441,7 @@
     var asked = addMessage("user", text);
     var pending = addMessage("bot pending", "…");
     send.disabled = true;
-    call("POST", "/chat", { message: text.slice(0, 2000), k: K }).then(function (res) {
+    call("POST", "/chat", { message: cut(text, 2000), k: K }).then(function (res) {
       log.removeChild(pending);
       if (res.status !== 200 || !res.body) {
         var msg = res.body && res.body.error ? res.body.error.message : "The assistant is unavailable.";
@@ -473,14 +480,14 @@
     // Navigation-only pages (a site index, search results) can opt out: they say nothing about interest.
     var skip = document.querySelector('meta[name="session-suggest:page-view"]');
     if (skip && skip.content === "off") return null;
-    var ev = { kind: "page_view", url: location.href.split("#")[0].slice(0, 2048) };
-    if (document.title) ev.title = document.title.slice(0, 500);
+    var ev = { kind: "page_view", url: cut(location.href.split("#")[0], 2048) };
+    if (document.title) ev.title = cut(document.title, 500);
     var meta = document.querySelector('meta[name="session-suggest:article-id"]');
-    if (meta && meta.content) ev.article_id = meta.content.slice(0, 200);
+    if (meta && meta.content) ev.article_id = cut(meta.content, 200);
     if (SEND_TEXT) {
       var main = document.querySelector(TEXT_SELECTOR) || document.body;
       var text = (main && main.innerText ? main.innerText : "").trim();
-      if (text) ev.text = text.slice(0, MAX_TEXT);
+      if (text) ev.text = cut(text, MAX_TEXT);
     }
     return ev;
   }
