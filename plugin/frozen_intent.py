@@ -2,12 +2,13 @@
 computed from its saved weights without torch.
 
 At serving time the trained model is a forward pass over one session, a few matrix-vector products; importing torch
-for it cost the one-shot CLI about 3 s and each worker torch's memory (BENCHMARKS "One-shot CLI"). `ContentSTAMP.save`
-writes its weights twice: the state_dict (`intent_model.pt`, what training continues from) and the same arrays as an
-uncompressed `intent_model.npz` (no pickle), each under the sha256 `intent_model.json` records ("sha256",
-"npz_sha256"). An index folder loads its model as this class when the npz is there (`load_intent_model`), and as the
-torch module otherwise (folders saved before). The maths is `plugin/stamp.py`'s, equation numbers as there; what an
-intent is made of once the query is known (`assemble_intent`) is shared with the torch module.
+for it tripled the one-shot CLI's time and each worker's memory (BENCHMARKS "One-shot CLI and a worker with a trained
+intent model installed"). `ContentSTAMP.save` writes its weights twice: the state_dict (`intent_model.pt`, what
+training continues from) and the same arrays as an uncompressed `intent_model.npz` (no pickle), each under the
+sha256 `intent_model.json` records ("sha256", "npz_sha256"). An index folder loads its model as this class when the
+npz is there (`load_intent_model`), and as the torch module otherwise (folders saved before). The maths is
+`plugin/stamp.py`'s, equation numbers as there; what an intent is made of once the query is known
+(`assemble_intent`) is shared with the torch module.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ handed to FAISS is P^T q: one inner-product search ranks every article, includin
 
 Untrained (`ContentSTAMP.zero_shot`), P = I and STAMP runs its similarity-attention setting: the intent is a
 session mean weighted towards pages close to the last click. A model trained on logged sessions (saved with
-`save`, a state_dict plus JSON config) replaces it through `ContentSTAMP.load`.
+`save`, a state_dict plus JSON config, and the same weights as an npz) replaces it: through `ContentSTAMP.load` to
+train on, and served in numpy without torch (`plugin.frozen_intent.FrozenContentSTAMP`, the same intent).
 
 A trained model is a hybrid. Articles clicked often enough in training (`item_keys`) carry two learned vectors:
 v_i added to their text embedding as STAMP reads them, x_i = P (e_i + v_i), and n_i added to the intent when the
