@@ -21,7 +21,7 @@ import torch
 
 from plugin import Article, HashingEncoder, SessionRecommender, SuggestSettings
 from plugin.errors import IndexFormatError
-from plugin.frozen_intent import FrozenContentSTAMP, load_intent_model
+from plugin.frozen_intent import FrozenContentSTAMP, load_intent_model, write_weights
 from plugin.intent import ContentSTAMP, ContentSTAMPConfig, STAMPConfig
 from plugin.persistence import is_trained
 from plugin.transitions import ItemTransitions, TransitionConfig
@@ -336,3 +336,18 @@ def test_a_folder_saved_before_the_numpy_weights_still_loads_through_torch(tmp_p
     assert [s.article.id for s in loaded.suggest_for(VIEWED, k=5)] == [
         s.article.id for s in rec.suggest_for(VIEWED, k=5)
     ]
+
+
+def test_a_save_cut_before_its_config_serves_the_committed_weights_from_their_backup(tmp_path):
+    """The npz is replaced first and committed by the config that records its hash: a save cut between the two
+    leaves the new archive beside the old config, and the loader serves the old model from `intent_model.prev.npz`."""
+    old = VARIANTS["hybrid-rank"]()
+    new = _trained(old.config)
+    with torch.no_grad():
+        new.proj.weight.mul_(-1.0)
+    old.save(tmp_path)
+    write_weights(tmp_path, {k: v.numpy() for k, v in new.state_dict().items()})  # the cut save's first step
+    assert (tmp_path / "intent_model.prev.npz").exists()
+    items, keys = _sessions()[5]
+    assert not np.allclose(new.intent(items, keys).vector, old.intent(items, keys).vector, atol=1e-3)
+    _assert_same_intent(load_intent_model(tmp_path).intent(items, keys), old.intent(items, keys))
