@@ -43,9 +43,9 @@ from .zero_shot import Intent, IntentModel, ZeroShotIntent
 
 __version__ = "0.1.0"
 
-# torch-backed names load on first use: serving an index with no trained model never needs torch, and its
-# import costs more than everything else a one-shot `python -m plugin suggest` does.
-_LAZY = {"ContentSTAMP": "intent", "STAMP": "stamp", "STAMPConfig": "stamp"}
+# torch-backed names load on first use: serving never needs torch (a trained intent model is served in numpy,
+# plugin.frozen_intent), and its import costs more than everything else a one-shot `python -m plugin suggest` does.
+_LAZY = {"ContentSTAMP": "intent", "STAMP": "stamp", "STAMPConfig": "intent_config"}
 
 
 def __getattr__(name: str) -> Any:

@@ -6,7 +6,8 @@ handed to FAISS is P^T q: one inner-product search ranks every article, includin
 
 Untrained (`ContentSTAMP.zero_shot`), P = I and STAMP runs its similarity-attention setting: the intent is a
 session mean weighted towards pages close to the last click. A model trained on logged sessions (saved with
-`save`, a state_dict plus JSON config) replaces it through `ContentSTAMP.load`.
+`save`, a state_dict plus JSON config, and the same weights as an npz) replaces it: through `ContentSTAMP.load` to
+train on, and served in numpy without torch (`plugin.frozen_intent.FrozenContentSTAMP`, the same intent).
 
 A trained model is a hybrid. Articles clicked often enough in training (`item_keys`) carry two learned vectors:
 v_i added to their text embedding as STAMP reads them, x_i = P (e_i + v_i), and n_i added to the intent when the
@@ -36,7 +37,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .atomic import atomic_write_json, read_committed, recorded_sha256, replace_keeping_committed
-from .cold_start import COLD_START_POLICIES, ColdStartCalibration
-from .errors import ConfigError, DimensionMismatchError, IndexFormatError
-from .stamp import STAMP, STAMPConfig, zero_shot_query
+from .errors import DimensionMismatchError, IndexFormatError
+from .frozen_intent import NPZ_SHA256, FrozenContentSTAMP, assemble_intent, read_weights, write_weights
+from .intent_config import ContentSTAMPConfig, STAMPConfig, content_stamp_config
+from .stamp import STAMP, zero_shot_query
 from .transitions import ItemTransitions
 
 __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
@@ -57,45 +59,7 @@ __all__ = ["Intent", "IntentModel", "ContentSTAMP", "ContentSTAMPConfig"]
 # The seam (Intent, IntentModel) lives torch-free beside the zero-shot intent; re-exported here.
 from .zero_shot import ZERO_SHOT_TEMPERATURE, Intent, IntentModel, session_items  # noqa: E402
 
-
-@dataclass(frozen=True)
-class ContentSTAMPConfig:
-    input_dim: int = 384  # text-embedding size D
-    stamp: STAMPConfig = STAMPConfig()
-    zero_shot: bool = False
-    item_keys: tuple[str, ...] = ()  # articles with a learned vector v_i (row i+1; row 0 is "none")
-    catalogue: tuple[str, ...] = ()  # the articles trained over; others are ranked zero-shot (empty: none are)
-    zero_shot_temperature: float = (
-        ZERO_SHOT_TEMPERATURE  # tau of the zero-shot intent ranking articles outside the catalogue
-    )
-    output_vectors: bool = False  # item_keys also get a learned candidate vector u_a (scored on e_a + u_a)
-    plain_scoring: bool = False  # serve with the score trained: plain cosine + learned part, no rule-based fusion
-    # How articles outside `catalogue` are ranked (plugin/cold_start.py): "rank" = at their zero-shot rank,
-    # "score" = on the trained scale through `cold_calibration` (zero_shot_weight, rank_weight, bias), which
-    # train-intent fits on its validation split and keeps under either policy (switching needs no refit).
-    cold_start: str = "rank"
-    cold_calibration: tuple[float, ...] = ()
-    # The merge shows an article added after training only where the zero-shot list ranks it within the top
-    # `cold_depth` (0: wherever it shows it); train-intent chooses it with the temperature, on validation.
-    cold_depth: int = 0
-    # Protected slots: the rank merge puts no added article above the leading known candidates whose transition
-    # evidence T(j | session) (plugin/transitions.py, unweighted) is at least this (0: none are protected);
-    # train-intent chooses it with the temperature and depth, on validation.
-    cold_protect: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.cold_depth < 0:
-            raise ConfigError(f"ContentSTAMPConfig.cold_depth must be >= 0 (0: no limit), got {self.cold_depth}")
-        if not self.cold_protect >= 0.0:
-            raise ConfigError(
-                f"ContentSTAMPConfig.cold_protect must be >= 0 (0: no protected slots), got {self.cold_protect}"
-            )
-        if self.cold_start not in COLD_START_POLICIES:
-            raise ConfigError(
-                f"unknown cold-start policy {self.cold_start!r}. Valid policies are: {', '.join(COLD_START_POLICIES)}"
-            )
-        if self.cold_start == "score":
-            ColdStartCalibration.from_tuple(self.cold_calibration)  # ConfigError unless three numbers
+__all__ += ["STAMPConfig"]
 
 
 class _ShapesOnly(TorchFunctionMode):
@@ -195,49 +159,13 @@ class ContentSTAMP(nn.Module):
                 rows = torch.tensor([self.rows(keys)], dtype=torch.long)  # (1, L)
             q, att = self(torch.from_numpy(items).unsqueeze(0), torch.ones(1, len(items), dtype=torch.bool), rows)
             vec, att_np = q[0].numpy(), att[0].abs().numpy()  # (D,), (L,)
-        norm = float(np.linalg.norm(vec))
-        att_np = att_np / max(float(att_np.sum()), 1e-12)
-        learned_ids: tuple[str, ...] = ()
-        learned_scores = None
-        if self.out_vectors is not None:
-            # The learned halves of the candidate vectors, q . u_a for every article that has one: (K, D) @ (D,)
-            learned_ids = self.config.item_keys
-            learned_scores = self.out_vectors.weight[1:].numpy() @ (vec / max(norm, 1e-12))  # (K,)
-        if self.transitions is not None and keys is not None:
-            learned_ids, learned_scores = self._add_transitions(learned_ids, learned_scores, keys)
-        cold, calibration, protected = None, None, frozenset[str]()
-        if self._catalogue is not None:
-            cold, _ = zero_shot_query(items, self.config.zero_shot_temperature)  # (D,)
-            cold = cold / max(float(np.linalg.norm(cold)), 1e-12)
-            if self.config.cold_start == "score":
-                calibration = ColdStartCalibration.from_tuple(self.config.cold_calibration)
-            elif self.config.cold_protect > 0 and self.transitions is not None and keys is not None:
-                t_rows, trans, _ = self.transitions.components(keys, popular=False)
-                protected = frozenset(self.transitions.keys[j] for j in t_rows[trans >= self.config.cold_protect])
-        return Intent(
-            vector=vec / max(norm, 1e-12),
-            attention=att_np,
-            cold_vector=cold,
-            catalogue=self._catalogue,
-            cold_calibration=calibration,
-            cold_protected=protected,
-            learned_ids=learned_ids if learned_scores is not None else (),
-            learned_scores=learned_scores,
-        )
+        out = None if self.out_vectors is None else self.out_vectors.weight[1:].numpy()  # (K, D)
+        return assemble_intent(self.config, items, keys, vec, att_np, out, self.transitions)
 
-    def _add_transitions(
-        self, ids: tuple[str, ...], scores: np.ndarray | None, keys: Sequence[str | None]
-    ) -> tuple[tuple[str, ...], np.ndarray | None]:
-        """The learned candidate scores plus weight * T(j | session) of the transition component, over the union
-        of the articles either speaks for (an article in neither reads as its text alone)."""
-        assert self.transitions is not None
-        t_ids, t_scores = self.transitions.scores(keys)
-        if not t_ids:
-            return ids, scores
-        merged = dict(zip(ids, scores.tolist())) if scores is not None else {}
-        for a, t in zip(t_ids, t_scores.tolist()):
-            merged[a] = merged.get(a, 0.0) + t
-        return tuple(merged), np.fromiter(merged.values(), np.float32, len(merged))  # (K',)
+    def frozen(self) -> FrozenContentSTAMP:
+        """This model in numpy, for serving: the same `intent` without torch (plugin/frozen_intent.py)."""
+        state = {k: v.detach().cpu().numpy().copy() for k, v in self.state_dict().items()}
+        return FrozenContentSTAMP(self.config, state, self.transitions)
 
     def save(self, directory: str | os.PathLike[str]) -> None:
         d = Path(directory)
@@ -247,7 +175,11 @@ class ContentSTAMP(nn.Module):
         torch.save(self.state_dict(), buf)
         # Weights first, then the config recording their sha256: the pair commits with the second rename.
         sha = replace_keeping_committed(d / "intent_model.pt", buf.getvalue(), recorded_sha256(d / "intent_model.json"))
-        atomic_write_json(d / "intent_model.json", {"type": "content-stamp", "config": cfg, "sha256": sha})
+        # The same arrays in numpy, for serving without torch (plugin/frozen_intent.py), committed with the config too.
+        npz_sha = write_weights(d, {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()})
+        atomic_write_json(
+            d / "intent_model.json", {"type": "content-stamp", "config": cfg, "sha256": sha, NPZ_SHA256: npz_sha}
+        )
         if self.transitions is not None:
             self.transitions.save(d)
         else:
@@ -278,27 +210,17 @@ class ContentSTAMP(nn.Module):
         d = Path(directory)
         try:
             meta = json.loads((d / "intent_model.json").read_text(encoding="utf-8"))
-            cfg = meta["config"]
-            # Models saved before the hybrid have no item_keys or catalogue: they load as they were.
-            config = ContentSTAMPConfig(
-                input_dim=cfg["input_dim"],
-                stamp=STAMPConfig(**cfg["stamp"]),
-                zero_shot=cfg["zero_shot"],
-                item_keys=tuple(cfg.get("item_keys", ())),
-                catalogue=tuple(cfg.get("catalogue", ())),
-                zero_shot_temperature=float(cfg.get("zero_shot_temperature", 2.0)),
-                output_vectors=bool(cfg.get("output_vectors", False)),
-                plain_scoring=bool(cfg.get("plain_scoring", False)),
-                cold_start=str(cfg.get("cold_start", "rank")),
-                cold_calibration=tuple(float(x) for x in cfg.get("cold_calibration", ())),
-                cold_depth=int(cfg.get("cold_depth", 0)),
-                cold_protect=float(cfg.get("cold_protect", 0.0)),
-            )
-            weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
-            state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+            config = content_stamp_config(meta["config"])
+            if "sha256" not in meta and NPZ_SHA256 in meta:  # saved in its numpy form, which keeps no state_dict
+                state: object = {
+                    k: torch.from_numpy(v.copy()) for k, v in read_weights(d, config, meta[NPZ_SHA256]).items()
+                }
+            else:
+                weights = read_committed(d / "intent_model.pt", meta.get("sha256"))
+                state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
             cls._check_fits(config, state, d)
             model = cls(config)
-            model.load_state_dict(state)
+            model.load_state_dict(state)  # type: ignore[arg-type]
         except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:  # TypeError: a field of another type
             raise IndexFormatError(f"no readable content-STAMP model in {d}: {exc}") from None
         if ItemTransitions.saved_in(d):

@@ -5,7 +5,7 @@ A version folder (`plugin.versions` commits them atomically) holds `articles.jso
 `settings.json` (the suggestion settings it was saved with), what the recommender derives from the whole KB and
 would otherwise recompute at every load (`hubness.npz`: each article's neighbourhood similarity, `plugin.hubness`;
 `titles.npz`: the centred title vectors, `plugin.titles`) and, when one is installed, the trained intent model
-(`intent_model.json` + weights, `plugin.intent`). Nothing is pickled.
+(`intent_model.json` + weights: a state_dict, `plugin.intent`, and the same arrays in numpy, `plugin.frozen_intent`). Nothing is pickled.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import sys
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from .versions import resolve_version
 from .zero_shot import IntentModel
 
 if TYPE_CHECKING:
+    from .frozen_intent import FrozenContentSTAMP
     from .intent import ContentSTAMP
     from .recommender import SessionRecommender
 
@@ -66,15 +67,23 @@ def encoder_for(name: str, dim: int) -> Encoder:
     return SentenceTransformerEncoder()  # the constructor then says which encoder the index wants
 
 
-def is_trained(model: IntentModel) -> TypeGuard[ContentSTAMP]:
-    """A trained content STAMP, saved with the index (a zero-shot one is rebuilt on load instead). Checked
-    without importing torch: no ContentSTAMP can exist unless plugin.intent was imported. The module may still be
-    importing in another thread (a worker's reload thread loading its first trained model): no ContentSTAMP exists
-    before its class does, and a request must not fail on the missing name meanwhile."""
-    content_stamp = getattr(sys.modules.get(f"{__package__}.intent"), "ContentSTAMP", None)
-    if content_stamp is None or not isinstance(model, content_stamp):
+def is_trained(model: IntentModel) -> TypeGuard[ContentSTAMP | FrozenContentSTAMP]:
+    """A trained content STAMP, as the torch module or in numpy (`plugin.frozen_intent`), saved with the index (a
+    zero-shot one is rebuilt on load instead). Checked without importing torch: no ContentSTAMP can exist unless
+    plugin.intent was imported. The module may still be importing in another thread (a worker's reload thread
+    loading its first trained model): no class exists before its module has defined it, and a request must not
+    fail on the missing name meanwhile."""
+    classes = tuple(
+        c
+        for c in (
+            getattr(sys.modules.get(f"{__package__}.intent"), "ContentSTAMP", None),
+            getattr(sys.modules.get(f"{__package__}.frozen_intent"), "FrozenContentSTAMP", None),
+        )
+        if isinstance(c, type)
+    )
+    if not classes or not isinstance(model, classes):
         return False
-    return not model.config.zero_shot
+    return not cast("ContentSTAMP | FrozenContentSTAMP", model).config.zero_shot
 
 
 def write_version(rec: SessionRecommender, d: Path) -> None:
@@ -165,9 +174,9 @@ def load_version(
     if (d / "embeddings.npz").exists():
         cache = EmbeddingCache.load(d / "embeddings.npz", enc.dim, enc.name)
     if "intent_model" not in kwargs and (d / "intent_model.json").exists():
-        from .intent import ContentSTAMP  # torch: imported only when a trained model is installed
+        from .frozen_intent import load_intent_model  # numpy; torch only for a model saved before its npz
 
-        kwargs["intent_model"] = ContentSTAMP.load(d)
+        kwargs["intent_model"] = load_intent_model(d)
     if "settings" not in kwargs and (d / "settings.json").exists():
         try:
             kwargs["settings"] = SuggestSettings.model_validate(

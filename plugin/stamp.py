@@ -21,36 +21,16 @@ text embeddings: q is an attention-weighted mean that favours pages close to the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from .errors import ConfigError, DimensionMismatchError
+from .errors import DimensionMismatchError
+from .intent_config import STAMPConfig  # torch-free, for the numpy form's loader; re-exported here
 from .zero_shot import zero_shot_query  # the closed form lives torch-free; re-exported here
 
 __all__ = ["STAMPConfig", "STAMP", "STAMPOutput", "zero_shot_query"]
-
-_ATTENTION_MODES = ("additive", "similarity")
-
-
-@dataclass(frozen=True)
-class STAMPConfig:
-    dim: int = 100  # item-vector size d that the attention and the MLP cells work in
-    attention: Literal["additive", "similarity"] = "additive"
-    similarity_temperature: float = 10.0  # tau for attention="similarity"
-    init_std: float = 0.05  # the official code's N(0, 0.05) weight init
-
-    def __post_init__(self) -> None:
-        if self.dim <= 0:
-            raise ConfigError(f"STAMPConfig.dim must be positive, got {self.dim}")
-        if self.attention not in _ATTENTION_MODES:
-            raise ConfigError(
-                f"STAMPConfig.attention={self.attention!r} is not valid. Valid modes are: {', '.join(_ATTENTION_MODES)}"
-            )
-        if self.similarity_temperature <= 0:
-            raise ConfigError("STAMPConfig.similarity_temperature must be positive")
 
 
 class STAMPOutput(NamedTuple):

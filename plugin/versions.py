@@ -55,6 +55,8 @@ _FLAT_FILES = (
     "intent_model.json",
     "intent_model.pt",
     "intent_model.prev.pt",
+    "intent_model.npz",
+    "intent_model.prev.npz",
 )
 
 

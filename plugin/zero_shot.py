@@ -3,7 +3,7 @@
 `IntentModel` is what the recommender asks for an intent; `ZeroShotIntent` answers it with STAMP's
 similarity-attention setting in closed form (`zero_shot_query`), which is what serves an index with no trained
 model. Neither needs torch, so loading such an index and suggesting from it (the one-shot CLI, a fresh worker)
-does not pay torch's import; the trained `plugin.intent.ContentSTAMP` does, when there is one.
+does not pay torch's import; nor does a trained model, served in numpy (`plugin.frozen_intent`).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from plugin import DataFormatError, SessionRecommender
 from plugin.content_training import ContentTrainConfig, train_content_stamp
 from plugin.event_log import click_sessions
 from plugin.events import make_event
-from plugin.intent import ContentSTAMP
+from plugin.persistence import is_trained
 
 # Visitors hop across topics in a fixed pattern (e.g. JSON docs -> HTTP client docs).
 NEXT = {
@@ -67,7 +67,7 @@ def test_trained_model_learns_the_pattern_and_serves(rec, tmp_path, fake_encoder
     rec.intent_model = model
     rec.save(tmp_path)
     loaded = SessionRecommender.load(tmp_path, encoder=fake_encoder)
-    assert isinstance(loaded.intent_model, ContentSTAMP) and not loaded.intent_model.config.zero_shot
+    assert is_trained(loaded.intent_model) and not loaded.intent_model.config.zero_shot
     loaded.track("v", "article_open", article_id="ser-marshal")
     assert loaded.suggest("v", k=1, min_score=None)[0].article.id == "net-ssl"
 
@@ -104,7 +104,7 @@ def test_cli_trains_and_installs(rec, tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "installed the trained content STAMP" in out
-    assert isinstance(SessionRecommender.load(tmp_path / "ix").intent_model, ContentSTAMP)  # in the new version
+    assert is_trained(SessionRecommender.load(tmp_path / "ix").intent_model)  # in the new version
 
 
 def test_the_serving_score_is_chosen_on_the_held_out_sessions(rec, monkeypatch):

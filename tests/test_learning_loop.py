@@ -15,8 +15,8 @@ from adapters.http.replay import in_process_client, replay_visits  # noqa: E402
 from plugin import Article, HashingEncoder, SessionRecommender, SuggestSettings  # noqa: E402
 from plugin.cli import main as plugin_main  # noqa: E402
 from plugin.event_log import click_sessions, read_records  # noqa: E402
-from plugin.intent import ContentSTAMP  # noqa: E402
 from plugin.models.walks import LinkGraph, WalkConfig, WalkGenerator  # noqa: E402
+from plugin.persistence import is_trained
 
 TOPICS = ("json serialization", "http networking", "sqlite database", "turtle graphics", "unit testing")
 PAGES = 6
@@ -106,7 +106,7 @@ def test_learning_loop_end_to_end(tmp_path):
         == 0
     )
     trained = SessionRecommender.load(tmp_path / "ix", encoder=enc)
-    assert isinstance(trained.intent_model, ContentSTAMP) and not trained.intent_model.config.zero_shot
+    assert is_trained(trained.intent_model) and not trained.intent_model.config.zero_shot
     assert len(trained.intent_model.config.item_keys) > 0  # the hybrid learned vectors for clicked articles
 
     # Held-out visits, with the new article added to both KBs (no retraining).
